@@ -1,0 +1,32 @@
+# The two commands of the Quick start, and a few more.
+#   make demo       install what is missing, build, run the demonstration
+#   make test       install what is missing, build, run every test (CTest)
+#   make test-asan  the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench      run trellis-bench bson against libbson
+.PHONY: deps build test demo test-asan build-asan bench clean
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	cmake --preset default
+	cmake --build --preset default
+
+test: build
+	ctest --preset default
+
+demo: build
+	@bash scripts/demo.sh build
+
+build-asan: deps
+	cmake --preset asan
+	cmake --build --preset asan
+
+test-asan: build-asan
+	ctest --preset asan
+
+bench: build
+	./build/bin/trellis-bench bson
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,81 @@
+// The one error family of Trellis.
+//
+// Every failure is a trellis::error (a std::system_error) whose code belongs to
+// trellis::error_category(). Async completions carry the std::error_code; the
+// sync faces throw the matching exception class below. Each class keeps what a
+// caller needs to act on the failure (a byte offset, a location, a server reply).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <system_error>
+
+namespace trellis {
+
+enum class errc : int {
+    // Data layer (BSON, Extended JSON, wire protocol).
+    bson_invalid = 1,       // malformed BSON bytes
+    bson_type_mismatch,     // typed accessor used on an element of another type
+    bson_key_not_found,     // lookup of a key that the document does not have
+    bson_too_large,         // a document over the size limit
+    json_invalid,           // malformed JSON or Extended JSON text
+    protocol_error,         // malformed wire protocol frame
+    message_too_large,      // a wire message over maxMessageSizeBytes
+    compression_error,      // unknown compressor or a failed (de)compression
+    // Driver layer (later issues fill these in).
+    connection_failure,
+    auto_reconnect,
+    not_primary,
+    server_selection_timeout,
+    operation_failure,
+    write_error,
+    duplicate_key,
+    configuration_error,
+    invalid_name,
+    plugin_error,
+};
+
+}  // namespace trellis
+
+template <>
+struct std::is_error_code_enum<trellis::errc> : std::true_type {};
+
+namespace trellis {
+
+const std::error_category& error_category() noexcept;
+
+inline std::error_code make_error_code(errc e) noexcept {
+    return {static_cast<int>(e), error_category()};
+}
+
+/// Base of every exception Trellis throws.
+class error : public std::system_error {
+public:
+    error(errc code, const std::string& what) : std::system_error(make_error_code(code), what) {}
+    error(std::error_code code, const std::string& what) : std::system_error(code, what) {}
+};
+
+/// Malformed or mistyped BSON, or malformed (Extended) JSON.
+/// offset() is the byte offset in the input where the problem was found
+/// (npos when there is no input position, e.g. a type mismatch on a value).
+class bson_error : public error {
+public:
+    static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+
+    bson_error(errc code, const std::string& what, std::size_t offset = npos)
+        : error(code, offset == npos ? what : what + " (at byte " + std::to_string(offset) + ")"),
+          offset_(offset) {}
+
+    std::size_t offset() const noexcept { return offset_; }
+
+private:
+    std::size_t offset_;
+};
+
+/// A wire protocol frame that cannot be decoded or encoded.
+class protocol_error : public error {
+public:
+    using error::error;
+};
+
+}  // namespace trellis

@@ -1,0 +1,454 @@
+#include "trellis/bson/document.hpp"
+
+#include <charconv>
+#include <cmath>
+
+#include "bson/utf8.hpp"
+
+namespace trellis::bson {
+
+namespace {
+constexpr std::uint8_t empty_document_bytes[5] = {5, 0, 0, 0, 0};
+
+std::string hex_byte(std::uint8_t b) {
+    static constexpr char digits[] = "0123456789ABCDEF";
+    return std::string("0x") + digits[b >> 4] + digits[b & 0xF];
+}
+}  // namespace
+
+std::string_view type_name(type t) noexcept {
+    switch (t) {
+        case type::double_: return "double";
+        case type::string: return "string";
+        case type::document: return "document";
+        case type::array: return "array";
+        case type::binary: return "binary";
+        case type::undefined: return "undefined";
+        case type::oid: return "objectId";
+        case type::boolean: return "bool";
+        case type::date_time: return "date";
+        case type::null: return "null";
+        case type::regex: return "regex";
+        case type::db_pointer: return "dbPointer";
+        case type::code: return "javascript";
+        case type::symbol: return "symbol";
+        case type::code_w_scope: return "javascriptWithScope";
+        case type::int32: return "int";
+        case type::timestamp: return "timestamp";
+        case type::int64: return "long";
+        case type::decimal128: return "decimal";
+        case type::min_key: return "minKey";
+        case type::max_key: return "maxKey";
+    }
+    return "unknown";
+}
+
+bool is_known_type(std::uint8_t b) noexcept { return (b >= 0x01 && b <= 0x13) || b == 0x7F || b == 0xFF; }
+
+namespace detail {
+
+std::size_t value_size(std::uint8_t t, const std::uint8_t* p) noexcept {
+    switch (static_cast<type>(t)) {
+        case type::double_:
+        case type::date_time:
+        case type::timestamp:
+        case type::int64: return 8;
+        case type::string:
+        case type::code:
+        case type::symbol: return 4 + static_cast<std::size_t>(load_le<std::int32_t>(p));
+        case type::document:
+        case type::array:
+        case type::code_w_scope: return static_cast<std::size_t>(load_le<std::int32_t>(p));
+        case type::binary: return 5 + static_cast<std::size_t>(load_le<std::int32_t>(p));
+        case type::undefined:
+        case type::null:
+        case type::min_key:
+        case type::max_key: return 0;
+        case type::oid: return 12;
+        case type::boolean: return 1;
+        case type::regex: {
+            const std::size_t a = std::strlen(reinterpret_cast<const char*>(p)) + 1;
+            return a + std::strlen(reinterpret_cast<const char*>(p + a)) + 1;
+        }
+        case type::db_pointer: return 4 + static_cast<std::size_t>(load_le<std::int32_t>(p)) + 12;
+        case type::int32: return 4;
+        case type::decimal128: return 16;
+    }
+    return 0;
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------- validation
+
+namespace {
+
+class validator {
+public:
+    validator(const std::uint8_t* base, const validation_options& options) : base_(base), options_(options) {}
+
+    std::optional<validation_failure> failure;
+
+    // Validates the document at p whose bytes may extend at most to limit.
+    // Returns false after recording the first problem.
+    bool document(const std::uint8_t* p, const std::uint8_t* limit, std::size_t depth, bool is_array) {
+        if (depth > options_.max_depth)
+            return fail(p, "nesting depth exceeds the limit of " + std::to_string(options_.max_depth));
+        if (limit - p < 5) return fail(p, "document truncated: fewer than 5 bytes remain for its header and terminator");
+        const std::int32_t length = detail::load_le<std::int32_t>(p);
+        if (length < 5) return fail(p, "document length " + std::to_string(length) + " is below the minimum of 5");
+        if (length > limit - p)
+            return fail(p, "document length " + std::to_string(length) + " exceeds the " +
+                               std::to_string(limit - p) + " bytes available");
+        const std::uint8_t* end = p + length;  // one past the terminator
+        if (end[-1] != 0) return fail(end - 1, "document does not end with a 0x00 terminator (found " + hex_byte(end[-1]) + ")");
+        const std::uint8_t* q = p + 4;
+        const std::uint8_t* last = end - 1;  // where the terminator sits
+        (void)is_array;
+        while (q < last) {
+            const std::uint8_t t = *q;
+            if (t == 0) return fail(q, "unexpected 0x00 before the end of the document (the stated length is too long)");
+            if (!is_known_type(t)) return fail(q, "unknown element type " + hex_byte(t));
+            const std::uint8_t* key = q + 1;
+            const void* nul = std::memchr(key, 0, static_cast<std::size_t>(last - key));
+            if (nul == nullptr) return fail(key, "element key is not terminated inside the document");
+            const std::size_t key_size = static_cast<const std::uint8_t*>(nul) - key;
+            if (options_.check_utf8 && !detail::utf8_valid(key, key_size))
+                return fail(key + detail::utf8_valid_prefix(key, key_size), "element key is not valid UTF-8");
+            const std::uint8_t* v = key + key_size + 1;
+            const std::uint8_t* after = value(t, v, last, depth, std::string_view(reinterpret_cast<const char*>(key), key_size));
+            if (after == nullptr) return false;
+            q = after;
+        }
+        if (q != last) return fail(last, "element runs past the document's stated end");
+        return true;
+    }
+
+private:
+    bool fail(const std::uint8_t* at, std::string message, errc code = errc::bson_invalid) {
+        failure = validation_failure{static_cast<std::size_t>(at - base_), std::move(message), code};
+        return false;
+    }
+    const std::uint8_t* fail_null(const std::uint8_t* at, const std::string& message) {
+        fail(at, message);
+        return nullptr;
+    }
+
+    // A BSON string (int32 length including the NUL, bytes, NUL) at v, bounded by limit.
+    const std::uint8_t* string(const std::uint8_t* v, const std::uint8_t* limit, std::string_view what) {
+        if (limit - v < 5) return fail_null(v, std::string(what) + " truncated");
+        const std::int32_t length = detail::load_le<std::int32_t>(v);
+        if (length < 1) return fail_null(v, std::string(what) + " length " + std::to_string(length) + " is below the minimum of 1");
+        if (length > limit - v - 4)
+            return fail_null(v, std::string(what) + " length " + std::to_string(length) + " exceeds the " +
+                                    std::to_string(limit - v - 4) + " bytes available");
+        const std::uint8_t* s = v + 4;
+        if (s[length - 1] != 0) return fail_null(s + length - 1, std::string(what) + " is not terminated by 0x00");
+        const std::size_t n = static_cast<std::size_t>(length) - 1;
+        if (options_.check_utf8 && !detail::utf8_valid(s, n))
+            return fail_null(s + detail::utf8_valid_prefix(s, n), std::string(what) + " is not valid UTF-8");
+        return s + length;
+    }
+
+    const std::uint8_t* cstring(const std::uint8_t* v, const std::uint8_t* limit, std::string_view what) {
+        const void* nul = std::memchr(v, 0, static_cast<std::size_t>(limit - v));
+        if (nul == nullptr) return fail_null(v, std::string(what) + " is not terminated inside the document");
+        const std::size_t n = static_cast<const std::uint8_t*>(nul) - v;
+        if (options_.check_utf8 && !detail::utf8_valid(v, n))
+            return fail_null(v + detail::utf8_valid_prefix(v, n), std::string(what) + " is not valid UTF-8");
+        return v + n + 1;
+    }
+
+    const std::uint8_t* fixed(const std::uint8_t* v, const std::uint8_t* limit, std::size_t n, std::string_view key) {
+        if (static_cast<std::size_t>(limit - v) < n)
+            return fail_null(v, "value of \"" + std::string(key) + "\" truncated: needs " + std::to_string(n) +
+                                    " bytes, " + std::to_string(limit - v) + " remain");
+        return v + n;
+    }
+
+    // Validates one value; returns the byte after it, or nullptr on failure.
+    const std::uint8_t* value(std::uint8_t t, const std::uint8_t* v, const std::uint8_t* limit, std::size_t depth,
+                              std::string_view key) {
+        switch (static_cast<type>(t)) {
+            case type::double_:
+            case type::date_time:
+            case type::timestamp:
+            case type::int64: return fixed(v, limit, 8, key);
+            case type::int32: return fixed(v, limit, 4, key);
+            case type::decimal128: return fixed(v, limit, 16, key);
+            case type::oid: return fixed(v, limit, 12, key);
+            case type::undefined:
+            case type::null:
+            case type::min_key:
+            case type::max_key: return v;
+            case type::boolean:
+                if (fixed(v, limit, 1, key) == nullptr) return nullptr;
+                if (*v > 1) return fail_null(v, "boolean \"" + std::string(key) + "\" has value " + hex_byte(*v) + ", not 0x00 or 0x01");
+                return v + 1;
+            case type::string:
+            case type::code:
+            case type::symbol: return string(v, limit, "string \"" + std::string(key) + "\"");
+            case type::document:
+            case type::array:
+                if (!document(v, limit, depth + 1, t == 0x04)) return nullptr;
+                return v + detail::load_le<std::int32_t>(v);
+            case type::binary: {
+                if (limit - v < 5) return fail_null(v, "binary \"" + std::string(key) + "\" truncated");
+                const std::int32_t length = detail::load_le<std::int32_t>(v);
+                if (length < 0) return fail_null(v, "binary \"" + std::string(key) + "\" has negative length " + std::to_string(length));
+                if (length > limit - v - 5)
+                    return fail_null(v, "binary \"" + std::string(key) + "\" length " + std::to_string(length) +
+                                            " exceeds the " + std::to_string(limit - v - 5) + " bytes available");
+                if (v[4] == binary_subtype::binary_old) {
+                    // The old binary subtype repeats the length inside the data.
+                    if (length < 4) return fail_null(v, "binary subtype 0x02 \"" + std::string(key) + "\" is shorter than its inner length");
+                    const std::int32_t inner = detail::load_le<std::int32_t>(v + 5);
+                    if (inner != length - 4)
+                        return fail_null(v + 5, "binary subtype 0x02 \"" + std::string(key) + "\" inner length " +
+                                                    std::to_string(inner) + " does not match outer length " +
+                                                    std::to_string(length) + " - 4");
+                }
+                return v + 5 + length;
+            }
+            case type::regex: {
+                const std::uint8_t* options = cstring(v, limit, "regex pattern of \"" + std::string(key) + "\"");
+                if (options == nullptr) return nullptr;
+                return cstring(options, limit, "regex options of \"" + std::string(key) + "\"");
+            }
+            case type::db_pointer: {
+                const std::uint8_t* id = string(v, limit, "dbPointer namespace \"" + std::string(key) + "\"");
+                if (id == nullptr) return nullptr;
+                return fixed(id, limit, 12, key);
+            }
+            case type::code_w_scope: {
+                const std::string what = "code with scope \"" + std::string(key) + "\"";
+                if (limit - v < 4) return fail_null(v, what + " truncated");
+                const std::int32_t total = detail::load_le<std::int32_t>(v);
+                // int32 total, string (int32 + at least the NUL), document (at least 5).
+                if (total < 14) return fail_null(v, what + " length " + std::to_string(total) + " is below the minimum of 14");
+                if (total > limit - v)
+                    return fail_null(v, what + " length " + std::to_string(total) + " exceeds the " +
+                                            std::to_string(limit - v) + " bytes available");
+                const std::uint8_t* end = v + total;
+                const std::uint8_t* scope = string(v + 4, end, what + " code");
+                if (scope == nullptr) return nullptr;
+                if (!document(scope, end, depth + 1, false)) return nullptr;
+                if (scope + detail::load_le<std::int32_t>(scope) != end)
+                    return fail_null(scope, what + " scope does not end where the stated length says");
+                return end;
+            }
+        }
+        return fail_null(v - 1, "unknown element type " + hex_byte(t));
+    }
+
+    const std::uint8_t* base_;
+    const validation_options& options_;
+};
+
+}  // namespace
+
+std::optional<validation_failure> find_error(std::span<const std::uint8_t> bytes,
+                                             const validation_options& options) noexcept {
+    try {
+        if (bytes.size() < 5)
+            return validation_failure{0, "input of " + std::to_string(bytes.size()) + " bytes is too short for a document (minimum 5)"};
+        const std::int32_t length = detail::load_le<std::int32_t>(bytes.data());
+        if (length < 0 || static_cast<std::size_t>(length) != bytes.size())
+            return validation_failure{0, "document length " + std::to_string(length) + " does not match the input size " +
+                                             std::to_string(bytes.size())};
+        if (bytes.size() > options.max_size)
+            return validation_failure{0, "document of " + std::to_string(bytes.size()) + " bytes exceeds the limit of " +
+                                             std::to_string(options.max_size),
+                                      errc::bson_too_large};
+        validator v(bytes.data(), options);
+        if (!v.document(bytes.data(), bytes.data() + bytes.size(), 1, false)) return std::move(v.failure);
+        return std::nullopt;
+    } catch (const std::bad_alloc&) {
+        return validation_failure{0, "out of memory while validating"};
+    }
+}
+
+void validate(std::span<const std::uint8_t> bytes, const validation_options& options) {
+    if (auto failure = find_error(bytes, options)) throw bson_error(failure->code, failure->message, failure->offset);
+}
+
+// ---------------------------------------------------------------- element
+
+void element::mismatch(bson::type wanted) const {
+    throw bson_error(errc::bson_type_mismatch, "field \"" + std::string(key()) + "\" is " + std::string(type_name(type())) +
+                                                   ", not " + std::string(type_name(wanted)));
+}
+
+double element::get_double() const {
+    expect(type::double_);
+    return detail::load_le<double>(value_ptr());
+}
+
+std::string_view element::get_string() const {
+    expect(type::string);
+    return {reinterpret_cast<const char*>(value_ptr() + 4), value_size_ - 5};
+}
+
+document_view element::get_document() const {
+    expect(type::document);
+    return {value_ptr(), value_size_};
+}
+
+array_view element::get_array() const {
+    expect(type::array);
+    return {value_ptr(), value_size_};
+}
+
+binary element::get_binary() const {
+    expect(type::binary);
+    const std::uint8_t* v = value_ptr();
+    // The old subtype 0x02 repeats the length inside the data; the value is what follows it.
+    if (v[4] == binary_subtype::binary_old) return {v[4], {v + 9, value_size_ - 9}};
+    return {v[4], {v + 5, value_size_ - 5}};
+}
+
+oid element::get_oid() const {
+    expect(type::oid);
+    return oid(value_ptr());
+}
+
+bool element::get_bool() const {
+    expect(type::boolean);
+    return *value_ptr() != 0;
+}
+
+date_time element::get_date_time() const {
+    expect(type::date_time);
+    return date_time(detail::load_le<std::int64_t>(value_ptr()));
+}
+
+regex element::get_regex() const {
+    expect(type::regex);
+    const char* p = reinterpret_cast<const char*>(value_ptr());
+    const std::string_view pattern(p);
+    return {pattern, std::string_view(p + pattern.size() + 1)};
+}
+
+db_pointer element::get_db_pointer() const {
+    expect(type::db_pointer);
+    const std::uint8_t* v = value_ptr();
+    const auto n = static_cast<std::size_t>(detail::load_le<std::int32_t>(v));
+    return {std::string_view(reinterpret_cast<const char*>(v + 4), n - 1), oid(v + 4 + n)};
+}
+
+code element::get_code() const {
+    expect(type::code);
+    return {std::string_view(reinterpret_cast<const char*>(value_ptr() + 4), value_size_ - 5)};
+}
+
+symbol element::get_symbol() const {
+    expect(type::symbol);
+    return {std::string_view(reinterpret_cast<const char*>(value_ptr() + 4), value_size_ - 5)};
+}
+
+code_w_scope element::get_code_w_scope() const {
+    expect(type::code_w_scope);
+    const std::uint8_t* v = value_ptr();
+    const auto n = static_cast<std::size_t>(detail::load_le<std::int32_t>(v + 4));
+    return {std::string_view(reinterpret_cast<const char*>(v + 8), n - 1), document_view(v + 8 + n)};
+}
+
+std::int32_t element::get_int32() const {
+    expect(type::int32);
+    return detail::load_le<std::int32_t>(value_ptr());
+}
+
+timestamp element::get_timestamp() const {
+    expect(type::timestamp);
+    const std::uint8_t* v = value_ptr();
+    return {detail::load_le<std::uint32_t>(v + 4), detail::load_le<std::uint32_t>(v)};
+}
+
+std::int64_t element::get_int64() const {
+    expect(type::int64);
+    return detail::load_le<std::int64_t>(value_ptr());
+}
+
+decimal128 element::get_decimal128() const {
+    expect(type::decimal128);
+    return decimal128::from_bytes(value_ptr());
+}
+
+bool element::is_number() const noexcept {
+    const auto t = type();
+    return t == type::int32 || t == type::int64 || t == type::double_;
+}
+
+double element::as_double() const {
+    switch (type()) {
+        case type::int32: return get_int32();
+        case type::int64: return static_cast<double>(get_int64());
+        case type::double_: return get_double();
+        default:
+            throw bson_error(errc::bson_type_mismatch,
+                             "field \"" + std::string(key()) + "\" is " + std::string(type_name(type())) + ", not a number");
+    }
+}
+
+std::int64_t element::as_int64() const {
+    switch (type()) {
+        case type::int32: return get_int32();
+        case type::int64: return get_int64();
+        case type::double_: {
+            const double d = get_double();
+            // 2^63 is exactly representable; anything at or above it does not fit.
+            if (std::trunc(d) == d && d >= -9223372036854775808.0 && d < 9223372036854775808.0)
+                return static_cast<std::int64_t>(d);
+            throw bson_error(errc::bson_type_mismatch,
+                             "field \"" + std::string(key()) + "\" holds the double " + std::to_string(d) +
+                                 ", which is not an integer in the int64 range");
+        }
+        default:
+            throw bson_error(errc::bson_type_mismatch, "field \"" + std::string(key()) + "\" is " +
+                                                           std::string(type_name(type())) + ", not an integer");
+    }
+}
+
+bool element::as_bool() const {
+    if (type() == type::boolean) return get_bool();
+    if (is_number()) return as_double() != 0.0;
+    throw bson_error(errc::bson_type_mismatch,
+                     "field \"" + std::string(key()) + "\" is " + std::string(type_name(type())) + ", not a bool or number");
+}
+
+// ---------------------------------------------------------------- views
+
+document_view::document_view() noexcept : data_(empty_document_bytes), size_(5) {}
+
+std::optional<element> document_view::find(std::string_view key) const noexcept {
+    for (const element& e : *this)
+        if (e.key() == key) return e;
+    return std::nullopt;
+}
+
+element document_view::operator[](std::string_view key) const {
+    if (auto e = find(key)) return *e;
+    throw bson_error(errc::bson_key_not_found, "document has no field \"" + std::string(key) + "\"");
+}
+
+std::size_t document_view::count() const noexcept {
+    std::size_t n = 0;
+    for (auto it = begin(); it != end(); ++it) ++n;
+    return n;
+}
+
+element array_view::operator[](std::size_t index) const {
+    std::size_t i = 0;
+    for (const element& e : *this)
+        if (i++ == index) return e;
+    throw bson_error(errc::bson_key_not_found,
+                     "array index " + std::to_string(index) + " is out of range (size " + std::to_string(i) + ")");
+}
+
+document::document() : data_(new std::uint8_t[5]{5, 0, 0, 0, 0}), size_(5) {}
+
+document::document(document_view view) : data_(new std::uint8_t[view.size()]), size_(view.size()) {
+    std::memcpy(data_.get(), view.data(), size_);
+}
+
+}  // namespace trellis::bson

@@ -1,0 +1,54 @@
+// Strict UTF-8 validation (RFC 3629: no overlong forms, no surrogates, nothing
+// above U+10FFFF), with an eight-bytes-at-a-time path for ASCII runs.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace trellis::bson::detail {
+
+/// Returns the length of the valid prefix: n when all n bytes are valid UTF-8.
+inline std::size_t utf8_valid_prefix(const std::uint8_t* s, std::size_t n) noexcept {
+    std::size_t i = 0;
+    while (i < n) {
+        if (i + 8 <= n) {
+            std::uint64_t word;
+            std::memcpy(&word, s + i, 8);
+            if ((word & 0x8080808080808080ULL) == 0) {
+                i += 8;
+                continue;
+            }
+        }
+        const std::uint8_t c = s[i];
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        std::size_t len;
+        std::uint8_t lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+        if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            if (c == 0xE0) lo = 0xA0;       // overlong
+            else if (c == 0xED) hi = 0x9F;  // surrogates
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            if (c == 0xF0) lo = 0x90;       // overlong
+            else if (c == 0xF4) hi = 0x8F;  // above U+10FFFF
+        } else {
+            return i;
+        }
+        if (i + len > n) return i;
+        if (s[i + 1] < lo || s[i + 1] > hi) return i;
+        for (std::size_t k = 2; k < len; ++k)
+            if ((s[i + k] & 0xC0) != 0x80) return i;
+        i += len;
+    }
+    return n;
+}
+
+inline bool utf8_valid(const std::uint8_t* s, std::size_t n) noexcept { return utf8_valid_prefix(s, n) == n; }
+
+}  // namespace trellis::bson::detail

@@ -1,0 +1,113 @@
+// trellis-spec SUITE [PATH...]
+//
+// Each PATH is a JSON file or a folder walked recursively for *.json. With no
+// PATH, the suite's folder under $TRELLIS_SPEC_DIR (default: the shared specs
+// beside the checkout) is used, and when that folder is absent the run is
+// reported skipped with exit code 77 (CTest's SKIP_RETURN_CODE), never passed.
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "runner.hpp"
+
+#ifndef TRELLIS_DEFAULT_SPEC_DIR
+#define TRELLIS_DEFAULT_SPEC_DIR "../shared/specs"
+#endif
+
+namespace fs = std::filesystem;
+using namespace trellis::spec;
+
+namespace {
+
+constexpr int exit_skipped = 77;
+
+void usage(std::ostream& os) {
+    os << "usage: trellis-spec SUITE [PATH...]\n"
+          "Runs specification JSON tests. Each PATH is a file or a folder searched recursively for *.json;\n"
+          "without PATH, $TRELLIS_SPEC_DIR/SUITE (default " TRELLIS_DEFAULT_SPEC_DIR "/SUITE) is used.\n"
+          "Prints PASS/FAIL/SKIP per test case and ends with 'N passed, M failed[, K skipped]'.\n"
+          "Exit status: 0 when nothing failed, 1 when something failed, 2 usage error, 77 spec data absent.\n"
+          "Suites:\n";
+    for (const suite& s : suites()) os << "  " << s.name << "  " << s.summary << '\n';
+}
+
+bool read_file(const fs::path& p, std::string& out) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) return false;
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    out = ss.str();
+    return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2 || std::string_view(argv[1]) == "--help" || std::string_view(argv[1]) == "-h") {
+        usage(argc < 2 ? std::cerr : std::cout);
+        return argc < 2 ? 2 : 0;
+    }
+    const std::string_view name = argv[1];
+    const auto it = std::find_if(suites().begin(), suites().end(), [&](const suite& s) { return s.name == name; });
+    if (it == suites().end()) {
+        std::cerr << "trellis-spec: unknown suite \"" << name << "\"\n";
+        usage(std::cerr);
+        return 2;
+    }
+
+    std::vector<fs::path> roots;
+    bool defaulted = false;
+    for (int i = 2; i < argc; ++i) roots.emplace_back(argv[i]);
+    if (roots.empty()) {
+        const char* env = std::getenv("TRELLIS_SPEC_DIR");
+        roots.push_back(fs::path(env && *env ? env : TRELLIS_DEFAULT_SPEC_DIR) / std::string(name));
+        defaulted = true;
+    }
+
+    reporter out{std::string(name)};
+    std::vector<std::pair<fs::path, std::string>> files;  // path, name to print
+    for (const fs::path& root : roots) {
+        std::error_code ec;
+        if (fs::is_directory(root, ec)) {
+            for (const auto& entry : fs::recursive_directory_iterator(root, ec))
+                if (entry.is_regular_file() && entry.path().extension() == ".json")
+                    files.emplace_back(entry.path(), fs::relative(entry.path(), root).generic_string());
+        } else if (fs::is_regular_file(root, ec)) {
+            files.emplace_back(root, root.filename().generic_string());
+        } else if (defaulted) {
+            out.skip(root.generic_string(), "all", "spec data not found (set TRELLIS_SPEC_DIR)");
+            std::cout << "0 passed, 0 failed, 1 skipped\n";
+            return exit_skipped;
+        } else {
+            std::cerr << "trellis-spec: no such file or folder: " << root << '\n';
+            return 2;
+        }
+    }
+    std::sort(files.begin(), files.end());
+
+    for (const auto& [path, shown] : files) {
+        std::string text;
+        if (!read_file(path, text)) {
+            out.fail(shown, "(file)", "cannot read " + path.string());
+            continue;
+        }
+        boost::system::error_code ec;
+        const boost::json::value test = boost::json::parse(text, ec);
+        if (ec) {
+            out.fail(shown, "(file)", "not valid JSON: " + ec.message());
+            continue;
+        }
+        try {
+            it->run_file(shown, test, out);
+        } catch (const std::exception& e) {
+            out.fail(shown, "(file)", std::string("unexpected exception: ") + e.what());
+        }
+    }
+
+    std::cout << out.passed() << " passed, " << out.failed() << " failed";
+    if (out.skipped() > 0) std::cout << ", " << out.skipped() << " skipped";
+    std::cout << '\n';
+    return out.failed() == 0 ? 0 : 1;
+}
