@@ -440,7 +440,7 @@ void put(builder& b, const std::string* key, const T& v) {
 
 class converter {
 public:
-    explicit converter(const json_parser& p) : p_(p) {}
+    converter(const json_parser& p, const json_parse_options& options) : p_(p), options_(options) {}
 
     void document(const jnode& obj, builder& b) {
         for (std::size_t i = 0; i < obj.keys.size(); ++i) {
@@ -664,8 +664,17 @@ private:
             } else if (v.kind == jnode::object) {
                 only_keys(v, {"$numberLong"}, what);
                 put(b, key, date_time(int64_of(need(v, "$numberLong", what), "\"$date.$numberLong\"")));
+            } else if (v.kind == jnode::number && options_.legacy_date_numbers) {
+                std::int64_t ms;
+                const auto [end, ec] = std::from_chars(v.text.data(), v.text.data() + v.text.size(), ms);
+                if (v.flag || ec != std::errc() || end != v.text.data() + v.text.size())
+                    fail(v, what + " number must be an integer count of milliseconds, got " + v.text);
+                put(b, key, date_time(ms));
             } else {
-                fail(v, what + " must be an ISO-8601 string or {\"$numberLong\": ...}, got " + kind_name(v.kind));
+                fail(v, what + " must be an ISO-8601 string or {\"$numberLong\": ...}, got " + kind_name(v.kind) +
+                            (v.kind == jnode::number ? " (the old shell form {\"$date\": <milliseconds>} is accepted "
+                                                       "with json_parse_options::legacy_date_numbers)"
+                                                     : ""));
             }
         } else if (kw == "$minKey" || kw == "$maxKey") {
             only_keys(obj, {kw}, what);
@@ -731,16 +740,17 @@ private:
     }
 
     const json_parser& p_;
+    const json_parse_options& options_;
 };
 
-document parse_document_at(std::string_view text, std::size_t& pos) {
+document parse_document_at(std::string_view text, std::size_t& pos, const json_parse_options& options) {
     json_parser parser(text, pos);
     parser.skip_ws();
     if (parser.at_end() || text[parser.pos()] != '{')
         parser.fail(parser.pos(), parser.at_end() ? "expected a JSON object, got end of input" : "expected a JSON object");
     const jnode root = parser.parse_value(1);
     builder b;
-    converter(parser).document(root, b);
+    converter(parser, options).document(root, b);
     parser.skip_ws();
     pos = parser.pos();
     return b.extract();
@@ -998,9 +1008,9 @@ std::string to_json(array_view arr, json_mode mode) {
 
 void to_json(const element& e, std::string& out, json_mode mode) { write_value(e, out, mode); }
 
-document from_json(std::string_view text) {
+document from_json(std::string_view text, const json_parse_options& options) {
     std::size_t pos = 0;
-    document doc = parse_document_at(text, pos);
+    document doc = parse_document_at(text, pos, options);
     if (pos != text.size()) json_parser(text).fail(pos, "unexpected text after the document");
     return doc;
 }
@@ -1010,7 +1020,7 @@ std::optional<document> json_reader::next() {
     p.skip_ws();
     pos_ = p.pos();
     if (p.at_end()) return std::nullopt;
-    return parse_document_at(text_, pos_);
+    return parse_document_at(text_, pos_, options_);
 }
 
 }  // namespace trellis::bson

@@ -32,9 +32,12 @@ struct value_traits;
 
 class builder {
 public:
+    /// What the outermost level is: a document (keys given) or an array (keys generated).
+    enum class root { document, array };
+
     builder() { start(); }
-    explicit builder(std::size_t reserve) {
-        grow(reserve < 64 ? 64 : reserve);
+    explicit builder(root r, std::size_t reserve = 0) : root_is_array_(r == root::array) {
+        if (reserve != 0) grow(reserve);
         start();
     }
     builder(builder&&) noexcept = default;
@@ -127,7 +130,7 @@ private:
     };
 
     void start() {
-        stack_.push_back({size_, 0, false});
+        stack_.push_back({size_, 0, root_is_array_});
         write_le<std::int32_t>(0);
     }
     void grow(std::size_t need);
@@ -142,6 +145,7 @@ private:
     std::size_t size_ = 0;
     std::size_t cap_ = 0;
     std::vector<frame> stack_;
+    bool root_is_array_ = false;
 };
 
 // ---------------------------------------------------------------- value traits
@@ -341,7 +345,7 @@ document make_document(const key_value<V>&... pairs) {
 
 template <class... V>
 array make_array(const V&... values) {
-    builder b;
+    builder b(builder::root::array);
     (b.append(values), ...);
     return array(b.extract());
 }

@@ -1,0 +1,123 @@
+#include "wire/frame_decoder.hpp"
+
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "trellis/errors.hpp"
+
+namespace trellis::wire {
+
+frame_decoder::frame_decoder(limits lim, std::shared_ptr<const compressor_registry> registry)
+    : lim_(lim), registry_(std::move(registry)) {}
+
+void frame_decoder::feed(bytes_view chunk) {
+    if (chunk.empty()) return;
+    const std::span<byte> dst = prepare(chunk.size());
+    std::memcpy(dst.data(), chunk.data(), chunk.size());
+    commit(chunk.size());
+}
+
+std::span<byte> frame_decoder::prepare(std::size_t n) {
+    if (buf_.size() - end_ < n && begin_ > 0) {
+        // Slide unread bytes to the front before growing: after a frame is
+        // consumed the space in front of the partial next one is free.
+        std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+        end_ -= begin_;
+        begin_ = 0;
+    }
+    if (buf_.size() - end_ < n) buf_.resize(end_ + n);  // grows capacity geometrically
+    prepared_ = buf_.size() - end_;
+    return {buf_.data() + end_, prepared_};
+}
+
+void frame_decoder::commit(std::size_t n) {
+    if (n > prepared_) {
+        throw std::out_of_range("frame_decoder::commit(" + std::to_string(n) + ") exceeds the " +
+                                std::to_string(prepared_) + " bytes of the last prepare()");
+    }
+    end_ += n;
+    prepared_ = 0;
+}
+
+std::optional<message> frame_decoder::next() {
+    if (failure_) std::rethrow_exception(failure_);
+    prepared_ = 0;  // next() may move the buffer out, so earlier prepare() spans die here
+    const std::size_t available = end_ - begin_;
+    if (available < 4) return std::nullopt;
+    try {
+        // Judge the length before waiting for (or allocating) the rest.
+        const std::size_t length = check_message_length(load_le<std::int32_t>(buf_.data() + begin_), lim_);
+        if (available < length) return std::nullopt;
+
+        std::vector<byte> frame;
+        if (begin_ == 0 && end_ == length) {
+            // The buffer holds exactly this frame (the usual case for large
+            // messages): hand it over instead of copying.
+            buf_.resize(length);
+            frame = std::move(buf_);
+            buf_ = std::vector<byte>();
+            end_ = 0;
+        } else {
+            frame.assign(buf_.begin() + static_cast<std::ptrdiff_t>(begin_),
+                         buf_.begin() + static_cast<std::ptrdiff_t>(begin_ + length));
+            begin_ += length;
+            if (begin_ == end_) begin_ = end_ = 0;
+        }
+        return decode_message(std::move(frame), lim_, registry_.get());
+    } catch (...) {
+        failure_ = std::current_exception();
+        throw;
+    }
+}
+
+std::size_t frame_decoder::bytes_needed() const noexcept {
+    if (failure_) return 0;
+    const std::size_t available = end_ - begin_;
+    if (available < 4) return header_size - available;
+    const std::int32_t length = load_le<std::int32_t>(buf_.data() + begin_);
+    if (length < static_cast<std::int32_t>(header_size) || static_cast<std::size_t>(length) > lim_.max_message_size) {
+        return 0;  // next() reports the error
+    }
+    const auto size = static_cast<std::size_t>(length);
+    return available < size ? size - available : 0;
+}
+
+void frame_decoder::reset() noexcept {
+    buf_.clear();
+    begin_ = end_ = prepared_ = 0;
+    failure_ = nullptr;
+}
+
+void check_response_to(const message_header& reply, std::int32_t expected_request_id) {
+    if (reply.response_to != expected_request_id) {
+        throw protocol_error(errc::protocol_error,
+                             "responseTo " + std::to_string(reply.response_to) + " (at byte 8) of the " +
+                                 opcode_name(reply.op_code) + " reply (requestID " + std::to_string(reply.request_id) +
+                                 ") does not match requestID " + std::to_string(expected_request_id) +
+                                 " of the request it answers");
+    }
+}
+
+void check_response_to(const message& reply, std::int32_t expected_request_id) {
+    check_response_to(reply.header, expected_request_id);
+}
+
+std::int32_t request_id_generator::next() noexcept {
+    std::int32_t current = next_.load(std::memory_order_relaxed);
+    // Wrap before overflow so ids stay positive (0 and negatives look like
+    // "no request" to some peers).
+    while (!next_.compare_exchange_weak(current,
+                                        current == std::numeric_limits<std::int32_t>::max() ? 1 : current + 1,
+                                        std::memory_order_relaxed)) {
+    }
+    return current;
+}
+
+std::int32_t next_request_id() noexcept {
+    static request_id_generator generator;
+    return generator.next();
+}
+
+}  // namespace trellis::wire

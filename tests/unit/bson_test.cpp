@@ -1,0 +1,345 @@
+// BSON views, builder, validation and ObjectId.
+#include <QtTest/QtTest>
+
+#include <set>
+#include <thread>
+
+#include "trellis/bson/builder.hpp"
+#include "trellis/bson/json.hpp"
+
+using namespace trellis;
+using namespace trellis::bson;
+
+namespace {
+
+std::vector<std::uint8_t> bytes_of(std::initializer_list<int> v) {
+    std::vector<std::uint8_t> out;
+    for (int b : v) out.push_back(static_cast<std::uint8_t>(b));
+    return out;
+}
+
+std::vector<std::uint8_t> copy(std::span<const std::uint8_t> s) { return {s.begin(), s.end()}; }
+
+// Runs f, which must throw bson_error with this code; returns the error.
+template <class F>
+bson_error expect_error(F&& f, errc code) {
+    try {
+        f();
+    } catch (const bson_error& e) {
+        if (e.code() != code) qFatal("wrong error code %d: %s", e.code().value(), e.what());
+        return e;
+    }
+    qFatal("expected a bson_error, none was thrown");
+}
+
+}  // namespace
+
+class BsonTest : public QObject {
+    Q_OBJECT
+
+private slots:
+    void make_document_bytes() {
+        // {"a": 1, "tags": ["x", "y"]} written out by hand from the BSON spec.
+        const auto expected = bytes_of({0x29, 0, 0, 0,                               // total 41 = 4 + 7 + 6 + 23 + 1
+                                        0x10, 'a', 0, 1, 0, 0, 0,                    // int32 a: 1
+                                        0x04, 't', 'a', 'g', 's', 0,                 // array tags
+                                        0x17, 0, 0, 0,                               // 23 bytes
+                                        0x02, '0', 0, 2, 0, 0, 0, 'x', 0,            // "0": "x"
+                                        0x02, '1', 0, 2, 0, 0, 0, 'y', 0,            // "1": "y"
+                                        0,                                           // end of array
+                                        0});                                         // end of document
+        const document d = make_document(kvp("a", 1), kvp("tags", make_array("x", "y")));
+        QCOMPARE(copy(d.bytes()), expected);
+        QVERIFY(!find_error(d.bytes()));
+    }
+
+    void streaming_builder_in_a_loop() {
+        builder b;
+        b.append("name", std::string("loop"));
+        b.open_array("squares");
+        for (int i = 0; i < 12; ++i) b.append(i * i);
+        b.close_array();
+        b.open_document("sub").append("ok", true).open_array("empty").close_array().close_document();
+        const document d = b.extract();
+        QVERIFY(!find_error(d.bytes()));
+        QCOMPARE(d["name"].get_string(), std::string_view("loop"));
+        const array_view squares = d["squares"].get_array();
+        QCOMPARE(squares.size(), std::size_t(12));
+        QCOMPARE(squares[11].get_int32(), 121);
+        QCOMPARE(squares[10].key(), std::string_view("10"));
+        QCOMPARE(d["sub"].get_document()["ok"].get_bool(), true);
+        QVERIFY(d["sub"].get_document()["empty"].get_array().empty());
+        // The builder starts over after extract().
+        b.append("x", 1);
+        QCOMPARE(b.extract().size(), std::size_t(12));
+    }
+
+    void builder_misuse_is_reported() {
+        builder b;
+        expect_error([&] { b.append(1); }, errc::bson_invalid);          // no key in a document
+        expect_error([&] { b.close_document(); }, errc::bson_invalid);   // nothing open
+        b.open_array("a");
+        expect_error([&] { b.append("k", 1); }, errc::bson_invalid);     // key inside an array
+        expect_error([&] { b.close_document(); }, errc::bson_invalid);   // wrong kind closed
+        expect_error([&] { b.extract(); }, errc::bson_invalid);          // still open
+        b.close_array();
+        QVERIFY(!find_error(b.extract().bytes()));
+    }
+
+    void every_type_round_trips_through_accessors() {
+        const oid id = oid::from_hex("57e193d7a9cc81b4027498b5");
+        const std::uint8_t raw[] = {1, 2, 3};
+        const document scope = make_document(kvp("x", 1));
+        builder b;
+        b.append("double", 1.5)
+            .append("string", "s")
+            .append("binary", binary{binary_subtype::generic, raw})
+            .append("old", binary{binary_subtype::binary_old, raw})
+            .append("undefined", bson::undefined)
+            .append("oid", id)
+            .append("bool", false)
+            .append("date", date_time(1356351330501))
+            .append("null", bson::null)
+            .append("regex", regex{"^a", "mi"})
+            .append("dbptr", db_pointer{"db.c", id})
+            .append("code", code{"f()"})
+            .append("symbol", symbol{"sym"})
+            .append("cws", code_w_scope{"g()", scope.view()})
+            .append("int32", std::int32_t{-7})
+            .append("ts", timestamp{42, 7})
+            .append("int64", std::int64_t{1} << 40)
+            .append("dec", decimal128::from_string("1.23E+5"))
+            .append("min", bson::min_key)
+            .append("max", bson::max_key);
+        const document d = b.extract();
+        QVERIFY(!find_error(d.bytes()));
+        QCOMPARE(d.view().count(), std::size_t(20));
+        QCOMPARE(d["double"].get_double(), 1.5);
+        QCOMPARE(d["binary"].get_binary().bytes.size(), std::size_t(3));
+        // The old subtype carries its inner length on the wire but not in the value.
+        QCOMPARE(d["old"].raw_value().size(), std::size_t(4 + 1 + 4 + 3));
+        QCOMPARE(d["old"].get_binary().bytes[2], std::uint8_t(3));
+        QCOMPARE(d["undefined"].type(), type::undefined);
+        QCOMPARE(d["oid"].get_oid(), id);
+        QCOMPARE(d["bool"].get_bool(), false);
+        QCOMPARE(d["date"].get_date_time().milliseconds, std::int64_t(1356351330501));
+        QVERIFY(d["null"].is_null());
+        QCOMPARE(d["regex"].get_regex().options, std::string_view("im"));  // sorted on write
+        QCOMPARE(d["dbptr"].get_db_pointer().collection, std::string_view("db.c"));
+        QCOMPARE(d["code"].get_code().javascript, std::string_view("f()"));
+        QCOMPARE(d["symbol"].get_symbol().value, std::string_view("sym"));
+        QCOMPARE(d["cws"].get_code_w_scope().scope["x"].get_int32(), 1);
+        QCOMPARE(d["int32"].get_int32(), -7);
+        QCOMPARE(d["ts"].get_timestamp().seconds, 42u);
+        QCOMPARE(d["ts"].get_timestamp().increment, 7u);
+        QCOMPARE(d["int64"].get_int64(), std::int64_t(1) << 40);
+        QCOMPARE(d["dec"].get_decimal128().to_string(), std::string("1.23E+5"));
+        QCOMPARE(d["min"].type(), type::min_key);
+        QCOMPARE(d["max"].type(), type::max_key);
+    }
+
+    void type_mismatch_names_key_and_types() {
+        const document d = make_document(kvp("n", 5));
+        const auto e = expect_error([&] { (void)d["n"].get_string(); }, errc::bson_type_mismatch);
+        QVERIFY(std::string(e.what()).find("field \"n\" is int, not string") != std::string::npos);
+        const auto missing = expect_error([&] { (void)d["zz"]; }, errc::bson_key_not_found);
+        QVERIFY(std::string(missing.what()).find("\"zz\"") != std::string::npos);
+        QVERIFY(!d.find("zz"));
+        QCOMPARE(d["n"].as_double(), 5.0);
+        QCOMPARE(d["n"].as_int64(), std::int64_t(5));
+        QVERIFY(d["n"].as_bool());
+    }
+
+    void numeric_conversions() {
+        const document d = make_document(kvp("d", 3.0), kvp("f", 2.5), kvp("l", std::int64_t(9)), kvp("s", "x"));
+        QCOMPARE(d["d"].as_int64(), std::int64_t(3));
+        expect_error([&] { (void)d["f"].as_int64(); }, errc::bson_type_mismatch);
+        QCOMPARE(d["l"].as_double(), 9.0);
+        expect_error([&] { (void)d["s"].as_double(); }, errc::bson_type_mismatch);
+    }
+
+    void views_do_not_copy() {
+        const document d = make_document(kvp("sub", make_document(kvp("s", "text"))));
+        const document_view sub = d["sub"].get_document();
+        QVERIFY(sub.data() > d.data() && sub.data() < d.data() + d.size());
+        const std::string_view s = sub["s"].get_string();
+        QVERIFY(reinterpret_cast<const std::uint8_t*>(s.data()) > sub.data());
+        QVERIFY(reinterpret_cast<const std::uint8_t*>(s.data()) < sub.data() + sub.size());
+    }
+
+    void validation_reports_offsets() {
+        // {"a": "bc"} with the string length claiming 9 bytes.
+        auto bad = bytes_of({0x0F, 0, 0, 0, 0x02, 'a', 0, 9, 0, 0, 0, 'b', 'c', 0, 0});
+        auto failure = find_error(bad);
+        QVERIFY(failure);
+        QCOMPARE(failure->offset, std::size_t(7));
+        QVERIFY(failure->message.find("length 9") != std::string::npos);
+
+        // Invalid UTF-8 inside a string: the offset is the bad byte.
+        auto utf8 = bytes_of({0x0F, 0, 0, 0, 0x02, 'a', 0, 3, 0, 0, 0, 'b', 0xC3, 0, 0});
+        failure = find_error(utf8);
+        QVERIFY(failure);
+        QCOMPARE(failure->offset, std::size_t(12));
+        QVERIFY(failure->message.find("UTF-8") != std::string::npos);
+
+        // Overlong encoding and surrogates are invalid too.
+        auto overlong = bytes_of({0x10, 0, 0, 0, 0x02, 'a', 0, 3, 0, 0, 0, 0xC0, 0xAF, 0, 0, 0});
+        overlong[0] = 0x0F;
+        overlong.pop_back();
+        QVERIFY(find_error(overlong));
+        auto surrogate = bytes_of({0x10, 0, 0, 0, 0x02, 'a', 0, 4, 0, 0, 0, 0xED, 0xA0, 0x80, 0, 0});
+        QVERIFY(find_error(surrogate));
+
+        // A bad boolean byte.
+        auto boolean = bytes_of({0x09, 0, 0, 0, 0x08, 'b', 0, 2, 0});
+        failure = find_error(boolean);
+        QVERIFY(failure);
+        QCOMPARE(failure->offset, std::size_t(7));
+
+        // validate() throws with the offset.
+        const auto e = expect_error([&] { validate(bad); }, errc::bson_invalid);
+        QCOMPARE(e.offset(), std::size_t(7));
+        QVERIFY(std::string(e.what()).find("at byte 7") != std::string::npos);
+    }
+
+    void validation_limits_depth_and_size() {
+        builder b;
+        for (int i = 0; i < 30; ++i) b.open_document("d");
+        for (int i = 0; i < 30; ++i) b.close_document();
+        const document deep = b.extract();
+        QVERIFY(!find_error(deep.bytes()));
+        validation_options shallow;
+        shallow.max_depth = 10;
+        auto failure = find_error(deep.bytes(), shallow);
+        QVERIFY(failure);
+        QVERIFY(failure->message.find("depth") != std::string::npos);
+
+        validation_options small;
+        small.max_size = 16;
+        const document big = make_document(kvp("s", std::string(100, 'x')));
+        failure = find_error(big.bytes(), small);
+        QVERIFY(failure);
+        QCOMPARE(failure->code, errc::bson_too_large);
+    }
+
+    void negative_and_absurd_lengths_are_errors() {
+        auto negative = bytes_of({0xFF, 0xFF, 0xFF, 0xFF, 0});
+        QVERIFY(find_error(negative));
+        // A nested document claiming 2 GiB inside a 13-byte buffer.
+        auto nested = bytes_of({0x0D, 0, 0, 0, 0x03, 'a', 0, 0xFF, 0xFF, 0xFF, 0x7F, 0, 0});
+        const auto failure = find_error(nested);
+        QVERIFY(failure);
+        QCOMPARE(failure->offset, std::size_t(7));
+    }
+
+    void nul_bytes_refused_in_keys_and_regex() {
+        // Prose test 1 of the corpus spec.
+        builder b;
+        expect_error([&] { b.append(std::string_view("a\0b", 3), 1); }, errc::bson_invalid);
+        builder c;
+        c.open_document("sub");
+        expect_error([&] { c.append(std::string_view("x\0", 2), 1); }, errc::bson_invalid);
+        builder r;
+        expect_error([&] { r.append("r", regex{std::string_view("a\0", 2), "i"}); }, errc::bson_invalid);
+        builder o;
+        expect_error([&] { o.append("r", regex{"a", std::string_view("i\0", 2)}); }, errc::bson_invalid);
+    }
+
+    void duplicate_keys_are_kept_in_order() {
+        // Prose test 2 of the corpus spec: our choice is "both values preserved in order",
+        // lookup takes the first.
+        builder b;
+        b.append("foo", 1).append("foo", 2);
+        const document d = b.extract();
+        const auto data = bytes_of({0x17, 0, 0, 0, 0x10, 'f', 'o', 'o', 0, 1, 0, 0, 0, 0x10, 'f', 'o', 'o', 0, 2, 0, 0, 0, 0});
+        QCOMPARE(copy(d.bytes()), data);
+        const document_view v = document_view::validated(data);
+        std::vector<int> values;
+        for (const element& e : v) values.push_back(e.get_int32());
+        QCOMPARE(values, (std::vector<int>{1, 2}));
+        QCOMPARE(v["foo"].get_int32(), 1);
+        QCOMPARE(to_json(v), std::string(R"({"foo": 1, "foo": 2})"));
+        QCOMPARE(copy(from_json(R"({"foo": 1, "foo": 2})").bytes()), data);
+    }
+
+    void document_copies_and_views() {
+        const document a = make_document(kvp("x", 1));
+        document b = a;
+        QVERIFY(a == b);
+        QVERIFY(a.data() != b.data());
+        document c = std::move(b);
+        QVERIFY(c == a);
+        QVERIFY(document().empty());
+        QCOMPARE(document_view().size(), std::size_t(5));
+        const document from = document::from_bytes(a.bytes());
+        QVERIFY(from == a);
+        const auto bad = bytes_of({6, 0, 0, 0, 0, 0});
+        expect_error([&] { (void)document::from_bytes(bad); }, errc::bson_invalid);
+    }
+
+    void builder_view_while_building() {
+        builder b;
+        b.append("a", 1);
+        QCOMPARE(b.view()["a"].get_int32(), 1);
+        b.append("b", 2);
+        const document d = b.extract();
+        QCOMPARE(d.view().count(), std::size_t(2));
+        QVERIFY(!find_error(d.bytes()));
+    }
+
+    void concat_and_element_copy() {
+        const document src = make_document(kvp("a", 1), kvp("b", "two"));
+        builder b;
+        b.append("first", true).concat(src).append(src["b"]);
+        const document d = b.extract();
+        QVERIFY(!find_error(d.bytes()));
+        QCOMPARE(to_json(d), std::string(R"({"first": true, "a": 1, "b": "two", "b": "two"})"));
+    }
+
+    void oid_format_and_parse() {
+        const oid id = oid::from_hex("000102030405060708090A0B");
+        QCOMPARE(id.to_hex(), std::string("000102030405060708090a0b"));
+        QVERIFY(!oid::parse("xyz"));
+        QVERIFY(!oid::parse("000102030405060708090a0g"));
+        expect_error([] { (void)oid::from_hex("123"); }, errc::bson_invalid);
+    }
+
+    void oid_generation_follows_the_spec() {
+        const auto now = std::chrono::system_clock::now();
+        const oid a = oid::generate(now), b = oid::generate(now);
+        // Same process: the same five random bytes.
+        QVERIFY(std::equal(a.bytes().begin() + 4, a.bytes().begin() + 9, b.bytes().begin() + 4));
+        // The counter is big-endian and increases by one.
+        auto counter = [](const oid& o) { return o.bytes()[9] << 16 | o.bytes()[10] << 8 | o.bytes()[11]; };
+        QCOMPARE((counter(a) + 1) & 0xFFFFFF, counter(b));
+        // Seconds, big-endian.
+        QCOMPARE(std::chrono::duration_cast<std::chrono::seconds>(a.timestamp().time_since_epoch()).count(),
+                 std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count());
+        const oid fixed = oid::generate(std::chrono::system_clock::time_point(std::chrono::seconds(0x01020304)));
+        QCOMPARE(fixed.bytes()[0], std::uint8_t(1));
+        QCOMPARE(fixed.bytes()[3], std::uint8_t(4));
+    }
+
+    void oid_generation_is_thread_safe() {
+        std::vector<std::vector<oid>> per_thread(4);
+        std::vector<std::thread> threads;
+        for (auto& ids : per_thread)
+            threads.emplace_back([&ids] {
+                for (int i = 0; i < 5000; ++i) ids.push_back(oid::generate());
+            });
+        for (auto& t : threads) t.join();
+        std::set<oid> all;
+        for (const auto& ids : per_thread) all.insert(ids.begin(), ids.end());
+        QCOMPARE(all.size(), std::size_t(20000));
+    }
+
+    void date_time_from_chrono() {
+        const auto tp = std::chrono::system_clock::time_point(std::chrono::milliseconds(1500));
+        const document d = make_document(kvp("t", tp));
+        QCOMPARE(d["t"].get_date_time().milliseconds, std::int64_t(1500));
+        QVERIFY(d["t"].get_date_time().time_point() == tp);
+    }
+};
+
+QTEST_APPLESS_MAIN(BsonTest)
+#include "bson_test.moc"
