@@ -1,0 +1,116 @@
+// The trellis command-line tool, run as a process: exit codes, messages, round trips.
+#include <QtTest/QtTest>
+
+#include <QProcess>
+#include <QTemporaryDir>
+
+namespace {
+
+struct result {
+    int code;
+    QString out;
+    QString err;
+};
+
+result run(const QStringList& args, const QByteArray& input = {}) {
+    QProcess p;
+    p.start(QStringLiteral(TRELLIS_CLI_PATH), args);
+    if (!p.waitForStarted()) qFatal("cannot start %s", TRELLIS_CLI_PATH);
+    if (!input.isEmpty()) p.write(input);
+    p.closeWriteChannel();
+    p.waitForFinished(30000);
+    return {p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()), QString::fromUtf8(p.readAllStandardError())};
+}
+
+void write_file(const QString& path, const QByteArray& bytes) {
+    QFile f(path);
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write(bytes);
+}
+
+}  // namespace
+
+class CliTest : public QObject {
+    Q_OBJECT
+
+private:
+    QTemporaryDir dir_;
+    QString path(const char* name) const { return dir_.filePath(QString::fromLatin1(name)); }
+
+private slots:
+    void help_and_usage_errors() {
+        QCOMPARE(run({"--help"}).code, 0);
+        for (const QStringList& args : {QStringList{"bson", "dump", "--help"}, QStringList{"bson", "from-json", "--help"},
+                                         QStringList{"bson", "validate", "--help"}, QStringList{"bson", "--help"}}) {
+            const result r = run(args);
+            QCOMPARE(r.code, 0);
+            QVERIFY(r.out.startsWith("usage: trellis bson"));
+        }
+        const result none = run({});
+        QCOMPARE(none.code, 2);
+        QCOMPARE(none.err.count('\n'), 1);  // one line
+        QCOMPARE(run({"frobnicate"}).code, 2);
+        QCOMPARE(run({"bson", "dump"}).code, 2);
+        QCOMPARE(run({"bson", "from-json", "x.json"}).code, 2);  // no -o
+        QCOMPARE(run({"bson", "dump", "--bogus", "x"}).code, 2);
+    }
+
+    void from_json_then_dump_round_trips() {
+        write_file(path("in.json"), "{\"a\": 1, \"d\": {\"$date\": \"2012-12-24T12:15:30.501Z\"}}\n{\"b\": [true, null]}\n");
+        const result conv = run({"bson", "from-json", path("in.json"), "-o", path("out.bson")});
+        QCOMPARE(conv.code, 0);
+        QVERIFY(conv.err.contains("wrote 2 document(s)"));
+        const result dump = run({"bson", "dump", path("out.bson")});
+        QCOMPARE(dump.code, 0);
+        QCOMPARE(dump.out, QString("{\"a\": 1, \"d\": {\"$date\": \"2012-12-24T12:15:30.501Z\"}}\n{\"b\": [true, null]}\n"));
+        const result canonical = run({"bson", "dump", "--canonical", path("out.bson")});
+        QVERIFY(canonical.out.startsWith("{\"a\": {\"$numberInt\": \"1\"}, \"d\": {\"$date\": {\"$numberLong\": \"1356351330501\"}}}"));
+        const result valid = run({"bson", "validate", path("out.bson")});
+        QCOMPARE(valid.code, 0);
+        QVERIFY(valid.out.contains("valid, 2 document(s)"));
+    }
+
+    void stdin_and_stdout() {
+        const result conv = run({"bson", "from-json", "-", "-o", "-"}, "{\"x\": \"y\"}");
+        QCOMPARE(conv.code, 0);
+        const result dump = run({"bson", "dump", "-"}, conv.out.toLatin1());
+        QCOMPARE(dump.out, QString("{\"x\": \"y\"}\n"));
+    }
+
+    void bad_json_is_a_data_error_and_writes_nothing() {
+        write_file(path("bad.json"), "{\"a\": 1}\n{\"a\": {\"$numberInt\": 5}}\n");
+        const result r = run({"bson", "from-json", path("bad.json"), "-o", path("never.bson")});
+        QCOMPARE(r.code, 1);
+        QVERIFY2(r.err.contains("line 2, column 22"), qPrintable(r.err));
+        QCOMPARE(r.err.count('\n'), 1);
+        QVERIFY(!QFile::exists(path("never.bson")));
+    }
+
+    void validate_names_the_first_bad_byte() {
+        // Two documents; the second's string length is wrong: {"s": "ab"} claiming 9 bytes.
+        QByteArray doc1("\x0C\x00\x00\x00\x10x\x00\x01\x00\x00\x00\x00", 12);
+        QByteArray doc2("\x0F\x00\x00\x00\x02s\x00\x09\x00\x00\x00" "ab\x00\x00", 15);
+        write_file(path("two.bson"), doc1 + doc2);
+        const result r = run({"bson", "validate", path("two.bson")});
+        QCOMPARE(r.code, 1);
+        // doc2 starts at byte 12; its string length field is at 12 + 7.
+        QVERIFY2(r.err.contains("invalid BSON at byte 19 (document 2 starting at byte 12)"), qPrintable(r.err));
+        // dump prints the good document, then fails on the bad one.
+        const result d = run({"bson", "dump", path("two.bson")});
+        QCOMPARE(d.code, 1);
+        QCOMPARE(d.out, QString("{\"x\": 1}\n"));
+    }
+
+    void truncated_and_missing_files() {
+        write_file(path("trunc.bson"), QByteArray("\x40\x00\x00\x00\x10", 5));
+        const result r = run({"bson", "validate", path("trunc.bson")});
+        QCOMPARE(r.code, 1);
+        QVERIFY(r.err.contains("runs past the end of the file"));
+        const result missing = run({"bson", "dump", path("nope.bson")});
+        QCOMPARE(missing.code, 1);
+        QVERIFY(missing.err.contains("cannot open"));
+    }
+};
+
+QTEST_GUILESS_MAIN(CliTest)
+#include "cli_test.moc"
