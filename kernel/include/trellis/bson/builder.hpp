@@ -97,6 +97,7 @@ public:
 
     // Raw writing, for value_traits specializations.
     void write_raw(const void* p, std::size_t n) {
+        if (n == 0) return;  // p may be null for empty data; memcpy must not see it
         if (cap_ - size_ < n) grow(size_ + n);
         std::memcpy(data_.get() + size_, p, n);
         size_ += n;
