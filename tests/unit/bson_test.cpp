@@ -333,6 +333,22 @@ private slots:
         QCOMPARE(all.size(), std::size_t(20000));
     }
 
+    void uuid_to_and_from_16_bytes() {
+        const auto u = uuid::parse("73FFD264-44b3-4c69-90e8-e7d1dfc035d4");
+        QVERIFY(u);
+        QCOMPARE(u->bytes[0], std::uint8_t(0x73));
+        QCOMPARE(u->to_string(), std::string("73ffd264-44b3-4c69-90e8-e7d1dfc035d4"));
+        const document d = make_document(kvp("u", *u), kvp("short", binary{binary_subtype::uuid, std::span(u->bytes).first(8)}),
+                                         kvp("legacy", binary{binary_subtype::uuid_old, u->bytes}));
+        QCOMPARE(d["u"].get_binary().subtype, binary_subtype::uuid);
+        QCOMPARE(d["u"].get_binary().bytes.size(), std::size_t(16));
+        QVERIFY(d["u"].get_uuid() == *u);
+        expect_error([&] { (void)d["short"].get_uuid(); }, errc::bson_type_mismatch);
+        expect_error([&] { (void)d["legacy"].get_uuid(); }, errc::bson_type_mismatch);
+        QVERIFY(!uuid::parse("73ffd264-44b3-4c69-90e8-e7d1dfc035d"));
+        QVERIFY(!uuid::parse("73ffd26444b3-4c69-90e8-e7d1dfc035d4-"));
+    }
+
     void date_time_from_chrono() {
         const auto tp = std::chrono::system_clock::time_point(std::chrono::milliseconds(1500));
         const document d = make_document(kvp("t", tp));

@@ -307,6 +307,52 @@ binary element::get_binary() const {
     return {v[4], {v + 5, value_size_ - 5}};
 }
 
+uuid element::get_uuid() const {
+    const binary bin = get_binary();
+    if (bin.subtype != binary_subtype::uuid || bin.bytes.size() != 16)
+        throw bson_error(errc::bson_type_mismatch, "field \"" + std::string(key()) + "\" is binary subtype " +
+                                                       std::to_string(bin.subtype) + " of " + std::to_string(bin.bytes.size()) +
+                                                       " bytes, not a UUID (subtype 4, 16 bytes)");
+    uuid u;
+    std::memcpy(u.bytes.data(), bin.bytes.data(), 16);
+    return u;
+}
+
+std::optional<uuid> uuid::parse(std::string_view t) noexcept {
+    auto nibble = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    if (t.size() != 36) return std::nullopt;
+    uuid u;
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < t.size(); ++i) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (t[i] != '-') return std::nullopt;
+            continue;
+        }
+        const int hi = nibble(t[i]), lo = nibble(t[i + 1]);
+        if (hi < 0 || lo < 0) return std::nullopt;
+        u.bytes[n++] = static_cast<std::uint8_t>(hi << 4 | lo);
+        ++i;
+    }
+    return u;
+}
+
+std::string uuid::to_string() const {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string s;
+    s.reserve(36);
+    for (std::size_t i = 0; i < 16; ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) s += '-';
+        s += digits[bytes[i] >> 4];
+        s += digits[bytes[i] & 0xF];
+    }
+    return s;
+}
+
 oid element::get_oid() const {
     expect(type::oid);
     return oid(value_ptr());

@@ -601,20 +601,9 @@ private:
         } else if (kw == "$uuid") {
             only_keys(obj, {"$uuid"}, what);
             const std::string& t = want_string(v, what);
-            std::uint8_t bytes[16];
-            bool ok = t.size() == 36;
-            for (std::size_t i = 0, n = 0; ok && i < t.size(); ++i) {
-                if (i == 8 || i == 13 || i == 18 || i == 23) {
-                    ok = t[i] == '-';
-                    continue;
-                }
-                const int h = hex_digit(t[i]), l = i + 1 < t.size() ? hex_digit(t[i + 1]) : -1;
-                if (h < 0 || l < 0) ok = false;
-                else bytes[n++] = static_cast<std::uint8_t>(h << 4 | l);
-                ++i;
-            }
-            if (!ok) fail(v, what + " must be a UUID of the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, got \"" + t + "\"");
-            put(b, key, binary{binary_subtype::uuid, std::span<const std::uint8_t>(bytes, 16)});
+            const auto u = uuid::parse(t);
+            if (!u) fail(v, what + " must be a UUID of the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, got \"" + t + "\"");
+            put(b, key, *u);
         } else if (kw == "$code") {
             const std::string& js = want_string(v, what);
             if (const jnode* scope = obj.get("$scope")) {

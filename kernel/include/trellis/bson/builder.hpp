@@ -244,6 +244,11 @@ struct value_traits<binary> {
     static void write(builder& b, const binary& v);
 };
 template <>
+struct value_traits<uuid> {
+    static constexpr type bson_type = type::binary;
+    static void write(builder& b, const uuid& v) { value_traits<binary>::write(b, binary{binary_subtype::uuid, v.bytes}); }
+};
+template <>
 struct value_traits<regex> {
     static constexpr type bson_type = type::regex;
     /// Options are written in alphabetical order, as the BSON spec asks of encoders.

@@ -84,6 +84,8 @@ public:
     document_view get_document() const;
     array_view get_array() const;
     bson::binary get_binary() const;
+    /// A binary of subtype 4 holding exactly 16 bytes; bson_type_mismatch otherwise.
+    bson::uuid get_uuid() const;
     bson::oid get_oid() const;
     bool get_bool() const;
     bson::date_time get_date_time() const;

@@ -4,9 +4,12 @@
 // are views: they live as long as the bytes they were read from.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "trellis/bson/decimal128.hpp"
@@ -106,6 +109,17 @@ struct timestamp {
 struct binary {
     std::uint8_t subtype = binary_subtype::generic;
     std::span<const std::uint8_t> bytes;
+};
+
+/// A UUID: 16 bytes, stored in BSON as binary subtype 4 (big-endian, RFC 4122 order).
+struct uuid {
+    std::array<std::uint8_t, 16> bytes{};
+
+    /// "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" (hex digits of either case); nullopt otherwise.
+    static std::optional<uuid> parse(std::string_view text) noexcept;
+    /// Lower-case hyphenated form.
+    std::string to_string() const;
+    friend constexpr bool operator==(const uuid&, const uuid&) noexcept = default;
 };
 
 struct regex {
