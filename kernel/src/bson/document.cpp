@@ -43,45 +43,19 @@ std::string_view type_name(type t) noexcept {
     return "unknown";
 }
 
-bool is_known_type(std::uint8_t b) noexcept { return (b >= 0x01 && b <= 0x13) || b == 0x7F || b == 0xFF; }
 
-namespace detail {
-
-std::size_t value_size(std::uint8_t t, const std::uint8_t* p) noexcept {
-    switch (static_cast<type>(t)) {
-        case type::double_:
-        case type::date_time:
-        case type::timestamp:
-        case type::int64: return 8;
-        case type::string:
-        case type::code:
-        case type::symbol: return 4 + static_cast<std::size_t>(load_le<std::int32_t>(p));
-        case type::document:
-        case type::array:
-        case type::code_w_scope: return static_cast<std::size_t>(load_le<std::int32_t>(p));
-        case type::binary: return 5 + static_cast<std::size_t>(load_le<std::int32_t>(p));
-        case type::undefined:
-        case type::null:
-        case type::min_key:
-        case type::max_key: return 0;
-        case type::oid: return 12;
-        case type::boolean: return 1;
-        case type::regex: {
-            const std::size_t a = std::strlen(reinterpret_cast<const char*>(p)) + 1;
-            return a + std::strlen(reinterpret_cast<const char*>(p + a)) + 1;
-        }
-        case type::db_pointer: return 4 + static_cast<std::size_t>(load_le<std::int32_t>(p)) + 12;
-        case type::int32: return 4;
-        case type::decimal128: return 16;
-    }
-    return 0;
-}
-
-}  // namespace detail
 
 // ---------------------------------------------------------------- validation
 
 namespace {
+
+// Error text is only built on the failure path: the checks below run for
+// every element of every document read, and building messages eagerly cost a
+// heap allocation per string value (measured with trellis-bench and callgrind).
+struct label {
+    std::string_view prefix, key, suffix;
+    std::string str() const { return std::string(prefix).append(key).append(suffix); }
+};
 
 class validator {
 public:
@@ -91,78 +65,93 @@ public:
 
     // Validates the document at p whose bytes may extend at most to limit.
     // Returns false after recording the first problem.
-    bool document(const std::uint8_t* p, const std::uint8_t* limit, std::size_t depth, bool is_array) {
-        if (depth > options_.max_depth)
+    bool document(const std::uint8_t* p, const std::uint8_t* limit, std::size_t depth) {
+        if (depth > options_.max_depth) [[unlikely]]
             return fail(p, "nesting depth exceeds the limit of " + std::to_string(options_.max_depth));
-        if (limit - p < 5) return fail(p, "document truncated: fewer than 5 bytes remain for its header and terminator");
+        if (limit - p < 5) [[unlikely]]
+            return fail(p, "document truncated: fewer than 5 bytes remain for its header and terminator");
         const std::int32_t length = detail::load_le<std::int32_t>(p);
-        if (length < 5) return fail(p, "document length " + std::to_string(length) + " is below the minimum of 5");
-        if (length > limit - p)
-            return fail(p, "document length " + std::to_string(length) + " exceeds the " +
-                               std::to_string(limit - p) + " bytes available");
+        if (length < 5) [[unlikely]]
+            return fail(p, "document length " + std::to_string(length) + " is below the minimum of 5");
+        if (length > limit - p) [[unlikely]]
+            return fail(p, "document length " + std::to_string(length) + " exceeds the " + std::to_string(limit - p) +
+                               " bytes available");
         const std::uint8_t* end = p + length;  // one past the terminator
-        if (end[-1] != 0) return fail(end - 1, "document does not end with a 0x00 terminator (found " + hex_byte(end[-1]) + ")");
+        if (end[-1] != 0) [[unlikely]]
+            return fail(end - 1, "document does not end with a 0x00 terminator (found " + hex_byte(end[-1]) + ")");
         const std::uint8_t* q = p + 4;
         const std::uint8_t* last = end - 1;  // where the terminator sits
-        (void)is_array;
         while (q < last) {
             const std::uint8_t t = *q;
-            if (t == 0) return fail(q, "unexpected 0x00 before the end of the document (the stated length is too long)");
-            if (!is_known_type(t)) return fail(q, "unknown element type " + hex_byte(t));
+            if (t == 0) [[unlikely]]
+                return fail(q, "unexpected 0x00 before the end of the document (the stated length is too long)");
+            if (!is_known_type(t)) [[unlikely]]
+                return fail(q, "unknown element type " + hex_byte(t));
+            // Keys are short: a plain loop beats memchr over the rest of the document.
             const std::uint8_t* key = q + 1;
-            const void* nul = std::memchr(key, 0, static_cast<std::size_t>(last - key));
-            if (nul == nullptr) return fail(key, "element key is not terminated inside the document");
-            const std::size_t key_size = static_cast<const std::uint8_t*>(nul) - key;
-            if (options_.check_utf8 && !detail::utf8_valid(key, key_size))
+            const std::uint8_t* k = key;
+            while (k < last && *k != 0) ++k;
+            if (k == last) [[unlikely]]
+                return fail(key, "element key is not terminated inside the document");
+            const std::size_t key_size = static_cast<std::size_t>(k - key);
+            if (options_.check_utf8 && !detail::utf8_valid(key, key_size)) [[unlikely]]
                 return fail(key + detail::utf8_valid_prefix(key, key_size), "element key is not valid UTF-8");
-            const std::uint8_t* v = key + key_size + 1;
-            const std::uint8_t* after = value(t, v, last, depth, std::string_view(reinterpret_cast<const char*>(key), key_size));
+            const std::uint8_t* after =
+                value(t, k + 1, last, depth, std::string_view(reinterpret_cast<const char*>(key), key_size));
             if (after == nullptr) return false;
             q = after;
         }
-        if (q != last) return fail(last, "element runs past the document's stated end");
         return true;
     }
 
 private:
-    bool fail(const std::uint8_t* at, std::string message, errc code = errc::bson_invalid) {
+    [[gnu::cold, gnu::noinline]] bool fail(const std::uint8_t* at, std::string message, errc code = errc::bson_invalid) {
         failure = validation_failure{static_cast<std::size_t>(at - base_), std::move(message), code};
         return false;
     }
-    const std::uint8_t* fail_null(const std::uint8_t* at, const std::string& message) {
+    [[gnu::cold, gnu::noinline]] const std::uint8_t* fail_null(const std::uint8_t* at, const std::string& message) {
         fail(at, message);
         return nullptr;
     }
+    [[gnu::cold, gnu::noinline]] const std::uint8_t* fail_truncated(const std::uint8_t* v, const std::uint8_t* limit,
+                                                                     std::size_t n, std::string_view key) {
+        return fail_null(v, "value of \"" + std::string(key) + "\" truncated: needs " + std::to_string(n) + " bytes, " +
+                                std::to_string(limit - v) + " remain");
+    }
 
     // A BSON string (int32 length including the NUL, bytes, NUL) at v, bounded by limit.
-    const std::uint8_t* string(const std::uint8_t* v, const std::uint8_t* limit, std::string_view what) {
-        if (limit - v < 5) return fail_null(v, std::string(what) + " truncated");
+    const std::uint8_t* string(const std::uint8_t* v, const std::uint8_t* limit, const label& what) {
+        if (limit - v < 5) [[unlikely]]
+            return fail_null(v, what.str() + " truncated");
         const std::int32_t length = detail::load_le<std::int32_t>(v);
-        if (length < 1) return fail_null(v, std::string(what) + " length " + std::to_string(length) + " is below the minimum of 1");
-        if (length > limit - v - 4)
-            return fail_null(v, std::string(what) + " length " + std::to_string(length) + " exceeds the " +
+        if (length < 1) [[unlikely]]
+            return fail_null(v, what.str() + " length " + std::to_string(length) + " is below the minimum of 1");
+        if (length > limit - v - 4) [[unlikely]]
+            return fail_null(v, what.str() + " length " + std::to_string(length) + " exceeds the " +
                                     std::to_string(limit - v - 4) + " bytes available");
         const std::uint8_t* s = v + 4;
-        if (s[length - 1] != 0) return fail_null(s + length - 1, std::string(what) + " is not terminated by 0x00");
+        if (s[length - 1] != 0) [[unlikely]]
+            return fail_null(s + length - 1, what.str() + " is not terminated by 0x00");
         const std::size_t n = static_cast<std::size_t>(length) - 1;
-        if (options_.check_utf8 && !detail::utf8_valid(s, n))
-            return fail_null(s + detail::utf8_valid_prefix(s, n), std::string(what) + " is not valid UTF-8");
+        if (options_.check_utf8 && !detail::utf8_valid(s, n)) [[unlikely]]
+            return fail_null(s + detail::utf8_valid_prefix(s, n), what.str() + " is not valid UTF-8");
         return s + length;
     }
 
-    const std::uint8_t* cstring(const std::uint8_t* v, const std::uint8_t* limit, std::string_view what) {
-        const void* nul = std::memchr(v, 0, static_cast<std::size_t>(limit - v));
-        if (nul == nullptr) return fail_null(v, std::string(what) + " is not terminated inside the document");
-        const std::size_t n = static_cast<const std::uint8_t*>(nul) - v;
-        if (options_.check_utf8 && !detail::utf8_valid(v, n))
-            return fail_null(v + detail::utf8_valid_prefix(v, n), std::string(what) + " is not valid UTF-8");
-        return v + n + 1;
+    const std::uint8_t* cstring(const std::uint8_t* v, const std::uint8_t* limit, const label& what) {
+        const std::uint8_t* e = v;
+        while (e < limit && *e != 0) ++e;
+        if (e == limit) [[unlikely]]
+            return fail_null(v, what.str() + " is not terminated inside the document");
+        const std::size_t n = static_cast<std::size_t>(e - v);
+        if (options_.check_utf8 && !detail::utf8_valid(v, n)) [[unlikely]]
+            return fail_null(v + detail::utf8_valid_prefix(v, n), what.str() + " is not valid UTF-8");
+        return e + 1;
     }
 
     const std::uint8_t* fixed(const std::uint8_t* v, const std::uint8_t* limit, std::size_t n, std::string_view key) {
-        if (static_cast<std::size_t>(limit - v) < n)
-            return fail_null(v, "value of \"" + std::string(key) + "\" truncated: needs " + std::to_string(n) +
-                                    " bytes, " + std::to_string(limit - v) + " remain");
+        if (static_cast<std::size_t>(limit - v) < n) [[unlikely]]
+            return fail_truncated(v, limit, n, key);
         return v + n;
     }
 
@@ -183,62 +172,74 @@ private:
             case type::max_key: return v;
             case type::boolean:
                 if (fixed(v, limit, 1, key) == nullptr) return nullptr;
-                if (*v > 1) return fail_null(v, "boolean \"" + std::string(key) + "\" has value " + hex_byte(*v) + ", not 0x00 or 0x01");
+                if (*v > 1) [[unlikely]]
+                    return fail_null(v, "boolean \"" + std::string(key) + "\" has value " + hex_byte(*v) +
+                                            ", not 0x00 or 0x01");
                 return v + 1;
             case type::string:
             case type::code:
-            case type::symbol: return string(v, limit, "string \"" + std::string(key) + "\"");
+            case type::symbol: return string(v, limit, {"string \"", key, "\""});
             case type::document:
             case type::array:
-                if (!document(v, limit, depth + 1, t == 0x04)) return nullptr;
+                if (!document(v, limit, depth + 1)) return nullptr;
                 return v + detail::load_le<std::int32_t>(v);
-            case type::binary: {
-                if (limit - v < 5) return fail_null(v, "binary \"" + std::string(key) + "\" truncated");
-                const std::int32_t length = detail::load_le<std::int32_t>(v);
-                if (length < 0) return fail_null(v, "binary \"" + std::string(key) + "\" has negative length " + std::to_string(length));
-                if (length > limit - v - 5)
-                    return fail_null(v, "binary \"" + std::string(key) + "\" length " + std::to_string(length) +
-                                            " exceeds the " + std::to_string(limit - v - 5) + " bytes available");
-                if (v[4] == binary_subtype::binary_old) {
-                    // The old binary subtype repeats the length inside the data.
-                    if (length < 4) return fail_null(v, "binary subtype 0x02 \"" + std::string(key) + "\" is shorter than its inner length");
-                    const std::int32_t inner = detail::load_le<std::int32_t>(v + 5);
-                    if (inner != length - 4)
-                        return fail_null(v + 5, "binary subtype 0x02 \"" + std::string(key) + "\" inner length " +
-                                                    std::to_string(inner) + " does not match outer length " +
-                                                    std::to_string(length) + " - 4");
-                }
-                return v + 5 + length;
-            }
+            case type::binary: return binary(v, limit, key);
             case type::regex: {
-                const std::uint8_t* options = cstring(v, limit, "regex pattern of \"" + std::string(key) + "\"");
+                const std::uint8_t* options = cstring(v, limit, {"regex pattern of \"", key, "\""});
                 if (options == nullptr) return nullptr;
-                return cstring(options, limit, "regex options of \"" + std::string(key) + "\"");
+                return cstring(options, limit, {"regex options of \"", key, "\""});
             }
             case type::db_pointer: {
-                const std::uint8_t* id = string(v, limit, "dbPointer namespace \"" + std::string(key) + "\"");
+                const std::uint8_t* id = string(v, limit, {"dbPointer namespace \"", key, "\""});
                 if (id == nullptr) return nullptr;
                 return fixed(id, limit, 12, key);
             }
-            case type::code_w_scope: {
-                const std::string what = "code with scope \"" + std::string(key) + "\"";
-                if (limit - v < 4) return fail_null(v, what + " truncated");
-                const std::int32_t total = detail::load_le<std::int32_t>(v);
-                // int32 total, string (int32 + at least the NUL), document (at least 5).
-                if (total < 14) return fail_null(v, what + " length " + std::to_string(total) + " is below the minimum of 14");
-                if (total > limit - v)
-                    return fail_null(v, what + " length " + std::to_string(total) + " exceeds the " +
-                                            std::to_string(limit - v) + " bytes available");
-                const std::uint8_t* end = v + total;
-                const std::uint8_t* scope = string(v + 4, end, what + " code");
-                if (scope == nullptr) return nullptr;
-                if (!document(scope, end, depth + 1, false)) return nullptr;
-                if (scope + detail::load_le<std::int32_t>(scope) != end)
-                    return fail_null(scope, what + " scope does not end where the stated length says");
-                return end;
-            }
+            case type::code_w_scope: return code_w_scope(v, limit, depth, key);
         }
         return fail_null(v - 1, "unknown element type " + hex_byte(t));
+    }
+
+    const std::uint8_t* binary(const std::uint8_t* v, const std::uint8_t* limit, std::string_view key) {
+        if (limit - v < 5) [[unlikely]]
+            return fail_null(v, "binary \"" + std::string(key) + "\" truncated");
+        const std::int32_t length = detail::load_le<std::int32_t>(v);
+        if (length < 0) [[unlikely]]
+            return fail_null(v, "binary \"" + std::string(key) + "\" has negative length " + std::to_string(length));
+        if (length > limit - v - 5) [[unlikely]]
+            return fail_null(v, "binary \"" + std::string(key) + "\" length " + std::to_string(length) + " exceeds the " +
+                                    std::to_string(limit - v - 5) + " bytes available");
+        if (v[4] == binary_subtype::binary_old) {
+            // The old binary subtype repeats the length inside the data.
+            if (length < 4) [[unlikely]]
+                return fail_null(v, "binary subtype 0x02 \"" + std::string(key) + "\" is shorter than its inner length");
+            const std::int32_t inner = detail::load_le<std::int32_t>(v + 5);
+            if (inner != length - 4) [[unlikely]]
+                return fail_null(v + 5, "binary subtype 0x02 \"" + std::string(key) + "\" inner length " +
+                                            std::to_string(inner) + " does not match outer length " +
+                                            std::to_string(length) + " - 4");
+        }
+        return v + 5 + length;
+    }
+
+    const std::uint8_t* code_w_scope(const std::uint8_t* v, const std::uint8_t* limit, std::size_t depth,
+                                     std::string_view key) {
+        if (limit - v < 4) [[unlikely]]
+            return fail_null(v, "code with scope \"" + std::string(key) + "\" truncated");
+        const std::int32_t total = detail::load_le<std::int32_t>(v);
+        // int32 total, string (int32 + at least the NUL), document (at least 5).
+        if (total < 14) [[unlikely]]
+            return fail_null(v, "code with scope \"" + std::string(key) + "\" length " + std::to_string(total) +
+                                    " is below the minimum of 14");
+        if (total > limit - v) [[unlikely]]
+            return fail_null(v, "code with scope \"" + std::string(key) + "\" length " + std::to_string(total) +
+                                    " exceeds the " + std::to_string(limit - v) + " bytes available");
+        const std::uint8_t* end = v + total;
+        const std::uint8_t* scope = string(v + 4, end, {"code with scope \"", key, "\" code"});
+        if (scope == nullptr) return nullptr;
+        if (!document(scope, end, depth + 1)) return nullptr;
+        if (scope + detail::load_le<std::int32_t>(scope) != end) [[unlikely]]
+            return fail_null(scope, "code with scope \"" + std::string(key) + "\" scope does not end where the stated length says");
+        return end;
     }
 
     const std::uint8_t* base_;
@@ -261,7 +262,7 @@ std::optional<validation_failure> find_error(std::span<const std::uint8_t> bytes
                                              std::to_string(options.max_size),
                                       errc::bson_too_large};
         validator v(bytes.data(), options);
-        if (!v.document(bytes.data(), bytes.data() + bytes.size(), 1, false)) return std::move(v.failure);
+        if (!v.document(bytes.data(), bytes.data() + bytes.size(), 1)) return std::move(v.failure);
         return std::nullopt;
     } catch (const std::bad_alloc&) {
         return validation_failure{0, "out of memory while validating"};

@@ -32,8 +32,40 @@ inline T load_le(const std::uint8_t* p) noexcept {
     std::memcpy(&v, p, sizeof v);
     return v;
 }
+}  // namespace detail
+
+namespace detail {
 /// Size of the value part of an element of type t starting at p. Assumes valid bytes.
-std::size_t value_size(std::uint8_t t, const std::uint8_t* p) noexcept;
+/// Inline: the iterator calls it for every element it steps over.
+inline std::size_t value_size(std::uint8_t t, const std::uint8_t* p) noexcept {
+    switch (static_cast<bson::type>(t)) {
+        case bson::type::double_:
+        case bson::type::date_time:
+        case bson::type::timestamp:
+        case bson::type::int64: return 8;
+        case bson::type::string:
+        case bson::type::code:
+        case bson::type::symbol: return 4 + static_cast<std::size_t>(load_le<std::int32_t>(p));
+        case bson::type::document:
+        case bson::type::array:
+        case bson::type::code_w_scope: return static_cast<std::size_t>(load_le<std::int32_t>(p));
+        case bson::type::binary: return 5 + static_cast<std::size_t>(load_le<std::int32_t>(p));
+        case bson::type::undefined:
+        case bson::type::null:
+        case bson::type::min_key:
+        case bson::type::max_key: return 0;
+        case bson::type::oid: return 12;
+        case bson::type::boolean: return 1;
+        case bson::type::regex: {
+            const std::size_t a = std::strlen(reinterpret_cast<const char*>(p)) + 1;
+            return a + std::strlen(reinterpret_cast<const char*>(p + a)) + 1;
+        }
+        case bson::type::db_pointer: return 4 + static_cast<std::size_t>(load_le<std::int32_t>(p)) + 12;
+        case bson::type::int32: return 4;
+        case bson::type::decimal128: return 16;
+    }
+    return 0;
+}
 }  // namespace detail
 
 class document_view;

@@ -45,7 +45,7 @@ enum class type : std::uint8_t {
 std::string_view type_name(type t) noexcept;
 
 /// True when the byte is one of the types above.
-bool is_known_type(std::uint8_t byte) noexcept;
+constexpr bool is_known_type(std::uint8_t b) noexcept { return (b >= 0x01 && b <= 0x13) || b == 0x7F || b == 0xFF; }
 
 namespace binary_subtype {
 inline constexpr std::uint8_t generic = 0x00;
