@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "bson/hex.hpp"
 #include "bson/utf8.hpp"
 
 namespace trellis::bson {
@@ -320,12 +321,6 @@ uuid element::get_uuid() const {
 }
 
 std::optional<uuid> uuid::parse(std::string_view t) noexcept {
-    auto nibble = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
     if (t.size() != 36) return std::nullopt;
     uuid u;
     std::size_t n = 0;
@@ -334,7 +329,7 @@ std::optional<uuid> uuid::parse(std::string_view t) noexcept {
             if (t[i] != '-') return std::nullopt;
             continue;
         }
-        const int hi = nibble(t[i]), lo = nibble(t[i + 1]);
+        const int hi = detail::hex_digit(t[i]), lo = detail::hex_digit(t[i + 1]);
         if (hi < 0 || lo < 0) return std::nullopt;
         u.bytes[n++] = static_cast<std::uint8_t>(hi << 4 | lo);
         ++i;
@@ -343,13 +338,12 @@ std::optional<uuid> uuid::parse(std::string_view t) noexcept {
 }
 
 std::string uuid::to_string() const {
-    static constexpr char digits[] = "0123456789abcdef";
     std::string s;
     s.reserve(36);
     for (std::size_t i = 0; i < 16; ++i) {
         if (i == 4 || i == 6 || i == 8 || i == 10) s += '-';
-        s += digits[bytes[i] >> 4];
-        s += digits[bytes[i] & 0xF];
+        s += detail::hex_lower[bytes[i] >> 4];
+        s += detail::hex_lower[bytes[i] & 0xF];
     }
     return s;
 }

@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "bson/hex.hpp"
 #include "bson/utf8.hpp"
 #include "trellis/bson/builder.hpp"
 
@@ -76,12 +77,7 @@ bool base64_decode(std::string_view in, std::vector<std::uint8_t>& out) {
     return true;
 }
 
-int hex_digit(char c) noexcept {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
+using detail::hex_digit;
 
 // ============================================================== dates
 
@@ -764,10 +760,9 @@ void write_escaped(std::string& out, std::string_view s) {
             case '\r': out += "\\r"; break;
             case '\t': out += "\\t"; break;
             default: {
-                static constexpr char hex[] = "0123456789abcdef";
                 out += "\\u00";
-                out += hex[c >> 4];
-                out += hex[c & 0xF];
+                out += detail::hex_lower[c >> 4];
+                out += detail::hex_lower[c & 0xF];
             }
         }
     }
@@ -853,12 +848,11 @@ void write_value(const element& e, std::string& out, json_mode mode) {
         case type::array: write_document(e.get_array(), out, mode, true); return;
         case type::binary: {
             const binary bin = e.get_binary();
-            static constexpr char hex[] = "0123456789abcdef";
             out += R"({"$binary": {"base64": ")";
             base64_encode(bin.bytes, out);
             out += R"(", "subType": ")";
-            out += hex[bin.subtype >> 4];
-            out += hex[bin.subtype & 0xF];
+            out += detail::hex_lower[bin.subtype >> 4];
+            out += detail::hex_lower[bin.subtype & 0xF];
             out += "\"}}";
             return;
         }

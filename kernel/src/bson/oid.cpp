@@ -4,6 +4,7 @@
 #include <cstring>
 #include <random>
 
+#include "bson/hex.hpp"
 #include "trellis/errors.hpp"
 
 namespace trellis::bson {
@@ -28,13 +29,6 @@ struct process_state {
 process_state& state() {
     static process_state instance;
     return instance;
-}
-
-int hex_value(char c) noexcept {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
 }
 
 }  // namespace
@@ -65,8 +59,8 @@ std::optional<oid> oid::parse(std::string_view hex) noexcept {
     if (hex.size() != 2 * size) return std::nullopt;
     std::array<std::uint8_t, size> b{};
     for (std::size_t i = 0; i < size; ++i) {
-        const int hi = hex_value(hex[2 * i]);
-        const int lo = hex_value(hex[2 * i + 1]);
+        const int hi = detail::hex_digit(hex[2 * i]);
+        const int lo = detail::hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0) return std::nullopt;
         b[i] = static_cast<std::uint8_t>(hi << 4 | lo);
     }
@@ -80,10 +74,9 @@ oid oid::from_hex(std::string_view hex) {
 }
 
 void oid::to_hex(char* out) const noexcept {
-    static constexpr char digits[] = "0123456789abcdef";
     for (std::size_t i = 0; i < size; ++i) {
-        out[2 * i] = digits[bytes_[i] >> 4];
-        out[2 * i + 1] = digits[bytes_[i] & 0xF];
+        out[2 * i] = detail::hex_lower[bytes_[i] >> 4];
+        out[2 * i + 1] = detail::hex_lower[bytes_[i] & 0xF];
     }
 }
 
