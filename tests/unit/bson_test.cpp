@@ -296,6 +296,19 @@ private slots:
         QCOMPARE(to_json(d), std::string(R"({"first": true, "a": 1, "b": "two", "b": "two"})"));
     }
 
+    void element_values_under_new_keys() {
+        const document src = make_document(kvp("a", 1), kvp("s", "text"), kvp("d", make_document(kvp("x", 2))));
+        builder b;
+        b.append("renamed", src["s"]).open_array("values");
+        for (const element& e : src) b.append_value(e);
+        b.close_array();
+        const document d = b.extract();
+        QVERIFY(!find_error(d.bytes()));
+        QCOMPARE(to_json(d), std::string(R"({"renamed": "text", "values": [1, "text", {"x": 2}]})"));
+        builder wrong;
+        expect_error([&] { wrong.append_value(src["a"]); }, errc::bson_invalid);  // no array open
+    }
+
     void oid_format_and_parse() {
         const oid id = oid::from_hex("000102030405060708090A0B");
         QCOMPARE(id.to_hex(), std::string("000102030405060708090a0b"));

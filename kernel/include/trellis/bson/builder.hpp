@@ -62,6 +62,18 @@ public:
     /// Appends a string value to the open document (literals and char arrays).
     builder& append(std::string_view key, const char* value) { return append(key, std::string_view(value)); }
     builder& append(const char* value) { return append(std::string_view(value)); }
+    /// Appends the value of an element under another key (any BSON type).
+    builder& append(std::string_view key, const element& value) {
+        begin_element(value.type(), key);
+        write_raw(value.raw_value().data(), value.raw_value().size());
+        return *this;
+    }
+    /// Inside an array: appends the value of an element under the next index.
+    builder& append_value(const element& value) {
+        begin_array_element(value.type());
+        write_raw(value.raw_value().data(), value.raw_value().size());
+        return *this;
+    }
     /// Copies an element (key and value) as it is.
     builder& append(const element& e) {
         check_open_document("append(element)");
