@@ -78,4 +78,12 @@ public:
     using error::error;
 };
 
+/// A bad connection string, option value or combination of options. what() names the
+/// option (or host) and the reason.
+class configuration_error : public error {
+public:
+    using error::error;
+    explicit configuration_error(const std::string& what) : error(errc::configuration_error, what) {}
+};
+
 }  // namespace trellis
