@@ -8,6 +8,9 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-filesystem1.81-dev
   qt6-base-dev
   libbson-dev
+  libssl-dev openssl zlib1g-dev
+  libtomlplusplus-dev libutf8proc-dev
+  python3 python3-pymongo python3-mockupdb
 )
 
 missing=()

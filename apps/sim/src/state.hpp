@@ -1,0 +1,223 @@
+// trellis-sim internals. Every object here lives on the deployment's single
+// io thread: no locks, and every wait is an Asio timer or signal.
+#pragma once
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/engine.hpp"
+#include "wire/compression.hpp"
+#include "trellis/bson/builder.hpp"
+#include "trellis/sim/deployment.hpp"
+
+namespace trellis::sim {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using steady = std::chrono::steady_clock;
+
+// ---------------------------------------------------------------- waiting
+
+/// Wakes every coroutine waiting on it. A waiter re-checks its condition after
+/// each wake-up, so spurious wake-ups are harmless.
+class signal {
+public:
+    explicit signal(asio::io_context& io) : io_(io) {}
+
+    /// Waits until notify() or the deadline; true when notified.
+    asio::awaitable<bool> wait_until(steady::time_point deadline);
+    void notify();
+
+private:
+    asio::io_context& io_;
+    std::list<asio::steady_timer*> waiters_;
+};
+
+// ---------------------------------------------------------------- replication
+
+struct optime {
+    bson::timestamp ts;
+    std::int64_t term = -1;
+    friend auto operator<=>(const optime&, const optime&) = default;
+};
+
+/// A retryable write already executed: its reply is returned again on a retry.
+struct retry_key {
+    std::string lsid;  // the raw bytes of lsid.id
+    std::int64_t txn_number = 0;
+    friend auto operator<=>(const retry_key&, const retry_key&) = default;
+};
+
+struct oplog_record {
+    optime op;
+    steady::time_point written;                 // when the primary wrote it (lag is measured from here)
+    std::chrono::system_clock::time_point wall;  // lastWriteDate
+    std::vector<bson::document> entries;        // engine oplog entries of one write
+    std::optional<std::pair<retry_key, bson::document>> retry;  // replicated retryable-write record
+};
+
+// ---------------------------------------------------------------- fail points
+
+struct fail_point {
+    enum class mode_kind { off, always, times, skip } mode = mode_kind::off;
+    std::int64_t count = 0;  // remaining times, or remaining skips
+    std::set<std::string> commands;
+    std::optional<int> error_code;
+    bool close_connection = false;
+    std::optional<std::chrono::milliseconds> block;
+    std::optional<bson::document> write_concern_error;
+    std::optional<bson::document> error_labels;  // an array
+    std::optional<std::string> app_name;
+};
+
+// ---------------------------------------------------------------- cursors
+
+struct cursor {
+    std::int64_t id = 0;
+    std::string ns;
+    std::deque<bson::document> remaining;
+    steady::time_point last_used;
+    bool no_timeout = false;
+};
+
+class member;
+class session;
+
+enum class role { standalone, primary, secondary, arbiter, master, slave, mongos };
+const char* role_name(role r);
+
+// ---------------------------------------------------------------- members
+
+class member {
+public:
+    member(deployment::impl& d, int index, role r, member_config mc);
+
+    deployment::impl& dep;
+    int index;
+    role current;
+    member_config config;
+    std::string host;
+    std::uint16_t port = 0;
+    bool up = true;
+    std::optional<partition_mode> partitioned;
+    std::chrono::milliseconds latency{0}, jitter{0};
+    bool removed = false;
+
+    // Data.
+    catalog data;
+    std::vector<oplog_record> log;
+    std::map<retry_key, bson::document> retries;
+    steady::time_point stepdown_until{};
+
+    // Identity and SDAM.
+    bson::oid process_id = bson::oid::generate();
+    std::int64_t tv_counter = 0;
+    signal changed;  // topologyVersion changed (awaitable hello)
+
+    // Service state.
+    std::optional<tcp::acceptor> acceptor;
+    std::set<std::shared_ptr<session>> sessions;
+    std::map<std::int64_t, cursor> cursors;
+    fail_point fail;
+    int fsync_lock_count = 0;
+    signal fsync_unlocked;
+    std::int64_t next_connection_id = 1;
+    std::int64_t connections_created = 0;
+    std::map<std::string, std::int64_t> opcounters;
+    std::mt19937_64 rng;
+
+    bool data_bearing() const { return current != role::arbiter && current != role::mongos; }
+    bool voting() const { return current != role::mongos && !removed; }
+    bool reachable() const { return up && !partitioned && !removed; }
+    bool electable() const { return config.priority > 0 && !config.hidden && current != role::arbiter; }
+    optime applied() const { return log.empty() ? optime{} : log.back().op; }
+    std::string address() const { return host + ":" + std::to_string(port); }
+
+    /// Counts a state change visible in hello, and wakes awaitable hellos.
+    void bump_topology_version();
+    void close_all_sessions();
+};
+
+// ---------------------------------------------------------------- the deployment
+
+struct deployment::impl {
+    explicit impl(sim_config c);
+
+    sim_config cfg;
+    asio::io_context io;
+    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+    std::thread thread;
+    std::optional<asio::ssl::context> tls;
+    /// Compressors the members accept and answer with (hello's "compression").
+    std::shared_ptr<wire::compressor_registry> compressors;
+    std::vector<std::unique_ptr<member>> members;  // routers first when sharded
+    std::optional<tcp::acceptor> control;
+    std::string control_addr;
+    std::mt19937_64 rng{std::random_device{}()};
+    bool running = false;
+
+    // Replica set / master-slave state.
+    std::int64_t term = 0;
+    int set_version = 1;
+    member* primary = nullptr;  // primary of the set, master, or the standalone shard
+    bson::oid election_id;
+    std::optional<asio::steady_timer> election_timer;
+    signal data_changed;   // oplog grew, a member applied, topology changed
+    std::uint32_t ts_increment = 0;
+    std::uint32_t ts_seconds = 0;
+
+    // Users (auth library glue lives in commands.cpp).
+    struct auth_state;
+    std::shared_ptr<auth_state> auth;
+
+    // --- topology
+    /// With users configured, commands need authentication (as mongod --auth).
+    bool auth_enabled() const { return !cfg.users.empty(); }
+    bool is_replica_set() const { return cfg.topology == topology_kind::replica_set || cfg.shard_is_replica_set; }
+    std::vector<member*> data_members();
+    member* find_member(const std::string& address);
+    std::size_t voters() const;
+    std::size_t majority() const { return voters() / 2 + 1; }
+    optime next_optime();
+
+    void start_listening(member& m);
+    void stop_listening(member& m);
+    void schedule_election(std::chrono::milliseconds delay);
+    void run_election();
+    void become_secondary(member& m);
+    /// The member secondaries of m copy from (the primary or master), if reachable.
+    member* sync_source(const member& m);
+    asio::awaitable<void> replicate(member& m);
+
+    // --- writes
+    /// Records one write on the primary (applied there already) and wakes secondaries.
+    optime record_write(member& primary, std::vector<bson::document> entries,
+                        std::optional<std::pair<retry_key, bson::document>> retry = std::nullopt);
+    /// Waits for a write concern; nullopt when satisfied, else a writeConcernError document.
+    asio::awaitable<std::optional<bson::document>> await_write_concern(member& m, optime op, bson::document_view wc);
+
+    // --- control
+    bson::document control_command(bson::document_view cmd);
+    bson::document status_document() const;
+    asio::awaitable<void> serve_control(tcp::socket socket);
+
+    // --- plumbing
+    template <class F>
+    auto on_io(F&& f) -> decltype(f());
+};
+
+std::string now_log_prefix();
+void log_line(const std::string& line);
+
+}  // namespace trellis::sim
