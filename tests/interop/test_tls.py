@@ -80,5 +80,25 @@ class Tls(unittest.TestCase):
         self.assertEqual(c.x509.data.count_documents({}), 1)
 
 
+class TlsClientCertificateRequired(unittest.TestCase):
+    def test_connection_without_certificate_fails(self):
+        with tempfile.TemporaryDirectory(prefix="trellis-tls-") as d:
+            make_ca(d, "ca")
+            make_cert(d, "server", "ca", "/O=Trellis Test/CN=localhost", "DNS:localhost,IP:127.0.0.1")
+            make_cert(d, "client", "ca", "/O=Trellis/CN=c")
+            with Sim("--tls-cert", os.path.join(d, "server.pem"), "--tls-key", os.path.join(d, "server.key"),
+                     "--tls-ca", os.path.join(d, "ca.pem"), "--tls-require-client-cert") as sim:
+                ok = pymongo.MongoClient(sim.members[0], tls=True, tlsCAFile=os.path.join(d, "ca.pem"),
+                                         tlsCertificateKeyFile=os.path.join(d, "client-bundle.pem"),
+                                         serverSelectionTimeoutMS=3000)
+                self.assertEqual(ok.admin.command("ping")["ok"], 1.0)
+                ok.close()
+                bare = pymongo.MongoClient(sim.members[0], tls=True, tlsCAFile=os.path.join(d, "ca.pem"),
+                                           serverSelectionTimeoutMS=2000)
+                with self.assertRaises(ServerSelectionTimeoutError):
+                    bare.admin.command("ping")
+                bare.close()
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,0 +1,137 @@
+// libtrellis-sim used in-process, as the driver's integration tests, the CLI
+// demo and the monitor's demo mode use it. Talks to members with the kernel's
+// wire codec over plain Asio sockets (the driver's client is not involved).
+#include <QtTest/QtTest>
+
+#include <boost/asio.hpp>
+
+#include "trellis/bson/builder.hpp"
+#include "trellis/sim/deployment.hpp"
+#include "wire/codec.hpp"
+#include "wire/frame_decoder.hpp"
+
+using namespace std::chrono_literals;
+namespace bson = trellis::bson;
+namespace sim = trellis::sim;
+namespace asio = boost::asio;
+
+namespace {
+
+// One command round trip over OP_MSG.
+bson::document run(const std::string& address, bson::document command) {
+    asio::io_context io;
+    asio::ip::tcp::socket socket(io);
+    const auto colon = address.rfind(':');
+    socket.connect({asio::ip::make_address(address.substr(0, colon)),
+                    static_cast<unsigned short>(std::stoi(address.substr(colon + 1)))});
+    std::vector<std::uint8_t> out;
+    const std::int32_t id = trellis::wire::next_request_id();
+    trellis::wire::encode_op_msg(out, id, 0, 0, command.bytes());
+    asio::write(socket, asio::buffer(out));
+    trellis::wire::frame_decoder decoder;
+    for (;;) {
+        if (auto msg = decoder.next()) {
+            trellis::wire::check_response_to(*msg, id);
+            return bson::document::from_bytes(msg->as_msg()->body);
+        }
+        auto buffer = decoder.prepare(65536);
+        decoder.commit(socket.read_some(asio::buffer(buffer.data(), buffer.size())));
+    }
+}
+
+bson::document hello() { return bson::make_document(bson::kvp("hello", 1), bson::kvp("$db", "admin")); }
+
+}  // namespace
+
+class SimLibraryTest : public QObject {
+    Q_OBJECT
+
+private slots:
+    void replica_set_lifecycle() {
+        sim::sim_config cfg;
+        cfg.topology = sim::topology_kind::replica_set;
+        cfg.nodes = 3;
+        cfg.election_delay = 50ms;
+        sim::deployment d(cfg);
+        const auto started = std::chrono::steady_clock::now();
+        d.start();
+        QVERIFY(std::chrono::steady_clock::now() - started < 1s);
+        const auto members = d.members();
+        QCOMPARE(members.size(), std::size_t(3));
+        QVERIFY(d.uri().starts_with("mongodb://127.0.0.1:"));
+        QVERIFY(d.uri().ends_with("/?replicaSet=rs0"));
+        const auto primary = d.primary();
+        QVERIFY(primary.has_value());
+        QCOMPARE(*primary, members[0]);
+
+        const bson::document h = run(members[1], hello());
+        QCOMPARE(h["setName"].get_string(), std::string_view("rs0"));
+        QCOMPARE(h["primary"].get_string(), std::string_view(members[0]));
+        QCOMPARE(h["secondary"].get_bool(), true);
+        QCOMPARE(h["hosts"].get_array().size(), std::size_t(3));
+
+        d.step_down(members[0], 30s);
+        const auto next = d.wait_for_primary(5s);
+        QVERIFY(next.has_value());
+        QVERIFY(*next != members[0]);
+
+        d.kill(*next);
+        const auto third = d.wait_for_primary(5s);
+        QVERIFY(third.has_value());
+        QVERIFY(*third != *next);
+        d.restart(*next);
+        QVERIFY(d.wait_for_primary(5s).has_value());
+
+        const bson::document status = d.status();
+        QCOMPARE(status["members"].get_array().size(), std::size_t(3));
+        QCOMPARE(status["primary"].get_string(), std::string_view(*d.primary()));
+
+        const std::string added = d.add_member();
+        QCOMPARE(d.members().size(), std::size_t(4));
+        QCOMPARE(run(added, hello())["setVersion"].as_int64(), std::int64_t(2));
+        d.remove_member(added);
+        QCOMPARE(d.members().size(), std::size_t(3));
+        QVERIFY_THROWS_EXCEPTION(trellis::error, d.kill("127.0.0.1:1"));
+        d.stop();
+    }
+
+    void writes_replicate_in_process() {
+        sim::sim_config cfg;
+        cfg.topology = sim::topology_kind::replica_set;
+        cfg.nodes = 2;
+        sim::deployment d(cfg);
+        d.start();
+        const auto members = d.members();
+        bson::builder insert;
+        insert.append("insert", "c").open_array("documents");
+        for (int i = 0; i < 5; ++i) insert.open_document().append("i", i).close_document();
+        insert.close_array().open_document("writeConcern").append("w", 2).close_document().append("$db", "lib");
+        const bson::document reply = run(members[0], insert.extract());
+        QCOMPARE(reply["n"].as_int64(), std::int64_t(5));
+        QVERIFY(!reply.find("writeConcernError"));
+        // w:2 returned, so the secondary has them: count there with a secondary read preference.
+        bson::builder count;
+        count.append("count", "c").append("$db", "lib").open_document("$readPreference").append("mode", "secondary").close_document();
+        QCOMPARE(run(members[1], count.extract())["n"].as_int64(), std::int64_t(5));
+    }
+
+    void bad_port_is_a_clear_error() {
+        sim::sim_config first;
+        sim::deployment a(first);
+        a.start();
+        sim::sim_config clash;
+        const std::string taken = a.members()[0];
+        clash.port = static_cast<std::uint16_t>(std::stoi(taken.substr(taken.rfind(':') + 1)));
+        sim::deployment b(clash);
+        try {
+            b.start();
+            QFAIL("binding a taken port must fail");
+        } catch (const trellis::error& e) {
+            QVERIFY2(std::string(e.what()).find("cannot listen on 127.0.0.1:" + taken.substr(taken.rfind(':') + 1)) !=
+                         std::string::npos, e.what());
+        }
+    }
+};
+
+QTEST_GUILESS_MAIN(SimLibraryTest)
+#include "sim_library_test.moc"
