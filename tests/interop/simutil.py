@@ -48,6 +48,7 @@ class Sim:
         self.members = info["members"]
         self.ready_line = self.proc.stdout.readline().strip()
         self._control_client = None
+        self._stopped = False
 
     def stderr(self):
         self.log.flush()
@@ -84,20 +85,32 @@ class Sim:
         return self.status().get("primary")
 
     def stop(self):
+        if self._stopped:
+            return
+        self._stopped = True
         if self._control_client is not None:
             self._control_client.close()
             self._control_client = None
+        hung = False
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
+                hung = True
                 self.proc.kill()
                 self.proc.wait()
+        log = self.stderr()
         if self.proc.stdout:
             self.proc.stdout.close()
         self.log.close()
         self.dir.cleanup()
+        # A clean stop is part of every test: a sanitizer report or a crash in the
+        # simulator shows up only in its exit status and its log.
+        if hung:
+            raise AssertionError("trellis-sim did not stop within 10 s of SIGTERM:\n" + log[-4000:])
+        if self.proc.returncode != 0:
+            raise AssertionError("trellis-sim exited with status %d:\n%s" % (self.proc.returncode, log[-4000:]))
 
     def __enter__(self):
         return self
