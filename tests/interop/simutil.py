@@ -21,6 +21,8 @@ class Sim:
     def __init__(self, *args, config=None, timeout=10.0):
         if not SIM or not os.path.exists(SIM):
             raise unittest.SkipTest("TRELLIS_SIM is not set to the trellis-sim binary")
+        self._control_client = None
+        self._stopped = False
         self.dir = tempfile.TemporaryDirectory(prefix="trellis-sim-")
         ready = os.path.join(self.dir.name, "ready.json")
         argv = [SIM, "--port", "0", "--ready-file", ready] + [str(a) for a in args]
@@ -47,8 +49,6 @@ class Sim:
         self.control = info["control"]
         self.members = info["members"]
         self.ready_line = self.proc.stdout.readline().strip()
-        self._control_client = None
-        self._stopped = False
 
     def stderr(self):
         self.log.flush()
