@@ -86,4 +86,18 @@ public:
     explicit configuration_error(const std::string& what) : error(errc::configuration_error, what) {}
 };
 
+/// A plugin that cannot be loaded or created: path() names its file, kind()
+/// its kind when known ("transport", ...; empty otherwise).
+class plugin_error : public error {
+public:
+    plugin_error(std::string path, std::string kind, const std::string& what)
+        : error(errc::plugin_error, what), path_(std::move(path)), kind_(std::move(kind)) {}
+    const std::string& path() const noexcept { return path_; }
+    const std::string& kind() const noexcept { return kind_; }
+
+private:
+    std::string path_;
+    std::string kind_;
+};
+
 }  // namespace trellis

@@ -7,8 +7,6 @@
 
 namespace trellis::wire {
 
-compressor::~compressor() = default;
-
 void noop_compressor::compress(std::span<const std::uint8_t> in, std::vector<std::uint8_t>& out) const {
     out.insert(out.end(), in.begin(), in.end());
 }

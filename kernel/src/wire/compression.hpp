@@ -4,6 +4,8 @@
 // zstd arrive later as plugins that implement the same interface.
 #pragma once
 
+#include "trellis/sdk/compressor.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -13,31 +15,10 @@
 
 namespace trellis::wire {
 
-/// Compressor ids assigned by the compression spec.
-namespace compressor_ids {
-inline constexpr std::uint8_t noop = 0;
-inline constexpr std::uint8_t snappy = 1;
-inline constexpr std::uint8_t zlib = 2;
-inline constexpr std::uint8_t zstd = 3;
-}  // namespace compressor_ids
-
-class compressor {
-public:
-    virtual ~compressor();
-
-    /// The compressorId byte of OP_COMPRESSED.
-    virtual std::uint8_t id() const = 0;
-    /// The name used in the hello "compression" list, e.g. "zlib".
-    virtual std::string_view name() const = 0;
-    /// Appends the compressed form of in to out (never clears out).
-    virtual void compress(std::span<const std::uint8_t> in, std::vector<std::uint8_t>& out) const = 0;
-    /// Appends the decompressed form of in to out (never clears out).
-    /// uncompressed_size is what the sender announced; an implementation must
-    /// not produce more than that (throw errc::compression_error instead) —
-    /// the codec still checks the resulting size itself.
-    virtual void decompress(std::span<const std::uint8_t> in, std::size_t uncompressed_size,
-                            std::vector<std::uint8_t>& out) const = 0;
-};
+// The compressor interface and the spec's compressor ids are the SDK's:
+// compressors come as plugins.
+namespace compressor_ids = sdk::compressor_ids;
+using compressor = sdk::compressor;
 
 /// Identity "compression": the payload is carried as-is. Useful for tests and
 /// for exercising the OP_COMPRESSED path without a codec library.

@@ -1,0 +1,243 @@
+#define BOOST_DLL_USE_STD_FS
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <boost/dll/shared_library.hpp>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+
+#include "trellis/plugins.hpp"
+
+#ifndef TRELLIS_BUILD_PLUGIN_DIR
+#define TRELLIS_BUILD_PLUGIN_DIR ""
+#endif
+#ifndef TRELLIS_INSTALL_PLUGIN_DIR
+#define TRELLIS_INSTALL_PLUGIN_DIR ""
+#endif
+
+namespace trellis {
+
+namespace fs = std::filesystem;
+
+struct plugin_registry::impl {
+    plugin_search_options options;
+    std::vector<plugin_info> infos;
+    // Parallel to infos: the library and descriptor of each loaded plugin.
+    std::vector<std::shared_ptr<boost::dll::shared_library>> libraries;
+    std::vector<const sdk::plugin_descriptor*> descriptors;
+};
+
+namespace {
+
+// Why a file cannot be loaded, in words: Boost.DLL's own error says "Bad file
+// descriptor" for a missing file and a text file alike.
+std::string load_failure_reason(const fs::path& file) {
+    std::error_code ec;
+    if (!fs::exists(file, ec)) return "missing: no such file";
+    if (!fs::is_regular_file(file, ec)) return "not a regular file";
+    {
+        std::ifstream in(file, std::ios::binary);
+        char magic[4] = {};
+        in.read(magic, 4);
+        if (in.gcount() < 4 || magic[0] != 0x7f || magic[1] != 'E' || magic[2] != 'L' || magic[3] != 'F')
+            return "not a shared library (no ELF header)";
+    }
+    dlerror();
+    if (void* h = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL)) {
+        dlclose(h);
+        return "cannot be loaded";
+    }
+    const char* why = dlerror();
+    return std::string("cannot be loaded: ") + (why ? why : "unknown dlopen error");
+}
+
+std::vector<fs::path> split_path_list(const char* text) {
+    std::vector<fs::path> out;
+    if (!text) return out;
+    std::string_view s(text);
+    while (!s.empty()) {
+        const auto colon = s.find(':');
+        const std::string_view part = s.substr(0, colon);
+        if (!part.empty()) out.emplace_back(std::string(part));
+        if (colon == std::string_view::npos) break;
+        s.remove_prefix(colon + 1);
+    }
+    return out;
+}
+
+bool is_library_name(const fs::path& p) {
+    const std::string name = p.filename().string();
+    return p.extension() == ".so" || name.find(".so.") != std::string::npos;
+}
+
+}  // namespace
+
+plugin_registry::plugin_registry(plugin_search_options options) : impl_(std::make_unique<impl>()) {
+    impl_->options = std::move(options);
+}
+
+plugin_registry::~plugin_registry() = default;
+
+namespace {
+
+struct search_entry {
+    fs::path path;
+    bool named;  // given by the user ($TRELLIS_PLUGIN_PATH or the configuration): report it when missing
+};
+
+std::vector<search_entry> search_entries(const plugin_search_options& options) {
+    std::vector<search_entry> out;
+    if (options.use_environment)
+        for (auto& p : split_path_list(std::getenv("TRELLIS_PLUGIN_PATH"))) out.push_back({p, true});
+    for (const auto& p : options.paths) out.push_back({p, true});
+    if (options.use_default_locations) {
+        // The installation relative to libtrellis itself first (a relocated install),
+        // then the locations known at build time.
+        std::error_code ec;
+        const fs::path self = boost::dll::this_line_location(ec);
+        if (!ec) out.push_back({self.parent_path() / "trellis" / "plugins", false});
+        if (*TRELLIS_BUILD_PLUGIN_DIR) out.push_back({TRELLIS_BUILD_PLUGIN_DIR, false});
+        if (*TRELLIS_INSTALL_PLUGIN_DIR) out.push_back({TRELLIS_INSTALL_PLUGIN_DIR, false});
+    }
+    // The same directory reached twice is searched once.
+    std::vector<search_entry> unique;
+    for (auto& e : out) {
+        std::error_code ec;
+        const fs::path canonical = fs::weakly_canonical(e.path, ec);
+        if (!ec) e.path = canonical;
+        if (std::none_of(unique.begin(), unique.end(), [&](const search_entry& u) { return u.path == e.path; }))
+            unique.push_back(e);
+    }
+    return unique;
+}
+
+}  // namespace
+
+std::vector<fs::path> plugin_registry::search_path() const {
+    std::vector<fs::path> out;
+    for (const auto& e : search_entries(impl_->options)) out.push_back(e.path);
+    return out;
+}
+
+void plugin_registry::scan() {
+    impl& d = *impl_;
+    std::map<std::pair<sdk::plugin_kind, std::string>, fs::path> first;
+    auto add_failed = [&](const fs::path& file, std::optional<sdk::plugin_kind> kind, std::string why) {
+        plugin_info info;
+        info.file = file;
+        info.kind = kind;
+        info.error = std::move(why);
+        d.infos.push_back(std::move(info));
+        d.libraries.push_back(nullptr);
+        d.descriptors.push_back(nullptr);
+    };
+    auto consider = [&](const fs::path& file) {
+        boost::dll::fs::error_code ec;
+        auto lib = std::make_shared<boost::dll::shared_library>(
+            file, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
+        if (ec || !lib->is_loaded()) return add_failed(file, std::nullopt, load_failure_reason(file));
+        if (!lib->has(sdk::descriptor_symbol))
+            return add_failed(file, std::nullopt, "no Trellis plugin descriptor (symbol \"trellis_plugin\")");
+        const auto& desc = lib->get_alias<const sdk::plugin_descriptor>(sdk::descriptor_symbol);
+        // Only abi_version may be read before it is checked.
+        if (desc.abi_version != sdk::abi_version)
+            return add_failed(file, std::nullopt,
+                              "SDK ABI version " + std::to_string(desc.abi_version) + ", this host needs " +
+                                  std::to_string(sdk::abi_version));
+        const std::string_view kind_name = sdk::to_string(desc.kind);
+        if (kind_name == "unknown")
+            return add_failed(file, std::nullopt, "unknown plugin kind " + std::to_string(static_cast<std::uint32_t>(desc.kind)));
+        if (!desc.name || !*desc.name || !desc.version || !desc.description || !desc.create)
+            return add_failed(file, desc.kind, "incomplete descriptor (name, version, description and factory are required)");
+        plugin_info info;
+        info.file = file;
+        info.kind = desc.kind;
+        info.name = desc.name;
+        info.version = desc.version;
+        info.description = desc.description;
+        const auto key = std::make_pair(desc.kind, info.name);
+        if (auto it = first.find(key); it != first.end()) {
+            info.error = "duplicate: " + std::string(kind_name) + " \"" + info.name + "\" is already provided by " +
+                         it->second.string();
+            d.infos.push_back(std::move(info));
+            d.libraries.push_back(nullptr);
+            d.descriptors.push_back(nullptr);
+            return;
+        }
+        // A probe instance proves the factory works, so the listing can say "loaded".
+        try {
+            const bson::document_view empty;
+            auto probe = desc.create(sdk::plugin_context{empty});
+            if (!probe) throw std::runtime_error("the factory returned nothing");
+        } catch (const std::exception& e) {
+            info.error = std::string("factory threw: ") + e.what();
+        } catch (...) {
+            info.error = "factory threw a non-standard exception";
+        }
+        info.loaded = info.error.empty();
+        if (info.loaded) first.emplace(key, file);
+        d.libraries.push_back(info.loaded ? lib : nullptr);
+        d.descriptors.push_back(&desc);
+        d.infos.push_back(std::move(info));
+    };
+
+    for (const search_entry& entry : search_entries(d.options)) {
+        std::error_code ec;
+        if (fs::is_directory(entry.path, ec)) {
+            std::vector<fs::path> files;
+            for (const auto& f : fs::directory_iterator(entry.path, ec))
+                if (is_library_name(f.path())) files.push_back(f.path());
+            std::sort(files.begin(), files.end());
+            for (const auto& f : files) consider(f);
+        } else if (fs::exists(entry.path, ec)) {
+            consider(entry.path);
+        } else if (entry.named) {
+            // Absent default locations (no build tree, not installed) are normal; a path
+            // the user named is worth reporting.
+            add_failed(entry.path, std::nullopt, "missing: no such file or directory");
+        }
+    }
+}
+
+const std::vector<plugin_info>& plugin_registry::plugins() {
+    std::call_once(scanned_, [this] { scan(); });
+    return impl_->infos;
+}
+
+std::shared_ptr<sdk::plugin> plugin_registry::create(sdk::plugin_kind kind, std::string_view name,
+                                                     bson::document_view settings) {
+    const auto& infos = plugins();
+    std::string available;
+    for (std::size_t i = 0; i < infos.size(); ++i) {
+        const plugin_info& info = infos[i];
+        if (info.kind != kind) continue;
+        if (info.loaded) available += (available.empty() ? "" : ", ") + info.name;
+        if (info.name != name || !info.loaded) continue;
+        std::shared_ptr<boost::dll::shared_library> lib = impl_->libraries[i];
+        std::unique_ptr<sdk::plugin> object;
+        try {
+            object = impl_->descriptors[i]->create(sdk::plugin_context{settings});
+        } catch (const std::exception& e) {
+            throw plugin_error(info.file.string(), std::string(sdk::to_string(kind)),
+                               info.file.string() + ": " + std::string(sdk::to_string(kind)) + " \"" + info.name +
+                                   "\": factory threw: " + e.what());
+        }
+        if (!object)
+            throw plugin_error(info.file.string(), std::string(sdk::to_string(kind)),
+                               info.file.string() + ": factory returned nothing");
+        // The deleter holds the library: it is unloaded only after the object is gone.
+        return std::shared_ptr<sdk::plugin>(object.release(), [lib](sdk::plugin* p) { delete p; });
+    }
+    for (const plugin_info& info : infos)
+        if (info.kind == kind && info.name == name)
+            throw plugin_error(info.file.string(), std::string(sdk::to_string(kind)),
+                               info.file.string() + ": " + std::string(sdk::to_string(kind)) + " \"" + info.name +
+                                   "\" failed to load: " + info.error);
+    throw plugin_error("", std::string(sdk::to_string(kind)),
+                       "no " + std::string(sdk::to_string(kind)) + " plugin named \"" + std::string(name) + "\"" +
+                           (available.empty() ? " (none found)" : " (found: " + available + ")"));
+}
+
+}  // namespace trellis

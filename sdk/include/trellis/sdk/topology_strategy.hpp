@@ -1,0 +1,43 @@
+// Plugin kind "topology_strategy": standalone, replica set, master-slave, mongos.
+//
+// A strategy owns its part of SDAM and of server selection: it turns the
+// current topology description and one server's new description (from a hello
+// reply, or an error) into the next topology description, and it says which
+// servers suit an operation before the kernel applies the latency window and
+// picks one. Both are pure functions of their arguments: the kernel calls them
+// from the one strand that owns the topology, and tests call them directly.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "trellis/options.hpp"
+#include "trellis/sdk/plugin.hpp"
+#include "trellis/sdk/sdam.hpp"
+
+namespace trellis::sdk {
+
+/// What an operation needs from a server.
+struct operation_requirements {
+    enum class kind { read, write, command } what = kind::read;
+    trellis::read_preference read_preference;  // for reads
+    bool in_request = false;  // start_request: everything goes where writes go (master-slave)
+    std::chrono::milliseconds heartbeat_frequency{10'000};  // for maxStalenessSeconds
+};
+
+class TRELLIS_SDK_VISIBLE topology_strategy : public plugin {
+public:
+    /// The topology description after `updated` replaces the server of the same
+    /// address (SDAM's "updating the TopologyDescription" for this strategy).
+    virtual std::shared_ptr<const topology_description> on_server_description(
+        const std::shared_ptr<const topology_description>& current, const server_description& updated) = 0;
+
+    /// The servers suitable for the operation, before the latency window. Empty
+    /// when none is: selection then waits for a change, up to server_selection_timeout.
+    /// `why_not` receives one line per unsuitable server for the timeout error.
+    virtual std::vector<const server_description*> suitable_servers(const topology_description& topology,
+                                                                    const operation_requirements& operation,
+                                                                    std::vector<std::string>* why_not) const = 0;
+};
+
+}  // namespace trellis::sdk

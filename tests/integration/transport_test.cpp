@@ -1,0 +1,219 @@
+// The transport plugins against trellis-sim: plain TCP and TLS (trusted CA,
+// another CA, hostname checks and their relaxations, client certificates with
+// a password). Certificates are made at test time with the openssl CLI.
+#include <QtTest/QtTest>
+
+#include <QProcess>
+#include <QTemporaryDir>
+#include <boost/asio.hpp>
+#include <future>
+
+#include "trellis/bson/builder.hpp"
+#include "trellis/plugins.hpp"
+#include "trellis/sdk/transport.hpp"
+#include "trellis/sim/deployment.hpp"
+#include "wire/codec.hpp"
+#include "wire/frame_decoder.hpp"
+
+namespace asio = boost::asio;
+namespace sdk = trellis::sdk;
+namespace bson = trellis::bson;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct connected {
+    sdk::connect_error error;
+    std::unique_ptr<sdk::stream> stream;
+};
+
+connected open_stream(sdk::transport& t, asio::io_context& io, sdk::connect_request req) {
+    std::promise<connected> done;
+    auto result = done.get_future();
+    t.async_connect(io.get_executor(), req, [&done](sdk::connect_error e, std::unique_ptr<sdk::stream> s) {
+        done.set_value({std::move(e), std::move(s)});
+    });
+    io.restart();
+    io.run();
+    return result.get();
+}
+
+// hello over the stream, with the kernel's wire codec.
+bson::document hello(sdk::stream& s, asio::io_context& io) {
+    const bson::document cmd = bson::make_document(bson::kvp("hello", 1), bson::kvp("$db", "admin"));
+    std::vector<std::uint8_t> out;
+    trellis::wire::encode_op_msg(out, 1, 0, 0, cmd.bytes());
+    std::size_t written = 0;
+    std::function<void()> write_more = [&] {
+        s.async_write_some(asio::buffer(out.data() + written, out.size() - written), [&](std::error_code ec, std::size_t n) {
+            if (ec) throw std::system_error(ec);
+            written += n;
+            if (written < out.size()) write_more();
+        });
+    };
+    write_more();
+    trellis::wire::frame_decoder decoder;
+    std::optional<bson::document> reply;
+    std::function<void()> read_more = [&] {
+        auto buffer = decoder.prepare(4096);
+        s.async_read_some(asio::buffer(buffer.data(), buffer.size()), [&](std::error_code ec, std::size_t n) {
+            if (ec) throw std::system_error(ec);
+            decoder.commit(n);
+            if (auto msg = decoder.next()) reply = bson::document::from_bytes(msg->as_msg()->body);
+            else read_more();
+        });
+    };
+    read_more();
+    io.restart();
+    io.run();
+    return std::move(*reply);
+}
+
+void openssl(const QString& dir, const QStringList& args) {
+    QProcess p;
+    p.setWorkingDirectory(dir);
+    p.start("openssl", args);
+    QVERIFY(p.waitForFinished(30000));
+    QVERIFY2(p.exitCode() == 0, p.readAllStandardError().constData());
+}
+
+std::uint16_t port_of(const std::string& address) { return static_cast<std::uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))); }
+
+}  // namespace
+
+class TransportTest : public QObject {
+    Q_OBJECT
+
+    QTemporaryDir dir_;
+    trellis::plugin_registry registry_;
+    std::unique_ptr<trellis::sim::deployment> plain_sim_, tls_sim_;
+    std::string path(const char* name) const { return dir_.filePath(name).toStdString(); }
+
+private slots:
+    void initTestCase() {
+        const QString d = dir_.path();
+        auto ca = [&](const QString& name) {
+            openssl(d, {"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=" + name, "-keyout",
+                        name + ".key", "-out", name + ".pem"});
+        };
+        ca("ca");
+        ca("other-ca");
+        // The server's certificate names only the IP address, so "localhost" does not match it.
+        openssl(d, {"req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=sim", "-keyout", "server.key", "-out", "server.csr"});
+        QFile ext(d + "/server.ext");
+        QVERIFY(ext.open(QIODevice::WriteOnly));
+        ext.write("subjectAltName=IP:127.0.0.1\n");
+        ext.close();
+        openssl(d, {"x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+                    "-out", "server.pem", "-extfile", "server.ext"});
+        // A client certificate whose key is protected by a password.
+        openssl(d, {"req", "-newkey", "rsa:2048", "-passout", "pass:s3cret", "-subj", "/CN=client", "-keyout", "client.key",
+                    "-out", "client.csr"});
+        openssl(d, {"x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+                    "-out", "client.crt"});
+        QFile bundle(d + "/client.pem");
+        QVERIFY(bundle.open(QIODevice::WriteOnly));
+        for (const char* part : {"/client.crt", "/client.key"}) {
+            QFile f(d + part);
+            QVERIFY(f.open(QIODevice::ReadOnly));
+            bundle.write(f.readAll());
+        }
+        bundle.close();
+
+        trellis::sim::sim_config plain;
+        plain_sim_ = std::make_unique<trellis::sim::deployment>(plain);
+        plain_sim_->start();
+        trellis::sim::sim_config tls;
+        tls.tls.cert_file = path("server.pem");
+        tls.tls.key_file = path("server.key");
+        tls.tls.ca_file = path("ca.pem");
+        tls.tls.require_client_cert = true;
+        tls_sim_ = std::make_unique<trellis::sim::deployment>(tls);
+        tls_sim_->start();
+    }
+
+    void plain_round_trip() {
+        auto t = registry_.create_as<sdk::transport>(sdk::plugin_kind::transport, "plain");
+        asio::io_context io;
+        auto c = open_stream(*t, io, {"127.0.0.1", port_of(plain_sim_->members()[0]), 5000ms, {}});
+        QVERIFY2(!c.error.code, c.error.message.c_str());
+        QVERIFY(c.stream->description().starts_with("127.0.0.1:"));
+        QCOMPARE(hello(*c.stream, io)["isWritablePrimary"].get_bool(), true);
+        c.stream->close();
+    }
+
+    void plain_refused_names_the_address() {
+        auto t = registry_.create_as<sdk::transport>(sdk::plugin_kind::transport, "plain");
+        asio::io_context io;
+        // A port that was free a moment ago: bind, read it, close.
+        asio::ip::tcp::acceptor probe(io, {asio::ip::make_address("127.0.0.1"), 0});
+        const auto port = probe.local_endpoint().port();
+        probe.close();
+        auto c = open_stream(*t, io, {"127.0.0.1", port, 2000ms, {}});
+        QVERIFY(c.error.code);
+        QVERIFY(!c.stream);
+        QVERIFY2(c.error.message.find("connect to 127.0.0.1:" + std::to_string(port) + " failed") != std::string::npos,
+                 c.error.message.c_str());
+    }
+
+    void tls_with_the_test_ca_and_a_client_certificate() {
+        auto t = registry_.create_as<sdk::transport>(sdk::plugin_kind::transport, "tls");
+        asio::io_context io;
+        sdk::connect_request req{"127.0.0.1", port_of(tls_sim_->members()[0]), 5000ms, {}};
+        req.tls = {true, path("ca.pem"), path("client.pem"), "s3cret", false, false};
+        auto c = open_stream(*t, io, req);
+        QVERIFY2(!c.error.code, c.error.message.c_str());
+        QVERIFY2(c.stream->description().find("TLSv1.") != std::string::npos, c.stream->description().c_str());
+        QCOMPARE(c.stream->peer_subject().value_or(""), std::string("CN=sim"));
+        QCOMPARE(hello(*c.stream, io)["ok"].as_double(), 1.0);
+    }
+
+    void tls_with_another_ca_fails_with_a_certificate_error() {
+        auto t = registry_.create_as<sdk::transport>(sdk::plugin_kind::transport, "tls");
+        asio::io_context io;
+        sdk::connect_request req{"127.0.0.1", port_of(tls_sim_->members()[0]), 5000ms, {}};
+        req.tls = {true, path("other-ca.pem"), path("client.pem"), "s3cret", false, false};
+        auto c = open_stream(*t, io, req);
+        QVERIFY(c.error.code);
+        QVERIFY2(c.error.message.find("TLS handshake with 127.0.0.1:") != std::string::npos &&
+                     c.error.message.find("certificate verify failed") != std::string::npos,
+                 c.error.message.c_str());
+        // tlsAllowInvalidCertificates accepts it.
+        req.tls.allow_invalid_certificates = true;
+        auto relaxed = open_stream(*t, io, req);
+        QVERIFY2(!relaxed.error.code, relaxed.error.message.c_str());
+    }
+
+    void tls_hostname_verification() {
+        auto t = registry_.create_as<sdk::transport>(sdk::plugin_kind::transport, "tls");
+        asio::io_context io;
+        sdk::connect_request req{"localhost", port_of(tls_sim_->members()[0]), 5000ms, {}};
+        req.tls = {true, path("ca.pem"), path("client.pem"), "s3cret", false, false};
+        auto c = open_stream(*t, io, req);
+        QVERIFY(c.error.code);
+        QVERIFY2(c.error.message.find("Hostname mismatch") != std::string::npos ||
+                     c.error.message.find("hostname mismatch") != std::string::npos,
+                 c.error.message.c_str());
+        req.tls.allow_invalid_hostnames = true;
+        auto relaxed = open_stream(*t, io, req);
+        QVERIFY2(!relaxed.error.code, relaxed.error.message.c_str());
+    }
+
+    void tls_wrong_key_password_is_reported() {
+        auto t = registry_.create_as<sdk::transport>(sdk::plugin_kind::transport, "tls");
+        asio::io_context io;
+        sdk::connect_request req{"127.0.0.1", port_of(tls_sim_->members()[0]), 5000ms, {}};
+        req.tls = {true, path("ca.pem"), path("client.pem"), "wrong", false, false};
+        auto c = open_stream(*t, io, req);
+        QVERIFY(c.error.code);
+        QVERIFY2(c.error.message.find("TLS set-up for 127.0.0.1:") != std::string::npos, c.error.message.c_str());
+    }
+
+    void cleanupTestCase() {
+        plain_sim_->stop();
+        tls_sim_->stop();
+    }
+};
+
+QTEST_GUILESS_MAIN(TransportTest)
+#include "transport_test.moc"
