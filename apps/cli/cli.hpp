@@ -27,6 +27,7 @@ struct data_error {
 using args = std::span<const std::string_view>;
 
 int bson_command(args a);
+int config_command(args a);
 int plugins_command(args a);
 
 }  // namespace trellis::cli

@@ -17,6 +17,7 @@ constexpr const char* usage_text =
     "  bson dump FILE.bson [--canonical]       print each document as Extended JSON\n"
     "  bson from-json FILE.json -o FILE.bson   convert Extended JSON documents to BSON\n"
     "  bson validate FILE.bson                 check a BSON file, report the first invalid byte\n"
+    "  config check FILE                       check a TOML configuration, print the effective options\n"
     "  plugins [--json]                        list the plugins found and their state\n"
     "\n"
     "Run 'trellis COMMAND --help' for a command's options.\n"
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
             return exit_ok;
         }
         if (a[0] == "bson") return bson_command(args(a).subspan(1));
+        if (a[0] == "config") return config_command(args(a).subspan(1));
         if (a[0] == "plugins") return plugins_command(args(a).subspan(1));
         throw usage_error{"unknown command \"" + std::string(a[0]) + "\""};
     } catch (const usage_error& e) {

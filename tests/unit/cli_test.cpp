@@ -110,6 +110,60 @@ private slots:
         QCOMPARE(missing.code, 1);
         QVERIFY(missing.err.contains("cannot open"));
     }
+
+    void config_check_prints_the_effective_options() {
+        write_file(path("good.toml"),
+                   "[client]\nuri = \"mongodb://u:secret@h1,h2/?replicaSet=rs0&maxPoolSize=10\"\n"
+                   "[pool]\nmax_size = 50\n[plugins]\npaths = [\"plugins\"]\n[plugins.batched]\nbatch_size = 10\n");
+        const result ok = run({"config", "check", path("good.toml")});
+        QCOMPARE(ok.code, 0);
+        QVERIFY2(ok.err.isEmpty(), qPrintable(ok.err));
+        QVERIFY2(ok.out.startsWith("[client]\nhosts = [\"h1:27017\", \"h2:27017\"]\n"), qPrintable(ok.out));
+        QVERIFY(ok.out.contains("\n[pool]\nmax_size = 50\n"));  // the file beats the URI's maxPoolSize=10
+        QVERIFY(ok.out.contains("replica_set = \"rs0\"\n"));
+        QVERIFY(ok.out.contains("\n[auth]\nusername = \"u\"\npassword = \"***\"\n"));
+        QVERIFY(!ok.out.contains("secret"));
+        QVERIFY(ok.out.contains("paths = [\"" + QDir(dir_.path()).filePath("plugins") + "\"]\n"));
+        QVERIFY(ok.out.contains("\n[plugins.batched]\nbatch_size = 10\n"));
+
+        // URI warnings go to stderr; the file is still usable.
+        write_file(path("warn.toml"), "[client]\nuri = \"mongodb://h/?frobnicate=1\"\n");
+        const result warn = run({"config", "check", path("warn.toml")});
+        QCOMPARE(warn.code, 0);
+        QVERIFY(warn.err.contains("warning: "));
+    }
+
+    void config_check_errors_are_one_line_and_exit_2() {
+        write_file(path("bad.toml"), "[client]\nuri = \"mongodb://localhost\"\n\n[pool]\nmax_size = -3\n");
+        const result bad = run({"config", "check", path("bad.toml")});
+        QCOMPARE(bad.code, 2);
+        QCOMPARE(bad.err, "trellis: " + path("bad.toml") + ":5:12: pool.max_size must be a positive integer, got -3\n");
+        QVERIFY(bad.out.isEmpty());
+
+        write_file(path("typo.toml"), "[pool]\nmax_szie = 3\n");
+        const result typo = run({"config", "check", path("typo.toml")});
+        QCOMPARE(typo.code, 2);
+        QCOMPARE(typo.err, "trellis: " + path("typo.toml") + ":2:1: unknown key pool.max_szie; did you mean pool.max_size?\n");
+
+        const result missing = run({"config", "check", path("absent.toml")});
+        QCOMPARE(missing.code, 2);
+        QCOMPARE(missing.err.count('\n'), 1);
+        QVERIFY(missing.err.contains("cannot open"));
+
+        for (const QStringList& args : {QStringList{"config"}, QStringList{"config", "check"},
+                                         QStringList{"config", "check", "a.toml", "b.toml"},
+                                         QStringList{"config", "check", "--bogus", "a.toml"}, QStringList{"config", "frob"}}) {
+            const result r = run(args);
+            QCOMPARE(r.code, 2);
+            QCOMPARE(r.err.count('\n'), 1);
+        }
+        for (const QStringList& args : {QStringList{"config", "--help"}, QStringList{"config", "check", "--help"}}) {
+            const result r = run(args);
+            QCOMPARE(r.code, 0);
+            QVERIFY(r.out.startsWith("usage: trellis config"));
+        }
+        QVERIFY(run({"--help"}).out.contains("config check FILE"));
+    }
 };
 
 QTEST_GUILESS_MAIN(CliTest)
