@@ -10,6 +10,7 @@ packages=(
   libbson-dev
   libssl-dev openssl zlib1g-dev
   libtomlplusplus-dev libutf8proc-dev
+  libc-ares-dev dnsmasq
   python3 python3-pymongo python3-mockupdb
 )
 
