@@ -8,9 +8,11 @@ extern const suite bson_corpus_suite;
 extern const suite connection_string_suite;
 extern const suite uri_options_suite;
 extern const suite auth_suite;
+extern const suite cmap_suite;
 
 const std::vector<suite>& suites() {
-    static const std::vector<suite> all = {bson_corpus_suite, connection_string_suite, uri_options_suite, auth_suite};
+    static const std::vector<suite> all = {bson_corpus_suite, connection_string_suite, uri_options_suite, auth_suite,
+                                           cmap_suite};
     return all;
 }
 

@@ -1,0 +1,175 @@
+// Monitoring events: what the driver reports to subscribers while it works.
+//
+// Each specification that defines events gets its own section, its own std::variant of event
+// structs and its own handler type, so that a subscriber to one family never has to know about
+// the others:
+//
+//   CMAP (connection monitoring and pooling)   cmap_event,  cmap_event_handler   (below)
+//   SDAM (server discovery and monitoring)     sdam_event,  sdam_event_handler   (to come)
+//   command monitoring                         command_event, command_event_handler (to come)
+//
+// Names follow the specifications in C++ style: ConnectionCheckedOutEvent is
+// connection_checked_out_event, connectionId is connection_id, and each struct carries the name
+// the specification's tests use for it (type_name, e.g. "ConnectionCheckedOut"). Durations are
+// std::chrono durations measured on a monotonic clock. Reasons are enums whose to_string() gives
+// the specification's strings ("poolClosed", "connectionError", ...).
+//
+// Handlers are called synchronously, in the order the events happen, on the executor of the
+// component that emits them (a pool's strand for CMAP). They must not block and must not throw;
+// an exception from a handler is swallowed so that it cannot corrupt the emitter's state.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "trellis/bson/oid.hpp"
+
+namespace trellis {
+
+// ================================================================ CMAP
+
+/// The CMAP specification's ConnectionPoolOptions, as one pool uses them. It lives here because
+/// ConnectionPoolCreatedEvent carries it; client_options (options.hpp) holds the same settings
+/// for a whole client, and every pool of a client is made with the same values.
+struct connection_pool_options {
+    std::uint32_t max_pool_size = 100;  ///< zero: no maximum
+    std::uint32_t min_pool_size = 0;    ///< kept filled in the background while the pool is ready
+    std::uint32_t max_connecting = 2;   ///< connections established at the same time; at least 1
+    std::chrono::milliseconds max_idle_time{0};       ///< zero: connections never become idle
+    std::chrono::milliseconds wait_queue_timeout{0};  ///< zero: no limit on waiting for a connection
+
+    friend bool operator==(const connection_pool_options&, const connection_pool_options&) = default;
+};
+
+/// ConnectionClosedEvent.reason.
+enum class connection_closed_reason {
+    stale,        ///< the pool was cleared, making the connection no longer valid
+    idle,         ///< the connection was available for longer than max_idle_time
+    error,        ///< the connection experienced an error (including a failed establishment)
+    pool_closed,  ///< the pool was closed
+};
+
+/// ConnectionCheckOutFailedEvent.reason.
+enum class connection_check_out_failed_reason {
+    pool_closed,       ///< the pool was closed
+    timeout,           ///< waiting for a connection took longer than wait_queue_timeout
+    connection_error,  ///< the pool was paused or cleared, or establishing the connection failed
+};
+
+constexpr std::string_view to_string(connection_closed_reason r) noexcept {
+    switch (r) {
+        case connection_closed_reason::stale: return "stale";
+        case connection_closed_reason::idle: return "idle";
+        case connection_closed_reason::error: return "error";
+        case connection_closed_reason::pool_closed: return "poolClosed";
+    }
+    return "unknown";
+}
+
+constexpr std::string_view to_string(connection_check_out_failed_reason r) noexcept {
+    switch (r) {
+        case connection_check_out_failed_reason::pool_closed: return "poolClosed";
+        case connection_check_out_failed_reason::timeout: return "timeout";
+        case connection_check_out_failed_reason::connection_error: return "connectionError";
+    }
+    return "unknown";
+}
+
+/// Pool events name the pool by the address of its server ("host:port").
+struct pool_created_event {
+    static constexpr std::string_view type_name = "ConnectionPoolCreated";
+    std::string address;
+    connection_pool_options options;
+};
+
+struct pool_ready_event {
+    static constexpr std::string_view type_name = "ConnectionPoolReady";
+    std::string address;
+};
+
+struct pool_cleared_event {
+    static constexpr std::string_view type_name = "ConnectionPoolCleared";
+    std::string address;
+    /// Load-balanced mode only: the service whose connections were cleared.
+    std::optional<bson::oid> service_id;
+    bool interrupt_in_use_connections = false;
+};
+
+struct pool_closed_event {
+    static constexpr std::string_view type_name = "ConnectionPoolClosed";
+    std::string address;
+};
+
+/// Connection ids start at 1 in each pool and grow by 1 in order of creation.
+struct connection_created_event {
+    static constexpr std::string_view type_name = "ConnectionCreated";
+    std::string address;
+    std::int64_t connection_id = 0;
+};
+
+struct connection_ready_event {
+    static constexpr std::string_view type_name = "ConnectionReady";
+    std::string address;
+    std::int64_t connection_id = 0;
+    /// From ConnectionCreated to this event: the time establishment took.
+    std::chrono::nanoseconds duration{0};
+};
+
+struct connection_closed_event {
+    static constexpr std::string_view type_name = "ConnectionClosed";
+    std::string address;
+    std::int64_t connection_id = 0;
+    connection_closed_reason reason = connection_closed_reason::error;
+};
+
+struct connection_check_out_started_event {
+    static constexpr std::string_view type_name = "ConnectionCheckOutStarted";
+    std::string address;
+};
+
+struct connection_check_out_failed_event {
+    static constexpr std::string_view type_name = "ConnectionCheckOutFailed";
+    std::string address;
+    connection_check_out_failed_reason reason = connection_check_out_failed_reason::connection_error;
+    /// From ConnectionCheckOutStarted to this event.
+    std::chrono::nanoseconds duration{0};
+};
+
+struct connection_checked_out_event {
+    static constexpr std::string_view type_name = "ConnectionCheckedOut";
+    std::string address;
+    std::int64_t connection_id = 0;
+    /// From ConnectionCheckOutStarted to this event (establishment included, if there was one).
+    std::chrono::nanoseconds duration{0};
+};
+
+struct connection_checked_in_event {
+    static constexpr std::string_view type_name = "ConnectionCheckedIn";
+    std::string address;
+    std::int64_t connection_id = 0;
+};
+
+using cmap_event = std::variant<pool_created_event, pool_ready_event, pool_cleared_event, pool_closed_event,
+                                connection_created_event, connection_ready_event, connection_closed_event,
+                                connection_check_out_started_event, connection_check_out_failed_event,
+                                connection_checked_out_event, connection_checked_in_event>;
+
+/// The specification's name of the event's type ("ConnectionPoolCreated", "ConnectionCheckedOut", ...).
+inline std::string_view event_name(const cmap_event& e) noexcept {
+    return std::visit([](const auto& ev) noexcept { return std::decay_t<decltype(ev)>::type_name; }, e);
+}
+
+/// The address every CMAP event carries.
+inline const std::string& event_address(const cmap_event& e) noexcept {
+    return std::visit([](const auto& ev) noexcept -> const std::string& { return ev.address; }, e);
+}
+
+/// Receives every event of a pool, in order (see the top of this file).
+using cmap_event_handler = std::function<void(const cmap_event&)>;
+
+}  // namespace trellis
