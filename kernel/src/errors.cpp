@@ -27,6 +27,12 @@ public:
             case errc::configuration_error: return "configuration error";
             case errc::invalid_name: return "invalid name";
             case errc::plugin_error: return "plugin error";
+            case errc::pool_closed: return "Attempted to check out a connection from closed connection pool";
+            case errc::pool_cleared: return "Connection pool was cleared";
+            case errc::wait_queue_timeout: return "Timed out while checking out a connection from connection pool";
+            case errc::network_timeout: return "network timeout";
+            case errc::incompatible_server: return "incompatible server wire version";
+            case errc::authentication_failed: return "authentication failed";
         }
         return "unknown trellis error " + std::to_string(value);
     }

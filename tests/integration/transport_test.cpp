@@ -3,7 +3,6 @@
 // a password). Certificates are made at test time with the openssl CLI.
 #include <QtTest/QtTest>
 
-#include <QProcess>
 #include <QTemporaryDir>
 #include <boost/asio.hpp>
 #include <future>
@@ -11,6 +10,7 @@
 #include "trellis/bson/builder.hpp"
 #include "trellis/plugins.hpp"
 #include "trellis/sdk/transport.hpp"
+#include "test_pki.hpp"
 #include "trellis/sim/deployment.hpp"
 #include "wire/codec.hpp"
 #include "wire/frame_decoder.hpp"
@@ -69,14 +69,6 @@ bson::document hello(sdk::stream& s, asio::io_context& io) {
     return std::move(*reply);
 }
 
-void openssl(const QString& dir, const QStringList& args) {
-    QProcess p;
-    p.setWorkingDirectory(dir);
-    p.start("openssl", args);
-    QVERIFY(p.waitForFinished(30000));
-    QVERIFY2(p.exitCode() == 0, p.readAllStandardError().constData());
-}
-
 std::uint16_t port_of(const std::string& address) { return static_cast<std::uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))); }
 
 }  // namespace
@@ -91,34 +83,7 @@ class TransportTest : public QObject {
 
 private slots:
     void initTestCase() {
-        const QString d = dir_.path();
-        auto ca = [&](const QString& name) {
-            openssl(d, {"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=" + name, "-keyout",
-                        name + ".key", "-out", name + ".pem"});
-        };
-        ca("ca");
-        ca("other-ca");
-        // The server's certificate names only the IP address, so "localhost" does not match it.
-        openssl(d, {"req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=sim", "-keyout", "server.key", "-out", "server.csr"});
-        QFile ext(d + "/server.ext");
-        QVERIFY(ext.open(QIODevice::WriteOnly));
-        ext.write("subjectAltName=IP:127.0.0.1\n");
-        ext.close();
-        openssl(d, {"x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-                    "-out", "server.pem", "-extfile", "server.ext"});
-        // A client certificate whose key is protected by a password.
-        openssl(d, {"req", "-newkey", "rsa:2048", "-passout", "pass:s3cret", "-subj", "/CN=client", "-keyout", "client.key",
-                    "-out", "client.csr"});
-        openssl(d, {"x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-                    "-out", "client.crt"});
-        QFile bundle(d + "/client.pem");
-        QVERIFY(bundle.open(QIODevice::WriteOnly));
-        for (const char* part : {"/client.crt", "/client.key"}) {
-            QFile f(d + part);
-            QVERIFY(f.open(QIODevice::ReadOnly));
-            bundle.write(f.readAll());
-        }
-        bundle.close();
+        trellis::test::make_test_pki(dir_.path());
 
         trellis::sim::sim_config plain;
         plain_sim_ = std::make_unique<trellis::sim::deployment>(plain);

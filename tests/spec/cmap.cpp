@@ -8,9 +8,9 @@
 // Unit-style files use an establisher that completes at once with a fake connection.
 // Integration-style files (failPoint on hello, appName, blockConnection) need real connections:
 // the runner starts a standalone trellis-sim in process, sets the fail point over a plain
-// connection, and gives the pool a minimal establisher written here (TCP connect, then an OP_MSG
-// hello naming the application), so that the server-side failCommand applies to the pool's
-// connections. The driver's real handshake is not this file's business.
+// connection, and gives the pool the kernel's own establisher (transport plugin, legacy hello
+// naming the application), so that the server-side failCommand applies to the pool's
+// connections.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -29,11 +29,13 @@
 
 #include <boost/asio.hpp>
 
+#include "connection/establisher.hpp"
 #include "pool/connection_pool.hpp"
 #include "runner.hpp"
 #include "trellis/bson/builder.hpp"
 #include "trellis/bson/json.hpp"
 #include "trellis/events.hpp"
+#include "trellis/plugins.hpp"
 #include "trellis/sim/deployment.hpp"
 #include "wire/codec.hpp"
 #include "wire/frame_decoder.hpp"
@@ -211,13 +213,9 @@ bool matches(const json::value& expected, const json::value* actual, const std::
 
 // The spec's error type for each error a check-out can complete with.
 std::string error_type(std::error_code ec) {
-    if (ec.category() == pool::pool_error_category()) {
-        switch (static_cast<pool::pool_errc>(ec.value())) {
-            case pool::pool_errc::pool_closed: return "PoolClosedError";
-            case pool::pool_errc::pool_cleared: return "PoolClearedError";
-            case pool::pool_errc::wait_queue_timeout: return "WaitQueueTimeoutError";
-        }
-    }
+    if (ec == trellis::errc::pool_closed) return "PoolClosedError";
+    if (ec == trellis::errc::pool_cleared) return "PoolClearedError";
+    if (ec == trellis::errc::wait_queue_timeout) return "WaitQueueTimeoutError";
     return "ConnectionError";
 }
 
@@ -230,110 +228,26 @@ public:
     void close() noexcept override {}
 };
 
-// Integration tests: a TCP connection to trellis-sim that has said hello.
-class sim_connection final : public pool::pooled_connection {
-public:
-    explicit sim_connection(tcp::socket socket) : socket_(std::move(socket)) {}
-    bool is_perished() const noexcept override { return perished_; }
-    void close() noexcept override {
-        boost::system::error_code ignored;
-        socket_.close(ignored);
-    }
-    // The runner never uses a checked-out connection, so there is nothing to cancel but the
-    // socket itself; it lives on the pool's (single-threaded) io_context.
-    void interrupt() noexcept override {
-        perished_ = true;
-        asio::post(socket_.get_executor(), [this] {
-            boost::system::error_code ignored;
-            socket_.close(ignored);
-        });
-    }
-
-private:
-    tcp::socket socket_;
-    std::atomic<bool> perished_{false};
-};
-
 tcp::endpoint endpoint_of(const std::string& address) {
     const auto colon = address.rfind(':');
     return {asio::ip::make_address(address.substr(0, colon)),
             static_cast<unsigned short>(std::stoi(address.substr(colon + 1)))};
 }
 
-bson::document hello_command(const std::string& app_name) {
-    bson::builder b;
-    b.append("hello", 1).append("helloOk", true);
-    if (!app_name.empty())
-        b.open_document("client")
-            .open_document("application")
-            .append("name", app_name)
-            .close_document()
-            .close_document();
-    b.append("$db", "admin");
-    return b.extract();
-}
-
-// Reads replies until the one answering `request_id`; the caller checks `ok`.
-asio::awaitable<bson::document> read_reply(tcp::socket& socket, std::int32_t request_id) {
-    wire::frame_decoder decoder;
-    for (;;) {
-        if (auto msg = decoder.next()) {
-            wire::check_response_to(*msg, request_id);
-            const auto* body = msg->as_msg();
-            if (!body) throw protocol_error(errc::protocol_error, "hello reply is not OP_MSG");
-            co_return bson::document::from_bytes(body->body);
-        }
-        auto buffer = decoder.prepare(16 * 1024);
-        const std::size_t n =
-            co_await socket.async_read_some(asio::buffer(buffer.data(), buffer.size()), asio::use_awaitable);
-        decoder.commit(n);
-    }
-}
-
-// Connect and hello. Any failure (refused, closed by the fail point, an error reply, cancelled
-// by the pool) is an establishment error.
-asio::awaitable<void> handshake(std::shared_ptr<tcp::socket> socket, tcp::endpoint server, std::string app_name) {
-    co_await socket->async_connect(server, asio::use_awaitable);
-    std::vector<std::uint8_t> out;
-    const std::int32_t id = wire::next_request_id();
-    const bson::document hello = hello_command(app_name);
-    wire::encode_op_msg(out, id, 0, 0, hello.bytes());
-    co_await asio::async_write(*socket, asio::buffer(out), asio::use_awaitable);
-    const bson::document reply = co_await read_reply(*socket, id);
-    const auto ok = reply.find("ok");
-    if (!ok || !ok->is_number() || ok->as_double() != 1.0)
-        throw error(errc::operation_failure, "hello failed: " + bson::to_json(reply));
-}
-
-pool::connection_establisher sim_establisher(asio::io_context& io, tcp::endpoint server, std::string app_name) {
-    return [&io, server, app_name](pool::connection_id, pool::establish_handler handler) {
-        auto socket = std::make_shared<tcp::socket>(io);
-        // The pool gives up on the connection (clear with interrupt, close): closing the socket
-        // ends whatever the handshake is waiting for. Emitted on the io_context's only thread.
-        if (auto slot = asio::get_associated_cancellation_slot(handler); slot.is_connected())
-            slot.assign([socket](asio::cancellation_type) {
-                boost::system::error_code ignored;
-                socket->close(ignored);
-            });
-        asio::co_spawn(io, handshake(socket, server, app_name),
-                       [socket, h = std::move(handler)](std::exception_ptr failure) mutable {
-                           asio::get_associated_cancellation_slot(h).clear();
-                           if (!failure) {
-                               std::move(h)(std::error_code(), std::make_unique<sim_connection>(std::move(*socket)));
-                               return;
-                           }
-                           std::error_code ec = make_error_code(errc::connection_failure);
-                           try {
-                               std::rethrow_exception(failure);
-                           } catch (const boost::system::system_error& e) {
-                               ec = e.code();
-                           } catch (const std::system_error& e) {
-                               ec = e.code();
-                           } catch (...) {
-                           }
-                           std::move(h)(ec, nullptr);
-                       });
-    };
+// Integration tests: the kernel's own establisher (transport plugin "plain", legacy hello with
+// the application name), so that the server-side failCommand applies to the pool's handshakes.
+pool::connection_establisher sim_establisher(asio::io_context& io, const std::string& address, const std::string& app_name) {
+    static plugin_registry registry;
+    auto settings = std::make_shared<conn::establish_settings>();
+    settings->transport = registry.create_as<sdk::transport>(sdk::plugin_kind::transport, "plain");
+    const auto colon = address.rfind(':');
+    settings->connect.host = address.substr(0, colon);
+    settings->connect.port = static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1)));
+    settings->connection.address = address;
+    std::optional<std::string> name;
+    if (!app_name.empty()) name = app_name;
+    settings->hello.client_metadata = handshake::client_metadata(handshake::detect_platform(name));
+    return conn::make_pool_establisher(io.get_executor(), settings);
 }
 
 pool::connection_establisher fake_establisher() {
@@ -577,7 +491,7 @@ public:
                 if (!ok || ok->as_double() != 1.0)
                     throw runner_failure("configureFailPoint failed: " + bson::to_json(reply));
             }
-            cfg.establisher = sim_establisher(io_, endpoint_of(s.address), app_name);
+            cfg.establisher = sim_establisher(io_, s.address, app_name);
         } else {
             cfg.address = "127.0.0.1:27017";  // never contacted
             cfg.establisher = fake_establisher();

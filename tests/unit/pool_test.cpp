@@ -19,7 +19,7 @@
 
 #include "pool/connection_pool.hpp"
 #include "pool/pool_core.hpp"
-#include "pool/pool_error.hpp"
+#include "trellis/errors.hpp"
 #include "trellis/errors.hpp"
 #include "trellis/events.hpp"
 #include "trellis/options.hpp"
@@ -234,7 +234,7 @@ private slots:
         QCOMPARE(out.size(), std::size_t(1));
         const auto& c = std::get<pool::action::complete>(out[0]);
         QCOMPARE(c.request, pool::request_id(7));
-        QVERIFY(c.error == pool::pool_errc::pool_cleared);
+        QVERIFY(c.error == trellis::errc::pool_cleared);
         QCOMPARE(f.events.names().back(), std::string("ConnectionCheckOutFailed:connectionError"));
     }
 
@@ -351,7 +351,7 @@ private slots:
         // Nothing comes out of a closed pool, and nothing changes its state any more.
         out.clear();
         f.core.check_out(3, f.now, out);
-        QVERIFY(std::get<pool::action::complete>(out.at(0)).error == pool::pool_errc::pool_closed);
+        QVERIFY(std::get<pool::action::complete>(out.at(0)).error == trellis::errc::pool_closed);
         f.core.ready(out);
         f.core.clear(true, f.now, out);
         QCOMPARE(f.core.state(), pool::pool_state::closed);
@@ -374,7 +374,7 @@ private slots:
         for (auto& a : out) {
             if (std::holds_alternative<pool::action::cancel_establish>(a)) ++cancelled;
             if (auto* c = std::get_if<pool::action::complete>(&a)) {
-                QVERIFY(c->error == pool::pool_errc::pool_closed);
+                QVERIFY(c->error == trellis::errc::pool_closed);
                 ++failed;
             }
         }
@@ -545,7 +545,7 @@ private slots:
         // Paused now: the next check-out fails at once, without trying to connect.
         p.async_check_out([&](std::error_code ec, pool::checked_out_connection) { second = ec; });
         QVERIFY(pump(io, [&] { return second.has_value(); }));
-        QVERIFY(*second == pool::pool_errc::pool_cleared);
+        QVERIFY(*second == trellis::errc::pool_cleared);
         QCOMPARE(attempts.load(), 1);
     }
 
@@ -620,7 +620,7 @@ private slots:
                 std::optional<std::error_code> after;
                 p.async_check_out([&](std::error_code ec, pool::checked_out_connection) { after = ec; });
                 QVERIFY(pump(io, [&] { return after.has_value(); }));
-                QVERIFY(*after == pool::pool_errc::pool_closed);
+                QVERIFY(*after == trellis::errc::pool_closed);
             }
             // The pool object is gone: letting go of the last connection still closes it.
             survivor.reset();
@@ -690,7 +690,7 @@ private slots:
         p.async_check_out([&](std::error_code ec, pool::checked_out_connection) { result = ec; });
         QVERIFY(pump(io, [&] { return result.has_value(); }));
         QVERIFY(std::chrono::steady_clock::now() - started >= 20ms);
-        QVERIFY(*result == pool::pool_errc::wait_queue_timeout);
+        QVERIFY(*result == trellis::errc::wait_queue_timeout);
         QCOMPARE(result->message(), std::string("Timed out while checking out a connection from connection pool"));
     }
 

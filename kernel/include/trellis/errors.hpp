@@ -8,7 +8,9 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <system_error>
+#include <vector>
 
 namespace trellis {
 
@@ -33,6 +35,14 @@ enum class errc : int {
     configuration_error,
     invalid_name,
     plugin_error,
+    // Connections and the pool (CMAP's error names in comments).
+    pool_closed,            // PoolClosedError: the pool was closed; not retryable
+    pool_cleared,           // PoolClearedError: the pool is paused or was cleared while waiting;
+                            // retryable, and it must not mark the server Unknown
+    wait_queue_timeout,     // WaitQueueTimeoutError: no connection within wait_queue_timeout
+    network_timeout,        // connect_timeout or socket_timeout expired
+    incompatible_server,    // the server's wire versions do not overlap ours (6 to 25)
+    authentication_failed,  // a wrong password, a refused certificate, no such mechanism
 };
 
 }  // namespace trellis
@@ -84,6 +94,28 @@ class configuration_error : public error {
 public:
     using error::error;
     explicit configuration_error(const std::string& what) : error(errc::configuration_error, what) {}
+};
+
+/// A command the server answered with ok: 0 (or a write concern error): the server's code,
+/// its name and the error labels (RetryableWriteError, TransientTransactionError, ...).
+class operation_failure : public error {
+public:
+    operation_failure(int server_code, std::string code_name, std::vector<std::string> labels, const std::string& what,
+                      errc kind = errc::operation_failure)
+        : error(kind, what), server_code_(server_code), code_name_(std::move(code_name)), labels_(std::move(labels)) {}
+    int server_code() const noexcept { return server_code_; }
+    const std::string& code_name() const noexcept { return code_name_; }
+    const std::vector<std::string>& error_labels() const noexcept { return labels_; }
+    bool has_error_label(std::string_view label) const noexcept {
+        for (const auto& l : labels_)
+            if (l == label) return true;
+        return false;
+    }
+
+private:
+    int server_code_;
+    std::string code_name_;
+    std::vector<std::string> labels_;
 };
 
 /// A plugin that cannot be loaded or created: path() names its file, kind()

@@ -25,8 +25,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <variant>
 
+#include "trellis/bson/document.hpp"
 #include "trellis/bson/oid.hpp"
 
 namespace trellis {
@@ -171,5 +173,56 @@ inline const std::string& event_address(const cmap_event& e) noexcept {
 
 /// Receives every event of a pool, in order (see the top of this file).
 using cmap_event_handler = std::function<void(const cmap_event&)>;
+
+// ---------------------------------------------------------------- command monitoring
+// The Command Logging and Monitoring spec's events. For the sensitive commands (authenticate,
+// saslStart, saslContinue, getnonce, createUser, updateUser, copydbgetnonce, copydbsaslstart,
+// copydb, and hello/isMaster carrying speculativeAuthenticate) the command and the reply are
+// empty documents and a failure's message is left out.
+
+struct command_started_event {
+    static constexpr std::string_view type_name = "CommandStarted";
+    std::string address;                  // "host:port"
+    std::int64_t connection_id = 0;       // the pool's id of the connection
+    std::optional<std::int64_t> server_connection_id;
+    std::int32_t request_id = 0;
+    std::string database_name;
+    std::string command_name;
+    bson::document command;               // with $db, as sent
+};
+
+struct command_succeeded_event {
+    static constexpr std::string_view type_name = "CommandSucceeded";
+    std::string address;
+    std::int64_t connection_id = 0;
+    std::optional<std::int64_t> server_connection_id;
+    std::int32_t request_id = 0;
+    std::string database_name;
+    std::string command_name;
+    std::chrono::nanoseconds duration{0};  // from before the write to after the reply was decoded
+    bson::document reply;
+};
+
+struct command_failed_event {
+    static constexpr std::string_view type_name = "CommandFailed";
+    std::string address;
+    std::int64_t connection_id = 0;
+    std::optional<std::int64_t> server_connection_id;
+    std::int32_t request_id = 0;
+    std::string database_name;
+    std::string command_name;
+    std::chrono::nanoseconds duration{0};
+    std::error_code code;        // operation_failure for ok: 0, else the network or protocol error
+    int server_code = 0;         // the reply's code, for ok: 0
+    std::string failure;         // errmsg, or the network error's text (empty when redacted)
+    bson::document reply;        // the ok: 0 reply (empty for network errors and when redacted)
+};
+
+using command_event = std::variant<command_started_event, command_succeeded_event, command_failed_event>;
+using command_event_handler = std::function<void(const command_event&)>;
+
+inline std::string_view event_name(const command_event& e) noexcept {
+    return std::visit([](const auto& ev) noexcept { return std::decay_t<decltype(ev)>::type_name; }, e);
+}
 
 }  // namespace trellis

@@ -80,7 +80,7 @@ public:
             w.timer = std::make_unique<asio::steady_timer>(strand_, config_.options.wait_queue_timeout);
             w.timer->async_wait([weak = weak_from_this(), r](const boost::system::error_code& ec) {
                 if (ec) return;
-                if (auto self = weak.lock()) self->abandon(r, make_error_code(pool_errc::wait_queue_timeout));
+                if (auto self = weak.lock()) self->abandon(r, make_error_code(trellis::errc::wait_queue_timeout));
             });
         }
         run(std::move(actions));

@@ -42,7 +42,7 @@
 #include <boost/asio/strand.hpp>
 
 #include "pool/pool_core.hpp"
-#include "pool/pool_error.hpp"
+#include "trellis/errors.hpp"
 #include "pool/pooled_connection.hpp"
 #include "trellis/events.hpp"
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <utility>
 
-#include "pool/pool_error.hpp"
+#include "trellis/errors.hpp"
 #include "trellis/errors.hpp"
 
 namespace trellis::pool {
@@ -64,12 +64,12 @@ void pool_core::check_out(request_id request, time_point now, pool_actions& out)
     publish(connection_check_out_started_event{address_});
     const waiter w{request, now};
     if (state_ == pool_state::closed) {
-        fail(w, connection_check_out_failed_reason::pool_closed, pool_errc::pool_closed, now, out);
+        fail(w, connection_check_out_failed_reason::pool_closed, trellis::errc::pool_closed, now, out);
         return;
     }
     if (state_ == pool_state::paused) {
         // A paused pool fails at once with a retryable error; it never queues.
-        fail(w, connection_check_out_failed_reason::connection_error, pool_errc::pool_cleared, now, out);
+        fail(w, connection_check_out_failed_reason::connection_error, trellis::errc::pool_cleared, now, out);
         return;
     }
     wait_queue_.push_back(w);
@@ -253,7 +253,7 @@ void pool_core::clear(bool interrupt_in_use, time_point now, pool_actions& out) 
     std::deque<waiter> evicted;
     evicted.swap(wait_queue_);
     for (const waiter& w : evicted)
-        fail(w, connection_check_out_failed_reason::connection_error, pool_errc::pool_cleared, now, out);
+        fail(w, connection_check_out_failed_reason::connection_error, trellis::errc::pool_cleared, now, out);
 
     if (interrupt_in_use) {
         // All in-use connections predate this clear, so all are interrupted.
@@ -266,7 +266,7 @@ void pool_core::clear(bool interrupt_in_use, time_point now, pool_actions& out) 
             publish(connection_closed_event{address_, id, connection_closed_reason::stale});
             out.push_back(action::cancel_establish{id});
             if (p.requester)
-                fail(*p.requester, connection_check_out_failed_reason::connection_error, pool_errc::pool_cleared, now,
+                fail(*p.requester, connection_check_out_failed_reason::connection_error, trellis::errc::pool_cleared, now,
                      out);
         }
     }
@@ -292,10 +292,10 @@ void pool_core::close(time_point now, pool_actions& out) {
     std::deque<waiter> waiting;
     waiting.swap(wait_queue_);
     for (const waiter& w : waiting)
-        fail(w, connection_check_out_failed_reason::pool_closed, pool_errc::pool_closed, now, out);
+        fail(w, connection_check_out_failed_reason::pool_closed, trellis::errc::pool_closed, now, out);
     for (auto& [id, p] : pending)
         if (p.requester)
-            fail(*p.requester, connection_check_out_failed_reason::pool_closed, pool_errc::pool_closed, now, out);
+            fail(*p.requester, connection_check_out_failed_reason::pool_closed, trellis::errc::pool_closed, now, out);
     // In-use connections stay with their users and are closed when checked in.
 }
 

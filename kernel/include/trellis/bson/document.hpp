@@ -283,6 +283,7 @@ public:
     document_view::iterator begin() const noexcept { return view().begin(); }
     document_view::iterator end() const noexcept { return view().end(); }
     std::optional<element> find(std::string_view key) const noexcept { return view().find(key); }
+    bool contains(std::string_view key) const noexcept { return view().contains(key); }
     element operator[](std::string_view key) const { return view()[key]; }
     bool empty() const noexcept { return view().empty(); }
     const std::uint8_t* data() const noexcept { return data_.get(); }

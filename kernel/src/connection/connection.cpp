@@ -1,0 +1,442 @@
+#include "connection/connection.hpp"
+
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <mutex>
+
+#include "trellis/bson/builder.hpp"
+#include "trellis/errors.hpp"
+#include "wire/frame_decoder.hpp"
+
+namespace trellis::conn {
+
+namespace asio = boost::asio;
+
+bool command_reply::ok() const noexcept {
+    const auto e = body.find("ok");
+    if (!e || !e->is_number()) return false;
+    try {
+        return e->as_double() == 1.0;
+    } catch (...) {
+        return false;
+    }
+}
+
+bool is_sensitive_command(std::string_view name, bson::document_view command) noexcept {
+    std::string lower(name);
+    for (auto& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    static constexpr std::string_view always[] = {"authenticate", "saslstart",      "saslcontinue",    "getnonce", "createuser",
+                                                  "updateuser",   "copydbgetnonce", "copydbsaslstart", "copydb"};
+    for (auto s : always)
+        if (lower == s) return true;
+    if (lower == "hello" || lower == "ismaster") return command.contains("speculativeAuthenticate");
+    return false;
+}
+
+namespace detail {
+
+using handler_type = asio::any_completion_handler<connection::command_signature>;
+
+struct connection_state : std::enable_shared_from_this<connection_state> {
+    connection_state(std::unique_ptr<sdk::stream> s, connection_settings cfg)
+        : stream(std::move(s)), executor(stream->get_executor()), timer(executor), settings(std::move(cfg)),
+          decoder(wire::limits{}, settings.compressors) {
+        last_used_ns.store(std::chrono::steady_clock::now().time_since_epoch().count());
+    }
+
+    std::unique_ptr<sdk::stream> stream;
+    asio::any_io_executor executor;
+    asio::steady_timer timer;
+    connection_settings settings;
+    handshake::connection_description description;
+    std::shared_ptr<const wire::compressor> compressor;  // negotiated
+    wire::frame_decoder decoder;
+    std::int64_t event_id = 0;
+
+    std::atomic<bool> perished{false};
+    std::atomic<std::int64_t> last_used_ns{0};
+    mutable std::mutex error_mutex;
+    std::string error_text;
+
+    // The operation in flight.
+    bool busy = false;
+    // Optional and emplaced: Boost 1.81's any_completion_handler move assignment recurses
+    // forever, so handlers are only ever move-constructed.
+    std::optional<handler_type> handler;
+    std::optional<asio::any_completion_executor> handler_work;
+    std::vector<std::uint8_t> out;
+    std::size_t written = 0;
+    std::int32_t request_id = 0;
+    std::int32_t expected_response_to = 0;  // the id a reply must answer
+    bool expecting_more = false;            // the last reply said moreToCome
+    bool timed_out = false;
+    bool interrupted = false;
+    std::optional<std::chrono::milliseconds> op_timeout;
+    steady_time started{};
+    // For events.
+    bool sensitive = false;
+    std::string command_name, database;
+
+    void set_error(std::string text) {
+        std::lock_guard lock(error_mutex);
+        error_text = std::move(text);
+    }
+
+    std::chrono::milliseconds timeout_ms() const {
+        if (op_timeout) return *op_timeout;
+        return settings.socket_timeout.value_or(std::chrono::milliseconds(0));
+    }
+
+    void begin(handler_type h, std::optional<std::chrono::milliseconds> t) {
+        handler.emplace(std::move(h));
+        handler_work.emplace(
+            asio::prefer(asio::get_associated_executor(*handler, executor), asio::execution::outstanding_work.tracked));
+        busy = true;
+        timed_out = false;
+        op_timeout = t;
+        started = std::chrono::steady_clock::now();
+        // Per-operation cancellation (terminal): the stream is closed, as an interrupted read
+        // leaves the wire in an unknown state.
+        if (auto slot = asio::get_associated_cancellation_slot(*handler); slot.is_connected()) {
+            std::weak_ptr<connection_state> weak = shared_from_this();
+            slot.assign([weak](asio::cancellation_type) {
+                if (auto self = weak.lock())
+                    asio::post(self->executor, [self] {
+                        if (!self->busy) return;
+                        self->interrupted = true;
+                        self->stream->close();
+                    });
+            });
+        }
+        const auto ms = timeout_ms();
+        if (ms.count() > 0) {
+            timer.expires_after(ms);
+            timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+                if (ec || !self->busy) return;
+                self->timed_out = true;
+                self->stream->close();
+            });
+        }
+    }
+
+    void finish(std::error_code ec, command_reply reply) {
+        timer.cancel();
+        busy = false;
+        handler_type h(std::move(*handler));
+        handler.reset();
+        asio::get_associated_cancellation_slot(h).clear();
+        last_used_ns.store(std::chrono::steady_clock::now().time_since_epoch().count());
+        asio::any_completion_executor work(std::move(*handler_work));
+        handler_work.reset();
+        asio::dispatch(work, [h = std::move(h), ec, reply = std::move(reply)]() mutable { std::move(h)(ec, std::move(reply)); });
+    }
+
+    // A network, timeout or protocol failure: the connection is done for.
+    void fail(std::error_code ec, std::string text) {
+        perished = true;
+        stream->close();
+        expecting_more = false;
+        set_error(text);
+        emit_failed(ec, 0, sensitive ? std::string() : text, bson::document());
+        finish(ec, command_reply{});
+    }
+
+    void fail_io(const std::error_code& io) {
+        const auto& a = settings.address;
+        if (timed_out)
+            fail(make_error_code(errc::network_timeout),
+                 a + ": no reply within the socket timeout of " + std::to_string(timeout_ms().count()) + " ms");
+        else if (interrupted)
+            fail(make_error_code(errc::connection_failure), a + ": connection interrupted (operation cancelled or pool cleared)");
+        else if (io == std::error_code(boost::system::error_code(asio::error::eof)))
+            fail(make_error_code(errc::connection_failure), a + ": connection closed by the server");
+        else
+            fail(make_error_code(errc::connection_failure), a + ": " + io.message());
+    }
+
+    // ---- monitoring
+
+    void emit_started(const bson::document& command) {
+        if (!settings.on_command) return;
+        command_started_event e;
+        e.address = settings.address;
+        e.connection_id = event_id;
+        e.server_connection_id = description.server_connection_id;
+        e.request_id = request_id;
+        e.database_name = database;
+        e.command_name = command_name;
+        if (!sensitive) e.command = command;
+        settings.on_command(e);
+    }
+
+    void emit_succeeded(const command_reply& r) {
+        if (!settings.on_command) return;
+        command_succeeded_event e;
+        e.address = settings.address;
+        e.connection_id = event_id;
+        e.server_connection_id = description.server_connection_id;
+        e.request_id = request_id;
+        e.database_name = database;
+        e.command_name = command_name;
+        e.duration = r.duration;
+        if (!sensitive && !r.body.empty()) e.reply = bson::document(r.body);
+        settings.on_command(e);
+    }
+
+    void emit_failed(std::error_code ec, int server_code, std::string text, bson::document reply) {
+        if (!settings.on_command) return;
+        command_failed_event e;
+        e.address = settings.address;
+        e.connection_id = event_id;
+        e.server_connection_id = description.server_connection_id;
+        e.request_id = request_id;
+        e.database_name = database;
+        e.command_name = command_name;
+        e.duration = std::chrono::steady_clock::now() - started;
+        e.code = ec;
+        e.server_code = server_code;
+        if (!sensitive) {
+            e.failure = std::move(text);
+            e.reply = std::move(reply);
+        }
+        settings.on_command(e);
+    }
+
+    // ---- the operation
+
+    void start_command(command_request req, handler_type h) {
+        if (busy) {
+            // A caller error: one operation at a time. Reported, not undefined.
+            auto work = asio::prefer(asio::get_associated_executor(h, executor), asio::execution::outstanding_work.tracked);
+            asio::dispatch(work, [h = std::move(h)]() mutable {
+                std::move(h)(make_error_code(errc::connection_failure), command_reply{});
+            });
+            return;
+        }
+        database = req.database;
+        command_name = req.command.view().empty() ? std::string() : std::string(req.command.view().begin()->key());
+        sensitive = is_sensitive_command(command_name, req.command.view());
+        request_id = wire::next_request_id();
+        begin(std::move(h), req.timeout);
+        if (perished) {
+            const std::string why = last_error_text();
+            fail(make_error_code(errc::connection_failure),
+                 settings.address + ": connection is closed" + (why.empty() ? "" : " (" + why + ")"));
+            return;
+        }
+        if (expecting_more) {
+            fail(make_error_code(errc::protocol_error),
+                 settings.address + ": a command was sent while an exhaust reply stream was still open");
+            return;
+        }
+        bson::document full;
+        try {
+            wire::limits lim{static_cast<std::size_t>(description.max_message_size_bytes),
+                             static_cast<std::size_t>(description.max_bson_object_size)};
+            out.clear();
+            written = 0;
+            if (req.op_query) {
+                full = req.command;
+                wire::op_query q;
+                q.full_collection_name = "admin.$cmd";
+                q.number_to_return = -1;
+                q.query = full.bytes();
+                wire::encode_op_query(out, request_id, 0, q, lim);
+            } else {
+                bson::builder b;
+                b.concat(req.command.view());
+                b.append("$db", req.database);
+                full = b.extract();
+                std::uint32_t flags = 0;
+                if (req.exhaust_allowed) flags |= wire::msg_flags::exhaust_allowed;
+                if (req.more_to_come) flags |= wire::msg_flags::more_to_come;
+                wire::encode_op_msg(out, request_id, 0, flags, full.bytes(), req.sequences, lim);
+            }
+            if (compressor && wire::is_compressible_command(command_name)) {
+                std::vector<std::uint8_t> wrapped;
+                wire::encode_compressed(wrapped, out, *compressor, lim);
+                out.swap(wrapped);
+            }
+        } catch (const trellis::error& e) {
+            // Nothing was sent: the connection is still fine.
+            busy = false;
+            timer.cancel();
+            set_error(settings.address + ": " + e.what());
+            emit_started(full);
+            emit_failed(e.code(), 0, sensitive ? std::string() : std::string(e.what()), bson::document());
+            finish(e.code(), command_reply{});
+            return;
+        }
+        emit_started(full);
+        expected_response_to = request_id;
+        unacknowledged = req.more_to_come;
+        write_some();
+    }
+
+    bool unacknowledged = false;
+
+    std::string last_error_text() const {
+        std::lock_guard lock(error_mutex);
+        return error_text;
+    }
+
+    void write_some() {
+        stream->async_write_some(asio::buffer(out.data() + written, out.size() - written),
+                                 [self = shared_from_this()](std::error_code ec, std::size_t n) {
+                                     if (ec) return self->fail_io(ec);
+                                     self->written += n;
+                                     if (self->written < self->out.size()) return self->write_some();
+                                     if (self->unacknowledged) {
+                                         command_reply r;
+                                         r.duration = std::chrono::steady_clock::now() - self->started;
+                                         self->emit_succeeded(r);
+                                         return self->finish({}, std::move(r));
+                                     }
+                                     self->read();
+                                 });
+    }
+
+    void start_read_more(std::optional<std::chrono::milliseconds> t, handler_type h) {
+        if (busy || !expecting_more) {
+            auto work = asio::prefer(asio::get_associated_executor(h, executor), asio::execution::outstanding_work.tracked);
+            asio::dispatch(work, [h = std::move(h)]() mutable {
+                std::move(h)(make_error_code(errc::protocol_error), command_reply{});
+            });
+            return;
+        }
+        begin(std::move(h), t);
+        if (perished) return fail(make_error_code(errc::connection_failure), settings.address + ": connection is closed");
+        read();
+    }
+
+    void read() {
+        std::optional<wire::message> m;
+        try {
+            m = decoder.next();
+        } catch (const trellis::error& e) {
+            return fail(e.code(), settings.address + ": " + e.what());
+        }
+        if (m) return on_message(std::move(*m));
+        const std::size_t want = std::max<std::size_t>(decoder.bytes_needed(), 16 * 1024);
+        auto space = decoder.prepare(want);
+        stream->async_read_some(asio::buffer(space.data(), space.size()),
+                                [self = shared_from_this()](std::error_code ec, std::size_t n) {
+                                    if (ec) return self->fail_io(ec);
+                                    self->decoder.commit(n);
+                                    self->read();
+                                });
+    }
+
+    void on_message(wire::message m) {
+        if (m.header.response_to != expected_response_to)
+            return fail(make_error_code(errc::protocol_error),
+                        settings.address + ": reply answers request " + std::to_string(m.header.response_to) + ", expected " +
+                            std::to_string(expected_response_to));
+        command_reply r;
+        try {
+            if (const auto* msg = m.as_msg()) {
+                r.body = bson::document_view::validated(msg->body);
+                r.more_to_come = (msg->flags & wire::msg_flags::more_to_come) != 0;
+            } else if (const auto* rep = m.as_reply()) {
+                if (rep->documents.empty())
+                    throw protocol_error(errc::protocol_error, "OP_REPLY without a document");
+                r.body = bson::document_view::validated(rep->documents.front());
+            } else {
+                throw protocol_error(errc::protocol_error, "the server answered with OP_QUERY");
+            }
+        } catch (const trellis::error& e) {
+            return fail(e.code(), settings.address + ": bad reply: " + e.what());
+        }
+        expecting_more = r.more_to_come;
+        if (r.more_to_come) expected_response_to = m.header.request_id;  // the next answers this one
+        r.message = std::move(m);
+        r.duration = std::chrono::steady_clock::now() - started;
+        if (r.ok()) {
+            emit_succeeded(r);
+        } else {
+            int code = 0;
+            std::string text;
+            if (auto c = r.body.find("code"); c && c->is_number()) code = static_cast<int>(c->as_int64());
+            if (auto t = r.body.find("errmsg"); t && t->type() == bson::type::string) text = std::string(t->get_string());
+            emit_failed(make_error_code(errc::operation_failure), code, text, bson::document(r.body));
+        }
+        finish({}, std::move(r));
+    }
+};
+
+}  // namespace detail
+
+connection::connection(std::unique_ptr<sdk::stream> stream, connection_settings settings)
+    : state_(std::make_shared<detail::connection_state>(std::move(stream), std::move(settings))) {}
+
+connection::~connection() { close(); }
+
+const std::string& connection::address() const noexcept { return state_->settings.address; }
+const handshake::connection_description& connection::description() const noexcept { return state_->description; }
+
+void connection::set_description(handshake::connection_description d) {
+    auto& s = *state_;
+    s.description = std::move(d);
+    s.decoder.set_limits(wire::limits{static_cast<std::size_t>(s.description.max_message_size_bytes),
+                                      static_cast<std::size_t>(s.description.max_bson_object_size)});
+    s.compressor = nullptr;
+    if (s.description.compressor && s.settings.compressors)
+        s.compressor = s.settings.compressors->find(*s.description.compressor);
+}
+
+void connection::set_event_id(std::int64_t id) noexcept { state_->event_id = id; }
+const sdk::stream& connection::stream() const noexcept { return *state_->stream; }
+
+std::string connection::last_error() const { return state_->last_error_text(); }
+
+steady_time connection::last_used() const noexcept {
+    return steady_time(std::chrono::steady_clock::duration(state_->last_used_ns.load()));
+}
+
+bool connection::is_perished() const noexcept { return state_->perished.load(); }
+
+void connection::close() noexcept {
+    auto s = state_;
+    s->perished = true;
+    try {
+        asio::dispatch(s->executor, [s] {
+            s->timer.cancel();
+            s->stream->close();
+        });
+    } catch (...) {
+        // The executor is gone (its context destroyed): nothing can still be running on it.
+    }
+}
+
+void connection::interrupt() noexcept {
+    auto s = state_;
+    try {
+        asio::post(s->executor, [s] {
+            s->perished = true;
+            if (s->busy) s->interrupted = true;
+            s->stream->close();
+        });
+    } catch (...) {
+    }
+}
+
+void connection::start_command(command_request request, asio::any_completion_handler<command_signature> handler) {
+    asio::post(state_->executor, [s = state_, r = std::move(request), h = std::move(handler)]() mutable {
+        s->start_command(std::move(r), std::move(h));
+    });
+}
+
+void connection::start_read_more(std::optional<std::chrono::milliseconds> timeout,
+                                 asio::any_completion_handler<command_signature> handler) {
+    asio::post(state_->executor, [s = state_, timeout, h = std::move(handler)]() mutable {
+        s->start_read_more(timeout, std::move(h));
+    });
+}
+
+}  // namespace trellis::conn

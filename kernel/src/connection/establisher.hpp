@@ -1,0 +1,63 @@
+// Making a connection ready for use: transport connect (TCP or TLS), the initial hello, and
+// authentication, all within connect_timeout. The pool gets this as its establisher; monitors
+// use async_establish directly for their own connections.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+
+#include "connection/connection.hpp"
+#include "connection/handshake.hpp"
+#include "pool/connection_pool.hpp"
+#include "trellis/options.hpp"
+#include "trellis/sdk/authenticator.hpp"
+#include "trellis/sdk/transport.hpp"
+
+namespace trellis::conn {
+
+struct establish_settings {
+    std::shared_ptr<sdk::transport> transport;
+    sdk::connect_request connect;  // host, port, connect_timeout, TLS
+    connection_settings connection;
+    handshake::hello_options hello;
+    /// A conversation for each new connection; empty: no authentication.
+    std::function<std::unique_ptr<sdk::auth_conversation>()> authenticate;
+};
+
+/// Why a connection could not be established; message names the server and the reason.
+struct establish_failure {
+    std::error_code code;
+    std::string message;
+    explicit operator bool() const noexcept { return static_cast<bool>(code); }
+};
+
+using establish_signature = void(establish_failure, std::unique_ptr<connection>);
+
+/// Connect, hello, authenticate. `id` names the connection in its command events. Terminal
+/// cancellation of the handler's slot closes whatever is open and fails the establishment.
+void async_establish(boost::asio::any_io_executor executor, std::shared_ptr<const establish_settings> settings,
+                     std::int64_t id, boost::asio::any_completion_handler<establish_signature> handler);
+
+/// The same, as a pool's establisher. `on_failure` (may be empty) receives each failure with
+/// its text, since the pool's completion carries only the error code.
+pool::connection_establisher make_pool_establisher(boost::asio::any_io_executor executor,
+                                                   std::shared_ptr<const establish_settings> settings,
+                                                   std::function<void(const establish_failure&)> on_failure = {});
+
+/// The transport request for one server: host, port, connect_timeout, TLS settings (tlsInsecure
+/// relaxes certificate and hostname checks).
+sdk::connect_request connect_request_for(const client_options& options, const server_address& server);
+
+/// The handshake options the client options ask for: metadata (with appname), the compressors
+/// the registry has (each asked-for one it lacks is a line in *warnings), saslSupportedMechs
+/// when a credential names no mechanism.
+handshake::hello_options hello_options_for(const client_options& options, const wire::compressor_registry& registry,
+                                           std::vector<std::string>* warnings = nullptr);
+
+}  // namespace trellis::conn

@@ -1,0 +1,427 @@
+// Connections against trellis-sim: the establisher (transport plugin, initial hello over
+// OP_QUERY, authentication), commands over OP_MSG, compression with the zlib plugin, exhaust
+// replies, socket and connect timeouts, wire-version checks, command monitoring with redaction,
+// TLS from URI options, and the CMAP pool driving the real establisher.
+#include <QtTest/QtTest>
+
+#include <QTemporaryDir>
+#include <boost/asio.hpp>
+#include <thread>
+
+#include "connection/establisher.hpp"
+#include "pool/connection_pool.hpp"
+#include "test_pki.hpp"
+#include "trellis/bson/builder.hpp"
+#include "trellis/bson/json.hpp"
+#include "trellis/plugins.hpp"
+#include "trellis/sim/deployment.hpp"
+#include "trellis/uri.hpp"
+
+namespace asio = boost::asio;
+namespace sdk = trellis::sdk;
+namespace bson = trellis::bson;
+namespace conn = trellis::conn;
+using trellis::errc;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct established {
+    conn::establish_failure failure;
+    std::unique_ptr<conn::connection> connection;
+};
+
+struct ran {
+    std::error_code ec;
+    conn::command_reply reply;
+};
+
+// PLAIN over saslStart: enough of a conversation to prove the authentication hook, its
+// failures and the redaction of its commands.
+class plain_conversation final : public sdk::auth_conversation {
+public:
+    plain_conversation(std::string user, std::string password) : user_(std::move(user)), password_(std::move(password)) {}
+    void async_run(sdk::auth_connection& c, asio::any_completion_handler<void(sdk::auth_failure)> handler) override {
+        payload_ = std::string(1, '\0') + user_ + '\0' + password_;
+        const auto* p = reinterpret_cast<const std::uint8_t*>(payload_.data());
+        bson::builder b;
+        b.append("saslStart", 1).append("mechanism", "PLAIN").append("payload", bson::binary{0, {p, payload_.size()}});
+        c.async_run_command("admin", b.extract(), [h = std::move(handler)](std::error_code ec, bson::document reply) mutable {
+            if (ec) return std::move(h)(sdk::auth_failure{ec, 0, "network error"});
+            const auto ok = reply.find("ok");
+            if (ok && ok->as_double() == 1.0) return std::move(h)(sdk::auth_failure{});
+            const auto code = reply.find("code");
+            const auto msg = reply.find("errmsg");
+            std::move(h)(sdk::auth_failure{make_error_code(errc::authentication_failed),
+                                           code ? static_cast<int>(code->as_int64()) : 0,
+                                           msg ? std::string(msg->get_string()) : "no errmsg"});
+        });
+    }
+
+private:
+    std::string user_, password_, payload_;
+};
+
+}  // namespace
+
+class ConnectionTest : public QObject {
+    Q_OBJECT
+
+    QTemporaryDir dir_;
+    trellis::plugin_registry registry_;
+    std::unique_ptr<trellis::sim::deployment> sim_, tls_sim_;
+    std::shared_ptr<trellis::wire::compressor_registry> compressors_;
+    std::vector<trellis::command_event> events_;
+
+    std::string path(const char* name) const { return dir_.filePath(name).toStdString(); }
+
+    std::shared_ptr<conn::establish_settings> settings_for(std::string uri, const std::string& option = "") {
+        if (!option.empty()) uri += (uri.find('?') == std::string::npos ? (uri.find('/', 10) == std::string::npos ? "/?" : "?") : "&") + option;
+        const auto options = trellis::parse_uri(uri).options;
+        auto s = std::make_shared<conn::establish_settings>();
+        const auto& server = options.hosts.at(0);
+        s->connect = conn::connect_request_for(options, server);
+        s->transport = registry_.create_as<sdk::transport>(sdk::plugin_kind::transport, s->connect.tls.enabled ? "tls" : "plain");
+        s->connection.address = server.host + ":" + std::to_string(server.port_or_default());
+        s->connection.socket_timeout = options.socket_timeout;
+        s->connection.compressors = compressors_;
+        s->connection.on_command = [this](const trellis::command_event& e) { events_.push_back(e); };
+        s->hello = conn::hello_options_for(options, *compressors_);
+        return s;
+    }
+
+    established establish(asio::io_context& io, std::shared_ptr<const conn::establish_settings> s) {
+        established out;
+        conn::async_establish(io.get_executor(), std::move(s), 1,
+                              [&out](conn::establish_failure f, std::unique_ptr<conn::connection> c) {
+                                  out.failure = std::move(f);
+                                  out.connection = std::move(c);
+                              });
+        io.restart();
+        io.run();
+        return out;
+    }
+
+    ran run(asio::io_context& io, conn::connection& c, const std::string& db, bson::document cmd,
+            std::optional<std::chrono::milliseconds> timeout = std::nullopt) {
+        ran out;
+        conn::command_request r;
+        r.database = db;
+        r.command = std::move(cmd);
+        r.timeout = timeout;
+        c.async_run_command(std::move(r), [&out](std::error_code ec, conn::command_reply reply) {
+            out.ec = ec;
+            out.reply = std::move(reply);
+        });
+        io.restart();
+        io.run();
+        return out;
+    }
+
+    // A command on a fresh connection of its own (fail points).
+    void admin(const bson::document& cmd) {
+        asio::io_context io;
+        auto c = establish(io, settings_for(sim_->uri()));
+        QVERIFY2(!c.failure, c.failure.message.c_str());
+        auto r = run(io, *c.connection, "admin", cmd);
+        QVERIFY(!r.ec);
+        QVERIFY2(r.reply.ok(), bson::to_json(r.reply.body).c_str());
+    }
+
+private slots:
+    void initTestCase() {
+        compressors_ = std::make_shared<trellis::wire::compressor_registry>(trellis::wire::compressor_registry::with_builtins());
+        compressors_->add(registry_.create_as<sdk::compressor>(sdk::plugin_kind::compressor, "zlib"));
+        sim_ = std::make_unique<trellis::sim::deployment>(trellis::sim::sim_config{});
+        sim_->start();
+
+        trellis::test::make_test_pki(dir_.path());
+        trellis::sim::sim_config tls;
+        tls.tls.cert_file = path("server.pem");
+        tls.tls.key_file = path("server.key");
+        tls.tls.ca_file = path("ca.pem");
+        tls_sim_ = std::make_unique<trellis::sim::deployment>(tls);
+        tls_sim_->start();
+    }
+
+    void init() { events_.clear(); }
+
+    void handshake_fills_the_description() {
+        asio::io_context io;
+        auto c = establish(io, settings_for(sim_->uri(), "appname=conntest"));
+        QVERIFY2(!c.failure, c.failure.message.c_str());
+        const auto& d = c.connection->description();
+        QCOMPARE(d.max_wire_version, 21);
+        QCOMPARE(d.max_bson_object_size, 16 * 1024 * 1024);
+        QCOMPARE(d.max_message_size_bytes, 48'000'000);
+        QVERIFY(d.hello_ok);
+        QVERIFY(d.server_connection_id.has_value());
+        QVERIFY(!d.compressor);  // none asked for
+        // The first command was the legacy hello; its events carry the pool's connection id.
+        QCOMPARE(events_.size(), std::size_t(2));
+        const auto& started = std::get<trellis::command_started_event>(events_[0]);
+        QCOMPARE(started.command_name, std::string("isMaster"));
+        QVERIFY(started.command.find("helloOk").has_value());
+        QCOMPARE(started.command["client"].get_document()["application"].get_document()["name"].get_string(),
+                 std::string_view("conntest"));
+        QCOMPARE(started.connection_id, std::int64_t(1));
+        const auto& ok = std::get<trellis::command_succeeded_event>(events_[1]);
+        QCOMPARE(ok.request_id, started.request_id);
+        QVERIFY(ok.duration.count() > 0);
+
+        auto r = run(io, *c.connection, "admin", bson::make_document(bson::kvp("ping", 1)));
+        QVERIFY(!r.ec);
+        QVERIFY(r.reply.ok());
+        QVERIFY(r.reply.message.as_msg() != nullptr);  // OP_MSG after the handshake
+        const auto& ping = std::get<trellis::command_started_event>(events_[2]);
+        QCOMPARE(ping.command["$db"].get_string(), std::string_view("admin"));
+        QVERIFY(ping.server_connection_id == d.server_connection_id);
+    }
+
+    void app_name_reaches_the_server() {
+        // failCommand with appName applies only to connections whose handshake named it.
+        admin(bson::make_document(
+            bson::kvp("configureFailPoint", "failCommand"), bson::kvp("mode", bson::make_document(bson::kvp("times", 1))),
+            bson::kvp("data", bson::make_document(bson::kvp("failCommands", bson::make_array("ping")),
+                                                  bson::kvp("appName", "marked"), bson::kvp("errorCode", 2)))));
+        asio::io_context io;
+        auto plain = establish(io, settings_for(sim_->uri()));
+        QVERIFY(run(io, *plain.connection, "admin", bson::make_document(bson::kvp("ping", 1))).reply.ok());
+        auto marked = establish(io, settings_for(sim_->uri(), "appname=marked"));
+        auto r = run(io, *marked.connection, "admin", bson::make_document(bson::kvp("ping", 1)));
+        QVERIFY(!r.ec);
+        QVERIFY(!r.reply.ok());
+        QCOMPARE(r.reply.body["code"].as_int64(), std::int64_t(2));
+        // ok: 0 is a CommandFailed event with the server's code, and no error for the caller.
+        const auto& failed = std::get<trellis::command_failed_event>(events_.back());
+        QCOMPARE(failed.server_code, 2);
+        QVERIFY(failed.code == errc::operation_failure);
+        QVERIFY(!marked.connection->is_perished());
+    }
+
+    void zlib_compression_is_negotiated_and_used() {
+        asio::io_context io;
+        auto c = establish(io, settings_for(sim_->uri(), "compressors=zlib"));
+        QVERIFY2(!c.failure, c.failure.message.c_str());
+        QCOMPARE(c.connection->description().compressor.value_or(""), std::string("zlib"));
+        // A large document both ways, compressed both ways.
+        const std::string big(200'000, 'x');
+        bson::builder doc;
+        doc.append("_id", 1).append("blob", big);
+        bson::builder ins;
+        ins.append("insert", "compressed").open_array("documents").append(doc.view()).close_array();
+        auto r = run(io, *c.connection, "test", ins.extract());
+        QVERIFY(!r.ec);
+        QVERIFY2(r.reply.ok(), bson::to_json(r.reply.body).c_str());
+        QCOMPARE(r.reply.message.compressor_id.value_or(255), std::uint8_t(2));
+        auto f = run(io, *c.connection, "test", bson::make_document(bson::kvp("find", "compressed")));
+        QVERIFY(!f.ec);
+        QCOMPARE(f.reply.message.compressor_id.value_or(255), std::uint8_t(2));
+        const auto first = f.reply.body["cursor"].get_document()["firstBatch"].get_array().begin();
+        QCOMPARE((*first).get_document()["blob"].get_string().size(), big.size());
+    }
+
+    void an_unknown_compressor_is_not_offered() {
+        std::vector<std::string> warnings;
+        const auto options = trellis::parse_uri("mongodb://h/?compressors=snappy,zlib").options;
+        const auto h = conn::hello_options_for(options, *compressors_, &warnings);
+        QCOMPARE(h.compressors, std::vector<std::string>{"zlib"});
+        QCOMPARE(warnings.size(), std::size_t(1));
+        QVERIFY(warnings[0].find("snappy") != std::string::npos);
+    }
+
+    void exhaust_hello_streams_replies() {
+        asio::io_context io;
+        auto c = establish(io, settings_for(sim_->uri()));
+        QVERIFY(!c.failure);
+        auto first = run(io, *c.connection, "admin", bson::make_document(bson::kvp("hello", 1)));
+        const auto tv = bson::document(first.reply.body["topologyVersion"].get_document());
+        conn::command_request r;
+        r.database = "admin";
+        r.command = bson::make_document(bson::kvp("hello", 1), bson::kvp("topologyVersion", tv.view()),
+                                        bson::kvp("maxAwaitTimeMS", 100));
+        r.exhaust_allowed = true;
+        ran streamed;
+        c.connection->async_run_command(std::move(r), [&](std::error_code ec, conn::command_reply reply) {
+            streamed = {ec, std::move(reply)};
+        });
+        io.restart();
+        io.run();
+        QVERIFY(!streamed.ec);
+        QVERIFY(streamed.reply.more_to_come);
+        // Two more replies arrive without another request, each about maxAwaitTimeMS later.
+        for (int i = 0; i < 2; ++i) {
+            ran more;
+            const auto t0 = std::chrono::steady_clock::now();
+            c.connection->async_read_more(2000ms, [&](std::error_code ec, conn::command_reply reply) { more = {ec, std::move(reply)}; });
+            io.restart();
+            io.run();
+            QVERIFY2(!more.ec, more.ec.message().c_str());
+            QVERIFY(more.reply.ok());
+            QVERIFY(more.reply.more_to_come);
+            QVERIFY(std::chrono::steady_clock::now() - t0 >= 50ms);
+        }
+        // While the stream is open, sending a command is refused (the replies would interleave).
+        auto refused = run(io, *c.connection, "admin", bson::make_document(bson::kvp("ping", 1)));
+        QVERIFY(refused.ec == errc::protocol_error);
+    }
+
+    void socket_timeout_closes_the_connection() {
+        admin(bson::make_document(
+            bson::kvp("configureFailPoint", "failCommand"), bson::kvp("mode", bson::make_document(bson::kvp("times", 1))),
+            bson::kvp("data", bson::make_document(bson::kvp("failCommands", bson::make_array("count")),
+                                                  bson::kvp("blockConnection", true), bson::kvp("blockTimeMS", 1500)))));
+        asio::io_context io;
+        auto c = establish(io, settings_for(sim_->uri(), "socketTimeoutMS=200"));
+        QVERIFY(!c.failure);
+        const auto t0 = std::chrono::steady_clock::now();
+        auto r = run(io, *c.connection, "test", bson::make_document(bson::kvp("count", "x")));
+        const auto took = std::chrono::steady_clock::now() - t0;
+        QVERIFY(r.ec == errc::network_timeout);
+        QVERIFY2(took >= 190ms && took < 1200ms, std::to_string(took.count()).c_str());
+        QVERIFY(c.connection->is_perished());
+        QVERIFY2(c.connection->last_error().find("socket timeout of 200 ms") != std::string::npos, c.connection->last_error().c_str());
+        QVERIFY(std::get<trellis::command_failed_event>(events_.back()).code == errc::network_timeout);
+        // A perished connection refuses further commands with a clear error.
+        auto again = run(io, *c.connection, "admin", bson::make_document(bson::kvp("ping", 1)));
+        QVERIFY(again.ec == errc::connection_failure);
+    }
+
+    void connect_timeout_bounds_the_handshake() {
+        // A listener that accepts and never answers: the hello waits for connect_timeout.
+        asio::io_context io;
+        asio::ip::tcp::acceptor silent(io, {asio::ip::make_address("127.0.0.1"), 0});
+        asio::ip::tcp::socket accepted(io);
+        silent.async_accept(accepted, [](const boost::system::error_code&) {});
+        const auto uri = "mongodb://127.0.0.1:" + std::to_string(silent.local_endpoint().port()) + "/?connectTimeoutMS=300";
+        const auto t0 = std::chrono::steady_clock::now();
+        auto c = establish(io, settings_for(uri));
+        const auto took = std::chrono::steady_clock::now() - t0;
+        QVERIFY(c.failure.code == errc::network_timeout);
+        QVERIFY(!c.connection);
+        QVERIFY2(took >= 290ms && took < 2000ms, std::to_string(took.count()).c_str());
+        QVERIFY2(c.failure.message.find("127.0.0.1:") != std::string::npos, c.failure.message.c_str());
+    }
+
+    void refused_connection_names_the_server() {
+        asio::io_context io;
+        asio::ip::tcp::acceptor probe(io, {asio::ip::make_address("127.0.0.1"), 0});
+        const auto port = probe.local_endpoint().port();
+        probe.close();
+        auto c = establish(io, settings_for("mongodb://127.0.0.1:" + std::to_string(port)));
+        QVERIFY(c.failure.code == errc::connection_failure);
+        QVERIFY2(c.failure.message.find("127.0.0.1:" + std::to_string(port)) != std::string::npos, c.failure.message.c_str());
+    }
+
+    void incompatible_wire_versions_are_refused() {
+        for (const auto& [min, max, expect] : {std::tuple{0, 5, "requires at least 6"}, std::tuple{26, 27, "requires wire version 26"}}) {
+            trellis::sim::sim_config cfg;
+            cfg.min_wire_version = min;
+            cfg.max_wire_version = max;
+            trellis::sim::deployment old(cfg);
+            old.start();
+            asio::io_context io;
+            auto c = establish(io, settings_for(old.uri()));
+            QVERIFY(c.failure.code == errc::incompatible_server);
+            QVERIFY2(c.failure.message.find(expect) != std::string::npos && c.failure.message.find(old.members()[0]) != std::string::npos,
+                     c.failure.message.c_str());
+            old.stop();
+        }
+    }
+
+    void authentication_and_redaction() {
+        trellis::sim::sim_config cfg;
+        cfg.users.push_back({"alice", "wonderland", "admin"});
+        trellis::sim::deployment secured(cfg);
+        secured.start();
+        asio::io_context io;
+        auto s = settings_for(secured.uri());
+        s->authenticate = [] { return std::make_unique<plain_conversation>("alice", "wonderland"); };
+        auto c = establish(io, s);
+        QVERIFY2(!c.failure, c.failure.message.c_str());
+        // saslStart is redacted: empty command and reply.
+        bool seen = false;
+        for (const auto& e : events_)
+            if (const auto* st = std::get_if<trellis::command_started_event>(&e); st && st->command_name == "saslStart") {
+                seen = true;
+                QVERIFY(st->command.view().empty());
+            } else if (const auto* ok = std::get_if<trellis::command_succeeded_event>(&e); ok && ok->command_name == "saslStart") {
+                QVERIFY(ok->reply.view().empty());
+            }
+        QVERIFY(seen);
+
+        s->authenticate = [] { return std::make_unique<plain_conversation>("alice", "looking-glass"); };
+        auto bad = establish(io, s);
+        QVERIFY(bad.failure.code == errc::authentication_failed);
+        QVERIFY(!bad.connection);
+        QVERIFY2(bad.failure.message.find("authentication failed") != std::string::npos &&
+                     bad.failure.message.find("code 18") != std::string::npos,
+                 bad.failure.message.c_str());
+        QVERIFY(std::get<trellis::command_failed_event>(events_.back()).failure.empty());  // redacted
+    }
+
+    void tls_from_uri_options() {
+        const std::string base = "mongodb://" + tls_sim_->members()[0] + "/?tls=true";
+        asio::io_context io;
+        auto good = establish(io, settings_for(base + "&tlsCAFile=" + path("ca.pem")));
+        QVERIFY2(!good.failure, good.failure.message.c_str());
+        QVERIFY(good.connection->stream().description().find("TLS") != std::string::npos);
+        QVERIFY(run(io, *good.connection, "admin", bson::make_document(bson::kvp("ping", 1))).reply.ok());
+
+        auto other = establish(io, settings_for(base + "&tlsCAFile=" + path("other-ca.pem")));
+        QVERIFY(other.failure.code == errc::connection_failure);
+        QVERIFY2(other.failure.message.find("certificate verify failed") != std::string::npos, other.failure.message.c_str());
+
+        auto insecure = establish(io, settings_for(base + "&tlsCAFile=" + path("other-ca.pem") + "&tlsInsecure=true"));
+        QVERIFY2(!insecure.failure, insecure.failure.message.c_str());
+    }
+
+    void pool_uses_the_real_establisher() {
+        asio::io_context io;
+        auto s = settings_for(sim_->uri());
+        std::vector<std::string> cmap;
+        trellis::pool::pool_config cfg;
+        cfg.address = s->connection.address;
+        cfg.establisher = conn::make_pool_establisher(io.get_executor(), s);
+        cfg.on_event = [&cmap](const trellis::cmap_event& e) { cmap.emplace_back(trellis::event_name(e)); };
+        cfg.maintenance_interval.reset();
+        trellis::pool::connection_pool pool(io.get_executor(), std::move(cfg));
+        pool.ready();
+        std::error_code checkout_ec;
+        ran r;
+        pool.async_check_out([&](std::error_code ec, trellis::pool::checked_out_connection c) {
+            checkout_ec = ec;
+            if (ec) return;
+            auto* connection = static_cast<conn::connection*>(c.get());
+            conn::command_request req;
+            req.database = "admin";
+            req.command = bson::make_document(bson::kvp("ping", 1));
+            connection->async_run_command(std::move(req), [&r, c = std::move(c)](std::error_code e, conn::command_reply reply) mutable {
+                r = {e, std::move(reply)};
+                c.reset();  // checked back in
+            });
+        });
+        std::thread stopper([&] {
+            std::this_thread::sleep_for(1s);
+            pool.close();
+        });
+        io.run_for(3s);
+        stopper.join();
+        QVERIFY(!checkout_ec);
+        QVERIFY(!r.ec);
+        QVERIFY(r.reply.ok());
+        const std::vector<std::string> expected = {"ConnectionPoolCreated", "ConnectionPoolReady", "ConnectionCheckOutStarted",
+                                                   "ConnectionCreated",    "ConnectionReady",     "ConnectionCheckedOut",
+                                                   "ConnectionCheckedIn"};
+        QVERIFY(cmap.size() >= expected.size());
+        QCOMPARE(std::vector<std::string>(cmap.begin(), cmap.begin() + static_cast<long>(expected.size())), expected);
+    }
+
+    void cleanupTestCase() {
+        sim_->stop();
+        tls_sim_->stop();
+    }
+};
+
+QTEST_GUILESS_MAIN(ConnectionTest)
+#include "connection_test.moc"
