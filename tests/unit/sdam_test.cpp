@@ -191,6 +191,10 @@ private slots:
         VERIFY_CONTAINS(sd.error, "not authorized");
         VERIFY_CONTAINS(sd.error, "code 13");
         QVERIFY(!sd.round_trip_time);  // an Unknown server has no RTT
+        // A code that is no integer is left out rather than converted.
+        const auto odd = hello("a", R"({"ok": 0, "errmsg": "odd", "code": {"$numberDouble": "NaN"}})");
+        QCOMPARE(odd.type, server_type::unknown);
+        QCOMPARE(odd.error, std::optional<std::string>("hello failed on a:27017: odd"));
         const auto missing = hello("a", R"({"isWritablePrimary": true})");
         QCOMPARE(missing.type, server_type::unknown);
         VERIFY_CONTAINS(missing.error, "no 'ok' field");

@@ -289,7 +289,10 @@ std::string failure_text(std::string_view address, bson::document_view reply) {
     const auto msg = reply.find("errmsg");
     if (msg && msg->type() == bson::type::string) text += ": " + std::string(msg->get_string());
     const auto code = reply.find("code");
-    if (code && code->is_number()) text += " (code " + std::to_string(static_cast<long long>(code->as_double())) + ")";
+    if (code && code->is_number()) {
+        const double d = code->as_double();
+        if (d >= -2147483648.0 && d <= 2147483647.0) text += " (code " + std::to_string(static_cast<long>(d)) + ")";
+    }
     return text;
 }
 
