@@ -9,10 +9,12 @@ extern const suite connection_string_suite;
 extern const suite uri_options_suite;
 extern const suite auth_suite;
 extern const suite cmap_suite;
+extern const suite sdam_suite;
+extern const suite rtt_suite;
 
 const std::vector<suite>& suites() {
     static const std::vector<suite> all = {bson_corpus_suite, connection_string_suite, uri_options_suite, auth_suite,
-                                           cmap_suite};
+                                           cmap_suite,        sdam_suite,              rtt_suite};
     return all;
 }
 

@@ -5,8 +5,8 @@
 // the others:
 //
 //   CMAP (connection monitoring and pooling)   cmap_event,  cmap_event_handler   (below)
-//   SDAM (server discovery and monitoring)     sdam_event,  sdam_event_handler   (to come)
-//   command monitoring                         command_event, command_event_handler (to come)
+//   SDAM (server discovery and monitoring)     sdam_event,  sdam_event_handler   (below)
+//   command monitoring                         command_event, command_event_handler (below)
 //
 // Names follow the specifications in C++ style: ConnectionCheckedOutEvent is
 // connection_checked_out_event, connectionId is connection_id, and each struct carries the name
@@ -30,6 +30,7 @@
 
 #include "trellis/bson/document.hpp"
 #include "trellis/bson/oid.hpp"
+#include "trellis/sdk/sdam.hpp"
 
 namespace trellis {
 
@@ -224,5 +225,123 @@ using command_event_handler = std::function<void(const command_event&)>;
 inline std::string_view event_name(const command_event& e) noexcept {
     return std::visit([](const auto& ev) noexcept { return std::decay_t<decltype(ev)>::type_name; }, e);
 }
+
+
+// ================================================================ SDAM
+
+// The SDAM logging and monitoring spec's events. Every event names the topology it belongs to
+// (topology_id: unique per topology, fixed from its creation to its closing). Descriptions are
+// carried by value: an event stays valid whatever happens to the topology afterwards, and a
+// monitoring UI can show both sides of a change. trellis::sdam::description_events()
+// (trellis/sdam.hpp) computes the description events from two topology descriptions.
+
+/// The first SDAM event of a topology.
+struct topology_opening_event {
+    static constexpr std::string_view type_name = "TopologyOpening";
+    bson::oid topology_id;
+};
+
+/// The last SDAM event of a topology.
+struct topology_closed_event {
+    static constexpr std::string_view type_name = "TopologyClosed";
+    bson::oid topology_id;
+};
+
+/// A server was added to the topology (its description is the default Unknown one), before its
+/// monitor starts.
+struct server_opening_event {
+    static constexpr std::string_view type_name = "ServerOpening";
+    bson::oid topology_id;
+    std::string address;
+};
+
+/// A server was removed from the topology and its monitor stopped.
+struct server_closed_event {
+    static constexpr std::string_view type_name = "ServerClosed";
+    bson::oid topology_id;
+    std::string address;
+};
+
+/// A server's description changed by the spec's "server description equality" (a change of
+/// round-trip time alone publishes nothing).
+struct server_description_changed_event {
+    static constexpr std::string_view type_name = "ServerDescriptionChanged";
+    bson::oid topology_id;
+    std::string address;
+    sdk::server_description previous_description;
+    sdk::server_description new_description;
+};
+
+/// The topology description changed. The first one a topology publishes starts from an Unknown
+/// description with no servers.
+struct topology_description_changed_event {
+    static constexpr std::string_view type_name = "TopologyDescriptionChanged";
+    bson::oid topology_id;
+    sdk::topology_description previous_description;
+    sdk::topology_description new_description;
+};
+
+/// A monitor is about to send hello (or, for a new monitoring connection, to open the socket).
+struct server_heartbeat_started_event {
+    static constexpr std::string_view type_name = "ServerHeartbeatStarted";
+    bson::oid topology_id;
+    std::string address;  ///< the spec's connectionId: the monitored server's "host:port"
+    /// An awaitable (streaming) hello: its duration includes the server's wait.
+    bool awaited = false;
+};
+
+/// A monitor's hello succeeded.
+struct server_heartbeat_succeeded_event {
+    static constexpr std::string_view type_name = "ServerHeartbeatSucceeded";
+    bson::oid topology_id;
+    std::string address;
+    /// Sending the command to reading its reply. When !awaited, the same measurement that fed the
+    /// RTT average.
+    std::chrono::nanoseconds duration{0};
+    bson::document reply;
+    bool awaited = false;
+};
+
+/// A monitor's hello failed: a network error or timeout, or an ok: 0 reply.
+struct server_heartbeat_failed_event {
+    static constexpr std::string_view type_name = "ServerHeartbeatFailed";
+    bson::oid topology_id;
+    std::string address;
+    std::chrono::nanoseconds duration{0};
+    std::string failure;        ///< what went wrong, one sentence
+    std::error_code error;      ///< the same as a code (a trellis::errc when it is Trellis's own)
+    std::optional<bson::document> reply;  ///< the ok: 0 reply, when there was one
+    bool awaited = false;
+};
+
+using sdam_event = std::variant<topology_opening_event, topology_closed_event, server_opening_event,
+                                server_closed_event, server_description_changed_event,
+                                topology_description_changed_event, server_heartbeat_started_event,
+                                server_heartbeat_succeeded_event, server_heartbeat_failed_event>;
+
+/// The specification's name of the event's type ("ServerOpening", "TopologyDescriptionChanged", ...).
+inline std::string_view event_name(const sdam_event& e) noexcept {
+    return std::visit([](const auto& ev) noexcept { return std::decay_t<decltype(ev)>::type_name; }, e);
+}
+
+/// The topology every SDAM event belongs to.
+inline const bson::oid& event_topology_id(const sdam_event& e) noexcept {
+    return std::visit([](const auto& ev) noexcept -> const bson::oid& { return ev.topology_id; }, e);
+}
+
+/// The server an SDAM event is about; nullptr for the topology events.
+inline const std::string* event_address(const sdam_event& e) noexcept {
+    return std::visit(
+        [](const auto& ev) noexcept -> const std::string* {
+            if constexpr (requires { ev.address; })
+                return &ev.address;
+            else
+                return nullptr;
+        },
+        e);
+}
+
+/// Receives every SDAM event of a topology, in order (see the top of this file).
+using sdam_event_handler = std::function<void(const sdam_event&)>;
 
 }  // namespace trellis

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -38,12 +39,18 @@ struct topology_version {
     friend bool operator==(const topology_version&, const topology_version&) = default;
 };
 
+// Fields the spec marks (=) take part in "server description equality" (which decides whether
+// a ServerDescriptionChangedEvent is published); round_trip_time, min_round_trip_time,
+// last_write_date, op_time and last_update_time do not. trellis::sdam::same_description()
+// implements that comparison.
 struct server_description {
-    std::string address;  // "host:port", host lower-cased
+    std::string address;  // "host:port", host lower-cased; IPv6 as "[::1]:27017"
     server_type type = server_type::unknown;
-    std::optional<std::string> error;  // why it is Unknown, when it is
+    std::optional<std::string> error;  // why it is Unknown, when it is (=)
     std::optional<std::chrono::microseconds> round_trip_time;      // moving average, alpha 0.2
-    std::optional<std::chrono::microseconds> min_round_trip_time;  // of the last 10 samples
+    /// The minimum of the last 10 samples; zero until at least 2 samples were taken (the
+    /// server monitoring spec's rule).
+    std::optional<std::chrono::microseconds> min_round_trip_time;
     std::optional<std::chrono::system_clock::time_point> last_write_date;
     std::optional<bson::timestamp> op_time;
     std::chrono::steady_clock::time_point last_update_time{};
@@ -58,6 +65,8 @@ struct server_description {
     std::optional<std::string> primary;
     std::optional<int> logical_session_timeout_minutes;
     std::optional<sdk::topology_version> topology_version;
+    std::optional<bool> is_cryptd;          // "iscryptd" in the reply (a mongocryptd)
+    std::optional<bson::oid> service_id;    // behind a load balancer (MongoDB 5.0+)
     bool hidden = false;
 
     bool is_data_bearing() const noexcept {
@@ -80,6 +89,9 @@ struct topology_description {
     bool compatible = true;
     std::optional<std::string> compatibility_error;
     std::optional<int> logical_session_timeout_minutes;
+    /// How many seeds the client was configured with: with TopologyType Unknown, a Standalone
+    /// makes the topology Single when there was exactly one seed, and is removed otherwise.
+    std::size_t seed_count = 0;
 
     const server_description* find(const std::string& address) const noexcept {
         for (const auto& s : servers)
