@@ -11,10 +11,14 @@ extern const suite auth_suite;
 extern const suite cmap_suite;
 extern const suite sdam_suite;
 extern const suite rtt_suite;
+extern const suite server_selection_suite;
+extern const suite max_staleness_suite;
+extern const suite in_window_suite;
 
 const std::vector<suite>& suites() {
     static const std::vector<suite> all = {bson_corpus_suite, connection_string_suite, uri_options_suite, auth_suite,
-                                           cmap_suite,        sdam_suite,              rtt_suite};
+                                           cmap_suite,        sdam_suite,              rtt_suite,         server_selection_suite,
+                                           max_staleness_suite, in_window_suite};
     return all;
 }
 
