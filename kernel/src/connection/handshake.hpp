@@ -11,13 +11,14 @@
 #include <vector>
 
 #include "trellis/bson/document.hpp"
+#include "trellis/sdam.hpp"
 #include "trellis/sdk/sdam.hpp"
 
 namespace trellis::handshake {
 
-/// Wire versions this version of Trellis speaks: MongoDB 3.6 (6) to 8.2 (25).
-inline constexpr int min_wire_version = 6;
-inline constexpr int max_wire_version = 25;
+/// Wire versions this version of Trellis speaks: MongoDB 3.6 (6) to 8.2 (25), as SDAM has them.
+inline constexpr int min_wire_version = sdam::client_min_wire_version;
+inline constexpr int max_wire_version = sdam::client_max_wire_version;
 /// The spec's limit on the whole `client` document, BSON overhead included.
 inline constexpr std::size_t max_metadata_bytes = 512;
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "trellis/options.hpp"
@@ -25,8 +26,24 @@ struct operation_requirements {
     std::chrono::milliseconds heartbeat_frequency{10'000};  // for maxStalenessSeconds
 };
 
+/// How the kernel picks one of the suitable servers.
+enum class selection_policy {
+    /// The server selection spec: the local_threshold latency window, then the less busy of two
+    /// servers drawn at random.
+    latency_window,
+    /// Each suitable server in the order given, the next one when an operation fails on one
+    /// (master-slave reads: "tried on each slave in turn until one succeeds").
+    in_turn,
+};
+
 class TRELLIS_SDK_VISIBLE topology_strategy : public plugin {
 public:
+    /// The description before any server has answered: its type, set name and the servers to
+    /// monitor (the seeds, or for master-slave the master and the slaves its settings name).
+    /// Throws trellis::configuration_error when the options do not suit the strategy.
+    virtual std::shared_ptr<const topology_description> initial_topology(const std::vector<std::string>& seeds,
+                                                                         const trellis::client_options& options) = 0;
+
     /// The topology description after `updated` replaces the server of the same
     /// address (SDAM's "updating the TopologyDescription" for this strategy).
     virtual std::shared_ptr<const topology_description> on_server_description(
@@ -38,6 +55,11 @@ public:
     virtual std::vector<const server_description*> suitable_servers(const topology_description& topology,
                                                                     const operation_requirements& operation,
                                                                     std::vector<std::string>* why_not) const = 0;
+
+    virtual selection_policy policy(const operation_requirements& operation) const {
+        (void)operation;
+        return selection_policy::latency_window;
+    }
 };
 
 }  // namespace trellis::sdk
