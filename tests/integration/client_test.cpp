@@ -189,10 +189,11 @@ private slots:
         cfg.members[2].tags = {{"dc", "east"}};
         sim::deployment d(cfg);
         d.start();
-        std::atomic<int> topology_changes{0};
+        std::atomic<int> topology_changes{0}, awaited{0}, polled{0};
         trellis::client_settings settings;
         settings.on_sdam = [&](const trellis::sdam_event& e) {
             if (std::holds_alternative<trellis::topology_description_changed_event>(e)) ++topology_changes;
+            if (const auto* h = std::get_if<trellis::server_heartbeat_succeeded_event>(&e)) ++(h->awaited ? awaited : polled);
         };
         // Seeded with one member only: the others are discovered.
         const auto seed = "mongodb://" + d.members()[1] + "/?replicaSet=rs0&heartbeatFrequencyMS=500&serverSelectionTimeoutMS=5000";
@@ -204,6 +205,23 @@ private slots:
         QCOMPARE(c.address(), d.primary().value());
         QVERIFY(c.is_primary());
         QCOMPARE(c.nodes().size(), std::size_t(3));
+        // The sim sends topologyVersion: monitors stream (awaited hellos) after their first check,
+        // and the RTT monitor feeds the average.
+        QTRY_VERIFY_WITH_TIMEOUT(awaited.load() > 0, 5000);
+        QVERIFY(polled.load() >= 3);
+        for (const auto& s : c.topology()->servers) QVERIFY(s.round_trip_time.has_value());
+        {
+            // serverMonitoringMode=poll: no awaited hello at all.
+            std::atomic<int> poll_awaited{0}, poll_polled{0};
+            trellis::client_settings ps;
+            ps.on_sdam = [&](const trellis::sdam_event& e) {
+                if (const auto* h = std::get_if<trellis::server_heartbeat_succeeded_event>(&e)) ++(h->awaited ? poll_awaited : poll_polled);
+            };
+            trellis::client poller(with(seed, "serverMonitoringMode=poll"), std::move(ps));
+            poller.wait_for_discovery();
+            QTRY_VERIFY_WITH_TIMEOUT(poll_polled.load() >= 6, 5000);  // a second round, 500 ms apart
+            QCOMPARE(poll_awaited.load(), 0);
+        }
 
         // Reads by read preference and tag set land where they should.
         auto coll = c["test"]["rs"];

@@ -237,9 +237,18 @@ void client_core::publish(std::shared_ptr<const sdk::topology_description> previ
         current_ = next;
     }
     reconcile_servers();
-    for (const auto& s : next->servers)
-        if (s.type != sdk::server_type::unknown)
-            if (auto it = servers_.find(s.address); it != servers_.end()) it->second->pool->ready();
+    for (const auto& s : next->servers) {
+        auto it = servers_.find(s.address);
+        if (it == servers_.end()) continue;
+        if (s.type != sdk::server_type::unknown) {
+            it->second->pool->ready();
+        } else if (const auto* before = previous->find(s.address);
+                   before && before->type != sdk::server_type::unknown && (!processed || processed->address != s.address)) {
+            // Another server's reply made this one Unknown (a stale primary, a member that left):
+            // check it now rather than at its next heartbeat.
+            request_check(*it->second);
+        }
+    }
     const auto events = processed ? sdam::description_events(*previous, *next, *processed, topology_id_)
                                   : sdam::description_events(*previous, *next, topology_id_);
     for (const auto& e : events) emit(e);
