@@ -2,6 +2,7 @@
 // PyMongo half (bench/failover/pymongo_failover.py under Debian's /usr/bin/python3) against
 // it as a child process, then the Trellis half (measure_trellis), and prints both medians
 // and the ratio Trellis / PyMongo. See failover.hpp and README.md.
+#include "args.hpp"
 #include "failover.hpp"
 
 #include <fcntl.h>
@@ -41,7 +42,6 @@ namespace {
 
 constexpr int exit_ok = 0;
 constexpr int exit_failure = 1;
-constexpr int exit_usage_error = 2;
 
 // pymongo_failover.py's exit statuses.
 constexpr int script_no_pymongo = 3;
@@ -66,11 +66,6 @@ constexpr std::string_view usage_text =
     "Exit status: 0 success; 1 failure, or the Trellis half could not be measured (there is\n"
     "no Trellis client yet: the PyMongo median is printed, no ratio, no JSON); 2 usage error.\n";
 
-struct failure {
-    int status;
-    std::string message;
-};
-
 struct options {
     int stepdowns = default_stepdowns;
     std::optional<std::string> json_file;
@@ -79,49 +74,25 @@ struct options {
     std::string script = TRELLIS_BENCH_FAILOVER_SCRIPT;
 };
 
-int parse_stepdowns(std::string_view text) {
-    int value = 0;
-    bool ok = !text.empty() && text.size() <= 4;
-    for (const char c : text) {
-        if (c < '0' || c > '9') {
-            ok = false;
-            break;
-        }
-        value = value * 10 + (c - '0');
-    }
-    if (!ok || value < 1)
-        throw failure{exit_usage_error, "--stepdowns needs an integer of at least 1, got \"" + std::string(text) + "\""};
-    return value;
-}
-
 /// argv[0] is "failover". Returns nullopt for --help.
 std::optional<options> parse_arguments(int argc, char** argv) {
     const std::vector<std::string_view> args(argv + 1, argv + argc);
     options o;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        std::string_view name = args[i];
-        std::optional<std::string_view> value;
-        if (const auto eq = name.find('='); name.starts_with("--") && eq != std::string_view::npos) {
-            value = name.substr(eq + 1);
-            name = name.substr(0, eq);
-        }
-        const auto take_value = [&]() -> std::string_view {
-            if (value) return *value;
-            if (i + 1 >= args.size()) throw failure{exit_usage_error, std::string(name) + " needs a value"};
-            return args[++i];
-        };
+    arg_walker w(args, 0);
+    while (w.next()) {
+        const std::string_view name = w.name();
         const auto take_nonempty = [&](std::string_view what) {
-            const std::string v(take_value());
+            const std::string v(w.take_value());
             if (v.empty()) throw failure{exit_usage_error, std::string(name) + " needs " + std::string(what)};
             return v;
         };
         if (name == "-h" || name == "--help") return std::nullopt;
-        if (name == "--stepdowns") o.stepdowns = parse_stepdowns(take_value());
+        if (name == "--stepdowns") o.stepdowns = static_cast<int>(parse_count(name, w.take_value(), 1));
         else if (name == "--json") o.json_file = take_nonempty("a file name");
-        else if (name == "--pymongo-only" && !value) o.pymongo_only = true;
+        else if (name == "--pymongo-only" && !w.has_inline_value()) o.pymongo_only = true;
         else if (name == "--python") o.python = take_nonempty("a path");
         else if (name == "--script") o.script = take_nonempty("a path");
-        else throw failure{exit_usage_error, "unknown argument \"" + std::string(args[i]) + "\" (see --help)"};
+        else throw failure{exit_usage_error, "unknown argument \"" + std::string(name) + "\" (see --help)"};
     }
     if (o.pymongo_only && o.json_file)
         throw failure{exit_usage_error, "--json needs both halves; it cannot go with --pymongo-only"};

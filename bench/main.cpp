@@ -21,6 +21,7 @@
 
 #include <boost/json.hpp>
 
+#include "args.hpp"
 #include "codecs.hpp"
 #include "failover.hpp"
 #include "trellis/bson/json.hpp"
@@ -36,7 +37,6 @@ using namespace trellis_bench;
 
 constexpr int exit_ok = 0;
 constexpr int exit_data_error = 1;
-constexpr int exit_usage_error = 2;
 
 constexpr std::string_view usage_text =
     "usage: trellis-bench bson [--iterations N] [--runs R] [--json FILE] [--data DIR] [--encode-mode reuse|fresh]\n"
@@ -60,12 +60,6 @@ constexpr std::string_view usage_text =
     "Exit status: 0 success, 1 data error (missing or unreadable data, or the two\n"
     "libraries disagree), 2 usage error.\n";
 
-/// A failure with an exit status and a one-line message.
-struct failure {
-    int status;
-    std::string message;
-};
-
 struct options {
     std::size_t iterations = 10000;
     std::size_t runs = 7;
@@ -73,22 +67,6 @@ struct options {
     std::optional<std::string> data_dir;
     encode_mode mode = encode_mode::reuse;
 };
-
-std::size_t parse_count(std::string_view option, std::string_view text, std::size_t minimum) {
-    std::size_t value = 0;
-    bool ok = !text.empty() && text.size() <= 12;
-    for (const char c : text) {
-        if (c < '0' || c > '9') {
-            ok = false;
-            break;
-        }
-        value = value * 10 + static_cast<std::size_t>(c - '0');
-    }
-    if (!ok || value < minimum)
-        throw failure{exit_usage_error, std::string(option) + " needs an integer of at least " + std::to_string(minimum) +
-                                            ", got \"" + std::string(text) + "\""};
-    return value;
-}
 
 /// Returns nullopt for --help.
 std::optional<options> parse_arguments(int argc, char** argv) {
@@ -100,18 +78,10 @@ std::optional<options> parse_arguments(int argc, char** argv) {
         throw failure{exit_usage_error, "unknown benchmark suite \"" + std::string(args[0]) + "\" (\"bson\" or \"failover\")"};
 
     options o;
-    for (std::size_t i = 1; i < args.size(); ++i) {
-        std::string_view name = args[i];
-        std::optional<std::string_view> value;
-        if (const auto eq = name.find('='); name.starts_with("--") && eq != std::string_view::npos) {
-            value = name.substr(eq + 1);
-            name = name.substr(0, eq);
-        }
-        const auto take_value = [&]() -> std::string_view {
-            if (value) return *value;
-            if (i + 1 >= args.size()) throw failure{exit_usage_error, std::string(name) + " needs a value"};
-            return args[++i];
-        };
+    arg_walker w(args, 1);
+    while (w.next()) {
+        const std::string_view name = w.name();
+        const auto take_value = [&] { return w.take_value(); };
         if (name == "--iterations") {
             o.iterations = parse_count(name, take_value(), 1);
         } else if (name == "--runs") {
@@ -131,7 +101,7 @@ std::optional<options> parse_arguments(int argc, char** argv) {
             else
                 throw failure{exit_usage_error, "--encode-mode is reuse or fresh, got \"" + std::string(m) + "\""};
         } else {
-            throw failure{exit_usage_error, "unknown argument \"" + std::string(args[i]) + "\" (see --help)"};
+            throw failure{exit_usage_error, "unknown argument \"" + std::string(name) + "\" (see --help)"};
         }
     }
     return o;

@@ -162,28 +162,29 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
 
     // ---- monitoring
 
-    void emit_started(const bson::document& command) {
-        if (!settings.on_command) return;
-        command_started_event e;
+    // The fields every command event carries.
+    template <class Event>
+    Event event() const {
+        Event e;
         e.address = settings.address;
         e.connection_id = event_id;
         e.server_connection_id = description.server_connection_id;
         e.request_id = request_id;
         e.database_name = database;
         e.command_name = command_name;
+        return e;
+    }
+
+    void emit_started(const bson::document& command) {
+        if (!settings.on_command) return;
+        auto e = event<command_started_event>();
         if (!sensitive) e.command = command;
         settings.on_command(e);
     }
 
     void emit_succeeded(const command_reply& r) {
         if (!settings.on_command) return;
-        command_succeeded_event e;
-        e.address = settings.address;
-        e.connection_id = event_id;
-        e.server_connection_id = description.server_connection_id;
-        e.request_id = request_id;
-        e.database_name = database;
-        e.command_name = command_name;
+        auto e = event<command_succeeded_event>();
         e.duration = r.duration;
         if (!sensitive && !r.body.empty()) e.reply = bson::document(r.body);
         settings.on_command(e);
@@ -191,13 +192,7 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
 
     void emit_failed(std::error_code ec, int server_code, std::string text, bson::document reply) {
         if (!settings.on_command) return;
-        command_failed_event e;
-        e.address = settings.address;
-        e.connection_id = event_id;
-        e.server_connection_id = description.server_connection_id;
-        e.request_id = request_id;
-        e.database_name = database;
-        e.command_name = command_name;
+        auto e = event<command_failed_event>();
         e.duration = std::chrono::steady_clock::now() - started;
         e.code = ec;
         e.server_code = server_code;
