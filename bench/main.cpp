@@ -1,7 +1,8 @@
 // trellis-bench: the MongoDB driver benchmark spec's BSON micro-benchmarks
 // (flat, deep and full; encode and decode), run on Trellis and on libbson in
 // the same process, interleaved, so that the ratio between the two is what
-// the result says. See README.md.
+// the result says; and `failover` (failover.cpp), Trellis against PyMongo on a
+// simulated replica set. See README.md.
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -21,6 +22,7 @@
 #include <boost/json.hpp>
 
 #include "codecs.hpp"
+#include "failover.hpp"
 #include "trellis/bson/json.hpp"
 #include "trellis/errors.hpp"
 
@@ -38,6 +40,7 @@ constexpr int exit_usage_error = 2;
 
 constexpr std::string_view usage_text =
     "usage: trellis-bench bson [--iterations N] [--runs R] [--json FILE] [--data DIR] [--encode-mode reuse|fresh]\n"
+    "       trellis-bench failover [--stepdowns N] [--json FILE] [--pymongo-only] (see failover --help)\n"
     "\n"
     "Runs the MongoDB driver benchmark spec's BSON micro-benchmarks (flat, deep and\n"
     "full BSON; encode and decode) on Trellis and on libbson, interleaved in one\n"
@@ -92,9 +95,9 @@ std::optional<options> parse_arguments(int argc, char** argv) {
     std::vector<std::string_view> args(argv + 1, argv + argc);
     for (const std::string_view a : args)
         if (a == "-h" || a == "--help") return std::nullopt;
-    if (args.empty()) throw failure{exit_usage_error, "no benchmark suite given (the one suite is \"bson\"; see --help)"};
+    if (args.empty()) throw failure{exit_usage_error, "no benchmark suite given (\"bson\" or \"failover\"; see --help)"};
     if (args[0] != "bson")
-        throw failure{exit_usage_error, "unknown benchmark suite \"" + std::string(args[0]) + "\" (the one suite is \"bson\")"};
+        throw failure{exit_usage_error, "unknown benchmark suite \"" + std::string(args[0]) + "\" (\"bson\" or \"failover\")"};
 
     options o;
     for (std::size_t i = 1; i < args.size(); ++i) {
@@ -343,6 +346,7 @@ void write_json(const std::vector<task_result>& results, std::ofstream& out, con
 }
 
 int run(int argc, char** argv) {
+    if (argc > 1 && std::string_view(argv[1]) == "failover") return trellis_bench::failover::run(argc - 1, argv + 1);
     const std::optional<options> o = parse_arguments(argc, argv);
     if (!o) {
         std::cout << usage_text;

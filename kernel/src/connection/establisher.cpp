@@ -135,6 +135,8 @@ struct establish_op : std::enable_shared_from_this<establish_op> {
         } catch (const trellis::error& e) {
             return finish({e.code(), e.what()});
         }
+        d.hello_reply = bson::document(reply.body);
+        d.hello_duration = reply.duration;
         conn->set_description(std::move(d));
         if (!conversation) return finish({});
         adapter = std::make_unique<auth_adapter>(*conn, bson::document(reply.body), settings->connect.connect_timeout);

@@ -86,6 +86,9 @@ struct connection_description {
     std::optional<bson::document> speculative_authenticate;  // the server's first auth reply
     std::optional<sdk::topology_version> topology_version;
     bool op_msg = true;                                  // maxWireVersion >= 6
+    /// Set by the establisher: the whole reply (SDAM reads it) and the hello's round trip.
+    bson::document hello_reply;
+    std::chrono::nanoseconds hello_duration{0};
 };
 
 /// Reads a successful hello reply. Throws:

@@ -1,0 +1,149 @@
+// trellis::client: a connection to a MongoDB deployment (PyMongo's MongoClient, and with the
+// master_slave strategy its MasterSlaveConnection).
+//
+//   trellis::client c("mongodb://h1,h2,h3/?replicaSet=rs0");
+//   c["app"]["events"].insert_one(bson::make_document(bson::kvp("x", 1)));
+//   for (auto cur = c["app"]["events"].find(); auto d = cur.next();) ...
+//
+// A client monitors every server of the deployment (SDAM: one monitor per server, streaming
+// hello where the server supports it, an RTT monitor), keeps a CMAP pool per server, and sends
+// each operation to a server its topology strategy and read preference find suitable, within
+// the latency window. Operations that meet a network or state-change error mark the server
+// Unknown, clear its pool and ask for a check; retryable reads and writes are retried once on a
+// newly selected server.
+//
+// Threads: the client runs on the executor it is given (all its state on one strand), or on a
+// thread of its own when none is given. Every method may be called from any thread; blocking
+// calls must not be made on the client's own executor (they would wait for themselves).
+// Lifetime: database, collection and cursor handles are valid while their client lives.
+// Destroying a client closes it; with an executor of your own, keep its context running until
+// the client's work has ended (or destroy the context afterwards), as with any Asio object.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "trellis/config.hpp"
+#include "trellis/database.hpp"
+#include "trellis/events.hpp"
+#include "trellis/options.hpp"
+#include "trellis/plugins.hpp"
+#include "trellis/sdk/sdam.hpp"
+
+namespace trellis {
+
+/// What a client is made with besides its options.
+struct client_settings {
+    /// [topology] strategy (auto, standalone, replica_set, master_slave, mongos) and, for
+    /// master_slave, the master and the slaves.
+    topology_settings topology;
+    /// [plugins]: search paths, the cursor manager ("immediate" when unset), per-plugin tables.
+    plugin_settings plugins;
+    /// Event subscribers; each may be empty. They run on the client's strand: keep them short.
+    sdam_event_handler on_sdam;
+    cmap_event_handler on_cmap;
+    command_event_handler on_command;
+    /// The plugins to use; empty: a registry of the client's own, searching plugins.paths.
+    std::shared_ptr<plugin_registry> registry;
+};
+
+namespace detail {
+class client_core;
+}
+
+class client {
+public:
+    /// Parses the URI (configuration_error) and starts monitoring. Nothing blocks: the first
+    /// operation waits for a suitable server up to server_selection_timeout.
+    explicit client(std::string_view uri, client_settings settings = {});
+    client(boost::asio::any_io_executor executor, std::string_view uri, client_settings settings = {});
+    client(client_options options, client_settings settings = {});
+    client(boost::asio::any_io_executor executor, client_options options, client_settings settings = {});
+    /// A client as a TOML file describes it (trellis/config.hpp); handlers from `settings`.
+    static client from_config_file(const std::filesystem::path& file, client_settings handlers = {});
+    /// PyMongo's MasterSlaveConnection(master, slaves): writes to the master, reads to each
+    /// slave in turn. configuration_error when slaves is empty.
+    static client master_slave(const server_address& master, const std::vector<server_address>& slaves,
+                               client_options options = {}, client_settings settings = {});
+
+    client(client&&) noexcept;
+    client& operator=(client&&) noexcept;
+    ~client();
+
+    database get_database(std::string name) const;
+    database operator[](std::string name) const { return get_database(std::move(name)); }
+
+    /// run_command on database `db` (see database::run_command).
+    bson::document run_command(const std::string& db, bson::document command);
+
+    /// The topology as last seen (a snapshot; never null).
+    std::shared_ptr<const sdk::topology_description> topology() const;
+    /// Waits until each seed and each discovered member has been checked once, or
+    /// server_selection_timeout (the CLI's initial discovery).
+    std::shared_ptr<const sdk::topology_description> wait_for_discovery();
+
+    // The seeds' properties. Each selects the server writes would go to (waiting up to
+    // server_selection_timeout; server_selection_timeout error otherwise).
+    std::string host();
+    std::uint16_t port();
+    std::string address();  ///< "host:port"
+    bool is_primary();      ///< the server in use is a writable primary (or a standalone)
+    bool is_mongos();
+    std::vector<std::string> nodes() const;  ///< every known data-bearing member, "host:port"
+    std::int32_t max_bson_size();
+    std::int32_t max_message_size();
+    int min_wire_version();
+    int max_wire_version();
+    trellis::read_preference read_preference() const;
+    void set_read_preference(trellis::read_preference rp);
+    trellis::write_concern write_concern() const;
+    /// Changes the write concern of operations started afterwards (with master_slave, the
+    /// master's, which the client inherits).
+    void set_write_concern(trellis::write_concern wc);
+    std::chrono::milliseconds local_threshold() const noexcept;
+
+    /// True when the server in use answers a ping now (no waiting for selection beyond the
+    /// connect timeout).
+    bool alive();
+    /// Closes monitors, pools and cursors. Using the client afterwards opens it again.
+    void close();
+
+    /// start_request: until end_request, every operation goes where writes go (the master for
+    /// master_slave; the primary otherwise), so a read sees the caller's own writes.
+    void start_request();
+    void end_request();
+    bool in_request() const noexcept;
+
+    /// The cursor manager plugin by name ("immediate", "batched", a third-party one); applies
+    /// to every member.
+    void set_cursor_manager(const std::string& name);
+    /// Closes a cursor by id on the server it lives on (killCursors, through the manager).
+    void close_cursor(std::int64_t id, const std::string& ns, const std::string& address);
+
+    std::vector<std::string> database_names();
+    void drop_database(const std::string& name);
+    /// buildInfo of the server in use.
+    bson::document server_info();
+
+    boost::asio::any_io_executor get_executor() const;
+    /// Not for applications: the implementation, shared with handles.
+    const std::shared_ptr<detail::client_core>& core() const noexcept { return core_; }
+
+private:
+    struct runtime;  // the thread and io_context of a client that was given no executor
+    client(std::shared_ptr<detail::client_core> core, std::shared_ptr<runtime> rt);
+    void shutdown() noexcept;
+
+    std::shared_ptr<runtime> runtime_;  // destroyed after core_ is closed
+    std::shared_ptr<detail::client_core> core_;
+};
+
+}  // namespace trellis

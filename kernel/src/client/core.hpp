@@ -1,0 +1,217 @@
+// The client's implementation: topology ownership (SDAM), monitors, pools, server selection
+// and operations. Everything here runs on one strand (core::strand()); the only state read
+// from other threads is the topology snapshot (under a mutex) and a few settings (under the
+// same mutex).
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include "connection/connection.hpp"
+#include "connection/establisher.hpp"
+#include "pool/connection_pool.hpp"
+#include "trellis/client.hpp"
+#include "trellis/sdam.hpp"
+#include "trellis/sdk/cursor_manager.hpp"
+#include "trellis/sdk/topology_strategy.hpp"
+#include "wire/compression.hpp"
+
+namespace trellis::detail {
+
+namespace asio = boost::asio;
+using strand_type = asio::strand<asio::any_io_executor>;
+
+/// One server of the topology: its pool, its monitor's state and its load.
+struct server_state {
+    server_state(strand_type s, std::string addr) : address(std::move(addr)), wake(s), rtt_wake(s) {}
+
+    std::string address;
+    std::shared_ptr<const conn::establish_settings> settings;  // for the pool and the monitor
+    std::unique_ptr<pool::connection_pool> pool;
+    std::int64_t pool_generation = 0;
+    std::atomic<int> in_flight{0};
+    std::string last_establish_error;  // the pool's last failed establishment, for errors
+
+    // Monitor.
+    sdam::rtt_estimator rtt;
+    std::unique_ptr<conn::connection> monitor;
+    std::unique_ptr<conn::connection> rtt_connection;
+    std::chrono::nanoseconds last_hello_duration{0};
+    asio::steady_timer wake;
+    asio::steady_timer rtt_wake;
+    bool rtt_running = false;
+    std::chrono::steady_clock::time_point last_check{};
+    std::optional<std::chrono::steady_clock::time_point> last_heartbeat;  // last successful one
+    bool check_requested = false;
+    bool stopped = false;
+    bool streaming = false;
+};
+
+/// A find's cursor.
+struct cursor_state {
+    std::shared_ptr<client_core> core;
+    std::string db, collection, ns, address;
+    std::int64_t id = 0;
+    std::deque<bson::document> batch;
+    std::optional<std::int32_t> batch_size;
+    std::int64_t limit = 0;  // 0: none
+    std::int64_t returned = 0;
+    std::int64_t server_connection_id = 0;
+    bool closed = false;
+};
+
+/// Server sessions for retryable writes (lsid + txnNumber), reused LIFO.
+struct server_session {
+    bson::uuid id;
+    std::int64_t txn_number = 0;
+    std::chrono::steady_clock::time_point last_used{};
+};
+
+class client_core : public std::enable_shared_from_this<client_core> {
+public:
+    client_core(asio::any_io_executor executor, client_options options, client_settings settings);
+    ~client_core();
+
+    void open();   // starts monitoring (again, after close); blocks until done when called off the strand
+    void close();  // stops monitors and pools; blocks until done when called off the strand
+    /// close() without waiting (for a client on an executor that may not be running).
+    void close_async();
+    strand_type strand() const { return strand_; }
+
+    // ---- snapshots and settings (any thread)
+    std::shared_ptr<const sdk::topology_description> snapshot() const;
+    const client_options& options() const noexcept { return options_; }
+    read_preference current_read_preference() const;
+    void set_read_preference(read_preference rp);
+    write_concern current_write_concern() const;
+    void set_write_concern(write_concern wc);
+    bool in_request() const noexcept { return in_request_.load(); }
+    void set_in_request(bool on) noexcept { in_request_ = on; }
+    void set_cursor_manager(const std::string& name);
+    /// Blocks until every known server has been checked once (or the selection timeout).
+    std::shared_ptr<const sdk::topology_description> wait_for_discovery();
+
+    // ---- operations (coroutines on the strand)
+    struct reply_on {
+        bson::document reply;
+        std::string address;
+        std::int64_t server_connection_id = 0;
+        std::int32_t max_bson_size = 0, max_message_size = 0;
+        int min_wire_version = 0, max_wire_version = 0;
+    };
+    enum class op_kind { read, write, command };
+    struct operation {
+        std::string db;
+        bson::document command;
+        op_kind kind = op_kind::command;
+        std::optional<read_preference> read_pref;  // reads
+        bool retryable = false;                    // retry once on a newly selected server
+        bool retryable_write = false;              // add lsid + txnNumber (when supported)
+        std::optional<std::string> pinned;         // this server only (getMore, killCursors)
+        bool secondary_ok = false;                 // set for reads tried in turn (master-slave)
+    };
+    asio::awaitable<reply_on> execute(operation op);
+    asio::awaitable<bson::document> run_command(std::string db, bson::document command, std::optional<read_preference> rp);
+    asio::awaitable<insert_one_result> insert_one(std::string db, std::string coll, bson::document doc, write_concern wc);
+    asio::awaitable<cursor> find(std::string db, std::string coll, bson::document filter, find_options options);
+    asio::awaitable<std::optional<bson::document>> find_one(std::string db, std::string coll, bson::document filter);
+    asio::awaitable<delete_result> delete_many(std::string db, std::string coll, bson::document filter, write_concern wc);
+    asio::awaitable<std::optional<bson::document>> cursor_next(std::shared_ptr<cursor_state> c);
+    /// A cursor the application let go of: the cursor manager decides when to kill it.
+    void cursor_closed(const cursor_state& c);
+    void kill_cursors(const std::string& address, const std::string& ns, std::vector<std::int64_t> ids);
+    /// Selects the server writes would go to and returns its handshake facts.
+    asio::awaitable<reply_on> server_in_use();
+
+    /// Wraps a result as a cursor (cursor's constructor is private to it and its friend).
+    static cursor make_cursor(std::shared_ptr<cursor_state> s) { return cursor(std::move(s)); }
+
+private:
+    // topology (topology.cpp)
+    void start_topology();
+    void stop_topology();
+    sdk::topology_strategy& strategy_for(const sdk::topology_description& t) const;
+    void on_server_description(const sdk::server_description& d);
+    void publish(std::shared_ptr<const sdk::topology_description> previous, std::shared_ptr<const sdk::topology_description> next,
+                 const sdk::server_description* processed);
+    void reconcile_servers();
+    std::shared_ptr<server_state> add_server(const std::string& address);
+    void remove_server(const std::string& address);
+    void request_check(server_state& s);
+    void request_check_all();
+    void wake_selectors();
+    struct application_failure {
+        sdam::error_kind kind = sdam::error_kind::network;
+        bool handshake_completed = true;
+        std::int64_t generation = 0;
+        int max_wire_version = 0;
+        std::optional<sdam::command_error> command;
+        std::string message;
+    };
+    void handle_application_error(server_state& s, const application_failure& f);
+    void mark_unknown(server_state& s, const std::string& why, bool interrupt);
+    struct selected {
+        std::vector<std::shared_ptr<server_state>> servers;  // one, or in_turn: all in order
+        sdk::selection_policy policy = sdk::selection_policy::latency_window;
+    };
+    asio::awaitable<selected> select(const sdk::operation_requirements& req, const std::vector<std::string>& deprioritized);
+
+    // monitors (monitor.cpp)
+    asio::awaitable<void> monitor_loop(std::shared_ptr<server_state> s);
+    asio::awaitable<bool> check(std::shared_ptr<server_state> s, bool retrying);
+    asio::awaitable<void> stream(std::shared_ptr<server_state> s);
+    asio::awaitable<void> rtt_loop(std::shared_ptr<server_state> s);
+    asio::awaitable<std::unique_ptr<conn::connection>> monitor_connection(std::shared_ptr<server_state> s,
+                                                                          std::string& failure, std::error_code& code);
+    void emit(const sdam_event& e) const;
+
+    // operations (operations.cpp)
+    asio::awaitable<reply_on> attempt(server_state& s, const operation& op, const sdk::operation_requirements& req,
+                                      std::exception_ptr& failure, bool& retry_allowed, std::optional<server_session>& session);
+    server_session acquire_session();
+    void release_session(server_session s);
+
+    strand_type strand_;
+    client_options options_;
+    client_settings settings_;
+    std::shared_ptr<plugin_registry> registry_;
+    std::map<std::string, std::shared_ptr<sdk::topology_strategy>> strategies_;  // by name
+    std::shared_ptr<sdk::cursor_manager> cursor_manager_;
+    std::shared_ptr<wire::compressor_registry> compressors_;
+    bson::document metadata_;
+    std::vector<std::string> offered_compressors_;
+    std::shared_ptr<const sdk::topology_description> initial_;  // what (re)opening starts from
+    std::shared_ptr<sdk::transport> transport_;
+    std::function<std::unique_ptr<sdk::auth_conversation>()> authenticate_;
+    bson::oid topology_id_;
+
+    mutable std::mutex mutex_;  // guards the four below
+    std::shared_ptr<const sdk::topology_description> current_;
+    read_preference read_preference_;
+    write_concern write_concern_;
+    std::map<std::string, std::shared_ptr<server_state>> servers_;  // strand only, but nodes() reads addresses
+
+    std::vector<std::shared_ptr<asio::steady_timer>> selectors_;  // strand
+    std::vector<server_session> sessions_;                        // strand
+    std::atomic<bool> in_request_{false};
+    bool open_ = false;  // strand
+    std::mt19937_64 random_{std::random_device{}()};
+};
+
+/// The exception for an error code and text: the matching class of the error family.
+std::exception_ptr make_failure(errc code, const std::string& text);
+
+}  // namespace trellis::detail

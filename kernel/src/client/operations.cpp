@@ -1,0 +1,443 @@
+// Operations: selection, a pooled connection, the command, and what its outcome tells SDAM;
+// retryable reads and writes (once, on a newly selected server); cursors and killCursors.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "client/core.hpp"
+#include "trellis/bson/builder.hpp"
+#include "trellis/bson/json.hpp"
+#include "trellis/errors.hpp"
+#include "trellis/selection.hpp"
+
+namespace trellis::detail {
+
+namespace {
+
+// The retryable writes and reads specs' retryable error codes (besides network errors).
+bool retryable_code(std::int32_t code) {
+    switch (code) {
+        case 6: case 7: case 89: case 91: case 189: case 262: case 9001: case 10107: case 11600: case 11602:
+        case 13435: case 13436: case 134: case 63:
+            return true;
+        default: return false;
+    }
+}
+
+std::vector<std::string> labels_of(bson::document_view reply) {
+    std::vector<std::string> out;
+    auto collect = [&out](bson::document_view d) {
+        if (auto l = d.find("errorLabels"); l && l->type() == bson::type::array)
+            for (const auto& e : l->get_array())
+                if (e.type() == bson::type::string) out.emplace_back(e.get_string());
+    };
+    collect(reply);
+    if (auto w = reply.find("writeConcernError"); w && w->type() == bson::type::document) collect(w->get_document());
+    return out;
+}
+
+std::string code_name_of(bson::document_view reply) {
+    for (auto d : {reply}) {
+        if (auto n = d.find("codeName"); n && n->type() == bson::type::string) return std::string(n->get_string());
+        if (auto w = d.find("writeConcernError"); w && w->type() == bson::type::document)
+            if (auto n = w->get_document().find("codeName"); n && n->type() == bson::type::string) return std::string(n->get_string());
+    }
+    return {};
+}
+
+bson::document write_concern_document(const write_concern& wc) {
+    bson::builder b;
+    if (wc.w) {
+        if (const auto* n = std::get_if<std::int32_t>(&*wc.w)) b.append("w", *n);
+        else b.append("w", std::get<std::string>(*wc.w));
+    }
+    if (wc.journal) b.append("j", *wc.journal);
+    if (wc.wtimeout) b.append("wtimeout", static_cast<std::int64_t>(wc.wtimeout->count()));
+    if (wc.fsync) b.append("fsync", *wc.fsync);
+    return b.extract();
+}
+
+bool unacknowledged(const write_concern& wc) {
+    const auto* n = wc.w ? std::get_if<std::int32_t>(&*wc.w) : nullptr;
+    return n && *n == 0 && !wc.journal.value_or(false);
+}
+
+class core_killer final : public sdk::cursor_killer {
+public:
+    explicit core_killer(client_core& core) : core_(core) {}
+    void kill_cursors(const std::string& address, const std::string& ns, const std::vector<std::int64_t>& ids) override {
+        core_.kill_cursors(address, ns, ids);
+    }
+
+private:
+    client_core& core_;
+};
+
+}  // namespace
+
+server_session client_core::acquire_session() {
+    const auto now = std::chrono::steady_clock::now();
+    while (!sessions_.empty()) {
+        auto s = sessions_.back();
+        sessions_.pop_back();
+        // A session the server may have expired (timeout less a minute of margin) is dropped.
+        const auto timeout = std::chrono::minutes(current_->logical_session_timeout_minutes.value_or(30));
+        if (now - s.last_used < timeout - std::chrono::minutes(1)) return s;
+    }
+    server_session s;
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (auto& b : s.id.bytes) b = static_cast<std::uint8_t>(byte(random_));
+    s.id.bytes[6] = static_cast<std::uint8_t>((s.id.bytes[6] & 0x0F) | 0x40);  // version 4
+    s.id.bytes[8] = static_cast<std::uint8_t>((s.id.bytes[8] & 0x3F) | 0x80);  // RFC 4122 variant
+    return s;
+}
+
+void client_core::release_session(server_session s) {
+    s.last_used = std::chrono::steady_clock::now();
+    sessions_.push_back(s);
+}
+
+asio::awaitable<client_core::reply_on> client_core::attempt(server_state& s, const operation& op,
+                                                              const sdk::operation_requirements& req,
+                                                              std::exception_ptr& failure, bool& retry_allowed,
+                                                              std::optional<server_session>& session) {
+    failure = nullptr;
+    retry_allowed = false;
+    struct in_flight_guard {
+        server_state& s;
+        explicit in_flight_guard(server_state& st) : s(st) { ++s.in_flight; }
+        ~in_flight_guard() { --s.in_flight; }
+    } guard(s);
+    auto state = servers_.count(s.address) ? servers_.at(s.address) : nullptr;  // keep it alive across awaits
+    auto [ec, checked_out] = co_await s.pool->async_check_out(asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+        if (ec == errc::pool_cleared || ec == errc::pool_closed) {
+            failure = make_failure(errc::auto_reconnect, s.address + ": " + ec.message() + " (the server is being checked again)");
+        } else {
+            const std::string why = s.last_establish_error.empty() ? s.address + ": " + ec.message() : s.last_establish_error;
+            failure = make_failure(ec == errc::authentication_failed ? errc::authentication_failed : errc::connection_failure, why);
+        }
+        retry_allowed = op.retryable && ec != errc::authentication_failed;
+        co_return reply_on{};
+    }
+    auto* connection = static_cast<conn::connection*>(checked_out.get());
+    const auto& d = connection->description();
+    const auto* described = current_->find(s.address);
+    const auto server_type = described ? described->type : sdk::server_type::unknown;
+
+    bson::builder b;
+    b.concat(op.command.view());
+    const bool supports_retryable_writes = op.retryable_write && options_.retry_writes &&
+                                           d.logical_session_timeout_minutes.has_value() &&
+                                           server_type != sdk::server_type::standalone;
+    if (supports_retryable_writes) {
+        if (!session) {
+            session = acquire_session();
+            ++session->txn_number;
+        }
+        b.open_document("lsid").append("id", session->id).close_document();
+        b.append("txnNumber", session->txn_number);
+    }
+    if (op.kind == op_kind::read && !op.pinned && op.secondary_ok) {
+        // Master-slave reads: a slave serves reads only when told it may (secondaryOk).
+        b.append("$readPreference", bson::make_document(bson::kvp("mode", "secondaryPreferred")).view());
+    } else if (op.kind == op_kind::read && !op.pinned) {
+        const auto rp = selection::read_preference_for(req.read_preference, current_->type, server_type,
+                                                       selection::wire_protocol::op_msg);
+        if (rp.read_preference) b.append("$readPreference", rp.read_preference->view());
+    }
+    conn::command_request request;
+    request.database = op.db;
+    request.command = b.extract();
+    auto [ec2, reply] = co_await connection->async_run_command(std::move(request), asio::as_tuple(asio::use_awaitable));
+    if (ec2) {
+        application_failure f;
+        f.kind = ec2 == errc::network_timeout ? sdam::error_kind::network_timeout : sdam::error_kind::network;
+        f.generation = static_cast<std::int64_t>(connection->generation());
+        f.max_wire_version = d.max_wire_version;
+        f.message = connection->last_error();
+        if (state) handle_application_error(s, f);
+        failure = make_failure(ec2 == errc::network_timeout ? errc::network_timeout : errc::auto_reconnect, connection->last_error());
+        retry_allowed = op.retryable && (!op.retryable_write || supports_retryable_writes);
+        co_return reply_on{};
+    }
+    bson::document body(reply.body);
+    if (auto ce = sdam::command_error_of(body.view())) {
+        const bool state_change = sdam::is_state_change(*ce);
+        if (state_change && state) {
+            application_failure f;
+            f.kind = sdam::error_kind::command;
+            f.generation = static_cast<std::int64_t>(connection->generation());
+            f.max_wire_version = d.max_wire_version;
+            f.command = ce;
+            f.message = ce->message;
+            handle_application_error(s, f);
+        }
+        const auto labels = labels_of(body.view());
+        const std::int32_t code = ce->code.value_or(0);
+        bool retryable = retryable_code(code);
+        if (op.retryable_write && d.max_wire_version >= 9)  // 4.4+: the server labels what is retryable
+            retryable = std::find(labels.begin(), labels.end(), "RetryableWriteError") != labels.end();
+        const bool not_primary = sdam::is_not_writable_primary(*ce) || sdam::is_recovering(*ce);
+        std::string text = s.address + ": " + ce->message;
+        if (code != 0) text += " (code " + std::to_string(code) + ")";
+        failure = std::make_exception_ptr(
+            operation_failure(code, code_name_of(body.view()), labels, text, not_primary ? errc::not_primary : errc::operation_failure));
+        retry_allowed = op.retryable && retryable && (!op.retryable_write || supports_retryable_writes);
+        co_return reply_on{};
+    }
+    if (auto we = body.find("writeErrors"); we && we->type() == bson::type::array && !we->get_array().empty()) {
+        const auto first = (*we->get_array().begin()).get_document();
+        const int code = first.find("code") && first["code"].is_number() ? static_cast<int>(first["code"].as_int64()) : 0;
+        const std::string msg = first.find("errmsg") && first["errmsg"].type() == bson::type::string
+                                    ? std::string(first["errmsg"].get_string())
+                                    : "write error";
+        failure = std::make_exception_ptr(operation_failure(code, "", {}, s.address + ": " + msg + " (code " + std::to_string(code) + ")",
+                                                            code == 11000 ? errc::duplicate_key : errc::write_error));
+        co_return reply_on{};
+    }
+    reply_on out;
+    out.reply = std::move(body);
+    out.address = s.address;
+    out.server_connection_id = d.server_connection_id.value_or(0);
+    out.max_bson_size = d.max_bson_object_size;
+    out.max_message_size = d.max_message_size_bytes;
+    out.min_wire_version = d.min_wire_version;
+    out.max_wire_version = d.max_wire_version;
+    co_return out;
+}
+
+asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
+    sdk::operation_requirements req;
+    req.what = op.kind == op_kind::read    ? sdk::operation_requirements::kind::read
+               : op.kind == op_kind::write ? sdk::operation_requirements::kind::write
+                                           : sdk::operation_requirements::kind::command;
+    req.read_preference = op.read_pref.value_or(current_read_preference());
+    req.in_request = in_request();
+    req.heartbeat_frequency = options_.heartbeat_frequency;
+    const int attempts = op.retryable ? 2 : 1;
+    std::exception_ptr failure;
+    std::vector<std::string> deprioritized;
+    std::optional<server_session> session;
+    for (int i = 0; i < attempts; ++i) {
+        selected chosen;
+        if (op.pinned) {
+            auto it = servers_.find(*op.pinned);
+            if (it == servers_.end()) throw error(errc::auto_reconnect, *op.pinned + " is no longer part of the topology");
+            chosen.servers.push_back(it->second);
+        } else {
+            chosen = co_await select(req, deprioritized);
+        }
+        bool retry_allowed = false;
+        if (chosen.policy == sdk::selection_policy::in_turn) {
+            // Each server in turn until one succeeds (master-slave reads); a server's own command
+            // error is the answer, not a reason to try the next.
+            std::string failures;
+            op.secondary_ok = true;
+            for (auto& target : chosen.servers) {
+                auto r = co_await attempt(*target, op, req, failure, retry_allowed, session);
+                if (!failure) co_return r;
+                try {
+                    std::rethrow_exception(failure);
+                } catch (const operation_failure& e) {
+                    if (e.code() != errc::not_primary) throw;
+                    failures += (failures.empty() ? "" : "; ") + std::string(e.what());
+                } catch (const std::exception& e) {
+                    failures += (failures.empty() ? "" : "; ") + std::string(e.what());
+                }
+            }
+            throw error(errc::auto_reconnect, "every server tried in turn failed: " + failures);
+        }
+        auto r = co_await attempt(*chosen.servers.front(), op, req, failure, retry_allowed, session);
+        if (!failure) {
+            if (session) release_session(*session);
+            co_return r;
+        }
+        if (!retry_allowed) break;
+        deprioritized.push_back(chosen.servers.front()->address);
+    }
+    if (session) release_session(*session);
+    std::rethrow_exception(failure);
+}
+
+asio::awaitable<bson::document> client_core::run_command(std::string db, bson::document command,
+                                                         std::optional<read_preference> rp) {
+    operation op;
+    op.db = std::move(db);
+    op.command = std::move(command);
+    op.kind = rp ? op_kind::read : op_kind::command;
+    op.read_pref = std::move(rp);
+    auto r = co_await execute(std::move(op));
+    co_return std::move(r.reply);
+}
+
+asio::awaitable<insert_one_result> client_core::insert_one(std::string db, std::string coll, bson::document doc,
+                                                           write_concern wc) {
+    insert_one_result result;
+    bson::document with_id;
+    if (auto id = doc.find("_id")) {
+        with_id = std::move(doc);
+        bson::builder b;
+        b.append(*id);
+        result.inserted_id = b.extract();
+    } else {
+        const auto oid = bson::oid::generate();
+        bson::builder b;
+        b.append("_id", oid).concat(doc.view());
+        with_id = b.extract();
+        result.inserted_id = bson::make_document(bson::kvp("_id", oid));
+    }
+    bson::builder cmd;
+    cmd.append("insert", coll).open_array("documents").append(with_id.view()).close_array().append("ordered", true);
+    const auto wcd = write_concern_document(wc);
+    if (!wcd.view().empty()) cmd.append("writeConcern", wcd.view());
+    operation op;
+    op.db = std::move(db);
+    op.command = cmd.extract();
+    op.kind = op_kind::write;
+    op.retryable = options_.retry_writes && !unacknowledged(wc);
+    op.retryable_write = op.retryable;
+    co_await execute(std::move(op));
+    result.acknowledged = !unacknowledged(wc);
+    co_return result;
+}
+
+asio::awaitable<delete_result> client_core::delete_many(std::string db, std::string coll, bson::document filter,
+                                                        write_concern wc) {
+    bson::builder cmd;
+    cmd.append("delete", coll).open_array("deletes").open_document().append("q", filter.view()).append("limit", 0).close_document().close_array();
+    const auto wcd = write_concern_document(wc);
+    if (!wcd.view().empty()) cmd.append("writeConcern", wcd.view());
+    operation op;
+    op.db = std::move(db);
+    op.command = cmd.extract();
+    op.kind = op_kind::write;  // multi-document deletes are not retryable writes
+    auto r = co_await execute(std::move(op));
+    delete_result out;
+    if (auto n = r.reply.find("n"); n && n->is_number()) out.deleted_count = n->as_int64();
+    out.acknowledged = !unacknowledged(wc);
+    co_return out;
+}
+
+asio::awaitable<cursor> client_core::find(std::string db, std::string coll, bson::document filter, find_options options) {
+    bson::builder cmd;
+    cmd.append("find", coll).append("filter", filter.view());
+    if (options.sort) cmd.append("sort", options.sort->view());
+    if (options.projection) cmd.append("projection", options.projection->view());
+    if (options.skip) cmd.append("skip", *options.skip);
+    if (options.limit && *options.limit > 0) cmd.append("limit", *options.limit);
+    if (options.batch_size) cmd.append("batchSize", *options.batch_size);
+    operation op;
+    op.db = db;
+    op.command = cmd.extract();
+    op.kind = op_kind::read;
+    op.read_pref = options.read_preference;
+    op.retryable = options_.retry_reads;
+    auto r = co_await execute(std::move(op));
+    auto state = std::make_shared<cursor_state>();
+    state->core = shared_from_this();
+    state->db = std::move(db);
+    state->collection = coll;
+    state->address = r.address;
+    state->server_connection_id = r.server_connection_id;
+    state->batch_size = options.batch_size;
+    state->limit = options.limit.value_or(0);
+    const auto c = r.reply["cursor"].get_document();
+    state->id = c["id"].as_int64();
+    state->ns = c.find("ns") ? std::string(c["ns"].get_string()) : state->db + "." + coll;
+    for (const auto& e : c["firstBatch"].get_array()) state->batch.emplace_back(e.get_document());
+    co_return make_cursor(std::move(state));
+}
+
+asio::awaitable<std::optional<bson::document>> client_core::find_one(std::string db, std::string coll, bson::document filter) {
+    find_options o;
+    o.limit = 1;
+    o.batch_size = 1;
+    auto c = co_await find(std::move(db), std::move(coll), std::move(filter), std::move(o));
+    co_return co_await cursor_next(c.state_);
+}
+
+asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::shared_ptr<cursor_state> c) {
+    for (;;) {
+        if (c->closed) co_return std::nullopt;
+        if (c->limit > 0 && c->returned >= c->limit) {
+            cursor_closed(*c);
+            c->closed = true;
+            co_return std::nullopt;
+        }
+        if (!c->batch.empty()) {
+            auto d = std::move(c->batch.front());
+            c->batch.pop_front();
+            ++c->returned;
+            co_return d;
+        }
+        if (c->id == 0) {
+            c->closed = true;
+            co_return std::nullopt;
+        }
+        bson::builder cmd;
+        cmd.append("getMore", c->id).append("collection", c->collection);
+        std::optional<std::int64_t> want;
+        if (c->batch_size) want = *c->batch_size;
+        if (c->limit > 0) want = std::min<std::int64_t>(want.value_or(c->limit - c->returned), c->limit - c->returned);
+        if (want) cmd.append("batchSize", *want);
+        operation op;
+        op.db = c->db;
+        op.command = cmd.extract();
+        op.kind = op_kind::command;
+        op.pinned = c->address;
+        reply_on r;
+        try {
+            r = co_await execute(std::move(op));
+        } catch (...) {
+            c->closed = true;  // the server's cursor is gone or unreachable
+            throw;
+        }
+        const auto cur = r.reply["cursor"].get_document();
+        c->id = cur["id"].as_int64();
+        for (const auto& e : cur["nextBatch"].get_array()) c->batch.emplace_back(e.get_document());
+    }
+}
+
+void client_core::cursor_closed(const cursor_state& c) {
+    if (c.closed || c.id == 0) return;
+    std::shared_ptr<sdk::cursor_manager> manager;
+    {
+        std::lock_guard lock(mutex_);
+        manager = cursor_manager_;
+    }
+    core_killer killer(*this);
+    manager->on_cursor_closed(sdk::closed_cursor{c.id, c.ns, c.address, c.server_connection_id}, killer);
+}
+
+void client_core::kill_cursors(const std::string& address, const std::string& ns, std::vector<std::int64_t> ids) {
+    const auto dot = ns.find('.');
+    if (dot == std::string::npos || ids.empty()) return;
+    bson::builder cmd;
+    cmd.append("killCursors", ns.substr(dot + 1)).open_array("cursors");
+    for (auto id : ids) cmd.append(id);
+    cmd.close_array();
+    operation op;
+    op.db = ns.substr(0, dot);
+    op.command = cmd.extract();
+    op.pinned = address;
+    auto self = shared_from_this();
+    asio::co_spawn(strand_, [self, op = std::move(op)]() mutable -> asio::awaitable<void> {
+        try {
+            co_await self->execute(std::move(op));
+        } catch (const std::exception&) {
+            // The server kills idle cursors itself; a failed kill loses nothing.
+        }
+    }, asio::detached);
+}
+
+asio::awaitable<client_core::reply_on> client_core::server_in_use() {
+    operation op;
+    op.db = "admin";
+    op.command = bson::make_document(bson::kvp("ping", 1));
+    op.kind = op_kind::command;
+    co_return co_await execute(std::move(op));
+}
+
+}  // namespace trellis::detail

@@ -1,0 +1,443 @@
+// The client's topology: the strategy plugins, the description and its servers (pools and
+// monitors), SDAM error handling, and server selection with its wait.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <sstream>
+
+#include "client/core.hpp"
+#include "trellis/bson/builder.hpp"
+#include "trellis/errors.hpp"
+#include "trellis/selection.hpp"
+#include "trellis/uri.hpp"
+
+namespace trellis::detail {
+
+namespace {
+
+std::string strategy_name(topology_settings::strategy_type t) { return std::string(to_string(t)); }
+
+server_address address_from(const std::string& address) {
+    server_address a;
+    std::string host = address;
+    if (!address.empty() && address.front() == '[') {
+        const auto close = address.find(']');
+        host = address.substr(1, close - 1);
+        if (close + 1 < address.size() && address[close + 1] == ':')
+            a.port = static_cast<std::uint16_t>(std::stoi(address.substr(close + 2)));
+    } else if (const auto colon = address.rfind(':'); colon != std::string::npos) {
+        host = address.substr(0, colon);
+        a.port = static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1)));
+    }
+    a.host = host;
+    a.type = classify_host(host);
+    return a;
+}
+
+std::string describe(const sdk::server_description& s) {
+    std::string out = s.address + ": " + std::string(to_string(s.type));
+    if (s.error) out += " (" + *s.error + ")";
+    return out;
+}
+
+}  // namespace
+
+std::exception_ptr make_failure(errc code, const std::string& text) {
+    switch (code) {
+        case errc::configuration_error: return std::make_exception_ptr(configuration_error(text));
+        default: return std::make_exception_ptr(error(code, text));
+    }
+}
+
+client_core::client_core(asio::any_io_executor executor, client_options options, client_settings settings)
+    : strand_(asio::make_strand(std::move(executor))),
+      options_(std::move(options)),
+      settings_(std::move(settings)) {
+    validate(options_);
+    read_preference_ = options_.read_preference;
+    write_concern_ = options_.write_concern;
+    registry_ = settings_.registry;
+    if (!registry_) {
+        plugin_search_options search;
+        search.paths = settings_.plugins.paths;
+        registry_ = std::make_shared<plugin_registry>(search);
+    }
+    // Strategies: a named one, or (auto) the three SDAM ones, chosen by topology type.
+    const auto kind = sdk::plugin_kind::topology_strategy;
+    if (settings_.topology.strategy == topology_settings::strategy_type::auto_) {
+        for (const char* name : {"standalone", "replica_set", "mongos"})
+            strategies_[name] = registry_->create_as<sdk::topology_strategy>(kind, name, settings_.plugins.table(name));
+    } else {
+        const std::string name = strategy_name(settings_.topology.strategy);
+        bson::document table(settings_.plugins.table(name));
+        if (settings_.topology.strategy == topology_settings::strategy_type::master_slave && settings_.topology.master) {
+            bson::builder b;
+            b.concat(table.view());
+            if (!table.contains("master")) b.append("master", sdam::address_of(*settings_.topology.master));
+            if (!table.contains("slaves")) {
+                b.open_array("slaves");
+                for (const auto& s : settings_.topology.slaves) b.append(sdam::address_of(s));
+                b.close_array();
+            }
+            table = b.extract();
+        }
+        strategies_[name] = registry_->create_as<sdk::topology_strategy>(kind, name, table.view());
+    }
+    set_cursor_manager(settings_.plugins.cursor_manager.value_or("immediate"));
+
+    // Compressors: the noop built-in and a plugin for each one asked for, if any provides it.
+    compressors_ = std::make_shared<wire::compressor_registry>(wire::compressor_registry::with_builtins());
+    for (const auto& name : options_.compressors) {
+        try {
+            bson::builder b;
+            if (name == "zlib" && options_.zlib_compression_level) b.append("level", *options_.zlib_compression_level);
+            compressors_->add(registry_->create_as<sdk::compressor>(sdk::plugin_kind::compressor, name, b.view()));
+        } catch (const plugin_error&) {
+            // Not available: not offered (hello_options_for reports it as a warning).
+        }
+    }
+    topology_id_ = bson::oid::generate();
+
+    // Everything that can fail for a bad configuration fails here, in the caller's thread: the
+    // initial topology (a strategy may refuse the seeds), the transport, the authenticator.
+    std::vector<std::string> seeds;
+    for (const auto& h : options_.hosts) seeds.push_back(sdam::address_of(h));
+    if (settings_.topology.strategy == topology_settings::strategy_type::auto_)
+        initial_ = std::make_shared<const sdk::topology_description>(sdam::initial_topology(options_));
+    else
+        initial_ = strategies_.begin()->second->initial_topology(seeds, options_);
+    const bool tls = options_.tls.enabled.value_or(options_.is_srv);
+    transport_ = registry_->create_as<sdk::transport>(sdk::plugin_kind::transport, tls ? "tls" : "plain");
+    auto hello = conn::hello_options_for(options_, *compressors_);
+    metadata_ = hello.client_metadata;
+    offered_compressors_ = hello.compressors;
+    if (auto cred = make_credential(options_)) {
+        const std::string mech = cred->mechanism ? std::string(to_string(*cred->mechanism)) : "SCRAM-SHA-256";
+        std::shared_ptr<sdk::authenticator> found;
+        for (const auto& p : registry_->plugins()) {
+            if (p.kind != sdk::plugin_kind::authenticator || !p.loaded) continue;
+            auto a = registry_->create_as<sdk::authenticator>(sdk::plugin_kind::authenticator, p.name);
+            for (const auto& m : a->mechanisms())
+                if (m == mech) found = a;
+            if (found) break;
+        }
+        if (!found)
+            throw configuration_error("authentication with " + mech + " was asked for, but no authenticator plugin provides it");
+        authenticate_ = [found, c = *cred] { return found->begin(c); };
+    }
+    current_ = initial_;
+    // open() is the owner's to call once the core is held by a shared_ptr.
+}
+
+// By the time the last reference goes, close() has run (the client's destructor sees to it)
+// and every coroutine that used this object has ended (each holds a reference while it runs).
+client_core::~client_core() = default;
+
+void client_core::open() {
+    asio::dispatch(strand_, [self = shared_from_this()] {
+        if (!self->open_) self->start_topology();
+    });
+}
+
+void client_core::close_async() {
+    asio::post(strand_, [self = shared_from_this()] {
+        if (self->open_) self->stop_topology();
+    });
+}
+
+void client_core::close() {
+    std::promise<void> done;
+    auto f = done.get_future();
+    asio::dispatch(strand_, [this, &done] {
+        if (open_) stop_topology();
+        done.set_value();
+    });
+    if (!strand_.running_in_this_thread()) f.wait();
+}
+
+void client_core::start_topology() {
+    open_ = true;
+    {
+        std::lock_guard lock(mutex_);
+        current_ = initial_;
+    }
+    emit(topology_opening_event{topology_id_});
+    for (auto& e : sdam::opening_events(*initial_, topology_id_)) {
+        if (std::holds_alternative<topology_opening_event>(e)) continue;
+        emit(e);
+    }
+    reconcile_servers();
+}
+
+void client_core::stop_topology() {
+    open_ = false;
+    std::vector<std::string> addresses;
+    for (auto& [a, s] : servers_) addresses.push_back(a);
+    for (auto& a : addresses) remove_server(a);
+    for (auto& e : sdam::closing_events(*current_, topology_id_)) emit(e);
+    wake_selectors();
+}
+
+sdk::topology_strategy& client_core::strategy_for(const sdk::topology_description& t) const {
+    if (strategies_.size() == 1) return *strategies_.begin()->second;
+    switch (t.type) {
+        case sdk::topology_type::single: return *strategies_.at("standalone");
+        case sdk::topology_type::sharded: return *strategies_.at("mongos");
+        default: return *strategies_.at("replica_set");
+    }
+}
+
+std::shared_ptr<const sdk::topology_description> client_core::snapshot() const {
+    std::lock_guard lock(mutex_);
+    return current_;
+}
+
+read_preference client_core::current_read_preference() const {
+    std::lock_guard lock(mutex_);
+    return read_preference_;
+}
+void client_core::set_read_preference(read_preference rp) {
+    std::lock_guard lock(mutex_);
+    read_preference_ = std::move(rp);
+}
+write_concern client_core::current_write_concern() const {
+    std::lock_guard lock(mutex_);
+    return write_concern_;
+}
+void client_core::set_write_concern(write_concern wc) {
+    std::lock_guard lock(mutex_);
+    write_concern_ = std::move(wc);
+}
+
+void client_core::set_cursor_manager(const std::string& name) {
+    auto m = registry_->create_as<sdk::cursor_manager>(sdk::plugin_kind::cursor_manager, name, settings_.plugins.table(name));
+    std::lock_guard lock(mutex_);
+    cursor_manager_ = std::move(m);
+}
+
+void client_core::emit(const sdam_event& e) const {
+    if (settings_.on_sdam) settings_.on_sdam(e);
+}
+
+void client_core::on_server_description(const sdk::server_description& d) {
+    if (!open_ || !servers_.count(d.address)) return;
+    auto previous = current_;
+    auto next = strategy_for(*previous).on_server_description(previous, d);
+    publish(previous, next, &d);
+}
+
+void client_core::publish(std::shared_ptr<const sdk::topology_description> previous,
+                          std::shared_ptr<const sdk::topology_description> next, const sdk::server_description* processed) {
+    {
+        std::lock_guard lock(mutex_);
+        current_ = next;
+    }
+    reconcile_servers();
+    for (const auto& s : next->servers)
+        if (s.type != sdk::server_type::unknown)
+            if (auto it = servers_.find(s.address); it != servers_.end()) it->second->pool->ready();
+    const auto events = processed ? sdam::description_events(*previous, *next, *processed, topology_id_)
+                                  : sdam::description_events(*previous, *next, topology_id_);
+    for (const auto& e : events) emit(e);
+    wake_selectors();
+}
+
+void client_core::reconcile_servers() {
+    std::vector<std::string> gone;
+    for (auto& [a, s] : servers_)
+        if (!current_->find(a)) gone.push_back(a);
+    for (auto& a : gone) remove_server(a);
+    for (const auto& s : current_->servers)
+        if (!servers_.count(s.address)) add_server(s.address);
+}
+
+std::shared_ptr<server_state> client_core::add_server(const std::string& address) {
+    auto s = std::make_shared<server_state>(strand_, address);
+    auto settings = std::make_shared<conn::establish_settings>();
+    const auto where = address_from(address);
+    settings->connect = conn::connect_request_for(options_, where);
+    settings->transport = transport_;
+    settings->connection.address = address;
+    settings->connection.socket_timeout = options_.socket_timeout;
+    settings->connection.compressors = compressors_;
+    settings->connection.on_command = settings_.on_command;
+    settings->hello.client_metadata = metadata_;
+    settings->hello.compressors = offered_compressors_;
+    settings->hello.load_balanced = options_.load_balanced.value_or(false);
+    if (authenticate_) {
+        if (auto cred = make_credential(options_); cred && !cred->mechanism && cred->username)
+            settings->hello.sasl_supported_mechs = cred->source + "." + *cred->username;
+        settings->authenticate = authenticate_;
+    }
+    s->settings = settings;
+
+    pool::pool_config cfg;
+    cfg.address = address;
+    cfg.options = pool::pool_options_from(options_);
+    std::weak_ptr<server_state> weak = s;
+    auto self = shared_from_this();
+    cfg.establisher = conn::make_pool_establisher(strand_, settings, [weak, self](const conn::establish_failure& f) {
+        asio::post(self->strand_, [weak, text = f.message] {
+            if (auto st = weak.lock()) st->last_establish_error = text;
+        });
+    });
+    cfg.on_event = settings_.on_cmap;
+    cfg.on_establish_error = [weak, self](std::error_code ec, std::uint64_t generation) {
+        asio::post(self->strand_, [weak, self, ec, generation] {
+            auto st = weak.lock();
+            if (!st || st->stopped) return;
+            application_failure f;
+            f.kind = ec == errc::network_timeout ? sdam::error_kind::network_timeout
+                     : ec == errc::authentication_failed ? sdam::error_kind::authentication
+                                                         : sdam::error_kind::network;
+            f.handshake_completed = false;
+            f.generation = static_cast<std::int64_t>(generation);
+            f.message = st->last_establish_error.empty() ? ec.message() : st->last_establish_error;
+            self->handle_application_error(*st, f);
+        });
+    };
+    s->pool = std::make_unique<pool::connection_pool>(strand_.get_inner_executor(), std::move(cfg));
+    servers_[address] = s;
+    asio::co_spawn(strand_, monitor_loop(s), asio::detached);
+    return s;
+}
+
+void client_core::remove_server(const std::string& address) {
+    auto it = servers_.find(address);
+    if (it == servers_.end()) return;
+    auto s = it->second;
+    servers_.erase(it);
+    s->stopped = true;
+    s->wake.cancel();
+    if (s->monitor) s->monitor->close();
+    if (s->rtt_connection) s->rtt_connection->close();
+    s->pool->close();
+}
+
+void client_core::request_check(server_state& s) {
+    s.check_requested = true;
+    s.wake.cancel();
+}
+
+void client_core::request_check_all() {
+    for (auto& [a, s] : servers_) request_check(*s);
+}
+
+void client_core::wake_selectors() {
+    for (auto& t : selectors_) t->cancel();
+}
+
+void client_core::mark_unknown(server_state& s, const std::string& why, bool interrupt) {
+    on_server_description(sdam::unknown_server(s.address, why));
+    s.pool->clear(pool::clear_options{interrupt});
+    ++s.pool_generation;
+}
+
+void client_core::handle_application_error(server_state& s, const application_failure& f) {
+    if (!open_ || !servers_.count(s.address)) return;
+    sdam::application_error e;
+    e.address = s.address;
+    e.kind = f.kind;
+    e.handshake_completed = f.handshake_completed;
+    e.generation = f.generation;
+    e.max_wire_version = f.max_wire_version;
+    e.command = f.command;
+    e.message = f.message;
+    const auto r = sdam::handle_application_error(*current_, e, s.pool_generation);
+    if (r.marked_unknown)
+        if (const auto* d = r.topology.find(s.address)) on_server_description(*d);
+    if (r.clear_pool) {
+        s.pool->clear();
+        ++s.pool_generation;
+    }
+    if (r.request_check) request_check(s);
+}
+
+asio::awaitable<client_core::selected> client_core::select(const sdk::operation_requirements& req,
+                                                            const std::vector<std::string>& deprioritized) {
+    const auto started = std::chrono::steady_clock::now();
+    const auto deadline = started + options_.server_selection_timeout;
+    bool asked = false;
+    for (;;) {
+        if (!open_) start_topology();  // used after close(): open again, as the seeds do
+        auto t = current_;
+        if (!t->compatible) throw error(errc::incompatible_server, t->compatibility_error.value_or("incompatible server"));
+        auto& strategy = strategy_for(*t);
+        std::vector<std::string> why;
+        auto suitable = strategy.suitable_servers(*t, req, &why);
+        if (!deprioritized.empty() && suitable.size() > 1) {
+            std::vector<const sdk::server_description*> kept;
+            for (auto* s : suitable)
+                if (std::find(deprioritized.begin(), deprioritized.end(), s->address) == deprioritized.end()) kept.push_back(s);
+            if (!kept.empty()) suitable = std::move(kept);
+        }
+        if (!suitable.empty()) {
+            selected out;
+            out.policy = strategy.policy(req);
+            if (out.policy == sdk::selection_policy::in_turn) {
+                for (auto* d : suitable)
+                    if (auto it = servers_.find(d->address); it != servers_.end()) out.servers.push_back(it->second);
+            } else {
+                const auto window = selection::in_latency_window(suitable, options_.local_threshold);
+                const auto* chosen = selection::choose(
+                    std::span<const sdk::server_description* const>(window),
+                    [this](const sdk::server_description& d) -> std::size_t {
+                        auto it = servers_.find(d.address);
+                        return it == servers_.end() ? 0 : static_cast<std::size_t>(it->second->in_flight.load());
+                    },
+                    random_);
+                if (chosen)
+                    if (auto it = servers_.find(chosen->address); it != servers_.end()) out.servers.push_back(it->second);
+            }
+            if (!out.servers.empty()) co_return out;
+        }
+        if (!asked) {
+            request_check_all();
+            asked = true;
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) {
+            std::ostringstream msg;
+            const char* what = req.what == sdk::operation_requirements::kind::read ? "read" : req.what == sdk::operation_requirements::kind::write ? "write" : "command";
+            msg << "no suitable server for a " << what;
+            if (req.what == sdk::operation_requirements::kind::read) msg << " (" << selection::to_string(req.read_preference) << ")";
+            msg << " within " << options_.server_selection_timeout.count() << " ms; topology " << to_string(t->type);
+            if (t->set_name) msg << " (set " << *t->set_name << ")";
+            msg << ": ";
+            if (why.empty())
+                for (std::size_t i = 0; i < t->servers.size(); ++i) msg << (i ? "; " : "") << describe(t->servers[i]);
+            else
+                for (std::size_t i = 0; i < why.size(); ++i) msg << (i ? "; " : "") << why[i];
+            if (t->servers.empty()) msg << "no servers";
+            throw error(errc::server_selection_timeout, msg.str());
+        }
+        auto timer = std::make_shared<asio::steady_timer>(strand_, deadline);
+        selectors_.push_back(timer);
+        co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+        selectors_.erase(std::remove(selectors_.begin(), selectors_.end(), timer), selectors_.end());
+    }
+}
+
+std::shared_ptr<const sdk::topology_description> client_core::wait_for_discovery() {
+    const auto deadline = std::chrono::steady_clock::now() + options_.server_selection_timeout;
+    for (;;) {
+        std::promise<std::pair<bool, std::shared_ptr<const sdk::topology_description>>> p;
+        auto f = p.get_future();
+        asio::dispatch(strand_, [this, &p] {
+            if (!open_) start_topology();
+            bool all = true;
+            for (auto& [a, s] : servers_) all = all && (s->last_heartbeat || (s->last_check != std::chrono::steady_clock::time_point{} && !s->check_requested));
+            for (const auto& d : current_->servers) all = all && (d.type != sdk::server_type::unknown || d.error);
+            p.set_value({all, current_});
+        });
+        auto [done, t] = f.get();
+        if (done || std::chrono::steady_clock::now() >= deadline) return t;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+}
+
+}  // namespace trellis::detail
