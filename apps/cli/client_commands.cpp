@@ -2,6 +2,7 @@
 // trellis::client made from the URI (read preference, timeouts, TLS, credentials: all URI
 // options). Replies and documents are printed as relaxed Extended JSON.
 #include <chrono>
+#include <cstdio>
 #include <iostream>
 #include <mutex>
 #include <optional>
@@ -95,9 +96,10 @@ int ping_command(args a) {
 
     std::lock_guard lock(seen->mutex);
     if (seen->address) {
-        std::cout << *seen->address << ": ok, round trip "
-                  << format_ms(std::chrono::duration_cast<std::chrono::microseconds>(seen->duration)) << " ms ("
-                  << format_ms(total) << " ms in all)\n";
+        // Loopback round trips take tens of microseconds: three decimals, not one.
+        char rtt[32];
+        std::snprintf(rtt, sizeof rtt, "%.3f", std::chrono::duration<double, std::milli>(seen->duration).count());
+        std::cout << *seen->address << ": ok, round trip " << rtt << " ms (" << format_ms(total) << " ms in all)\n";
     } else {
         std::cout << "ok (" << format_ms(total) << " ms in all)\n";
     }

@@ -185,7 +185,7 @@ std::string tags_text(const std::map<std::string, std::string>& tags) {
 }
 
 std::string age_text(std::chrono::steady_clock::time_point last, std::chrono::steady_clock::time_point now) {
-    if (last == std::chrono::steady_clock::time_point{}) return "never";
+    if (last == std::chrono::steady_clock::time_point{}) return "-";  // not recorded
     const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - last);
     char buf[32];
     if (age.count() < 0) return "0.0 s ago";
@@ -253,6 +253,28 @@ bson::document topology_document(const sdk::topology_description& t, std::option
     return b.extract();
 }
 
+namespace {
+
+// The spec's (=) fields of a server description that differ, by their hello names; type,
+// error, tags and primary are described on their own.
+std::vector<std::string> other_changed_fields(const sdk::server_description& a, const sdk::server_description& b) {
+    std::vector<std::string> out;
+    if (a.min_wire_version != b.min_wire_version || a.max_wire_version != b.max_wire_version) out.push_back("wire versions");
+    if (a.me != b.me) out.push_back("me");
+    if (a.hosts != b.hosts || a.passives != b.passives || a.arbiters != b.arbiters) out.push_back("members");
+    if (a.set_name != b.set_name) out.push_back("setName");
+    if (a.set_version != b.set_version) out.push_back("setVersion");
+    if (a.election_id != b.election_id) out.push_back("electionId");
+    if (a.logical_session_timeout_minutes != b.logical_session_timeout_minutes) out.push_back("logicalSessionTimeoutMinutes");
+    if (a.topology_version != b.topology_version) out.push_back("topologyVersion");
+    if (a.hidden != b.hidden) out.push_back("hidden");
+    if (a.is_cryptd != b.is_cryptd) out.push_back("iscryptd");
+    if (a.service_id != b.service_id) out.push_back("serviceId");
+    return out;
+}
+
+}  // namespace
+
 std::vector<std::string> describe_change(const sdk::topology_description& before, const sdk::topology_description& after) {
     std::vector<std::string> lines;
     if (before.type != after.type)
@@ -265,27 +287,37 @@ std::vector<std::string> describe_change(const sdk::topology_description& before
             lines.push_back(s.address + " added (" + std::string(sdk::to_string(s.type)) + ")");
             continue;
         }
-        std::string line;
+        std::vector<std::string> parts;
         if (old->type != s.type)
-            line = s.address + " " + std::string(sdk::to_string(old->type)) + " -> " + std::string(sdk::to_string(s.type));
-        if (s.error && old->error != s.error)
-            line += (line.empty() ? s.address : std::string(",")) + " error: " + one_line(*s.error);
-        if (old->tags != s.tags) line += (line.empty() ? s.address : std::string(",")) + " tags " + tags_text(s.tags);
-        if (!line.empty()) lines.push_back(std::move(line));
+            parts.push_back(std::string(sdk::to_string(old->type)) + " -> " + std::string(sdk::to_string(s.type)));
+        if (s.error && old->error != s.error) parts.push_back("error: " + one_line(*s.error));
+        if (old->tags != s.tags) parts.push_back("tags " + tags_text(s.tags));
+        if (old->primary != s.primary) parts.push_back(s.primary ? "reports primary " + *s.primary : "reports no primary");
+        const auto fields = other_changed_fields(*old, s);
+        if (!fields.empty()) {
+            std::string f;
+            for (const auto& name : fields) f += (f.empty() ? "" : ", ") + name;
+            parts.push_back("new " + f);
+        }
+        if (parts.empty()) continue;
+        std::string line = s.address;
+        for (std::size_t i = 0; i < parts.size(); ++i) line += (i ? "; " : " ") + parts[i];
+        lines.push_back(std::move(line));
     }
     for (const auto& s : before.servers)
         if (after.find(s.address) == nullptr) lines.push_back(s.address + " removed");
     if (after.max_election_id && before.max_election_id != after.max_election_id) {
         char hex[25] = {};
         after.max_election_id->to_hex(hex);
-        lines.push_back("electionId " + std::string(hex, 24));
+        lines.push_back("topology electionId " + std::string(hex, 24));
     }
     if (after.max_set_version && before.max_set_version != after.max_set_version)
-        lines.push_back("setVersion " + std::to_string(*after.max_set_version));
+        lines.push_back("topology setVersion " + std::to_string(*after.max_set_version));
     if (!after.compatible && after.compatibility_error && before.compatibility_error != after.compatibility_error)
         lines.push_back("incompatible: " + one_line(*after.compatibility_error));
     if (lines.empty())
-        lines.push_back("topology " + std::string(sdk::to_string(after.type)) + " republished (no change of type, error, tags or members)");
+        lines.push_back("topology " + std::string(sdk::to_string(after.type)) +
+                        " republished (no change in a field the table shows)");
     return lines;
 }
 

@@ -74,9 +74,11 @@ struct demo_state {
     std::optional<std::string> last_read_error;
 };
 
-std::string plus_ms(steady::time_point t, steady::time_point origin) {
+std::string plus_ms(steady::time_point t, steady::time_point origin, std::size_t width = 0) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - origin).count();
-    return "T + " + std::to_string(ms) + " ms";
+    std::string n = std::to_string(ms);
+    if (n.size() < width) n.insert(0, width - n.size(), ' ');
+    return "T + " + n + " ms";
 }
 
 void writer(std::stop_token stop, collection coll, std::shared_ptr<demo_state> st) {
@@ -263,7 +265,7 @@ int demo_command(args a) {
     std::cout << "\nfailover timeline\n";
     std::cout << "  stepdown at T (" << clock_time(stepdown_wall) << "): " << old_primary
               << " steps down and may not be re-elected for 10 s\n";
-    for (const auto& l : lines) std::cout << "    " << plus_ms(l.at, stepdown_at) << "  " << l.text << '\n';
+    for (const auto& l : lines) std::cout << "    " << plus_ms(l.at, stepdown_at, 5) << "  " << l.text << '\n';
     if (new_primary)
         std::cout << "  new primary seen at " << plus_ms(new_primary->first, stepdown_at) << ": " << new_primary->second
                   << '\n';
