@@ -1,5 +1,6 @@
 // The trellis command-line tool: shared conventions.
-// Exit status: 0 ok, 1 data error, 2 usage error. Errors: one line on stderr.
+// Exit status: 0 ok, 1 operation (data, server, network) error, 2 usage or configuration error.
+// Errors: one line on stderr.
 #pragma once
 
 #include <iosfwd>
@@ -19,7 +20,14 @@ struct usage_error {
     std::string message;
 };
 
-/// A data error: main prints "trellis: <message>" and exits 1.
+/// Bad input on the command line that is not a usage mistake (an Extended JSON argument that
+/// does not parse, a connection string that is invalid): main prints "trellis: <message>"
+/// without the hint, and exits 2.
+struct input_error {
+    std::string message;
+};
+
+/// A data or operation error: main prints "trellis: <message>" and exits 1.
 struct data_error {
     std::string message;
 };
@@ -29,5 +37,17 @@ using args = std::span<const std::string_view>;
 int bson_command(args a);
 int config_command(args a);
 int plugins_command(args a);
+// Network commands (client_commands.cpp).
+int ping_command(args a);
+int hello_command(args a);
+int run_command(args a);
+int find_command(args a);
+int insert_command(args a);
+// topology_command.cpp, demo_command.cpp.
+int topology_command(args a);
+int demo_command(args a);
+
+/// Replaces line breaks (and other control characters) so a message stays on one line.
+std::string one_line(std::string_view text);
 
 }  // namespace trellis::cli

@@ -164,6 +164,28 @@ private slots:
         }
         QVERIFY(run({"--help"}).out.contains("config check FILE"));
     }
+
+    // The network commands check their arguments before they connect: a usage mistake, an
+    // invalid URI or bad JSON is exit 2 at once, even when no server is there.
+    void network_commands_check_arguments_first() {
+        const QString dead = "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=100";
+        for (const char* cmd : {"ping", "hello", "run", "find", "insert", "topology", "demo"}) {
+            const result r = run({cmd, "--help"});
+            QCOMPARE(r.code, 0);
+            QVERIFY(r.out.startsWith(QString("usage: trellis ") + cmd));
+        }
+        const result json = run({"run", dead, "admin", "{\"ping\": 1,\n \"x\": }"});
+        QCOMPARE(json.code, 2);
+        QCOMPARE(json.err.count('\n'), 1);
+        QVERIFY2(json.err.contains("COMMAND_JSON: Extended JSON line 2, column 7"), qPrintable(json.err));
+        const result uri = run({"find", "mongodb://h:99999/", "db.c"});
+        QCOMPARE(uri.code, 2);
+        QCOMPARE(uri.err.count('\n'), 1);
+        QVERIFY2(uri.err.startsWith("trellis: invalid URI: "), qPrintable(uri.err));
+        QCOMPARE(run({"find", dead, "nodot"}).code, 2);
+        QCOMPARE(run({"insert", dead, "db.c"}).code, 2);
+        QCOMPARE(run({"topology", dead, "--watch", "-1"}).code, 2);
+    }
 };
 
 QTEST_GUILESS_MAIN(CliTest)
