@@ -180,10 +180,11 @@ asio::awaitable<client_core::reply_on> client_core::attempt(server_state& s, con
         if (op.retryable_write && d.max_wire_version >= 9)  // 4.4+: the server labels what is retryable
             retryable = std::find(labels.begin(), labels.end(), "RetryableWriteError") != labels.end();
         const bool not_primary = sdam::is_not_writable_primary(*ce) || sdam::is_recovering(*ce);
+        const std::string code_name = code_name_of(body.view());
         std::string text = s.address + ": " + ce->message;
-        if (code != 0) text += " (code " + std::to_string(code) + ")";
+        if (code != 0) text += " (code " + std::to_string(code) + (code_name.empty() ? "" : " " + code_name) + ")";
         failure = std::make_exception_ptr(
-            operation_failure(code, code_name_of(body.view()), labels, text, not_primary ? errc::not_primary : errc::operation_failure));
+            operation_failure(code, code_name, labels, text, not_primary ? errc::not_primary : errc::operation_failure));
         retry_allowed = op.retryable && retryable && (!op.retryable_write || supports_retryable_writes);
         co_return reply_on{};
     }

@@ -341,7 +341,9 @@ void client_core::wake_selectors() {
 }
 
 void client_core::mark_unknown(server_state& s, const std::string& why, bool interrupt) {
-    on_server_description(sdam::unknown_server(s.address, why));
+    auto d = sdam::unknown_server(s.address, why);
+    d.last_update_time = std::chrono::steady_clock::now();  // it was checked, and failed
+    on_server_description(d);
     s.pool->clear(pool::clear_options{interrupt});
     ++s.pool_generation;
 }
@@ -417,11 +419,18 @@ asio::awaitable<client_core::selected> client_core::select(const sdk::operation_
             msg << " within " << options_.server_selection_timeout.count() << " ms; topology " << to_string(t->type);
             if (t->set_name) msg << " (set " << *t->set_name << ")";
             msg << ": ";
-            if (why.empty())
+            for (std::size_t i = 0; i < why.size(); ++i) msg << (i ? "; " : "") << why[i];
+            // Each server's state and last error, which the why-not lines may not say.
+            if (!t->servers.empty()) {
+                msg << (why.empty() ? "" : "; ") << "servers: ";
                 for (std::size_t i = 0; i < t->servers.size(); ++i) msg << (i ? "; " : "") << describe(t->servers[i]);
-            else
-                for (std::size_t i = 0; i < why.size(); ++i) msg << (i ? "; " : "") << why[i];
-            if (t->servers.empty()) msg << "no servers";
+            } else {
+                msg << (why.empty() ? "" : "; ") << "no servers left (the seeds";
+                for (const auto& h : options_.hosts) msg << ' ' << sdam::address_of(h);
+                msg << " were removed from the topology";
+                if (options_.replica_set) msg << "; is replicaSet=" << *options_.replica_set << " right?";
+                msg << ")";
+            }
             throw error(errc::server_selection_timeout, msg.str());
         }
         auto timer = std::make_shared<asio::steady_timer>(strand_, deadline);
