@@ -324,7 +324,7 @@ private slots:
         const std::string second_primary = *rs->wait_for_primary(5s);
         rs->kill(second_primary);
         QVERIFY(q.waitForFinished(20000));
-        QCOMPARE(q.exitCode(), 0);
+        QVERIFY2(q.exitStatus() == QProcess::NormalExit && q.exitCode() == 0, q.readAllStandardError().constData());
         seen += q.readAllStandardOutput();
         const QString text = QString::fromUtf8(seen);
         QVERIFY2(text.contains(QString::fromStdString(second_primary) + " RSPrimary -> Unknown"), qPrintable(text));

@@ -97,8 +97,8 @@ client client::master_slave(const server_address& master, const std::vector<serv
 void client::shutdown() noexcept {
     if (!core_) return;
     try {
-        if (runtime_) core_->close();  // its own thread runs: wait for it
-        else core_->close_async();     // the embedder's executor may not be running now
+        if (runtime_) core_->shutdown();  // its own thread runs: wait for it
+        else core_->shutdown_async();     // the embedder's executor may not be running now
     } catch (...) {
     }
     core_.reset();

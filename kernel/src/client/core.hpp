@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -53,6 +54,9 @@ struct server_state {
     asio::steady_timer wake;
     asio::steady_timer rtt_wake;
     bool rtt_running = false;
+    // Cancel the monitors' connection establishments when the server goes (a connect may
+    // otherwise hold the monitor, and through it the client, for up to connect_timeout).
+    asio::cancellation_signal cancel_monitor, cancel_rtt;
     std::chrono::steady_clock::time_point last_check{};
     std::optional<std::chrono::steady_clock::time_point> last_heartbeat;  // last successful one
     bool check_requested = false;
@@ -89,6 +93,9 @@ public:
     void close();  // stops monitors and pools; blocks until done when called off the strand
     /// close() without waiting (for a client on an executor that may not be running).
     void close_async();
+    /// The client is going away: close, and let no pending operation open it again.
+    void shutdown();
+    void shutdown_async();
     strand_type strand() const { return strand_; }
 
     // ---- snapshots and settings (any thread)
@@ -175,6 +182,7 @@ private:
     asio::awaitable<void> stream(std::shared_ptr<server_state> s);
     asio::awaitable<void> rtt_loop(std::shared_ptr<server_state> s);
     asio::awaitable<std::unique_ptr<conn::connection>> monitor_connection(std::shared_ptr<server_state> s,
+                                                                          asio::cancellation_signal& cancel,
                                                                           std::string& failure, std::error_code& code);
     void emit(const sdam_event& e) const;
 
@@ -208,6 +216,7 @@ private:
     std::vector<server_session> sessions_;                        // strand
     std::atomic<bool> in_request_{false};
     bool open_ = false;  // strand
+    std::atomic<bool> final_{false};
     std::mt19937_64 random_{std::random_device{}()};
 };
 

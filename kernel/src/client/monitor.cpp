@@ -5,6 +5,7 @@
 // hello with exhaust, the server answering as soon as something changes, and a separate RTT
 // monitor on a second connection.
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -32,13 +33,17 @@ std::string errmsg_of(bson::document_view reply) {
 }  // namespace
 
 asio::awaitable<std::unique_ptr<conn::connection>> client_core::monitor_connection(std::shared_ptr<server_state> s,
+                                                                                  asio::cancellation_signal& cancel,
                                                                                   std::string& failure, std::error_code& code) {
     auto settings = std::make_shared<conn::establish_settings>(*s->settings);
     settings->authenticate = {};
     settings->connection.on_command = {};
     if (options_.connect_timeout.count() > 0) settings->connection.socket_timeout = options_.connect_timeout;
     auto [f, c] = co_await asio::async_initiate<decltype(asio::use_awaitable), conn::establish_signature>(
-        [&](auto handler) { conn::async_establish(strand_, settings, 0, std::move(handler)); }, asio::use_awaitable);
+        [&](auto handler) {
+            conn::async_establish(strand_, settings, 0, asio::bind_cancellation_slot(cancel.slot(), std::move(handler)));
+        },
+        asio::use_awaitable);
     if (f) {
         failure = f.message;
         code = f.code;
@@ -57,7 +62,7 @@ asio::awaitable<bool> client_core::check(std::shared_ptr<server_state> s, bool r
     std::optional<bson::document> reply;
     std::chrono::nanoseconds duration{0};
     if (!s->monitor) {
-        auto c = co_await monitor_connection(s, failure, code);
+        auto c = co_await monitor_connection(s, s->cancel_monitor, failure, code);
         if (c) {
             reply = c->description().hello_reply;
             duration = c->description().hello_duration;
@@ -154,7 +159,7 @@ asio::awaitable<void> client_core::rtt_loop(std::shared_ptr<server_state> s) {
         if (!s->rtt_connection) {
             std::string failure;
             std::error_code code;
-            auto c = co_await monitor_connection(s, failure, code);
+            auto c = co_await monitor_connection(s, s->cancel_rtt, failure, code);
             if (c) {
                 s->rtt.add_sample(c->description().hello_duration);
                 s->rtt_connection = std::move(c);

@@ -143,6 +143,16 @@ void client_core::open() {
     });
 }
 
+void client_core::shutdown() {
+    final_ = true;
+    close();
+}
+
+void client_core::shutdown_async() {
+    final_ = true;
+    close_async();
+}
+
 void client_core::close_async() {
     asio::post(strand_, [self = shared_from_this()] {
         if (self->open_) self->stop_topology();
@@ -322,6 +332,9 @@ void client_core::remove_server(const std::string& address) {
     servers_.erase(it);
     s->stopped = true;
     s->wake.cancel();
+    s->rtt_wake.cancel();
+    s->cancel_monitor.emit(asio::cancellation_type::terminal);
+    s->cancel_rtt.emit(asio::cancellation_type::terminal);
     if (s->monitor) s->monitor->close();
     if (s->rtt_connection) s->rtt_connection->close();
     s->pool->close();
@@ -374,7 +387,10 @@ asio::awaitable<client_core::selected> client_core::select(const sdk::operation_
     const auto deadline = started + options_.server_selection_timeout;
     bool asked = false;
     for (;;) {
-        if (!open_) start_topology();  // used after close(): open again, as the seeds do
+        if (!open_) {
+            if (final_) throw error(errc::connection_failure, "the client was closed while the operation waited for a server");
+            start_topology();  // used after close(): open again, as the seeds do
+        }
         auto t = current_;
         if (!t->compatible) throw error(errc::incompatible_server, t->compatibility_error.value_or("incompatible server"));
         auto& strategy = strategy_for(*t);

@@ -79,7 +79,9 @@ struct establish_op : std::enable_shared_from_this<establish_op> {
                 if (auto self = weak.lock())
                     asio::post(self->executor, [self] {
                         self->cancelled = true;
-                        if (self->conn) self->conn->interrupt();
+                        // Complete now: whatever is still in flight (a connect that may take up to
+                        // connect_timeout) is closed when it finishes, and nobody waits for it.
+                        self->fail(errc::connection_failure, self->address() + ": connection establishment cancelled");
                     });
             });
         }
@@ -92,6 +94,10 @@ struct establish_op : std::enable_shared_from_this<establish_op> {
     }
 
     void connected(sdk::connect_error e, std::unique_ptr<sdk::stream> s) {
+        if (done) {
+            if (s) s->close();
+            return;
+        }
         if (!s || e.code) {
             const bool timeout = e.code == std::errc::timed_out;
             return fail(timeout ? errc::network_timeout : errc::connection_failure,
@@ -128,6 +134,7 @@ struct establish_op : std::enable_shared_from_this<establish_op> {
     }
 
     void hello_done(std::error_code ec, command_reply reply) {
+        if (done) return;
         if (ec) return finish({ec, conn->last_error()});
         handshake::connection_description d;
         try {
@@ -142,6 +149,7 @@ struct establish_op : std::enable_shared_from_this<establish_op> {
         adapter = std::make_unique<auth_adapter>(*conn, bson::document(reply.body), settings->connect.connect_timeout);
         conversation->async_run(*adapter, [self = shared_from_this()](sdk::auth_failure f) {
             asio::post(self->executor, [self, f = std::move(f)] {
+                if (self->done) return;
                 if (!f.code) return self->finish({});
                 std::string text = self->conn->address() + ": authentication failed: " + f.message;
                 if (f.server_code != 0) text += " (code " + std::to_string(f.server_code) + ")";
