@@ -5,6 +5,8 @@
 // relies on.
 #include <QtTest/QtTest>
 
+#include <QTemporaryDir>
+
 #include <atomic>
 #include <boost/asio.hpp>
 #include <mutex>
@@ -342,6 +344,33 @@ private slots:
         QVERIFY(coll.find_one(bson::make_document(bson::kvp("_id", 1))).has_value());
         QCOMPARE(served(), members[0]);
         c.end_request();
+
+        // The same deployment described by a TOML file ([topology] master_slave).
+        {
+            QTemporaryDir dir;
+            const QString path = dir.filePath("trellis.toml");
+            QFile f(path);
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            const std::string toml = "[client]\nuri = \"mongodb://" + members[0] + "," + members[1] + "," + members[2] +
+                                     "/?heartbeatFrequencyMS=500&serverSelectionTimeoutMS=3000&connectTimeoutMS=500\"\n\n"
+                                     "[topology]\nstrategy = \"master_slave\"\nmaster = \"" + members[0] +
+                                     "\"\nslaves = [\"" + members[1] + "\", \"" + members[2] + "\"]\n";
+            f.write(toml.c_str());
+            f.close();
+            auto from_file = trellis::client::from_config_file(path.toStdString(), [&] {
+                trellis::client_settings s2;
+                s2.on_command = [&](const trellis::command_event& e) {
+                    if (const auto* s = std::get_if<trellis::command_started_event>(&e); s && s->command_name == "find") {
+                        std::lock_guard lock(m);
+                        last_find = s->address;
+                    }
+                };
+                return s2;
+            }());
+            QVERIFY(from_file["test"]["ms"].find_one(bson::make_document(bson::kvp("_id", 1))).has_value());
+            QCOMPARE(served(), members[2]);  // members[1] is dead
+            QCOMPARE(from_file.topology()->servers.front().address, members[0]);  // the master first
+        }
         // All slaves dead: the error names each one's failure.
         d.kill(members[2]);
         const auto why = error_of([&] { coll.find_one({}); });
