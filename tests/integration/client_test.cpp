@@ -54,12 +54,15 @@ private slots:
         sim::deployment d(sim::sim_config{});
         d.start();
         std::vector<std::string> commands;
+        std::vector<std::string> lsids;  // per command, the lsid's id as Extended JSON ("" if none)
         std::mutex m;
         trellis::client_settings settings;
         settings.on_command = [&](const trellis::command_event& e) {
             if (const auto* s = std::get_if<trellis::command_started_event>(&e)) {
                 std::lock_guard lock(m);
                 commands.push_back(s->command_name);
+                const auto lsid = s->command.find("lsid");
+                lsids.push_back(lsid ? bson::to_json(lsid->get_document()) : "");
             }
         };
         trellis::client c(with(d.uri(), "heartbeatFrequencyMS=500"), std::move(settings));
@@ -80,6 +83,14 @@ private slots:
         {
             std::lock_guard lock(m);
             QCOMPARE(std::count(commands.begin(), commands.end(), std::string("getMore")), 2L);
+            // Implicit sessions: every operation carries an lsid, and a cursor's getMores use its find's.
+            std::string find_lsid;
+            for (std::size_t i = 0; i < commands.size(); ++i) {
+                if (commands[i] == "isMaster") continue;  // a pool connection's handshake: never a session
+                QVERIFY2(!lsids[i].empty(), commands[i].c_str());
+                if (commands[i] == "find") find_lsid = lsids[i];
+                if (commands[i] == "getMore") QCOMPARE(lsids[i], find_lsid);
+            }
         }
         // limit, and a cursor closed early is killed by the cursor-immediate plugin.
         o.limit = 5;

@@ -64,6 +64,13 @@ struct server_state {
     bool streaming = false;
 };
 
+/// Server sessions (lsid; txnNumber for retryable writes), implicit, reused LIFO.
+struct server_session {
+    bson::uuid id;
+    std::int64_t txn_number = 0;
+    std::chrono::steady_clock::time_point last_used{};
+};
+
 /// A find's cursor.
 struct cursor_state {
     std::shared_ptr<client_core> core;
@@ -75,13 +82,7 @@ struct cursor_state {
     std::int64_t returned = 0;
     std::int64_t server_connection_id = 0;
     bool closed = false;
-};
-
-/// Server sessions for retryable writes (lsid + txnNumber), reused LIFO.
-struct server_session {
-    bson::uuid id;
-    std::int64_t txn_number = 0;
-    std::chrono::steady_clock::time_point last_used{};
+    std::optional<server_session> session;  // the implicit session of find, for getMore
 };
 
 class client_core : public std::enable_shared_from_this<client_core> {
@@ -118,6 +119,7 @@ public:
         std::int64_t server_connection_id = 0;
         std::int32_t max_bson_size = 0, max_message_size = 0;
         int min_wire_version = 0, max_wire_version = 0;
+        std::optional<server_session> session;  // kept for the caller when keep_session
     };
     enum class op_kind { read, write, command };
     struct operation {
@@ -129,6 +131,11 @@ public:
         bool retryable_write = false;              // add lsid + txnNumber (when supported)
         std::optional<std::string> pinned;         // this server only (getMore, killCursors)
         bool secondary_ok = false;                 // set for reads tried in turn (master-slave)
+        bool unacknowledged = false;               // w: 0: no implicit session (the sessions spec)
+        /// The session to use (a cursor's, for getMore); unset: an implicit one, released at
+        /// the end unless keep_session (find: the cursor keeps it while it lives on the server).
+        std::optional<server_session> session;
+        bool keep_session = false;
     };
     asio::awaitable<reply_on> execute(operation op);
     asio::awaitable<bson::document> run_command(std::string db, bson::document command, std::optional<read_preference> rp);
@@ -138,7 +145,7 @@ public:
     asio::awaitable<delete_result> delete_many(std::string db, std::string coll, bson::document filter, write_concern wc);
     asio::awaitable<std::optional<bson::document>> cursor_next(std::shared_ptr<cursor_state> c);
     /// A cursor the application let go of: the cursor manager decides when to kill it.
-    void cursor_closed(const cursor_state& c);
+    void cursor_closed(cursor_state& c);
     void kill_cursors(const std::string& address, const std::string& ns, std::vector<std::int64_t> ids);
     /// Selects the server writes would go to and returns its handshake facts.
     asio::awaitable<reply_on> server_in_use();
@@ -188,7 +195,8 @@ private:
 
     // operations (operations.cpp)
     asio::awaitable<reply_on> attempt(server_state& s, const operation& op, const sdk::operation_requirements& req,
-                                      std::exception_ptr& failure, bool& retry_allowed, std::optional<server_session>& session);
+                                      std::exception_ptr& failure, bool& retry_allowed, std::optional<server_session>& session,
+                                      bool& txn_assigned);
     server_session acquire_session();
     void release_session(server_session s);
 

@@ -101,7 +101,7 @@ void client_core::release_session(server_session s) {
 asio::awaitable<client_core::reply_on> client_core::attempt(server_state& s, const operation& op,
                                                               const sdk::operation_requirements& req,
                                                               std::exception_ptr& failure, bool& retry_allowed,
-                                                              std::optional<server_session>& session) {
+                                                              std::optional<server_session>& session, bool& txn_assigned) {
     failure = nullptr;
     retry_allowed = false;
     struct in_flight_guard {
@@ -128,15 +128,19 @@ asio::awaitable<client_core::reply_on> client_core::attempt(server_state& s, con
 
     bson::builder b;
     b.concat(op.command.view());
-    const bool supports_retryable_writes = op.retryable_write && options_.retry_writes &&
-                                           d.logical_session_timeout_minutes.has_value() &&
+    // Implicit sessions: every acknowledged operation on a deployment that supports sessions
+    // carries an lsid; the same one on a retry and on a cursor's getMore.
+    const bool sessions_supported = current_->logical_session_timeout_minutes.has_value() &&
+                                    d.logical_session_timeout_minutes.has_value() && !op.unacknowledged;
+    const bool supports_retryable_writes = op.retryable_write && options_.retry_writes && sessions_supported &&
                                            server_type != sdk::server_type::standalone;
+    if (sessions_supported && !session) session = acquire_session();
+    if (session && sessions_supported) b.open_document("lsid").append("id", session->id).close_document();
     if (supports_retryable_writes) {
-        if (!session) {
-            session = acquire_session();
+        if (!txn_assigned) {
             ++session->txn_number;
+            txn_assigned = true;
         }
-        b.open_document("lsid").append("id", session->id).close_document();
         b.append("txnNumber", session->txn_number);
     }
     if (op.kind == op_kind::read && !op.pinned && op.secondary_ok) {
@@ -220,7 +224,15 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
     const int attempts = op.retryable ? 2 : 1;
     std::exception_ptr failure;
     std::vector<std::string> deprioritized;
-    std::optional<server_session> session;
+    std::optional<server_session> session = op.session;  // a cursor's, or an implicit one below
+    const bool own_session = !op.session.has_value();
+    bool txn_assigned = false;
+    auto finish_session = [&](reply_on* r) {
+        if (!own_session || !session) return;
+        if (r && op.keep_session) r->session = std::move(session);
+        else release_session(*session);
+        session.reset();
+    };
     for (int i = 0; i < attempts; ++i) {
         selected chosen;
         if (op.pinned) {
@@ -237,8 +249,11 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
             std::string failures;
             op.secondary_ok = true;
             for (auto& target : chosen.servers) {
-                auto r = co_await attempt(*target, op, req, failure, retry_allowed, session);
-                if (!failure) co_return r;
+                auto r = co_await attempt(*target, op, req, failure, retry_allowed, session, txn_assigned);
+                if (!failure) {
+                    finish_session(&r);
+                    co_return r;
+                }
                 try {
                     std::rethrow_exception(failure);
                 } catch (const operation_failure& e) {
@@ -248,17 +263,18 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
                     failures += (failures.empty() ? "" : "; ") + std::string(e.what());
                 }
             }
+            finish_session(nullptr);
             throw error(errc::auto_reconnect, "every server tried in turn failed: " + failures);
         }
-        auto r = co_await attempt(*chosen.servers.front(), op, req, failure, retry_allowed, session);
+        auto r = co_await attempt(*chosen.servers.front(), op, req, failure, retry_allowed, session, txn_assigned);
         if (!failure) {
-            if (session) release_session(*session);
+            finish_session(&r);
             co_return r;
         }
         if (!retry_allowed) break;
         deprioritized.push_back(chosen.servers.front()->address);
     }
-    if (session) release_session(*session);
+    finish_session(nullptr);
     std::rethrow_exception(failure);
 }
 
@@ -299,6 +315,7 @@ asio::awaitable<insert_one_result> client_core::insert_one(std::string db, std::
     op.kind = op_kind::write;
     op.retryable = options_.retry_writes && !unacknowledged(wc);
     op.retryable_write = op.retryable;
+    op.unacknowledged = unacknowledged(wc);
     co_await execute(std::move(op));
     result.acknowledged = !unacknowledged(wc);
     co_return result;
@@ -314,6 +331,7 @@ asio::awaitable<delete_result> client_core::delete_many(std::string db, std::str
     op.db = std::move(db);
     op.command = cmd.extract();
     op.kind = op_kind::write;  // multi-document deletes are not retryable writes
+    op.unacknowledged = unacknowledged(wc);
     auto r = co_await execute(std::move(op));
     delete_result out;
     if (auto n = r.reply.find("n"); n && n->is_number()) out.deleted_count = n->as_int64();
@@ -335,6 +353,7 @@ asio::awaitable<cursor> client_core::find(std::string db, std::string coll, bson
     op.kind = op_kind::read;
     op.read_pref = options.read_preference;
     op.retryable = options_.retry_reads;
+    op.keep_session = true;
     auto r = co_await execute(std::move(op));
     auto state = std::make_shared<cursor_state>();
     state->core = shared_from_this();
@@ -348,6 +367,10 @@ asio::awaitable<cursor> client_core::find(std::string db, std::string coll, bson
     state->id = c["id"].as_int64();
     state->ns = c.find("ns") ? std::string(c["ns"].get_string()) : state->db + "." + coll;
     for (const auto& e : c["firstBatch"].get_array()) state->batch.emplace_back(e.get_document());
+    if (r.session) {
+        if (state->id != 0) state->session = std::move(r.session);  // for its getMores
+        else release_session(*r.session);
+    }
     co_return make_cursor(std::move(state));
 }
 
@@ -388,20 +411,33 @@ asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::sha
         op.command = cmd.extract();
         op.kind = op_kind::command;
         op.pinned = c->address;
+        op.session = c->session;
         reply_on r;
         try {
             r = co_await execute(std::move(op));
         } catch (...) {
+            if (c->session) {
+                release_session(*c->session);
+                c->session.reset();
+            }
             c->closed = true;  // the server's cursor is gone or unreachable
             throw;
         }
         const auto cur = r.reply["cursor"].get_document();
         c->id = cur["id"].as_int64();
+        if (c->id == 0 && c->session) {  // exhausted: the session is free again
+            release_session(*c->session);
+            c->session.reset();
+        }
         for (const auto& e : cur["nextBatch"].get_array()) c->batch.emplace_back(e.get_document());
     }
 }
 
-void client_core::cursor_closed(const cursor_state& c) {
+void client_core::cursor_closed(cursor_state& c) {
+    if (c.session) {
+        release_session(*c.session);
+        c.session.reset();
+    }
     if (c.closed || c.id == 0) return;
     std::shared_ptr<sdk::cursor_manager> manager;
     {
