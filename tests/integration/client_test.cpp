@@ -100,6 +100,10 @@ private slots:
         while (limited.next()) ++k;
         QCOMPARE(k, 5);
         o.limit.reset();
+        // Range-for over a cursor (batches of 2: getMores as it goes).
+        std::int64_t sum = 0;
+        for (const bson::document& d2 : coll.find(doc(R"({"i": {"$lt": 10}})"), o)) sum += d2["i"].as_int64();
+        QCOMPARE(sum, std::int64_t(45));
         auto early = coll.find({}, o);
         QVERIFY(early.next().has_value());
         QVERIFY(early.id() != 0);

@@ -5,13 +5,16 @@
 //
 //   auto c = coll.find(filter, {.batch_size = 100});
 //   while (auto doc = c.next()) use(*doc);
+//   for (const bson::document& doc : coll.find(filter)) use(doc);   // the same, blocking
 //
 //   // async: any completion token; completes with (std::exception_ptr, std::optional<document>)
 //   auto doc = co_await c.async_next(asio::use_awaitable);
 #pragma once
 
 #include <cstdint>
+#include <cstddef>
 #include <exception>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,6 +44,30 @@ public:
 
     /// The next document, or nullopt at the end. Blocks; throws trellis::error.
     std::optional<bson::document> next();
+
+    /// An input iterator over the remaining documents (blocking, as next()).
+    class iterator {
+    public:
+        using value_type = bson::document;
+        using difference_type = std::ptrdiff_t;
+        iterator() = default;
+        const bson::document& operator*() const { return *current_; }
+        const bson::document* operator->() const { return &*current_; }
+        iterator& operator++() {
+            current_ = cursor_->next();
+            return *this;
+        }
+        void operator++(int) { ++*this; }
+        friend bool operator==(const iterator& i, std::default_sentinel_t) noexcept { return !i.current_.has_value(); }
+
+    private:
+        friend class cursor;
+        explicit iterator(cursor* c) : cursor_(c), current_(c->next()) {}
+        cursor* cursor_ = nullptr;
+        std::optional<bson::document> current_;
+    };
+    iterator begin() { return iterator(this); }
+    std::default_sentinel_t end() const noexcept { return {}; }
 
     template <boost::asio::completion_token_for<next_signature> CompletionToken = boost::asio::deferred_t>
     auto async_next(CompletionToken&& token = {}) {
