@@ -343,6 +343,9 @@ private slots:
             std::lock_guard lock(m);
             return last_find;
         };
+        // Every member checked once, so that the first slave is known when the first read comes.
+        const auto discovered = c.wait_for_discovery();
+        for (const auto& sd : discovered->servers) QVERIFY2(sd.type == trellis::sdk::server_type::standalone, sd.address.c_str());
         auto coll = c["test"]["ms"];
         coll.insert_one(bson::make_document(bson::kvp("_id", 1)));
         // Reads go to the first slave (the sim replicates to slaves) and find the write.
