@@ -3,7 +3,11 @@
 
 namespace trellis::selection {
 
-std::string to_string(const tag_set& tags) {
+namespace {
+
+// "{dc: ny, rack: 1}" for any sequence of name/value pairs (a tag set, a server's tags).
+template <class Pairs>
+std::string pairs_text(const Pairs& tags) {
     std::string out = "{";
     bool first = true;
     for (const auto& [name, value] : tags) {
@@ -16,6 +20,10 @@ std::string to_string(const tag_set& tags) {
     out += '}';
     return out;
 }
+
+}  // namespace
+
+std::string to_string(const tag_set& tags) { return pairs_text(tags); }
 
 std::string to_string(const read_preference& preference) {
     std::string out(trellis::to_string(preference.mode));
@@ -26,19 +34,7 @@ std::string to_string(const read_preference& preference) {
 
 namespace detail {
 
-std::string tags_text(const std::map<std::string, std::string>& tags) {
-    std::string out = "{";
-    bool first = true;
-    for (const auto& [name, value] : tags) {
-        if (!first) out += ", ";
-        first = false;
-        out += name;
-        out += ": ";
-        out += value;
-    }
-    out += '}';
-    return out;
-}
+std::string tags_text(const std::map<std::string, std::string>& tags) { return pairs_text(tags); }
 
 std::string tag_sets_text(const std::vector<tag_set>& sets) {
     std::string out = "[";
