@@ -142,6 +142,26 @@ private slots:
         QVERIFY(c.alive());
         const auto names = c.database_names();
         QVERIFY(std::find(names.begin(), names.end(), "test") != names.end());
+        QVERIFY(c.server_info().find("version").has_value());
+        c["scratch"]["x"].insert_one(bson::make_document(bson::kvp("a", 1)));
+        c.drop_database("scratch");
+        const auto after_drop = c.database_names();
+        QVERIFY(std::find(after_drop.begin(), after_drop.end(), "scratch") == after_drop.end());
+        // close_cursor by id, ns and address: killCursors goes to that server.
+        trellis::find_options two;
+        two.batch_size = 2;
+        auto open_cursor = coll.find({}, two);
+        QVERIFY(open_cursor.id() != 0);
+        const auto kills_before = [&] {
+            std::lock_guard lock(m);
+            return std::count(commands.begin(), commands.end(), std::string("killCursors"));
+        }();
+        c.close_cursor(open_cursor.id(), open_cursor.ns(), open_cursor.address());
+        QTRY_VERIFY_WITH_TIMEOUT(([&] {
+                                     std::lock_guard lock(m);
+                                     return std::count(commands.begin(), commands.end(), std::string("killCursors")) > kills_before;
+                                 }()),
+                                 5000);
         // close(), then use again: it reopens.
         c.close();
         QCOMPARE(coll.find_one(doc(R"({"_id": "mine"})")).value()["i"].as_int64(), std::int64_t(100));

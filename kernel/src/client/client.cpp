@@ -170,6 +170,10 @@ void client::set_write_concern(trellis::write_concern wc) { core_->set_write_con
 std::chrono::milliseconds client::local_threshold() const noexcept { return core_->options().local_threshold; }
 
 bool client::alive() {
+    // No waiting for a server to appear: with none known to be up, the answer is no.
+    bool any_up = false;
+    for (const auto& s : core_->snapshot()->servers) any_up = any_up || s.is_data_bearing();
+    if (!any_up) return false;
     try {
         wait(core_, core_->server_in_use());
         return true;
