@@ -255,7 +255,12 @@ void client_core::publish(std::shared_ptr<const sdk::topology_description> previ
         } else if (const auto* before = previous->find(s.address);
                    before && before->type != sdk::server_type::unknown && (!processed || processed->address != s.address)) {
             // Another server's reply made this one Unknown (a stale primary, a member that left):
-            // check it now rather than at its next heartbeat.
+            // check it now rather than at its next heartbeat. A stale primary older than 4.2
+            // also loses its connections (SDAM: servers before 4.2 close them on stepdown).
+            if (before->type == sdk::server_type::rs_primary && before->max_wire_version < sdam::wire_version_4_2) {
+                it->second->pool->clear();
+                ++it->second->pool_generation;
+            }
             request_check(*it->second);
         }
     }
