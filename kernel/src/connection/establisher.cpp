@@ -119,7 +119,12 @@ struct establish_op : std::enable_shared_from_this<establish_op> {
             } catch (const std::exception& ex) {
                 return fail(errc::authentication_failed, address() + ": cannot start authentication: " + ex.what());
             }
-            if (conversation && !hello.speculative_authenticate) hello.speculative_authenticate = conversation->speculative_request();
+            try {
+                if (conversation && !hello.speculative_authenticate)
+                    hello.speculative_authenticate = conversation->speculative_request();
+            } catch (const std::exception& ex) {
+                return fail(errc::authentication_failed, address() + ": cannot start authentication: " + ex.what());
+            }
         }
         offered = hello.compressors;
         const auto initial = handshake::make_initial_hello(hello);
