@@ -49,12 +49,16 @@ class Hostile(unittest.TestCase):
                     if sock:
                         sock.close()
                     sock = socket.create_connection((host, int(port)), timeout=5)
-                try:
-                    sock.sendall(frame)
-                    sent += 1
-                except OSError:
-                    sock.close()
-                    sock = None
+                # The server may already have closed this connection for an earlier bad frame
+                # (how soon depends on load): then the frame goes once more on a fresh one.
+                for _attempt in range(2):
+                    try:
+                        sock.sendall(frame)
+                        sent += 1
+                        break
+                    except OSError:
+                        sock.close()
+                        sock = socket.create_connection((host, int(port)), timeout=5)
                 if kind == 3 and sock:  # a truncated frame leaves the connection waiting: drop it
                     sock.close()
                     sock = None
