@@ -29,20 +29,12 @@ public:
             .append("autoAuthorize", 1);
         c.async_run_command(cred_.source, b.extract(), [h = std::move(handler)](std::error_code ec, bson::document reply) mutable {
             if (ec) return std::move(h)(sdk::auth_failure{ec, 0, "network error during saslStart"});
-            const auto ok = reply.find("ok");
+            if (auto refused = sdk::refusal_of(reply)) return std::move(h)(std::move(*refused));
             const auto done = reply.find("done");
-            if (ok && ok->is_number() && ok->as_double() == 1.0) {
-                if (done && done->type() == bson::type::boolean && !done->get_bool())
-                    return std::move(h)(sdk::auth_failure{make_error_code(errc::authentication_failed), 0,
-                                                          "PLAIN: the server did not finish the conversation"});
-                return std::move(h)(sdk::auth_failure{});
-            }
-            const auto code = reply.find("code");
-            const auto msg = reply.find("errmsg");
-            std::move(h)(sdk::auth_failure{make_error_code(errc::authentication_failed),
-                                           code && code->is_number() ? static_cast<int>(code->as_int64()) : 0,
-                                           msg && msg->type() == bson::type::string ? std::string(msg->get_string())
-                                                                                     : "the server refused authentication"});
+            if (done && done->type() == bson::type::boolean && !done->get_bool())
+                return std::move(h)(sdk::auth_failure{make_error_code(errc::authentication_failed), 0,
+                                                      "PLAIN: the server did not finish the conversation"});
+            std::move(h)(sdk::auth_failure{});
         });
     }
 

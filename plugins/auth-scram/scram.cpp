@@ -47,16 +47,6 @@ std::optional<sasl_reply> read_sasl(bson::document_view d) {
     return r;
 }
 
-// A reply with ok != 1: the server's code and errmsg.
-std::optional<sdk::auth_failure> server_failure(bson::document_view reply) {
-    const auto ok = reply.find("ok");
-    if (ok && ok->is_number() && ok->as_double() == 1.0) return std::nullopt;
-    const auto code = reply.find("code");
-    const auto msg = reply.find("errmsg");
-    return failure(msg && msg->type() == bson::type::string ? std::string(msg->get_string()) : "the server refused authentication",
-                   code && code->is_number() ? static_cast<int>(code->as_int64()) : 0);
-}
-
 bson::binary as_binary(const std::string& s) {
     return bson::binary{bson::binary_subtype::generic, {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}};
 }
@@ -118,7 +108,7 @@ public:
         append_start(b, h);
         c.async_run_command(cred_.source, b.extract(), [this, self = shared_from_this()](std::error_code ec, bson::document reply) {
             if (ec) return complete({ec, 0, "network error during saslStart"});
-            if (auto f = server_failure(reply)) return complete(std::move(*f));
+            if (auto f = sdk::refusal_of(reply)) return complete(std::move(*f));
             auto r = read_sasl(reply);
             if (!r) return complete(failure("malformed saslStart reply"));
             on_server_first(*r);
@@ -167,7 +157,7 @@ private:
         b.append("saslContinue", 1).append("conversationId", conversation_id_).append("payload", as_binary(payload));
         conn_->async_run_command(cred_.source, b.extract(), [this, self = shared_from_this(), next = std::move(next)](std::error_code ec, bson::document reply) mutable {
             if (ec) return complete({ec, 0, "network error during saslContinue"});
-            if (auto f = server_failure(reply)) return complete(std::move(*f));
+            if (auto f = sdk::refusal_of(reply)) return complete(std::move(*f));
             auto r = read_sasl(reply);
             if (!r) return complete(failure("malformed saslContinue reply"));
             next(std::move(*r));

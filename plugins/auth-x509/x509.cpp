@@ -37,14 +37,7 @@ public:
         append_command(b);
         c.async_run_command("$external", b.extract(), [h = std::move(handler)](std::error_code ec, bson::document reply) mutable {
             if (ec) return std::move(h)(sdk::auth_failure{ec, 0, "network error during authenticate"});
-            const auto ok = reply.find("ok");
-            if (ok && ok->is_number() && ok->as_double() == 1.0) return std::move(h)(sdk::auth_failure{});
-            const auto code = reply.find("code");
-            const auto msg = reply.find("errmsg");
-            std::move(h)(sdk::auth_failure{make_error_code(errc::authentication_failed),
-                                           code && code->is_number() ? static_cast<int>(code->as_int64()) : 0,
-                                           msg && msg->type() == bson::type::string ? std::string(msg->get_string())
-                                                                                     : "the server refused authentication"});
+            std::move(h)(sdk::refusal_of(reply).value_or(sdk::auth_failure{}));
         });
     }
 

@@ -207,8 +207,7 @@ private:
     std::map<std::string, std::shared_ptr<sdk::topology_strategy>> strategies_;  // by name
     std::shared_ptr<sdk::cursor_manager> cursor_manager_;
     std::shared_ptr<wire::compressor_registry> compressors_;
-    bson::document metadata_;
-    std::vector<std::string> offered_compressors_;
+    handshake::hello_options hello_;  // every connection's initial hello, computed once
     std::shared_ptr<const sdk::topology_description> initial_;  // what (re)opening starts from
     std::shared_ptr<sdk::transport> transport_;
     std::function<std::unique_ptr<sdk::auth_conversation>()> authenticate_;

@@ -109,7 +109,8 @@ asio::awaitable<client_core::reply_on> client_core::attempt(server_state& s, con
         explicit in_flight_guard(server_state& st) : s(st) { ++s.in_flight; }
         ~in_flight_guard() { --s.in_flight; }
     } guard(s);
-    auto state = servers_.count(s.address) ? servers_.at(s.address) : nullptr;  // keep it alive across awaits
+    const auto found = servers_.find(s.address);
+    const auto state = found == servers_.end() ? nullptr : found->second;  // keep it alive across awaits
     auto [ec, checked_out] = co_await s.pool->async_check_out(asio::as_tuple(asio::use_awaitable));
     if (ec) {
         if (ec == errc::pool_cleared || ec == errc::pool_closed) {

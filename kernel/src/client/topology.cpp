@@ -112,9 +112,7 @@ client_core::client_core(asio::any_io_executor executor, client_options options,
         initial_ = strategies_.begin()->second->initial_topology(seeds, options_);
     const bool tls = options_.tls.enabled.value_or(options_.is_srv);
     transport_ = registry_->create_as<sdk::transport>(sdk::plugin_kind::transport, tls ? "tls" : "plain");
-    auto hello = conn::hello_options_for(options_, *compressors_);
-    metadata_ = hello.client_metadata;
-    offered_compressors_ = hello.compressors;
+    hello_ = conn::hello_options_for(options_, *compressors_);
     if (auto cred = make_credential(options_)) {
         const std::string mech = cred->mechanism ? std::string(to_string(*cred->mechanism)) : "SCRAM-SHA-256";
         std::shared_ptr<sdk::authenticator> found;
@@ -289,14 +287,8 @@ std::shared_ptr<server_state> client_core::add_server(const std::string& address
     settings->connection.socket_timeout = options_.socket_timeout;
     settings->connection.compressors = compressors_;
     settings->connection.on_command = settings_.on_command;
-    settings->hello.client_metadata = metadata_;
-    settings->hello.compressors = offered_compressors_;
-    settings->hello.load_balanced = options_.load_balanced.value_or(false);
-    if (authenticate_) {
-        if (auto cred = make_credential(options_); cred && !cred->mechanism && cred->username)
-            settings->hello.sasl_supported_mechs = cred->source + "." + *cred->username;
-        settings->authenticate = authenticate_;
-    }
+    settings->hello = hello_;  // metadata, compressors, loadBalanced, saslSupportedMechs: made once
+    settings->authenticate = authenticate_;
     s->settings = settings;
 
     pool::pool_config cfg;

@@ -77,6 +77,7 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
     bool expecting_more = false;            // the last reply said moreToCome
     bool timed_out = false;
     bool interrupted = false;
+    bool unacknowledged = false;            // sent with moreToCome: no reply to wait for
     std::optional<std::chrono::milliseconds> op_timeout;
     steady_time started{};
     // For events.
@@ -273,8 +274,6 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
         unacknowledged = req.more_to_come;
         write_some();
     }
-
-    bool unacknowledged = false;
 
     std::string last_error_text() const {
         std::lock_guard lock(error_mutex);

@@ -13,6 +13,7 @@
 #include <boost/asio/any_completion_handler.hpp>
 
 #include "trellis/bson/document.hpp"
+#include "trellis/errors.hpp"
 #include "trellis/options.hpp"
 #include "trellis/sdk/plugin.hpp"
 
@@ -24,6 +25,19 @@ struct auth_failure {
     int server_code = 0;
     std::string message;
 };
+
+/// What a reply to an authentication command says: nothing when ok is 1, otherwise the
+/// failure with the server's code and errmsg (authentication_failed).
+inline std::optional<auth_failure> refusal_of(bson::document_view reply) {
+    const auto ok = reply.find("ok");
+    if (ok && ok->is_number() && ok->as_double() == 1.0) return std::nullopt;
+    const auto code = reply.find("code");
+    const auto msg = reply.find("errmsg");
+    return auth_failure{make_error_code(errc::authentication_failed),
+                        code && code->is_number() ? static_cast<int>(code->as_int64()) : 0,
+                        msg && msg->type() == bson::type::string ? std::string(msg->get_string())
+                                                                  : "the server refused authentication"};
+}
 
 /// The connection being authenticated.
 class TRELLIS_SDK_VISIBLE auth_connection {
