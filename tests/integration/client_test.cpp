@@ -162,6 +162,19 @@ private slots:
                                      return std::count(commands.begin(), commands.end(), std::string("killCursors")) > kills_before;
                                  }()),
                                  5000);
+        // set_cursor_manager("batched"): a closed cursor's kill waits for the manager's flush,
+        // which the client runs once a second.
+        c.set_cursor_manager("batched");
+        auto batched_cursor = coll.find({}, two);
+        QVERIFY(batched_cursor.id() != 0);
+        const auto kills_now = [&] {
+            std::lock_guard lock(m);
+            return std::count(commands.begin(), commands.end(), std::string("killCursors"));
+        };
+        const auto before_batched = kills_now();
+        batched_cursor.close();
+        QTRY_VERIFY_WITH_TIMEOUT(kills_now() > before_batched, 5000);
+        c.set_cursor_manager("immediate");
         // close(), then use again: it reopens.
         c.close();
         QCOMPARE(coll.find_one(doc(R"({"_id": "mine"})")).value()["i"].as_int64(), std::int64_t(100));

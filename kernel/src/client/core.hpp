@@ -147,6 +147,7 @@ public:
     /// A cursor the application let go of: the cursor manager decides when to kill it.
     void cursor_closed(cursor_state& c);
     void kill_cursors(const std::string& address, const std::string& ns, std::vector<std::int64_t> ids);
+    asio::awaitable<void> flush_cursors_loop();
     /// Selects the server writes would go to and returns its handshake facts.
     asio::awaitable<reply_on> server_in_use();
 
@@ -201,6 +202,8 @@ private:
     void release_session(server_session s);
 
     strand_type strand_;
+    asio::steady_timer flush_timer_{strand_};  // cursor managers' flush()
+    std::uint64_t flush_generation_ = 0;       // strand
     client_options options_;
     client_settings settings_;
     std::shared_ptr<plugin_registry> registry_;

@@ -449,6 +449,29 @@ void client_core::cursor_closed(cursor_state& c) {
     manager->on_cursor_closed(sdk::closed_cursor{c.id, c.ns, c.address, c.server_connection_id}, killer);
 }
 
+// A cursor manager that batches its kills sends them from flush(): once a second while the
+// client is open (what remains at close is left to the servers' cursor timeout).
+asio::awaitable<void> client_core::flush_cursors_loop() {
+    const auto self = shared_from_this();  // alive while this coroutine is
+    const auto generation = ++flush_generation_;  // a reopened client's loop replaces this one
+    while (open_ && generation == flush_generation_) {
+        flush_timer_.expires_after(std::chrono::seconds(1));
+        co_await flush_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (!open_ || generation != flush_generation_) break;
+        std::shared_ptr<sdk::cursor_manager> manager;
+        {
+            std::lock_guard lock(mutex_);
+            manager = cursor_manager_;
+        }
+        core_killer killer(*this);
+        try {
+            manager->flush(killer);
+        } catch (const std::exception&) {
+            // A manager that fails to flush keeps its batch for the next round.
+        }
+    }
+}
+
 void client_core::kill_cursors(const std::string& address, const std::string& ns, std::vector<std::int64_t> ids) {
     const auto dot = ns.find('.');
     if (dot == std::string::npos || ids.empty()) return;

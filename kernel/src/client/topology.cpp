@@ -179,10 +179,12 @@ void client_core::start_topology() {
         emit(e);
     }
     reconcile_servers();
+    asio::co_spawn(strand_, flush_cursors_loop(), asio::detached);
 }
 
 void client_core::stop_topology() {
     open_ = false;
+    flush_timer_.cancel();
     std::vector<std::string> addresses;
     for (auto& [a, s] : servers_) addresses.push_back(a);
     for (auto& a : addresses) remove_server(a);
