@@ -9,13 +9,22 @@
 
 namespace trellis::cli {
 
+namespace {
+std::string provided(const plugin_info& p) {
+    std::string out;
+    for (const auto& what : p.provides) out += (out.empty() ? " (" : ", ") + what;
+    return out.empty() ? out : out + ")";
+}
+}  // namespace
+
 int plugins_command(args a) {
     bool json = false;
     for (auto s : a) {
         if (s == "--help" || s == "-h") {
             std::cout << "usage: trellis plugins [--json]\n"
-                         "Lists every plugin found on the search path ($TRELLIS_PLUGIN_PATH, then the build tree,\n"
-                         "then the installation): kind, name, version, file, and state (loaded, or failed: reason).\n"
+                         "Lists every plugin found on the search path ($TRELLIS_PLUGIN_PATH, then lib/trellis/plugins\n"
+                         "beside libtrellis): kind, name, version, what it provides, file, and state (loaded, or\n"
+                         "failed: reason, e.g. another build key). Reads descriptors only: no plugin is instantiated.\n"
                          "Exit status 0 even when some plugins failed: the listing is the report.\n";
             return exit_ok;
         }
@@ -37,7 +46,9 @@ int plugins_command(args a) {
                 .append("file", p.file.string())
                 .append("state", p.loaded ? std::string("loaded") : "failed: " + p.error)
                 .append("description", p.description)
-                .close_document();
+                .open_array("provides");
+            for (const auto& what : p.provides) b.append(what);
+            b.close_array().close_document();
         }
         b.close_array();
         std::cout << bson::to_json(b.extract()) << '\n';
@@ -53,7 +64,7 @@ int plugins_command(args a) {
     for (const auto& p : plugins) {
         std::cout << std::setw(18) << (p.kind ? std::string(sdk::to_string(*p.kind)) : std::string("?")) << std::setw(14)
                   << (p.name.empty() ? "?" : p.name) << std::setw(9) << (p.version.empty() ? "?" : p.version)
-                  << (p.loaded ? std::string("loaded") : "failed: " + p.error) << "\n"
+                  << (p.loaded ? std::string("loaded") : "failed: " + p.error) << provided(p) << "\n"
                   << std::setw(41) << "" << p.file.string() << '\n';
     }
     return exit_ok;

@@ -44,7 +44,7 @@ private:
 
 class plain_authenticator final : public sdk::authenticator {
 public:
-    std::vector<std::string> mechanisms() const override { return {"PLAIN"}; }
+    static constexpr const char* provides[] = {"PLAIN", nullptr};
     std::unique_ptr<sdk::auth_conversation> begin(const credential& cred) override {
         return std::make_unique<plain_conversation>(cred);
     }

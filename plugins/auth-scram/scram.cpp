@@ -193,7 +193,7 @@ private:
 
 class scram_authenticator final : public sdk::authenticator {
 public:
-    std::vector<std::string> mechanisms() const override { return {"SCRAM-SHA-1", "SCRAM-SHA-256"}; }
+    static constexpr const char* provides[] = {"SCRAM-SHA-1", "SCRAM-SHA-256", nullptr};
     std::unique_ptr<sdk::auth_conversation> begin(const credential& cred) override {
         return std::make_unique<scram_conversation>(cred);
     }

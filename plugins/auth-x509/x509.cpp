@@ -53,7 +53,7 @@ private:
 
 class x509_authenticator final : public sdk::authenticator {
 public:
-    std::vector<std::string> mechanisms() const override { return {"MONGODB-X509"}; }
+    static constexpr const char* provides[] = {"MONGODB-X509", nullptr};
     std::unique_ptr<sdk::auth_conversation> begin(const credential& cred) override {
         return std::make_unique<x509_conversation>(cred);
     }

@@ -52,7 +52,7 @@ inline std::vector<std::string> normalized_seeds(std::string_view who, const std
 
 /// Refuses loadBalanced=true: a load balancer hides the deployment, which no strategy but the
 /// kernel's load-balanced mode may drive.
-inline void refuse_load_balanced(std::string_view who, const client_options& options) {
+inline void refuse_load_balanced(std::string_view who, const sdk::strategy_context& options) {
     if (options.load_balanced.value_or(false))
         throw configuration_error(std::string(who) +
                                   ": loadBalanced=true cannot be used with this topology strategy (a load balancer "

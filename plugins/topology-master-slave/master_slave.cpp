@@ -151,7 +151,7 @@ public:
         : configured_(members_from_settings(context.settings)) {}
 
     std::shared_ptr<const sdk::topology_description> initial_topology(const std::vector<std::string>& seeds,
-                                                                      const client_options& options) override {
+                                                                      const sdk::strategy_context& options) override {
         plugin_common::refuse_load_balanced("master_slave", options);
         if (options.replica_set)
             throw configuration_error("master_slave: replicaSet=" + *options.replica_set +

@@ -18,7 +18,7 @@ using namespace trellis;
 class mongos_strategy final : public plugin_common::spec_strategy {
 public:
     std::shared_ptr<const sdk::topology_description> initial_topology(const std::vector<std::string>& seeds,
-                                                                      const client_options& options) override {
+                                                                      const sdk::strategy_context& options) override {
         plugin_common::refuse_load_balanced(name(), options);
         if (options.replica_set)
             throw configuration_error("mongos: replicaSet=" + *options.replica_set +

@@ -119,8 +119,8 @@ std::string error_of(const std::function<void()>& f) {
         QVERIFY2(h_.find(needle) != std::string::npos, (std::string("\"") + needle + "\" not in: " + h_).c_str()); \
     } while (0)
 
-client_options with_replica_set(const std::string& name) {
-    client_options o;
+sdk::strategy_context with_replica_set(const std::string& name) {
+    sdk::strategy_context o;
     o.replica_set = name;
     return o;
 }
@@ -213,7 +213,7 @@ private slots:
         VERIFY_CONTAINS(two, "standalone: ");
         VERIFY_CONTAINS(two, "a:1, b:2");
         VERIFY_CONTAINS(error_of<configuration_error>([&] { s->initial_topology({}, {}); }), "got 0 seeds");
-        client_options discover;
+        sdk::strategy_context discover;
         discover.direct_connection = false;
         VERIFY_CONTAINS(error_of<configuration_error>([&] { s->initial_topology({"a:1"}, discover); }),
                         "directConnection=false");
@@ -325,7 +325,7 @@ private slots:
 
         VERIFY_CONTAINS(error_of<configuration_error>([&] { s->initial_topology({"r1:1"}, with_replica_set("rs0")); }),
                         "mongos: replicaSet=rs0");
-        client_options lb;
+        sdk::strategy_context lb;
         lb.load_balanced = true;
         VERIFY_CONTAINS(error_of<configuration_error>([&] { s->initial_topology({"r1:1"}, lb); }), "loadBalanced=true");
     }

@@ -48,9 +48,12 @@ struct client_settings {
     /// [plugins]: search paths, the cursor manager ("immediate" when unset), per-plugin tables.
     plugin_settings plugins;
     /// Event subscribers; each may be empty. They run on the client's strand: keep them short.
+    /// One that throws loses that event only; the failure goes to on_callback_failure.
     sdam_event_handler on_sdam;
     cmap_event_handler on_cmap;
     command_event_handler on_command;
+    /// A plugin or one of the handlers above threw (the client carried on); standard error when empty.
+    callback_failure_handler on_callback_failure;
     /// The plugins to use; empty: a registry of the client's own, searching plugins.paths.
     std::shared_ptr<plugin_registry> registry;
 };

@@ -344,4 +344,16 @@ inline const std::string* event_address(const sdam_event& e) noexcept {
 /// Receives every SDAM event of a topology, in order (see the top of this file).
 using sdam_event_handler = std::function<void(const sdam_event&)>;
 
+/// A plugin or an event handler threw into the client. The client carried on: the call was
+/// abandoned (an event not delivered, a topology update not applied, a cursor killed at once
+/// instead of as the manager wanted) and this report says where and why.
+struct callback_failure {
+    std::string where;  // e.g. "SDAM event handler", "cursor_manager \"deferred\": on_cursor_closed"
+    std::string what;   // the exception's message
+};
+
+/// Receives callback failures (on the thread that made the call; keep it short and do not
+/// throw). When none is set, each failure is written to standard error as one line.
+using callback_failure_handler = std::function<void(const callback_failure&)>;
+
 }  // namespace trellis

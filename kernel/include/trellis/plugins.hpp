@@ -1,16 +1,17 @@
 // The plugin host: finds plugin libraries, checks them, creates plugin objects.
 //
 // Search order: the directories (or files) of $TRELLIS_PLUGIN_PATH (':'-separated),
-// then the configured paths (TOML [plugins] paths), then the build tree's
-// lib/trellis/plugins, then the installation's lib/trellis/plugins. Within a
-// directory, files are taken in name order. The first plugin of a kind and name
-// wins; a later one is reported as a duplicate.
+// then the configured paths (TOML [plugins] paths), then lib/trellis/plugins beside
+// libtrellis itself (the build tree's or the installation's, wherever its prefix is).
+// Within a directory, files are taken in name order. The first plugin of a kind and
+// name wins; a later one is reported as a duplicate.
 //
 // A file that is missing, is not a shared library, lacks the descriptor, has
-// another SDK ABI version, or whose factory throws is reported with its path,
-// kind (when known) and reason; the others still load. Scanning happens once,
-// on first use, and is thread-safe. A library stays loaded while the registry
-// or any object it made lives.
+// another SDK ABI version or another build key (compiler, standard library, Boost)
+// is reported with its path and reason; the others still load. Scanning reads
+// descriptors only: no factory runs until create(). Scanning happens once, on
+// first use, and is thread-safe. A library that has made an object stays loaded
+// until the process ends (docs/plugins.md says why).
 #pragma once
 
 #include <filesystem>
@@ -33,6 +34,7 @@ struct plugin_info {
     std::string name;
     std::string version;
     std::string description;
+    std::vector<std::string> provides;  // e.g. an authenticator's mechanisms, from the descriptor
     bool loaded = false;
     std::string error;  // why it failed, when !loaded
 };
@@ -45,6 +47,10 @@ struct plugin_search_options {
     /// Search the build tree and the installation (on by default; tests turn it off).
     bool use_default_locations = true;
 };
+
+/// Why a plugin built as `plugin` cannot be used by a host built as `host`, in words
+/// ("built with Boost 1.83, this Trellis uses 1.81"); empty when they match.
+std::string build_key_mismatch(const sdk::build_key& plugin, const sdk::build_key& host);
 
 class plugin_registry {
 public:

@@ -159,6 +159,11 @@ private:
     void start_topology();
     void stop_topology();
     sdk::topology_strategy& strategy_for(const sdk::topology_description& t) const;
+    /// "topology_strategy \"replica_set\": <call>", for guard reports.
+    std::string strategy_call(const sdk::topology_strategy& s, std::string_view call) const;
+    /// Runs a call into the cursor manager through the guard.
+    template <class F>
+    bool call_cursor_manager(std::string_view call, F&& f);
     void on_server_description(const sdk::server_description& d);
     void publish(std::shared_ptr<const sdk::topology_description> previous, std::shared_ptr<const sdk::topology_description> next,
                  const sdk::server_description* processed);
@@ -208,7 +213,8 @@ private:
     client_settings settings_;
     std::shared_ptr<plugin_registry> registry_;
     std::map<std::string, std::shared_ptr<sdk::topology_strategy>> strategies_;  // by name
-    std::shared_ptr<sdk::cursor_manager> cursor_manager_;
+    std::shared_ptr<sdk::cursor_manager> cursor_manager_;  // mutex_
+    std::string cursor_manager_name_;                     // mutex_
     std::shared_ptr<wire::compressor_registry> compressors_;
     handshake::hello_options hello_;  // every connection's initial hello, computed once
     std::shared_ptr<const sdk::topology_description> initial_;  // what (re)opening starts from

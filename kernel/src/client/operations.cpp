@@ -6,6 +6,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "client/core.hpp"
+#include "plugin/guard.hpp"
 #include "trellis/bson/builder.hpp"
 #include "trellis/bson/json.hpp"
 #include "trellis/errors.hpp"
@@ -440,13 +441,24 @@ void client_core::cursor_closed(cursor_state& c) {
         c.session.reset();
     }
     if (c.closed || c.id == 0) return;
+    core_killer killer(*this);
+    const sdk::closed_cursor closed{c.id, c.ns, c.address, c.server_connection_id};
+    // A manager that throws has not taken the cursor: kill it now rather than leave it open.
+    if (!call_cursor_manager("on_cursor_closed", [&](sdk::cursor_manager& m) { m.on_cursor_closed(closed, killer); }))
+        kill_cursors(c.address, c.ns, {c.id});
+}
+
+template <class F>
+bool client_core::call_cursor_manager(std::string_view call, F&& f) {
     std::shared_ptr<sdk::cursor_manager> manager;
+    std::string name;
     {
         std::lock_guard lock(mutex_);
         manager = cursor_manager_;
+        name = cursor_manager_name_;
     }
-    core_killer killer(*this);
-    manager->on_cursor_closed(sdk::closed_cursor{c.id, c.ns, c.address, c.server_connection_id}, killer);
+    return guarded(settings_.on_callback_failure, "cursor_manager \"" + name + "\": " + std::string(call),
+                   [&] { f(*manager); });
 }
 
 // A cursor manager that batches its kills sends them from flush(): once a second while the
@@ -458,17 +470,9 @@ asio::awaitable<void> client_core::flush_cursors_loop() {
         flush_timer_.expires_after(std::chrono::seconds(1));
         co_await flush_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
         if (!open_ || generation != flush_generation_) break;
-        std::shared_ptr<sdk::cursor_manager> manager;
-        {
-            std::lock_guard lock(mutex_);
-            manager = cursor_manager_;
-        }
         core_killer killer(*this);
-        try {
-            manager->flush(killer);
-        } catch (const std::exception&) {
-            // A manager that fails to flush keeps its batch for the next round.
-        }
+        // A manager that fails to flush is reported and asked again next round.
+        call_cursor_manager("flush", [&](sdk::cursor_manager& m) { m.flush(killer); });
     }
 }
 

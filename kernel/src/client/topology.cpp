@@ -7,9 +7,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <algorithm>
 #include <sstream>
 
 #include "client/core.hpp"
+#include "plugin/guard.hpp"
 #include "trellis/bson/builder.hpp"
 #include "trellis/errors.hpp"
 #include "trellis/selection.hpp"
@@ -58,6 +60,11 @@ client_core::client_core(asio::any_io_executor executor, client_options options,
       options_(std::move(options)),
       settings_(std::move(settings)) {
     validate(options_);
+    // Every user handler runs through the guard from here on, wherever the client passes it.
+    settings_.on_sdam = guard_handler(std::move(settings_.on_sdam), settings_.on_callback_failure, "SDAM event handler");
+    settings_.on_cmap = guard_handler(std::move(settings_.on_cmap), settings_.on_callback_failure, "CMAP event handler");
+    settings_.on_command =
+        guard_handler(std::move(settings_.on_command), settings_.on_callback_failure, "command event handler");
     read_preference_ = options_.read_preference;
     write_concern_ = options_.write_concern;
     registry_ = settings_.registry;
@@ -109,19 +116,20 @@ client_core::client_core(asio::any_io_executor executor, client_options options,
     if (settings_.topology.strategy == topology_settings::strategy_type::auto_)
         initial_ = std::make_shared<const sdk::topology_description>(sdam::initial_topology(options_));
     else
-        initial_ = strategies_.begin()->second->initial_topology(seeds, options_);
+        initial_ = strategies_.begin()->second->initial_topology(
+            seeds, sdk::strategy_context{options_.replica_set, options_.direct_connection, options_.load_balanced});
     const bool tls = options_.tls.enabled.value_or(options_.is_srv);
     transport_ = registry_->create_as<sdk::transport>(sdk::plugin_kind::transport, tls ? "tls" : "plain");
     hello_ = conn::hello_options_for(options_, *compressors_);
     if (auto cred = make_credential(options_)) {
         const std::string mech = cred->mechanism ? std::string(to_string(*cred->mechanism)) : "SCRAM-SHA-256";
+        // The descriptors say which plugin provides the mechanism; only that one is created.
         std::shared_ptr<sdk::authenticator> found;
         for (const auto& p : registry_->plugins()) {
             if (p.kind != sdk::plugin_kind::authenticator || !p.loaded) continue;
-            auto a = registry_->create_as<sdk::authenticator>(sdk::plugin_kind::authenticator, p.name);
-            for (const auto& m : a->mechanisms())
-                if (m == mech) found = a;
-            if (found) break;
+            if (std::find(p.provides.begin(), p.provides.end(), mech) == p.provides.end()) continue;
+            found = registry_->create_as<sdk::authenticator>(sdk::plugin_kind::authenticator, p.name);
+            break;
         }
         if (!found)
             throw configuration_error("authentication with " + mech + " was asked for, but no authenticator plugin provides it");
@@ -227,16 +235,32 @@ void client_core::set_cursor_manager(const std::string& name) {
     auto m = registry_->create_as<sdk::cursor_manager>(sdk::plugin_kind::cursor_manager, name, settings_.plugins.table(name));
     std::lock_guard lock(mutex_);
     cursor_manager_ = std::move(m);
+    cursor_manager_name_ = name;
 }
 
 void client_core::emit(const sdam_event& e) const {
     if (settings_.on_sdam) settings_.on_sdam(e);
 }
 
+std::string client_core::strategy_call(const sdk::topology_strategy& s, std::string_view call) const {
+    for (const auto& [name, p] : strategies_)
+        if (p.get() == &s) return "topology_strategy \"" + name + "\": " + std::string(call);
+    return "topology_strategy: " + std::string(call);
+}
+
 void client_core::on_server_description(const sdk::server_description& d) {
     if (!open_ || !servers_.count(d.address)) return;
     auto previous = current_;
-    auto next = strategy_for(*previous).on_server_description(previous, d);
+    auto& strategy = strategy_for(*previous);
+    std::shared_ptr<const sdk::topology_description> next;
+    // A strategy that throws (or answers nothing) leaves the description as it was: this
+    // server's next check tries again.
+    const auto where = strategy_call(strategy, "on_server_description");
+    if (!guarded(settings_.on_callback_failure, where, [&] {
+            next = strategy.on_server_description(previous, d);
+            if (!next) throw std::runtime_error("returned no topology description");
+        }))
+        return;
     publish(previous, next, &d);
 }
 
@@ -394,7 +418,8 @@ asio::awaitable<client_core::selected> client_core::select(const sdk::operation_
         if (!t->compatible) throw error(errc::incompatible_server, t->compatibility_error.value_or("incompatible server"));
         auto& strategy = strategy_for(*t);
         std::vector<std::string> why;
-        auto suitable = strategy.suitable_servers(*t, req, &why);
+        auto suitable = guarded_or_throw([&] { return strategy_call(strategy, "suitable_servers"); },
+                                         [&] { return strategy.suitable_servers(*t, req, &why); });
         if (!deprioritized.empty() && suitable.size() > 1) {
             std::vector<const sdk::server_description*> kept;
             for (auto* s : suitable)
@@ -403,7 +428,7 @@ asio::awaitable<client_core::selected> client_core::select(const sdk::operation_
         }
         if (!suitable.empty()) {
             selected out;
-            out.policy = strategy.policy(req);
+            out.policy = guarded_or_throw([&] { return strategy_call(strategy, "policy"); }, [&] { return strategy.policy(req); });
             if (out.policy == sdk::selection_policy::in_turn) {
                 for (auto* d : suitable)
                     if (auto it = servers_.find(d->address); it != servers_.end()) out.servers.push_back(it->second);

@@ -1,4 +1,5 @@
 #include "connection/establisher.hpp"
+#include "plugin/guard.hpp"
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -10,6 +11,7 @@
 namespace trellis::conn {
 
 namespace asio = boost::asio;
+using trellis::detail::guarded_or_throw;
 
 namespace {
 
@@ -86,11 +88,19 @@ struct establish_op : std::enable_shared_from_this<establish_op> {
             });
         }
         if (!settings->transport) return fail(errc::configuration_error, address() + ": no transport to connect with");
-        settings->transport->async_connect(
-            executor, settings->connect,
-            [self = shared_from_this()](sdk::connect_error e, std::unique_ptr<sdk::stream> s) {
-                asio::post(self->executor, [self, e = std::move(e), s = std::move(s)]() mutable { self->connected(std::move(e), std::move(s)); });
+        try {
+            guarded_or_throw("transport: async_connect", [&] {
+                settings->transport->async_connect(
+                    executor, settings->connect,
+                    [self = shared_from_this()](sdk::connect_error e, std::unique_ptr<sdk::stream> s) {
+                        asio::post(self->executor, [self, e = std::move(e), s = std::move(s)]() mutable {
+                            self->connected(std::move(e), std::move(s));
+                        });
+                    });
             });
+        } catch (const std::exception& ex) {
+            return fail(errc::connection_failure, address() + ": " + ex.what());
+        }
     }
 
     void connected(sdk::connect_error e, std::unique_ptr<sdk::stream> s) {
@@ -115,13 +125,10 @@ struct establish_op : std::enable_shared_from_this<establish_op> {
         handshake::hello_options hello = settings->hello;
         if (settings->authenticate) {
             try {
-                conversation = settings->authenticate();
-            } catch (const std::exception& ex) {
-                return fail(errc::authentication_failed, address() + ": cannot start authentication: " + ex.what());
-            }
-            try {
+                conversation = guarded_or_throw("authenticator: begin", [&] { return settings->authenticate(); });
                 if (conversation && !hello.speculative_authenticate)
-                    hello.speculative_authenticate = conversation->speculative_request();
+                    hello.speculative_authenticate = guarded_or_throw(
+                        "authenticator: speculative_request", [&] { return conversation->speculative_request(); });
             } catch (const std::exception& ex) {
                 return fail(errc::authentication_failed, address() + ": cannot start authentication: " + ex.what());
             }
@@ -152,6 +159,14 @@ struct establish_op : std::enable_shared_from_this<establish_op> {
         conn->set_description(std::move(d));
         if (!conversation) return finish({});
         adapter = std::make_unique<auth_adapter>(*conn, bson::document(reply.body), settings->connect.connect_timeout);
+        try {
+            guarded_or_throw("authenticator: async_run", [&] { run_conversation(); });
+        } catch (const std::exception& ex) {
+            return fail(errc::authentication_failed, address() + ": authentication failed: " + ex.what());
+        }
+    }
+
+    void run_conversation() {
         conversation->async_run(*adapter, [self = shared_from_this()](sdk::auth_failure f) {
             asio::post(self->executor, [self, f = std::move(f)] {
                 if (self->done) return;

@@ -10,13 +10,6 @@
 
 #include "trellis/plugins.hpp"
 
-#ifndef TRELLIS_BUILD_PLUGIN_DIR
-#define TRELLIS_BUILD_PLUGIN_DIR ""
-#endif
-#ifndef TRELLIS_INSTALL_PLUGIN_DIR
-#define TRELLIS_INSTALL_PLUGIN_DIR ""
-#endif
-
 namespace trellis {
 
 namespace fs = std::filesystem;
@@ -53,6 +46,35 @@ std::string load_failure_reason(const fs::path& file) {
     return std::string("cannot be loaded: ") + (why ? why : "unknown dlopen error");
 }
 
+std::string boost_version_text(std::uint32_t v) {
+    return std::to_string(v / 100000) + "." + std::to_string(v / 100 % 1000) +
+           (v % 100 ? "." + std::to_string(v % 100) : std::string());
+}
+
+std::string text_or(const char* s) { return s ? std::string(s) : std::string("(null)"); }
+
+}  // namespace
+
+std::string build_key_mismatch(const sdk::build_key& plugin, const sdk::build_key& host) {
+    if (plugin.trellis_abi != host.trellis_abi)
+        return "built for Trellis SDK ABI " + std::to_string(plugin.trellis_abi) + ", this Trellis uses " +
+               std::to_string(host.trellis_abi);
+    if (text_or(plugin.compiler) != text_or(host.compiler) || plugin.compiler_major != host.compiler_major)
+        return "built with " + text_or(plugin.compiler) + " " + std::to_string(plugin.compiler_major) +
+               ", this Trellis with " + text_or(host.compiler) + " " + std::to_string(host.compiler_major);
+    if (text_or(plugin.standard_library) != text_or(host.standard_library))
+        return "built with " + text_or(plugin.standard_library) + ", this Trellis with " + text_or(host.standard_library);
+    if (plugin.library_abi != host.library_abi)
+        return "built with _GLIBCXX_USE_CXX11_ABI=" + std::to_string(plugin.library_abi) +
+               ", this Trellis with _GLIBCXX_USE_CXX11_ABI=" + std::to_string(host.library_abi);
+    if (plugin.boost_version != host.boost_version)
+        return "built with Boost " + boost_version_text(plugin.boost_version) + ", this Trellis uses " +
+               boost_version_text(host.boost_version);
+    return {};
+}
+
+namespace {
+
 std::vector<fs::path> split_path_list(const char* text) {
     std::vector<fs::path> out;
     if (!text) return out;
@@ -74,6 +96,13 @@ bool is_library_name(const fs::path& p) {
 
 }  // namespace
 
+namespace {
+void pin_for_process(const fs::path& file) {
+    dlerror();
+    if (void* h = dlopen(file.c_str(), RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE)) dlclose(h);
+}
+}  // namespace
+
 plugin_registry::plugin_registry(plugin_search_options options) : impl_(std::make_unique<impl>()) {
     impl_->options = std::move(options);
 }
@@ -93,13 +122,12 @@ std::vector<search_entry> search_entries(const plugin_search_options& options) {
         for (auto& p : split_path_list(std::getenv("TRELLIS_PLUGIN_PATH"))) out.push_back({p, true});
     for (const auto& p : options.paths) out.push_back({p, true});
     if (options.use_default_locations) {
-        // The installation relative to libtrellis itself first (a relocated install),
-        // then the locations known at build time.
+        // lib/trellis/plugins beside libtrellis itself: the build tree and every installed
+        // tree share this layout, so an installed library finds its own plugins wherever the
+        // prefix is, and never a build tree's.
         std::error_code ec;
         const fs::path self = boost::dll::this_line_location(ec);
         if (!ec) out.push_back({self.parent_path() / "trellis" / "plugins", false});
-        if (*TRELLIS_BUILD_PLUGIN_DIR) out.push_back({TRELLIS_BUILD_PLUGIN_DIR, false});
-        if (*TRELLIS_INSTALL_PLUGIN_DIR) out.push_back({TRELLIS_INSTALL_PLUGIN_DIR, false});
     }
     // The same directory reached twice is searched once.
     std::vector<search_entry> unique;
@@ -133,6 +161,7 @@ void plugin_registry::scan() {
         d.libraries.push_back(nullptr);
         d.descriptors.push_back(nullptr);
     };
+    const sdk::build_key host_key = sdk::this_build_key();
     auto consider = [&](const fs::path& file) {
         boost::dll::fs::error_code ec;
         auto lib = std::make_shared<boost::dll::shared_library>(
@@ -146,6 +175,9 @@ void plugin_registry::scan() {
             return add_failed(file, std::nullopt,
                               "SDK ABI version " + std::to_string(desc.abi_version) + ", this host needs " +
                                   std::to_string(sdk::abi_version));
+        // Then the build key: nothing else of a plugin built another way is trusted.
+        if (!desc.build) return add_failed(file, std::nullopt, "no build key in the descriptor");
+        if (auto why = build_key_mismatch(*desc.build, host_key); !why.empty()) return add_failed(file, std::nullopt, why);
         const std::string_view kind_name = sdk::to_string(desc.kind);
         if (kind_name == "unknown")
             return add_failed(file, std::nullopt, "unknown plugin kind " + std::to_string(static_cast<std::uint32_t>(desc.kind)));
@@ -157,6 +189,8 @@ void plugin_registry::scan() {
         info.name = desc.name;
         info.version = desc.version;
         info.description = desc.description;
+        if (desc.provides)
+            for (const char* const* p = desc.provides; *p; ++p) info.provides.emplace_back(*p);
         const auto key = std::make_pair(desc.kind, info.name);
         if (auto it = first.find(key); it != first.end()) {
             info.error = "duplicate: " + std::string(kind_name) + " \"" + info.name + "\" is already provided by " +
@@ -166,18 +200,9 @@ void plugin_registry::scan() {
             d.descriptors.push_back(nullptr);
             return;
         }
-        // A probe instance proves the factory works, so the listing can say "loaded".
-        try {
-            const bson::document_view empty;
-            auto probe = desc.create(sdk::plugin_context{empty});
-            if (!probe) throw std::runtime_error("the factory returned nothing");
-        } catch (const std::exception& e) {
-            info.error = std::string("factory threw: ") + e.what();
-        } catch (...) {
-            info.error = "factory threw a non-standard exception";
-        }
-        info.loaded = info.error.empty();
-        if (info.loaded) first.emplace(key, file);
+        // No factory runs here: a scan reads descriptors only.
+        info.loaded = true;
+        first.emplace(key, file);
         d.libraries.push_back(info.loaded ? lib : nullptr);
         d.descriptors.push_back(&desc);
         d.infos.push_back(std::move(info));
@@ -227,7 +252,10 @@ std::shared_ptr<sdk::plugin> plugin_registry::create(sdk::plugin_kind kind, std:
         if (!object)
             throw plugin_error(info.file.string(), std::string(sdk::to_string(kind)),
                                info.file.string() + ": factory returned nothing");
-        // The deleter holds the library: it is unloaded only after the object is gone.
+        // A library that has made an object stays loaded until the process ends: its code may
+        // still run after the object is gone (a queued completion, a handler it gave out, a
+        // vtable of an exception in flight). RTLD_NOLOAD on a loaded library only adds the flag.
+        pin_for_process(info.file);
         return std::shared_ptr<sdk::plugin>(object.release(), [lib](sdk::plugin* p) { delete p; });
     }
     for (const plugin_info& info : infos)

@@ -5,6 +5,7 @@
 #include <limits>
 #include <string>
 
+#include "plugin/guard.hpp"
 #include "trellis/errors.hpp"
 #include "wire/crc32c.hpp"
 
@@ -310,7 +311,8 @@ message decode_compressed(const std::vector<byte>& frame, const message_header& 
     auto inner = std::make_shared<std::vector<byte>>();
     inner->reserve(inner_length);
     inner->resize(header_size);
-    comp->decompress(payload, static_cast<std::size_t>(uncompressed_size), *inner);
+    trellis::detail::guarded_or_throw([&] { return "compressor \"" + std::string(comp->name()) + "\": decompress"; },
+                             [&] { comp->decompress(payload, static_cast<std::size_t>(uncompressed_size), *inner); });
     if (inner->size() != inner_length) {
         r.fail(errc::compression_error,
                "compressor " + quoted(comp->name()) + " (id " + to_string(compressor_id) + ") turned the " +
@@ -511,7 +513,8 @@ void encode_compressed(std::vector<byte>& out, bytes_view uncompressed, const co
         store_le(out.data() + start + 16, static_cast<std::int32_t>(inner.op_code));
         store_le(out.data() + start + 20, static_cast<std::int32_t>(uncompressed.size() - header_size));
         store_le(out.data() + start + 24, c.id());
-        c.compress(uncompressed.subspan(header_size), out);
+        trellis::detail::guarded_or_throw([&] { return "compressor \"" + std::string(c.name()) + "\": compress"; },
+                                 [&] { c.compress(uncompressed.subspan(header_size), out); });
         const std::size_t total = out.size() - start;
         check_outgoing_size(total, lim, ctx);
         store_le(out.data() + start, static_cast<std::int32_t>(total));

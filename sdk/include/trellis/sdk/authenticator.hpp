@@ -65,10 +65,12 @@ public:
                            boost::asio::any_completion_handler<void(auth_failure)> handler) = 0;
 };
 
+/// The mechanisms an authenticator implements are declared, not asked: the class lists them in
+/// a static member that TRELLIS_PLUGIN puts into the descriptor, so the host finds the plugin
+/// for a mechanism without creating any:
+///   static constexpr const char* provides[] = {"SCRAM-SHA-1", "SCRAM-SHA-256", nullptr};
 class TRELLIS_SDK_VISIBLE authenticator : public plugin {
 public:
-    /// The mechanisms this plugin implements, e.g. {"SCRAM-SHA-1", "SCRAM-SHA-256"}.
-    virtual std::vector<std::string> mechanisms() const = 0;
     /// A conversation for one connection, before its handshake.
     virtual std::unique_ptr<auth_conversation> begin(const credential& cred) = 0;
 };

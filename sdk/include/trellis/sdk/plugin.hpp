@@ -2,23 +2,25 @@
 //
 // A plugin library exports exactly one descriptor through TRELLIS_PLUGIN
 // (Boost.DLL's BOOST_DLL_ALIAS under the name "trellis_plugin"). The host reads
-// the descriptor, checks abi_version before it calls anything, and creates the
-// plugin object through the factory. The object keeps the library loaded for as
-// long as it lives.
+// the descriptor, checks abi_version and the build key before it calls anything,
+// and creates plugin objects through the factory only when asked for one: a scan
+// never instantiates a plugin. Loaded libraries stay loaded until the process ends.
 //
 //   class my_manager final : public trellis::sdk::cursor_manager { ... };
 //   TRELLIS_PLUGIN(cursor_manager, "deferred", "1.0.0", "kills closed cursors in batches", my_manager)
 //
 // The SDK's types are C++ types: host and plugin must be built with the same
-// compiler and standard library, which abi_version stands for.
+// compiler, standard library and Boost, which the build key records and the host checks.
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string_view>
 #include <type_traits>
 
 #include <boost/dll/alias.hpp>
+#include <boost/version.hpp>
 
 #include "trellis/bson/document.hpp"
 
@@ -30,7 +32,41 @@
 namespace trellis::sdk {
 
 /// Changes whenever a declaration of this SDK changes incompatibly.
-inline constexpr std::uint32_t abi_version = 1;
+inline constexpr std::uint32_t abi_version = 2;
+
+/// How a binary was built, as far as the SDK's C++ types depend on it. Plain data: the host
+/// compares it field by field before it trusts anything else in the descriptor.
+struct build_key {
+    std::uint32_t trellis_abi;      // abi_version
+    const char* compiler;           // "GCC", "Clang"
+    std::uint32_t compiler_major;   // __GNUC__ / __clang_major__
+    const char* standard_library;   // "libstdc++", "libc++"
+    std::uint32_t library_abi;      // _GLIBCXX_USE_CXX11_ABI (1: the C++11 std::string and std::list)
+    std::uint32_t boost_version;    // BOOST_VERSION, e.g. 108100 for 1.81.0
+};
+
+/// The build key of the translation unit that includes this header (evaluated at compile time:
+/// TRELLIS_PLUGIN stores it in an object of the plugin's own, never shared with the host).
+constexpr build_key this_build_key() noexcept {
+    return {
+    abi_version,
+#if defined(__clang__)
+    "Clang", __clang_major__,
+#elif defined(__GNUC__)
+    "GCC", __GNUC__,
+#else
+    "unknown", 0,
+#endif
+#if defined(_LIBCPP_VERSION)
+    "libc++", 0,
+#elif defined(__GLIBCXX__)
+    "libstdc++", _GLIBCXX_USE_CXX11_ABI,
+#else
+    "unknown", 0,
+#endif
+    BOOST_VERSION,
+    };
+}
 
 enum class plugin_kind : std::uint32_t {
     transport = 1,
@@ -74,7 +110,22 @@ struct plugin_descriptor {
     /// Creates the plugin object; may throw (the host reports it as a broken plugin).
     /// The object's dynamic type is the kind's interface (transport, cursor_manager, ...).
     std::unique_ptr<plugin> (*create)(const plugin_context& context);
+    /// How the plugin was built; the host refuses a plugin whose key differs from its own.
+    const build_key* build;
+    /// What the plugin provides besides its name, null-terminated (an authenticator's mechanisms,
+    /// e.g. {"SCRAM-SHA-1", "SCRAM-SHA-256", nullptr}); may be null. Read without instantiating.
+    const char* const* provides;
 };
+
+/// A plugin class that provides more than its name declares, as a static member:
+///   static constexpr const char* provides[] = {"SCRAM-SHA-1", "SCRAM-SHA-256", nullptr};
+template <class C>
+constexpr const char* const* provides_of() noexcept {
+    if constexpr (requires { C::provides; })
+        return C::provides;
+    else
+        return nullptr;
+}
 
 /// The exported symbol name.
 inline constexpr const char* descriptor_symbol = "trellis_plugin";
@@ -83,7 +134,8 @@ inline constexpr const char* descriptor_symbol = "trellis_plugin";
 
 /// Exports a plugin: kind (an sdk::plugin_kind enumerator name), name, version,
 /// description, and the class to create. The class is constructed from a
-/// const plugin_context& when it accepts one, otherwise default-constructed.
+/// const plugin_context& when it accepts one, otherwise default-constructed; its static
+/// `provides` member, if any, goes into the descriptor.
 #define TRELLIS_PLUGIN(kind_, name_, version_, description_, class_)                                        \
     namespace {                                                                                             \
     std::unique_ptr<::trellis::sdk::plugin> trellis_plugin_create(const ::trellis::sdk::plugin_context& ctx) { \
@@ -92,8 +144,9 @@ inline constexpr const char* descriptor_symbol = "trellis_plugin";
         else                                                                                                \
             return ((void)ctx, std::make_unique<class_>());                                                 \
     }                                                                                                       \
+    constexpr ::trellis::sdk::build_key trellis_plugin_build_key = ::trellis::sdk::this_build_key();        \
     const ::trellis::sdk::plugin_descriptor trellis_plugin_descriptor_object{                               \
         ::trellis::sdk::abi_version, ::trellis::sdk::plugin_kind::kind_, name_, version_, description_,     \
-        &trellis_plugin_create};                                                                            \
+        &trellis_plugin_create, &trellis_plugin_build_key,         ::trellis::sdk::provides_of<class_>()};    \
     }                                                                                                       \
     BOOST_DLL_ALIAS(trellis_plugin_descriptor_object, trellis_plugin)

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,14 @@
 #include "trellis/sdk/sdam.hpp"
 
 namespace trellis::sdk {
+
+/// What a strategy learns of the client's configuration: only the options that shape the
+/// initial topology, so that a new client option never changes what a plugin binary sees.
+struct strategy_context {
+    std::optional<std::string> replica_set;     // replicaSet
+    std::optional<bool> direct_connection;      // directConnection
+    std::optional<bool> load_balanced;          // loadBalanced
+};
 
 /// What an operation needs from a server.
 struct operation_requirements {
@@ -42,7 +51,7 @@ public:
     /// monitor (the seeds, or for master-slave the master and the slaves its settings name).
     /// Throws trellis::configuration_error when the options do not suit the strategy.
     virtual std::shared_ptr<const topology_description> initial_topology(const std::vector<std::string>& seeds,
-                                                                         const trellis::client_options& options) = 0;
+                                                                         const strategy_context& options) = 0;
 
     /// The topology description after `updated` replaces the server of the same
     /// address (SDAM's "updating the TopologyDescription" for this strategy).
