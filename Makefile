@@ -3,7 +3,8 @@
 #   make test       install what is missing, build, run every test (CTest)
 #   make test-asan  the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      run trellis-bench bson against libbson
-.PHONY: deps build test demo test-asan build-asan bench clean
+#   make package    build/packages: libtrellis0, libtrellis-dev, trellis-tools (.deb) and a .tar.gz
+.PHONY: deps build test demo test-asan build-asan bench package clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -27,6 +28,9 @@ test-asan: build-asan
 
 bench: build
 	./build/bin/trellis-bench bson
+
+package: build
+	cd build && cpack
 
 clean:
 	rm -rf build build-asan

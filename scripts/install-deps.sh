@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   cmake ninja-build g++ make pkg-config
+  dpkg-dev file
   libboost1.81-dev libboost-json1.81-dev libboost-filesystem1.81-dev
   qt6-base-dev
   libbson-dev
