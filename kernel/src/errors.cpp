@@ -33,6 +33,7 @@ public:
             case errc::network_timeout: return "network timeout";
             case errc::incompatible_server: return "incompatible server wire version";
             case errc::authentication_failed: return "authentication failed";
+            case errc::invalid_argument: return "invalid argument";
         }
         return "unknown trellis error " + std::to_string(value);
     }

@@ -43,6 +43,7 @@ enum class errc : int {
     network_timeout,        // connect_timeout or socket_timeout expired
     incompatible_server,    // the server's wire versions do not overlap ours (6 to 25)
     authentication_failed,  // a wrong password, a refused certificate, no such mechanism
+    invalid_argument,       // refused before sending: an update without operators, an oversized document
 };
 
 }  // namespace trellis

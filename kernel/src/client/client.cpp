@@ -259,6 +259,110 @@ asio::awaitable<delete_result> collection::delete_many_impl(core_ptr core, std::
     co_return co_await core->delete_many(std::move(db), std::move(coll), std::move(filter), std::move(wc));
 }
 
+asio::awaitable<insert_many_result> collection::insert_many_impl(core_ptr core, std::string db, std::string coll,
+                                                                 std::vector<bson::document> documents,
+                                                                 insert_many_options options, trellis::write_concern wc) {
+    co_return co_await core->insert_many(std::move(db), std::move(coll), std::move(documents), options, std::move(wc));
+}
+asio::awaitable<update_result> collection::update_impl(core_ptr core, std::string db, std::string coll, bson::document filter,
+                                                       bson::document update, update_options options, bool multi,
+                                                       bool replace, trellis::write_concern wc) {
+    co_return co_await core->update(std::move(db), std::move(coll), std::move(filter), std::move(update), std::move(options),
+                                    multi, replace, std::move(wc));
+}
+asio::awaitable<delete_result> collection::delete_impl(core_ptr core, std::string db, std::string coll, bson::document filter,
+                                                       delete_options options, bool multi, trellis::write_concern wc) {
+    co_return co_await core->remove(std::move(db), std::move(coll), std::move(filter), std::move(options), multi, std::move(wc));
+}
+asio::awaitable<std::int64_t> collection::count_documents_impl(core_ptr core, std::string db, std::string coll,
+                                                               bson::document filter, count_options options) {
+    co_return co_await core->count_documents(std::move(db), std::move(coll), std::move(filter), std::move(options));
+}
+asio::awaitable<std::int64_t> collection::estimated_count_impl(core_ptr core, std::string db, std::string coll) {
+    co_return co_await core->estimated_count(std::move(db), std::move(coll));
+}
+asio::awaitable<bson::array> collection::distinct_impl(core_ptr core, std::string db, std::string coll, std::string key,
+                                                       bson::document filter) {
+    co_return co_await core->distinct(std::move(db), std::move(coll), std::move(key), std::move(filter));
+}
+asio::awaitable<cursor> collection::aggregate_impl(core_ptr core, std::string db, std::string coll, bson::array pipeline,
+                                                   aggregate_options options, trellis::write_concern wc) {
+    co_return co_await core->aggregate(std::move(db), std::move(coll), std::move(pipeline), std::move(options), std::move(wc));
+}
+asio::awaitable<std::vector<std::string>> collection::create_indexes_impl(core_ptr core, std::string db, std::string coll,
+                                                                          std::vector<index_model> indexes,
+                                                                          trellis::write_concern wc) {
+    co_return co_await core->create_indexes(std::move(db), std::move(coll), std::move(indexes), std::move(wc));
+}
+asio::awaitable<cursor> collection::list_indexes_impl(core_ptr core, std::string db, std::string coll) {
+    co_return co_await core->list_indexes(std::move(db), std::move(coll));
+}
+asio::awaitable<void> collection::drop_index_impl(core_ptr core, std::string db, std::string coll, std::string index,
+                                                  trellis::write_concern wc) {
+    co_await core->write_command(std::move(db), bson::make_document(bson::kvp("dropIndexes", coll), bson::kvp("index", index)),
+                                 std::move(wc));
+}
+asio::awaitable<void> collection::drop_impl(core_ptr core, std::string db, std::string coll, trellis::write_concern wc) {
+    try {
+        co_await core->write_command(std::move(db), bson::make_document(bson::kvp("drop", coll)), std::move(wc));
+    } catch (const operation_failure& e) {
+        // Dropping what is not there is done (NamespaceNotFound; "ns not found" before 3.2).
+        if (e.server_code() != 26 && std::string_view(e.what()).find("ns not found") == std::string_view::npos) throw;
+    }
+}
+asio::awaitable<void> collection::rename_impl(core_ptr core, std::string db, std::string coll, std::string to,
+                                              bool drop_target, trellis::write_concern wc) {
+    co_await core->write_command("admin",
+                                 bson::make_document(bson::kvp("renameCollection", db + "." + coll),
+                                                     bson::kvp("to", db + "." + to), bson::kvp("dropTarget", drop_target)),
+                                 std::move(wc));
+}
+
+insert_many_result collection::insert_many(std::vector<bson::document> documents, insert_many_options options) {
+    return wait(core_, insert_many_impl(core_, db_, name_, std::move(documents), options, write_concern_));
+}
+update_result collection::update_one(bson::document filter, bson::document update, update_options options) {
+    return wait(core_, update_impl(core_, db_, name_, std::move(filter), std::move(update), std::move(options), false, false,
+                                   write_concern_));
+}
+update_result collection::update_many(bson::document filter, bson::document update, update_options options) {
+    return wait(core_, update_impl(core_, db_, name_, std::move(filter), std::move(update), std::move(options), true, false,
+                                   write_concern_));
+}
+update_result collection::replace_one(bson::document filter, bson::document replacement, update_options options) {
+    return wait(core_, update_impl(core_, db_, name_, std::move(filter), std::move(replacement), std::move(options), false,
+                                   true, write_concern_));
+}
+delete_result collection::delete_one(bson::document filter, delete_options options) {
+    return wait(core_, delete_impl(core_, db_, name_, std::move(filter), std::move(options), false, write_concern_));
+}
+std::int64_t collection::count_documents(bson::document filter, count_options options) {
+    return wait(core_, count_documents_impl(core_, db_, name_, std::move(filter), std::move(options)));
+}
+std::int64_t collection::estimated_document_count() { return wait(core_, estimated_count_impl(core_, db_, name_)); }
+bson::array collection::distinct(std::string key, bson::document filter) {
+    return wait(core_, distinct_impl(core_, db_, name_, std::move(key), std::move(filter)));
+}
+cursor collection::aggregate(bson::array pipeline, aggregate_options options) {
+    return wait(core_, aggregate_impl(core_, db_, name_, std::move(pipeline), std::move(options), write_concern_));
+}
+std::vector<std::string> collection::create_indexes(std::vector<index_model> indexes) {
+    return wait(core_, create_indexes_impl(core_, db_, name_, std::move(indexes), write_concern_));
+}
+std::string collection::create_index(bson::document keys, bson::document options) {
+    std::vector<index_model> one;
+    one.push_back(index_model{std::move(keys), std::move(options)});
+    return create_indexes(std::move(one)).front();
+}
+cursor collection::list_indexes() { return wait(core_, list_indexes_impl(core_, db_, name_)); }
+void collection::drop_index(std::string index_name) {
+    wait(core_, drop_index_impl(core_, db_, name_, std::move(index_name), write_concern_));
+}
+void collection::drop() { wait(core_, drop_impl(core_, db_, name_, write_concern_)); }
+void collection::rename(std::string new_name, bool drop_target) {
+    wait(core_, rename_impl(core_, db_, name_, std::move(new_name), drop_target, write_concern_));
+}
+
 insert_one_result collection::insert_one(bson::document document) {
     return wait(core_, insert_one_impl(core_, db_, name_, std::move(document), write_concern_));
 }

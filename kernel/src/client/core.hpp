@@ -136,6 +136,7 @@ public:
         /// the end unless keep_session (find: the cursor keeps it while it lives on the server).
         std::optional<server_session> session;
         bool keep_session = false;
+        std::int64_t write_error_offset = 0;  // added to writeErrors' indexes (a later insert batch)
     };
     asio::awaitable<reply_on> execute(operation op);
     asio::awaitable<bson::document> run_command(std::string db, bson::document command, std::optional<read_preference> rp);
@@ -144,6 +145,26 @@ public:
     asio::awaitable<std::optional<bson::document>> find_one(std::string db, std::string coll, bson::document filter);
     asio::awaitable<delete_result> delete_many(std::string db, std::string coll, bson::document filter, write_concern wc);
     asio::awaitable<std::optional<bson::document>> cursor_next(std::shared_ptr<cursor_state> c);
+    /// A cursor over a cursor command's reply (find, aggregate, listIndexes, listCollections).
+    cursor cursor_from(reply_on r, std::string db, std::string coll, std::optional<std::int32_t> batch_size, std::int64_t limit);
+
+    // CRUD and collection management (crud.cpp), each through an ops/ value type.
+    asio::awaitable<insert_many_result> insert_many(std::string db, std::string coll, std::vector<bson::document> docs,
+                                                    insert_many_options options, write_concern wc);
+    asio::awaitable<update_result> update(std::string db, std::string coll, bson::document filter, bson::document update,
+                                          update_options options, bool multi, bool replace, write_concern wc);
+    asio::awaitable<delete_result> remove(std::string db, std::string coll, bson::document filter, delete_options options,
+                                          bool multi, write_concern wc);
+    asio::awaitable<std::int64_t> count_documents(std::string db, std::string coll, bson::document filter, count_options options);
+    asio::awaitable<std::int64_t> estimated_count(std::string db, std::string coll);
+    asio::awaitable<bson::array> distinct(std::string db, std::string coll, std::string key, bson::document filter);
+    asio::awaitable<cursor> aggregate(std::string db, std::string coll, bson::array pipeline, aggregate_options options,
+                                      write_concern wc);
+    asio::awaitable<std::vector<std::string>> create_indexes(std::string db, std::string coll, std::vector<index_model> indexes,
+                                                             write_concern wc);
+    asio::awaitable<cursor> list_indexes(std::string db, std::string coll);
+    /// A command that changes the deployment (drop, dropIndexes, renameCollection): to the primary.
+    asio::awaitable<bson::document> write_command(std::string db, bson::document command, write_concern wc);
     /// A cursor the application let go of: the cursor manager decides when to kill it.
     void cursor_closed(cursor_state& c);
     void kill_cursors(const std::string& address, const std::string& ns, std::vector<std::int64_t> ids);

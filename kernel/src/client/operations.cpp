@@ -6,6 +6,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "client/core.hpp"
+#include "ops/ops.hpp"
 #include "plugin/guard.hpp"
 #include "trellis/bson/builder.hpp"
 #include "trellis/bson/json.hpp"
@@ -47,22 +48,8 @@ std::string code_name_of(bson::document_view reply) {
     return {};
 }
 
-bson::document write_concern_document(const write_concern& wc) {
-    bson::builder b;
-    if (wc.w) {
-        if (const auto* n = std::get_if<std::int32_t>(&*wc.w)) b.append("w", *n);
-        else b.append("w", std::get<std::string>(*wc.w));
-    }
-    if (wc.journal) b.append("j", *wc.journal);
-    if (wc.wtimeout) b.append("wtimeout", static_cast<std::int64_t>(wc.wtimeout->count()));
-    if (wc.fsync) b.append("fsync", *wc.fsync);
-    return b.extract();
-}
-
-bool unacknowledged(const write_concern& wc) {
-    const auto* n = wc.w ? std::get_if<std::int32_t>(&*wc.w) : nullptr;
-    return n && *n == 0 && !wc.journal.value_or(false);
-}
+using ops::unacknowledged;
+using ops::write_concern_document;
 
 class core_killer final : public sdk::cursor_killer {
 public:
@@ -191,17 +178,24 @@ asio::awaitable<client_core::reply_on> client_core::attempt(server_state& s, con
         if (code != 0) text += " (code " + std::to_string(code) + (code_name.empty() ? "" : " " + code_name) + ")";
         failure = std::make_exception_ptr(
             operation_failure(code, code_name, labels, text, not_primary ? errc::not_primary : errc::operation_failure));
+        if (op.kind == op_kind::write && body.find("writeConcernError")) {
+            // ok: 1 with a write concern error: the write was applied; the error keeps every
+            // write error and the write concern error with the reply's counts.
+            try {
+                ops::check_write_reply(body.view(), op.write_error_offset, s.address);
+            } catch (...) {
+                failure = std::current_exception();
+            }
+        }
         retry_allowed = op.retryable && retryable && (!op.retryable_write || supports_retryable_writes);
         co_return reply_on{};
     }
     if (auto we = body.find("writeErrors"); we && we->type() == bson::type::array && !we->get_array().empty()) {
-        const auto first = (*we->get_array().begin()).get_document();
-        const int code = first.find("code") && first["code"].is_number() ? static_cast<int>(first["code"].as_int64()) : 0;
-        const std::string msg = first.find("errmsg") && first["errmsg"].type() == bson::type::string
-                                    ? std::string(first["errmsg"].get_string())
-                                    : "write error";
-        failure = std::make_exception_ptr(operation_failure(code, "", {}, s.address + ": " + msg + " (code " + std::to_string(code) + ")",
-                                                            code == 11000 ? errc::duplicate_key : errc::write_error));
+        try {
+            ops::check_write_reply(body.view(), op.write_error_offset, s.address);
+        } catch (...) {
+            failure = std::current_exception();
+        }
         co_return reply_on{};
     }
     reply_on out;
@@ -357,23 +351,30 @@ asio::awaitable<cursor> client_core::find(std::string db, std::string coll, bson
     op.retryable = options_.retry_reads;
     op.keep_session = true;
     auto r = co_await execute(std::move(op));
+    co_return cursor_from(std::move(r), std::move(db), std::move(coll), options.batch_size, options.limit.value_or(0));
+}
+
+cursor client_core::cursor_from(reply_on r, std::string db, std::string coll, std::optional<std::int32_t> batch_size,
+                                std::int64_t limit) {
     auto state = std::make_shared<cursor_state>();
     state->core = shared_from_this();
     state->db = std::move(db);
-    state->collection = coll;
     state->address = r.address;
     state->server_connection_id = r.server_connection_id;
-    state->batch_size = options.batch_size;
-    state->limit = options.limit.value_or(0);
+    state->batch_size = batch_size;
+    state->limit = limit;
     const auto c = r.reply["cursor"].get_document();
     state->id = c["id"].as_int64();
     state->ns = c.find("ns") ? std::string(c["ns"].get_string()) : state->db + "." + coll;
+    // getMore names the collection of the cursor's namespace (listIndexes: "coll", aggregate: the source).
+    const auto dot = state->ns.find('.');
+    state->collection = dot == std::string::npos ? coll : state->ns.substr(dot + 1);
     for (const auto& e : c["firstBatch"].get_array()) state->batch.emplace_back(e.get_document());
     if (r.session) {
         if (state->id != 0) state->session = std::move(r.session);  // for its getMores
         else release_session(*r.session);
     }
-    co_return make_cursor(std::move(state));
+    return make_cursor(std::move(state));
 }
 
 asio::awaitable<std::optional<bson::document>> client_core::find_one(std::string db, std::string coll, bson::document filter) {

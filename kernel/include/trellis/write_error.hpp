@@ -1,0 +1,47 @@
+// Write errors: everything the server said about a write it (partly) refused.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "trellis/bson/document.hpp"
+#include "trellis/errors.hpp"
+
+namespace trellis {
+
+/// One write the server refused, as its writeErrors entry says.
+struct write_error_detail {
+    std::int64_t index = 0;  ///< position of the write in the operation's list (insert_many: the document's)
+    int code = 0;
+    std::string code_name;
+    std::string message;
+    bson::document details;  ///< errInfo, when the server sent one
+};
+
+/// A write the server answered with write errors or a write concern error: every one it sent,
+/// and the counts of what was done nevertheless. code() is errc::duplicate_key when the first
+/// write error is 11000, errc::write_error otherwise; server_code() the first error's code.
+class bulk_write_error : public operation_failure {
+public:
+    bulk_write_error(std::vector<write_error_detail> errors, std::optional<write_error_detail> write_concern_error,
+                     std::vector<std::string> labels, bson::document reply, const std::string& what)
+        : operation_failure(!errors.empty() ? errors.front().code : write_concern_error ? write_concern_error->code : 0,
+                            !errors.empty() ? errors.front().code_name
+                                            : write_concern_error ? write_concern_error->code_name : std::string(),
+                            std::move(labels), what,
+                            !errors.empty() && errors.front().code == 11000 ? errc::duplicate_key : errc::write_error),
+          errors_(std::move(errors)), write_concern_error_(std::move(write_concern_error)), reply_(std::move(reply)) {}
+    const std::vector<write_error_detail>& write_errors() const noexcept { return errors_; }
+    const std::optional<write_error_detail>& write_concern_error() const noexcept { return write_concern_error_; }
+    /// The server's whole reply (n, nModified, upserted, ... of what succeeded).
+    const bson::document& reply() const noexcept { return reply_; }
+
+private:
+    std::vector<write_error_detail> errors_;
+    std::optional<write_error_detail> write_concern_error_;
+    bson::document reply_;
+};
+
+}  // namespace trellis

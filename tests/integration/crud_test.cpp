@@ -1,0 +1,276 @@
+// The CRUD and collection-management surface against trellis-sim, each operation in its
+// blocking and its async form (use_future / use_awaitable): results, typed errors and what
+// the server received.
+#include <QtTest/QtTest>
+
+#include <boost/asio.hpp>
+#include <mutex>
+
+#include "trellis/bson/builder.hpp"
+#include "trellis/bson/json.hpp"
+#include "trellis/client.hpp"
+#include "trellis/sim/deployment.hpp"
+
+namespace asio = boost::asio;
+namespace bson = trellis::bson;
+namespace sim = trellis::sim;
+using trellis::errc;
+
+namespace {
+
+bson::document doc(std::string_view json) { return bson::from_json(json); }
+bson::array arr(std::string_view json) { return bson::array(bson::from_json(json)); }
+std::vector<bson::document> docs(std::initializer_list<std::string_view> jsons) {
+    std::vector<bson::document> out;
+    for (auto j : jsons) out.push_back(doc(j));
+    return out;
+}
+std::vector<bson::document> all(trellis::cursor c) {
+    std::vector<bson::document> out;
+    while (auto d = c.next()) out.push_back(std::move(*d));
+    return out;
+}
+
+}  // namespace
+
+class CrudTest : public QObject {
+    Q_OBJECT
+
+    std::unique_ptr<sim::deployment> sim_;
+    std::unique_ptr<trellis::client> client_;
+    std::mutex m_;
+    std::vector<bson::document> started_;  // commands as sent
+
+    std::vector<bson::document> sent(std::string_view name) {
+        std::lock_guard lock(m_);
+        std::vector<bson::document> out;
+        for (const auto& c : started_)
+            if ((*c.view().begin()).key() == name) out.push_back(c);
+        return out;
+    }
+
+private slots:
+    void initTestCase() {
+        sim_ = std::make_unique<sim::deployment>(sim::sim_config{});
+        sim_->start();
+        trellis::client_settings settings;
+        settings.on_command = [this](const trellis::command_event& e) {
+            if (const auto* s = std::get_if<trellis::command_started_event>(&e)) {
+                std::lock_guard lock(m_);
+                started_.push_back(s->command);
+            }
+        };
+        client_ = std::make_unique<trellis::client>(sim_->uri(), std::move(settings));
+    }
+    void cleanupTestCase() {
+        client_.reset();
+        sim_->stop();
+    }
+
+    void insert_many_ordered_and_unordered() {
+        auto c = (*client_)["crud"]["many"];
+        c.drop();
+        auto r = c.insert_many(docs({R"({"_id": 1})", R"({"a": 2})", R"({"a": 3})"}));
+        QCOMPARE(r.inserted_ids.size(), std::size_t(3));
+        QCOMPARE(r.inserted_ids[0]["_id"].as_int64(), std::int64_t(1));
+        QCOMPARE(c.count_documents(), std::int64_t(3));
+        // Ordered: stops at the duplicate; unordered: inserts the rest, and the error lists each refusal.
+        try {
+            c.insert_many(docs({R"({"_id": 10})", R"({"_id": 1})", R"({"_id": 11})"}));
+            QFAIL("a duplicate _id must fail");
+        } catch (const trellis::bulk_write_error& e) {
+            QCOMPARE(e.code(), make_error_code(errc::duplicate_key));
+            QCOMPARE(e.write_errors().size(), std::size_t(1));
+            QCOMPARE(e.write_errors()[0].index, std::int64_t(1));
+            QCOMPARE(e.write_errors()[0].code, 11000);
+        }
+        QCOMPARE(c.count_documents(doc(R"({"_id": 11})")), std::int64_t(0));
+        trellis::insert_many_options unordered;
+        unordered.ordered = false;
+        try {
+            c.insert_many(docs({R"({"_id": 1})", R"({"_id": 20})", R"({"_id": 10})", R"({"_id": 21})"}), unordered);
+            QFAIL("duplicates must fail");
+        } catch (const trellis::bulk_write_error& e) {
+            QCOMPARE(e.write_errors().size(), std::size_t(2));
+            QCOMPARE(e.write_errors()[0].index, std::int64_t(0));
+            QCOMPARE(e.write_errors()[1].index, std::int64_t(2));
+        }
+        QCOMPARE(c.count_documents(doc(R"({"_id": {"$in": [20, 21]}})")), std::int64_t(2));
+        // Async.
+        auto f = c.async_insert_many(docs({R"({"x": 1})", R"({"x": 2})"}), {}, asio::use_future);
+        QCOMPARE(f.get().inserted_ids.size(), std::size_t(2));
+        QCOMPARE(c.count_documents(doc(R"({"x": {"$exists": true}})")), std::int64_t(2));
+    }
+
+    void updates_replace_and_upsert() {
+        auto c = (*client_)["crud"]["upd"];
+        c.drop();
+        c.insert_many(docs({R"({"_id": 1, "n": 1, "tags": [1, 5, 9]})", R"({"_id": 2, "n": 1})", R"({"_id": 3, "n": 2})"}));
+        auto one = c.update_one(doc(R"({"n": 1})"), doc(R"({"$inc": {"n": 10}})"));
+        QCOMPARE(one.matched_count, std::int64_t(1));
+        QCOMPARE(one.modified_count, std::int64_t(1));
+        QVERIFY(!one.upserted_id);
+        auto many = c.update_many(doc(R"({"n": {"$lt": 5}})"), doc(R"({"$set": {"small": true}})"));
+        QCOMPARE(many.matched_count, std::int64_t(2));
+        trellis::update_options up;
+        up.upsert = true;
+        auto ins = c.update_one(doc(R"({"_id": 9})"), doc(R"({"$set": {"n": 9}})"), up);
+        QCOMPARE(ins.matched_count, std::int64_t(0));
+        QVERIFY(ins.upserted_id);
+        QCOMPARE((*ins.upserted_id)["_id"].as_int64(), std::int64_t(9));
+        auto rep = c.replace_one(doc(R"({"_id": 3})"), doc(R"({"replaced": true})"));
+        QCOMPARE(rep.modified_count, std::int64_t(1));
+        const auto got = c.find_one(doc(R"({"_id": 3})"));
+        QVERIFY(got && got->contains("replaced") && !got->contains("n"));
+        // arrayFilters reach the server (trellis-sim does not apply them yet: its refusal comes
+        // back as a typed write error with the server's code and message).
+        trellis::update_options af;
+        af.array_filters = arr(R"({"0": {"e": {"$gt": 4}}})");
+        try {
+            c.update_one(doc(R"({"_id": 1})"), doc(R"({"$set": {"tags.$[e]": 0}})"), af);
+        } catch (const trellis::bulk_write_error& e) {
+            QCOMPARE(e.write_errors().at(0).code, 2);
+            QVERIFY2(e.write_errors()[0].message.find("array filter") != std::string::npos, e.what());
+        }
+        QVERIFY(sent("update").back()["updates"].get_array()[0].get_document().contains("arrayFilters"));
+        // Refused before sending: operators in a replacement, none in an update.
+        try {
+            c.replace_one(doc("{}"), doc(R"({"$set": {"a": 1}})"));
+            QFAIL("a replacement with operators must be refused");
+        } catch (const trellis::error& e) {
+            QCOMPARE(e.code(), make_error_code(errc::invalid_argument));
+        }
+        QVERIFY_THROWS_EXCEPTION(trellis::error, c.update_many(doc("{}"), doc(R"({"a": 1})")));
+        // update_one is a retryable write (txnNumber), update_many is not (on a replica set: the
+        // sim standalone has no txnNumber either way; checked in the replica set test below).
+        // Async with use_awaitable on the client's executor.
+        asio::io_context io;
+        std::optional<trellis::update_result> ar;
+        asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+            ar = co_await c.async_update_many(doc(R"({"small": true})"), doc(R"({"$unset": {"small": ""}})"), {},
+                                              asio::use_awaitable);
+        }, asio::detached);
+        io.run();
+        QVERIFY(ar);
+        QCOMPARE(ar->modified_count, std::int64_t(1));
+        QCOMPARE(c.async_replace_one(doc(R"({"_id": 2})"), doc(R"({"n": 2})"), {}, asio::use_future).get().matched_count,
+                 std::int64_t(1));
+        QCOMPARE(c.async_update_one(doc(R"({"_id": 2})"), doc(R"({"$inc": {"n": 1}})"), {}, asio::use_future).get().modified_count,
+                 std::int64_t(1));
+    }
+
+    void deletes_counts_distinct() {
+        auto c = (*client_)["crud"]["del"];
+        c.drop();
+        c.insert_many(docs({R"({"k": "a", "v": 1})", R"({"k": "b", "v": 2})", R"({"k": "a", "v": 3})", R"({"k": "c", "v": 4})"}));
+        QCOMPARE(c.estimated_document_count(), std::int64_t(4));
+        QCOMPARE(c.async_estimated_document_count(asio::use_future).get(), std::int64_t(4));
+        trellis::count_options skip1;
+        skip1.skip = 1;
+        QCOMPARE(c.count_documents(doc(R"({"k": "a"})"), skip1), std::int64_t(1));
+        QCOMPARE(c.async_count_documents(doc(R"({"v": {"$gt": 1}})"), {}, asio::use_future).get(), std::int64_t(3));
+        const auto keys = c.distinct("k");
+        QCOMPARE(keys.size(), std::size_t(3));
+        QCOMPARE(c.async_distinct("k", doc(R"({"v": {"$gt": 2}})"), asio::use_future).get().size(), std::size_t(2));
+        QCOMPARE(c.delete_one(doc(R"({"k": "a"})")).deleted_count, std::int64_t(1));
+        QCOMPARE(sent("delete").back()["deletes"].get_array()[0].get_document()["limit"].as_int64(), std::int64_t(1));
+        QCOMPARE(c.async_delete_one(doc(R"({"k": "zzz"})"), {}, asio::use_future).get().deleted_count, std::int64_t(0));
+        QCOMPARE(c.count_documents(), std::int64_t(3));
+    }
+
+    void aggregate_cursor_and_out() {
+        auto c = (*client_)["crud"]["agg"];
+        c.drop();
+        std::vector<bson::document> many;
+        for (int i = 0; i < 30; ++i) many.push_back(bson::make_document(bson::kvp("i", i), bson::kvp("even", i % 2 == 0)));
+        c.insert_many(std::move(many));
+        trellis::aggregate_options o;
+        o.batch_size = 4;
+        auto evens = all(c.aggregate(arr(R"({"0": {"$match": {"even": true}}, "1": {"$sort": {"i": 1}}})"), o));
+        QCOMPARE(evens.size(), std::size_t(15));
+        QCOMPARE(evens.back()["i"].as_int64(), std::int64_t(28));
+        QVERIFY(sent("getMore").size() >= 3);  // batches of 4
+        auto grouped = all(c.async_aggregate(arr(R"({"0": {"$group": {"_id": "$even", "n": {"$sum": 1}}}})"), {},
+                                             asio::use_future)
+                               .get());
+        QCOMPARE(grouped.size(), std::size_t(2));
+        // $out is a write: sent without a cursor batchSize (trellis-sim refuses the stage with
+        // mongod's 40324, which reaches the caller as a typed operation_failure).
+        o.batch_size = 2;
+        try {
+            all(c.aggregate(arr(R"({"0": {"$match": {"i": {"$lt": 5}}}, "1": {"$out": "agg_out"}})"), o));
+        } catch (const trellis::operation_failure& e) {
+            QCOMPARE(e.server_code(), 40324);
+        }
+        QVERIFY(sent("aggregate").back()["cursor"].get_document().empty());
+    }
+
+    void indexes_drop_and_errors() {
+        auto c = (*client_)["crud"]["idx"];
+        c.drop();
+        c.drop();  // dropping a collection that is not there is not an error
+        const auto name = c.create_index(doc(R"({"email": 1})"), doc(R"({"unique": true})"));
+        QCOMPARE(name, std::string("email_1"));
+        std::vector<trellis::index_model> more;
+        more.push_back({doc(R"({"a": 1, "b": -1})"), {}});
+        QCOMPARE(c.async_create_indexes(std::move(more), asio::use_future).get(), (std::vector<std::string>{"a_1_b_-1"}));
+        std::vector<std::string> names;
+        for (const auto& i : all(c.list_indexes())) names.emplace_back(i["name"].get_string());
+        std::sort(names.begin(), names.end());
+        QCOMPARE(names, (std::vector<std::string>{"_id_", "a_1_b_-1", "email_1"}));
+        c.insert_one(doc(R"({"email": "x@y"})"));
+        try {
+            c.insert_one(doc(R"({"email": "x@y"})"));
+            QFAIL("the unique index must refuse a duplicate");
+        } catch (const trellis::bulk_write_error& e) {
+            QCOMPARE(e.code(), make_error_code(errc::duplicate_key));
+            QVERIFY2(std::string(e.what()).find("E11000") != std::string::npos, e.what());
+        }
+        c.drop_index("a_1_b_-1");
+        QCOMPARE(all(c.async_list_indexes(asio::use_future).get()).size(), std::size_t(2));
+        c.async_drop_index("email_1", asio::use_future).get();
+        QCOMPARE(all(c.list_indexes()).size(), std::size_t(1));
+        c.async_drop(asio::use_future).get();
+        QCOMPARE(c.estimated_document_count(), std::int64_t(0));
+    }
+
+    void writes_on_a_replica_set_are_retryable_where_the_spec_says() {
+        sim::sim_config cfg;
+        cfg.topology = sim::topology_kind::replica_set;
+        cfg.nodes = 3;
+        sim::deployment rs(cfg);
+        rs.start();
+        std::mutex m;
+        std::vector<bson::document> seen;
+        trellis::client_settings settings;
+        settings.on_command = [&](const trellis::command_event& e) {
+            if (const auto* s = std::get_if<trellis::command_started_event>(&e)) {
+                std::lock_guard lock(m);
+                seen.push_back(s->command);
+            }
+        };
+        trellis::client c(rs.uri(), std::move(settings));
+        auto coll = c["crud"]["rs"];
+        coll.insert_many(docs({R"({"_id": 1})", R"({"_id": 2})"}));
+        coll.update_one(doc(R"({"_id": 1})"), doc(R"({"$set": {"a": 1}})"));
+        coll.update_many(doc("{}"), doc(R"({"$set": {"b": 1}})"));
+        coll.delete_one(doc(R"({"_id": 2})"));
+        std::lock_guard lock(m);
+        std::map<std::string, bool> txn;
+        for (const auto& s : seen) {
+            const std::string name((*s.view().begin()).key());
+            if (name == "insert" || name == "update" || name == "delete") {
+                const bool multi = name == "update" && s["updates"].get_array()[0].get_document().contains("multi");
+                txn[name + (multi ? "-multi" : "")] = s.contains("txnNumber");
+            }
+        }
+        QVERIFY(txn.at("insert"));
+        QVERIFY(txn.at("update"));
+        QVERIFY(!txn.at("update-multi"));
+        QVERIFY(txn.at("delete"));
+        rs.stop();
+    }
+};
+
+QTEST_GUILESS_MAIN(CrudTest)
+#include "crud_test.moc"

@@ -1,0 +1,155 @@
+// The operation layer without a network: each op's command, its batching, its reply parsing and
+// its typed errors.
+#include <QtTest/QtTest>
+
+#include "ops/ops.hpp"
+#include "trellis/bson/json.hpp"
+
+using namespace trellis;
+namespace bson = trellis::bson;
+
+namespace {
+bson::document doc(std::string_view json) { return bson::from_json(json); }
+std::string json(bson::document_view d) { return bson::to_json(d, bson::json_mode::relaxed); }
+bson::array arr(std::string_view json) { return bson::array(bson::from_json(json)); }
+}  // namespace
+
+class OpsTest : public QObject {
+    Q_OBJECT
+
+private slots:
+    void insert_gives_ids_and_splits_batches() {
+        std::vector<bson::document> docs;
+        docs.push_back(doc(R"({"_id": 7, "a": 1})"));
+        docs.push_back(doc(R"({"a": 2})"));
+        docs.push_back(doc(R"({"a": 3})"));
+        auto op = ops::insert_op::make("c", std::move(docs), false, write_concern{});
+        QCOMPARE(op.ids.size(), std::size_t(3));
+        QCOMPARE(json(op.ids[0].view()), std::string(R"({"_id": 7})"));
+        QCOMPARE((*op.documents[1].view().begin()).key(), std::string_view("_id"));  // generated, and first
+        QVERIFY(op.ids[1]["_id"].type() == bson::type::oid);
+        ops::connection_limits two;
+        two.max_write_batch_size = 2;
+        const auto b = op.batches(two);
+        QCOMPARE(b.size(), std::size_t(2));
+        QCOMPARE(b[0], (std::pair<std::size_t, std::size_t>{0, 2}));
+        QCOMPARE(b[1], (std::pair<std::size_t, std::size_t>{2, 3}));
+        const auto cmd = op.command(2, 3);
+        QCOMPARE(cmd["insert"].get_string(), std::string_view("c"));
+        QCOMPARE(cmd["documents"].get_array().size(), std::size_t(1));
+        QCOMPARE(cmd["ordered"].get_bool(), false);
+        // By size: documents of ~400 bytes under a 1000-byte limit go two by two.
+        std::vector<bson::document> big;
+        for (int i = 0; i < 5; ++i) big.push_back(bson::make_document(bson::kvp("_id", i), bson::kvp("s", std::string(400, 'x'))));
+        auto sized = ops::insert_op::make("c", std::move(big), true, write_concern{});
+        ops::connection_limits small;
+        small.max_bson_object_size = 1000;
+        QCOMPARE(sized.batches(small).size(), std::size_t(3));
+        small.max_bson_object_size = 100;
+        try {
+            (void)sized.batches(small);
+            QFAIL("a document over maxBsonObjectSize must be refused");
+        } catch (const error& e) {
+            QCOMPARE(e.code(), make_error_code(errc::invalid_argument));
+            QVERIFY2(std::string(e.what()).find("document 0 is") != std::string::npos, e.what());
+        }
+    }
+
+    void update_and_replace_are_checked_and_built() {
+        ops::validate_update(doc(R"({"$set": {"a": 1}})").view());
+        QVERIFY_THROWS_EXCEPTION(error, ops::validate_update(doc(R"({"a": 1})").view()));
+        QVERIFY_THROWS_EXCEPTION(error, ops::validate_update(doc("{}").view()));
+        ops::validate_replacement(doc(R"({"a": 1})").view());
+        QVERIFY_THROWS_EXCEPTION(error, ops::validate_replacement(doc(R"({"$set": {"a": 1}})").view()));
+
+        ops::update_op op;
+        op.collection = "c";
+        op.statement.filter = doc(R"({"x": 1})");
+        op.statement.update = doc(R"({"$set": {"a.$[e]": 1}})");
+        op.statement.multi = true;
+        op.statement.upsert = true;
+        op.statement.array_filters = arr(R"({"0": {"e": {"$gt": 1}}})");
+        op.statement.hint.emplace(std::in_place_index<0>, "x_1");
+        op.wc.w = std::string("majority");
+        QCOMPARE(QString::fromStdString(json(op.command().view())), QString::fromStdString(
+                 std::string(R"({"update": "c", "updates": [{"q": {"x": 1}, "u": {"$set": {"a.$[e]": 1}}, "multi": true, )"
+                             R"("upsert": true, "arrayFilters": [{"e": {"$gt": 1}}], "hint": "x_1"}], "ordered": true, )"
+                             R"("writeConcern": {"w": "majority"}})")));
+        QVERIFY(!op.retryable());
+        const auto r = op.parse(doc(R"({"ok": 1, "n": 1, "nModified": 0, "upserted": [{"index": 0, "_id": 42}]})").view());
+        QCOMPARE(r.matched_count, std::int64_t(0));
+        QCOMPARE(r.modified_count, std::int64_t(0));
+        QCOMPARE(json(r.upserted_id->view()), std::string(R"({"_id": 42})"));
+    }
+
+    void delete_counts_and_limits() {
+        ops::delete_op one{"c", doc(R"({"a": 1})"), false, std::nullopt, std::nullopt, write_concern{}};
+        QCOMPARE(one.command()["deletes"].get_array()[0].get_document()["limit"].as_int64(), std::int64_t(1));
+        QVERIFY(one.retryable());
+        QCOMPARE(one.parse(doc(R"({"ok": 1, "n": 1})").view()).deleted_count, std::int64_t(1));
+        write_concern w0;
+        w0.w = 0;
+        ops::delete_op none{"c", doc("{}"), true, std::nullopt, std::nullopt, w0};
+        QVERIFY(!none.parse(doc(R"({"ok": 1})").view()).acknowledged);
+    }
+
+    void write_errors_keep_everything() {
+        const auto reply = doc(R"({"ok": 1, "n": 1, "writeErrors": [
+            {"index": 1, "code": 11000, "codeName": "DuplicateKey", "errmsg": "E11000 duplicate key"},
+            {"index": 3, "code": 121, "errmsg": "Document failed validation", "errInfo": {"why": "schema"}}],
+            "writeConcernError": {"code": 64, "codeName": "WriteConcernFailed", "errmsg": "waiting timed out",
+                                  "errorLabels": ["RetryableWriteError"]}})");
+        try {
+            ops::check_write_reply(reply.view(), 100, "h:1");
+            QFAIL("write errors must throw");
+        } catch (const bulk_write_error& e) {
+            QCOMPARE(e.code(), make_error_code(errc::duplicate_key));
+            QCOMPARE(e.server_code(), 11000);
+            QCOMPARE(e.write_errors().size(), std::size_t(2));
+            QCOMPARE(e.write_errors()[0].index, std::int64_t(101));
+            QCOMPARE(e.write_errors()[1].code, 121);
+            QCOMPARE(json(e.write_errors()[1].details.view()), std::string(R"({"why": "schema"})"));
+            QVERIFY(e.write_concern_error().has_value());
+            QCOMPARE(e.write_concern_error()->code_name, std::string("WriteConcernFailed"));
+            QVERIFY(e.has_error_label("RetryableWriteError"));
+            QCOMPARE(e.reply()["n"].as_int64(), std::int64_t(1));
+            QVERIFY2(std::string(e.what()).find("E11000 duplicate key (code 11000 DuplicateKey, write 101) and 1 more") !=
+                         std::string::npos,
+                     e.what());
+        }
+        ops::check_write_reply(doc(R"({"ok": 1, "n": 3})").view(), 0, "h:1");  // nothing to say
+    }
+
+    void reads_build_their_commands() {
+        count_options co;
+        co.skip = 2;
+        co.limit = 5;
+        ops::count_documents_op count{"c", doc(R"({"a": 1})"), co};
+        QCOMPARE(json(count.command().view()),
+                 std::string(R"({"aggregate": "c", "pipeline": [{"$match": {"a": 1}}, {"$skip": 2}, {"$limit": 5}, )"
+                             R"({"$group": {"_id": 1, "n": {"$sum": 1}}}], "cursor": {}})"));
+        QCOMPARE(count.parse(doc(R"({"cursor": {"firstBatch": [{"_id": 1, "n": 4}], "id": 0}})").view()), std::int64_t(4));
+        QCOMPARE(count.parse(doc(R"({"cursor": {"firstBatch": [], "id": 0}})").view()), std::int64_t(0));
+
+        ops::distinct_op d{"c", "k", doc("{}")};
+        QCOMPARE(json(d.command().view()), std::string(R"({"distinct": "c", "key": "k"})"));
+        QCOMPARE(d.parse(doc(R"({"values": [1, "x"], "ok": 1})").view()).size(), std::size_t(2));
+
+        ops::aggregate_op agg{"c", arr(R"({"0": {"$match": {}}, "1": {"$out": "o"}})"), {}};
+        QVERIFY(agg.writes());
+        ops::aggregate_op read{"c", arr(R"({"0": {"$match": {}}})"), {}};
+        QVERIFY(!read.writes());
+
+        QCOMPARE(ops::default_index_name(doc(R"({"a": 1, "b": -1, "t": "text"})").view()), std::string("a_1_b_-1_t_text"));
+        std::vector<index_model> models;
+        models.push_back({doc(R"({"a": 1})"), doc(R"({"unique": true})")});
+        models.push_back({doc(R"({"b": 1})"), doc(R"({"name": "mine"})")});
+        ops::create_indexes_op ci{"c", std::move(models), write_concern{}};
+        QCOMPARE(ci.names(), (std::vector<std::string>{"a_1", "mine"}));
+        QCOMPARE(json(ci.command().view()), std::string(R"({"createIndexes": "c", "indexes": [{"key": {"a": 1}, "name": "a_1", )"
+                                                        R"("unique": true}, {"key": {"b": 1}, "name": "mine"}]})"));
+    }
+};
+
+QTEST_GUILESS_MAIN(OpsTest)
+#include "ops_test.moc"
