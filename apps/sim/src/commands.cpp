@@ -432,6 +432,54 @@ bson::document cmd_distinct(context& c) {
     return b.extract();
 }
 
+// collStats' fields (and $collStats' storageStats): sizes of the in-memory data, storage = data
+// (no compression, no preallocation), index sizes 0.
+void storage_stats(bson::builder& b, const collection& coll) {
+    const auto count = static_cast<std::int64_t>(coll.size());
+    const auto size = static_cast<std::int64_t>(coll.data_size());
+    b.append("size", size).append("count", count).append("avgObjSize", count ? size / count : 0)
+        .append("storageSize", size).append("freeStorageSize", 0).append("capped", false)
+        .append("nindexes", static_cast<std::int32_t>(coll.indexes().size()));
+    b.open_document("indexSizes");
+    for (const auto& i : coll.indexes()) b.append(i.name, 0);
+    b.close_document();
+    b.append("indexBuilds", bson::make_array()).append("totalIndexSize", 0).append("totalSize", size).append("scaleFactor", 1);
+}
+
+// The $collStats stage (first in its pipeline, as mongod requires): one document with the
+// storageStats and count asked for; the rest of the pipeline runs over it.
+std::vector<bson::document> coll_stats_stage(context& c, const std::string& coll, bson::array_view pipeline) {
+    const bson::document_view spec = (*pipeline.begin()).get_document()["$collStats"].get_document();
+    const collection* target = c.target.data.find(c.db, coll);
+    const std::string ns = c.db + "." + coll;
+    if (!target && spec.find("storageStats"))
+        throw command_error(26, "NamespaceNotFound", "Unable to retrieve storageStats in $collStats stage :: caused by :: Collection [" + ns + "] not found.");
+    bson::builder b;
+    b.append("ns", ns).append("host", c.self.address()).append("localTime", bson::date_time(std::chrono::system_clock::now()));
+    if (spec.find("storageStats")) {
+        b.open_document("storageStats");
+        storage_stats(b, *target);
+        b.close_document();
+    }
+    if (spec.find("count")) b.open_document("count").append("count", static_cast<std::int64_t>(target ? target->size() : 0)).close_document();
+    bson::document stats = b.extract();
+    // The rest of the pipeline, over that one document (without the _id a collection would add).
+    bson::builder rest(bson::builder::root::array);
+    rest.open_document().append("$unset", "_id").close_document();
+    bool first = true;
+    std::size_t n = 0;
+    for (const auto& stage : pipeline) {
+        if (!first) rest.append(stage), ++n;
+        first = false;
+    }
+    if (n == 0) return {std::move(stats)};
+    collection scratch(ns);
+    oplog ignored;
+    scratch.insert(std::move(stats), ignored);
+    const bson::array stages = bson::array(rest.extract());
+    return scratch.aggregate(stages.view());
+}
+
 bson::document cmd_aggregate(context& c) {
     const bson::element first = *c.req.body.begin();
     auto pipeline = c.req.body.find("pipeline");
@@ -440,8 +488,13 @@ bson::document cmd_aggregate(context& c) {
         throw command_error(73, "InvalidNamespace", "aggregate on a database is not supported by trellis-sim");
     const std::string coll(first.get_string());
     std::vector<bson::document> docs;
-    if (const collection* target = c.target.data.find(c.db, coll)) docs = target->aggregate(pipeline->get_array());
-    else docs = collection(c.db + "." + coll).aggregate(pipeline->get_array());  // stages like $count still answer
+    const bson::array_view stages = pipeline->get_array();
+    const bool coll_stats = !stages.empty() && (*stages.begin()).type() == bson::type::document &&
+                            (*stages.begin()).get_document().find("$collStats") &&
+                            (*stages.begin()).get_document()["$collStats"].type() == bson::type::document;
+    if (coll_stats) docs = coll_stats_stage(c, coll, stages);
+    else if (const collection* target = c.target.data.find(c.db, coll)) docs = target->aggregate(stages);
+    else docs = collection(c.db + "." + coll).aggregate(stages);  // stages like $count still answer
     std::int64_t batch = 101;
     if (auto cur = c.req.body.find("cursor"); cur && cur->type() == bson::type::document) batch = int_or(cur->get_document(), "batchSize", 101);
     return cursor_reply(c.self, c.db + "." + coll, std::move(docs), batch, false, false);
@@ -1049,17 +1102,10 @@ bson::document cmd_coll_stats(context& c) {
     const std::string coll = collection_arg(c.req);
     const collection* target = c.target.data.find(c.db, coll);
     if (!target) throw command_error(26, "NamespaceNotFound", "Collection [" + c.db + "." + coll + "] not found.");
-    const auto count = static_cast<std::int64_t>(target->size());
-    const auto size = static_cast<std::int64_t>(target->data_size());
     bson::builder b;
-    b.append("ns", c.db + "." + coll).append("size", size).append("count", count)
-        .append("avgObjSize", count ? size / count : 0).append("storageSize", size).append("freeStorageSize", 0)
-        .append("capped", false).append("nindexes", static_cast<std::int32_t>(target->indexes().size()));
-    b.open_document("indexSizes");
-    for (const auto& i : target->indexes()) b.append(i.name, 0);
-    b.close_document();
-    b.append("indexBuilds", bson::make_array()).append("totalIndexSize", 0).append("totalSize", size)
-        .append("scaleFactor", 1).append("ok", 1.0);
+    b.append("ns", c.db + "." + coll);
+    storage_stats(b, *target);
+    b.append("ok", 1.0);
     return b.extract();
 }
 
@@ -1329,6 +1375,26 @@ const command_spec* find_command(std::string_view name) {
     return it == by_name.end() ? nullptr : it->second;
 }
 
+// Members of a replica set and routers gossip the cluster time (the latest optime written)
+// and tell the operation time (the member's last applied optime), as mongod does; the
+// signature is all zeros (no keys: clients without auth never verify it).
+bson::document with_cluster_time(member& m, bson::document reply) {
+    auto& d = m.dep;
+    if (!(d.is_replica_set() || m.current == role::mongos) || m.current == role::standalone || m.current == role::arbiter)
+        return reply;
+    if (reply.view().find("$clusterTime")) return reply;
+    const member& source = m.current == role::mongos && d.primary ? *d.primary : m;
+    const bson::timestamp op_time = source.applied().ts;
+    bson::builder b;
+    b.concat(reply);
+    const std::array<std::uint8_t, 20> zeros{};
+    b.open_document("$clusterTime").append("clusterTime", std::max(d.latest_written(), op_time))
+        .open_document("signature").append("hash", bson::binary{bson::binary_subtype::generic, zeros})
+        .append("keyId", static_cast<std::int64_t>(0)).close_document().close_document();
+    b.append("operationTime", op_time);
+    return b.extract();
+}
+
 bool counted_as_command(std::string_view name) {
     return name != "insert" && name != "update" && name != "delete" && name != "find" && name != "getMore";
 }
@@ -1434,6 +1500,29 @@ asio::awaitable<command_result> run_command(session& s, request& req, const comm
         }
     }
 
+    if (spec.flags & reads) {
+        // readConcern afterClusterTime (causal consistency): a lagging member answers once it has
+        // applied that time (of what was written: a later time has nothing to wait for).
+        if (auto rc = req.body.find("readConcern"); rc && rc->type() == bson::type::document)
+            if (auto after = rc->get_document().find("afterClusterTime"); after && after->type() == bson::type::timestamp) {
+                const bson::timestamp wanted = after->get_timestamp();
+                const auto deadline = req.body.find("maxTimeMS") && req.body["maxTimeMS"].is_number() && req.body["maxTimeMS"].as_int64() > 0
+                                          ? steady::now() + std::chrono::milliseconds(req.body["maxTimeMS"].as_int64())
+                                          : steady::time_point::max();
+                const auto behind = [&] {
+                    const bson::timestamp written = d.primary ? d.primary->applied().ts : target->applied().ts;
+                    return target->applied().ts < std::min(wanted, written);
+                };
+                while (d.running && !op.killed && behind() && steady::now() < deadline)
+                    co_await d.data_changed.wait_until(std::min(deadline, steady::now() + std::chrono::seconds(1)));
+                if (behind()) {
+                    out.reply = op.killed ? error_reply(11601, "Interrupted", "operation was interrupted")
+                                          : error_reply(50, "MaxTimeMSExpired", "operation exceeded time limit");
+                    co_return out;
+                }
+            }
+    }
+
     if (counted_as_command(name)) ++m.opcounters["command"];
     context c{s, req, m, *target, req.db, &op};
     try {
@@ -1500,6 +1589,7 @@ asio::awaitable<command_result> execute(session& s, request& req) {
         throw;
     }
     m.ops.erase(opid);
+    if (!out.close_connection) out.reply = with_cluster_time(m, std::move(out.reply));
     co_return out;
 }
 

@@ -109,6 +109,9 @@ void member::close_all_sessions() {
 // ---------------------------------------------------------------- construction
 
 deployment::impl::impl(sim_config c) : cfg(std::move(c)), data_changed(io) {
+    // The cluster time starts at the start time, as a new set's first optime would.
+    ts_seconds = static_cast<std::uint32_t>(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
     compressors = std::make_shared<wire::compressor_registry>(wire::compressor_registry::with_builtins());
     compressors->add(std::make_shared<zlib_compressor>());
     auto member_cfg = [&](int i) {

@@ -215,6 +215,8 @@ struct deployment::impl {
     std::size_t voters() const;
     std::size_t majority() const { return voters() / 2 + 1; }
     optime next_optime();
+    /// The latest optime handed out (the cluster time); {0, 0} before the first write.
+    bson::timestamp latest_written() const { return {ts_seconds, ts_increment}; }
 
     void start_listening(member& m);
     void stop_listening(member& m);
