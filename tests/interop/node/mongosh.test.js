@@ -5,15 +5,21 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { startSim } = require('./sim');
 
 const MONGOSH = path.join(__dirname, 'node_modules', '.bin', 'mongosh');
 
+// No network but loopback: no telemetry, no update check (--quiet and CI skip it); logs and
+// history in a throw-away home.
 function mongosh(uri, lines) {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-mongosh-'));
+  const env = { ...process.env, HOME: home, CI: '1', MONGOSH_FORCE_DISABLE_TELEMETRY_FOR_TESTING: '1' };
   return new Promise((resolve, reject) => {
-    const p = spawn(MONGOSH, [uri, '--quiet', '--norc'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, MONGOSH_NO_UPDATE_CHECK: '1' } });
+    const p = spawn(MONGOSH, [uri, '--quiet', '--norc'], { stdio: ['pipe', 'pipe', 'pipe'], env });
     let out = '';
     let err = '';
     p.stdout.on('data', (d) => { out += d; });
@@ -21,6 +27,7 @@ function mongosh(uri, lines) {
     const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`mongosh timed out:\n${out}\n${err}`)); }, 60000);
     p.on('exit', (code) => {
       clearTimeout(timer);
+      fs.rmSync(home, { recursive: true, force: true });
       const results = {};
       for (const m of out.matchAll(/@@ (\w+) (.*)/g)) results[m[1]] = JSON.parse(m[2]);
       resolve({ code, out, err, results });
