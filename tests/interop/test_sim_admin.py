@@ -227,6 +227,35 @@ class OperatorCommands(unittest.TestCase):
         self.assertEqual(hi["os"]["type"], "Linux")
 
 
+class ExhaustCursor(unittest.TestCase):
+    def test_exhaust_get_more_streams_every_batch(self):
+        with Sim() as sim:
+            c = pymongo.MongoClient(sim.uri)
+            c.ex.c.insert_many([{"i": i} for i in range(25)])
+            conn = wireutil.Conn(sim.uri[len("mongodb://"):].split("/")[0])
+            first = conn.command({"find": "c", "batchSize": 4, "sort": {"i": 1}, "$db": "ex"})
+            seen = [d["i"] for d in first["cursor"]["firstBatch"]]
+            conn.send_msg({"getMore": first["cursor"]["id"], "collection": "c", "batchSize": 4, "$db": "ex"},
+                          flags=wireutil.EXHAUST_ALLOWED)
+            replies = []
+            while True:
+                _, flags, doc, _, _, _ = conn.read()
+                replies.append(flags)
+                seen += [d["i"] for d in doc["cursor"]["nextBatch"]]
+                if not flags & wireutil.MORE_TO_COME:
+                    self.assertEqual(doc["cursor"]["id"], 0)
+                    break
+            self.assertEqual(seen, list(range(25)))
+            self.assertEqual(len(replies), 6)  # 21 documents in batches of 4, the last one ends the stream
+            # Without exhaustAllowed, one reply per getMore.
+            again = conn.command({"find": "c", "batchSize": 20, "$db": "ex"})
+            more = conn.command({"getMore": again["cursor"]["id"], "collection": "c", "batchSize": 2, "$db": "ex"})
+            self.assertEqual(len(more["cursor"]["nextBatch"]), 2)
+            self.assertNotEqual(more["cursor"]["id"], 0)
+            conn.close()
+            c.close()
+
+
 class SizeLimits(unittest.TestCase):
     def test_oversized_document_and_message(self):
         with Sim() as sim:
