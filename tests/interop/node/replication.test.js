@@ -79,6 +79,30 @@ test('retryable writes: a retryable error and a stepdown, each write applied onc
     assert.equal((await c.findOne({ _id: 2 })).n, 1, 'the update was applied exactly once');
     assert.equal(await c.countDocuments(), 3);
 
+    // A stepdown while an insert is in flight (held 800 ms on the primary): the old primary
+    // answers NotWritablePrimary with RetryableWriteError and the driver retries on the new one.
+    const failed = [];
+    client.on('commandFailed', (e) => failed.push(e));
+    const held = await sim.primary();
+    await client.db('admin').command({
+      configureFailPoint: 'failCommand', mode: { times: 1 },
+      data: { failCommands: ['insert'], blockConnection: true, blockTimeMS: 800 },
+    });
+    started.length = 0;
+    const inFlight = c.insertOne({ _id: 3 });
+    await sleep(200);
+    await sim.ctl({ simStepDown: held, secs: 30 });
+    await inFlight;
+    const tries = started.filter((e) => e.commandName === 'insert');
+    assert.equal(tries.length, 2, 'one retry');
+    assert.equal(tries[0].address, held);
+    assert.notEqual(tries[1].address, held);
+    assert.equal(String(tries[0].command.txnNumber), String(tries[1].command.txnNumber));
+    const refusal = failed.find((e) => e.commandName === 'insert');
+    assert.equal(refusal.failure.code, 10107);
+    assert.ok(refusal.failure.errorLabels.includes('RetryableWriteError'), JSON.stringify(refusal.failure.errorLabels));
+    assert.equal(await c.countDocuments({ _id: 3 }), 1);
+
     // The same txnNumber sent twice (as a retry is) is answered from the record, not applied again.
     const session = client.startSession();
     const lsid = session.id;
