@@ -15,12 +15,29 @@ packages=(
   python3 python3-pymongo python3-mockupdb
 )
 
+# The official Node.js driver and mongosh for tests/interop/node (npm, into that folder's
+# node_modules, which git ignores). Quick when present: two directory tests and a timestamp.
+install_node_packages() {
+  local dir
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/interop/node"
+  if [[ -d "$dir/node_modules/mongodb" && -d "$dir/node_modules/mongosh" &&
+        ! "$dir/package.json" -nt "$dir/node_modules/.package-lock.json" ]]; then
+    return 0
+  fi
+  command -v npm >/dev/null || { echo "install-deps: npm is needed for $dir (Node.js 20.19+)" >&2; return 1; }
+  echo "install-deps: npm install in $dir"
+  (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
+}
+
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [[ "$status" == "install ok installed" ]] || missing+=("$p")
 done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
+if [[ ${#missing[@]} -eq 0 ]]; then
+  install_node_packages
+  exit 0
+fi
 
 echo "install-deps: installing ${missing[*]}"
 sudo=""
@@ -31,3 +48,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_node_packages

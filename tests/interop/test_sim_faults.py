@@ -127,7 +127,9 @@ class Shutdown(unittest.TestCase):
     def test_sigint_and_sigterm_exit_cleanly(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
             sim = Sim("--topology", "replset", "--nodes", "3")
-            c = pymongo.MongoClient(sim.uri)
+            # close() after the stop sends endSessions, which waits serverSelectionTimeoutMS for
+            # a server that is gone: keep that wait short.
+            c = pymongo.MongoClient(sim.uri, serverSelectionTimeoutMS=2000)
             c.s.c.insert_one({})
             sim.proc.send_signal(sig)
             self.assertEqual(sim.proc.wait(10), 0)

@@ -207,7 +207,9 @@ class ReplicaSetCommands(unittest.TestCase):
             c.am.c.insert_many([{"i": i} for i in range(10)])
             added = sim.ctl("simAddMember")["host"]
             sim.wait_for(lambda: len(c.nodes) == 4, what="the driver sees the new member")
-            direct = pymongo.MongoClient(added, directConnection=True, readPreference="secondaryPreferred")
+            # Short server selection: close() sends endSessions to the member removed by then.
+            direct = pymongo.MongoClient(added, directConnection=True, readPreference="secondaryPreferred",
+                                         serverSelectionTimeoutMS=2000)
             sim.wait_for(lambda: direct.am.c.count_documents({}) == 10, what="initial sync of the new member")
             sim.ctl("simRemoveMember", added)
             sim.wait_for(lambda: len(c.nodes) == 3, what="the driver drops the removed member")

@@ -103,6 +103,10 @@ struct find_options {
 /// secondary's catalog::apply() of those entries reproduces the primary's state.
 using oplog = std::vector<bson::document>;
 
+/// The largest document a collection stores (mongod's BSONObjMaxUserSize, 16 MiB): a larger
+/// one, inserted or produced by an update, is refused with 10334 BSONObjectTooLarge.
+inline constexpr std::size_t max_document_size = 16 * 1024 * 1024;
+
 // ---------------------------------------------------------------- collections
 
 struct index_info {

@@ -168,6 +168,10 @@ struct collection::state {
     // Puts doc into slot `at` (a new slot at the end when nullopt), keeping the
     // unique indexes; throws 11000 before changing anything.
     std::size_t store(bson::document doc, std::optional<std::size_t> at) {
+        // mongod's BSONObjMaxUserSize: an inserted document, or one an update produced.
+        if (doc.size() > max_document_size)
+            fail(10334, std::string(at ? "Resulting document after update is larger than " : "object to insert too large, max size: ") +
+                            std::to_string(max_document_size) + " (size in bytes: " + std::to_string(doc.size()) + ")");
         std::vector<std::vector<bson::document>> new_keys(indexes.size());
         for (std::size_t i = 0; i < indexes.size(); ++i) {
             if (!indexes[i].info.unique) {

@@ -42,6 +42,7 @@ std::string code_name(int code) {
         case 86: return "IndexKeySpecsConflict";
         case 168: return "InvalidPipelineOperator";
         case 171: return "CannotIndexParallelArrays";
+        case 10334: return "BSONObjectTooLarge";
         case 11000: return "DuplicateKey";
         default: return "Location" + std::to_string(code);
     }

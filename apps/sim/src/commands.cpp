@@ -1,5 +1,7 @@
 // Command handlers of a simulated member. Replies are shaped as mongod's.
 #include <algorithm>
+#include <map>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "auth_glue.hpp"
@@ -77,25 +79,17 @@ bson::document retryable_label() {
     return b.extract();
 }
 
-bool is_write_command(std::string_view n) {
-    return n == "insert" || n == "update" || n == "delete" || n == "findAndModify" || n == "findandmodify";
-}
+// ---------------------------------------------------------------- command flags
 
-bool needs_primary(std::string_view n) {
-    return is_write_command(n) || n == "create" || n == "drop" || n == "dropDatabase" || n == "createIndexes" ||
-           n == "dropIndexes" || n == "copydb" || n == "renameCollection";
-}
-
-bool is_read_command(std::string_view n) {
-    return n == "find" || n == "count" || n == "distinct" || n == "aggregate" || n == "listCollections" ||
-           n == "listIndexes" || n == "listDatabases" || n == "dbStats" || n == "collStats";
-}
-
-bool allowed_without_auth(std::string_view n) {
-    return n == "hello" || n == "isMaster" || n == "ismaster" || n == "saslStart" || n == "saslContinue" ||
-           n == "authenticate" || n == "ping" || n == "buildInfo" || n == "buildinfo" || n == "getnonce" ||
-           n == "endSessions" || n == "logout";
-}
+// What the dispatcher checks before a handler runs (see the command table at the end).
+enum command_flag : unsigned {
+    needs_auth = 1u << 0,    // refused (13 Unauthorized) before authentication when users exist
+    writes = 1u << 1,        // changes data: only a primary, master or standalone (else 10107)
+    on_secondary = 1u << 2,  // may run on a secondary or slave (without it: 10107 NotWritablePrimary)
+    on_arbiter = 1u << 3,    // may run on an arbiter (without it: 13436 NotPrimaryOrSecondary)
+    reads = 1u << 4,         // a read: a secondary answers only with secondaryOk (else 13435)
+    retryable = 1u << 5,     // a retryable write: one lsid + txnNumber is applied once
+};
 
 std::string version_for_wire(int wire) {
     if (wire >= 21) return "7.0.0";
@@ -145,14 +139,13 @@ std::optional<retry_key> retry_key_of(const request& req) {
 
 // ---------------------------------------------------------------- cursors
 
-bson::document cursor_reply(member& m, const std::string& ns, std::vector<bson::document> docs, std::int64_t batch_size,
-                            bool single_batch, bool no_timeout, const char* batch_name = "firstBatch") {
-    std::deque<bson::document> rest(std::make_move_iterator(docs.begin()), std::make_move_iterator(docs.end()));
-    bson::builder b;
-    b.open_document("cursor");
+// The one place that fills a cursor batch (find, aggregate, list*, getMore): up to batch_size
+// documents (0: no limit) and no more than 16 MiB, but always at least one document.
+void fill_batch(bson::builder& b, const char* batch_name, std::deque<bson::document>& rest, std::int64_t batch_size) {
     b.open_array(batch_name);
-    std::size_t bytes = 0, n = 0;
-    while (!rest.empty() && (batch_size <= 0 || static_cast<std::int64_t>(n) < batch_size)) {
+    std::size_t bytes = 0;
+    std::int64_t n = 0;
+    while (!rest.empty() && (batch_size <= 0 || n < batch_size)) {
         if (n > 0 && bytes + rest.front().size() > static_cast<std::size_t>(max_bson_size)) break;
         bytes += rest.front().size();
         b.append(rest.front().view());
@@ -160,6 +153,14 @@ bson::document cursor_reply(member& m, const std::string& ns, std::vector<bson::
         ++n;
     }
     b.close_array();
+}
+
+bson::document cursor_reply(member& m, const std::string& ns, std::vector<bson::document> docs, std::int64_t batch_size,
+                            bool single_batch, bool no_timeout) {
+    std::deque<bson::document> rest(std::make_move_iterator(docs.begin()), std::make_move_iterator(docs.end()));
+    bson::builder b;
+    b.open_document("cursor");
+    fill_batch(b, "firstBatch", rest, batch_size);
     std::int64_t id = 0;
     if (!rest.empty() && !single_batch) {
         do id = static_cast<std::int64_t>(m.rng() & 0x3FFFFFFFFFFFFFFFULL);
@@ -186,7 +187,14 @@ struct context {
     member& self;    // the member the client talks to
     member& target;  // where the data lives (the shard's primary behind a router)
     const std::string& db;
+    running_op* op;  // this command in currentOp
 };
+
+// Sleeps (a blocking fail point) until the time passes, the deployment stops or killOp.
+asio::awaitable<void> pause_op(deployment::impl& d, const running_op& op, std::chrono::milliseconds time) {
+    const auto deadline = steady::now() + time;
+    while (d.running && !op.killed && steady::now() < deadline) co_await d.data_changed.wait_until(deadline);
+}
 
 collection& write_collection(context& c, const std::string& coll, oplog& log) {
     return c.target.data.get_or_create(c.db, coll, log);
@@ -203,7 +211,7 @@ asio::awaitable<bson::document> finish_write(context& c, oplog log, bson::builde
     optime op{};
     if (replicated) op = d.record_write(c.target, std::move(log), std::move(retry));
     if (!replicated && !c.target.log.empty()) op = c.target.log.back().op;
-    auto wce = co_await d.await_write_concern(c.target, op, doc_or_empty(c.req.body, "writeConcern"));
+    auto wce = co_await d.await_write_concern(c.target, op, doc_or_empty(c.req.body, "writeConcern"), c.op);
     if (!wce) co_return reply;
     bson::builder b;
     b.concat(reply);
@@ -220,108 +228,97 @@ void write_error(bson::builder& b, std::size_t index, const command_error& e) {
 
 // ---------------------------------------------------------------- CRUD
 
+// The one ordered-write loop of insert, update and delete: runs `one` on each statement of the
+// array `field`; a failing statement becomes a writeError (with its index), and an ordered
+// batch stops at its first error. Returns the writeErrors array, or nullopt when none.
+template <class F>
+std::optional<bson::array> run_statements(const request& req, std::string_view field, F&& one) {
+    const bool ordered = bool_or(req.body, "ordered", true);
+    auto statements = req.body.find(field);
+    if (!statements || statements->type() != bson::type::array)
+        throw command_error(40414, "Location40414",
+                            "BSON field '" + req.name + "." + std::string(field) + "' is missing but a required field");
+    bson::builder errors(bson::builder::root::array);
+    bool any = false;
+    std::size_t i = 0;
+    for (const auto& e : statements->get_array()) {
+        try {
+            if (e.type() != bson::type::document)
+                throw command_error(14, "TypeMismatch", "BSON field '" + req.name + "." + std::string(field) + "' entries must be objects");
+            one(e.get_document(), i);
+        } catch (const command_error& err) {
+            write_error(errors, i, err);
+            any = true;
+            if (ordered) break;
+        }
+        ++i;
+    }
+    if (!any) return std::nullopt;
+    return bson::array(errors.extract());
+}
+
 asio::awaitable<bson::document> cmd_insert(context& c) {
     const std::string coll = collection_arg(c.req);
-    const bool ordered = bool_or(c.req.body, "ordered", true);
     oplog log;
     std::int64_t n = 0;
-    bson::builder errors(bson::builder::root::array);
-    bool any_error = false;
-    if (auto docs = c.req.body.find("documents"); docs && docs->type() == bson::type::array) {
-        std::size_t i = 0;
-        collection& target = write_collection(c, coll, log);
-        for (const auto& e : docs->get_array()) {
-            try {
-                if (e.type() != bson::type::document) throw command_error(2, "BadValue", "documents must be objects");
-                target.insert(bson::document(e.get_document()), log);
-                ++n;
-                ++c.target.opcounters["insert"];
-            } catch (const command_error& err) {
-                write_error(errors, i, err);
-                any_error = true;
-                if (ordered) break;
-            }
-            ++i;
-        }
-    }
+    collection* target = nullptr;
+    auto errors = run_statements(c.req, "documents", [&](bson::document_view doc, std::size_t) {
+        if (!target) target = &write_collection(c, coll, log);
+        target->insert(bson::document(doc), log);
+        ++n;
+        ++c.target.opcounters["insert"];
+    });
     bson::builder b;
     b.append("n", n);
-    if (any_error) b.append("writeErrors", bson::array(errors.extract()));
+    if (errors) b.append("writeErrors", *errors);
     co_return co_await finish_write(c, std::move(log), b);
 }
 
 asio::awaitable<bson::document> cmd_update(context& c) {
     const std::string coll = collection_arg(c.req);
-    const bool ordered = bool_or(c.req.body, "ordered", true);
     oplog log;
     std::int64_t n = 0, modified = 0;
-    bson::builder errors(bson::builder::root::array), upserted(bson::builder::root::array);
-    bool any_error = false, any_upsert = false;
-    if (auto updates = c.req.body.find("updates"); updates && updates->type() == bson::type::array) {
-        std::size_t i = 0;
-        for (const auto& e : updates->get_array()) {
-            try {
-                if (e.type() != bson::type::document) throw command_error(9, "FailedToParse", "updates must be objects");
-                const bson::document_view u = e.get_document();
-                auto q = u.find("q"), up = u.find("u");
-                if (!q || q->type() != bson::type::document || !up || up->type() != bson::type::document)
-                    throw command_error(9, "FailedToParse", "update statements need q and u documents");
-                collection& target = write_collection(c, coll, log);
-                const update_result r = target.update(q->get_document(), up->get_document(), bool_or(u, "upsert", false),
-                                                      bool_or(u, "multi", false), log);
-                ++c.target.opcounters["update"];
-                n += r.matched;
-                modified += r.modified;
-                if (r.upserted_id) {
-                    ++n;
-                    any_upsert = true;
-                    upserted.open_document().append("index", static_cast<std::int32_t>(i)).concat(*r.upserted_id).close_document();
-                }
-            } catch (const command_error& err) {
-                write_error(errors, i, err);
-                any_error = true;
-                if (ordered) break;
-            }
-            ++i;
+    bson::builder upserted(bson::builder::root::array);
+    bool any_upsert = false;
+    auto errors = run_statements(c.req, "updates", [&](bson::document_view u, std::size_t i) {
+        auto q = u.find("q"), up = u.find("u");
+        if (!q || q->type() != bson::type::document || !up || up->type() != bson::type::document)
+            throw command_error(9, "FailedToParse", "update statements need q and u documents");
+        collection& target = write_collection(c, coll, log);
+        const update_result r = target.update(q->get_document(), up->get_document(), bool_or(u, "upsert", false),
+                                              bool_or(u, "multi", false), log);
+        ++c.target.opcounters["update"];
+        n += r.matched;
+        modified += r.modified;
+        if (r.upserted_id) {
+            ++n;
+            any_upsert = true;
+            upserted.open_document().append("index", static_cast<std::int32_t>(i)).concat(*r.upserted_id).close_document();
         }
-    }
+    });
     bson::builder b;
     b.append("n", n).append("nModified", modified);
     if (any_upsert) b.append("upserted", bson::array(upserted.extract()));
-    if (any_error) b.append("writeErrors", bson::array(errors.extract()));
+    if (errors) b.append("writeErrors", *errors);
     co_return co_await finish_write(c, std::move(log), b);
 }
 
 asio::awaitable<bson::document> cmd_delete(context& c) {
     const std::string coll = collection_arg(c.req);
-    const bool ordered = bool_or(c.req.body, "ordered", true);
     oplog log;
     std::int64_t n = 0;
-    bson::builder errors(bson::builder::root::array);
-    bool any_error = false;
-    if (auto deletes = c.req.body.find("deletes"); deletes && deletes->type() == bson::type::array) {
-        std::size_t i = 0;
-        for (const auto& e : deletes->get_array()) {
-            try {
-                if (e.type() != bson::type::document) throw command_error(9, "FailedToParse", "deletes must be objects");
-                const bson::document_view d = e.get_document();
-                auto q = d.find("q");
-                if (!q || q->type() != bson::type::document) throw command_error(9, "FailedToParse", "delete statements need q");
-                const std::int64_t limit = int_or(d, "limit", 0);
-                if (limit != 0 && limit != 1) throw command_error(9, "FailedToParse", "The limit field in delete objects must be 0 or 1. Got " + std::to_string(limit));
-                if (collection* target = c.target.data.find(c.db, coll)) n += target->remove(q->get_document(), limit == 1, log);
-                ++c.target.opcounters["delete"];
-            } catch (const command_error& err) {
-                write_error(errors, i, err);
-                any_error = true;
-                if (ordered) break;
-            }
-            ++i;
-        }
-    }
+    auto errors = run_statements(c.req, "deletes", [&](bson::document_view d, std::size_t) {
+        auto q = d.find("q");
+        if (!q || q->type() != bson::type::document) throw command_error(9, "FailedToParse", "delete statements need q");
+        const std::int64_t limit = int_or(d, "limit", 0);
+        if (limit != 0 && limit != 1)
+            throw command_error(9, "FailedToParse", "The limit field in delete objects must be 0 or 1. Got " + std::to_string(limit));
+        if (collection* target = c.target.data.find(c.db, coll)) n += target->remove(q->get_document(), limit == 1, log);
+        ++c.target.opcounters["delete"];
+    });
     bson::builder b;
     b.append("n", n);
-    if (any_error) b.append("writeErrors", bson::array(errors.extract()));
+    if (errors) b.append("writeErrors", *errors);
     co_return co_await finish_write(c, std::move(log), b);
 }
 
@@ -383,17 +380,8 @@ bson::document cmd_get_more(context& c) {
     cur.last_used = steady::now();
     const std::int64_t batch = int_or(c.req.body, "batchSize", 0);
     bson::builder b;
-    b.open_document("cursor").open_array("nextBatch");
-    std::size_t bytes = 0;
-    std::int64_t n = 0;
-    while (!cur.remaining.empty() && (batch <= 0 || n < batch)) {
-        if (n > 0 && bytes + cur.remaining.front().size() > static_cast<std::size_t>(max_bson_size)) break;
-        bytes += cur.remaining.front().size();
-        b.append(cur.remaining.front().view());
-        cur.remaining.pop_front();
-        ++n;
-    }
-    b.close_array();
+    b.open_document("cursor");
+    fill_batch(b, "nextBatch", cur.remaining, batch);
     const std::string ns = cur.ns;
     std::int64_t out_id = id;
     if (cur.remaining.empty()) {
@@ -444,6 +432,54 @@ bson::document cmd_distinct(context& c) {
     return b.extract();
 }
 
+// collStats' fields (and $collStats' storageStats): sizes of the in-memory data, storage = data
+// (no compression, no preallocation), index sizes 0.
+void storage_stats(bson::builder& b, const collection& coll) {
+    const auto count = static_cast<std::int64_t>(coll.size());
+    const auto size = static_cast<std::int64_t>(coll.data_size());
+    b.append("size", size).append("count", count).append("avgObjSize", count ? size / count : 0)
+        .append("storageSize", size).append("freeStorageSize", 0).append("capped", false)
+        .append("nindexes", static_cast<std::int32_t>(coll.indexes().size()));
+    b.open_document("indexSizes");
+    for (const auto& i : coll.indexes()) b.append(i.name, 0);
+    b.close_document();
+    b.append("indexBuilds", bson::make_array()).append("totalIndexSize", 0).append("totalSize", size).append("scaleFactor", 1);
+}
+
+// The $collStats stage (first in its pipeline, as mongod requires): one document with the
+// storageStats and count asked for; the rest of the pipeline runs over it.
+std::vector<bson::document> coll_stats_stage(context& c, const std::string& coll, bson::array_view pipeline) {
+    const bson::document_view spec = (*pipeline.begin()).get_document()["$collStats"].get_document();
+    const collection* target = c.target.data.find(c.db, coll);
+    const std::string ns = c.db + "." + coll;
+    if (!target && spec.find("storageStats"))
+        throw command_error(26, "NamespaceNotFound", "Unable to retrieve storageStats in $collStats stage :: caused by :: Collection [" + ns + "] not found.");
+    bson::builder b;
+    b.append("ns", ns).append("host", c.self.address()).append("localTime", bson::date_time(std::chrono::system_clock::now()));
+    if (spec.find("storageStats")) {
+        b.open_document("storageStats");
+        storage_stats(b, *target);
+        b.close_document();
+    }
+    if (spec.find("count")) b.open_document("count").append("count", static_cast<std::int64_t>(target ? target->size() : 0)).close_document();
+    bson::document stats = b.extract();
+    // The rest of the pipeline, over that one document (without the _id a collection would add).
+    bson::builder rest(bson::builder::root::array);
+    rest.open_document().append("$unset", "_id").close_document();
+    bool first = true;
+    std::size_t n = 0;
+    for (const auto& stage : pipeline) {
+        if (!first) rest.append(stage), ++n;
+        first = false;
+    }
+    if (n == 0) return {std::move(stats)};
+    collection scratch(ns);
+    oplog ignored;
+    scratch.insert(std::move(stats), ignored);
+    const bson::array stages = bson::array(rest.extract());
+    return scratch.aggregate(stages.view());
+}
+
 bson::document cmd_aggregate(context& c) {
     const bson::element first = *c.req.body.begin();
     auto pipeline = c.req.body.find("pipeline");
@@ -452,8 +488,13 @@ bson::document cmd_aggregate(context& c) {
         throw command_error(73, "InvalidNamespace", "aggregate on a database is not supported by trellis-sim");
     const std::string coll(first.get_string());
     std::vector<bson::document> docs;
-    if (const collection* target = c.target.data.find(c.db, coll)) docs = target->aggregate(pipeline->get_array());
-    else docs = collection(c.db + "." + coll).aggregate(pipeline->get_array());  // stages like $count still answer
+    const bson::array_view stages = pipeline->get_array();
+    const bool coll_stats = !stages.empty() && (*stages.begin()).type() == bson::type::document &&
+                            (*stages.begin()).get_document().find("$collStats") &&
+                            (*stages.begin()).get_document()["$collStats"].type() == bson::type::document;
+    if (coll_stats) docs = coll_stats_stage(c, coll, stages);
+    else if (const collection* target = c.target.data.find(c.db, coll)) docs = target->aggregate(stages);
+    else docs = collection(c.db + "." + coll).aggregate(stages);  // stages like $count still answer
     std::int64_t batch = 101;
     if (auto cur = c.req.body.find("cursor"); cur && cur->type() == bson::type::document) batch = int_or(cur->get_document(), "batchSize", 101);
     return cursor_reply(c.self, c.db + "." + coll, std::move(docs), batch, false, false);
@@ -603,6 +644,48 @@ bson::document cmd_list_databases(context& c) {
     return b.extract();
 }
 
+// renameCollection: "db.a" to "db.b" (or another database), on the admin database, as mongod.
+// Logged as its parts (create, the indexes, the documents, drop), so secondaries follow.
+asio::awaitable<bson::document> cmd_rename_collection(context& c) {
+    if (c.db != "admin") co_return error_reply(13, "Unauthorized", "renameCollection may only be run against the admin database.");
+    const bson::element from = *c.req.body.begin();
+    auto to = c.req.body.find("to");
+    if (from.type() != bson::type::string)
+        co_return error_reply(14, "TypeMismatch", "collection name has invalid type " + std::string(bson::type_name(from.type())));
+    if (!to || to->type() != bson::type::string)
+        co_return error_reply(40414, "Location40414", "BSON field 'renameCollection.to' is missing but a required field");
+    const std::string source(from.get_string()), dest(to->get_string());
+    const auto split = [](const std::string& ns) -> std::optional<std::pair<std::string, std::string>> {
+        const auto dot = ns.find('.');
+        if (dot == std::string::npos || dot == 0 || dot + 1 == ns.size()) return std::nullopt;
+        return std::make_pair(ns.substr(0, dot), ns.substr(dot + 1));
+    };
+    const auto src = split(source), dst = split(dest);
+    if (!src) co_return error_reply(73, "InvalidNamespace", "Invalid source namespace: " + source);
+    if (!dst) co_return error_reply(73, "InvalidNamespace", "Invalid target namespace: " + dest);
+    catalog& data = c.target.data;
+    const collection* from_coll = data.find(src->first, src->second);
+    if (!from_coll) co_return error_reply(26, "NamespaceNotFound", "Source collection " + source + " does not exist");
+    if (source == dest) co_return error_reply(20, "IllegalOperation", "Can't rename a collection to itself");
+    oplog log;
+    if (data.find(dst->first, dst->second)) {
+        if (!bool_or(c.req.body, "dropTarget", false)) co_return error_reply(48, "NamespaceExists", "target namespace exists");
+        data.drop(dst->first, dst->second, log);
+    }
+    // Copy before creating anything: create() checks the target name (73 InvalidNamespace).
+    const std::vector<index_info> indexes = from_coll->indexes();
+    std::vector<bson::document> docs;
+    for (const auto& d : from_coll->documents()) docs.emplace_back(d);
+    collection& target = data.create(dst->first, dst->second, log);
+    for (const auto& i : indexes)
+        if (i.name != "_id_") target.create_index(i, log);
+    for (auto& d : docs) target.insert(std::move(d), log);
+    data.drop(src->first, src->second, log);
+    // Cursors on the old name go on reading what they had; new ones see the new name.
+    bson::builder b;
+    co_return co_await finish_write(c, std::move(log), b);
+}
+
 asio::awaitable<bson::document> cmd_copydb(context& c) {
     if (c.self.dep.cfg.max_wire_version >= 8)
         co_return error_reply(59, "CommandNotFound", "no such command: 'copydb'");
@@ -642,31 +725,107 @@ int state_code(const member& m) {
     }
 }
 
+std::vector<member*> set_members(deployment::impl& d) {
+    std::vector<member*> v;
+    for (auto& x : d.members)
+        if (x->current != role::mongos && !x->removed) v.push_back(x.get());
+    return v;
+}
+
 bson::document cmd_repl_get_status(context& c) {
     auto& d = c.self.dep;
-    if (!d.is_replica_set() || c.self.current == role::mongos) throw command_error(76, "NoReplicationEnabled", "not running with --replSet");
+    if (!d.is_replica_set() || c.self.current == role::mongos || c.self.current == role::standalone)
+        throw command_error(76, "NoReplicationEnabled", "not running with --replSet");
     static const char* names[] = {"STARTUP", "PRIMARY", "SECONDARY", "RECOVERING", "", "STARTUP2", "UNKNOWN", "ARBITER", "(not reachable/healthy)"};
+    const auto now_wall = std::chrono::system_clock::now();
+    const auto wall_of = [](const member& m) {
+        return m.log.empty() ? std::chrono::system_clock::time_point{} : m.log.back().wall;
+    };
     bson::builder b;
-    b.append("set", d.cfg.set_name).append("date", bson::date_time(std::chrono::system_clock::now()))
-        .append("myState", state_code(c.self)).append("term", d.term);
+    b.append("set", d.cfg.set_name).append("date", bson::date_time(now_wall))
+        .append("myState", state_code(c.self)).append("term", d.term)
+        .append("syncSourceHost", c.self.current == role::secondary && d.sync_source(c.self) ? d.sync_source(c.self)->address() : "")
+        .append("heartbeatIntervalMillis", static_cast<std::int64_t>(2000))
+        .append("majorityVoteCount", static_cast<std::int32_t>(d.majority()))
+        .append("writeMajorityCount", static_cast<std::int32_t>(d.majority()))
+        .append("votingMembersCount", static_cast<std::int32_t>(d.voters()));
+    const optime last = d.primary ? d.primary->applied() : c.self.applied();
+    b.open_document("optimes").append("lastCommittedOpTime", optime_doc(last))
+        .append("lastCommittedWallTime", bson::date_time(d.primary ? wall_of(*d.primary) : wall_of(c.self)))
+        .append("appliedOpTime", optime_doc(c.self.applied())).append("durableOpTime", optime_doc(c.self.applied()))
+        .append("lastAppliedWallTime", bson::date_time(wall_of(c.self))).close_document();
+    if (c.self.current == role::primary) {
+        // The election that made this member primary (mongod reports it on the primary).
+        b.open_document("electionCandidateMetrics").append("lastElectionReason", d.election_reason)
+            .append("lastElectionDate", bson::date_time(d.election_date)).append("electionTerm", d.term)
+            .append("lastCommittedOpTimeAtElection", optime_doc(last)).append("lastSeenOpTimeAtElection", optime_doc(last))
+            .append("numVotesNeeded", static_cast<std::int32_t>(d.majority()))
+            .append("priorityAtElection", static_cast<double>(c.self.config.priority))
+            .append("electionTimeoutMillis", static_cast<std::int64_t>(d.cfg.election_delay.count()))
+            .append("newTermStartDate", bson::date_time(d.election_date))
+            .append("wMajorityWriteAvailabilityDate", bson::date_time(d.election_date)).close_document();
+    }
     b.open_array("members");
-    for (member* m : [&] {
-             std::vector<member*> v;
-             for (auto& x : d.members)
-                 if (x->current != role::mongos && !x->removed) v.push_back(x.get());
-             return v;
-         }()) {
+    for (member* m : set_members(d)) {
         const int st = state_code(*m);
-        b.open_document().append("_id", m->index).append("name", m->address()).append("health", m->reachable() ? 1.0 : 0.0)
+        const bool self = m == &c.self;
+        const bool healthy = m->reachable();
+        b.open_document().append("_id", m->index).append("name", m->address()).append("health", healthy ? 1.0 : 0.0)
             .append("state", st).append("stateStr", names[st]);
+        const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(steady::now() - m->started).count();
+        b.append("uptime", static_cast<std::int64_t>(healthy ? uptime : 0));
         if (m->data_bearing()) {
-            b.append("optime", optime_doc(m->applied()));
-            b.append("optimeDate", bson::date_time(m->log.empty() ? std::chrono::system_clock::time_point{} : m->log.back().wall));
+            b.append("optime", optime_doc(m->applied())).append("optimeDate", bson::date_time(wall_of(*m)));
+            if (!self) b.append("optimeDurable", optime_doc(m->applied())).append("optimeDurableDate", bson::date_time(wall_of(*m)));
+            b.append("lastAppliedWallTime", bson::date_time(wall_of(*m))).append("lastDurableWallTime", bson::date_time(wall_of(*m)));
         }
-        if (m == &c.self) b.append("self", true);
+        if (!self) {
+            // Heartbeats are instantaneous in the simulator: "now" for a reachable member, pingMs its latency.
+            b.append("lastHeartbeat", bson::date_time(healthy ? now_wall : std::chrono::system_clock::time_point{}))
+                .append("lastHeartbeatRecv", bson::date_time(healthy ? now_wall : std::chrono::system_clock::time_point{}))
+                .append("pingMs", static_cast<std::int64_t>(m->latency.count()));
+            if (!healthy) b.append("lastHeartbeatMessage", "Error connecting to " + m->address() + " :: caused by :: Connection refused");
+        }
+        const member* source = m->current == role::secondary ? d.sync_source(*m) : nullptr;
+        b.append("syncSourceHost", source ? source->address() : "").append("syncSourceId", source ? source->index : -1)
+            .append("infoMessage", "");
+        if (m->current == role::primary) {
+            b.append("electionTime", bson::timestamp{static_cast<std::uint32_t>(std::chrono::system_clock::to_time_t(d.election_date)), 1})
+                .append("electionDate", bson::date_time(d.election_date));
+        }
+        b.append("configVersion", d.set_version).append("configTerm", d.term);
+        if (self) b.append("self", true).append("lastHeartbeatMessage", "");
         b.close_document();
     }
     b.close_array().append("ok", 1.0);
+    return b.extract();
+}
+
+bson::document cmd_repl_get_config(context& c) {
+    auto& d = c.self.dep;
+    if (!d.is_replica_set() || c.self.current == role::mongos || c.self.current == role::standalone)
+        throw command_error(76, "NoReplicationEnabled", "not running with --replSet");
+    bson::builder b;
+    b.open_document("config").append("_id", d.cfg.set_name).append("version", d.set_version).append("term", d.term)
+        .append("protocolVersion", static_cast<std::int64_t>(1)).append("writeConcernMajorityJournalDefault", true);
+    b.open_array("members");
+    for (member* m : set_members(d)) {
+        b.open_document().append("_id", m->index).append("host", m->address())
+            .append("arbiterOnly", m->current == role::arbiter).append("buildIndexes", true).append("hidden", m->config.hidden)
+            .append("priority", static_cast<double>(m->current == role::arbiter ? 0 : m->config.priority));
+        b.open_document("tags");
+        for (const auto& [k, v] : m->config.tags) b.append(k, v);
+        b.close_document();
+        b.append("secondaryDelaySecs", static_cast<std::int64_t>(0)).append("votes", 1).close_document();
+    }
+    b.close_array();
+    b.open_document("settings").append("chainingAllowed", true).append("heartbeatIntervalMillis", 2000)
+        .append("heartbeatTimeoutSecs", 10).append("electionTimeoutMillis", static_cast<std::int32_t>(d.cfg.election_delay.count()))
+        .append("catchUpTimeoutMillis", -1).append("catchUpTakeoverDelayMillis", 30000)
+        .append("getLastErrorModes", bson::document())
+        .append("getLastErrorDefaults", bson::make_document(bson::kvp("w", 1), bson::kvp("wtimeout", 0)))
+        .append("replicaSetId", d.replica_set_id).close_document();
+    b.close_document().append("ok", 1.0);
     return b.extract();
 }
 
@@ -740,18 +899,35 @@ bson::document cmd_build_info(context& c) {
 
 bson::document cmd_server_status(context& c) {
     member& m = c.self;
-    static const auto started = steady::now();
-    const auto up = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - started).count();
+    const auto up = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - m.started).count();
     bson::builder b;
     b.append("host", m.address()).append("version", version_for_wire(m.dep.cfg.max_wire_version))
         .append("process", m.current == role::mongos ? "mongos" : "mongod").append("pid", static_cast<std::int64_t>(::getpid()))
-        .append("uptime", static_cast<double>(up) / 1000).append("uptimeMillis", static_cast<std::int64_t>(up))
+        .append("uptime", static_cast<double>(up / 1000)).append("uptimeMillis", static_cast<std::int64_t>(up))
+        .append("uptimeEstimate", static_cast<std::int64_t>(up / 1000))
         .append("localTime", bson::date_time(std::chrono::system_clock::now()));
     b.open_document("connections").append("current", static_cast<std::int32_t>(m.sessions.size()))
-        .append("available", 100000).append("totalCreated", m.connections_created).close_document();
+        .append("available", static_cast<std::int32_t>(838860 - m.sessions.size()))
+        .append("totalCreated", m.connections_created).close_document();
+    b.open_document("network").append("bytesIn", m.bytes_in).append("bytesOut", m.bytes_out)
+        .append("numRequests", m.requests).close_document();
     b.open_document("opcounters");
     for (const char* k : {"insert", "query", "update", "delete", "getmore", "command"}) b.append(k, m.opcounters[k]);
     b.close_document();
+    b.open_document("opcountersRepl");
+    for (const char* k : {"insert", "query", "update", "delete", "getmore", "command"}) b.append(k, m.opcounters_repl[k]);
+    b.close_document();
+    if (m.dep.is_replica_set() && m.current != role::mongos && m.current != role::standalone) {
+        // mongod's repl section: the hello fields of the member.
+        request as_hello = c.req;
+        as_hello.name = "hello";
+        const bson::document hello = hello_reply(c.s, as_hello);
+        b.open_document("repl");
+        for (const char* k : {"topologyVersion", "hosts", "passives", "arbiters", "setName", "setVersion", "isWritablePrimary",
+                              "ismaster", "secondary", "arbiterOnly", "hidden", "primary", "me", "electionId", "tags", "lastWrite"})
+            if (auto e = hello.view().find(k)) b.append(*e);
+        b.append("rbid", 1).close_document();
+    }
     if (m.fsync_lock_count > 0) b.append("fsyncLock", true);
     b.append("ok", 1.0);
     return b.extract();
@@ -780,10 +956,155 @@ bson::document cmd_fsync_unlock(context& c) {
     return b.extract();
 }
 
+// currentOp: the commands running on this member, as mongod's inprog documents; every
+// field but the command's options filters them, as mongod's currentOp does.
 bson::document cmd_current_op(context& c) {
+    member& m = c.self;
+    bson::builder filter;
+    for (const auto& e : c.req.body.view()) {
+        const auto k = e.key();
+        if (k == "currentOp" || k == "$all" || k == "$ownOps" || k == "$db" || k == "lsid" || k == "$clusterTime" ||
+            k == "$readPreference" || k == "apiVersion" || k == "apiStrict" || k == "apiDeprecationErrors")
+            continue;
+        filter.append(e);
+    }
+    const matcher match = matcher::compile(filter.extract());
+    const auto now_steady = steady::now();
     bson::builder b;
-    b.append("inprog", bson::make_array());
+    b.open_array("inprog");
+    for (const auto& [id, op] : m.ops) {
+        const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now_steady - op.started).count();
+        std::string coll;
+        if (auto first = op.command.begin(); first != op.command.end() && first->type() == bson::type::string)
+            coll = std::string(first->get_string());
+        bson::builder d;
+        d.append("type", "op").append("host", m.address()).append("desc", "conn" + std::to_string(op.connection_id))
+            .append("connectionId", static_cast<std::int32_t>(op.connection_id)).append("client", op.client);
+        if (!op.app_name.empty()) d.append("appName", op.app_name);
+        d.append("active", true).append("currentOpTime", bson::date_time(std::chrono::system_clock::now()))
+            .append("opid", static_cast<std::int32_t>(op.opid))
+            .append("secs_running", static_cast<std::int64_t>(micros / 1000000))
+            .append("microsecs_running", static_cast<std::int64_t>(micros))
+            .append("op", "command").append("ns", op.db + "." + (coll.empty() ? "$cmd" : coll))
+            .append("command", op.command).append("killPending", op.killed).append("waitingForLock", false);
+        const bson::document doc = d.extract();
+        if (match.matches(doc)) b.append(doc.view());
+    }
+    b.close_array();
     if (c.target.fsync_lock_count > 0) b.append("fsyncLock", true).append("info", "use db.fsyncUnlock() to terminate the fsync write/snapshot lock");
+    b.append("ok", 1.0);
+    return b.extract();
+}
+
+bson::document cmd_kill_op(context& c) {
+    if (c.db != "admin") throw command_error(13, "Unauthorized", "killOp may only be run against the admin database.");
+    auto op = c.req.body.find("op");
+    if (!op || !op->is_number()) throw command_error(40414, "Location40414", "BSON field 'killOp.op' is missing but a required field");
+    member& m = c.self;
+    if (auto it = m.ops.find(op->as_int64()); it != m.ops.end()) {
+        it->second.killed = true;
+        m.dep.data_changed.notify();  // wakes blocked fail points and write-concern waits
+        m.fsync_unlocked.notify();
+        if (c.target.fsync_lock_count > 0) c.target.fsync_unlocked.notify();
+    }
+    bson::builder b;
+    b.append("info", "attempting to kill op").append("ok", 1.0);
+    return b.extract();
+}
+
+bson::document cmd_get_log(context& c) {
+    if (c.db != "admin") throw command_error(13, "Unauthorized", "getLog may only be run against the admin database.");
+    const bson::element which = *c.req.body.begin();
+    if (which.type() != bson::type::string)
+        throw command_error(14, "TypeMismatch", "Argument to getLog must be of type String; found " + std::string(bson::type_name(which.type())));
+    const auto name = which.get_string();
+    auto& d = c.self.dep;
+    bson::builder b;
+    if (name == "*") {
+        b.append("names", bson::make_array("global", "startupWarnings"));
+    } else if (name == "startupWarnings" || name == "global") {
+        std::vector<std::string> lines;
+        if (name == "startupWarnings") lines = d.startup_warnings;
+        else lines = recent_log_lines();
+        b.append("totalLinesWritten", static_cast<std::int32_t>(lines.size()));
+        b.open_array("log");
+        for (const auto& l : lines) b.append(l);
+        b.close_array();
+    } else {
+        throw command_error(72, "InvalidOptions", "No log named '" + std::string(name) + "'");
+    }
+    b.append("ok", 1.0);
+    return b.extract();
+}
+
+bson::document cmd_get_cmd_line_opts(context& c) {
+    if (c.db != "admin") throw command_error(13, "Unauthorized", "getCmdLineOpts may only be run against the admin database.");
+    auto& d = c.self.dep;
+    bson::builder b;
+    b.open_array("argv");
+    if (d.cfg.argv.empty()) b.append("trellis-sim");
+    for (const auto& a : d.cfg.argv) b.append(a);
+    b.close_array();
+    b.open_document("parsed");
+    b.open_document("net").append("bindIp", d.cfg.host).append("port", static_cast<std::int32_t>(c.self.port));
+    if (d.cfg.tls.enabled()) b.open_document("tls").append("mode", "requireTLS").close_document();
+    b.close_document();
+    if (d.is_replica_set() && c.self.current != role::mongos && c.self.current != role::standalone)
+        b.open_document("replication").append("replSet", d.cfg.set_name).close_document();
+    if (d.auth_enabled()) b.open_document("security").append("authorization", "enabled").close_document();
+    if (c.self.current == role::mongos) b.open_document("sharding").append("configDB", "trellis-sim").close_document();
+    b.close_document();
+    b.append("ok", 1.0);
+    return b.extract();
+}
+
+bson::document cmd_host_info(context& c) {
+    struct utsname u {};
+    ::uname(&u);
+    char hostname[256] = {};
+    ::gethostname(hostname, sizeof hostname - 1);
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGE_SIZE);
+    const auto mem_mb = static_cast<std::int64_t>(pages > 0 && page_size > 0 ? (pages / 1024) * page_size / 1024 : 0);
+    const auto cores = static_cast<std::int32_t>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN)));
+    bson::builder b;
+    b.open_document("system").append("currentTime", bson::date_time(std::chrono::system_clock::now()))
+        .append("hostname", std::string(hostname) + ":" + std::to_string(c.self.port)).append("cpuAddrSize", 64)
+        .append("memSizeMB", mem_mb).append("memLimitMB", mem_mb).append("numCores", cores)
+        .append("numPhysicalCores", cores).append("cpuArch", u.machine).append("numaEnabled", false).close_document();
+    b.open_document("os").append("type", u.sysname).append("name", u.sysname).append("version", u.release).close_document();
+    b.open_document("extra").append("versionString", u.version).append("pageSize", static_cast<std::int64_t>(page_size)).close_document();
+    b.append("ok", 1.0);
+    return b.extract();
+}
+
+// dbStats and collStats: counts and sizes of the in-memory data (storage = data; no
+// compression, no preallocation).
+bson::document cmd_db_stats(context& c) {
+    const catalog& data = c.target.data;
+    std::int64_t objects = 0, size = 0, indexes = 0;
+    const auto names = data.collection_names(c.db);
+    for (const auto& n : names) {
+        const collection* coll = data.find(c.db, n);
+        objects += static_cast<std::int64_t>(coll->size());
+        size += static_cast<std::int64_t>(coll->data_size());
+        indexes += static_cast<std::int64_t>(coll->indexes().size());
+    }
+    bson::builder b;
+    b.append("db", c.db).append("collections", static_cast<std::int64_t>(names.size())).append("views", 0)
+        .append("objects", objects).append("avgObjSize", objects ? static_cast<double>(size) / static_cast<double>(objects) : 0.0)
+        .append("dataSize", static_cast<double>(size)).append("storageSize", static_cast<double>(size))
+        .append("indexes", indexes).append("indexSize", 0.0).append("totalSize", static_cast<double>(size))
+        .append("scaleFactor", 1).append("fsUsedSize", 0.0).append("fsTotalSize", 0.0).append("ok", 1.0);
+    return b.extract();
+}
+
+bson::document cmd_coll_stats(context& c) {
+    const std::string coll = collection_arg(c.req);
+    const collection* target = c.target.data.find(c.db, coll);
+    if (!target) throw command_error(26, "NamespaceNotFound", "Collection [" + c.db + "." + coll + "] not found.");
+    bson::builder b;
+    b.append("ns", c.db + "." + coll);
+    storage_stats(b, *target);
     b.append("ok", 1.0);
     return b.extract();
 }
@@ -920,7 +1241,308 @@ bson::document hello_reply(session& s, const request& req) {
     return b.extract();
 }
 
+// ---------------------------------------------------------------- the command table
+
+namespace {
+
+using handler = asio::awaitable<bson::document> (*)(context&);
+
+// A handler that does not wait, as a table entry.
+template <bson::document (*F)(context&)>
+asio::awaitable<bson::document> now(context& c) {
+    co_return F(c);
+}
+
+asio::awaitable<bson::document> cmd_hello(context& c) {
+    member& m = c.self;
+    // Awaitable hello: wait for a topology change or maxAwaitTimeMS.
+    auto tv = c.req.body.find("topologyVersion");
+    auto await_ms = c.req.body.find("maxAwaitTimeMS");
+    if (tv && await_ms && tv->type() == bson::type::document && await_ms->is_number()) {
+        const bson::document_view tvd = tv->get_document();
+        auto pid = tvd.find("processId");
+        auto counter = tvd.find("counter");
+        if (pid && counter && pid->type() == bson::type::oid && pid->get_oid() == m.process_id && counter->is_number() &&
+            counter->as_int64() == m.tv_counter) {
+            const auto deadline = steady::now() + std::chrono::milliseconds(await_ms->as_int64());
+            while (m.tv_counter == counter->as_int64() && steady::now() < deadline && m.dep.running)
+                co_await m.changed.wait_until(deadline);
+        }
+    }
+    co_return hello_reply(c.s, c.req);
+}
+
+bson::document cmd_ping(context&) { return bson::make_document(bson::kvp("ok", 1.0)); }
+
+bson::document cmd_auth(context& c) { return auth_command(c.s, c.req); }
+
+bson::document cmd_whatsmyuri(context& c) {
+    bson::builder b;
+    b.append("you", c.s.peer).append("ok", 1.0);
+    return b.extract();
+}
+
+bson::document cmd_get_last_error(context& c) {
+    bson::builder b;
+    b.append("connectionId", static_cast<std::int32_t>(c.s.connection_id)).append("n", 0).append("syncMillis", 0)
+        .append("writtenTo", bson::null).append("err", bson::null).append("ok", 1.0);
+    return b.extract();
+}
+
+struct command_spec {
+    std::string_view name;
+    std::vector<std::string_view> aliases;
+    handler run;
+    unsigned flags;
+};
+
+// Flag sets of the usual kinds of command.
+constexpr unsigned crud_write = needs_auth | writes | retryable;
+constexpr unsigned ddl = needs_auth | writes;
+constexpr unsigned crud_read = needs_auth | on_secondary | reads;
+constexpr unsigned admin = needs_auth | on_secondary | on_arbiter;
+constexpr unsigned no_auth = on_secondary | on_arbiter;  // no authentication needed
+
+// Every command a member answers. Anything else: 59 CommandNotFound, as mongod.
+const std::vector<command_spec>& command_table() {
+    static const std::vector<command_spec> table = {
+        {"hello", {"isMaster", "ismaster"}, cmd_hello, no_auth},
+        {"ping", {}, now<cmd_ping>, no_auth},
+        {"buildInfo", {"buildinfo"}, now<cmd_build_info>, no_auth},
+        {"saslStart", {}, now<cmd_auth>, no_auth},
+        {"saslContinue", {}, now<cmd_auth>, no_auth},
+        {"authenticate", {}, now<cmd_auth>, no_auth},
+        {"logout", {}, now<cmd_auth>, no_auth},
+        {"getnonce", {}, now<cmd_auth>, no_auth},
+        {"endSessions", {}, now<cmd_ping>, no_auth},
+        {"killSessions", {}, now<cmd_ping>, admin},
+        {"refreshSessions", {}, now<cmd_ping>, admin},
+        {"whatsmyuri", {}, now<cmd_whatsmyuri>, admin},
+        {"getLastError", {"getlasterror"}, now<cmd_get_last_error>, admin},
+
+        {"insert", {}, cmd_insert, crud_write},
+        {"update", {}, cmd_update, crud_write},
+        {"delete", {}, cmd_delete, crud_write},
+        {"findAndModify", {"findandmodify"}, cmd_find_and_modify, crud_write},
+
+        {"find", {}, now<cmd_find>, crud_read},
+        {"getMore", {}, now<cmd_get_more>, needs_auth | on_secondary},
+        {"killCursors", {}, now<cmd_kill_cursors>, needs_auth | on_secondary},
+        {"count", {}, now<cmd_count>, crud_read},
+        {"distinct", {}, now<cmd_distinct>, crud_read},
+        {"aggregate", {}, now<cmd_aggregate>, crud_read},
+        {"listIndexes", {}, now<cmd_list_indexes>, crud_read},
+        {"listCollections", {}, now<cmd_list_collections>, crud_read},
+        {"listDatabases", {}, now<cmd_list_databases>, crud_read},
+        {"dbStats", {"dbstats"}, now<cmd_db_stats>, crud_read},
+        {"collStats", {"collstats"}, now<cmd_coll_stats>, crud_read},
+
+        {"create", {}, cmd_create, ddl},
+        {"drop", {}, cmd_drop, ddl},
+        {"dropDatabase", {}, cmd_drop_database, ddl},
+        {"createIndexes", {}, cmd_create_indexes, ddl},
+        {"dropIndexes", {"deleteIndexes"}, cmd_drop_indexes, ddl},
+        {"renameCollection", {}, cmd_rename_collection, ddl},
+        {"copydb", {}, cmd_copydb, ddl},
+
+        {"serverStatus", {}, now<cmd_server_status>, admin},
+        {"currentOp", {}, now<cmd_current_op>, admin},
+        {"killOp", {}, now<cmd_kill_op>, admin},
+        {"getLog", {}, now<cmd_get_log>, admin},
+        {"getCmdLineOpts", {}, now<cmd_get_cmd_line_opts>, admin},
+        {"hostInfo", {}, now<cmd_host_info>, admin},
+        {"fsync", {}, now<cmd_fsync>, admin},
+        {"fsyncUnlock", {}, now<cmd_fsync_unlock>, admin},
+        {"configureFailPoint", {}, now<cmd_configure_fail_point>, admin},
+        {"replSetGetStatus", {}, now<cmd_repl_get_status>, admin},
+        {"replSetGetConfig", {}, now<cmd_repl_get_config>, admin},
+        {"replSetStepDown", {}, now<cmd_repl_step_down>, admin},
+        {"replSetReconfig", {}, now<cmd_repl_reconfig>, admin},
+    };
+    return table;
+}
+
+const command_spec* find_command(std::string_view name) {
+    static const std::map<std::string_view, const command_spec*> by_name = [] {
+        std::map<std::string_view, const command_spec*> m;
+        for (const auto& spec : command_table()) {
+            m[spec.name] = &spec;
+            for (auto alias : spec.aliases) m[alias] = &spec;
+        }
+        return m;
+    }();
+    const auto it = by_name.find(name);
+    return it == by_name.end() ? nullptr : it->second;
+}
+
+// Members of a replica set and routers gossip the cluster time (the latest optime written)
+// and tell the operation time (the member's last applied optime), as mongod does; the
+// signature is all zeros (no keys: clients without auth never verify it).
+bson::document with_cluster_time(member& m, bson::document reply) {
+    auto& d = m.dep;
+    if (!(d.is_replica_set() || m.current == role::mongos) || m.current == role::standalone || m.current == role::arbiter)
+        return reply;
+    if (reply.view().find("$clusterTime")) return reply;
+    const member& source = m.current == role::mongos && d.primary ? *d.primary : m;
+    const bson::timestamp op_time = source.applied().ts;
+    bson::builder b;
+    b.concat(reply);
+    const std::array<std::uint8_t, 20> zeros{};
+    b.open_document("$clusterTime").append("clusterTime", std::max(d.latest_written(), op_time))
+        .open_document("signature").append("hash", bson::binary{bson::binary_subtype::generic, zeros})
+        .append("keyId", static_cast<std::int64_t>(0)).close_document().close_document();
+    b.append("operationTime", op_time);
+    return b.extract();
+}
+
+bool counted_as_command(std::string_view name) {
+    return name != "insert" && name != "update" && name != "delete" && name != "find" && name != "getMore";
+}
+
+}  // namespace
+
+bool is_hello_command(std::string_view name) {
+    const command_spec* spec = find_command(name);
+    return spec && spec->name == "hello";
+}
+
 // ---------------------------------------------------------------- dispatch
+
+namespace {
+
+// The checks of the table's flags, in mongod's order. An error reply, or nullopt to go on.
+std::optional<bson::document> refused(const command_spec& spec, session& s, const request& req, member*& target) {
+    member& m = s.owner;
+    auto& d = m.dep;
+    if (d.auth_enabled() && !s.authenticated && (spec.flags & needs_auth))
+        return error_reply(13, "Unauthorized", "command " + req.name + " requires authentication");
+    if (m.current == role::mongos) {
+        // A router sends everything to the shard's primary.
+        target = d.primary;
+        if (!target || !target->reachable()) {
+            if (spec.flags & (writes | reads))
+                return error_reply(133, "FailedToSatisfyReadPreference",
+                                   "Could not find host matching read preference { mode: \"primary\" } for set " + d.cfg.set_name);
+            target = &m;
+        }
+        return std::nullopt;
+    }
+    const bool writable = m.current == role::primary || m.current == role::master || m.current == role::standalone;
+    if (!writable && ((spec.flags & writes) || !(spec.flags & on_secondary))) {
+        bson::document labels;
+        if ((spec.flags & retryable) && retry_key_of(req) && d.cfg.max_wire_version >= 9) labels = retryable_label();
+        return error_reply(10107, "NotWritablePrimary", "not primary", labels);
+    }
+    if (m.current == role::arbiter && !(spec.flags & on_arbiter))
+        return error_reply(13436, "NotPrimaryOrSecondary", "node is not in primary or recovering state");
+    if ((spec.flags & reads) && (m.current == role::secondary || m.current == role::slave) && !req.secondary_ok)
+        return error_reply(13435, "NotPrimaryNoSecondaryOk", "not primary and secondaryOk=false");
+    return std::nullopt;
+}
+
+asio::awaitable<command_result> run_command(session& s, request& req, const command_spec& spec, running_op& op) {
+    member& m = s.owner;
+    auto& d = m.dep;
+    const std::string& name = req.name;
+    command_result out;
+
+    // Fail points come first, as mongod's failCommand does.
+    const bool fired = spec.name != "configureFailPoint" && fail_point_fires(m, s, name);
+    const std::optional<bson::document> attach_wce = fired ? m.fail.write_concern_error : std::nullopt;
+    if (fired) {
+        const fail_point fp = m.fail;
+        if (fp.block) co_await pause_op(d, op, *fp.block);
+        if (!d.running) {
+            out.close_connection = true;  // stopping: nothing more to say
+            co_return out;
+        }
+        if (op.killed) {
+            out.reply = error_reply(11601, "Interrupted", "operation was interrupted");
+            co_return out;
+        }
+        if (fp.close_connection) {
+            out.close_connection = true;
+            co_return out;
+        }
+        if (fp.error_code) {
+            bson::document labels;
+            if (fp.error_labels) labels = *fp.error_labels;
+            else if ((spec.flags & retryable) && retry_key_of(req) && retryable_code(*fp.error_code) && d.cfg.max_wire_version >= 9)
+                labels = retryable_label();
+            out.reply = error_reply(*fp.error_code, code_name_of(*fp.error_code), "Failing command via 'failCommand' failpoint", labels);
+            co_return out;
+        }
+        // Only writeConcernError (or only a block): run the command, then attach it.
+    }
+
+    member* target = &m;
+    if (auto refusal = refused(spec, s, req, target)) {
+        out.reply = std::move(*refusal);
+        co_return out;
+    }
+
+    if (spec.flags & retryable) {
+        // Retryable writes: the same lsid + txnNumber is applied once.
+        if (auto key = retry_key_of(req)) {
+            if (auto it = target->retries.find(*key); it != target->retries.end()) {
+                out.reply = it->second;
+                co_return out;
+            }
+        }
+    }
+    if (spec.flags & writes) {
+        // fsync {lock: true} blocks writes until fsyncUnlock.
+        while (target->fsync_lock_count > 0 && d.running && !op.killed)
+            co_await target->fsync_unlocked.wait_until(steady::now() + std::chrono::seconds(1));
+        if (op.killed) {
+            out.reply = error_reply(11601, "Interrupted", "operation was interrupted");
+            co_return out;
+        }
+    }
+
+    if (spec.flags & reads) {
+        // readConcern afterClusterTime (causal consistency): a lagging member answers once it has
+        // applied that time (of what was written: a later time has nothing to wait for).
+        if (auto rc = req.body.find("readConcern"); rc && rc->type() == bson::type::document)
+            if (auto after = rc->get_document().find("afterClusterTime"); after && after->type() == bson::type::timestamp) {
+                const bson::timestamp wanted = after->get_timestamp();
+                const auto deadline = req.body.find("maxTimeMS") && req.body["maxTimeMS"].is_number() && req.body["maxTimeMS"].as_int64() > 0
+                                          ? steady::now() + std::chrono::milliseconds(req.body["maxTimeMS"].as_int64())
+                                          : steady::time_point::max();
+                const auto behind = [&] {
+                    const bson::timestamp written = d.primary ? d.primary->applied().ts : target->applied().ts;
+                    return target->applied().ts < std::min(wanted, written);
+                };
+                while (d.running && !op.killed && behind() && steady::now() < deadline)
+                    co_await d.data_changed.wait_until(std::min(deadline, steady::now() + std::chrono::seconds(1)));
+                if (behind()) {
+                    out.reply = op.killed ? error_reply(11601, "Interrupted", "operation was interrupted")
+                                          : error_reply(50, "MaxTimeMSExpired", "operation exceeded time limit");
+                    co_return out;
+                }
+            }
+    }
+
+    if (counted_as_command(name)) ++m.opcounters["command"];
+    context c{s, req, m, *target, req.db, &op};
+    try {
+        out.reply = co_await spec.run(c);
+    } catch (const command_error& e) {
+        out.reply = error_reply(e);
+    } catch (const trellis::bson_error& e) {
+        out.reply = error_reply(2, "BadValue", e.what());
+    }
+    if (attach_wce && out.reply["ok"].as_bool()) {
+        bson::builder b;
+        for (const auto& e : out.reply.view())
+            if (e.key() != "writeConcernError") b.append(e);
+        b.append("writeConcernError", *attach_wce);
+        out.reply = b.extract();
+    }
+    co_return out;
+}
+
+}  // namespace
 
 asio::awaitable<command_result> execute(session& s, request& req) {
     member& m = s.owner;
@@ -934,9 +1556,9 @@ asio::awaitable<command_result> execute(session& s, request& req) {
     if (d.cfg.verbose) log_line(m.address() + " conn" + std::to_string(s.connection_id) + " " + req.db + " " + bson::to_json(req.body));
     sweep_cursors(m);
 
+    const command_spec* spec = find_command(name);
     // The first hello of a connection names the application (failCommand's appName).
-    const bool is_hello = name == "hello" || name == "isMaster" || name == "ismaster";
-    if (is_hello) {
+    if (spec && spec->name == "hello") {
         if (auto client = req.body.find("client"); client && client->type() == bson::type::document)
             if (auto app = client->get_document().find("application"); app && app->type() == bson::type::document)
                 if (auto n = app->get_document().find("name"); n && n->type() == bson::type::string) s.app_name = std::string(n->get_string());
@@ -945,177 +1567,29 @@ asio::awaitable<command_result> execute(session& s, request& req) {
         out.reply = error_reply(40571, "Location40571", "OP_MSG requests require a $db argument");
         co_return out;
     }
-
-    // Fail points come first, as mongod's failCommand does.
-    member& fp_owner = m;
-    const bool fired = name != "configureFailPoint" && fail_point_fires(fp_owner, s, name);
-    const std::optional<bson::document> attach_wce = fired ? fp_owner.fail.write_concern_error : std::nullopt;
-    if (fired) {
-        const fail_point& fp = fp_owner.fail;
-        if (fp.block) {
-            asio::steady_timer t(d.io, *fp.block);
-            co_await t.async_wait(use_awaitable);
-        }
-        if (fp.close_connection) {
-            out.close_connection = true;
-            co_return out;
-        }
-        if (fp.error_code) {
-            bson::document labels;
-            if (fp.error_labels) labels = *fp.error_labels;
-            else if (is_write_command(name) && retry_key_of(req) && retryable_code(*fp.error_code) && d.cfg.max_wire_version >= 9)
-                labels = retryable_label();
-            out.reply = error_reply(*fp.error_code, code_name_of(*fp.error_code), "Failing command via 'failCommand' failpoint", labels);
-            co_return out;
-        }
-        // Only writeConcernError (or only a block): run the command, then attach it.
-    }
-
-    if (d.auth_enabled() && !s.authenticated && !allowed_without_auth(name)) {
-        out.reply = error_reply(13, "Unauthorized", "command " + name + " requires authentication");
+    if (!spec) {
+        out.reply = error_reply(59, "CommandNotFound", "no such command: '" + name + "'");
         co_return out;
     }
 
-    // Roles: who may write, who may read.
-    member* target = &m;
-    if (m.current == role::mongos) {
-        target = d.primary;
-        if (!target || !target->reachable()) {
-            if (needs_primary(name) || is_read_command(name)) {
-                out.reply = error_reply(133, "FailedToSatisfyReadPreference", "Could not find host matching read preference { mode: \"primary\" } for set " + d.cfg.set_name);
-                co_return out;
-            }
-            target = &m;
-        }
-    } else if (needs_primary(name) && m.current != role::primary && m.current != role::master && m.current != role::standalone) {
-        bson::document labels;
-        if (retry_key_of(req) && d.cfg.max_wire_version >= 9) labels = retryable_label();
-        out.reply = error_reply(10107, "NotWritablePrimary", "not primary", labels);
-        co_return out;
-    } else if (is_read_command(name) && m.current == role::arbiter) {
-        out.reply = error_reply(13436, "NotPrimaryOrSecondary", "node is not in primary or recovering state");
-        co_return out;
-    } else if (is_read_command(name) && (m.current == role::secondary || m.current == role::slave) && !req.secondary_ok) {
-        out.reply = error_reply(13435, "NotPrimaryNoSecondaryOk", "not primary and secondaryOk=false");
-        co_return out;
-    }
-
-    // Retryable writes: the same lsid + txnNumber is applied once.
-    if (is_write_command(name)) {
-        if (auto key = retry_key_of(req)) {
-            if (auto it = target->retries.find(*key); it != target->retries.end()) {
-                out.reply = it->second;
-                co_return out;
-            }
-        }
-        // fsync {lock: true} blocks writes until fsyncUnlock.
-        while (target->fsync_lock_count > 0 && d.running) co_await target->fsync_unlocked.wait_until(steady::now() + std::chrono::seconds(1));
-    }
-
-    context c{s, req, m, *target, req.db};
+    // Registered for currentOp / killOp while it runs. The map's nodes do not move.
+    const std::int64_t opid = m.next_opid++;
+    running_op& op = m.ops[opid];
+    op.opid = opid;
+    op.connection_id = s.connection_id;
+    op.client = s.peer;
+    op.app_name = s.app_name;
+    op.db = req.db;
+    op.command = req.body;
+    op.started = steady::now();
     try {
-        if (is_hello) {
-            // Awaitable hello: wait for a topology change or maxAwaitTimeMS.
-            auto tv = req.body.find("topologyVersion");
-            auto await_ms = req.body.find("maxAwaitTimeMS");
-            if (tv && await_ms && tv->type() == bson::type::document && await_ms->is_number()) {
-                const bson::document_view tvd = tv->get_document();
-                auto pid = tvd.find("processId");
-                auto counter = tvd.find("counter");
-                if (pid && counter && pid->type() == bson::type::oid && pid->get_oid() == m.process_id &&
-                    counter->is_number() && counter->as_int64() == m.tv_counter) {
-                    const auto deadline = steady::now() + std::chrono::milliseconds(await_ms->as_int64());
-                    while (m.tv_counter == counter->as_int64() && steady::now() < deadline && d.running)
-                        co_await m.changed.wait_until(deadline);
-                }
-            }
-            out.reply = hello_reply(s, req);
-        } else if (name == "ping") {
-            out.reply = bson::make_document(bson::kvp("ok", 1.0));
-        } else if (name == "insert") {
-            out.reply = co_await cmd_insert(c);
-        } else if (name == "update") {
-            out.reply = co_await cmd_update(c);
-        } else if (name == "delete") {
-            out.reply = co_await cmd_delete(c);
-        } else if (name == "findAndModify" || name == "findandmodify") {
-            out.reply = co_await cmd_find_and_modify(c);
-        } else if (name == "find") {
-            out.reply = cmd_find(c);
-        } else if (name == "getMore") {
-            out.reply = cmd_get_more(c);
-        } else if (name == "killCursors") {
-            out.reply = cmd_kill_cursors(c);
-        } else if (name == "count") {
-            out.reply = cmd_count(c);
-        } else if (name == "distinct") {
-            out.reply = cmd_distinct(c);
-        } else if (name == "aggregate") {
-            out.reply = cmd_aggregate(c);
-        } else if (name == "create") {
-            out.reply = co_await cmd_create(c);
-        } else if (name == "drop") {
-            out.reply = co_await cmd_drop(c);
-        } else if (name == "dropDatabase") {
-            out.reply = co_await cmd_drop_database(c);
-        } else if (name == "createIndexes") {
-            out.reply = co_await cmd_create_indexes(c);
-        } else if (name == "dropIndexes" || name == "deleteIndexes") {
-            out.reply = co_await cmd_drop_indexes(c);
-        } else if (name == "listIndexes") {
-            out.reply = cmd_list_indexes(c);
-        } else if (name == "listCollections") {
-            out.reply = cmd_list_collections(c);
-        } else if (name == "listDatabases") {
-            out.reply = cmd_list_databases(c);
-        } else if (name == "copydb") {
-            out.reply = co_await cmd_copydb(c);
-        } else if (name == "buildInfo" || name == "buildinfo") {
-            out.reply = cmd_build_info(c);
-        } else if (name == "serverStatus") {
-            out.reply = cmd_server_status(c);
-        } else if (name == "fsync") {
-            out.reply = cmd_fsync(c);
-        } else if (name == "fsyncUnlock") {
-            out.reply = cmd_fsync_unlock(c);
-        } else if (name == "currentOp") {
-            out.reply = cmd_current_op(c);
-        } else if (name == "getLastError" || name == "getlasterror") {
-            bson::builder b;
-            b.append("connectionId", static_cast<std::int32_t>(s.connection_id)).append("n", 0).append("syncMillis", 0)
-                .append("writtenTo", bson::null).append("err", bson::null).append("ok", 1.0);
-            out.reply = b.extract();
-        } else if (name == "endSessions" || name == "killSessions" || name == "refreshSessions") {
-            out.reply = bson::make_document(bson::kvp("ok", 1.0));
-        } else if (name == "replSetGetStatus") {
-            out.reply = cmd_repl_get_status(c);
-        } else if (name == "replSetStepDown") {
-            out.reply = cmd_repl_step_down(c);
-        } else if (name == "replSetReconfig") {
-            out.reply = cmd_repl_reconfig(c);
-        } else if (name == "configureFailPoint") {
-            out.reply = cmd_configure_fail_point(c);
-        } else if (name == "saslStart" || name == "saslContinue" || name == "authenticate" || name == "logout" || name == "getnonce") {
-            out.reply = auth_command(s, req);
-        } else if (name == "whatsmyuri") {
-            bson::builder b;
-            b.append("you", s.peer).append("ok", 1.0);
-            out.reply = b.extract();
-        } else {
-            out.reply = error_reply(59, "CommandNotFound", "no such command: '" + name + "'");
-        }
-    } catch (const command_error& e) {
-        out.reply = error_reply(e);
-    } catch (const trellis::bson_error& e) {
-        out.reply = error_reply(2, "BadValue", e.what());
+        out = co_await run_command(s, req, *spec, op);
+    } catch (...) {
+        m.ops.erase(opid);
+        throw;
     }
-    if (attach_wce && out.reply["ok"].as_bool()) {
-        bson::builder b;
-        for (const auto& e : out.reply.view())
-            if (e.key() != "writeConcernError") b.append(e);
-        b.append("writeConcernError", *attach_wce);
-        out.reply = b.extract();
-    }
+    m.ops.erase(opid);
+    if (!out.close_connection) out.reply = with_cluster_time(m, std::move(out.reply));
     co_return out;
 }
 

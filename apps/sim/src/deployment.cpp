@@ -1,4 +1,5 @@
 #include <future>
+#include <mutex>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -26,9 +27,40 @@ std::string now_log_prefix() {
     return os.str();
 }
 
+namespace {
+std::mutex log_mutex;
+std::deque<std::string> log_ring;
+}  // namespace
+
+std::string json_log_line(char severity, const std::string& msg) {
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t t = std::chrono::system_clock::to_time_t(now);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    std::ostringstream os;
+    os << R"({"t":{"$date":")" << std::put_time(&tm, "%Y-%m-%dT%H:%M:%S") << '.' << std::setw(3) << std::setfill('0') << ms
+       << R"(+00:00"},"s":")" << severity << R"(","c":"CONTROL","id":0,"ctx":"trellis-sim","msg":")";
+    for (char ch : msg) {
+        if (ch == '"' || ch == '\\') os << '\\' << ch;
+        else if (static_cast<unsigned char>(ch) < 0x20) os << ' ';
+        else os << ch;
+    }
+    os << R"("})";
+    return os.str();
+}
+
 void log_line(const std::string& line) {
     const std::string text = now_log_prefix() + " trellis-sim: " + line + "\n";
     std::cerr << text;
+    const std::lock_guard lock(log_mutex);
+    log_ring.push_back(json_log_line('I', line));
+    if (log_ring.size() > 1024) log_ring.pop_front();
+}
+
+std::vector<std::string> recent_log_lines() {
+    const std::lock_guard lock(log_mutex);
+    return {log_ring.begin(), log_ring.end()};
 }
 
 const char* role_name(role r) {
@@ -77,6 +109,9 @@ void member::close_all_sessions() {
 // ---------------------------------------------------------------- construction
 
 deployment::impl::impl(sim_config c) : cfg(std::move(c)), data_changed(io) {
+    // The cluster time starts at the start time, as a new set's first optime would.
+    ts_seconds = static_cast<std::uint32_t>(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
     compressors = std::make_shared<wire::compressor_registry>(wire::compressor_registry::with_builtins());
     compressors->add(std::make_shared<zlib_compressor>());
     auto member_cfg = [&](int i) {
@@ -248,6 +283,8 @@ void deployment::impl::run_election() {
         if (m != best) become_secondary(*m);
     best->current = role::primary;
     primary = best;
+    election_date = std::chrono::system_clock::now();
+    election_reason = "electionTimeout";
     for (auto& m : members) m->bump_topology_version();
     log_line(best->address() + " is primary (term " + std::to_string(term) + ")");
     data_changed.notify();
@@ -301,7 +338,13 @@ asio::awaitable<void> deployment::impl::replicate(member& m) {
             co_await data_changed.wait_until(due);
             continue;
         }
-        for (const auto& entry : rec.entries) m.data.apply(entry);
+        for (const auto& entry : rec.entries) {
+            m.data.apply(entry);
+            if (auto op = entry.view().find("op"); op && op->type() == bson::type::string) {
+                const auto o = op->get_string();
+                ++m.opcounters_repl[o == "i" ? "insert" : o == "u" ? "update" : o == "d" ? "delete" : "command"];
+            }
+        }
         if (rec.retry) m.retries[rec.retry->first] = rec.retry->second;
         m.log.push_back(rec);
         data_changed.notify();
@@ -323,7 +366,8 @@ optime deployment::impl::record_write(member& p, std::vector<bson::document> ent
 }
 
 asio::awaitable<std::optional<bson::document>> deployment::impl::await_write_concern(member& m, optime op,
-                                                                                       bson::document_view wc) {
+                                                                                       bson::document_view wc,
+                                                                                       const running_op* op_state) {
     std::size_t needed = 1;
     bool majority_wanted = false;
     std::chrono::milliseconds wtimeout{0};
@@ -355,8 +399,25 @@ asio::awaitable<std::optional<bson::document>> deployment::impl::await_write_con
             b.open_document("errInfo").append("wtimeout", true).append("writeConcern", bson::document(wc)).close_document();
             co_return b.extract();
         }
+        if (op_state && op_state->killed) {
+            bson::builder b;
+            b.append("code", 11601).append("codeName", "Interrupted").append("errmsg", "operation was interrupted");
+            co_return b.extract();
+        }
+        if (!running) {
+            bson::builder b;
+            b.append("code", 11600).append("codeName", "InterruptedAtShutdown")
+                .append("errmsg", "interrupted at shutdown");
+            co_return b.extract();
+        }
         co_await data_changed.wait_until(std::min(deadline, steady::now() + std::chrono::seconds(1)));
     }
+}
+
+asio::awaitable<void> deployment::impl::pause(steady::duration d) {
+    const auto deadline = steady::now() + d;
+    // data_changed is notified by stop() (and by every write; the loop waits again then).
+    while (running && steady::now() < deadline) co_await data_changed.wait_until(deadline);
 }
 
 // ---------------------------------------------------------------- control
@@ -531,6 +592,7 @@ bson::document deployment::impl::control_command(bson::document_view cmd) {
 
 asio::awaitable<void> deployment::impl::serve_control(tcp::socket socket) {
     wire::frame_decoder decoder;
+    control_sockets.insert(&socket);
     try {
         for (;;) {
             while (auto msg = decoder.next()) {
@@ -547,6 +609,7 @@ asio::awaitable<void> deployment::impl::serve_control(tcp::socket socket) {
                     r.documents.push_back(reply.bytes());
                     wire::encode_op_reply(out, wire::next_request_id(), msg->header.request_id, r);
                 } else {
+                    control_sockets.erase(&socket);
                     co_return;
                 }
                 co_await asio::async_write(socket, asio::buffer(out), use_awaitable);
@@ -557,6 +620,7 @@ asio::awaitable<void> deployment::impl::serve_control(tcp::socket socket) {
     } catch (const std::exception&) {
         // Disconnected or garbage: drop the control connection.
     }
+    control_sockets.erase(&socket);
 }
 
 // ---------------------------------------------------------------- thread plumbing
@@ -580,6 +644,9 @@ deployment::~deployment() { stop(); }
 void deployment::start() {
     impl& d = *impl_;
     if (d.running) return;
+    d.startup_warnings = {json_log_line('W', "This is trellis-sim, a simulated deployment: data lives in memory only and is lost when it stops")};
+    if (!d.auth_enabled())
+        d.startup_warnings.push_back(json_log_line('W', "Access control is not enabled for the database. Read and write access to data and configuration is unrestricted"));
     configure_users(d);
     if (d.cfg.tls.enabled()) {
         d.tls.emplace(asio::ssl::context::tls_server);
@@ -646,23 +713,42 @@ void deployment::start() {
     });
 }
 
+void deployment::impl::begin_stop() {
+    running = false;
+    boost::system::error_code ec;
+    if (control) control->close(ec);
+    for (tcp::socket* s : control_sockets) {
+        s->shutdown(tcp::socket::shutdown_both, ec);
+        s->close(ec);
+    }
+    if (election_timer) election_timer->cancel();
+    for (auto& m : members) stop_listening(*m);
+    data_changed.notify();
+    for (auto& m : members) {
+        m->changed.notify();
+        m->fsync_unlocked.notify();
+    }
+    work.reset();
+}
+
 void deployment::stop() {
     impl& d = *impl_;
     if (!d.running) return;
-    asio::post(d.io, [&d] {
-        d.running = false;
-        boost::system::error_code ec;
-        if (d.control) d.control->close(ec);
-        if (d.election_timer) d.election_timer->cancel();
-        for (auto& m : d.members) d.stop_listening(*m);
-        d.data_changed.notify();
-        for (auto& m : d.members) {
-            m->changed.notify();
-            m->fsync_unlocked.notify();
-        }
-        d.work.reset();
+    // Every connection is closed and every waiter woken, so the io thread runs out of work
+    // within a few milliseconds. Should some handler still hold it, stop() does not wait
+    // for it: the deployment must be gone within a second whatever clients do.
+    std::promise<void> drained;
+    auto done = drained.get_future();
+    asio::post(d.io, [&d] { d.begin_stop(); });
+    std::thread waiter([&] {
+        if (d.thread.joinable()) d.thread.join();
+        drained.set_value();
     });
-    if (d.thread.joinable()) d.thread.join();
+    if (done.wait_for(std::chrono::milliseconds(500)) != std::future_status::ready) {
+        log_line("stop: work still pending after 500 ms; abandoning it");
+        d.io.stop();
+    }
+    waiter.join();
     d.io.stop();
 }
 

@@ -279,6 +279,7 @@ int main(int argc, char** argv) {
             }
         if (!a.empty() && a[0] == "ctl") return ctl(std::vector<std::string>(a.begin() + 1, a.end()));
         cli_options o = parse_args(argc, argv);
+        o.cfg.argv.assign(argv, argv + argc);
 
         // Signals are taken by this thread only (sigwait), so block them before any thread starts.
         sigset_t signals;

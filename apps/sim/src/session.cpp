@@ -49,22 +49,22 @@ void session::fail(const std::string& why) {
 }
 
 asio::awaitable<std::size_t> session::read_some(std::span<std::uint8_t> buffer) {
-    co_return co_await std::visit(
+    const std::size_t n = co_await std::visit(
         [&](auto& s) { return s.async_read_some(asio::buffer(buffer.data(), buffer.size()), use_awaitable); }, stream_);
+    owner.bytes_in += static_cast<std::int64_t>(n);
+    co_return n;
 }
 
 asio::awaitable<void> session::send(const std::vector<std::uint8_t>& bytes) {
     co_await std::visit([&](auto& s) { return asio::async_write(s, asio::buffer(bytes), use_awaitable); }, stream_);
+    owner.bytes_out += static_cast<std::int64_t>(bytes.size());
 }
 
 asio::awaitable<void> session::reply_delay() {
     auto delay = owner.latency;
     if (owner.jitter.count() > 0)
         delay += std::chrono::milliseconds(std::uniform_int_distribution<std::int64_t>(0, owner.jitter.count())(owner.rng));
-    if (delay.count() > 0) {
-        asio::steady_timer t(owner.dep.io, delay);
-        co_await t.async_wait(use_awaitable);
-    }
+    if (delay.count() > 0) co_await owner.dep.pause(delay);
 }
 
 asio::awaitable<void> session::run() {
@@ -188,7 +188,7 @@ asio::awaitable<bool> session::handle(const wire::message& msg) {
         co_return false;
     }
     if (!req.body.empty()) req.name = std::string(req.body.begin()->key());
-    ++owner.opcounters["command"];
+    ++owner.requests;
 
     std::int32_t response_to = msg.header.request_id;
     for (;;) {
@@ -208,9 +208,13 @@ asio::awaitable<bool> session::handle(const wire::message& msg) {
         co_await reply_delay();
         if (closed_) co_return false;
         std::vector<std::uint8_t> out;
-        const bool is_hello = req.name == "hello" || req.name == "isMaster" || req.name == "ismaster";
-        const bool stream = !req.legacy && req.exhaust_allowed && is_hello && req.body.find("topologyVersion") &&
-                            req.body.find("maxAwaitTimeMS") && result.reply["ok"].as_bool();
+        const bool is_hello = is_hello_command(req.name);
+        // Exhaust: an awaitable hello streams topology changes; a getMore streams the batches
+        // of its cursor until the cursor is exhausted (OP_MSG moreToCome).
+        const bool ok = result.reply["ok"].as_bool();
+        const bool stream_hello = is_hello && req.body.find("topologyVersion") && req.body.find("maxAwaitTimeMS");
+        const bool stream_cursor = req.name == "getMore" && ok && result.reply["cursor"].get_document()["id"].as_int64() != 0;
+        const bool stream = !req.legacy && req.exhaust_allowed && ok && (stream_hello || stream_cursor);
         if (req.legacy) {
             wire::op_reply reply;
             reply.documents.push_back(result.reply.bytes());
@@ -231,8 +235,7 @@ asio::awaitable<bool> session::handle(const wire::message& msg) {
             }
         co_await send(out);
         if (!stream) co_return true;
-        // Exhaust: keep answering the same awaitable hello as the topology changes.
-        req.body = with_topology_version(req.body, result.reply);
+        if (stream_hello) req.body = with_topology_version(req.body, result.reply);
     }
 }
 

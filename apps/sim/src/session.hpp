@@ -62,6 +62,8 @@ private:
 
 /// Runs one command on a member (commands.cpp).
 asio::awaitable<command_result> execute(session& s, request& req);
+/// hello, isMaster or ismaster (commands.cpp's command table).
+bool is_hello_command(std::string_view name);
 /// The hello reply of a member (commands.cpp).
 bson::document hello_reply(session& s, const request& req);
 

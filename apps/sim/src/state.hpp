@@ -91,6 +91,20 @@ struct cursor {
     bool no_timeout = false;
 };
 
+// ---------------------------------------------------------------- operations in progress
+
+/// A command being executed (currentOp lists them, killOp interrupts them).
+struct running_op {
+    std::int64_t opid = 0;
+    std::int64_t connection_id = 0;
+    std::string client;    // peer host:port
+    std::string app_name;
+    std::string db;
+    bson::document command;
+    steady::time_point started;
+    bool killed = false;   // killOp: a waiting command ends with 11601 Interrupted
+};
+
 class member;
 class session;
 
@@ -135,6 +149,12 @@ public:
     std::int64_t next_connection_id = 1;
     std::int64_t connections_created = 0;
     std::map<std::string, std::int64_t> opcounters;
+    std::map<std::string, std::int64_t> opcounters_repl;  // what replication applied here
+    std::int64_t bytes_in = 0, bytes_out = 0, requests = 0;
+    std::map<std::int64_t, running_op> ops;  // by opid
+    std::int64_t next_opid = 1;
+    std::chrono::system_clock::time_point started_wall = std::chrono::system_clock::now();
+    steady::time_point started = steady::now();
     std::mt19937_64 rng;
 
     bool data_bearing() const { return current != role::arbiter && current != role::mongos; }
@@ -163,6 +183,7 @@ struct deployment::impl {
     std::shared_ptr<wire::compressor_registry> compressors;
     std::vector<std::unique_ptr<member>> members;  // routers first when sharded
     std::optional<tcp::acceptor> control;
+    std::set<tcp::socket*> control_sockets;  // open control-port connections, closed by stop()
     std::string control_addr;
     std::mt19937_64 rng{std::random_device{}()};
     bool running = false;
@@ -172,6 +193,10 @@ struct deployment::impl {
     int set_version = 1;
     member* primary = nullptr;  // primary of the set, master, or the standalone shard
     bson::oid election_id;
+    std::chrono::system_clock::time_point election_date{};  // when the current primary was elected
+    std::string election_reason;
+    bson::oid replica_set_id = bson::oid::generate();
+    std::vector<std::string> startup_warnings;  // getLog startupWarnings (mongod's JSON log lines)
     std::optional<asio::steady_timer> election_timer;
     signal data_changed;   // oplog grew, a member applied, topology changed
     std::uint32_t ts_increment = 0;
@@ -190,6 +215,8 @@ struct deployment::impl {
     std::size_t voters() const;
     std::size_t majority() const { return voters() / 2 + 1; }
     optime next_optime();
+    /// The latest optime handed out (the cluster time); {0, 0} before the first write.
+    bson::timestamp latest_written() const { return {ts_seconds, ts_increment}; }
 
     void start_listening(member& m);
     void stop_listening(member& m);
@@ -205,7 +232,9 @@ struct deployment::impl {
     optime record_write(member& primary, std::vector<bson::document> entries,
                         std::optional<std::pair<retry_key, bson::document>> retry = std::nullopt);
     /// Waits for a write concern; nullopt when satisfied, else a writeConcernError document.
-    asio::awaitable<std::optional<bson::document>> await_write_concern(member& m, optime op, bson::document_view wc);
+    /// killOp of `running` ends the wait with 11601 Interrupted.
+    asio::awaitable<std::optional<bson::document>> await_write_concern(member& m, optime op, bson::document_view wc,
+                                                                       const running_op* running = nullptr);
 
     // --- control
     bson::document control_command(bson::document_view cmd);
@@ -213,11 +242,21 @@ struct deployment::impl {
     asio::awaitable<void> serve_control(tcp::socket socket);
 
     // --- plumbing
+    /// Waits for `d`, or less when the deployment stops: every sleep in the simulator goes
+    /// through here so that nothing holds the io thread after stop().
+    asio::awaitable<void> pause(steady::duration d);
+    /// Runs on the io thread: closes every listener and connection, wakes every waiter.
+    void begin_stop();
+
     template <class F>
     auto on_io(F&& f) -> decltype(f());
 };
 
 std::string now_log_prefix();
 void log_line(const std::string& line);
+/// A log line as mongod writes it (JSON): {"t": {"$date"}, "s", "c", "id", "ctx", "msg"}.
+std::string json_log_line(char severity, const std::string& msg);
+/// The latest lines log_line() wrote, as JSON log lines (getLog global); at most 1024.
+std::vector<std::string> recent_log_lines();
 
 }  // namespace trellis::sim

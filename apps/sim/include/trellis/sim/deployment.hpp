@@ -61,6 +61,7 @@ struct sim_config {
     std::uint16_t port = 0;        // first port; 0: the OS picks every port
     std::vector<member_config> members;  // optional per-member settings, by index
     bool verbose = false;          // log each command to stderr
+    std::vector<std::string> argv;  // the program's command line (getCmdLineOpts)
 };
 
 enum class partition_mode { refuse, hang, drop_replies };
