@@ -3,6 +3,7 @@
 #pragma once
 
 #include <QString>
+#include <QTimeZone>
 
 #include <array>
 #include <string>

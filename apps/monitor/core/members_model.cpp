@@ -202,9 +202,9 @@ QString members_model::text_of(const member_row& m, int col) const {
         case col_rtt_p95: return ms_text(m.rtt.percentile(95));
         case col_rtt_p99: return ms_text(m.rtt.percentile(99));
         case col_since_ok:
-            return m.last_ok_ms && now_ms_ >= *m.last_ok_ms
-                       ? QString::number(static_cast<double>(now_ms_ - *m.last_ok_ms) / 1000.0, 'f', 1)
-                       : QStringLiteral("-");
+            // A heartbeat newer than the last set_now() is 0 s old.
+            return m.last_ok_ms ? QString::number(static_cast<double>(std::max<std::int64_t>(0, now_ms_ - *m.last_ok_ms)) / 1000.0, 'f', 1)
+                                : QStringLiteral("-");
         case col_failures: return QString::number(m.consecutive_failures);
         case col_mode: return m.awaited ? (*m.awaited ? QStringLiteral("awaited") : QStringLiteral("polled")) : QString();
         case col_error: return m.last_error;

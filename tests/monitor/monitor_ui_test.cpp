@@ -1,0 +1,182 @@
+// The window and the headless face: a demo session fills the members table and the chart; the
+// window's PNG is written and not blank (many colours); an incident report is written with its
+// chart image; the theme is switched and remembered; passwords stay out of the recent list;
+// and trellis-monitor itself runs a script headless (exit 0, timeline JSON in order, a
+// screenshot of the size asked for) and refuses bad flags with exit status 2.
+#include <QAction>
+#include <QApplication>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QProcess>
+#include <QSettings>
+#include <QStandardPaths>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <set>
+
+#include "exports.hpp"
+#include "main_window.hpp"
+#include "rtt_chart.hpp"
+#include "scripted.hpp"
+
+using namespace trellis::monitor;
+using namespace trellis::monitor::testing;
+
+namespace {
+
+// Distinct colours in the image (sampled every 3rd pixel).
+std::size_t colours(const QImage& image) {
+    std::set<QRgb> seen;
+    for (int y = 0; y < image.height(); y += 3)
+        for (int x = 0; x < image.width(); x += 3) seen.insert(image.pixel(x, y));
+    return seen.size();
+}
+
+}  // namespace
+
+class monitor_ui_test : public QObject {
+    Q_OBJECT
+    QTemporaryDir dir_;
+
+private Q_SLOTS:
+    void initTestCase() {
+        QStandardPaths::setTestModeEnabled(true);
+        QCoreApplication::setOrganizationName(QStringLiteral("TrellisTest"));
+        QCoreApplication::setApplicationName(QStringLiteral("monitor_ui_test"));
+        QSettings().clear();
+        QVERIFY(dir_.isValid());
+    }
+
+    void window_shows_a_demo_and_writes_a_png() {
+        main_window w;
+        w.resize(1280, 800);
+        w.show();
+        session_options o;
+        o.demo = true;
+        QSignalSpy started(&w, &main_window::session_started);
+        w.start_session(o);
+        QVERIFY(started.wait(10000));
+        QVERIFY(QTest::qWaitFor([&] {
+            if (w.members().rowCount() != 3) return false;
+            for (const auto& m : w.members().rows())
+                if (m.rtt.count() < 3 || w.chart().kept(m.address) < 3) return false;
+            return w.log().rowCount() > 10;
+        }, 10000));
+        const QString png = dir_.filePath(QStringLiteral("window.png"));
+        QString error;
+        QVERIFY2(w.export_png(png, &error), qPrintable(error));
+        QImage image(png);
+        QVERIFY(!image.isNull());
+        QCOMPARE(image.size(), w.size());
+        QVERIFY2(colours(image) > 200, qPrintable(QString::number(colours(image))));
+
+        // Exports from the window read back.
+        const QString csv = dir_.filePath(QStringLiteral("members.csv"));
+        QVERIFY(w.export_members_csv(csv, &error));
+        QFile f(csv);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        QCOMPARE(parse_csv(QString::fromUtf8(f.readAll())).size(), std::size_t(4));
+
+        // An incident (scripted into the window's models) makes a report with the chart image.
+        QVERIFY(!w.export_incident_report(dir_.filePath(QStringLiteral("none.md")), &error));
+        QCOMPARE(error, QStringLiteral("no incident yet"));
+        deployment_script d(topology_type::replica_set_no_primary, {"x:1", "y:1"});
+        std::vector<mon_event> events;
+        for (auto& e : d.set(10, "x:1", server_type::rs_primary, 1)) events.push_back(e);
+        events.push_back(hb_failed(1000, "x:1"));
+        for (auto& e : d.set(1100, "x:1", server_type::unknown, 0, "refused")) events.push_back(e);
+        for (auto& e : d.set(1400, "y:1", server_type::rs_primary, 2)) events.push_back(e);
+        events.push_back(command_ok(1450, "y:1"));
+        for (const auto& e : events) w.timeline().apply(e);
+        w.log().add(events);
+        const QString md = dir_.filePath(QStringLiteral("incident.md"));
+        QVERIFY2(w.export_incident_report(md, &error), qPrintable(error));
+        QFile report(md);
+        QVERIFY(report.open(QIODevice::ReadOnly));
+        const QString text = QString::fromUtf8(report.readAll());
+        QVERIFY(text.contains(QStringLiteral("| T4 | first successful write | +450 ms |")));
+        QVERIFY(text.contains(QStringLiteral("![RTT chart](incident-chart.png)")));
+        QImage chart(dir_.filePath(QStringLiteral("incident-chart.png")));
+        QVERIFY(!chart.isNull());
+        QVERIFY(colours(chart) > 20);
+    }
+
+    void theme_is_switched_and_remembered() {
+        main_window w;
+        auto* action = w.findChild<QAction*>(QStringLiteral("dark-action"));
+        QVERIFY(action);
+        if (!action->isChecked()) action->trigger();
+        QVERIFY(w.dark());
+        QVERIFY(QApplication::palette().color(QPalette::Window).lightness() < 100);
+        action->trigger();
+        QVERIFY(!w.dark());
+        QVERIFY(QApplication::palette().color(QPalette::Window).lightness() > 150);
+        QCOMPARE(QSettings().value(QStringLiteral("theme/dark")).toBool(), false);
+        main_window again;
+        QVERIFY(!again.dark());  // remembered
+        action->trigger();
+        QCOMPARE(QSettings().value(QStringLiteral("theme/dark")).toBool(), true);
+    }
+
+    void passwords_stay_out_of_recent_connections() {
+        QCOMPARE(main_window::without_password(QStringLiteral("mongodb://alice:s3cret@h1:27017,h2/?replicaSet=rs0")),
+                 QStringLiteral("mongodb://alice@h1:27017,h2/?replicaSet=rs0"));
+        QCOMPARE(main_window::without_password(QStringLiteral("mongodb://h1,h2/")), QStringLiteral("mongodb://h1,h2/"));
+    }
+
+    void headless_face_runs_a_script() {
+        const QString png = dir_.filePath(QStringLiteral("headless.png"));
+        const QString json = dir_.filePath(QStringLiteral("timeline.json"));
+        QProcess p;
+        p.setProcessChannelMode(QProcess::ForwardedErrorChannel);
+        p.start(QStringLiteral(TRELLIS_MONITOR_PATH),
+                {QStringLiteral("--demo"), QStringLiteral("--script"), QStringLiteral("stepdown@1500ms"),
+                 QStringLiteral("--quit-after"), QStringLiteral("5"), QStringLiteral("--screenshot"), png,
+                 QStringLiteral("--timeline-json"), json, QStringLiteral("--size"), QStringLiteral("960x640")});
+        QVERIFY(p.waitForFinished(30000));
+        QCOMPARE(p.exitStatus(), QProcess::NormalExit);
+        QCOMPARE(p.exitCode(), 0);
+        QImage image(png);
+        QCOMPARE(image.size(), QSize(960, 640));
+        QVERIFY(colours(image) > 200);
+        QFile f(json);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const QJsonObject o = QJsonDocument::fromJson(f.readAll()).object();
+        const QJsonArray incidents = o[QStringLiteral("incidents")].toArray();
+        QCOMPARE(incidents.size(), 1);
+        const QJsonObject i = incidents[0].toObject();
+        qint64 previous = 0;
+        for (const char* k : {"t0_ms", "t1_ms", "t2_ms", "t3_ms", "t4_ms"}) {
+            QVERIFY2(i[QLatin1String(k)].isDouble(), k);
+            const qint64 v = i[QLatin1String(k)].toInteger();
+            QVERIFY2(v >= previous, k);
+            previous = v;
+        }
+        QVERIFY(i[QStringLiteral("t0_ms")].toInteger() >= 1500);  // after the stepdown was asked for
+        QVERIFY(i[QStringLiteral("old_primary")].toString() != i[QStringLiteral("new_primary")].toString());
+        QCOMPARE(o[QStringLiteral("members")].toArray().size(), 3);
+    }
+
+    void headless_face_refuses_bad_flags() {
+        const QList<QStringList> bad{
+            {QStringLiteral("--no-such-flag")},
+            {QStringLiteral("--script"), QStringLiteral("stepdown@1s"), QStringLiteral("mongodb://h/")},
+            {QStringLiteral("--demo"), QStringLiteral("--script"), QStringLiteral("explode@1s")},
+            {QStringLiteral("--demo"), QStringLiteral("--size"), QStringLiteral("big")},
+            {QStringLiteral("--demo"), QStringLiteral("--demo-topology"), QStringLiteral("ring")},
+            {QStringLiteral("--quit-after"), QStringLiteral("1")},
+        };
+        for (const QStringList& args : bad) {
+            QProcess p;
+            p.start(QStringLiteral(TRELLIS_MONITOR_PATH), args);
+            QVERIFY(p.waitForFinished(10000));
+            QVERIFY2(p.exitCode() == 2, qPrintable(args.join(QLatin1Char(' '))));
+            QVERIFY(!p.readAllStandardError().isEmpty());
+        }
+    }
+};
+
+QTEST_MAIN(monitor_ui_test)
+#include "monitor_ui_test.moc"
