@@ -221,6 +221,47 @@ private Q_SLOTS:
         QCOMPARE(*all.t5, 8000);  // the router lost last is back
     }
 
+    void master_lost_while_slaves_remain() {
+        // Master/slave: the slaves are standalones to SDAM (writable by type), yet writes go to
+        // the master only; the outage is measured by the first write that works again.
+        const std::string M = "m:27017", S1 = "s1:27017", S2 = "s2:27017";
+        failover_timeline tl;
+        deployment_script d(topology_type::single, {M, S1, S2});
+        feed(tl, d.set(10, M, server_type::standalone));
+        feed(tl, d.set(10, S1, server_type::standalone));
+        feed(tl, d.set(10, S2, server_type::standalone));
+        tl.apply(command_failed(2000, M, false));
+        feed(tl, d.set(2100, M, server_type::unknown, 0, "connection refused"));
+        tl.apply(command_failed(2500, M, false));
+        feed(tl, d.set(4500, M, server_type::standalone));
+        tl.apply(command_ok(4510, M));
+        QCOMPARE(tl.incidents().size(), std::size_t(1));
+        const incident& i = tl.incidents().front();
+        QCOMPARE(i.kind, QStringLiteral("writable server lost"));
+        QVERIFY(!i.t1 && !i.t2 && !i.t3);
+        QCOMPARE(*i.t0, 2000);
+        QCOMPARE(*i.t4, 4510);
+        QCOMPARE(*i.t5, 4500);
+        QCOMPARE(*i.write_outage_ms(), 2510);
+        QCOMPARE(i.new_primary, QString::fromStdString(M));
+    }
+
+    void canary_write_gives_t4() {
+        failover_timeline tl;
+        auto d = healthy_set(tl);
+        tl.apply(hb_failed(1000, A));
+        feed(tl, d.set(1200, A, server_type::unknown, 0, "refused"));
+        mon_event canary = make(1300, event_family::workload, "CanaryWrite");
+        canary.is_write = true;
+        canary.failed = true;
+        tl.apply(canary);  // failed: no T4
+        feed(tl, d.set(1500, B, server_type::rs_primary, 2));
+        canary.t_ms = 1800;
+        canary.failed = false;
+        tl.apply(canary);
+        QCOMPARE(*tl.incidents().front().t4, 1800);
+    }
+
     void topology_changes_are_marked() {
         failover_timeline tl;
         auto d = healthy_set(tl);

@@ -71,9 +71,10 @@ inline mon_event command_failed(std::int64_t t, const std::string& a, bool state
 class deployment_script {
 public:
     deployment_script(topology_type type, std::vector<std::string> members, const char* set_name = "rs0")
-        : sharded_(type == topology_type::sharded) {
+        : sharded_(type == topology_type::sharded),
+          replica_set_(type == topology_type::replica_set_no_primary || type == topology_type::replica_set_with_primary) {
         topology_.type = type;
-        if (!sharded_) topology_.set_name = set_name;
+        if (replica_set_) topology_.set_name = set_name;
         for (auto& m : members) {
             sdk::server_description s;
             s.address = m;
@@ -93,11 +94,11 @@ public:
         const sdk::server_description previous = *s;
         s->type = type;
         s->error = error ? std::optional<std::string>(error) : std::nullopt;
-        s->set_name = sharded_ || type == server_type::unknown ? std::nullopt : std::optional<std::string>(set_name_);
+        s->set_name = !replica_set_ || type == server_type::unknown ? std::nullopt : std::optional<std::string>(set_name_);
         s->election_id = type == server_type::rs_primary ? std::optional(election_id(term)) : std::nullopt;
         s->set_version = type == server_type::rs_primary ? std::optional(1) : std::nullopt;
         s->primary.reset();
-        if (!sharded_) {
+        if (replica_set_) {
             bool has_primary = false;
             for (const auto& x : next.servers)
                 if (x.type == server_type::rs_primary) has_primary = true;
@@ -140,6 +141,7 @@ private:
     sdk::topology_description topology_;
     std::string set_name_;
     bool sharded_;
+    bool replica_set_;
 };
 
 }  // namespace trellis::monitor::testing

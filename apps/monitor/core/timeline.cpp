@@ -110,10 +110,13 @@ void failover_timeline::on_topology(const mon_event& ev) {
         const sdk::server_description* yd = nullptr;
         for (const auto& s : topo.servers)
             if (q(s.address) == y) yd = &s;
-        const bool sharded = topo.type == sdk::topology_type::sharded;
-        if (!inc->t3 && (inc->t1 || !sharded)) {
+        const bool replica_set = topo.type == sdk::topology_type::replica_set_with_primary ||
+                                 topo.type == sdk::topology_type::replica_set_no_primary;
+        if (!inc->t3 && (inc->t1 || replica_set)) {
             // Writable again; a replica set whose primary changed in one step (the topology never
-            // without a writable server) had no primary for 0 ms.
+            // without a writable server) had no primary for 0 ms. Elsewhere (routers, a master
+            // and its slaves) other writable servers may remain: then there is no T1..T3, and
+            // T4 tells when writes worked again.
             if (!inc->t1) inc->t1 = t;
             inc->t3 = t;
             inc->new_primary = y;
@@ -133,8 +136,8 @@ void failover_timeline::on_topology(const mon_event& ev) {
             if (inc->t2 && *inc->t2 > t) inc->t2 = t;
             if (y == inc->old_primary && !inc->t5) inc->t5 = t;  // the same server took writes again
         }
-        if (sharded && std::find(gained.begin(), gained.end(), inc->old_primary) != gained.end() && !inc->t5)
-            inc->t5 = t;  // the lost router is back
+        if (!replica_set && std::find(gained.begin(), gained.end(), inc->old_primary) != gained.end() && !inc->t5)
+            inc->t5 = t;  // the lost router (or master) is back
     }
 }
 
