@@ -37,7 +37,21 @@ int members_model::ensure_row(const QString& address) {
 }
 
 void members_model::row_changed(int row) {
+    if (batching_) {
+        dirty_first_ = dirty_first_ < 0 ? row : std::min(dirty_first_, row);
+        dirty_last_ = std::max(dirty_last_, row);
+        return;
+    }
     Q_EMIT dataChanged(index(row, 0), index(row, column_count - 1));
+}
+
+void members_model::begin_batch() { batching_ = true; }
+
+void members_model::end_batch() {
+    batching_ = false;
+    if (dirty_first_ >= 0 && dirty_last_ < rowCount())
+        Q_EMIT dataChanged(index(dirty_first_, 0), index(dirty_last_, column_count - 1));
+    dirty_first_ = dirty_last_ = -1;
 }
 
 void members_model::apply(const mon_event& ev) {
@@ -48,6 +62,10 @@ void members_model::apply(const mon_event& ev) {
         } else if (t == QLatin1String("ServerClosed")) {
             for (std::size_t i = 0; i < rows_.size(); ++i)
                 if (rows_[i].address == ev.address) {
+                    if (batching_) {
+                        end_batch();
+                        begin_batch();
+                    }
                     beginRemoveRows({}, static_cast<int>(i), static_cast<int>(i));
                     rows_.erase(rows_.begin() + static_cast<std::ptrdiff_t>(i));
                     endRemoveRows();
@@ -94,7 +112,7 @@ void members_model::apply(const mon_event& ev) {
                 m.tags = s.tags;
             }
             update_window();
-            if (!rows_.empty()) Q_EMIT dataChanged(index(0, 0), index(rowCount() - 1, column_count - 1));
+            for (int r = 0; r < rowCount(); ++r) row_changed(r);
         }
     } else if (ev.family == event_family::rtt && ev.duration_ms) {
         const int row = ensure_row(ev.address);
@@ -120,7 +138,7 @@ void members_model::apply(const mon_event& ev) {
             m.pool_total = m.pool_in_use = 0;
         else
             return;
-        Q_EMIT dataChanged(index(row, col_pool_in_use), index(row, col_pool_available));
+        row_changed(row);
     }
 }
 
@@ -140,8 +158,7 @@ void members_model::update_window() {
         const bool in = readable && fastest && m.rtt.average() && *m.rtt.average() <= *fastest + local_threshold_ms_;
         if (in != m.in_window) {
             m.in_window = in;
-            const int row = static_cast<int>(i);
-            Q_EMIT dataChanged(index(row, col_in_window), index(row, col_in_window));
+            row_changed(static_cast<int>(i));
         }
     }
 }

@@ -62,6 +62,11 @@ public:
     explicit members_model(QObject* parent = nullptr, std::size_t rtt_window = 200);
 
     void apply(const mon_event& ev);
+    /// Between begin_batch() and end_batch(), changes of existing rows are announced once, at
+    /// end_batch(), as one dataChanged() over the rows touched (rows added or removed are
+    /// announced at once, as always). For a stream of events: far less work for views.
+    void begin_batch();
+    void end_batch();
     /// The present, for the "since last OK heartbeat" column (steady ms).
     void set_now(std::int64_t now_ms);
     /// localThresholdMS: a readable member is in the window when its average is at most this
@@ -93,6 +98,8 @@ private:
     QString text_of(const member_row& m, int col) const;
 
     std::vector<member_row> rows_;
+    bool batching_ = false;
+    int dirty_first_ = -1, dirty_last_ = -1;
     std::size_t rtt_window_;
     std::int64_t now_ms_ = 0;
     double local_threshold_ms_ = 15.0;

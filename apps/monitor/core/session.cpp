@@ -318,6 +318,7 @@ void session::run() {
         // The worker's loop: actions, and the RTT of streaming members (whose heartbeats carry
         // no round trip) from the driver's own average twice a second.
         auto next_poll = std::chrono::steady_clock::now();
+        std::map<std::string, std::chrono::microseconds> last_polled;
         std::unique_lock lock(mutex_);
         while (!stopping_) {
             if (!actions_.empty()) {
@@ -370,6 +371,10 @@ void session::run() {
                     const auto topo = client->topology();
                     for (const auto& s : topo->servers) {
                         if (!streaming.contains(s.address) || !s.round_trip_time) continue;
+                        // A new value only: the RTT monitor measures once per heartbeat interval.
+                        auto& last = last_polled[s.address];
+                        if (last == *s.round_trip_time) continue;
+                        last = *s.round_trip_time;
                         mon_event ev;
                         ev.t_ms = steady_now_ms();
                         ev.utc = QDateTime::currentDateTimeUtc();

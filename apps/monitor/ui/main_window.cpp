@@ -12,14 +12,17 @@
 #include <QHeaderView>
 #include <QJsonDocument>
 #include <QLabel>
+#include <QMenu>
 #include <QMessageBox>
 #include <QSettings>
 #include <QSortFilterProxyModel>
+#include <QSpinBox>
 #include <QScrollBar>
 #include <QSplitter>
 #include <QStatusBar>
 #include <QTableView>
 #include <QToolBar>
+#include <QToolButton>
 #include <QVBoxLayout>
 
 #include <thread>
@@ -40,6 +43,7 @@ QTableView* make_table(QAbstractItemModel* model, QWidget* parent) {
     v->setSelectionMode(QAbstractItemView::SingleSelection);
     v->verticalHeader()->setVisible(false);
     v->verticalHeader()->setDefaultSectionSize(22);
+    v->verticalHeader()->setSectionResizeMode(QHeaderView::Fixed);
     v->horizontalHeader()->setStretchLastSection(true);
     v->setAlternatingRowColors(true);
     v->setWordWrap(false);
@@ -58,7 +62,9 @@ main_window::main_window(QWidget* parent)
     setWindowTitle(QStringLiteral("trellis-monitor"));
     members_sorted_->setSourceModel(members_);
     members_sorted_->setSortRole(members_model::sort_role);
-    members_sorted_->setDynamicSortFilter(true);
+    // Re-sorted on the tick, not on every change: rows do not jump under the pointer with every
+    // heartbeat, and a stream of changes costs no sorting.
+    members_sorted_->setDynamicSortFilter(false);
     log_filter_->setSourceModel(log_);
     build_ui();
     QSettings settings;
@@ -82,6 +88,20 @@ void main_window::build_ui() {
     bar->setObjectName(QStringLiteral("monitor-toolbar"));
     bar->addAction(QStringLiteral("Connect..."), this, &main_window::connect_dialog);
     bar->addAction(QStringLiteral("Open TOML..."), this, &main_window::open_config_dialog);
+    auto* recent = new QToolButton(bar);
+    recent->setText(QStringLiteral("Recent"));
+    recent->setPopupMode(QToolButton::InstantPopup);
+    auto* recent_menu = new QMenu(recent);
+    recent->setMenu(recent_menu);
+    connect(recent_menu, &QMenu::aboutToShow, this, [this, recent_menu] {
+        recent_menu->clear();
+        for (const QString& entry : QSettings().value(QStringLiteral("recent")).toStringList())
+            recent_menu->addAction(entry, this, [this, entry] { open_recent(entry); });
+        if (recent_menu->isEmpty()) recent_menu->addAction(QStringLiteral("(none yet)"))->setEnabled(false);
+    });
+    bar->addWidget(recent);
+    bar->addSeparator();
+    bar->addAction(QStringLiteral("Alerts..."), this, &main_window::alerts_dialog);
     bar->addSeparator();
     QAction* pause = bar->addAction(QStringLiteral("Pause chart"));
     pause->setCheckable(true);
@@ -118,12 +138,13 @@ void main_window::build_ui() {
     members_view_ = make_table(members_sorted_, this);
     members_view_->setSortingEnabled(true);
     members_view_->sortByColumn(members_model::col_address, Qt::AscendingOrder);
-    members_view_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+    // Sized to the contents now and then (on the tick), not on every change: measuring every
+    // cell's text is most of the cost of a busy table.
     members_view_->horizontalHeader()->setStretchLastSection(false);
 
     chart_ = new rtt_chart(this);
     timeline_view_ = make_table(timeline_, this);
-    timeline_view_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+
 
     auto* log_box = new QWidget(this);
     auto* log_layout = new QVBoxLayout(log_box);
@@ -226,7 +247,8 @@ void main_window::start_session(session_options options) {
         status_->setText(QStringLiteral("failed: ") + message);
         Q_EMIT session_failed(message);
     }, Qt::QueuedConnection);
-    alerts_.set_rules(options.monitor.alerts);
+    // Rules given with the connection (flags, a [monitor] table) replace those set in the window.
+    if (options.monitor.alerts.any()) alerts_.set_rules(options.monitor.alerts);
     if (options.demo) build_demo_toolbar();
     if (demo_bar_) demo_bar_->setVisible(options.demo);
     status_->setText(QStringLiteral("connecting..."));
@@ -237,6 +259,7 @@ void main_window::drain() {
     if (!session_) return;
     std::vector<mon_event> events = session_->take_events();
     if (events.empty()) return;
+    members_->begin_batch();
     for (const auto& ev : events) {
         members_->apply(ev);
         timeline_->apply(ev);
@@ -246,6 +269,7 @@ void main_window::drain() {
                 member_filter_->addItem(ev.address, ev.address);
         }
     }
+    members_->end_batch();
     // Follow the newest events while the view is at its end.
     auto* bar = log_view_->verticalScrollBar();
     const bool at_end = bar->value() >= bar->maximum() - 2;
@@ -258,6 +282,13 @@ void main_window::drain() {
 void main_window::on_tick() {
     const auto now = steady_now_ms();
     members_->set_now(now);
+    if (++ticks_ % 4 == 1) {  // every 2 s
+        members_sorted_->sort(members_sorted_->sortColumn(), members_sorted_->sortOrder());
+        if (ticks_ < 40 || ticks_ % 20 == 1) {  // the first 20 s, then every 10 s
+            members_view_->resizeColumnsToContents();
+            timeline_view_->resizeColumnsToContents();
+        }
+    }
     auto raised = alerts_.evaluate(now, *members_, timeline_->timeline());
     if (!raised.empty()) log_->add(raised);
     if (alerts_.active().empty()) {
@@ -323,6 +354,58 @@ void main_window::connect_dialog() {
     o.uri = uri->currentText().trimmed();
     remember(without_password(o.uri));
     start_session(o);
+}
+
+void main_window::open_recent(const QString& entry) {
+    session_options o;
+    if (entry.startsWith(QLatin1String("file:"))) {
+        o.config_file = entry.mid(5);
+        try {
+            o.monitor = load_monitor_config(o.config_file.toStdString()).monitor;
+        } catch (const std::exception& e) {
+            QMessageBox::warning(this, QStringLiteral("Configuration"), QString::fromUtf8(e.what()));
+            return;
+        }
+    } else {
+        o.uri = entry;  // kept without its password: one that needs it is to be typed again
+        o.monitor.alerts = alerts_.rules();
+    }
+    remember(entry);
+    start_session(o);
+}
+
+void main_window::alerts_dialog() {
+    QDialog dialog(this);
+    dialog.setWindowTitle(QStringLiteral("Alerts"));
+    auto* form = new QFormLayout(&dialog);
+    const alert_rules current = alerts_.rules();
+    auto* no_primary = new QDoubleSpinBox(&dialog);
+    no_primary->setRange(0, 3600);
+    no_primary->setSpecialValueText(QStringLiteral("off"));
+    no_primary->setSuffix(QStringLiteral(" s"));
+    no_primary->setValue(current.no_primary_s.value_or(0));
+    auto* p99 = new QDoubleSpinBox(&dialog);
+    p99->setRange(0, 100000);
+    p99->setSpecialValueText(QStringLiteral("off"));
+    p99->setSuffix(QStringLiteral(" ms"));
+    p99->setValue(current.rtt_p99_ms.value_or(0));
+    auto* failures = new QSpinBox(&dialog);
+    failures->setRange(0, 1000);
+    failures->setSpecialValueText(QStringLiteral("off"));
+    failures->setValue(current.failed_heartbeats.value_or(0));
+    form->addRow(QStringLiteral("No primary for longer than"), no_primary);
+    form->addRow(QStringLiteral("RTT p99 above"), p99);
+    form->addRow(QStringLiteral("Failed heartbeats in a row"), failures);
+    auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel, &dialog);
+    form->addRow(buttons);
+    connect(buttons, &QDialogButtonBox::accepted, &dialog, &QDialog::accept);
+    connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
+    if (dialog.exec() != QDialog::Accepted) return;
+    alert_rules rules;
+    if (no_primary->value() > 0) rules.no_primary_s = no_primary->value();
+    if (p99->value() > 0) rules.rtt_p99_ms = p99->value();
+    if (failures->value() > 0) rules.failed_heartbeats = failures->value();
+    alerts_.set_rules(rules);
 }
 
 void main_window::open_config_dialog() {

@@ -78,6 +78,8 @@ private:
     void remember(const QString& entry);
     void connect_dialog();
     void open_config_dialog();
+    void open_recent(const QString& entry);
+    void alerts_dialog();
     template <class F>
     void export_dialog(const QString& title, const QString& filter, F&& write);
 
@@ -100,6 +102,7 @@ private:
     QTimer tick_;
     bool dark_ = true;
     std::size_t markers_seen_ = 0;
+    unsigned ticks_ = 0;
 };
 
 }  // namespace trellis::monitor
