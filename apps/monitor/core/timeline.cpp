@@ -222,17 +222,31 @@ QString timeline_model::header(int col) {
         case col_kind: return QStringLiteral("Incident");
         case col_old: return QStringLiteral("Old primary");
         case col_new: return QStringLiteral("New primary");
-        case col_t0: return QStringLiteral("T0 first error (UTC)");
-        case col_t1: return QStringLiteral("T1 no primary");
-        case col_t2: return QStringLiteral("T2 new primary seen");
-        case col_t3: return QStringLiteral("T3 writable");
-        case col_t4: return QStringLiteral("T4 first write");
-        case col_t5: return QStringLiteral("T5 old primary back");
+        case col_t0: return QStringLiteral("T0 (UTC)");
+        case col_t1: return QStringLiteral("T1");
+        case col_t2: return QStringLiteral("T2");
+        case col_t3: return QStringLiteral("T3");
+        case col_t4: return QStringLiteral("T4");
+        case col_t5: return QStringLiteral("T5");
         case col_write_outage: return QStringLiteral("Write outage ms");
         case col_no_primary: return QStringLiteral("No primary ms");
         case col_term: return QStringLiteral("Term");
         case col_cause: return QStringLiteral("Cause");
         default: return {};
+    }
+}
+
+QString timeline_model::description(int col) {
+    switch (col) {
+        case col_t0: return QStringLiteral("T0: first failed heartbeat or state-change error (wall clock, UTC)");
+        case col_t1: return QStringLiteral("T1: topology without a primary (ms after T0)");
+        case col_t2: return QStringLiteral("T2: a new primary seen (ms after T0)");
+        case col_t3: return QStringLiteral("T3: writable again (ms after T0)");
+        case col_t4: return QStringLiteral("T4: first successful write (ms after T0)");
+        case col_t5: return QStringLiteral("T5: old primary back as a secondary (ms after T0)");
+        case col_write_outage: return QStringLiteral("T4 - T0");
+        case col_no_primary: return QStringLiteral("T3 - T1");
+        default: return header(col);
     }
 }
 
@@ -276,6 +290,7 @@ QVariant timeline_model::data(const QModelIndex& idx, int role) const {
 
 QVariant timeline_model::headerData(int section, Qt::Orientation orientation, int role) const {
     if (orientation == Qt::Horizontal && role == Qt::DisplayRole) return header(section);
+    if (orientation == Qt::Horizontal && role == Qt::ToolTipRole) return description(section);
     return {};
 }
 

@@ -119,6 +119,8 @@ public:
     void apply(const mon_event& ev);
     const failover_timeline& timeline() const { return timeline_; }
     static QString header(int col);
+    /// What the column means (its tooltip).
+    static QString description(int col);
     QString text(int row, int col) const;
 
     int rowCount(const QModelIndex& parent = {}) const override;

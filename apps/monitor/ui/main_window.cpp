@@ -175,11 +175,15 @@ void main_window::build_ui() {
     auto* timeline_box = new QWidget(this);
     auto* tl = new QVBoxLayout(timeline_box);
     tl->setContentsMargins(0, 0, 0, 0);
-    tl->addWidget(new QLabel(QStringLiteral("Failover timeline (phases from T0)"), timeline_box));
+    auto* legend = new QLabel(QStringLiteral("Failover timeline: T0 first error, T1 no primary, T2 new primary seen, "
+                                             "T3 writable, T4 first write, T5 old primary back (ms after T0)"),
+                              timeline_box);
+    legend->setWordWrap(true);
+    tl->addWidget(legend);
     tl->addWidget(timeline_view_);
     middle->addWidget(timeline_box);
-    middle->setStretchFactor(0, 3);
-    middle->setStretchFactor(1, 2);
+    middle->setStretchFactor(0, 1);
+    middle->setStretchFactor(1, 1);
 
     auto* main = new QSplitter(Qt::Vertical, this);
     main->addWidget(members_view_);

@@ -58,9 +58,11 @@ void rtt_chart::add_sample(const QString& member, std::int64_t t_ms, double ms, 
             s->attachAxis(y_);
         }
         l.raw->setColor(l.average->color());
-        // One legend entry per member: the line's.
+        // One legend entry per member: the line's. Past 12 members a legend is only a row of
+        // colours without room for names: hidden then (the table names them).
         const auto markers = chart_->legend()->markers(l.raw);
         for (auto* m : markers) m->setVisible(false);
+        chart_->legend()->setVisible(lines_.size() <= 12);
     }
     const qint64 wall = to_wall(t_ms);
     l.samples.push_back({wall, ms, average});
