@@ -135,6 +135,32 @@ private Q_SLOTS:
         QCOMPARE(row(B), -1);
     }
 
+    void members_batch_announces_changes_once() {
+        members_model m;
+        QAbstractItemModelTester tester(&m, QAbstractItemModelTester::FailureReportingMode::QtTest);
+        m.apply(make(1, event_family::sdam, "ServerOpening", A));
+        m.apply(make(1, event_family::sdam, "ServerOpening", B));
+        m.apply(make(1, event_family::sdam, "ServerOpening", C));
+        QSignalSpy changed(&m, &QAbstractItemModel::dataChanged);
+        m.begin_batch();
+        for (int i = 0; i < 20; ++i) {
+            m.apply(hb_ok(10 + i, A, 1.0, true));
+            m.apply(hb_ok(10 + i, B, 2.0, false));
+        }
+        m.apply(make(40, event_family::sdam, "ServerClosed", C));  // a removal inside the batch
+        QCOMPARE(changed.count(), 1);  // the rows touched before the removal, announced first
+        m.apply(hb_ok(50, A, 1.0, true));
+        m.end_batch();
+        QCOMPARE(changed.count(), 2);
+        const auto top_left = changed.back()[0].value<QModelIndex>();
+        const auto bottom_right = changed.back()[1].value<QModelIndex>();
+        QCOMPARE(top_left.row(), 0);
+        QCOMPARE(bottom_right.row(), 0);
+        QCOMPARE(bottom_right.column(), members_model::column_count - 1);
+        QCOMPARE(m.text(0, members_model::col_rtt_last), QStringLiteral("1.0"));
+        QCOMPARE(m.rowCount(), 2);
+    }
+
     void event_log_keeps_what_it_should_and_filters() {
         event_log_model log(nullptr, 5);
         QAbstractItemModelTester tester(&log, QAbstractItemModelTester::FailureReportingMode::QtTest);

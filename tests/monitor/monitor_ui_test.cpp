@@ -103,6 +103,17 @@ private Q_SLOTS:
         QVERIFY(colours(chart) > 20);
     }
 
+    void paused_chart_keeps_collecting() {
+        rtt_chart chart;
+        chart.set_paused(true);
+        const auto now = steady_now_ms();
+        for (int i = 0; i < 50; ++i) chart.add_sample(QStringLiteral("m:1"), now - 1000 + i, 1.0 + i, 1.0);
+        QCOMPARE(chart.kept(QStringLiteral("m:1")), std::size_t(50));
+        // Samples older than the ring buffer's hour go.
+        chart.add_sample(QStringLiteral("m:1"), now + rtt_chart::keep_ms + 5000, 2.0, 2.0);
+        QCOMPARE(chart.kept(QStringLiteral("m:1")), std::size_t(1));
+    }
+
     void theme_is_switched_and_remembered() {
         main_window w;
         auto* action = w.findChild<QAction*>(QStringLiteral("dark-action"));
