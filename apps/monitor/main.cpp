@@ -11,6 +11,7 @@
 #include "monitor_config.hpp"
 #include "rtt_chart.hpp"
 #include "session.hpp"
+#include "trellis/uri.hpp"
 
 using namespace trellis::monitor;
 
@@ -76,7 +77,16 @@ int main(int argc, char** argv) {
     o.demo = p.isSet(demo);
     const QStringList positional = p.positionalArguments();
     if (positional.size() > 1) return usage_error(QStringLiteral("one connection string at most"));
-    if (!positional.isEmpty()) o.uri = positional.front();
+    if (!positional.isEmpty()) {
+        o.uri = positional.front();
+        // An invalid connection string is a bad argument (exit 2), as for the trellis command.
+        try {
+            for (const std::string& w : trellis::parse_uri(o.uri.toStdString()).warnings)
+                std::fprintf(stderr, "trellis-monitor: warning: %s\n", w.c_str());
+        } catch (const std::exception& e) {
+            return usage_error(QString::fromUtf8(e.what()));
+        }
+    }
     if (p.isSet(config)) o.config_file = p.value(config);
     const int sources = (o.demo ? 1 : 0) + (o.uri.isEmpty() ? 0 : 1) + (o.config_file.isEmpty() ? 0 : 1);
     if (sources > 1) return usage_error(QStringLiteral("give one of --demo, a connection string, --config"));

@@ -20,6 +20,7 @@
 #include "main_window.hpp"
 #include "rtt_chart.hpp"
 #include "scripted.hpp"
+#include "trellis/sim/deployment.hpp"
 
 using namespace trellis::monitor;
 using namespace trellis::monitor::testing;
@@ -170,6 +171,33 @@ private Q_SLOTS:
         QCOMPARE(o[QStringLiteral("members")].toArray().size(), 3);
     }
 
+    void headless_face_against_a_connection_string() {
+        // A deployment of this process, monitored by trellis-monitor through its URI.
+        trellis::sim::sim_config config;
+        config.topology = trellis::sim::topology_kind::replica_set;
+        trellis::sim::deployment d(config);
+        d.start();
+        QVERIFY(d.wait_for_primary(std::chrono::seconds(5)));
+        const QString json = dir_.filePath(QStringLiteral("uri.json"));
+        QProcess p;
+        p.setProcessChannelMode(QProcess::ForwardedErrorChannel);
+        p.start(QStringLiteral(TRELLIS_MONITOR_PATH),
+                {QString::fromStdString(d.uri() + "&heartbeatFrequencyMS=500"), QStringLiteral("--quit-after"),
+                 QStringLiteral("2"), QStringLiteral("--timeline-json"), json});
+        QVERIFY(p.waitForFinished(20000));
+        QCOMPARE(p.exitCode(), 0);
+        QFile f(json);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const QJsonObject o = QJsonDocument::fromJson(f.readAll()).object();
+        const QJsonArray members = o[QStringLiteral("members")].toArray();
+        QCOMPARE(members.size(), 3);
+        int primaries = 0;
+        for (const auto& m : members) primaries += m.toObject()[QStringLiteral("type")].toString() == QLatin1String("PRIMARY");
+        QCOMPARE(primaries, 1);
+        QVERIFY(o[QStringLiteral("incidents")].toArray().isEmpty());
+        d.stop();
+    }
+
     void headless_face_refuses_bad_flags() {
         const QList<QStringList> bad{
             {QStringLiteral("--no-such-flag")},
@@ -178,6 +206,7 @@ private Q_SLOTS:
             {QStringLiteral("--demo"), QStringLiteral("--size"), QStringLiteral("big")},
             {QStringLiteral("--demo"), QStringLiteral("--demo-topology"), QStringLiteral("ring")},
             {QStringLiteral("--quit-after"), QStringLiteral("1")},
+            {QStringLiteral("not-a-uri://x"), QStringLiteral("--quit-after"), QStringLiteral("1")},
         };
         for (const QStringList& args : bad) {
             QProcess p;
