@@ -7,9 +7,12 @@
 #include <QJsonObject>
 #include <QtTest>
 
+#include <set>
+
 #include "event_log_model.hpp"
 #include "exports.hpp"
 #include "members_model.hpp"
+#include "monitor_config.hpp"
 #include "session.hpp"
 #include "timeline.hpp"
 
@@ -155,6 +158,41 @@ private Q_SLOTS:
             }
         }
         QVERIFY(descriptions >= 6);
+    }
+
+    void toml_file_with_monitor_table_and_canary_writes() {
+        // A second session, from a TOML file naming the same deployment: the [monitor] table
+        // turns canary writes on; they succeed (w: majority) and are reported.
+        QTemporaryDir dir;
+        QVERIFY(dir.isValid());
+        const QString path = dir.filePath(QStringLiteral("monitor.toml"));
+        QFile f(path);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        const QString uri = s_->uri().section(QLatin1Char('?'), 0, 0) + QStringLiteral("?replicaSet=rs0&heartbeatFrequencyMS=500");
+        f.write(QStringLiteral("[client]\nuri = \"%1\"\n\n[monitor]\ncanary_writes = true\ncanary_interval_ms = 200\n"
+                               "alert_failed_heartbeats = 2\n").arg(uri).toUtf8());
+        f.close();
+        session_options o;
+        o.config_file = path;
+        o.monitor = load_monitor_config(path.toStdString()).monitor;
+        QVERIFY(o.monitor.canary_writes);
+        QCOMPARE(*o.monitor.alerts.failed_heartbeats, 2);
+        session file_session(o);
+        QSignalSpy started(&file_session, &session::started);
+        file_session.start();
+        QVERIFY(started.wait(10000));
+        QVERIFY(file_session.uri().startsWith(QStringLiteral("config: ")));
+        int canaries_ok = 0, members = 0;
+        std::set<QString> seen;
+        QVERIFY(QTest::qWaitFor([&] {
+            for (const auto& e : file_session.take_events()) {
+                if (e.type == QLatin1String("CanaryWrite") && !e.failed && e.is_write) ++canaries_ok;
+                if (e.type == QLatin1String("ServerHeartbeatSucceeded")) seen.insert(e.address);
+            }
+            members = static_cast<int>(seen.size());
+            return canaries_ok >= 3 && members == 3;
+        }, 10000));
+        file_session.stop();
     }
 
     void cleanupTestCase() {
