@@ -102,6 +102,24 @@ private Q_SLOTS:
         QImage chart(dir_.filePath(QStringLiteral("incident-chart.png")));
         QVERIFY(!chart.isNull());
         QVERIFY(colours(chart) > 20);
+
+        // Another session (a standalone this time) replaces everything the first one showed.
+        session_options standalone;
+        standalone.demo = true;
+        standalone.demo_topology = trellis::sim::topology_kind::standalone;
+        const QString old_member = w.members().rows().front().address;
+        QVERIFY(w.chart().kept(old_member) > 0);
+        QSignalSpy again(&w, &main_window::session_started);
+        w.start_session(standalone);
+        QCOMPARE(w.chart().kept(old_member), std::size_t(0));
+        QCOMPARE(w.members().rowCount(), 0);
+        QCOMPARE(w.timeline().rowCount(), 0);
+        QCOMPARE(w.log().rowCount(), 0);
+        QVERIFY(again.wait(10000));
+        QVERIFY(QTest::qWaitFor([&] {
+            return w.members().rowCount() == 1 && w.members().rows().front().type == server_type::standalone;
+        }, 10000));
+        QVERIFY(QTest::qWaitFor([&] { return w.chart().kept(w.members().rows().front().address) > 0; }, 5000));
     }
 
     void paused_chart_keeps_collecting() {

@@ -47,6 +47,13 @@ void members_model::row_changed(int row) {
 
 void members_model::begin_batch() { batching_ = true; }
 
+void members_model::clear() {
+    beginResetModel();
+    rows_.clear();
+    dirty_first_ = dirty_last_ = -1;
+    endResetModel();
+}
+
 void members_model::end_batch() {
     batching_ = false;
     if (dirty_first_ >= 0 && dirty_last_ < rowCount())

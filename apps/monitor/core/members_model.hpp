@@ -67,6 +67,8 @@ public:
     /// announced at once, as always). For a stream of events: far less work for views.
     void begin_batch();
     void end_batch();
+    /// Forgets every member (a new session).
+    void clear();
     /// The present, for the "since last OK heartbeat" column (steady ms).
     void set_now(std::int64_t now_ms);
     /// localThresholdMS: a readable member is in the window when its average is at most this

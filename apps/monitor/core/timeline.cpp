@@ -210,6 +210,13 @@ void timeline_model::apply(const mon_event& ev) {
         Q_EMIT dataChanged(index(0, 0), index(static_cast<int>(after) - 1, column_count - 1));
 }
 
+void timeline_model::clear() {
+    beginResetModel();
+    timeline_ = failover_timeline{};
+    shown_ = 0;
+    endResetModel();
+}
+
 int timeline_model::rowCount(const QModelIndex& parent) const {
     return parent.isValid() ? 0 : static_cast<int>(shown_);
 }

@@ -117,6 +117,8 @@ public:
     explicit timeline_model(QObject* parent = nullptr) : QAbstractTableModel(parent) {}
 
     void apply(const mon_event& ev);
+    /// Forgets every incident (a new session).
+    void clear();
     const failover_timeline& timeline() const { return timeline_; }
     static QString header(int col);
     /// What the column means (its tooltip).

@@ -240,7 +240,14 @@ void main_window::start_session(session_options options) {
         session_->disconnect(this);
         std::thread([old = std::move(session_)]() mutable { old.reset(); }).detach();
     }
+    // A new deployment: nothing of the old one stays on screen.
     log_->clear();
+    members_->clear();
+    timeline_->clear();
+    chart_->clear();
+    markers_seen_ = 0;
+    while (kind_filter_->count() > 1) kind_filter_->removeItem(1);
+    while (member_filter_->count() > 1) member_filter_->removeItem(1);
     session_ = std::make_unique<session>(options);
     connect(session_.get(), &session::events_ready, this, &main_window::drain, Qt::QueuedConnection);
     connect(session_.get(), &session::started, this, [this](const QString& uri) {

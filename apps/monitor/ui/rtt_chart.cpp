@@ -77,6 +77,19 @@ void rtt_chart::add_marker(std::int64_t t_ms) {
     dirty_ = true;
 }
 
+void rtt_chart::clear() {
+    for (auto& [name, l] : lines_) {
+        chart_->removeSeries(l.average);
+        chart_->removeSeries(l.raw);
+        delete l.average;
+        delete l.raw;
+    }
+    lines_.clear();
+    markers_.clear();
+    dirty_ = true;
+    chart_->legend()->setVisible(true);
+}
+
 std::size_t rtt_chart::kept(const QString& member) const {
     auto it = lines_.find(member);
     return it == lines_.end() ? 0 : it->second.samples.size();

@@ -27,6 +27,8 @@ public:
     /// t_ms on the steady clock.
     void add_sample(const QString& member, std::int64_t t_ms, double ms, double average);
     void add_marker(std::int64_t t_ms);
+    /// Forgets every member's samples and every marker (a new session).
+    void clear();
     void set_paused(bool paused);
     bool paused() const { return paused_; }
     void set_dark(bool dark);
