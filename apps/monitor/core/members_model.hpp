@@ -88,8 +88,8 @@ public:
     void sort(int column, Qt::SortOrder order = Qt::AscendingOrder) override;
 
 Q_SIGNALS:
-    /// A member's RTT got a sample (for the chart): ms, the moving average, and whether it was
-    /// measured raw (polled heartbeat) or is the driver's average (streaming member).
+    /// A member's RTT got a sample (for the chart): the sample in ms (a polled heartbeat's
+    /// duration, or for a streaming member the driver's own average) and the moving average.
     void rtt_sample(const QString& address, qint64 t_ms, double ms, double average);
 
 private:
