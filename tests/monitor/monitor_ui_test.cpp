@@ -18,6 +18,7 @@
 
 #include "exports.hpp"
 #include "main_window.hpp"
+#include "phase_bar.hpp"
 #include "rtt_chart.hpp"
 #include "scripted.hpp"
 #include "trellis/sim/deployment.hpp"
@@ -131,6 +132,34 @@ private Q_SLOTS:
         // Samples older than the ring buffer's hour go.
         chart.add_sample(QStringLiteral("m:1"), now + rtt_chart::keep_ms + 5000, 2.0, 2.0);
         QCOMPARE(chart.kept(QStringLiteral("m:1")), std::size_t(1));
+    }
+
+    void phase_bar_draws_the_phases_to_scale() {
+        phase_bar bar;
+        bar.resize(400, 60);
+        auto red_columns = [&] {
+            const QImage image = bar.grab().toImage();
+            std::set<int> columns;
+            for (int y = 0; y < image.height(); ++y)
+                for (int x = 0; x < image.width(); ++x)
+                    if (image.pixelColor(x, y) == QColor(210, 60, 60)) columns.insert(x);
+            return columns;
+        };
+        QVERIFY(red_columns().empty());
+        incident inc;
+        inc.t0 = 1000;
+        inc.t1 = 1000;  // no primary from T0 ...
+        inc.t3 = 1500;  // ... to half of the span
+        inc.t4 = 1600;
+        inc.t5 = 2000;
+        bar.set_incident(inc);
+        const auto red = red_columns();
+        QVERIFY(!red.empty());
+        // T1..T3 is half of T0..T5: the red stretch is about half of the drawn line.
+        const int first = *red.begin(), last = *red.rbegin();
+        QVERIFY2(last - first > 120 && last - first < 200, qPrintable(QStringLiteral("%1..%2").arg(first).arg(last)));
+        bar.set_incident(std::nullopt);
+        QVERIFY(red_columns().empty());
     }
 
     void theme_is_switched_and_remembered() {

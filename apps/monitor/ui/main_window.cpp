@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "exports.hpp"
+#include "phase_bar.hpp"
 #include "rtt_chart.hpp"
 #include "theme.hpp"
 
@@ -181,9 +182,19 @@ void main_window::build_ui() {
     legend->setWordWrap(true);
     tl->addWidget(legend);
     tl->addWidget(timeline_view_);
+    phases_ = new phase_bar(timeline_box);
+    tl->addWidget(phases_);
+    // The selected incident, else the latest.
+    connect(timeline_view_->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
+            [this](const QModelIndex& current) {
+                const auto& incidents = timeline_->timeline().incidents();
+                if (current.isValid() && static_cast<std::size_t>(current.row()) < incidents.size())
+                    phases_->set_incident(incidents[static_cast<std::size_t>(current.row())]);
+            });
     middle->addWidget(timeline_box);
     middle->setStretchFactor(0, 1);
     middle->setStretchFactor(1, 1);
+    middle->setSizes({560, 720});
 
     auto* main = new QSplitter(Qt::Vertical, this);
     main->addWidget(members_view_);
@@ -244,6 +255,7 @@ void main_window::start_session(session_options options) {
     log_->clear();
     members_->clear();
     timeline_->clear();
+    phases_->set_incident(std::nullopt);
     chart_->clear();
     markers_seen_ = 0;
     while (kind_filter_->count() > 1) kind_filter_->removeItem(1);
@@ -286,6 +298,12 @@ void main_window::drain() {
     const bool at_end = bar->value() >= bar->maximum() - 2;
     log_->add(events);
     if (at_end) log_view_->scrollToBottom();
+    const auto& incidents = timeline_->timeline().incidents();
+    if (!incidents.empty()) {
+        const QModelIndex current = timeline_view_->currentIndex();
+        const std::size_t shown = current.isValid() ? static_cast<std::size_t>(current.row()) : incidents.size() - 1;
+        phases_->set_incident(incidents[std::min(shown, incidents.size() - 1)]);
+    }
     const auto& changes = timeline_->timeline().topology_changes();
     for (; markers_seen_ < changes.size(); ++markers_seen_) chart_->add_marker(changes[markers_seen_]);
 }

@@ -26,6 +26,7 @@ class QToolBar;
 
 namespace trellis::monitor {
 
+class phase_bar;
 class rtt_chart;
 
 class main_window : public QMainWindow {
@@ -43,6 +44,7 @@ public:
     timeline_model& timeline() { return *timeline_; }
     event_log_model& log() { return *log_; }
     rtt_chart& chart() { return *chart_; }
+    phase_bar& phases() { return *phases_; }
     alert_engine& alerts() { return alerts_; }
 
     /// Takes the session's waiting events into the models now (the queued signal does it
@@ -91,6 +93,7 @@ private:
     QSortFilterProxyModel* members_sorted_;
     alert_engine alerts_;
     rtt_chart* chart_ = nullptr;
+    phase_bar* phases_ = nullptr;
     QTableView* members_view_ = nullptr;
     QTableView* timeline_view_ = nullptr;
     QTableView* log_view_ = nullptr;
