@@ -7,7 +7,7 @@ packages=(
   cmake ninja-build g++ make pkg-config
   dpkg-dev file
   libboost1.81-dev libboost-json1.81-dev libboost-filesystem1.81-dev
-  qt6-base-dev
+  qt6-base-dev qt6-charts-dev libqt6opengl6-dev xvfb
   libbson-dev
   libssl-dev openssl zlib1g-dev
   libtomlplusplus-dev libutf8proc-dev

@@ -18,7 +18,8 @@ ls -1 "$work"/*.deb "$work"/*.tar.gz
 lib="$work/libtrellis0_${version}_amd64.deb"
 dev="$work/libtrellis-dev_${version}_amd64.deb"
 tools="$work/trellis-tools_${version}_amd64.deb"
-for f in "$lib" "$dev" "$tools"; do [[ -f "$f" ]] || fail "$(basename "$f") was not built"; done
+monitor="$work/trellis-monitor_${version}_amd64.deb"
+for f in "$lib" "$dev" "$tools" "$monitor"; do [[ -f "$f" ]] || fail "$(basename "$f") was not built"; done
 contains() {  # contains DEB PATH...
   local deb=$1; shift
   dpkg-deb -c "$deb" | awk '{print $6}' >"$work/list"
@@ -32,6 +33,7 @@ contains "$dev" lib/libtrellis.so include/trellis/client.hpp include/trellis/sdk
   lib/cmake/Trellis/TrellisConfigVersion.cmake lib/cmake/Trellis/TrellisPlugin.cmake lib/pkgconfig/trellis.pc \
   share/doc/trellis/README.md share/doc/trellis/examples/cursor-manager/delayed.cpp
 contains "$tools" bin/trellis bin/trellis-sim
+contains "$monitor" bin/trellis-monitor
 # Depends: Debian's runtime packages from dpkg-shlibdeps, and the packages' own order.
 deps_lib=$(dpkg-deb -f "$lib" Depends); deps_dev=$(dpkg-deb -f "$dev" Depends); deps_tools=$(dpkg-deb -f "$tools" Depends)
 echo "libtrellis0 Depends: $deps_lib"; echo "libtrellis-dev Depends: $deps_dev"; echo "trellis-tools Depends: $deps_tools"
@@ -40,6 +42,10 @@ for d in libc6 libstdc++6 libssl3 libc-ares2 libtomlplusplus3 zlib1g libutf8proc
 done
 [[ "$deps_dev" == *"libtrellis0 (= ${version})"* && "$deps_dev" == *libboost1.81-dev* ]] || fail "libtrellis-dev Depends: $deps_dev"
 [[ "$deps_tools" == *"libtrellis0 (= ${version})"* ]] || fail "trellis-tools Depends: $deps_tools"
+[[ "$deps_tools" != *libqt6* ]] || fail "trellis-tools should not need Qt: $deps_tools"
+deps_monitor=$(dpkg-deb -f "$monitor" Depends); echo "trellis-monitor Depends: $deps_monitor"
+[[ "$deps_monitor" == *"libtrellis0 (= ${version})"* && "$deps_monitor" == *libqt6charts6* ]] ||
+  fail "trellis-monitor Depends: $deps_monitor"
 tarball=$(ls "$work"/*.tar.gz)
 tar -tzf "$tarball" >"$work/tar.list"
 grep -q '/lib/libtrellis.so.0$' "$work/tar.list" || fail "the .tar.gz lacks lib/libtrellis.so.0"

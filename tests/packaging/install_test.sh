@@ -31,7 +31,7 @@ prefix="$work/prefix"
 for f in lib/libtrellis.so lib/libtrellis.so.0 include/trellis/client.hpp include/trellis/sdk/cursor_manager.hpp \
          lib/cmake/Trellis/TrellisConfig.cmake lib/cmake/Trellis/TrellisConfigVersion.cmake \
          lib/cmake/Trellis/TrellisTargets.cmake lib/cmake/Trellis/TrellisPlugin.cmake lib/pkgconfig/trellis.pc \
-         lib/trellis/plugins/trellis-transport-plain.so bin/trellis bin/trellis-sim share/doc/trellis/README.md \
+         lib/trellis/plugins/trellis-transport-plain.so bin/trellis bin/trellis-sim bin/trellis-monitor share/doc/trellis/README.md \
          share/doc/trellis/trellis.toml; do
   [[ -e "$prefix/$f" ]] || fail "$f is not installed"
 done
