@@ -139,6 +139,8 @@ public:
         std::int64_t write_error_offset = 0;  // added to writeErrors' indexes (a later insert batch)
     };
     asio::awaitable<reply_on> execute(operation op);
+    /// A write: to the primary, retryable when single_statement (and acknowledged, retryWrites).
+    operation write_operation(std::string db, bson::document command, bool single_statement, const write_concern& wc) const;
     asio::awaitable<bson::document> run_command(std::string db, bson::document command, std::optional<read_preference> rp);
     asio::awaitable<insert_one_result> insert_one(std::string db, std::string coll, bson::document doc, write_concern wc);
     asio::awaitable<cursor> find(std::string db, std::string coll, bson::document filter, find_options options);

@@ -8,6 +8,19 @@
 namespace trellis::detail {
 
 
+client_core::operation client_core::write_operation(std::string db, bson::document command, bool single_statement,
+                                                     const write_concern& wc) const {
+    operation o;
+    o.db = std::move(db);
+    o.command = std::move(command);
+    o.kind = op_kind::write;
+    o.unacknowledged = ops::unacknowledged(wc);
+    // The retryable writes spec: single-statement writes, acknowledged, when retryWrites is on.
+    o.retryable = single_statement && options_.retry_writes && !o.unacknowledged;
+    o.retryable_write = o.retryable;
+    return o;
+}
+
 asio::awaitable<insert_many_result> client_core::insert_many(std::string db, std::string coll,
                                                              std::vector<bson::document> docs, insert_many_options options,
                                                              write_concern wc) {
@@ -19,13 +32,7 @@ asio::awaitable<insert_many_result> client_core::insert_many(std::string db, std
     const ops::connection_limits limits;
     std::vector<bulk_write_error> unordered_failures;
     for (const auto& [first, last] : op.batches(limits)) {
-        operation o;
-        o.db = db;
-        o.command = op.command(first, last);
-        o.kind = op_kind::write;
-        o.unacknowledged = ops::unacknowledged(wc);
-        o.retryable = options_.retry_writes && !o.unacknowledged;
-        o.retryable_write = o.retryable;
+        auto o = write_operation(db, op.command(first, last), true, wc);
         o.write_error_offset = static_cast<std::int64_t>(first);
         try {
             co_await execute(std::move(o));
@@ -67,14 +74,7 @@ asio::awaitable<update_result> client_core::update(std::string db, std::string c
     op.statement.hint = std::move(options.hint);
     op.let = std::move(options.let);
     op.wc = std::move(wc);
-    operation o;
-    o.db = std::move(db);
-    o.command = op.command();
-    o.kind = op_kind::write;
-    o.unacknowledged = ops::unacknowledged(op.wc);
-    o.retryable = op.retryable() && options_.retry_writes && !o.unacknowledged;
-    o.retryable_write = o.retryable;
-    auto r = co_await execute(std::move(o));
+    auto r = co_await execute(write_operation(std::move(db), op.command(), op.retryable(), op.wc));
     co_return op.parse(r.reply.view());
 }
 
@@ -87,14 +87,7 @@ asio::awaitable<delete_result> client_core::remove(std::string db, std::string c
     op.collation = std::move(options.collation);
     op.hint = std::move(options.hint);
     op.wc = std::move(wc);
-    operation o;
-    o.db = std::move(db);
-    o.command = op.command();
-    o.kind = op_kind::write;
-    o.unacknowledged = ops::unacknowledged(op.wc);
-    o.retryable = op.retryable() && options_.retry_writes && !o.unacknowledged;
-    o.retryable_write = o.retryable;
-    auto r = co_await execute(std::move(o));
+    auto r = co_await execute(write_operation(std::move(db), op.command(), op.retryable(), op.wc));
     co_return op.parse(r.reply.view());
 }
 

@@ -27,18 +27,6 @@ bool retryable_code(std::int32_t code) {
     }
 }
 
-std::vector<std::string> labels_of(bson::document_view reply) {
-    std::vector<std::string> out;
-    auto collect = [&out](bson::document_view d) {
-        if (auto l = d.find("errorLabels"); l && l->type() == bson::type::array)
-            for (const auto& e : l->get_array())
-                if (e.type() == bson::type::string) out.emplace_back(e.get_string());
-    };
-    collect(reply);
-    if (auto w = reply.find("writeConcernError"); w && w->type() == bson::type::document) collect(w->get_document());
-    return out;
-}
-
 std::string code_name_of(bson::document_view reply) {
     for (auto d : {reply}) {
         if (auto n = d.find("codeName"); n && n->type() == bson::type::string) return std::string(n->get_string());
@@ -167,7 +155,7 @@ asio::awaitable<client_core::reply_on> client_core::attempt(server_state& s, con
             f.message = ce->message;
             handle_application_error(s, f);
         }
-        const auto labels = labels_of(body.view());
+        const auto labels = ops::error_labels(body.view());
         const std::int32_t code = ce->code.value_or(0);
         bool retryable = retryable_code(code);
         if (op.retryable_write && d.max_wire_version >= 9)  // 4.4+: the server labels what is retryable

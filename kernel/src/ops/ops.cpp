@@ -61,6 +61,18 @@ bool unacknowledged(const write_concern& wc) {
     return n && *n == 0 && !wc.journal.value_or(false);
 }
 
+std::vector<std::string> error_labels(bson::document_view reply) {
+    std::vector<std::string> out;
+    auto collect = [&out](bson::document_view d) {
+        if (auto l = d.find("errorLabels"); l && l->type() == bson::type::array)
+            for (const auto& e : l->get_array())
+                if (e.type() == bson::type::string) out.emplace_back(e.get_string());
+    };
+    collect(reply);
+    if (auto w = reply.find("writeConcernError"); w && w->type() == bson::type::document) collect(w->get_document());
+    return out;
+}
+
 void check_write_reply(bson::document_view reply, std::int64_t offset, const std::string& where) {
     std::vector<write_error_detail> errors;
     if (auto we = reply.find("writeErrors"); we && we->type() == bson::type::array)
@@ -72,14 +84,7 @@ void check_write_reply(bson::document_view reply, std::int64_t offset, const std
     std::optional<write_error_detail> wce;
     if (auto w = reply.find("writeConcernError"); w && w->type() == bson::type::document) wce = detail_of(w->get_document());
     if (errors.empty() && !wce) return;
-    std::vector<std::string> labels;
-    auto collect = [&labels](bson::document_view d) {
-        if (auto l = d.find("errorLabels"); l && l->type() == bson::type::array)
-            for (const auto& e : l->get_array())
-                if (e.type() == bson::type::string) labels.emplace_back(e.get_string());
-    };
-    collect(reply);
-    if (auto w = reply.find("writeConcernError"); w && w->type() == bson::type::document) collect(w->get_document());
+    std::vector<std::string> labels = error_labels(reply);
     std::string text = where + ": ";
     if (!errors.empty()) {
         const auto& first = errors.front();

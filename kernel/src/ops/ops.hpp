@@ -32,6 +32,9 @@ bson::document write_concern_document(const write_concern& wc);
 /// w: 0 without j: the server sends nothing back worth reading.
 bool unacknowledged(const write_concern& wc);
 
+/// The reply's errorLabels and its writeConcernError's, in that order.
+std::vector<std::string> error_labels(bson::document_view reply);
+
 /// Throws bulk_write_error when the reply carries writeErrors or a writeConcernError; `offset`
 /// is added to each error's index (a later batch of an insert_many). `where` prefixes the message.
 void check_write_reply(bson::document_view reply, std::int64_t offset, const std::string& where);
