@@ -370,7 +370,10 @@ bson::document cmd_find(context& c) {
     if (limit > 0 && (batch == 0 || batch > limit)) batch = limit;
     ++c.target.opcounters["query"];
     std::vector<bson::document> docs;
-    if (const collection* target = c.target.data.find(c.db, coll)) docs = target->find(o);
+    if (const collection* target = c.target.data.find(c.db, coll))
+        docs = target->find(o);
+    else
+        (void)matcher::compile(o.filter);  // mongod parses the filter even when the collection is absent
     return cursor_reply(c.self, c.db + "." + coll, std::move(docs), batch, single, bool_or(c.req.body, "noCursorTimeout", false));
 }
 
