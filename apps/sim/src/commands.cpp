@@ -953,6 +953,17 @@ asio::awaitable<command_result> execute(session& s, request& req) {
     member& fp_owner = m;
     const bool fired = name != "configureFailPoint" && fail_point_fires(fp_owner, s, name);
     const std::optional<bson::document> attach_wce = fired ? fp_owner.fail.write_concern_error : std::nullopt;
+    // With a writeConcernError, failCommand's errorLabels go on the reply too, as mongod does.
+    const std::optional<bson::document> attach_labels = attach_wce ? fp_owner.fail.error_labels : std::nullopt;
+    auto attach_write_concern_error = [&] {
+        if (!attach_wce || !out.reply["ok"].as_bool()) return;
+        bson::builder b;
+        for (const auto& e : out.reply.view())
+            if (e.key() != "writeConcernError") b.append(e);
+        b.append("writeConcernError", *attach_wce);
+        if (attach_labels && !out.reply.view().contains("errorLabels")) b.append("errorLabels", bson::array(*attach_labels));
+        out.reply = b.extract();
+    };
     if (fired) {
         const fail_point& fp = fp_owner.fail;
         if (fp.block) {
@@ -1008,6 +1019,7 @@ asio::awaitable<command_result> execute(session& s, request& req) {
         if (auto key = retry_key_of(req)) {
             if (auto it = target->retries.find(*key); it != target->retries.end()) {
                 out.reply = it->second;
+                attach_write_concern_error();  // a fail point fires on a retry too
                 co_return out;
             }
         }
@@ -1112,13 +1124,7 @@ asio::awaitable<command_result> execute(session& s, request& req) {
     } catch (const trellis::bson_error& e) {
         out.reply = error_reply(2, "BadValue", e.what());
     }
-    if (attach_wce && out.reply["ok"].as_bool()) {
-        bson::builder b;
-        for (const auto& e : out.reply.view())
-            if (e.key() != "writeConcernError") b.append(e);
-        b.append("writeConcernError", *attach_wce);
-        out.reply = b.extract();
-    }
+    attach_write_concern_error();
     co_return out;
 }
 

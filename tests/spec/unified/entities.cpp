@@ -275,13 +275,18 @@ void create_client(test_context& ctx, const std::string& id, const json::object&
     // "not specified": also one router, which keeps fail points and operations together).
     if (!use_multiple && ctx.where.topology == "sharded" && !ctx.where.mongoses.empty())
         uri = "mongodb://" + ctx.where.mongoses.front() + "/";
-    bool has_sst = false;
+    std::set<std::string> given;
     for (const auto& [k, v] : options) {
         uri = with_option(uri, k, v);
-        if (k == "serverSelectionTimeoutMS") has_sst = true;
+        given.insert(k);
     }
     // A bound on a broken run: never the 30 s default.
-    if (!has_sst) uri = with_option(uri, "serverSelectionTimeoutMS", "10000");
+    if (!given.contains("serverSelectionTimeoutMS")) uri = with_option(uri, "serverSelectionTimeoutMS", "10000");
+    // The format lets runners speed up SDAM recovery after a fail point (never for a client that
+    // sets heartbeatFrequencyMS): polling monitors answer an operation's request for an immediate
+    // check at once, where a streaming monitor waits out its awaitable hello.
+    if (!given.contains("heartbeatFrequencyMS") && !given.contains("serverMonitoringMode"))
+        uri = with_option(uri, "serverMonitoringMode", "poll");
 
     client_settings settings;
     std::weak_ptr<event_log> weak = ce->log;

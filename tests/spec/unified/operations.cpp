@@ -217,10 +217,16 @@ op_result fail_point(call& c) {
 op_result assert_connections_checked_out(call& c) {
     client_entity& ce = client_arg(c);
     const std::int64_t want = integer_of(c.arg("connections"), "connections");
-    std::int64_t got;
-    {
-        std::lock_guard lock(ce.log->mutex);
-        got = ce.log->checked_out;
+    // A connection goes back to its pool just after the operation that used it returns.
+    std::int64_t got = 0;
+    const auto deadline = std::chrono::steady_clock::now() + 1s;
+    for (;;) {
+        {
+            std::lock_guard lock(ce.log->mutex);
+            got = ce.log->checked_out;
+        }
+        if (got == want || std::chrono::steady_clock::now() > deadline) break;
+        std::this_thread::sleep_for(5ms);
     }
     if (got != want) fail(std::to_string(got) + " connections checked out, expected " + std::to_string(want));
     return {};

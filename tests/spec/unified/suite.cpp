@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <sstream>
+#include <iostream>
 #include <thread>
 
 #include "../runner.hpp"
@@ -346,6 +347,32 @@ void check_events(test_context& ctx, const json::array& expectations) {
     }
 }
 
+// Events that belong to the last operation may come after it returned: a connection checked
+// back in, the killCursors a cursor manager sends for a closed cursor. Waits (briefly) until every
+// client has its connections back and its event lists have stopped growing.
+void settle(test_context& ctx) {
+    using clock = std::chrono::steady_clock;
+    const auto deadline = clock::now() + std::chrono::seconds(1);
+    auto snapshot = [&] {
+        std::size_t n = 0;
+        bool idle = true;
+        for (const auto& ce : ctx.entities.clients()) {
+            std::lock_guard lock(ce->log->mutex);
+            n += ce->log->command.size() + ce->log->cmap.size();
+            idle = idle && ce->log->checked_out <= 0;
+        }
+        return std::pair(n, idle);
+    };
+    auto last = snapshot();
+    int quiet = 0;
+    while (clock::now() < deadline && (quiet < 4 || !last.second)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        const auto now = snapshot();
+        quiet = now.first == last.first ? quiet + 1 : 0;
+        last = now;
+    }
+}
+
 void disable_failpoints(test_context& ctx) {
     for (const failpoint_record& fp : ctx.failpoints) {
         bson::builder b;
@@ -372,12 +399,20 @@ void run_test(std::string_view file, const json::object& root, const json::objec
         out.skip(file, description, why);
         return;
     }
+    const auto t0 = std::chrono::steady_clock::now();
+    auto lap = [&](const char* what) {
+        if (std::getenv("TRELLIS_SPEC_TIMING"))
+            std::cerr << "  [" << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()
+                      << " ms] " << what << '\n';
+    };
     test_context ctx{*t, {}, {}, string_of(root.at("schemaVersion"), "schemaVersion")};
     enum { passed, failed, skipped } result = passed;
     std::string reason;
     try {
         if (const auto* data = root.if_contains("initialData")) load_initial_data(*t, array_of(*data, "initialData"));
+        lap("initialData");
         if (const auto* list = root.if_contains("createEntities")) create_entities(ctx, array_of(*list, "createEntities"));
+        lap("createEntities");
         const json::array& ops = array_of(field(test, "operations"), "operations");
         for (std::size_t i = 0; i < ops.size(); ++i) {
             try {
@@ -386,6 +421,8 @@ void run_test(std::string_view file, const json::object& root, const json::objec
                 throw test_failure("operation " + std::to_string(i) + " (" + string_of(ops[i].at("name"), "name") + "): " + e.what());
             }
         }
+        lap("operations");
+        if (test.contains("expectEvents")) settle(ctx);
         for (const auto& ce : ctx.entities.clients()) {
             std::lock_guard lock(ce->log->mutex);
             ce->log->listening = false;
@@ -411,7 +448,9 @@ void run_test(std::string_view file, const json::object& root, const json::objec
             reason = std::string("disabling a fail point: ") + e.what();
         }
     }
+    lap("checks");
     ctx.entities.clear();
+    lap("entities cleared");
     if (result == passed) out.pass(file, description);
     else if (result == failed) out.fail(file, description, reason);
     else out.skip(file, description, reason);
