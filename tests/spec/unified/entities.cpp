@@ -274,7 +274,7 @@ void create_client(test_context& ctx, const std::string& id, const json::object&
     // useMultipleMongoses: false means one router (the default when the field is absent is
     // "not specified": also one router, which keeps fail points and operations together).
     if (!use_multiple && ctx.where.topology == "sharded" && !ctx.where.mongoses.empty())
-        uri = "mongodb://" + ctx.where.mongoses.front() + "/";
+        uri = "mongodb://" + ctx.where.credentials + ctx.where.mongoses.front() + "/";
     std::set<std::string> given;
     for (const auto& [k, v] : options) {
         uri = with_option(uri, k, v);
@@ -426,7 +426,9 @@ void create_entities(test_context& ctx, const json::array& list) {
 
 trellis::client& target::direct_client(const std::string& address) {
     auto& c = direct[address];
-    if (!c) c = std::make_unique<trellis::client>("mongodb://" + address + "/?directConnection=true&serverSelectionTimeoutMS=5000");
+    if (!c)
+        c = std::make_unique<trellis::client>("mongodb://" + credentials + address +
+                                              "/?directConnection=true&serverSelectionTimeoutMS=5000");
     return *c;
 }
 

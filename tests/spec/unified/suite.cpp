@@ -9,6 +9,8 @@
 // A test file that breaks the format's rules (an unsupported schemaVersion, an entity that
 // refers to an undefined one, malformed KMS providers, an unknown API version) fails every
 // test before requirements are considered: such a file is wrong wherever it runs.
+//
+// TRELLIS_SPEC_TIMING=1 prints the time each test's phases took, on stderr.
 #include <chrono>
 #include <cstdlib>
 #include <sstream>
@@ -58,11 +60,26 @@ std::unique_ptr<trellis::client> internal_client(const std::string& uri) {
     return std::make_unique<trellis::client>(u);
 }
 
-target& sim_target(const std::string& topology) {
-    auto& slot = targets()[topology];
+// The user of the deployments that require authentication ("auth": true in runOnRequirements).
+constexpr const char* auth_user = "unified";
+constexpr const char* auth_password = "unified-pencil";
+
+// mongodb://user:password@hosts... (the URI's authSource defaults to admin for SCRAM).
+std::string with_credentials(const std::string& uri, const std::string& credentials) {
+    const auto scheme = uri.find("://");
+    if (credentials.empty() || scheme == std::string::npos) return uri;
+    return uri.substr(0, scheme + 3) + credentials + uri.substr(scheme + 3);
+}
+
+// topology: "single", "replicaset", "sharded", or "replicaset+auth" (a replica set with a user).
+target& sim_target(const std::string& key) {
+    auto& slot = targets()[key];
     if (slot) return slot->t;
+    const bool auth = key.ends_with("+auth");
+    const std::string topology = auth ? key.substr(0, key.size() - 5) : key;
     auto owned = std::make_unique<owned_target>();
     sim::sim_config cfg;
+    if (auth) cfg.users.push_back({auth_user, auth_password, "admin"});
     if (topology == "single") {
         cfg.topology = sim::topology_kind::standalone;
         cfg.nodes = 1;
@@ -80,14 +97,16 @@ target& sim_target(const std::string& topology) {
     if (topology == "replicaset" && !owned->deployment->wait_for_primary(std::chrono::seconds(10)))
         throw std::runtime_error("the simulated replica set elected no primary");
     target& t = owned->t;
-    t.name = "trellis-sim " + topology;
+    t.name = "trellis-sim " + key;
     t.topology = topology;
-    t.uri = owned->deployment->uri();
+    t.auth = auth;
+    if (auth) t.credentials = std::string(auth_user) + ":" + auth_password + "@";
+    t.uri = with_credentials(owned->deployment->uri(), t.credentials);
     if (topology == "sharded") {
         const auto members = owned->deployment->members();
         for (int i = 0; i < cfg.mongos && i < static_cast<int>(members.size()); ++i) t.mongoses.push_back(members[static_cast<std::size_t>(i)]);
     }
-    t.internal = internal_client(topology == "sharded" && !t.mongoses.empty() ? "mongodb://" + t.mongoses.front() + "/" : t.uri);
+    t.internal = internal_client(topology == "sharded" && !t.mongoses.empty() ? "mongodb://" + t.credentials + t.mongoses.front() + "/" : t.uri);
     t.version = server_version(*t.internal);
     slot = std::move(owned);
     return slot->t;
@@ -114,7 +133,13 @@ target& uri_target() {
     if (t.topology == "sharded")
         for (const auto& s : topo->servers) t.mongoses.push_back(s.address);
     t.version = server_version(*t.internal);
-    t.auth = t.uri.find('@') != std::string::npos;
+    // Credentials in the URI: the direct connections that disable fail points need them too.
+    if (const auto scheme = t.uri.find("://"); scheme != std::string::npos) {
+        const auto hosts_end = t.uri.find_first_of("/?", scheme + 3);
+        const auto at = t.uri.rfind('@', hosts_end == std::string::npos ? std::string::npos : hosts_end);
+        if (at != std::string::npos && at > scheme) t.credentials = t.uri.substr(scheme + 3, at - scheme - 2);
+    }
+    t.auth = !t.credentials.empty();
     slot = std::move(owned);
     return slot->t;
 }
@@ -147,6 +172,7 @@ struct candidate {
     bool auth = false;
     bool sim = true;
     target* started = nullptr;  // --uri: the deployment, to ask serverParameters
+    std::string key() const { return auth ? topology + "+auth" : topology; }
 };
 
 struct verdict {
@@ -235,16 +261,20 @@ target* choose(const json::value* file_reqs, const json::value* test_reqs, std::
         candidates.push_back({t.topology, t.version, t.auth, false, &t});
     } else {
         for (const char* topology : {"single", "replicaset", "sharded"}) candidates.push_back({topology, "7.0.0", false, true, nullptr});
+        candidates.push_back({"replicaset", "7.0.0", true, true, nullptr});  // for "auth": true
     }
+    // The reason to give: from the candidate that came closest (a test's own requirements over
+    // the file's, a version or auth over a topology).
     verdict best;
-    bool have = false;
+    int best_score = -1;
     for (const candidate& c : candidates) {
         verdict f = any_of(file_reqs, c);
         verdict t = f.ok ? any_of(test_reqs, c) : f;
-        if (t.ok) return c.started ? c.started : &sim_target(c.topology);
-        if (!have || (best.topology_mismatch && !t.topology_mismatch)) {
+        if (t.ok) return c.started ? c.started : &sim_target(c.key());
+        const int score = (f.ok ? 2 : 0) + (t.topology_mismatch ? 0 : 1);
+        if (score > best_score) {
             best = t;
-            have = true;
+            best_score = score;
         }
     }
     reason = best.reason;
@@ -394,7 +424,16 @@ void run_test(std::string_view file, const json::object& root, const json::objec
         return;
     }
     std::string why;
-    target* t = choose(root.if_contains("runOnRequirements"), test.if_contains("runOnRequirements"), why);
+    target* t = nullptr;
+    try {
+        t = choose(root.if_contains("runOnRequirements"), test.if_contains("runOnRequirements"), why);
+    } catch (const test_failure& e) {
+        out.fail(file, description, e.what());
+        return;
+    } catch (const std::exception& e) {
+        out.fail(file, description, std::string("no deployment to run on: ") + e.what());
+        return;
+    }
     if (!t) {
         out.skip(file, description, why);
         return;

@@ -125,6 +125,7 @@ struct target {
     std::string topology;  // "single", "replicaset", "sharded", "load-balanced"
     bool auth = false;
     bool sim = true;  // an in-process trellis-sim deployment (false: --uri)
+    std::string credentials;  // "user:password@" for deployments with authentication
     std::unique_ptr<trellis::client> internal;
     // Direct clients by host:port, for disabling fail points where they were set.
     std::map<std::string, std::unique_ptr<trellis::client>> direct;
