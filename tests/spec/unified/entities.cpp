@@ -48,6 +48,12 @@ void entity_map::clear() {
     map_.clear();
 }
 
+std::vector<std::pair<std::string, entity::kind>> entity_map::kinds() const {
+    std::vector<std::pair<std::string, entity::kind>> out;
+    for (const auto& [id, e] : map_) out.emplace_back(id, e.k);
+    return out;
+}
+
 std::vector<std::shared_ptr<client_entity>> entity_map::clients() const {
     std::vector<std::shared_ptr<client_entity>> out;
     for (const auto& [id, e] : map_)
@@ -85,8 +91,10 @@ void validate_kms_providers(const json::value& v) {
 
 }  // namespace
 
-void validate_entities(const json::array& list) {
+void validate_entities(const json::array& list, entity_map* existing) {
     std::map<std::string, std::string> defined;  // id -> type
+    if (existing)
+        for (const auto& [id, k] : existing->kinds()) defined.emplace(id, std::string(k == entity::kind::value ? "value" : kind_name(k)));
     auto need = [&](const json::object& o, std::string_view field, std::string_view type, std::string_view who) {
         const auto* ref = o.if_contains(field);
         if (!ref) fail(std::string(who) + " lacks \"" + std::string(field) + "\"");
@@ -370,7 +378,7 @@ void create_client(test_context& ctx, const std::string& id, const json::object&
 }  // namespace
 
 void create_entities(test_context& ctx, const json::array& list) {
-    validate_entities(list);
+    validate_entities(list, &ctx.entities);
     for (const json::value& item : list) {
         const json::object& wrapper = item.get_object();
         const std::string type(wrapper.begin()->key());

@@ -96,6 +96,7 @@ public:
     entity* find(const std::string& id);
     void clear();
     std::vector<std::shared_ptr<client_entity>> clients() const;
+    std::vector<std::pair<std::string, entity::kind>> kinds() const;
 
 private:
     std::map<std::string, entity> map_;
@@ -148,7 +149,7 @@ struct test_context {
 void create_entities(test_context& ctx, const json::array& list);
 /// Static checks of a createEntities list, before anything runs (undefined references, malformed
 /// options): test_failure.
-void validate_entities(const json::array& list);
+void validate_entities(const json::array& list, entity_map* existing = nullptr);
 
 trellis::read_preference read_preference_of(const json::value& v);
 
