@@ -1,10 +1,14 @@
 // Suite unified: the MongoDB unified test format (schema 1.0 to 1.28), the runner.
 //
 // Each file's tests run against an in-process trellis::sim deployment of a topology their
-// runOnRequirements accept (single, then replicaset, then sharded: the first that satisfies
-// both the file's and the test's requirements), started once per process and reused by every
-// test that needs it; initialData resets the collections a test uses. With --uri (or
-// TRELLIS_TEST_URI) the tests run against that deployment instead.
+// runOnRequirements accept (single, then replicaset, then sharded, then a replica set with a
+// SCRAM user for "auth": true: the first that satisfies both the file's and the test's
+// requirements; trellis-sim reports server version 7.0.0), started once per process and reused by
+// every test that needs it; initialData resets the collections a test uses, and the fail points a
+// test set are turned off after it on the server they were set on. With --uri (or
+// TRELLIS_TEST_URI) the tests run against that deployment instead. load-balanced and
+// sharded-replicaset topologies, serverless, CSFLE and serverParameters are not available in the
+// simulator: such tests are skipped with the requirement named.
 //
 // A test file that breaks the format's rules (an unsupported schemaVersion, an entity that
 // refers to an undefined one, malformed KMS providers, an unknown API version) fails every
