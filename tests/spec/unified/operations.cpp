@@ -119,6 +119,12 @@ op_result run_command(call& c) {
     return value_result(from_bson(reply));
 }
 
+// Not a name the format defines: Trellis's database::drop, for files written for Trellis.
+op_result drop_database(call& c) {
+    c.object->db->drop();
+    return {};
+}
+
 // ---------------------------------------------------------------- collection operations
 
 op_result insert_one(call& c) {
@@ -354,6 +360,7 @@ const table& entity_operations() {
         {{k::client, "listDatabaseNames"}, {{}, {}, list_database_names}},
         {{k::client, "close"}, {{}, {}, close_client}},
         {{k::database, "runCommand"}, {{"command", "commandName"}, {"readPreference"}, run_command}},
+        {{k::database, "dropDatabase"}, {{}, {}, drop_database}},
         {{k::collection, "insertOne"}, {{"document"}, {}, insert_one}},
         {{k::collection, "find"}, {{"filter"}, {"limit", "batchSize", "skip", "sort", "projection"}, find}},
         {{k::collection, "findOne"}, {{"filter"}, {}, find_one}},
