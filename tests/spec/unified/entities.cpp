@@ -1,6 +1,7 @@
 // Suite unified: the entity map, createEntities and the client entity's event listeners.
 #include <algorithm>
 #include <chrono>
+#include <sstream>
 
 #include "unified.hpp"
 
@@ -282,7 +283,7 @@ void create_client(test_context& ctx, const std::string& id, const json::object&
     // useMultipleMongoses: false means one router (the default when the field is absent is
     // "not specified": also one router, which keeps fail points and operations together).
     if (!use_multiple && ctx.where.topology == "sharded" && !ctx.where.mongoses.empty())
-        uri = "mongodb://" + ctx.where.credentials + ctx.where.mongoses.front() + "/";
+        uri = ctx.where.uri_for(ctx.where.mongoses.front(), false);
     std::set<std::string> given;
     for (const auto& [k, v] : options) {
         uri = with_option(uri, k, v);
@@ -432,11 +433,28 @@ void create_entities(test_context& ctx, const json::array& list) {
 
 // ---------------------------------------------------------------- target
 
+std::string target::uri_for(const std::string& address, bool direct) const {
+    std::string options;
+    if (const auto q = uri.find('?'); q != std::string::npos) {
+        std::istringstream in(uri.substr(q + 1));
+        for (std::string kv; std::getline(in, kv, '&');)
+            if (!kv.empty() && !kv.starts_with("replicaSet=") && !kv.starts_with("directConnection=") &&
+                !kv.starts_with("serverSelectionTimeoutMS="))
+                options += "&" + kv;
+    }
+    std::string path = "/";
+    if (const auto scheme = uri.find("://"); scheme != std::string::npos) {
+        const auto slash = uri.find('/', scheme + 3);
+        const auto q = uri.find('?');
+        if (slash != std::string::npos && (q == std::string::npos || slash < q))
+            path = uri.substr(slash, (q == std::string::npos ? uri.size() : q) - slash);
+    }
+    return "mongodb://" + credentials + address + path + "?directConnection=" + (direct ? "true" : "false") + options;
+}
+
 trellis::client& target::direct_client(const std::string& address) {
     auto& c = direct[address];
-    if (!c)
-        c = std::make_unique<trellis::client>("mongodb://" + credentials + address +
-                                              "/?directConnection=true&serverSelectionTimeoutMS=5000");
+    if (!c) c = std::make_unique<trellis::client>(uri_for(address, true) + "&serverSelectionTimeoutMS=5000");
     return *c;
 }
 

@@ -110,7 +110,7 @@ target& sim_target(const std::string& key) {
         const auto members = owned->deployment->members();
         for (int i = 0; i < cfg.mongos && i < static_cast<int>(members.size()); ++i) t.mongoses.push_back(members[static_cast<std::size_t>(i)]);
     }
-    t.internal = internal_client(topology == "sharded" && !t.mongoses.empty() ? "mongodb://" + t.credentials + t.mongoses.front() + "/" : t.uri);
+    t.internal = internal_client(topology == "sharded" && !t.mongoses.empty() ? t.uri_for(t.mongoses.front(), false) : t.uri);
     t.version = server_version(*t.internal);
     slot = std::move(owned);
     return slot->t;

@@ -127,6 +127,9 @@ struct target {
     bool auth = false;
     bool sim = true;  // an in-process trellis-sim deployment (false: --uri)
     std::string credentials;  // "user:password@" for deployments with authentication
+    /// A URI for one server (a mongos, or a member with directConnection), keeping the
+    /// deployment's credentials and options (TLS, authSource, ...) but not replicaSet.
+    std::string uri_for(const std::string& address, bool direct) const;
     std::unique_ptr<trellis::client> internal;
     // Direct clients by host:port, for disabling fail points where they were set.
     std::map<std::string, std::unique_ptr<trellis::client>> direct;
