@@ -154,6 +154,8 @@ op_result find(call& c) {
 }
 
 op_result find_one(call& c) {
+    // collection::find_one has no read preference: it cannot honour the entity's.
+    if (c.object->read_preference) skip("option readPreference not supported by findOne");
     std::optional<bson::document> d = coll_of(c).find_one(to_bson(c.arg("filter")));
     return value_result(d ? from_bson(*d) : json::value(nullptr));
 }
