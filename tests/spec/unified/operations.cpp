@@ -354,6 +354,11 @@ op_result assert_event_count(call& c) {
 
 // ---------------------------------------------------------------- the tables
 
+// To map a new client API call (collection::update_one, ...): write a handler that takes its
+// arguments from call::arg/opt and returns the result as the format describes it (e.g.
+// {matchedCount, modifiedCount, upsertedId} for updateOne; value_result(docs, true) for an
+// iterable), then add a row with the required and optional argument names it understands. Any
+// other argument the format defines is reported as "option X not supported" (SKIP).
 using table = std::map<std::pair<entity::kind, std::string>, op_spec, std::less<>>;
 
 const table& entity_operations() {
