@@ -5,11 +5,20 @@
 #include <boost/json.hpp>
 #include <cstddef>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace trellis::spec {
+
+// Options given on the command line, for the suites that use them.
+struct run_options {
+    std::string uri;                // --uri: a deployment to run against (suite unified)
+    bool expect_failure = false;    // --expect-failure: every test must FAIL (the verdict is inverted)
+    bool summary_by_reason = false; // --summary-by-reason: skip counts grouped by reason at the end
+};
+run_options& options();
 
 class reporter {
 public:
@@ -22,12 +31,15 @@ public:
     std::size_t passed() const noexcept { return passed_; }
     std::size_t failed() const noexcept { return failed_; }
     std::size_t skipped() const noexcept { return skipped_; }
+    /// Skips counted by their reason, for --summary-by-reason.
+    const std::map<std::string, std::size_t>& skip_reasons() const noexcept { return skip_reasons_; }
 
 private:
     void line(std::string_view status, std::string_view file, std::string_view description, std::string_view reason);
 
     std::string suite_;
     std::size_t passed_ = 0, failed_ = 0, skipped_ = 0;
+    std::map<std::string, std::size_t> skip_reasons_;
 };
 
 struct suite {

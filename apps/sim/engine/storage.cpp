@@ -321,6 +321,12 @@ void check_id(bson::document_view doc) {
         case bson::type::array: fail(2, "can't use an array for _id");
         case bson::type::regex: fail(2, "can't use a regex for _id");
         case bson::type::undefined: fail(2, "can't use a undefined for _id");
+        case bson::type::document:
+            // mongod refuses to store an _id whose top-level fields start with '$'.
+            for (const bson::element& e : id->get_document())
+                if (e.key().starts_with('$'))
+                    fail(52, "_id fields may not contain '$'-prefixed fields: " + std::string(e.key()) + " is not valid for storage.");
+            break;
         default: break;
     }
 }

@@ -367,7 +367,10 @@ bson::document cmd_find(context& c) {
     if (limit > 0 && (batch == 0 || batch > limit)) batch = limit;
     ++c.target.opcounters["query"];
     std::vector<bson::document> docs;
-    if (const collection* target = c.target.data.find(c.db, coll)) docs = target->find(o);
+    if (const collection* target = c.target.data.find(c.db, coll))
+        docs = target->find(o);
+    else
+        (void)matcher::compile(o.filter);  // mongod parses the filter even when the collection is absent
     return cursor_reply(c.self, c.db + "." + coll, std::move(docs), batch, single, bool_or(c.req.body, "noCursorTimeout", false));
 }
 
@@ -1449,6 +1452,17 @@ asio::awaitable<command_result> run_command(session& s, request& req, const comm
     // Fail points come first, as mongod's failCommand does.
     const bool fired = spec.name != "configureFailPoint" && fail_point_fires(m, s, name);
     const std::optional<bson::document> attach_wce = fired ? m.fail.write_concern_error : std::nullopt;
+    // With a writeConcernError, failCommand's errorLabels go on the reply too, as mongod does.
+    const std::optional<bson::document> attach_labels = attach_wce ? m.fail.error_labels : std::nullopt;
+    auto attach_write_concern_error = [&] {
+        if (!attach_wce || !out.reply["ok"].as_bool()) return;
+        bson::builder b;
+        for (const auto& e : out.reply.view())
+            if (e.key() != "writeConcernError") b.append(e);
+        b.append("writeConcernError", *attach_wce);
+        if (attach_labels && !out.reply.view().contains("errorLabels")) b.append("errorLabels", bson::array(*attach_labels));
+        out.reply = b.extract();
+    };
     if (fired) {
         const fail_point fp = m.fail;
         if (fp.block) co_await pause_op(d, op, *fp.block);
@@ -1486,6 +1500,7 @@ asio::awaitable<command_result> run_command(session& s, request& req, const comm
         if (auto key = retry_key_of(req)) {
             if (auto it = target->retries.find(*key); it != target->retries.end()) {
                 out.reply = it->second;
+                attach_write_concern_error();  // a fail point fires on a retry too
                 co_return out;
             }
         }
@@ -1532,13 +1547,7 @@ asio::awaitable<command_result> run_command(session& s, request& req, const comm
     } catch (const trellis::bson_error& e) {
         out.reply = error_reply(2, "BadValue", e.what());
     }
-    if (attach_wce && out.reply["ok"].as_bool()) {
-        bson::builder b;
-        for (const auto& e : out.reply.view())
-            if (e.key() != "writeConcernError") b.append(e);
-        b.append("writeConcernError", *attach_wce);
-        out.reply = b.extract();
-    }
+    attach_write_concern_error();
     co_return out;
 }
 

@@ -1,0 +1,578 @@
+// Suite unified: operations, as a table from (entity type, operation name) to a handler that
+// drives the Trellis client API, and the format's special test runner operations.
+//
+// An operation the format defines but Trellis does not offer is a SKIP ("operation updateOne not
+// implemented"); so is an argument the format defines that the API has no way to express
+// ("option hint not supported"). A name the format does not define is a FAIL, as the format asks.
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <thread>
+
+#include "trellis/bson/builder.hpp"
+#include "trellis/errors.hpp"
+#include "unified.hpp"
+
+namespace trellis::spec::unified {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+struct op_result {
+    bool has = false;
+    json::value value;      // canonical
+    bool iterable = false;  // an iterable of root-level documents (find, listDatabases, ...)
+    std::optional<entity> made;  // an entity to save (a cursor)
+};
+
+op_result value_result(json::value v, bool iterable = false) {
+    op_result r;
+    r.has = true;
+    r.value = std::move(v);
+    r.iterable = iterable;
+    return r;
+}
+
+struct call {
+    test_context& ctx;
+    entity* object;  // nullptr for testRunner
+    const json::object& args;
+    const json::value* opt(std::string_view key) const { return args.if_contains(key); }
+    const json::value& arg(std::string_view key) const { return args.at(key); }
+};
+
+struct op_spec {
+    std::vector<std::string_view> required;
+    std::vector<std::string_view> optional;
+    op_result (*run)(call&);
+};
+
+// Every operation name the format (and the specifications' test files) use. A name in this
+// list without a handler below is skipped as not implemented; any other name fails the test.
+const std::set<std::string, std::less<>>& known_operations() {
+    static const std::set<std::string, std::less<>> names = {
+        // client, database, collection
+        "abortTransaction", "aggregate", "appendMetadata", "bulkWrite", "clientBulkWrite", "close", "commitTransaction",
+        "count", "countDocuments", "createChangeStream", "createCollection", "createCommandCursor", "createFindCursor",
+        "createIndex", "createIndexes", "createSearchIndex", "createSearchIndexes", "deleteMany", "deleteOne", "distinct",
+        "drop", "dropCollection", "dropIndex", "dropIndexes", "dropSearchIndex", "endSession", "estimatedDocumentCount",
+        "find", "findOne", "findOneAndDelete", "findOneAndReplace", "findOneAndUpdate", "getSnapshotTime", "insertMany",
+        "insertOne", "iterateOnce", "iterateUntilDocumentOrError", "listCollectionNames", "listCollectionObjects",
+        "listCollections", "listDatabaseNames", "listDatabaseObjects", "listDatabases", "listIndexNames", "listIndexes",
+        "listSearchIndexes", "mapReduce", "modifyCollection", "rename", "replaceOne", "runCommand", "runCursorCommand",
+        "startTransaction", "updateMany", "updateOne", "updateSearchIndex", "watch", "withTransaction",
+        // GridFS buckets
+        "delete", "download", "downloadByName", "openDownloadStream", "openDownloadStreamByName", "openUploadStream",
+        "openUploadStreamWithId", "upload", "uploadWithId", "downloadToStream", "downloadToStreamByName",
+        "uploadFromStream", "uploadFromStreamWithId",
+        // clientEncryption
+        "addKeyAltName", "createDataKey", "createEncryptedCollection", "decrypt", "deleteKey", "encrypt", "getKey",
+        "getKeyByAltName", "getKeys", "removeKeyAltName", "rewrapManyDataKey",
+        // testRunner
+        "assertCollectionExists", "assertCollectionNotExists", "assertDifferentLsidOnLastTwoCommands", "assertEventCount",
+        "assertIndexExists", "assertIndexNotExists", "assertNumberConnectionsCheckedOut", "assertSameLsidOnLastTwoCommands",
+        "assertSessionDirty", "assertSessionNotDirty", "assertSessionPinned", "assertSessionTransactionState",
+        "assertSessionUnpinned", "assertTopologyType", "createEntities", "failPoint", "loop", "recordTopologyDescription",
+        "runOnThread", "targetedFailPoint", "wait", "waitForEvent", "waitForPrimaryChange", "waitForThread"};
+    return names;
+}
+
+// Arguments the format defines for some operation: an unhandled one is "not supported" (SKIP).
+const std::set<std::string, std::less<>>& known_arguments() {
+    static const std::set<std::string, std::less<>> names = {
+        "allowDiskUse", "allowPartialResults", "arrayFilters", "authorizedDatabases", "batchSize", "bypassDocumentValidation",
+        "collation", "comment", "cursorType", "encryptedFields", "filter", "fullDocument", "fullDocumentBeforeChange",
+        "hint", "let", "limit", "max", "maxAwaitTimeMS", "maxCommitTimeMS", "maxTimeMS", "min", "nameOnly",
+        "noCursorTimeout", "oplogReplay", "ordered", "pipeline", "projection", "rawData", "readConcern", "readPreference",
+        "resumeAfter", "returnDocument", "returnKey", "showExpandedEvents", "showRecordId", "skip", "sort", "startAfter",
+        "startAtOperationTime", "timeoutMode", "timeoutMS", "upsert", "verboseResults", "writeConcern", "maxStalenessSeconds"};
+    return names;
+}
+
+collection& coll_of(call& c) { return *c.object->coll; }
+
+// ---------------------------------------------------------------- client operations
+
+op_result list_database_names(call& c) {
+    json::array names;
+    for (const std::string& n : c.object->client->client->database_names()) names.emplace_back(n);
+    return value_result(std::move(names));
+}
+
+op_result close_client(call& c) {
+    c.object->client->client->close();
+    return {};
+}
+
+// ---------------------------------------------------------------- database operations
+
+op_result run_command(call& c) {
+    const json::value& command = c.arg("command");
+    const std::string name = string_of(c.arg("commandName"), "commandName");
+    const json::object& o = object_of(command, "command");
+    if (o.empty() || o.begin()->key() != name)
+        fail("runCommand: commandName \"" + name + "\" is not the command's first key");
+    bson::document reply = c.opt("readPreference")
+                               ? c.object->db->run_command(to_bson(command), read_preference_of(c.arg("readPreference")))
+                               : c.object->db->run_command(to_bson(command));
+    return value_result(from_bson(reply));
+}
+
+// Not a name the format defines: Trellis's database::drop, for files written for Trellis.
+op_result drop_database(call& c) {
+    c.object->db->drop();
+    return {};
+}
+
+// ---------------------------------------------------------------- collection operations
+
+op_result insert_one(call& c) {
+    const insert_one_result r = coll_of(c).insert_one(to_bson(c.arg("document")));
+    json::object out;
+    const json::value id = from_bson(r.inserted_id);
+    if (const auto* v = id.as_object().if_contains("_id")) out["insertedId"] = *v;
+    return value_result(std::move(out));
+}
+
+find_options find_options_of(call& c) {
+    find_options o;
+    if (const auto* v = c.opt("limit")) o.limit = integer_of(*v, "limit");
+    if (const auto* v = c.opt("batchSize")) o.batch_size = static_cast<std::int32_t>(integer_of(*v, "batchSize"));
+    if (const auto* v = c.opt("skip")) o.skip = integer_of(*v, "skip");
+    if (const auto* v = c.opt("sort")) o.sort = to_bson(*v);
+    if (const auto* v = c.opt("projection")) o.projection = to_bson(*v);
+    o.read_preference = c.object->read_preference;
+    return o;
+}
+
+op_result find(call& c) {
+    cursor cur = coll_of(c).find(to_bson(c.arg("filter")), find_options_of(c));
+    json::array docs;
+    while (auto d = cur.next()) docs.push_back(from_bson(*d));
+    return value_result(std::move(docs), true);
+}
+
+op_result find_one(call& c) {
+    // collection::find_one has no read preference: it cannot honour the entity's.
+    if (c.object->read_preference) skip("option readPreference not supported by findOne");
+    std::optional<bson::document> d = coll_of(c).find_one(to_bson(c.arg("filter")));
+    return value_result(d ? from_bson(*d) : json::value(nullptr));
+}
+
+op_result create_find_cursor(call& c) {
+    auto cur = std::make_shared<cursor>(coll_of(c).find(to_bson(c.arg("filter")), find_options_of(c)));
+    op_result r;
+    entity e;
+    e.k = entity::kind::cursor;
+    e.cursor = std::move(cur);
+    r.made = std::move(e);
+    return r;
+}
+
+op_result delete_many(call& c) {
+    const delete_result r = coll_of(c).delete_many(to_bson(c.arg("filter")));
+    json::object out;
+    out["deletedCount"] = r.deleted_count;
+    return value_result(std::move(out));
+}
+
+// ---------------------------------------------------------------- cursor operations
+
+op_result iterate_until_document(call& c) {
+    std::optional<bson::document> d = c.object->cursor->next();
+    if (!d) fail("iterateUntilDocumentOrError: the cursor has no more documents");
+    return value_result(from_bson(*d));
+}
+
+op_result iterate_once(call& c) {
+    std::optional<bson::document> d = c.object->cursor->next();
+    if (!d) return {};
+    return value_result(from_bson(*d));
+}
+
+op_result close_cursor(call& c) {
+    c.object->cursor->close();
+    return {};
+}
+
+// ---------------------------------------------------------------- test runner operations
+
+client_entity& client_arg(call& c) {
+    return *c.ctx.entities.get(string_of(c.arg("client"), "client"), entity::kind::client).client;
+}
+
+op_result fail_point(call& c) {
+    client_entity& ce = client_arg(c);
+    const json::object& fp = object_of(c.arg("failPoint"), "failPoint");
+    const std::string name = string_of(field(fp, "configureFailPoint"),
+                                       "failPoint.configureFailPoint");
+    if (c.ctx.where.sim && name != "failCommand") skip("fail point " + name + " not supported by trellis-sim");
+    {
+        std::lock_guard lock(ce.log->mutex);
+        ce.log->last_configure_fail_point_address.clear();
+    }
+    ce.client->run_command("admin", to_bson(c.arg("failPoint")));
+    std::string address;
+    {
+        std::lock_guard lock(ce.log->mutex);
+        address = ce.log->last_configure_fail_point_address;
+    }
+    c.ctx.failpoints.push_back({address, name});
+    return {};
+}
+
+op_result assert_connections_checked_out(call& c) {
+    client_entity& ce = client_arg(c);
+    const std::int64_t want = integer_of(c.arg("connections"), "connections");
+    // A connection goes back to its pool just after the operation that used it returns.
+    std::int64_t got = 0;
+    const auto deadline = std::chrono::steady_clock::now() + 1s;
+    for (;;) {
+        {
+            std::lock_guard lock(ce.log->mutex);
+            got = ce.log->checked_out;
+        }
+        if (got == want || std::chrono::steady_clock::now() > deadline) break;
+        std::this_thread::sleep_for(5ms);
+    }
+    if (got != want) fail(std::to_string(got) + " connections checked out, expected " + std::to_string(want));
+    return {};
+}
+
+bool collection_exists(test_context& ctx, const std::string& db, const std::string& coll) {
+    bson::builder filter;
+    filter.append("name", coll);
+    bson::builder b;
+    b.append("listCollections", 1).append("filter", filter.extract()).append("nameOnly", true);
+    const json::value reply = from_bson(ctx.where.internal->run_command(db, b.extract()));
+    return !reply.at("cursor").at("firstBatch").as_array().empty();
+}
+
+op_result assert_collection(call& c, bool exists) {
+    const std::string db = string_of(c.arg("databaseName"), "databaseName");
+    const std::string coll = string_of(c.arg("collectionName"), "collectionName");
+    if (collection_exists(c.ctx, db, coll) != exists)
+        fail("collection " + db + "." + coll + (exists ? " does not exist" : " exists"));
+    return {};
+}
+op_result assert_collection_exists(call& c) { return assert_collection(c, true); }
+op_result assert_collection_not_exists(call& c) { return assert_collection(c, false); }
+
+op_result assert_index(call& c, bool exists) {
+    const std::string db = string_of(c.arg("databaseName"), "databaseName");
+    const std::string coll = string_of(c.arg("collectionName"), "collectionName");
+    const std::string index = string_of(c.arg("indexName"), "indexName");
+    bool found = false;
+    try {
+        bson::builder b;
+        b.append("listIndexes", coll);
+        const json::value reply = from_bson(c.ctx.where.internal->run_command(db, b.extract()));
+        for (const auto& spec : reply.at("cursor").at("firstBatch").as_array())
+            if (const auto* n = spec.as_object().if_contains("name"); n && n->is_string() && n->get_string() == index) found = true;
+    } catch (const operation_failure& e) {
+        if (e.server_code() != 26) throw;  // NamespaceNotFound: no collection, no index
+    }
+    if (found != exists) fail("index " + index + " on " + db + "." + coll + (exists ? " does not exist" : " exists"));
+    return {};
+}
+op_result assert_index_exists(call& c) { return assert_index(c, true); }
+op_result assert_index_not_exists(call& c) { return assert_index(c, false); }
+
+op_result create_entities_op(call& c) {
+    create_entities(c.ctx, array_of(c.arg("entities"), "entities"));
+    return {};
+}
+
+op_result wait_op(call& c) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(integer_of(c.arg("ms"), "ms")));
+    return {};
+}
+
+std::vector<json::object> started_events(client_entity& ce) {
+    std::lock_guard lock(ce.log->mutex);
+    std::vector<json::object> out;
+    for (const auto& e : ce.log->command)
+        if (e.contains("commandStartedEvent")) out.push_back(e);
+    return out;
+}
+
+op_result assert_lsid(call& c, bool same) {
+    const auto events = started_events(client_arg(c));
+    if (events.size() < 2) fail("fewer than two commandStartedEvents were observed");
+    const auto& a = events[events.size() - 2].at("commandStartedEvent").at("command").as_object();
+    const auto& b = events.back().at("commandStartedEvent").at("command").as_object();
+    const auto* la = a.if_contains("lsid");
+    const auto* lb = b.if_contains("lsid");
+    if (!la || !lb) fail("a command of the last two has no lsid");
+    if ((*la == *lb) != same) fail(std::string("the last two commands have ") + (same ? "different" : "the same") + " lsids");
+    return {};
+}
+op_result assert_same_lsid(call& c) { return assert_lsid(c, true); }
+op_result assert_different_lsid(call& c) { return assert_lsid(c, false); }
+
+std::size_t count_matching(call& c) {
+    client_entity& ce = client_arg(c);
+    const json::value expected = canonical(c.arg("event"));
+    const json::object& eo = object_of(expected, "event");
+    if (eo.size() != 1) fail("event must have exactly one key");
+    const std::string name(eo.begin()->key());
+    if (name.find("erver") != std::string::npos || name.find("opology") != std::string::npos)
+        skip("SDAM event assertions not supported");
+    std::vector<json::object> events;
+    {
+        std::lock_guard lock(ce.log->mutex);
+        events = name.starts_with("command") ? ce.log->command : ce.log->cmap;
+    }
+    std::size_t n = 0;
+    for (const auto& e : events) {
+        try {
+            match_event(expected, e, c.ctx.entities, "event");
+            ++n;
+        } catch (const test_failure&) {
+        }
+    }
+    return n;
+}
+
+op_result wait_for_event(call& c) {
+    const std::int64_t want = integer_of(c.arg("count"), "count");
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (static_cast<std::int64_t>(count_matching(c)) < want) {
+        if (std::chrono::steady_clock::now() > deadline) fail("waitForEvent: fewer than " + std::to_string(want) + " events after 10 s");
+        std::this_thread::sleep_for(10ms);
+    }
+    return {};
+}
+
+op_result assert_event_count(call& c) {
+    const std::int64_t want = integer_of(c.arg("count"), "count");
+    const auto got = static_cast<std::int64_t>(count_matching(c));
+    if (got != want) fail("assertEventCount: " + std::to_string(got) + " matching events, expected " + std::to_string(want));
+    return {};
+}
+
+// ---------------------------------------------------------------- the tables
+
+// To map a new client API call (collection::update_one, ...): write a handler that takes its
+// arguments from call::arg/opt and returns the result as the format describes it (e.g.
+// {matchedCount, modifiedCount, upsertedId} for updateOne; value_result(docs, true) for an
+// iterable), then add a row with the required and optional argument names it understands. Any
+// other argument the format defines is reported as "option X not supported" (SKIP).
+using table = std::map<std::pair<entity::kind, std::string>, op_spec, std::less<>>;
+
+const table& entity_operations() {
+    using k = entity::kind;
+    static const table t = {
+        {{k::client, "listDatabaseNames"}, {{}, {}, list_database_names}},
+        {{k::client, "close"}, {{}, {}, close_client}},
+        {{k::database, "runCommand"}, {{"command", "commandName"}, {"readPreference"}, run_command}},
+        {{k::database, "dropDatabase"}, {{}, {}, drop_database}},
+        {{k::collection, "insertOne"}, {{"document"}, {}, insert_one}},
+        {{k::collection, "find"}, {{"filter"}, {"limit", "batchSize", "skip", "sort", "projection"}, find}},
+        {{k::collection, "findOne"}, {{"filter"}, {}, find_one}},
+        {{k::collection, "createFindCursor"}, {{"filter"}, {"limit", "batchSize", "skip", "sort", "projection"}, create_find_cursor}},
+        {{k::collection, "deleteMany"}, {{"filter"}, {}, delete_many}},
+        {{k::cursor, "iterateUntilDocumentOrError"}, {{}, {}, iterate_until_document}},
+        {{k::cursor, "iterateOnce"}, {{}, {}, iterate_once}},
+        {{k::cursor, "close"}, {{}, {}, close_cursor}},
+    };
+    return t;
+}
+
+const std::map<std::string, op_spec, std::less<>>& runner_operations() {
+    static const std::map<std::string, op_spec, std::less<>> t = {
+        {"failPoint", {{"client", "failPoint"}, {}, fail_point}},
+        {"assertNumberConnectionsCheckedOut", {{"client", "connections"}, {}, assert_connections_checked_out}},
+        {"assertCollectionExists", {{"databaseName", "collectionName"}, {}, assert_collection_exists}},
+        {"assertCollectionNotExists", {{"databaseName", "collectionName"}, {}, assert_collection_not_exists}},
+        {"assertIndexExists", {{"databaseName", "collectionName", "indexName"}, {}, assert_index_exists}},
+        {"assertIndexNotExists", {{"databaseName", "collectionName", "indexName"}, {}, assert_index_not_exists}},
+        {"createEntities", {{"entities"}, {}, create_entities_op}},
+        {"wait", {{"ms"}, {}, wait_op}},
+        {"assertSameLsidOnLastTwoCommands", {{"client"}, {}, assert_same_lsid}},
+        {"assertDifferentLsidOnLastTwoCommands", {{"client"}, {}, assert_different_lsid}},
+        {"waitForEvent", {{"client", "event", "count"}, {}, wait_for_event}},
+        {"assertEventCount", {{"client", "event", "count"}, {}, assert_event_count}},
+    };
+    return t;
+}
+
+// ---------------------------------------------------------------- errors
+
+struct caught {
+    std::string message;
+    bool from_server = false;
+    int code = 0;
+    std::string code_name;
+    std::vector<std::string> labels;
+};
+
+bool contains_nocase(std::string_view hay, std::string_view needle) {
+    auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end(), [](char a, char b) {
+        return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+    });
+    return it != hay.end();
+}
+
+bool equal_nocase(std::string_view a, std::string_view b) { return a.size() == b.size() && contains_nocase(a, b); }
+
+void check_error(test_context& ctx, const json::object& expected, const caught& e) {
+    for (const auto& [key, value] : expected) {
+        if (key == "isError") continue;
+        if (key == "isClientError") {
+            const bool want = value.is_bool() && value.get_bool();
+            if (want == e.from_server)
+                fail(std::string("expected ") + (want ? "a client" : "a server") + " error, got: " + e.message);
+        } else if (key == "isTimeoutError") {
+            skip("expectError.isTimeoutError not supported");
+        } else if (key == "errorContains") {
+            const std::string s = string_of(value, "errorContains");
+            if (!contains_nocase(e.message, s)) fail("the error \"" + e.message + "\" does not contain \"" + s + "\"");
+        } else if (key == "errorCode") {
+            const std::int64_t code = integer_of(value, "errorCode");
+            if (!e.from_server || e.code != code)
+                fail("the error has code " + std::to_string(e.code) + ", expected " + std::to_string(code) + ": " + e.message);
+        } else if (key == "errorCodeName") {
+            const std::string name = string_of(value, "errorCodeName");
+            if (!e.from_server || !equal_nocase(e.code_name, name))
+                fail("the error has code name \"" + e.code_name + "\", expected \"" + name + "\": " + e.message);
+        } else if (key == "errorLabelsContain") {
+            for (const auto& l : array_of(value, "errorLabelsContain")) {
+                const std::string label = string_of(l, "a label");
+                if (std::find(e.labels.begin(), e.labels.end(), label) == e.labels.end())
+                    fail("the error lacks the label " + label + ": " + e.message);
+            }
+        } else if (key == "errorLabelsOmit") {
+            for (const auto& l : array_of(value, "errorLabelsOmit")) {
+                const std::string label = string_of(l, "a label");
+                if (std::find(e.labels.begin(), e.labels.end(), label) != e.labels.end())
+                    fail("the error has the label " + label + ": " + e.message);
+            }
+        } else if (key == "expectResult") {
+            // Trellis errors carry no partial result: only "unset" can match.
+            match(canonical(value), nullptr, true, ctx.entities, "error result");
+        } else if (key == "errorResponse") {
+            skip("expectError.errorResponse not supported (errors carry no server reply)");
+        } else if (key == "writeErrors" || key == "writeConcernErrors") {
+            skip("expectError." + std::string(key) + " not supported");
+        } else {
+            fail("unknown expectError field " + std::string(key));
+        }
+    }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- events
+
+void match_event(const json::value& expected, const json::object& actual, entity_map& entities, const std::string& path) {
+    const json::object& eo = object_of(expected, path);
+    if (eo.size() != 1) fail(path + ": an expected event has exactly one key");
+    const std::string name(eo.begin()->key());
+    const auto* body = actual.if_contains(name);
+    if (!body) fail(path + " is " + show(actual) + ", expected a " + name);
+    const json::object& ab = body->as_object();
+    for (const auto& [key, value] : object_of(eo.begin()->value(), path)) {
+        const std::string where = path + "." + name + "." + std::string(key);
+        if (key == "command" || key == "reply") match(value, ab.if_contains(key), true, entities, where);
+        else match(value, ab.if_contains(key), false, entities, where);
+    }
+}
+
+// ---------------------------------------------------------------- running one operation
+
+void run_operation(test_context& ctx, const json::object& op) {
+    const std::string name = string_of(field(op, "name"), "operation.name");
+    const std::string object = string_of(field(op, "object"), "operation.object");
+    static const json::object no_args;
+    const json::object& args = op.contains("arguments") ? object_of(op.at("arguments"), "arguments") : no_args;
+    for (const auto& [key, value] : op)
+        if (key != "name" && key != "object" && key != "arguments" && key != "expectError" && key != "expectResult" &&
+            key != "saveResultAsEntity" && key != "ignoreResultAndError")
+            fail("unknown operation field " + std::string(key));
+
+    // Enumerations the format defines are checked whether or not the operation exists here.
+    if (const auto* rd = args.if_contains("returnDocument")) {
+        const std::string v = string_of(*rd, "returnDocument");
+        if (v != "Before" && v != "After") fail("returnDocument \"" + v + "\" is neither Before nor After");
+    }
+
+    const op_spec* spec = nullptr;
+    entity* target = nullptr;
+    if (object == "testRunner") {
+        auto it = runner_operations().find(name);
+        if (it == runner_operations().end()) {
+            if (!known_operations().contains(name)) fail("unsupported test runner operation " + name);
+            if (args.contains("session")) skip("explicit sessions not implemented");
+            skip("operation " + name + " not implemented");
+        }
+        spec = &it->second;
+    } else {
+        target = ctx.entities.find(object);
+        if (!target) fail("operation " + name + " on an undefined entity \"" + object + "\"");
+        auto it = entity_operations().find(std::pair(target->k, name));
+        if (it == entity_operations().end()) {
+            if (!known_operations().contains(name)) fail("unsupported operation " + name + " on " + object);
+            if (args.contains("session")) skip("explicit sessions not implemented");
+            skip("operation " + name + " not implemented");
+        }
+        spec = &it->second;
+    }
+    for (std::string_view r : spec->required)
+        if (!args.contains(r)) fail("operation " + name + " lacks the required argument " + std::string(r));
+    for (const auto& [key, value] : args) {
+        if (std::find(spec->required.begin(), spec->required.end(), key) != spec->required.end()) continue;
+        if (std::find(spec->optional.begin(), spec->optional.end(), key) != spec->optional.end()) continue;
+        if (key == "session") skip("explicit sessions not implemented");
+        if (known_arguments().contains(key)) skip("option " + std::string(key) + " not supported");
+        fail("unsupported argument " + std::string(key) + " for operation " + name);
+    }
+
+    call c{ctx, target, args};
+    op_result result;
+    std::optional<caught> error;
+    try {
+        result = spec->run(c);
+    } catch (const test_failure&) {
+        throw;
+    } catch (const test_skip&) {
+        throw;
+    } catch (const operation_failure& e) {
+        error = caught{e.what(), true, e.server_code(), e.code_name(), e.error_labels()};
+    } catch (const std::exception& e) {
+        error = caught{e.what(), false, 0, "", {}};
+    }
+
+    if (const auto* ignore = op.if_contains("ignoreResultAndError"); ignore && ignore->is_bool() && ignore->get_bool()) return;
+
+    if (const auto* expect_error = op.if_contains("expectError")) {
+        if (!error) fail("operation " + name + " succeeded, expected an error" + (result.has ? ": got " + show(result.value) : ""));
+        check_error(ctx, object_of(*expect_error, "expectError"), *error);
+        return;
+    }
+    if (error) fail("operation " + name + " failed: " + error->message);
+
+    if (const auto* expect = op.if_contains("expectResult")) {
+        const json::value expected = canonical(*expect);
+        if (result.iterable)
+            match_documents(expected, result.value, ctx.entities, "result");
+        else
+            match(expected, result.has ? &result.value : nullptr, true, ctx.entities, "result");
+    }
+    if (const auto* save = op.if_contains("saveResultAsEntity")) {
+        const std::string id = string_of(*save, "saveResultAsEntity");
+        if (result.made) {
+            ctx.entities.add(id, std::move(*result.made));
+        } else if (result.has) {
+            entity e;
+            e.k = entity::kind::value;
+            e.value = result.value;
+            ctx.entities.add(id, std::move(e));
+        } else {
+            fail("operation " + name + " returned nothing to save as " + id);
+        }
+    }
+}
+
+}  // namespace trellis::spec::unified
