@@ -472,7 +472,7 @@ std::vector<bson::document> coll_stats_stage(context& c, const std::string& coll
     bool first = true;
     std::size_t n = 0;
     for (const auto& stage : pipeline) {
-        if (!first) rest.append(stage), ++n;
+        if (!first) rest.append_value(stage), ++n;
         first = false;
     }
     if (n == 0) return {std::move(stats)};

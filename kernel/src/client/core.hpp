@@ -143,7 +143,9 @@ public:
     operation write_operation(std::string db, bson::document command, bool single_statement, const write_concern& wc) const;
     asio::awaitable<bson::document> run_command(std::string db, bson::document command, std::optional<read_preference> rp);
     asio::awaitable<insert_one_result> insert_one(std::string db, std::string coll, bson::document doc, write_concern wc);
-    asio::awaitable<cursor> find(std::string db, std::string coll, bson::document filter, find_options options);
+    /// single_batch: find_one's {limit: 1, singleBatch: true}, the server closes the cursor itself.
+    asio::awaitable<cursor> find(std::string db, std::string coll, bson::document filter, find_options options,
+                                 bool single_batch = false);
     asio::awaitable<std::optional<bson::document>> find_one(std::string db, std::string coll, bson::document filter);
     asio::awaitable<delete_result> delete_many(std::string db, std::string coll, bson::document filter, write_concern wc);
     asio::awaitable<std::optional<bson::document>> cursor_next(std::shared_ptr<cursor_state> c);

@@ -139,7 +139,15 @@ asio::awaitable<client_core::reply_on> client_core::attempt(server_state& s, con
         f.max_wire_version = d.max_wire_version;
         f.message = connection->last_error();
         if (state) handle_application_error(s, f);
-        failure = make_failure(ec2 == errc::network_timeout ? errc::network_timeout : errc::auto_reconnect, connection->last_error());
+        const errc kind = ec2 == errc::network_timeout ? errc::network_timeout : errc::auto_reconnect;
+        if (op.retryable_write && supports_retryable_writes) {
+            // The retryable writes spec: a network error on a retryable write carries the
+            // RetryableWriteError label (the error keeps its network kind).
+            failure = std::make_exception_ptr(
+                operation_failure(0, "", {"RetryableWriteError"}, connection->last_error(), kind));
+        } else {
+            failure = make_failure(kind, connection->last_error());
+        }
         retry_allowed = op.retryable && (!op.retryable_write || supports_retryable_writes);
         co_return reply_on{};
     }
@@ -155,11 +163,14 @@ asio::awaitable<client_core::reply_on> client_core::attempt(server_state& s, con
             f.message = ce->message;
             handle_application_error(s, f);
         }
-        const auto labels = ops::error_labels(body.view());
+        auto labels = ops::error_labels(body.view());
         const std::int32_t code = ce->code.value_or(0);
         bool retryable = retryable_code(code);
         if (op.retryable_write && d.max_wire_version >= 9)  // 4.4+: the server labels what is retryable
             retryable = std::find(labels.begin(), labels.end(), "RetryableWriteError") != labels.end();
+        else if (op.retryable_write && supports_retryable_writes && retryable &&
+                 std::find(labels.begin(), labels.end(), "RetryableWriteError") == labels.end())
+            labels.emplace_back("RetryableWriteError");  // before 4.4 the driver adds the label
         const bool not_primary = sdam::is_not_writable_primary(*ce) || sdam::is_recovering(*ce);
         const std::string code_name = code_name_of(body.view());
         std::string text = s.address + ": " + ce->message;
@@ -323,14 +334,21 @@ asio::awaitable<delete_result> client_core::delete_many(std::string db, std::str
     co_return out;
 }
 
-asio::awaitable<cursor> client_core::find(std::string db, std::string coll, bson::document filter, find_options options) {
+asio::awaitable<cursor> client_core::find(std::string db, std::string coll, bson::document filter, find_options options,
+                                          bool single_batch) {
     bson::builder cmd;
     cmd.append("find", coll).append("filter", filter.view());
     if (options.sort) cmd.append("sort", options.sort->view());
     if (options.projection) cmd.append("projection", options.projection->view());
     if (options.skip) cmd.append("skip", *options.skip);
     if (options.limit && *options.limit > 0) cmd.append("limit", *options.limit);
-    if (options.batch_size) cmd.append("batchSize", *options.batch_size);
+    // The CRUD spec: a batchSize equal to the limit is sent as limit + 1, so that the server
+    // closes the cursor with the last batch instead of leaving one to kill.
+    if (options.batch_size)
+        cmd.append("batchSize", options.limit && *options.limit > 0 && *options.batch_size == *options.limit
+                                     ? static_cast<std::int64_t>(*options.batch_size) + 1
+                                     : static_cast<std::int64_t>(*options.batch_size));
+    if (single_batch) cmd.append("singleBatch", true);
     operation op;
     op.db = db;
     op.command = cmd.extract();
@@ -368,8 +386,7 @@ cursor client_core::cursor_from(reply_on r, std::string db, std::string coll, st
 asio::awaitable<std::optional<bson::document>> client_core::find_one(std::string db, std::string coll, bson::document filter) {
     find_options o;
     o.limit = 1;
-    o.batch_size = 1;
-    auto c = co_await find(std::move(db), std::move(coll), std::move(filter), std::move(o));
+    auto c = co_await find(std::move(db), std::move(coll), std::move(filter), std::move(o), true);
     co_return co_await cursor_next(c.state_);
 }
 
