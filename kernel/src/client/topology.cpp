@@ -489,7 +489,9 @@ std::shared_ptr<const sdk::topology_description> client_core::wait_for_discovery
             if (!open_) start_topology();
             bool all = true;
             for (auto& [a, s] : servers_) all = all && (s->last_heartbeat || (s->last_check != std::chrono::steady_clock::time_point{} && !s->check_requested));
-            for (const auto& d : current_->servers) all = all && (d.type != sdk::server_type::unknown || d.error);
+            // PossiblePrimary is what another member said, not a check of this one's own.
+            for (const auto& d : current_->servers)
+                all = all && ((d.type != sdk::server_type::unknown && d.type != sdk::server_type::possible_primary) || d.error);
             p.set_value({all, current_});
         });
         auto [done, t] = f.get();
