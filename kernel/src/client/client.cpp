@@ -256,7 +256,7 @@ asio::awaitable<std::optional<bson::document>> collection::find_one_impl(core_pt
 }
 asio::awaitable<delete_result> collection::delete_many_impl(core_ptr core, std::string db, std::string coll,
                                                             bson::document filter, trellis::write_concern wc) {
-    co_return co_await core->delete_many(std::move(db), std::move(coll), std::move(filter), std::move(wc));
+    co_return co_await core->remove(std::move(db), std::move(coll), std::move(filter), {}, true, std::move(wc));
 }
 
 asio::awaitable<insert_many_result> collection::insert_many_impl(core_ptr core, std::string db, std::string coll,

@@ -141,13 +141,14 @@ public:
     asio::awaitable<reply_on> execute(operation op);
     /// A write: to the primary, retryable when single_statement (and acknowledged, retryWrites).
     operation write_operation(std::string db, bson::document command, bool single_statement, const write_concern& wc) const;
+    /// A read, routed by `rp` (unset: the client's read preference), retried when retryReads is on.
+    operation read_operation(std::string db, bson::document command, std::optional<read_preference> rp) const;
     asio::awaitable<bson::document> run_command(std::string db, bson::document command, std::optional<read_preference> rp);
     asio::awaitable<insert_one_result> insert_one(std::string db, std::string coll, bson::document doc, write_concern wc);
     /// single_batch: find_one's {limit: 1, singleBatch: true}, the server closes the cursor itself.
     asio::awaitable<cursor> find(std::string db, std::string coll, bson::document filter, find_options options,
                                  bool single_batch = false);
     asio::awaitable<std::optional<bson::document>> find_one(std::string db, std::string coll, bson::document filter);
-    asio::awaitable<delete_result> delete_many(std::string db, std::string coll, bson::document filter, write_concern wc);
     asio::awaitable<std::optional<bson::document>> cursor_next(std::shared_ptr<cursor_state> c);
     /// A cursor over a cursor command's reply (find, aggregate, listIndexes, listCollections).
     cursor cursor_from(reply_on r, std::string db, std::string coll, std::optional<std::int32_t> batch_size, std::int64_t limit);

@@ -21,6 +21,17 @@ client_core::operation client_core::write_operation(std::string db, bson::docume
     return o;
 }
 
+client_core::operation client_core::read_operation(std::string db, bson::document command,
+                                                    std::optional<read_preference> rp) const {
+    operation o;
+    o.db = std::move(db);
+    o.command = std::move(command);
+    o.kind = op_kind::read;
+    o.read_pref = std::move(rp);
+    o.retryable = options_.retry_reads;
+    return o;
+}
+
 asio::awaitable<insert_many_result> client_core::insert_many(std::string db, std::string coll,
                                                              std::vector<bson::document> docs, insert_many_options options,
                                                              write_concern wc) {
@@ -94,35 +105,19 @@ asio::awaitable<delete_result> client_core::remove(std::string db, std::string c
 asio::awaitable<std::int64_t> client_core::count_documents(std::string db, std::string coll, bson::document filter,
                                                            count_options options) {
     ops::count_documents_op op{std::move(coll), std::move(filter), std::move(options)};
-    operation o;
-    o.db = std::move(db);
-    o.command = op.command();
-    o.kind = op_kind::read;
-    o.read_pref = op.options.read_preference;
-    o.retryable = options_.retry_reads;
-    auto r = co_await execute(std::move(o));
+    auto r = co_await execute(read_operation(std::move(db), op.command(), op.options.read_preference));
     co_return op.parse(r.reply.view());
 }
 
 asio::awaitable<std::int64_t> client_core::estimated_count(std::string db, std::string coll) {
     ops::estimated_count_op op{std::move(coll)};
-    operation o;
-    o.db = std::move(db);
-    o.command = op.command();
-    o.kind = op_kind::read;
-    o.retryable = options_.retry_reads;
-    auto r = co_await execute(std::move(o));
+    auto r = co_await execute(read_operation(std::move(db), op.command(), std::nullopt));
     co_return op.parse(r.reply.view());
 }
 
 asio::awaitable<bson::array> client_core::distinct(std::string db, std::string coll, std::string key, bson::document filter) {
     ops::distinct_op op{std::move(coll), std::move(key), std::move(filter)};
-    operation o;
-    o.db = std::move(db);
-    o.command = op.command();
-    o.kind = op_kind::read;
-    o.retryable = options_.retry_reads;
-    auto r = co_await execute(std::move(o));
+    auto r = co_await execute(read_operation(std::move(db), op.command(), std::nullopt));
     co_return op.parse(r.reply.view());
 }
 
@@ -130,16 +125,9 @@ asio::awaitable<cursor> client_core::aggregate(std::string db, std::string coll,
                                                aggregate_options options, write_concern wc) {
     if (!options.write_concern) options.write_concern = std::move(wc);
     ops::aggregate_op op{coll, std::move(pipeline), options};
-    operation o;
-    o.db = db;
-    o.command = op.command();
-    if (op.writes()) {
-        o.kind = op_kind::write;  // $out / $merge: the primary, never retried
-    } else {
-        o.kind = op_kind::read;
-        o.read_pref = options.read_preference;
-        o.retryable = options_.retry_reads;
-    }
+    // $out / $merge: a write, to the primary, never retried.
+    auto o = op.writes() ? write_operation(db, op.command(), false, *options.write_concern)
+                         : read_operation(db, op.command(), options.read_preference);
     o.keep_session = true;
     auto r = co_await execute(std::move(o));
     co_return cursor_from(std::move(r), std::move(db), std::move(coll), options.batch_size, 0);
@@ -149,21 +137,14 @@ asio::awaitable<std::vector<std::string>> client_core::create_indexes(std::strin
                                                                       std::vector<index_model> indexes, write_concern wc) {
     if (indexes.empty()) throw error(errc::invalid_argument, "create_indexes: no index given");
     ops::create_indexes_op op{std::move(coll), std::move(indexes), std::move(wc)};
-    operation o;
-    o.db = std::move(db);
-    o.command = op.command();
-    o.kind = op_kind::write;
-    co_await execute(std::move(o));
+    co_await execute(write_operation(std::move(db), op.command(), false, op.wc));
     co_return op.names();
 }
 
 asio::awaitable<cursor> client_core::list_indexes(std::string db, std::string coll) {
-    operation o;
-    o.db = db;
-    o.command = bson::make_document(bson::kvp("listIndexes", coll), bson::kvp("cursor", bson::document()));
-    o.kind = op_kind::read;
-    o.read_pref = read_preference{};  // the primary: listIndexes is not a secondary read
-    o.retryable = options_.retry_reads;
+    // The primary: listIndexes is not a secondary read.
+    auto o = read_operation(db, bson::make_document(bson::kvp("listIndexes", coll), bson::kvp("cursor", bson::document())),
+                            read_preference{});
     o.keep_session = true;
     auto r = co_await execute(std::move(o));
     co_return cursor_from(std::move(r), std::move(db), std::move(coll), std::nullopt, 0);
@@ -174,11 +155,7 @@ asio::awaitable<bson::document> client_core::write_command(std::string db, bson:
     b.concat(command.view());
     const auto wcd = ops::write_concern_document(wc);
     if (!wcd.view().empty()) b.append("writeConcern", wcd.view());
-    operation o;
-    o.db = std::move(db);
-    o.command = b.extract();
-    o.kind = op_kind::write;
-    auto r = co_await execute(std::move(o));
+    auto r = co_await execute(write_operation(std::move(db), b.extract(), false, wc));
     co_return std::move(r.reply);
 }
 

@@ -36,8 +36,6 @@ std::string code_name_of(bson::document_view reply) {
     return {};
 }
 
-using ops::unacknowledged;
-using ops::write_concern_document;
 
 class core_killer final : public sdk::cursor_killer {
 public:
@@ -286,52 +284,14 @@ asio::awaitable<bson::document> client_core::run_command(std::string db, bson::d
 
 asio::awaitable<insert_one_result> client_core::insert_one(std::string db, std::string coll, bson::document doc,
                                                            write_concern wc) {
+    std::vector<bson::document> one;
+    one.push_back(std::move(doc));
+    auto op = ops::insert_op::make(std::move(coll), std::move(one), true, wc);  // gives it an _id
+    co_await execute(write_operation(std::move(db), op.command(0, 1), true, wc));
     insert_one_result result;
-    bson::document with_id;
-    if (auto id = doc.find("_id")) {
-        with_id = std::move(doc);
-        bson::builder b;
-        b.append(*id);
-        result.inserted_id = b.extract();
-    } else {
-        const auto oid = bson::oid::generate();
-        bson::builder b;
-        b.append("_id", oid).concat(doc.view());
-        with_id = b.extract();
-        result.inserted_id = bson::make_document(bson::kvp("_id", oid));
-    }
-    bson::builder cmd;
-    cmd.append("insert", coll).open_array("documents").append(with_id.view()).close_array().append("ordered", true);
-    const auto wcd = write_concern_document(wc);
-    if (!wcd.view().empty()) cmd.append("writeConcern", wcd.view());
-    operation op;
-    op.db = std::move(db);
-    op.command = cmd.extract();
-    op.kind = op_kind::write;
-    op.retryable = options_.retry_writes && !unacknowledged(wc);
-    op.retryable_write = op.retryable;
-    op.unacknowledged = unacknowledged(wc);
-    co_await execute(std::move(op));
-    result.acknowledged = !unacknowledged(wc);
+    result.inserted_id = std::move(op.ids.front());
+    result.acknowledged = !ops::unacknowledged(wc);
     co_return result;
-}
-
-asio::awaitable<delete_result> client_core::delete_many(std::string db, std::string coll, bson::document filter,
-                                                        write_concern wc) {
-    bson::builder cmd;
-    cmd.append("delete", coll).open_array("deletes").open_document().append("q", filter.view()).append("limit", 0).close_document().close_array();
-    const auto wcd = write_concern_document(wc);
-    if (!wcd.view().empty()) cmd.append("writeConcern", wcd.view());
-    operation op;
-    op.db = std::move(db);
-    op.command = cmd.extract();
-    op.kind = op_kind::write;  // multi-document deletes are not retryable writes
-    op.unacknowledged = unacknowledged(wc);
-    auto r = co_await execute(std::move(op));
-    delete_result out;
-    if (auto n = r.reply.find("n"); n && n->is_number()) out.deleted_count = n->as_int64();
-    out.acknowledged = !unacknowledged(wc);
-    co_return out;
 }
 
 asio::awaitable<cursor> client_core::find(std::string db, std::string coll, bson::document filter, find_options options,
