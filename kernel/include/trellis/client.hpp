@@ -131,10 +131,30 @@ public:
     /// Closes a cursor by id on the server it lives on (killCursors, through the manager).
     void close_cursor(std::int64_t id, const std::string& ns, const std::string& address);
 
+    /// listDatabases: {name, sizeOnDisk, empty} per database (`filter` on those fields).
+    std::vector<bson::document> list_databases(bson::document filter = {});
     std::vector<std::string> database_names();
     void drop_database(const std::string& name);
     /// buildInfo of the server in use.
     bson::document server_info();
+
+    // The seeds' admin surface, on the server writes go to.
+    /// fsync: flushes every file to disk; with lock, also blocks writes until unlock().
+    bson::document fsync(bool lock = false);
+    /// fsyncUnlock; operation_failure when the server is not locked.
+    bson::document unlock();
+    /// Whether the server is fsync-locked (currentOp's fsyncLock).
+    bool is_locked();
+    /// copydb from `from_db` (on `from_host`, or the same server) to `to_db`. copydb was removed in
+    /// MongoDB 4.2: on a server of wire version 8 or more, errc::unsupported naming its version.
+    bson::document copy_database(const std::string& from_db, const std::string& to_db,
+                                 std::optional<std::string> from_host = std::nullopt);
+    /// killCursors now, on `address`, for cursors of namespace `ns` ("db.coll"); no cursor
+    /// manager involved. The reply lists cursorsKilled, cursorsNotFound, ...
+    bson::document kill_cursors(const std::vector<std::int64_t>& ids, const std::string& ns, const std::string& address);
+
+    /// The read concern of operations whose handle sets none (readConcernLevel).
+    trellis::read_concern read_concern() const;
 
     boost::asio::any_io_executor get_executor() const;
     /// Not for applications: the implementation, shared with handles.

@@ -24,14 +24,41 @@
 
 namespace trellis {
 
+/// An index hint: the index's name, or its key pattern.
+using hint_type = std::variant<std::string, bson::document>;
+/// A comment the server records with the operation (profiler, currentOp, logs).
+using comment_type = std::variant<std::string, bson::document>;
+/// An update: update operators ({$set: ...}), or an aggregation pipeline (MongoDB 4.2+).
+using update_spec = std::variant<bson::document, bson::array>;
+
+enum class cursor_type {
+    non_tailable,
+    tailable,        ///< on a capped collection: the cursor stays open at the end of the data
+    tailable_await,  ///< tailable, and getMore waits up to max_await_time for new data
+};
+
 struct find_options {
     std::optional<std::int64_t> limit;       ///< at most this many documents in all (0: no limit)
     std::optional<std::int32_t> batch_size;  ///< documents per batch (first batch and getMore)
     std::optional<std::int64_t> skip;
     std::optional<bson::document> sort;
     std::optional<bson::document> projection;
-    /// Unset: the collection's (the client's) read preference.
+    std::optional<hint_type> hint;
+    std::optional<std::chrono::milliseconds> max_time;  ///< maxTimeMS: the server's time limit
+    std::optional<comment_type> comment;
+    std::optional<bson::document> collation;
+    std::optional<bool> allow_disk_use;
+    std::optional<bool> no_cursor_timeout;
+    std::optional<bson::document> let;
+    trellis::cursor_type cursor_type = trellis::cursor_type::non_tailable;
+    std::optional<std::chrono::milliseconds> max_await_time;  ///< tailable_await: getMore's maxTimeMS
+    /// Unset: the collection's read preference.
     std::optional<trellis::read_preference> read_preference;
+};
+
+struct insert_one_options {
+    std::optional<bool> bypass_document_validation;
+    std::optional<comment_type> comment;
 };
 
 struct insert_one_result {
@@ -44,12 +71,10 @@ struct delete_result {
     bool acknowledged = true;
 };
 
-/// An index hint: the index's name, or its key pattern.
-using hint_type = std::variant<std::string, bson::document>;
-
 struct insert_many_options {
     bool ordered = true;  ///< stop at the first error (true) or insert every document that can be
     std::optional<bool> bypass_document_validation;
+    std::optional<comment_type> comment;
 };
 
 struct insert_many_result {
@@ -63,6 +88,8 @@ struct update_options {
     std::optional<bson::document> collation;
     std::optional<hint_type> hint;
     std::optional<bson::document> let;
+    std::optional<bool> bypass_document_validation;
+    std::optional<comment_type> comment;
 };
 
 struct update_result {
@@ -75,6 +102,8 @@ struct update_result {
 struct delete_options {
     std::optional<bson::document> collation;
     std::optional<hint_type> hint;
+    std::optional<bson::document> let;
+    std::optional<comment_type> comment;
 };
 
 struct count_options {
@@ -83,6 +112,21 @@ struct count_options {
     std::optional<hint_type> hint;
     std::optional<bson::document> collation;
     std::optional<std::chrono::milliseconds> max_time;
+    std::optional<comment_type> comment;
+    std::optional<trellis::read_preference> read_preference;
+};
+
+struct estimated_count_options {
+    std::optional<std::chrono::milliseconds> max_time;
+    std::optional<comment_type> comment;
+    std::optional<trellis::read_preference> read_preference;
+};
+
+struct distinct_options {
+    std::optional<bson::document> collation;
+    std::optional<hint_type> hint;
+    std::optional<std::chrono::milliseconds> max_time;
+    std::optional<comment_type> comment;
     std::optional<trellis::read_preference> read_preference;
 };
 
@@ -92,12 +136,81 @@ struct aggregate_options {
     std::optional<std::chrono::milliseconds> max_time;
     std::optional<bson::document> collation;
     std::optional<hint_type> hint;
-    std::optional<std::string> comment;
+    std::optional<comment_type> comment;
     std::optional<bson::document> let;
-    /// Unset: the client's (a pipeline ending in $out or $merge always goes to the primary).
+    std::optional<bool> bypass_document_validation;  ///< $out / $merge
+    /// Unset: the collection's (a pipeline ending in $out or $merge always goes to the primary).
     std::optional<trellis::read_preference> read_preference;
     /// For $out / $merge; unset: the collection's.
     std::optional<trellis::write_concern> write_concern;
+};
+
+enum class return_document { before, after };
+
+/// find_one_and_update, find_one_and_replace (array_filters: update only) and
+/// find_one_and_delete (upsert, return_document, array_filters, bypass: not for a delete).
+struct find_one_and_modify_options {
+    std::optional<bson::document> projection;
+    std::optional<bson::document> sort;  ///< which document, when several match
+    bool upsert = false;
+    trellis::return_document return_document = trellis::return_document::before;
+    std::optional<bson::array> array_filters;
+    std::optional<bson::document> collation;
+    std::optional<hint_type> hint;
+    std::optional<bson::document> let;
+    std::optional<std::chrono::milliseconds> max_time;
+    std::optional<bool> bypass_document_validation;
+    std::optional<comment_type> comment;
+};
+using find_one_and_update_options = find_one_and_modify_options;
+using find_one_and_replace_options = find_one_and_modify_options;
+using find_one_and_delete_options = find_one_and_modify_options;
+
+// bulk_write's models (the CRUD spec's WriteModel).
+struct insert_one_model {
+    bson::document document;
+};
+struct update_one_model {
+    bson::document filter;
+    update_spec update;
+    bool upsert = false;
+    std::optional<bson::array> array_filters;
+    std::optional<bson::document> collation;
+    std::optional<hint_type> hint;
+};
+struct update_many_model {
+    bson::document filter;
+    update_spec update;
+    bool upsert = false;
+    std::optional<bson::array> array_filters;
+    std::optional<bson::document> collation;
+    std::optional<hint_type> hint;
+};
+struct replace_one_model {
+    bson::document filter;
+    bson::document replacement;
+    bool upsert = false;
+    std::optional<bson::document> collation;
+    std::optional<hint_type> hint;
+};
+struct delete_one_model {
+    bson::document filter;
+    std::optional<bson::document> collation;
+    std::optional<hint_type> hint;
+};
+struct delete_many_model {
+    bson::document filter;
+    std::optional<bson::document> collation;
+    std::optional<hint_type> hint;
+};
+using write_model = std::variant<insert_one_model, update_one_model, update_many_model, replace_one_model, delete_one_model,
+                                 delete_many_model>;
+
+struct bulk_write_options {
+    bool ordered = true;  ///< stop at the first write error, or attempt every model
+    std::optional<bool> bypass_document_validation;
+    std::optional<bson::document> let;
+    std::optional<comment_type> comment;
 };
 
 /// One index: its key pattern and options ({name, unique, sparse, expireAfterSeconds, ...});
@@ -115,121 +228,187 @@ public:
     using delete_signature = void(std::exception_ptr, delete_result);
     using insert_many_signature = void(std::exception_ptr, insert_many_result);
     using update_signature = void(std::exception_ptr, update_result);
+    using bulk_signature = void(std::exception_ptr, bulk_write_result);
     using count_signature = void(std::exception_ptr, std::int64_t);
     using distinct_signature = void(std::exception_ptr, bson::array);
     using names_signature = void(std::exception_ptr, std::vector<std::string>);
     using done_signature = void(std::exception_ptr);
 
-    const std::string& name() const noexcept { return name_; }
-    const std::string& database_name() const noexcept { return db_; }
-    std::string full_name() const { return db_ + "." + name_; }
+    /// An empty handle (what an async create_collection completes with on failure); assign
+    /// one from database::get_collection before use.
+    collection() = default;
+
+    const std::string& name() const noexcept { return t_.coll; }
+    const std::string& database_name() const noexcept { return t_.db; }
+    std::string full_name() const { return t_.db + "." + t_.coll; }
+
+    /// This handle's settings (unset: the database's, then the client's).
+    const handle_options& options() const noexcept { return t_.settings; }
+    /// The same collection with some settings replaced.
+    collection with_options(const handle_options& o) const {
+        collection c(*this);
+        c.t_.settings = t_.settings.merged(o);
+        return c;
+    }
+    /// The settings in force now (the handle's, else the client's).
+    trellis::read_preference read_preference() const;
+    trellis::read_concern read_concern() const;
+    trellis::write_concern write_concern() const;
+    void set_write_concern(trellis::write_concern wc) { t_.settings.write_concern = std::move(wc); }
+
+    // ---- writes. A write error is a bulk_write_error (every error the server sent, by index).
 
     template <boost::asio::completion_token_for<insert_signature> T = boost::asio::deferred_t>
-    auto async_insert_one(bson::document document, T&& token = {}) {
-        return boost::asio::co_spawn(executor(), insert_one_impl(core_, db_, name_, std::move(document), write_concern_), std::forward<T>(token));
+    auto async_insert_one(bson::document document, insert_one_options options = {}, T&& token = {}) {
+        return spawn(insert_one_impl(t_, std::move(document), std::move(options)), std::forward<T>(token));
     }
-    insert_one_result insert_one(bson::document document);
-
-    template <boost::asio::completion_token_for<find_signature> T = boost::asio::deferred_t>
-    auto async_find(bson::document filter, find_options options, T&& token = {}) {
-        return boost::asio::co_spawn(executor(), find_impl(core_, db_, name_, std::move(filter), std::move(options)), std::forward<T>(token));
+    insert_one_result insert_one(bson::document document, insert_one_options options = {});
+    template <boost::asio::completion_token_for<insert_signature> T>
+    auto async_insert_one(bson::document document, T&& token) {
+        return async_insert_one(std::move(document), insert_one_options{}, std::forward<T>(token));
     }
-    cursor find(bson::document filter = {}, find_options options = {});
-
-    template <boost::asio::completion_token_for<find_one_signature> T = boost::asio::deferred_t>
-    auto async_find_one(bson::document filter, T&& token = {}) {
-        return boost::asio::co_spawn(executor(), find_one_impl(core_, db_, name_, std::move(filter)), std::forward<T>(token));
-    }
-    std::optional<bson::document> find_one(bson::document filter = {});
-
-    template <boost::asio::completion_token_for<delete_signature> T = boost::asio::deferred_t>
-    auto async_delete_many(bson::document filter, T&& token = {}) {
-        return boost::asio::co_spawn(executor(), delete_many_impl(core_, db_, name_, std::move(filter), write_concern_), std::forward<T>(token));
-    }
-    delete_result delete_many(bson::document filter);
 
     /// Inserts the documents in batches the server accepts (maxWriteBatchSize, maxBsonObjectSize).
-    /// A write error is a bulk_write_error listing every refused document by its index.
     template <boost::asio::completion_token_for<insert_many_signature> T = boost::asio::deferred_t>
     auto async_insert_many(std::vector<bson::document> documents, insert_many_options options = {}, T&& token = {}) {
-        return spawn(insert_many_impl(core_, db_, name_, std::move(documents), options, write_concern_), std::forward<T>(token));
+        return spawn(insert_many_impl(t_, std::move(documents), std::move(options)), std::forward<T>(token));
     }
     insert_many_result insert_many(std::vector<bson::document> documents, insert_many_options options = {});
 
-    /// update: `update` holds update operators ($set, ...); invalid_argument otherwise.
+    /// `update`: update operators ($set, ...) or a pipeline; invalid_argument otherwise.
     template <boost::asio::completion_token_for<update_signature> T = boost::asio::deferred_t>
-    auto async_update_one(bson::document filter, bson::document update, update_options options = {}, T&& token = {}) {
-        return spawn(update_impl(core_, db_, name_, std::move(filter), std::move(update), std::move(options), false, false,
-                                 write_concern_),
-                     std::forward<T>(token));
+    auto async_update_one(bson::document filter, update_spec update, update_options options = {}, T&& token = {}) {
+        return spawn(update_impl(t_, std::move(filter), std::move(update), std::move(options), false, false), std::forward<T>(token));
     }
-    update_result update_one(bson::document filter, bson::document update, update_options options = {});
+    update_result update_one(bson::document filter, update_spec update, update_options options = {});
     template <boost::asio::completion_token_for<update_signature> T = boost::asio::deferred_t>
-    auto async_update_many(bson::document filter, bson::document update, update_options options = {}, T&& token = {}) {
-        return spawn(update_impl(core_, db_, name_, std::move(filter), std::move(update), std::move(options), true, false,
-                                 write_concern_),
-                     std::forward<T>(token));
+    auto async_update_many(bson::document filter, update_spec update, update_options options = {}, T&& token = {}) {
+        return spawn(update_impl(t_, std::move(filter), std::move(update), std::move(options), true, false), std::forward<T>(token));
     }
-    update_result update_many(bson::document filter, bson::document update, update_options options = {});
-    /// replace_one: `replacement` holds no operator; invalid_argument otherwise.
+    update_result update_many(bson::document filter, update_spec update, update_options options = {});
+    /// `replacement` holds no operator; invalid_argument otherwise (array_filters too).
     template <boost::asio::completion_token_for<update_signature> T = boost::asio::deferred_t>
     auto async_replace_one(bson::document filter, bson::document replacement, update_options options = {}, T&& token = {}) {
-        return spawn(update_impl(core_, db_, name_, std::move(filter), std::move(replacement), std::move(options), false,
-                                 true, write_concern_),
+        return spawn(update_impl(t_, std::move(filter), std::move(replacement), std::move(options), false, true),
                      std::forward<T>(token));
     }
     update_result replace_one(bson::document filter, bson::document replacement, update_options options = {});
 
     template <boost::asio::completion_token_for<delete_signature> T = boost::asio::deferred_t>
     auto async_delete_one(bson::document filter, delete_options options = {}, T&& token = {}) {
-        return spawn(delete_impl(core_, db_, name_, std::move(filter), std::move(options), false, write_concern_),
-                     std::forward<T>(token));
+        return spawn(delete_impl(t_, std::move(filter), std::move(options), false), std::forward<T>(token));
     }
     delete_result delete_one(bson::document filter, delete_options options = {});
+    template <boost::asio::completion_token_for<delete_signature> T = boost::asio::deferred_t>
+    auto async_delete_many(bson::document filter, delete_options options = {}, T&& token = {}) {
+        return spawn(delete_impl(t_, std::move(filter), std::move(options), true), std::forward<T>(token));
+    }
+    delete_result delete_many(bson::document filter, delete_options options = {});
+
+    /// The models in as few insert/update/delete commands as the server's limits allow: in order
+    /// (ordered: stop at the first write error) or grouped by kind (unordered). A failure is a
+    /// bulk_write_error whose indexes are the models' and whose partial_result() says what was done.
+    template <boost::asio::completion_token_for<bulk_signature> T = boost::asio::deferred_t>
+    auto async_bulk_write(std::vector<write_model> models, bulk_write_options options = {}, T&& token = {}) {
+        return spawn(bulk_write_impl(t_, std::move(models), std::move(options)), std::forward<T>(token));
+    }
+    bulk_write_result bulk_write(std::vector<write_model> models, bulk_write_options options = {});
+
+    /// findAndModify: the document before (or after) the change; nullopt when none matched.
+    template <boost::asio::completion_token_for<find_one_signature> T = boost::asio::deferred_t>
+    auto async_find_one_and_update(bson::document filter, update_spec update, find_one_and_update_options options = {},
+                                   T&& token = {}) {
+        return spawn(find_and_modify_impl(t_, std::move(filter), std::move(update), std::move(options), modify_kind::update),
+                     std::forward<T>(token));
+    }
+    std::optional<bson::document> find_one_and_update(bson::document filter, update_spec update,
+                                                      find_one_and_update_options options = {});
+    template <boost::asio::completion_token_for<find_one_signature> T = boost::asio::deferred_t>
+    auto async_find_one_and_replace(bson::document filter, bson::document replacement,
+                                    find_one_and_replace_options options = {}, T&& token = {}) {
+        return spawn(find_and_modify_impl(t_, std::move(filter), std::move(replacement), std::move(options), modify_kind::replace),
+                     std::forward<T>(token));
+    }
+    std::optional<bson::document> find_one_and_replace(bson::document filter, bson::document replacement,
+                                                       find_one_and_replace_options options = {});
+    template <boost::asio::completion_token_for<find_one_signature> T = boost::asio::deferred_t>
+    auto async_find_one_and_delete(bson::document filter, find_one_and_delete_options options = {}, T&& token = {}) {
+        return spawn(find_and_modify_impl(t_, std::move(filter), bson::document(), std::move(options), modify_kind::remove),
+                     std::forward<T>(token));
+    }
+    std::optional<bson::document> find_one_and_delete(bson::document filter, find_one_and_delete_options options = {});
+
+    // ---- reads
+
+    template <boost::asio::completion_token_for<find_signature> T = boost::asio::deferred_t>
+    auto async_find(bson::document filter, find_options options = {}, T&& token = {}) {
+        return spawn(find_impl(t_, std::move(filter), std::move(options)), std::forward<T>(token));
+    }
+    cursor find(bson::document filter = {}, find_options options = {});
+
+    /// The first match (limit and single batch: no cursor is left open); nullopt when none.
+    template <boost::asio::completion_token_for<find_one_signature> T = boost::asio::deferred_t>
+    auto async_find_one(bson::document filter, find_options options = {}, T&& token = {}) {
+        return spawn(find_one_impl(t_, std::move(filter), std::move(options)), std::forward<T>(token));
+    }
+    std::optional<bson::document> find_one(bson::document filter = {}, find_options options = {});
+    template <boost::asio::completion_token_for<find_one_signature> T>
+    auto async_find_one(bson::document filter, T&& token) {
+        return async_find_one(std::move(filter), find_options{}, std::forward<T>(token));
+    }
 
     template <boost::asio::completion_token_for<count_signature> T = boost::asio::deferred_t>
     auto async_count_documents(bson::document filter, count_options options = {}, T&& token = {}) {
-        return spawn(count_documents_impl(core_, db_, name_, std::move(filter), std::move(options)), std::forward<T>(token));
+        return spawn(count_documents_impl(t_, std::move(filter), std::move(options)), std::forward<T>(token));
     }
     std::int64_t count_documents(bson::document filter = {}, count_options options = {});
     /// The collection's metadata count (fast; may be off after an unclean shutdown or in a sharded cluster).
     template <boost::asio::completion_token_for<count_signature> T = boost::asio::deferred_t>
-    auto async_estimated_document_count(T&& token = {}) {
-        return spawn(estimated_count_impl(core_, db_, name_), std::forward<T>(token));
+    auto async_estimated_document_count(estimated_count_options options = {}, T&& token = {}) {
+        return spawn(estimated_count_impl(t_, std::move(options)), std::forward<T>(token));
     }
-    std::int64_t estimated_document_count();
+    std::int64_t estimated_document_count(estimated_count_options options = {});
+    template <boost::asio::completion_token_for<count_signature> T>
+    auto async_estimated_document_count(T&& token) {
+        return async_estimated_document_count(estimated_count_options{}, std::forward<T>(token));
+    }
 
     template <boost::asio::completion_token_for<distinct_signature> T = boost::asio::deferred_t>
-    auto async_distinct(std::string key, bson::document filter = {}, T&& token = {}) {
-        return spawn(distinct_impl(core_, db_, name_, std::move(key), std::move(filter)), std::forward<T>(token));
+    auto async_distinct(std::string key, bson::document filter = {}, distinct_options options = {}, T&& token = {}) {
+        return spawn(distinct_impl(t_, std::move(key), std::move(filter), std::move(options)), std::forward<T>(token));
     }
-    bson::array distinct(std::string key, bson::document filter = {});
+    bson::array distinct(std::string key, bson::document filter = {}, distinct_options options = {});
+    template <boost::asio::completion_token_for<distinct_signature> T>
+    auto async_distinct(std::string key, bson::document filter, T&& token) {
+        return async_distinct(std::move(key), std::move(filter), distinct_options{}, std::forward<T>(token));
+    }
 
     /// A cursor over the pipeline's results; a pipeline ending in $out or $merge is a write.
     template <boost::asio::completion_token_for<find_signature> T = boost::asio::deferred_t>
     auto async_aggregate(bson::array pipeline, aggregate_options options = {}, T&& token = {}) {
-        return spawn(aggregate_impl(core_, db_, name_, std::move(pipeline), std::move(options), write_concern_),
-                     std::forward<T>(token));
+        return spawn(aggregate_impl(t_, std::move(pipeline), std::move(options)), std::forward<T>(token));
     }
     cursor aggregate(bson::array pipeline, aggregate_options options = {});
+
+    // ---- indexes and the collection itself
 
     /// The names of the indexes created, in order.
     template <boost::asio::completion_token_for<names_signature> T = boost::asio::deferred_t>
     auto async_create_indexes(std::vector<index_model> indexes, T&& token = {}) {
-        return spawn(create_indexes_impl(core_, db_, name_, std::move(indexes), write_concern_), std::forward<T>(token));
+        return spawn(create_indexes_impl(t_, std::move(indexes)), std::forward<T>(token));
     }
     std::vector<std::string> create_indexes(std::vector<index_model> indexes);
     std::string create_index(bson::document keys, bson::document options = {});
     /// A cursor over the index descriptions ({v, key, name, ...}).
     template <boost::asio::completion_token_for<find_signature> T = boost::asio::deferred_t>
     auto async_list_indexes(T&& token = {}) {
-        return spawn(list_indexes_impl(core_, db_, name_), std::forward<T>(token));
+        return spawn(list_indexes_impl(t_), std::forward<T>(token));
     }
     cursor list_indexes();
     /// dropIndexes by name ("*": every index but _id's).
     template <boost::asio::completion_token_for<done_signature> T = boost::asio::deferred_t>
     auto async_drop_index(std::string index_name, T&& token = {}) {
-        return spawn(drop_index_impl(core_, db_, name_, std::move(index_name), write_concern_), std::forward<T>(token));
+        return spawn(drop_index_impl(t_, std::move(index_name)), std::forward<T>(token));
     }
     void drop_index(std::string index_name);
     void drop_indexes() { drop_index("*"); }
@@ -237,71 +416,59 @@ public:
     /// Drops the collection; dropping one that does not exist is not an error.
     template <boost::asio::completion_token_for<done_signature> T = boost::asio::deferred_t>
     auto async_drop(T&& token = {}) {
-        return spawn(drop_impl(core_, db_, name_, write_concern_), std::forward<T>(token));
+        return spawn(drop_impl(t_), std::forward<T>(token));
     }
     void drop();
     /// renameCollection to `new_name` in the same database (NamespaceExists unless drop_target).
     template <boost::asio::completion_token_for<done_signature> T = boost::asio::deferred_t>
     auto async_rename(std::string new_name, bool drop_target = false, T&& token = {}) {
-        return spawn(rename_impl(core_, db_, name_, std::move(new_name), drop_target, write_concern_), std::forward<T>(token));
+        return spawn(rename_impl(t_, std::move(new_name), drop_target), std::forward<T>(token));
     }
     void rename(std::string new_name, bool drop_target = false);
 
-    /// The write concern for this handle's writes (the client's unless set).
-    const trellis::write_concern& write_concern() const noexcept { return write_concern_; }
-    void set_write_concern(trellis::write_concern wc) { write_concern_ = std::move(wc); }
-
 private:
     friend class database;
-    collection(std::shared_ptr<detail::client_core> core, std::string db, std::string name, trellis::write_concern wc)
-        : core_(std::move(core)), db_(std::move(db)), name_(std::move(name)), write_concern_(std::move(wc)) {}
+    friend class client;
+    // What every operation of this handle needs. The coroutines take a copy: they must not refer
+    // to this handle, which may be gone by the time they run (the copy keeps the core alive).
+    struct target {
+        std::shared_ptr<detail::client_core> core;
+        std::string db, coll;
+        handle_options settings;
+    };
+    enum class modify_kind { update, replace, remove };
+    explicit collection(target t) : t_(std::move(t)) {}
     boost::asio::any_io_executor executor() const;
     template <class R, class T>
     auto spawn(boost::asio::awaitable<R> work, T&& token) const {
         return boost::asio::co_spawn(executor(), std::move(work), std::forward<T>(token));
     }
-    // Static, with copies: the coroutine must not refer to this handle, which may be gone by the
-    // time it runs; the core is kept alive by the coroutine's own shared_ptr.
-    using core_ptr = std::shared_ptr<detail::client_core>;
-    static boost::asio::awaitable<insert_one_result> insert_one_impl(core_ptr core, std::string db, std::string coll,
-                                                                     bson::document document, trellis::write_concern wc);
-    static boost::asio::awaitable<cursor> find_impl(core_ptr core, std::string db, std::string coll, bson::document filter,
-                                                    find_options options);
-    static boost::asio::awaitable<std::optional<bson::document>> find_one_impl(core_ptr core, std::string db, std::string coll,
-                                                                               bson::document filter);
-    static boost::asio::awaitable<delete_result> delete_many_impl(core_ptr core, std::string db, std::string coll,
-                                                                  bson::document filter, trellis::write_concern wc);
-    static boost::asio::awaitable<insert_many_result> insert_many_impl(core_ptr core, std::string db, std::string coll,
-                                                                       std::vector<bson::document> documents,
-                                                                       insert_many_options options, trellis::write_concern wc);
-    static boost::asio::awaitable<update_result> update_impl(core_ptr core, std::string db, std::string coll,
-                                                             bson::document filter, bson::document update,
-                                                             update_options options, bool multi, bool replace,
-                                                             trellis::write_concern wc);
-    static boost::asio::awaitable<delete_result> delete_impl(core_ptr core, std::string db, std::string coll,
-                                                             bson::document filter, delete_options options, bool multi,
-                                                             trellis::write_concern wc);
-    static boost::asio::awaitable<std::int64_t> count_documents_impl(core_ptr core, std::string db, std::string coll,
-                                                                     bson::document filter, count_options options);
-    static boost::asio::awaitable<std::int64_t> estimated_count_impl(core_ptr core, std::string db, std::string coll);
-    static boost::asio::awaitable<bson::array> distinct_impl(core_ptr core, std::string db, std::string coll, std::string key,
-                                                             bson::document filter);
-    static boost::asio::awaitable<cursor> aggregate_impl(core_ptr core, std::string db, std::string coll, bson::array pipeline,
-                                                         aggregate_options options, trellis::write_concern wc);
-    static boost::asio::awaitable<std::vector<std::string>> create_indexes_impl(core_ptr core, std::string db,
-                                                                                std::string coll,
-                                                                                std::vector<index_model> indexes,
-                                                                                trellis::write_concern wc);
-    static boost::asio::awaitable<cursor> list_indexes_impl(core_ptr core, std::string db, std::string coll);
-    static boost::asio::awaitable<void> drop_index_impl(core_ptr core, std::string db, std::string coll, std::string index,
-                                                        trellis::write_concern wc);
-    static boost::asio::awaitable<void> drop_impl(core_ptr core, std::string db, std::string coll, trellis::write_concern wc);
-    static boost::asio::awaitable<void> rename_impl(core_ptr core, std::string db, std::string coll, std::string to,
-                                                    bool drop_target, trellis::write_concern wc);
+    static boost::asio::awaitable<insert_one_result> insert_one_impl(target t, bson::document document, insert_one_options o);
+    static boost::asio::awaitable<insert_many_result> insert_many_impl(target t, std::vector<bson::document> documents,
+                                                                       insert_many_options o);
+    static boost::asio::awaitable<update_result> update_impl(target t, bson::document filter, update_spec update,
+                                                             update_options o, bool multi, bool replace);
+    static boost::asio::awaitable<delete_result> delete_impl(target t, bson::document filter, delete_options o, bool multi);
+    static boost::asio::awaitable<bulk_write_result> bulk_write_impl(target t, std::vector<write_model> models,
+                                                                     bulk_write_options o);
+    static boost::asio::awaitable<std::optional<bson::document>> find_and_modify_impl(target t, bson::document filter,
+                                                                                      update_spec change,
+                                                                                      find_one_and_modify_options o,
+                                                                                      modify_kind kind);
+    static boost::asio::awaitable<cursor> find_impl(target t, bson::document filter, find_options o);
+    static boost::asio::awaitable<std::optional<bson::document>> find_one_impl(target t, bson::document filter, find_options o);
+    static boost::asio::awaitable<std::int64_t> count_documents_impl(target t, bson::document filter, count_options o);
+    static boost::asio::awaitable<std::int64_t> estimated_count_impl(target t, estimated_count_options o);
+    static boost::asio::awaitable<bson::array> distinct_impl(target t, std::string key, bson::document filter,
+                                                             distinct_options o);
+    static boost::asio::awaitable<cursor> aggregate_impl(target t, bson::array pipeline, aggregate_options o);
+    static boost::asio::awaitable<std::vector<std::string>> create_indexes_impl(target t, std::vector<index_model> indexes);
+    static boost::asio::awaitable<cursor> list_indexes_impl(target t);
+    static boost::asio::awaitable<void> drop_index_impl(target t, std::string index);
+    static boost::asio::awaitable<void> drop_impl(target t);
+    static boost::asio::awaitable<void> rename_impl(target t, std::string to, bool drop_target);
 
-    std::shared_ptr<detail::client_core> core_;
-    std::string db_, name_;
-    trellis::write_concern write_concern_;
+    target t_;
 };
 
 }  // namespace trellis

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -14,42 +16,101 @@
 
 namespace trellis {
 
+struct list_collections_options {
+    bson::document filter;  ///< on the collections' descriptions ({name: ..., type: ...})
+    bool name_only = false;  ///< names and types only: cheaper, takes no collection locks
+    std::optional<bool> authorized_collections;
+    std::optional<std::int32_t> batch_size;
+    std::optional<comment_type> comment;
+};
+
 class database {
 public:
     using command_signature = void(std::exception_ptr, bson::document);
+    using cursor_signature = void(std::exception_ptr, cursor);
+    using names_signature = void(std::exception_ptr, std::vector<std::string>);
+    using collection_signature = void(std::exception_ptr, collection);
+    using done_signature = void(std::exception_ptr);
 
-    const std::string& name() const noexcept { return name_; }
+    const std::string& name() const noexcept { return t_.db; }
+    /// A collection handle inheriting this database's settings.
     collection get_collection(std::string name) const;
     collection operator[](std::string name) const { return get_collection(std::move(name)); }
+
+    /// This handle's settings (unset: the client's).
+    const handle_options& options() const noexcept { return t_.settings; }
+    database with_options(const handle_options& o) const {
+        database d(*this);
+        d.t_.settings = t_.settings.merged(o);
+        return d;
+    }
 
     /// Runs a command on this database and completes with the reply. The command goes to the
     /// primary (or master), unless `read_preference` is given: then it is a read, routed by it.
     /// A reply with ok: 0 is an operation_failure (server code, code name, error labels).
     template <boost::asio::completion_token_for<command_signature> T = boost::asio::deferred_t>
     auto async_run_command(bson::document command, T&& token = {}) {
-        return boost::asio::co_spawn(executor(), run_command_impl(core_, name_, std::move(command), std::nullopt), std::forward<T>(token));
+        return spawn(run_command_impl(t_, std::move(command), std::nullopt), std::forward<T>(token));
     }
     template <boost::asio::completion_token_for<command_signature> T = boost::asio::deferred_t>
     auto async_run_command(bson::document command, trellis::read_preference read_preference, T&& token = {}) {
-        return boost::asio::co_spawn(executor(), run_command_impl(core_, name_, std::move(command), std::move(read_preference)),
-                                     std::forward<T>(token));
+        return spawn(run_command_impl(t_, std::move(command), std::move(read_preference)), std::forward<T>(token));
     }
     bson::document run_command(bson::document command);
     bson::document run_command(bson::document command, trellis::read_preference read_preference);
 
+    /// A cursor over the collections' descriptions ({name, type, options, info, idIndex}).
+    template <boost::asio::completion_token_for<cursor_signature> T = boost::asio::deferred_t>
+    auto async_list_collections(list_collections_options options = {}, T&& token = {}) {
+        return spawn(list_collections_impl(t_, std::move(options)), std::forward<T>(token));
+    }
+    cursor list_collections(list_collections_options options = {});
+    template <boost::asio::completion_token_for<names_signature> T = boost::asio::deferred_t>
+    auto async_list_collection_names(bson::document filter = {}, T&& token = {}) {
+        return spawn(list_collection_names_impl(t_, std::move(filter)), std::forward<T>(token));
+    }
+    std::vector<std::string> list_collection_names(bson::document filter = {});
+
+    /// The create command with `options` ({capped: true, size: N, validator: {...}, ...});
+    /// NamespaceExists (48) when it exists already.
+    template <boost::asio::completion_token_for<collection_signature> T = boost::asio::deferred_t>
+    auto async_create_collection(std::string name, bson::document options = {}, T&& token = {}) {
+        return spawn(create_collection_impl(t_, std::move(name), std::move(options)), std::forward<T>(token));
+    }
+    collection create_collection(std::string name, bson::document options = {});
+
+    /// A database aggregate ({aggregate: 1}: $currentOp, $listLocalSessions, $documents, ...).
+    template <boost::asio::completion_token_for<cursor_signature> T = boost::asio::deferred_t>
+    auto async_aggregate(bson::array pipeline, aggregate_options options = {}, T&& token = {}) {
+        return spawn(aggregate_impl(t_, std::move(pipeline), std::move(options)), std::forward<T>(token));
+    }
+    cursor aggregate(bson::array pipeline, aggregate_options options = {});
+
     /// dropDatabase.
+    template <boost::asio::completion_token_for<done_signature> T = boost::asio::deferred_t>
+    auto async_drop(T&& token = {}) {
+        return spawn(drop_impl(t_), std::forward<T>(token));
+    }
     void drop();
 
 private:
     friend class client;
-    database(std::shared_ptr<detail::client_core> core, std::string name) : core_(std::move(core)), name_(std::move(name)) {}
+    using target = collection::target;
+    explicit database(target t) : t_(std::move(t)) {}
     boost::asio::any_io_executor executor() const;
-    static boost::asio::awaitable<bson::document> run_command_impl(std::shared_ptr<detail::client_core> core, std::string db,
-                                                                   bson::document command,
+    template <class R, class T>
+    auto spawn(boost::asio::awaitable<R> work, T&& token) const {
+        return boost::asio::co_spawn(executor(), std::move(work), std::forward<T>(token));
+    }
+    static boost::asio::awaitable<bson::document> run_command_impl(target t, bson::document command,
                                                                    std::optional<trellis::read_preference> read_preference);
+    static boost::asio::awaitable<cursor> list_collections_impl(target t, list_collections_options o);
+    static boost::asio::awaitable<std::vector<std::string>> list_collection_names_impl(target t, bson::document filter);
+    static boost::asio::awaitable<collection> create_collection_impl(target t, std::string name, bson::document options);
+    static boost::asio::awaitable<cursor> aggregate_impl(target t, bson::array pipeline, aggregate_options o);
+    static boost::asio::awaitable<void> drop_impl(target t);
 
-    std::shared_ptr<detail::client_core> core_;
-    std::string name_;
+    target t_;
 };
 
 }  // namespace trellis

@@ -84,6 +84,22 @@ struct read_concern {
     friend bool operator==(const read_concern&, const read_concern&) = default;
 };
 
+/// What a database or collection handle applies to its operations. Unset: inherited (collection
+/// from database, database from client; the client's current setting when none sets it).
+/// with_options() returns a handle with some of them set; an operation's own option wins.
+struct handle_options {
+    std::optional<trellis::read_preference> read_preference;
+    std::optional<trellis::read_concern> read_concern;
+    std::optional<trellis::write_concern> write_concern;
+
+    /// `over` where set, this otherwise.
+    handle_options merged(const handle_options& over) const {
+        return {over.read_preference ? over.read_preference : read_preference,
+                over.read_concern ? over.read_concern : read_concern, over.write_concern ? over.write_concern : write_concern};
+    }
+    friend bool operator==(const handle_options&, const handle_options&) = default;
+};
+
 // ---------------------------------------------------------------- TLS, proxy, monitoring
 
 struct tls_options {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,28 +21,45 @@ struct write_error_detail {
     bson::document details;  ///< errInfo, when the server sent one
 };
 
+/// What a bulk write did (and, in a bulk_write_error, what it did before or besides the errors).
+struct bulk_write_result {
+    std::int64_t inserted_count = 0;
+    std::int64_t matched_count = 0;
+    std::int64_t modified_count = 0;
+    std::int64_t deleted_count = 0;
+    std::int64_t upserted_count = 0;
+    std::map<std::int64_t, bson::document> inserted_ids;  ///< model index -> {_id: value}, of the inserts done
+    std::map<std::int64_t, bson::document> upserted_ids;  ///< model index -> {_id: value}
+    bool acknowledged = true;
+};
+
 /// A write the server answered with write errors or a write concern error: every one it sent,
 /// and the counts of what was done nevertheless. code() is errc::duplicate_key when the first
 /// write error is 11000, errc::write_error otherwise; server_code() the first error's code.
 class bulk_write_error : public operation_failure {
 public:
     bulk_write_error(std::vector<write_error_detail> errors, std::optional<write_error_detail> write_concern_error,
-                     std::vector<std::string> labels, bson::document reply, const std::string& what)
+                     std::vector<std::string> labels, bson::document reply, const std::string& what,
+                     std::optional<bulk_write_result> partial = std::nullopt)
         : operation_failure(!errors.empty() ? errors.front().code : write_concern_error ? write_concern_error->code : 0,
                             !errors.empty() ? errors.front().code_name
                                             : write_concern_error ? write_concern_error->code_name : std::string(),
                             std::move(labels), what,
                             !errors.empty() && errors.front().code == 11000 ? errc::duplicate_key : errc::write_error),
-          errors_(std::move(errors)), write_concern_error_(std::move(write_concern_error)), reply_(std::move(reply)) {}
+          errors_(std::move(errors)), write_concern_error_(std::move(write_concern_error)), reply_(std::move(reply)),
+          partial_(std::move(partial)) {}
     const std::vector<write_error_detail>& write_errors() const noexcept { return errors_; }
     const std::optional<write_error_detail>& write_concern_error() const noexcept { return write_concern_error_; }
     /// The server's whole reply (n, nModified, upserted, ... of what succeeded).
     const bson::document& reply() const noexcept { return reply_; }
+    /// bulk_write and insert_many: what was done across every batch, errors aside.
+    const std::optional<bulk_write_result>& partial_result() const noexcept { return partial_; }
 
 private:
     std::vector<write_error_detail> errors_;
     std::optional<write_error_detail> write_concern_error_;
     bson::document reply_;
+    std::optional<bulk_write_result> partial_;
 };
 
 }  // namespace trellis

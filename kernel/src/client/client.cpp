@@ -1,11 +1,13 @@
 // The public faces: client, database, collection, cursor. Async forms live in the headers
 // (co_spawn on the client's strand); blocking forms wait on them with a future.
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <future>
 #include <thread>
 
 #include "client/core.hpp"
+#include "ops/ops.hpp"
 #include "trellis/bson/builder.hpp"
 #include "trellis/client.hpp"
 #include "trellis/errors.hpp"
@@ -116,7 +118,7 @@ client& client::operator=(client&& other) noexcept {
 }
 client::~client() { shutdown(); }
 
-database client::get_database(std::string name) const { return database(core_, std::move(name)); }
+database client::get_database(std::string name) const { return database(database::target{core_, std::move(name), {}, {}}); }
 
 bson::document client::run_command(const std::string& db, bson::document command) {
     return get_database(db).run_command(std::move(command));
@@ -203,6 +205,16 @@ void client::close_cursor(std::int64_t id, const std::string& ns, const std::str
     });
 }
 
+std::vector<bson::document> client::list_databases(bson::document filter) {
+    bson::builder b;
+    b.append("listDatabases", 1);
+    if (!filter.view().empty()) b.append("filter", filter.view());
+    const auto reply = run_command("admin", b.extract());
+    std::vector<bson::document> out;
+    for (const auto& d : reply["databases"].get_array()) out.emplace_back(d.get_document());
+    return out;
+}
+
 std::vector<std::string> client::database_names() {
     const auto reply = run_command("admin", bson::make_document(bson::kvp("listDatabases", 1), bson::kvp("nameOnly", true)));
     std::vector<std::string> out;
@@ -214,166 +226,295 @@ void client::drop_database(const std::string& name) { get_database(name).drop();
 
 bson::document client::server_info() { return run_command("admin", bson::make_document(bson::kvp("buildInfo", 1))); }
 
+bson::document client::fsync(bool lock) {
+    return run_command("admin", lock ? bson::make_document(bson::kvp("fsync", 1), bson::kvp("lock", true))
+                                     : bson::make_document(bson::kvp("fsync", 1)));
+}
+bson::document client::unlock() { return run_command("admin", bson::make_document(bson::kvp("fsyncUnlock", 1))); }
+bool client::is_locked() {
+    const auto reply = run_command("admin", bson::make_document(bson::kvp("currentOp", 1)));
+    const auto lock = reply.find("fsyncLock");
+    return lock && (lock->type() == bson::type::boolean ? lock->get_bool() : lock->is_number() && lock->as_int64() != 0);
+}
+
+bson::document client::copy_database(const std::string& from_db, const std::string& to_db, std::optional<std::string> from_host) {
+    // copydb went with MongoDB 4.2 (wire version 8): refuse before sending rather than let a
+    // newer server answer "no such command".
+    const auto in_use = wait(core_, core_->server_in_use());
+    if (in_use.max_wire_version >= 8)
+        throw error(errc::incompatible_server, in_use.address + " has wire version " + std::to_string(in_use.max_wire_version) +
+                                                   " (MongoDB 4.2 or later), which has no copydb command; copy_database "
+                                                   "needs a server of wire version 7 (MongoDB 4.0) or earlier");
+    bson::builder b;
+    b.append("copydb", 1).append("fromdb", from_db).append("todb", to_db);
+    if (from_host) b.append("fromhost", *from_host);
+    return run_command("admin", b.extract());
+}
+
+bson::document client::kill_cursors(const std::vector<std::int64_t>& ids, const std::string& ns, const std::string& address) {
+    const auto dot = ns.find('.');
+    if (dot == std::string::npos || dot == 0 || dot + 1 == ns.size())
+        throw error(errc::invalid_argument, "kill_cursors: \"" + ns + "\" is not a namespace (\"db.collection\")");
+    if (ids.empty()) throw error(errc::invalid_argument, "kill_cursors: no cursor id given");
+    bson::builder b;
+    b.append("killCursors", ns.substr(dot + 1)).open_array("cursors");
+    for (auto id : ids) b.append(id);
+    b.close_array();
+    return wait(core_, core_->run_on(address, ns.substr(0, dot), b.extract()));
+}
+
+trellis::read_concern client::read_concern() const { return core_->options().read_concern; }
+
 asio::any_io_executor client::get_executor() const { return core_->strand(); }
 
 // ---------------------------------------------------------------- database
 
 collection database::get_collection(std::string name) const {
-    return collection(core_, name_, std::move(name), core_->current_write_concern());
+    return collection(collection::target{t_.core, t_.db, std::move(name), t_.settings});
 }
 
-asio::any_io_executor database::executor() const { return core_->strand(); }
+asio::any_io_executor database::executor() const { return t_.core->strand(); }
 
-asio::awaitable<bson::document> database::run_command_impl(std::shared_ptr<detail::client_core> core, std::string db,
-                                                           bson::document command,
+asio::awaitable<bson::document> database::run_command_impl(target t, bson::document command,
                                                            std::optional<trellis::read_preference> read_preference) {
-    co_return co_await core->run_command(std::move(db), std::move(command), std::move(read_preference));
+    co_return co_await t.core->run_command(std::move(t.db), std::move(command), std::move(read_preference));
 }
-
 bson::document database::run_command(bson::document command) {
-    return wait(core_, run_command_impl(core_, name_, std::move(command), std::nullopt));
+    return wait(t_.core, run_command_impl(t_, std::move(command), std::nullopt));
 }
 bson::document database::run_command(bson::document command, trellis::read_preference read_preference) {
-    return wait(core_, run_command_impl(core_, name_, std::move(command), std::move(read_preference)));
+    return wait(t_.core, run_command_impl(t_, std::move(command), std::move(read_preference)));
 }
-void database::drop() { run_command(bson::make_document(bson::kvp("dropDatabase", 1))); }
+
+asio::awaitable<cursor> database::list_collections_impl(target t, list_collections_options o) {
+    co_return co_await t.core->list_collections(std::move(t.db), std::move(o));
+}
+cursor database::list_collections(list_collections_options options) {
+    return wait(t_.core, list_collections_impl(t_, std::move(options)));
+}
+asio::awaitable<std::vector<std::string>> database::list_collection_names_impl(target t, bson::document filter) {
+    list_collections_options o;
+    o.filter = std::move(filter);
+    o.name_only = true;
+    auto c = co_await t.core->list_collections(std::move(t.db), std::move(o));
+    std::vector<std::string> names;
+    while (auto d = co_await c.async_next(asio::use_awaitable)) names.emplace_back((*d)["name"].get_string());
+    co_return names;
+}
+std::vector<std::string> database::list_collection_names(bson::document filter) {
+    return wait(t_.core, list_collection_names_impl(t_, std::move(filter)));
+}
+
+asio::awaitable<collection> database::create_collection_impl(target t, std::string name, bson::document options) {
+    bson::builder b;
+    b.append("create", name).concat(options.view());
+    const auto wc = t.core->settings_for(t.settings).wc;
+    co_await t.core->write_command(t.db, b.extract(), wc);
+    co_return collection(collection::target{t.core, t.db, std::move(name), t.settings});
+}
+collection database::create_collection(std::string name, bson::document options) {
+    return wait(t_.core, create_collection_impl(t_, std::move(name), std::move(options)));
+}
+
+asio::awaitable<cursor> database::aggregate_impl(target t, bson::array pipeline, aggregate_options o) {
+    const auto s = t.core->settings_for(t.settings);
+    std::string none;  // a database aggregate
+    co_return co_await t.core->aggregate(std::move(t.db), std::move(none), std::move(pipeline), std::move(o), s);
+}
+cursor database::aggregate(bson::array pipeline, aggregate_options options) {
+    return wait(t_.core, aggregate_impl(t_, std::move(pipeline), std::move(options)));
+}
+
+asio::awaitable<void> database::drop_impl(target t) {
+    const auto wc = t.core->settings_for(t.settings).wc;
+    co_await t.core->write_command(std::move(t.db), bson::make_document(bson::kvp("dropDatabase", 1)), wc);
+}
+void database::drop() { wait(t_.core, drop_impl(t_)); }
 
 // ---------------------------------------------------------------- collection
 
-asio::any_io_executor collection::executor() const { return core_->strand(); }
+asio::any_io_executor collection::executor() const { return t_.core->strand(); }
 
-asio::awaitable<insert_one_result> collection::insert_one_impl(core_ptr core, std::string db, std::string coll,
-                                                               bson::document document, trellis::write_concern wc) {
-    co_return co_await core->insert_one(std::move(db), std::move(coll), std::move(document), std::move(wc));
+trellis::read_preference collection::read_preference() const {
+    return t_.settings.read_preference.value_or(t_.core->current_read_preference());
 }
-asio::awaitable<cursor> collection::find_impl(core_ptr core, std::string db, std::string coll, bson::document filter,
-                                              find_options options) {
-    co_return co_await core->find(std::move(db), std::move(coll), std::move(filter), std::move(options));
+trellis::read_concern collection::read_concern() const { return t_.core->settings_for(t_.settings).rc; }
+trellis::write_concern collection::write_concern() const { return t_.core->settings_for(t_.settings).wc; }
+
+asio::awaitable<insert_one_result> collection::insert_one_impl(target t, bson::document document, insert_one_options o) {
+    const auto wc = t.core->settings_for(t.settings).wc;
+    co_return co_await t.core->insert_one(std::move(t.db), std::move(t.coll), std::move(document), std::move(o), wc);
 }
-asio::awaitable<std::optional<bson::document>> collection::find_one_impl(core_ptr core, std::string db, std::string coll,
-                                                                         bson::document filter) {
-    co_return co_await core->find_one(std::move(db), std::move(coll), std::move(filter));
-}
-asio::awaitable<delete_result> collection::delete_many_impl(core_ptr core, std::string db, std::string coll,
-                                                            bson::document filter, trellis::write_concern wc) {
-    co_return co_await core->remove(std::move(db), std::move(coll), std::move(filter), {}, true, std::move(wc));
+insert_one_result collection::insert_one(bson::document document, insert_one_options options) {
+    return wait(t_.core, insert_one_impl(t_, std::move(document), std::move(options)));
 }
 
-asio::awaitable<insert_many_result> collection::insert_many_impl(core_ptr core, std::string db, std::string coll,
-                                                                 std::vector<bson::document> documents,
-                                                                 insert_many_options options, trellis::write_concern wc) {
-    co_return co_await core->insert_many(std::move(db), std::move(coll), std::move(documents), options, std::move(wc));
+asio::awaitable<insert_many_result> collection::insert_many_impl(target t, std::vector<bson::document> documents,
+                                                                 insert_many_options o) {
+    const auto wc = t.core->settings_for(t.settings).wc;
+    co_return co_await t.core->insert_many(std::move(t.db), std::move(t.coll), std::move(documents), std::move(o), wc);
 }
-asio::awaitable<update_result> collection::update_impl(core_ptr core, std::string db, std::string coll, bson::document filter,
-                                                       bson::document update, update_options options, bool multi,
-                                                       bool replace, trellis::write_concern wc) {
-    co_return co_await core->update(std::move(db), std::move(coll), std::move(filter), std::move(update), std::move(options),
-                                    multi, replace, std::move(wc));
-}
-asio::awaitable<delete_result> collection::delete_impl(core_ptr core, std::string db, std::string coll, bson::document filter,
-                                                       delete_options options, bool multi, trellis::write_concern wc) {
-    co_return co_await core->remove(std::move(db), std::move(coll), std::move(filter), std::move(options), multi, std::move(wc));
-}
-asio::awaitable<std::int64_t> collection::count_documents_impl(core_ptr core, std::string db, std::string coll,
-                                                               bson::document filter, count_options options) {
-    co_return co_await core->count_documents(std::move(db), std::move(coll), std::move(filter), std::move(options));
-}
-asio::awaitable<std::int64_t> collection::estimated_count_impl(core_ptr core, std::string db, std::string coll) {
-    co_return co_await core->estimated_count(std::move(db), std::move(coll));
-}
-asio::awaitable<bson::array> collection::distinct_impl(core_ptr core, std::string db, std::string coll, std::string key,
-                                                       bson::document filter) {
-    co_return co_await core->distinct(std::move(db), std::move(coll), std::move(key), std::move(filter));
-}
-asio::awaitable<cursor> collection::aggregate_impl(core_ptr core, std::string db, std::string coll, bson::array pipeline,
-                                                   aggregate_options options, trellis::write_concern wc) {
-    co_return co_await core->aggregate(std::move(db), std::move(coll), std::move(pipeline), std::move(options), std::move(wc));
-}
-asio::awaitable<std::vector<std::string>> collection::create_indexes_impl(core_ptr core, std::string db, std::string coll,
-                                                                          std::vector<index_model> indexes,
-                                                                          trellis::write_concern wc) {
-    co_return co_await core->create_indexes(std::move(db), std::move(coll), std::move(indexes), std::move(wc));
-}
-asio::awaitable<cursor> collection::list_indexes_impl(core_ptr core, std::string db, std::string coll) {
-    co_return co_await core->list_indexes(std::move(db), std::move(coll));
-}
-asio::awaitable<void> collection::drop_index_impl(core_ptr core, std::string db, std::string coll, std::string index,
-                                                  trellis::write_concern wc) {
-    co_await core->write_command(std::move(db), bson::make_document(bson::kvp("dropIndexes", coll), bson::kvp("index", index)),
-                                 std::move(wc));
-}
-asio::awaitable<void> collection::drop_impl(core_ptr core, std::string db, std::string coll, trellis::write_concern wc) {
-    try {
-        co_await core->write_command(std::move(db), bson::make_document(bson::kvp("drop", coll)), std::move(wc));
-    } catch (const operation_failure& e) {
-        // Dropping what is not there is done (NamespaceNotFound; "ns not found" before 3.2).
-        if (e.server_code() != 26 && std::string_view(e.what()).find("ns not found") == std::string_view::npos) throw;
-    }
-}
-asio::awaitable<void> collection::rename_impl(core_ptr core, std::string db, std::string coll, std::string to,
-                                              bool drop_target, trellis::write_concern wc) {
-    co_await core->write_command("admin",
-                                 bson::make_document(bson::kvp("renameCollection", db + "." + coll),
-                                                     bson::kvp("to", db + "." + to), bson::kvp("dropTarget", drop_target)),
-                                 std::move(wc));
-}
-
 insert_many_result collection::insert_many(std::vector<bson::document> documents, insert_many_options options) {
-    return wait(core_, insert_many_impl(core_, db_, name_, std::move(documents), options, write_concern_));
+    return wait(t_.core, insert_many_impl(t_, std::move(documents), std::move(options)));
 }
-update_result collection::update_one(bson::document filter, bson::document update, update_options options) {
-    return wait(core_, update_impl(core_, db_, name_, std::move(filter), std::move(update), std::move(options), false, false,
-                                   write_concern_));
+
+asio::awaitable<update_result> collection::update_impl(target t, bson::document filter, update_spec update, update_options o,
+                                                       bool multi, bool replace) {
+    const auto wc = t.core->settings_for(t.settings).wc;
+    co_return co_await t.core->update(std::move(t.db), std::move(t.coll), std::move(filter), std::move(update), std::move(o),
+                                      multi, replace, wc);
 }
-update_result collection::update_many(bson::document filter, bson::document update, update_options options) {
-    return wait(core_, update_impl(core_, db_, name_, std::move(filter), std::move(update), std::move(options), true, false,
-                                   write_concern_));
+update_result collection::update_one(bson::document filter, update_spec update, update_options options) {
+    return wait(t_.core, update_impl(t_, std::move(filter), std::move(update), std::move(options), false, false));
+}
+update_result collection::update_many(bson::document filter, update_spec update, update_options options) {
+    return wait(t_.core, update_impl(t_, std::move(filter), std::move(update), std::move(options), true, false));
 }
 update_result collection::replace_one(bson::document filter, bson::document replacement, update_options options) {
-    return wait(core_, update_impl(core_, db_, name_, std::move(filter), std::move(replacement), std::move(options), false,
-                                   true, write_concern_));
+    return wait(t_.core, update_impl(t_, std::move(filter), std::move(replacement), std::move(options), false, true));
+}
+
+asio::awaitable<delete_result> collection::delete_impl(target t, bson::document filter, delete_options o, bool multi) {
+    const auto wc = t.core->settings_for(t.settings).wc;
+    co_return co_await t.core->remove(std::move(t.db), std::move(t.coll), std::move(filter), std::move(o), multi, wc);
 }
 delete_result collection::delete_one(bson::document filter, delete_options options) {
-    return wait(core_, delete_impl(core_, db_, name_, std::move(filter), std::move(options), false, write_concern_));
+    return wait(t_.core, delete_impl(t_, std::move(filter), std::move(options), false));
+}
+delete_result collection::delete_many(bson::document filter, delete_options options) {
+    return wait(t_.core, delete_impl(t_, std::move(filter), std::move(options), true));
+}
+
+asio::awaitable<bulk_write_result> collection::bulk_write_impl(target t, std::vector<write_model> models, bulk_write_options o) {
+    const auto wc = t.core->settings_for(t.settings).wc;
+    co_return co_await t.core->bulk_write(std::move(t.db), std::move(t.coll), std::move(models), std::move(o), wc);
+}
+bulk_write_result collection::bulk_write(std::vector<write_model> models, bulk_write_options options) {
+    return wait(t_.core, bulk_write_impl(t_, std::move(models), std::move(options)));
+}
+
+asio::awaitable<std::optional<bson::document>> collection::find_and_modify_impl(target t, bson::document filter,
+                                                                                update_spec change,
+                                                                                find_one_and_modify_options o,
+                                                                                modify_kind kind) {
+    ops::find_and_modify_op op;
+    op.collection = std::move(t.coll);
+    op.filter = std::move(filter);
+    op.change = std::move(change);
+    op.options = std::move(o);
+    op.what = kind == modify_kind::update    ? ops::find_and_modify_op::kind::update
+              : kind == modify_kind::replace ? ops::find_and_modify_op::kind::replace
+                                             : ops::find_and_modify_op::kind::remove;
+    op.wc = t.core->settings_for(t.settings).wc;
+    co_return co_await t.core->find_and_modify(std::move(t.db), std::move(op));
+}
+std::optional<bson::document> collection::find_one_and_update(bson::document filter, update_spec update,
+                                                              find_one_and_update_options options) {
+    return wait(t_.core, find_and_modify_impl(t_, std::move(filter), std::move(update), std::move(options), modify_kind::update));
+}
+std::optional<bson::document> collection::find_one_and_replace(bson::document filter, bson::document replacement,
+                                                               find_one_and_replace_options options) {
+    return wait(t_.core,
+                find_and_modify_impl(t_, std::move(filter), std::move(replacement), std::move(options), modify_kind::replace));
+}
+std::optional<bson::document> collection::find_one_and_delete(bson::document filter, find_one_and_delete_options options) {
+    return wait(t_.core, find_and_modify_impl(t_, std::move(filter), bson::document(), std::move(options), modify_kind::remove));
+}
+
+
+asio::awaitable<cursor> collection::find_impl(target t, bson::document filter, find_options o) {
+    if (!o.read_preference) o.read_preference = t.settings.read_preference;
+    const auto rc = t.core->settings_for(t.settings).rc;
+    // Named, not a temporary in the co_await expression: GCC 12 destroys such temporaries twice.
+    ops::find_op op{std::move(t.coll), std::move(filter), std::move(o), false};
+    co_return co_await t.core->find(std::move(t.db), std::move(op), rc);
+}
+cursor collection::find(bson::document filter, find_options options) {
+    return wait(t_.core, find_impl(t_, std::move(filter), std::move(options)));
+}
+asio::awaitable<std::optional<bson::document>> collection::find_one_impl(target t, bson::document filter, find_options o) {
+    if (!o.read_preference) o.read_preference = t.settings.read_preference;
+    const auto rc = t.core->settings_for(t.settings).rc;
+    ops::find_op op{std::move(t.coll), std::move(filter), std::move(o), true};
+    co_return co_await t.core->find_one(std::move(t.db), std::move(op), rc);
+}
+std::optional<bson::document> collection::find_one(bson::document filter, find_options options) {
+    return wait(t_.core, find_one_impl(t_, std::move(filter), std::move(options)));
+}
+
+asio::awaitable<std::int64_t> collection::count_documents_impl(target t, bson::document filter, count_options o) {
+    if (!o.read_preference) o.read_preference = t.settings.read_preference;
+    const auto rc = t.core->settings_for(t.settings).rc;
+    co_return co_await t.core->count_documents(std::move(t.db), std::move(t.coll), std::move(filter), std::move(o), rc);
 }
 std::int64_t collection::count_documents(bson::document filter, count_options options) {
-    return wait(core_, count_documents_impl(core_, db_, name_, std::move(filter), std::move(options)));
+    return wait(t_.core, count_documents_impl(t_, std::move(filter), std::move(options)));
 }
-std::int64_t collection::estimated_document_count() { return wait(core_, estimated_count_impl(core_, db_, name_)); }
-bson::array collection::distinct(std::string key, bson::document filter) {
-    return wait(core_, distinct_impl(core_, db_, name_, std::move(key), std::move(filter)));
+asio::awaitable<std::int64_t> collection::estimated_count_impl(target t, estimated_count_options o) {
+    if (!o.read_preference) o.read_preference = t.settings.read_preference;
+    const auto rc = t.core->settings_for(t.settings).rc;
+    co_return co_await t.core->estimated_count(std::move(t.db), std::move(t.coll), std::move(o), rc);
+}
+std::int64_t collection::estimated_document_count(estimated_count_options options) {
+    return wait(t_.core, estimated_count_impl(t_, std::move(options)));
+}
+asio::awaitable<bson::array> collection::distinct_impl(target t, std::string key, bson::document filter, distinct_options o) {
+    if (!o.read_preference) o.read_preference = t.settings.read_preference;
+    const auto rc = t.core->settings_for(t.settings).rc;
+    co_return co_await t.core->distinct(std::move(t.db), std::move(t.coll), std::move(key), std::move(filter), std::move(o), rc);
+}
+bson::array collection::distinct(std::string key, bson::document filter, distinct_options options) {
+    return wait(t_.core, distinct_impl(t_, std::move(key), std::move(filter), std::move(options)));
+}
+asio::awaitable<cursor> collection::aggregate_impl(target t, bson::array pipeline, aggregate_options o) {
+    const auto s = t.core->settings_for(t.settings);
+    co_return co_await t.core->aggregate(std::move(t.db), std::move(t.coll), std::move(pipeline), std::move(o), s);
 }
 cursor collection::aggregate(bson::array pipeline, aggregate_options options) {
-    return wait(core_, aggregate_impl(core_, db_, name_, std::move(pipeline), std::move(options), write_concern_));
+    return wait(t_.core, aggregate_impl(t_, std::move(pipeline), std::move(options)));
+}
+
+asio::awaitable<std::vector<std::string>> collection::create_indexes_impl(target t, std::vector<index_model> indexes) {
+    const auto wc = t.core->settings_for(t.settings).wc;
+    co_return co_await t.core->create_indexes(std::move(t.db), std::move(t.coll), std::move(indexes), wc);
 }
 std::vector<std::string> collection::create_indexes(std::vector<index_model> indexes) {
-    return wait(core_, create_indexes_impl(core_, db_, name_, std::move(indexes), write_concern_));
+    return wait(t_.core, create_indexes_impl(t_, std::move(indexes)));
 }
 std::string collection::create_index(bson::document keys, bson::document options) {
     std::vector<index_model> one;
     one.push_back(index_model{std::move(keys), std::move(options)});
     return create_indexes(std::move(one)).front();
 }
-cursor collection::list_indexes() { return wait(core_, list_indexes_impl(core_, db_, name_)); }
-void collection::drop_index(std::string index_name) {
-    wait(core_, drop_index_impl(core_, db_, name_, std::move(index_name), write_concern_));
+asio::awaitable<cursor> collection::list_indexes_impl(target t) {
+    co_return co_await t.core->list_indexes(std::move(t.db), std::move(t.coll));
 }
-void collection::drop() { wait(core_, drop_impl(core_, db_, name_, write_concern_)); }
+cursor collection::list_indexes() { return wait(t_.core, list_indexes_impl(t_)); }
+asio::awaitable<void> collection::drop_index_impl(target t, std::string index) {
+    const auto wc = t.core->settings_for(t.settings).wc;
+    co_await t.core->write_command(std::move(t.db), bson::make_document(bson::kvp("dropIndexes", t.coll), bson::kvp("index", index)),
+                                   wc);
+}
+void collection::drop_index(std::string index_name) { wait(t_.core, drop_index_impl(t_, std::move(index_name))); }
+asio::awaitable<void> collection::drop_impl(target t) {
+    const auto wc = t.core->settings_for(t.settings).wc;
+    try {
+        co_await t.core->write_command(std::move(t.db), bson::make_document(bson::kvp("drop", t.coll)), wc);
+    } catch (const operation_failure& e) {
+        // Dropping what is not there is done (NamespaceNotFound; "ns not found" before 3.2).
+        if (e.server_code() != 26 && std::string_view(e.what()).find("ns not found") == std::string_view::npos) throw;
+    }
+}
+void collection::drop() { wait(t_.core, drop_impl(t_)); }
+asio::awaitable<void> collection::rename_impl(target t, std::string to, bool drop_target) {
+    const auto wc = t.core->settings_for(t.settings).wc;
+    co_await t.core->write_command("admin",
+                                   bson::make_document(bson::kvp("renameCollection", t.db + "." + t.coll),
+                                                       bson::kvp("to", t.db + "." + to), bson::kvp("dropTarget", drop_target)),
+                                   wc);
+}
 void collection::rename(std::string new_name, bool drop_target) {
-    wait(core_, rename_impl(core_, db_, name_, std::move(new_name), drop_target, write_concern_));
-}
-
-insert_one_result collection::insert_one(bson::document document) {
-    return wait(core_, insert_one_impl(core_, db_, name_, std::move(document), write_concern_));
-}
-cursor collection::find(bson::document filter, find_options options) {
-    return wait(core_, find_impl(core_, db_, name_, std::move(filter), std::move(options)));
-}
-std::optional<bson::document> collection::find_one(bson::document filter) {
-    return wait(core_, find_one_impl(core_, db_, name_, std::move(filter)));
-}
-delete_result collection::delete_many(bson::document filter) {
-    return wait(core_, delete_many_impl(core_, db_, name_, std::move(filter), write_concern_));
+    wait(t_.core, rename_impl(t_, std::move(new_name), drop_target));
 }
 
 // ---------------------------------------------------------------- cursor

@@ -23,6 +23,8 @@
 
 #include "connection/connection.hpp"
 #include "connection/establisher.hpp"
+#include "ops/bulk_write.hpp"
+#include "ops/find_and_modify.hpp"
 #include "pool/connection_pool.hpp"
 #include "trellis/client.hpp"
 #include "trellis/sdam.hpp"
@@ -136,38 +138,59 @@ public:
         /// the end unless keep_session (find: the cursor keeps it while it lives on the server).
         std::optional<server_session> session;
         bool keep_session = false;
-        std::int64_t write_error_offset = 0;  // added to writeErrors' indexes (a later insert batch)
     };
     asio::awaitable<reply_on> execute(operation op);
+
+    /// An operation's settings from its handle: read and write concern (the client's where the
+    /// handle sets none); the read preference stays unset for execute() to take the client's.
+    struct op_settings {
+        std::optional<read_preference> read_pref;
+        read_concern rc;
+        write_concern wc;
+    };
+    op_settings settings_for(const handle_options& h) const;
     /// A write: to the primary, retryable when single_statement (and acknowledged, retryWrites).
     operation write_operation(std::string db, bson::document command, bool single_statement, const write_concern& wc) const;
-    /// A read, routed by `rp` (unset: the client's read preference), retried when retryReads is on.
-    operation read_operation(std::string db, bson::document command, std::optional<read_preference> rp) const;
+    /// A read, routed by `rp` (unset: the client's read preference), retried when retryReads is
+    /// on, with readConcern when `rc` has a level.
+    operation read_operation(std::string db, bson::document command, std::optional<read_preference> rp,
+                             const read_concern& rc) const;
     asio::awaitable<bson::document> run_command(std::string db, bson::document command, std::optional<read_preference> rp);
-    asio::awaitable<insert_one_result> insert_one(std::string db, std::string coll, bson::document doc, write_concern wc);
-    /// single_batch: find_one's {limit: 1, singleBatch: true}, the server closes the cursor itself.
-    asio::awaitable<cursor> find(std::string db, std::string coll, bson::document filter, find_options options,
-                                 bool single_batch = false);
-    asio::awaitable<std::optional<bson::document>> find_one(std::string db, std::string coll, bson::document filter);
-    asio::awaitable<std::optional<bson::document>> cursor_next(std::shared_ptr<cursor_state> c);
-    /// A cursor over a cursor command's reply (find, aggregate, listIndexes, listCollections).
-    cursor cursor_from(reply_on r, std::string db, std::string coll, std::optional<std::int32_t> batch_size, std::int64_t limit);
+    /// A command for the server at `address` only (kill_cursors).
+    asio::awaitable<bson::document> run_on(std::string address, std::string db, bson::document command);
 
     // CRUD and collection management (crud.cpp), each through an ops/ value type.
+    asio::awaitable<insert_one_result> insert_one(std::string db, std::string coll, bson::document doc,
+                                                  insert_one_options options, write_concern wc);
     asio::awaitable<insert_many_result> insert_many(std::string db, std::string coll, std::vector<bson::document> docs,
                                                     insert_many_options options, write_concern wc);
-    asio::awaitable<update_result> update(std::string db, std::string coll, bson::document filter, bson::document update,
+    asio::awaitable<bulk_write_result> bulk_write(std::string db, std::string coll, std::vector<write_model> models,
+                                                  bulk_write_options options, write_concern wc);
+    /// Sends the op's batches; a bulk_write_error carries the models' indexes and the partial result.
+    asio::awaitable<bulk_write_result> run_bulk(std::string db, const ops::bulk_write_op& op);
+    asio::awaitable<update_result> update(std::string db, std::string coll, bson::document filter, update_spec update,
                                           update_options options, bool multi, bool replace, write_concern wc);
     asio::awaitable<delete_result> remove(std::string db, std::string coll, bson::document filter, delete_options options,
                                           bool multi, write_concern wc);
-    asio::awaitable<std::int64_t> count_documents(std::string db, std::string coll, bson::document filter, count_options options);
-    asio::awaitable<std::int64_t> estimated_count(std::string db, std::string coll);
-    asio::awaitable<bson::array> distinct(std::string db, std::string coll, std::string key, bson::document filter);
+    asio::awaitable<std::optional<bson::document>> find_and_modify(std::string db, ops::find_and_modify_op op);
+    asio::awaitable<cursor> find(std::string db, ops::find_op op, read_concern rc);
+    asio::awaitable<std::optional<bson::document>> find_one(std::string db, ops::find_op op, read_concern rc);
+    asio::awaitable<std::optional<bson::document>> cursor_next(std::shared_ptr<cursor_state> c);
+    /// A cursor over a cursor command's reply (find, aggregate, listIndexes, listCollections).
+    cursor cursor_from(reply_on r, std::string db, std::string coll, std::optional<std::int32_t> batch_size, std::int64_t limit);
+    asio::awaitable<std::int64_t> count_documents(std::string db, std::string coll, bson::document filter, count_options options,
+                                                  read_concern rc);
+    asio::awaitable<std::int64_t> estimated_count(std::string db, std::string coll, estimated_count_options options,
+                                                  read_concern rc);
+    asio::awaitable<bson::array> distinct(std::string db, std::string coll, std::string key, bson::document filter,
+                                          distinct_options options, read_concern rc);
+    /// `coll` empty: a database aggregate.
     asio::awaitable<cursor> aggregate(std::string db, std::string coll, bson::array pipeline, aggregate_options options,
-                                      write_concern wc);
+                                      op_settings s);
     asio::awaitable<std::vector<std::string>> create_indexes(std::string db, std::string coll, std::vector<index_model> indexes,
                                                              write_concern wc);
     asio::awaitable<cursor> list_indexes(std::string db, std::string coll);
+    asio::awaitable<cursor> list_collections(std::string db, list_collections_options options);
     /// A command that changes the deployment (drop, dropIndexes, renameCollection): to the primary.
     asio::awaitable<bson::document> write_command(std::string db, bson::document command, write_concern wc);
     /// A cursor the application let go of: the cursor manager decides when to kill it.

@@ -7,6 +7,10 @@
 
 namespace trellis::detail {
 
+client_core::op_settings client_core::settings_for(const handle_options& h) const {
+    return {h.read_preference, h.read_concern.value_or(options_.read_concern),
+            h.write_concern ? *h.write_concern : current_write_concern()};
+}
 
 client_core::operation client_core::write_operation(std::string db, bson::document command, bool single_statement,
                                                      const write_concern& wc) const {
@@ -21,59 +25,110 @@ client_core::operation client_core::write_operation(std::string db, bson::docume
     return o;
 }
 
-client_core::operation client_core::read_operation(std::string db, bson::document command,
-                                                    std::optional<read_preference> rp) const {
+namespace {
+bson::document with_read_concern(bson::document command, const read_concern& rc) {
+    if (!rc.level) return command;
+    bson::builder b;
+    b.concat(command.view()).open_document("readConcern").append("level", *rc.level).close_document();
+    return b.extract();
+}
+}  // namespace
+
+client_core::operation client_core::read_operation(std::string db, bson::document command, std::optional<read_preference> rp,
+                                                    const read_concern& rc) const {
     operation o;
     o.db = std::move(db);
-    o.command = std::move(command);
+    o.command = with_read_concern(std::move(command), rc);
     o.kind = op_kind::read;
     o.read_pref = std::move(rp);
     o.retryable = options_.retry_reads;
     return o;
 }
 
+// ---------------------------------------------------------------- writes
+
+asio::awaitable<insert_one_result> client_core::insert_one(std::string db, std::string coll, bson::document doc,
+                                                           insert_one_options options, write_concern wc) {
+    std::vector<write_model> one;
+    one.emplace_back(insert_one_model{std::move(doc)});
+    const auto op = ops::bulk_write_op::make(std::move(coll), std::move(one),
+                                             {.ordered = true,
+                                              .bypass_document_validation = options.bypass_document_validation,
+                                              .let = std::nullopt,
+                                              .comment = std::move(options.comment)},
+                                             std::move(wc));
+    const auto r = co_await run_bulk(std::move(db), op);
+    co_return insert_one_result{op.inserted_ids.front(), r.acknowledged};
+}
+
 asio::awaitable<insert_many_result> client_core::insert_many(std::string db, std::string coll,
                                                              std::vector<bson::document> docs, insert_many_options options,
                                                              write_concern wc) {
     if (docs.empty()) throw error(errc::invalid_argument, "insert_many: no documents to insert");
-    auto op = ops::insert_op::make(std::move(coll), std::move(docs), options.ordered, wc);
-    op.bypass_document_validation = options.bypass_document_validation;
+    std::vector<write_model> models;
+    models.reserve(docs.size());
+    for (auto& d : docs) models.emplace_back(insert_one_model{std::move(d)});
+    auto op = ops::bulk_write_op::make(std::move(coll), std::move(models),
+                                       {.ordered = options.ordered,
+                                        .bypass_document_validation = options.bypass_document_validation,
+                                        .let = std::nullopt,
+                                        .comment = std::move(options.comment)},
+                                       std::move(wc));
+    const auto r = co_await run_bulk(std::move(db), op);
+    co_return insert_many_result{std::move(op.inserted_ids), r.acknowledged};
+}
+
+asio::awaitable<bulk_write_result> client_core::bulk_write(std::string db, std::string coll, std::vector<write_model> models,
+                                                           bulk_write_options options, write_concern wc) {
+    const auto op = ops::bulk_write_op::make(std::move(coll), std::move(models), std::move(options), std::move(wc));
+    co_return co_await run_bulk(std::move(db), op);
+}
+
+asio::awaitable<bulk_write_result> client_core::run_bulk(std::string db, const ops::bulk_write_op& op) {
     // Batches by the limits every server since 3.6 reports (16 MiB documents, 100,000 writes);
     // a server that reports less is told by its own error.
     const ops::connection_limits limits;
-    std::vector<bulk_write_error> unordered_failures;
-    for (const auto& [first, last] : op.batches(limits)) {
-        auto o = write_operation(db, op.command(first, last), true, wc);
-        o.write_error_offset = static_cast<std::int64_t>(first);
+    bulk_write_result result;
+    result.acknowledged = !ops::unacknowledged(op.wc);
+    std::vector<write_error_detail> errors;
+    std::optional<write_error_detail> wce;
+    std::vector<std::string> labels;
+    bson::document last_reply;
+    for (const auto& batch : op.batches(limits)) {
         try {
-            co_await execute(std::move(o));
+            const auto r = co_await execute(write_operation(db, op.command(batch), batch.retryable, op.wc));
+            op.merge(batch, r.reply.view(), {}, result);
+            continue;
         } catch (const bulk_write_error& e) {
-            if (options.ordered) throw;
-            unordered_failures.push_back(e);  // unordered: the other batches still go out
+            op.merge(batch, e.reply().view(), e.write_errors(), result);
+            for (auto we : e.write_errors()) {
+                if (we.index >= 0 && static_cast<std::size_t>(we.index) < batch.models.size())
+                    we.index = static_cast<std::int64_t>(batch.models[static_cast<std::size_t>(we.index)]);
+                errors.push_back(std::move(we));
+            }
+            if (!wce) wce = e.write_concern_error();
+            for (const auto& l : e.error_labels())
+                if (std::find(labels.begin(), labels.end(), l) == labels.end()) labels.push_back(l);
+            last_reply = e.reply();
+            if (op.options.ordered && !e.write_errors().empty()) break;
         }
     }
-    if (!unordered_failures.empty()) {
-        if (unordered_failures.size() == 1) throw unordered_failures.front();
-        std::vector<write_error_detail> all;
-        std::optional<write_error_detail> wce;
-        for (const auto& f : unordered_failures) {
-            all.insert(all.end(), f.write_errors().begin(), f.write_errors().end());
-            if (!wce) wce = f.write_concern_error();
-        }
-        throw bulk_write_error(std::move(all), std::move(wce), unordered_failures.front().error_labels(),
-                               unordered_failures.front().reply(), unordered_failures.front().what());
-    }
-    insert_many_result out;
-    out.inserted_ids = std::move(op.ids);
-    out.acknowledged = !ops::unacknowledged(wc);
-    co_return out;
+    if (!errors.empty() || wce) throw ops::write_failure(std::move(errors), std::move(wce), std::move(labels),
+                                                         std::move(last_reply), db + "." + op.collection, result);
+    co_return result;
 }
 
 asio::awaitable<update_result> client_core::update(std::string db, std::string coll, bson::document filter,
-                                                   bson::document update, update_options options, bool multi, bool replace,
+                                                   update_spec update, update_options options, bool multi, bool replace,
                                                    write_concern wc) {
-    if (replace) ops::validate_replacement(update.view());
-    else ops::validate_update(update.view());
+    if (replace) {
+        if (options.array_filters) throw error(errc::invalid_argument, "replace_one: array_filters applies to an update only");
+        if (!std::holds_alternative<bson::document>(update))
+            throw error(errc::invalid_argument, "replace_one: the replacement must be a document, not a pipeline");
+        ops::validate_replacement(std::get<bson::document>(update).view());
+    } else {
+        ops::validate_update(update);
+    }
     ops::update_op op;
     op.collection = std::move(coll);
     op.statement.filter = std::move(filter);
@@ -84,6 +139,8 @@ asio::awaitable<update_result> client_core::update(std::string db, std::string c
     op.statement.collation = std::move(options.collation);
     op.statement.hint = std::move(options.hint);
     op.let = std::move(options.let);
+    op.bypass_document_validation = options.bypass_document_validation;
+    op.comment = std::move(options.comment);
     op.wc = std::move(wc);
     auto r = co_await execute(write_operation(std::move(db), op.command(), op.retryable(), op.wc));
     co_return op.parse(r.reply.view());
@@ -97,41 +154,74 @@ asio::awaitable<delete_result> client_core::remove(std::string db, std::string c
     op.multi = multi;
     op.collation = std::move(options.collation);
     op.hint = std::move(options.hint);
+    op.let = std::move(options.let);
+    op.comment = std::move(options.comment);
     op.wc = std::move(wc);
     auto r = co_await execute(write_operation(std::move(db), op.command(), op.retryable(), op.wc));
     co_return op.parse(r.reply.view());
 }
 
+asio::awaitable<std::optional<bson::document>> client_core::find_and_modify(std::string db, ops::find_and_modify_op op) {
+    op.validate();
+    auto r = co_await execute(write_operation(std::move(db), op.command(), true, op.wc));
+    co_return op.parse(r.reply.view());
+}
+
+// ---------------------------------------------------------------- reads
+
+asio::awaitable<cursor> client_core::find(std::string db, ops::find_op op, read_concern rc) {
+    op.validate();
+    auto o = read_operation(db, op.command(), op.options.read_preference, rc);
+    o.keep_session = true;
+    auto r = co_await execute(std::move(o));
+    co_return cursor_from(std::move(r), std::move(db), std::move(op.collection), op.options.batch_size,
+                          op.options.limit.value_or(0));
+}
+
+asio::awaitable<std::optional<bson::document>> client_core::find_one(std::string db, ops::find_op op, read_concern rc) {
+    op.options.limit = 1;
+    op.options.batch_size.reset();
+    op.single_batch = true;
+    auto c = co_await find(std::move(db), std::move(op), std::move(rc));
+    co_return co_await cursor_next(c.state_);
+}
+
 asio::awaitable<std::int64_t> client_core::count_documents(std::string db, std::string coll, bson::document filter,
-                                                           count_options options) {
+                                                           count_options options, read_concern rc) {
     ops::count_documents_op op{std::move(coll), std::move(filter), std::move(options)};
-    auto r = co_await execute(read_operation(std::move(db), op.command(), op.options.read_preference));
+    auto r = co_await execute(read_operation(std::move(db), op.command(), op.options.read_preference, rc));
     co_return op.parse(r.reply.view());
 }
 
-asio::awaitable<std::int64_t> client_core::estimated_count(std::string db, std::string coll) {
-    ops::estimated_count_op op{std::move(coll)};
-    auto r = co_await execute(read_operation(std::move(db), op.command(), std::nullopt));
+asio::awaitable<std::int64_t> client_core::estimated_count(std::string db, std::string coll, estimated_count_options options,
+                                                           read_concern rc) {
+    ops::estimated_count_op op{std::move(coll), std::move(options)};
+    auto r = co_await execute(read_operation(std::move(db), op.command(), op.options.read_preference, rc));
     co_return op.parse(r.reply.view());
 }
 
-asio::awaitable<bson::array> client_core::distinct(std::string db, std::string coll, std::string key, bson::document filter) {
-    ops::distinct_op op{std::move(coll), std::move(key), std::move(filter)};
-    auto r = co_await execute(read_operation(std::move(db), op.command(), std::nullopt));
+asio::awaitable<bson::array> client_core::distinct(std::string db, std::string coll, std::string key, bson::document filter,
+                                                   distinct_options options, read_concern rc) {
+    ops::distinct_op op{std::move(coll), std::move(key), std::move(filter), std::move(options)};
+    auto r = co_await execute(read_operation(std::move(db), op.command(), op.options.read_preference, rc));
     co_return op.parse(r.reply.view());
 }
 
 asio::awaitable<cursor> client_core::aggregate(std::string db, std::string coll, bson::array pipeline,
-                                               aggregate_options options, write_concern wc) {
-    if (!options.write_concern) options.write_concern = std::move(wc);
+                                               aggregate_options options, op_settings s) {
+    if (!options.write_concern) options.write_concern = s.wc;
+    if (!options.read_preference) options.read_preference = s.read_pref;
     ops::aggregate_op op{coll, std::move(pipeline), options};
     // $out / $merge: a write, to the primary, never retried.
     auto o = op.writes() ? write_operation(db, op.command(), false, *options.write_concern)
-                         : read_operation(db, op.command(), options.read_preference);
+                         : read_operation(db, op.command(), options.read_preference, s.rc);
+    if (op.writes()) o.command = with_read_concern(std::move(o.command), s.rc);
     o.keep_session = true;
     auto r = co_await execute(std::move(o));
     co_return cursor_from(std::move(r), std::move(db), std::move(coll), options.batch_size, 0);
 }
+
+// ---------------------------------------------------------------- indexes and collections
 
 asio::awaitable<std::vector<std::string>> client_core::create_indexes(std::string db, std::string coll,
                                                                       std::vector<index_model> indexes, write_concern wc) {
@@ -144,17 +234,24 @@ asio::awaitable<std::vector<std::string>> client_core::create_indexes(std::strin
 asio::awaitable<cursor> client_core::list_indexes(std::string db, std::string coll) {
     // The primary: listIndexes is not a secondary read.
     auto o = read_operation(db, bson::make_document(bson::kvp("listIndexes", coll), bson::kvp("cursor", bson::document())),
-                            read_preference{});
+                            read_preference{}, {});
     o.keep_session = true;
     auto r = co_await execute(std::move(o));
     co_return cursor_from(std::move(r), std::move(db), std::move(coll), std::nullopt, 0);
 }
 
+asio::awaitable<cursor> client_core::list_collections(std::string db, list_collections_options options) {
+    // The primary, as listIndexes.
+    auto o = read_operation(db, ops::list_collections_command(options), read_preference{}, {});
+    o.keep_session = true;
+    auto r = co_await execute(std::move(o));
+    co_return cursor_from(std::move(r), std::move(db), "$cmd.listCollections", options.batch_size, 0);
+}
+
 asio::awaitable<bson::document> client_core::write_command(std::string db, bson::document command, write_concern wc) {
     bson::builder b;
     b.concat(command.view());
-    const auto wcd = ops::write_concern_document(wc);
-    if (!wcd.view().empty()) b.append("writeConcern", wcd.view());
+    ops::append_write_concern(b, wc);
     auto r = co_await execute(write_operation(std::move(db), b.extract(), false, wc));
     co_return std::move(r.reply);
 }

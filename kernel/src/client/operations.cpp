@@ -179,7 +179,7 @@ asio::awaitable<client_core::reply_on> client_core::attempt(server_state& s, con
             // ok: 1 with a write concern error: the write was applied; the error keeps every
             // write error and the write concern error with the reply's counts.
             try {
-                ops::check_write_reply(body.view(), op.write_error_offset, s.address);
+                ops::check_write_reply(body.view(), s.address);
             } catch (...) {
                 failure = std::current_exception();
             }
@@ -189,7 +189,7 @@ asio::awaitable<client_core::reply_on> client_core::attempt(server_state& s, con
     }
     if (auto we = body.find("writeErrors"); we && we->type() == bson::type::array && !we->get_array().empty()) {
         try {
-            ops::check_write_reply(body.view(), op.write_error_offset, s.address);
+            ops::check_write_reply(body.view(), s.address);
         } catch (...) {
             failure = std::current_exception();
         }
@@ -282,42 +282,13 @@ asio::awaitable<bson::document> client_core::run_command(std::string db, bson::d
     co_return std::move(r.reply);
 }
 
-asio::awaitable<insert_one_result> client_core::insert_one(std::string db, std::string coll, bson::document doc,
-                                                           write_concern wc) {
-    std::vector<bson::document> one;
-    one.push_back(std::move(doc));
-    auto op = ops::insert_op::make(std::move(coll), std::move(one), true, wc);  // gives it an _id
-    co_await execute(write_operation(std::move(db), op.command(0, 1), true, wc));
-    insert_one_result result;
-    result.inserted_id = std::move(op.ids.front());
-    result.acknowledged = !ops::unacknowledged(wc);
-    co_return result;
-}
-
-asio::awaitable<cursor> client_core::find(std::string db, std::string coll, bson::document filter, find_options options,
-                                          bool single_batch) {
-    bson::builder cmd;
-    cmd.append("find", coll).append("filter", filter.view());
-    if (options.sort) cmd.append("sort", options.sort->view());
-    if (options.projection) cmd.append("projection", options.projection->view());
-    if (options.skip) cmd.append("skip", *options.skip);
-    if (options.limit && *options.limit > 0) cmd.append("limit", *options.limit);
-    // The CRUD spec: a batchSize equal to the limit is sent as limit + 1, so that the server
-    // closes the cursor with the last batch instead of leaving one to kill.
-    if (options.batch_size)
-        cmd.append("batchSize", options.limit && *options.limit > 0 && *options.batch_size == *options.limit
-                                     ? static_cast<std::int64_t>(*options.batch_size) + 1
-                                     : static_cast<std::int64_t>(*options.batch_size));
-    if (single_batch) cmd.append("singleBatch", true);
+asio::awaitable<bson::document> client_core::run_on(std::string address, std::string db, bson::document command) {
     operation op;
-    op.db = db;
-    op.command = cmd.extract();
-    op.kind = op_kind::read;
-    op.read_pref = options.read_preference;
-    op.retryable = options_.retry_reads;
-    op.keep_session = true;
+    op.db = std::move(db);
+    op.command = std::move(command);
+    op.pinned = std::move(address);
     auto r = co_await execute(std::move(op));
-    co_return cursor_from(std::move(r), std::move(db), std::move(coll), options.batch_size, options.limit.value_or(0));
+    co_return std::move(r.reply);
 }
 
 cursor client_core::cursor_from(reply_on r, std::string db, std::string coll, std::optional<std::int32_t> batch_size,
@@ -341,13 +312,6 @@ cursor client_core::cursor_from(reply_on r, std::string db, std::string coll, st
         else release_session(*r.session);
     }
     return make_cursor(std::move(state));
-}
-
-asio::awaitable<std::optional<bson::document>> client_core::find_one(std::string db, std::string coll, bson::document filter) {
-    find_options o;
-    o.limit = 1;
-    auto c = co_await find(std::move(db), std::move(coll), std::move(filter), std::move(o), true);
-    co_return co_await cursor_next(c.state_);
 }
 
 asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::shared_ptr<cursor_state> c) {

@@ -29,20 +29,35 @@ write_error_detail detail_of(bson::document_view e) {
     return d;
 }
 
+bool is_operator(std::string_view key) { return !key.empty() && key.front() == '$'; }
+
+void append_update(bson::builder& b, std::string_view key, const update_spec& u) {
+    if (const auto* d = std::get_if<bson::document>(&u)) b.append(key, d->view());
+    else b.append(key, std::get<bson::array>(u).view());
+}
+
+}  // namespace
+
 void append_hint(bson::builder& b, const std::optional<hint_type>& hint) {
     if (!hint) return;
     if (const auto* name = std::get_if<std::string>(&*hint)) b.append("hint", *name);
     else b.append("hint", std::get<bson::document>(*hint).view());
 }
 
+void append_comment(bson::builder& b, const std::optional<comment_type>& comment) {
+    if (!comment) return;
+    if (const auto* text = std::get_if<std::string>(&*comment)) b.append("comment", *text);
+    else b.append("comment", std::get<bson::document>(*comment).view());
+}
+
+void append_max_time(bson::builder& b, const std::optional<std::chrono::milliseconds>& max_time) {
+    if (max_time) b.append("maxTimeMS", static_cast<std::int64_t>(max_time->count()));
+}
+
 void append_write_concern(bson::builder& b, const write_concern& wc) {
     const auto d = write_concern_document(wc);
     if (!d.view().empty()) b.append("writeConcern", d.view());
 }
-
-bool is_operator(std::string_view key) { return !key.empty() && key.front() == '$'; }
-
-}  // namespace
 
 bson::document write_concern_document(const write_concern& wc) {
     bson::builder b;
@@ -73,18 +88,22 @@ std::vector<std::string> error_labels(bson::document_view reply) {
     return out;
 }
 
-void check_write_reply(bson::document_view reply, std::int64_t offset, const std::string& where) {
+std::vector<write_error_detail> write_errors_of(bson::document_view reply) {
     std::vector<write_error_detail> errors;
     if (auto we = reply.find("writeErrors"); we && we->type() == bson::type::array)
         for (const auto& e : we->get_array())
-            if (e.type() == bson::type::document) {
-                errors.push_back(detail_of(e.get_document()));
-                errors.back().index += offset;
-            }
-    std::optional<write_error_detail> wce;
-    if (auto w = reply.find("writeConcernError"); w && w->type() == bson::type::document) wce = detail_of(w->get_document());
-    if (errors.empty() && !wce) return;
-    std::vector<std::string> labels = error_labels(reply);
+            if (e.type() == bson::type::document) errors.push_back(detail_of(e.get_document()));
+    return errors;
+}
+
+std::optional<write_error_detail> write_concern_error_of(bson::document_view reply) {
+    if (auto w = reply.find("writeConcernError"); w && w->type() == bson::type::document) return detail_of(w->get_document());
+    return std::nullopt;
+}
+
+bulk_write_error write_failure(std::vector<write_error_detail> errors, std::optional<write_error_detail> wce,
+                               std::vector<std::string> labels, bson::document reply, const std::string& where,
+                               std::optional<bulk_write_result> partial) {
     std::string text = where + ": ";
     if (!errors.empty()) {
         const auto& first = errors.front();
@@ -95,73 +114,37 @@ void check_write_reply(bson::document_view reply, std::int64_t offset, const std
         if (wce) text += "; ";
     }
     if (wce) text += "write concern error: " + wce->message + " (code " + std::to_string(wce->code) + ")";
-    throw bulk_write_error(std::move(errors), std::move(wce), std::move(labels), bson::document(reply), text);
+    return bulk_write_error(std::move(errors), std::move(wce), std::move(labels), std::move(reply), text, std::move(partial));
 }
 
-// ---------------------------------------------------------------- insert
+void check_write_reply(bson::document_view reply, const std::string& where) {
+    auto errors = write_errors_of(reply);
+    auto wce = write_concern_error_of(reply);
+    if (errors.empty() && !wce) return;
+    throw write_failure(std::move(errors), std::move(wce), error_labels(reply), bson::document(reply), where, std::nullopt);
+}
 
-insert_op insert_op::make(std::string collection, std::vector<bson::document> docs, bool ordered, write_concern wc) {
-    insert_op op;
-    op.collection = std::move(collection);
-    op.ordered = ordered;
-    op.wc = std::move(wc);
-    op.documents.reserve(docs.size());
-    op.ids.reserve(docs.size());
-    for (auto& doc : docs) {
-        if (auto id = doc.find("_id")) {
-            bson::builder b;
-            b.append(*id);
-            op.ids.push_back(b.extract());
-            op.documents.push_back(std::move(doc));
-        } else {
-            const auto oid = bson::oid::generate();
-            bson::builder b;
-            b.append("_id", oid).concat(doc.view());
-            op.documents.push_back(b.extract());
-            op.ids.push_back(bson::make_document(bson::kvp("_id", oid)));
-        }
+std::pair<bson::document, bson::document> with_id(bson::document doc) {
+    bson::builder id;
+    if (auto e = doc.find("_id")) {
+        id.append(*e);
+        return {std::move(doc), id.extract()};
     }
-    return op;
-}
-
-std::vector<std::pair<std::size_t, std::size_t>> insert_op::batches(const connection_limits& limits) const {
-    std::vector<std::pair<std::size_t, std::size_t>> out;
-    const std::size_t max_count = limits.max_write_batch_size > 0 ? static_cast<std::size_t>(limits.max_write_batch_size) : 100'000;
-    // The command document may exceed maxBsonObjectSize by 16 KiB for its own fields; the
-    // documents array is kept under maxBsonObjectSize (each element costs its key and type too).
-    const std::size_t max_bytes = static_cast<std::size_t>(limits.max_bson_object_size);
-    std::size_t first = 0, bytes = 0;
-    for (std::size_t i = 0; i < documents.size(); ++i) {
-        const std::size_t size = documents[i].view().size();
-        if (size > max_bytes)
-            throw error(errc::invalid_argument, "document " + std::to_string(i) + " is " + std::to_string(size) +
-                                                    " bytes, more than the server's maxBsonObjectSize of " +
-                                                    std::to_string(max_bytes));
-        const std::size_t cost = size + 2 + std::to_string(i - first).size();
-        if (i > first && (i - first >= max_count || bytes + cost > max_bytes)) {
-            out.emplace_back(first, i);
-            first = i;
-            bytes = 0;
-        }
-        bytes += size + 2 + std::to_string(i - first).size();
-    }
-    if (first < documents.size()) out.emplace_back(first, documents.size());
-    return out;
-}
-
-bson::document insert_op::command(std::size_t first, std::size_t last) const {
+    const auto oid = bson::oid::generate();
     bson::builder b;
-    b.append("insert", collection).open_array("documents");
-    for (std::size_t i = first; i < last; ++i) b.append(documents[i].view());
-    b.close_array().append("ordered", ordered);
-    if (bypass_document_validation) b.append("bypassDocumentValidation", *bypass_document_validation);
-    append_write_concern(b, wc);
-    return b.extract();
+    b.append("_id", oid).concat(doc.view());
+    id.append("_id", oid);
+    return {b.extract(), id.extract()};
 }
 
 // ---------------------------------------------------------------- update
 
-void validate_update(bson::document_view update) {
+void validate_update(const update_spec& spec) {
+    if (const auto* pipeline = std::get_if<bson::array>(&spec)) {
+        if (pipeline->view().empty()) throw error(errc::invalid_argument, "an update pipeline must not be empty");
+        return;
+    }
+    const auto update = std::get<bson::document>(spec).view();
     if (update.empty()) throw error(errc::invalid_argument, "an update document must not be empty");
     for (const auto& e : update)
         if (!is_operator(e.key()))
@@ -176,17 +159,24 @@ void validate_replacement(bson::document_view replacement) {
                                                     std::string(e.key()) + "\" (use update_one to apply operators)");
 }
 
-bson::document update_op::command() const {
-    bson::builder b;
-    b.append("update", collection).open_array("updates").open_document();
-    b.append("q", statement.filter.view()).append("u", statement.update.view());
+void append_statement(bson::builder& b, const update_statement& statement) {
+    b.append("q", statement.filter.view());
+    append_update(b, "u", statement.update);
     if (statement.multi) b.append("multi", true);
     if (statement.upsert) b.append("upsert", true);
     if (statement.array_filters) b.append("arrayFilters", statement.array_filters->view());
     if (statement.collation) b.append("collation", statement.collation->view());
     append_hint(b, statement.hint);
+}
+
+bson::document update_op::command() const {
+    bson::builder b;
+    b.append("update", collection).open_array("updates").open_document();
+    append_statement(b, statement);
     b.close_document().close_array().append("ordered", true);
     if (let) b.append("let", let->view());
+    if (bypass_document_validation) b.append("bypassDocumentValidation", *bypass_document_validation);
+    append_comment(b, comment);
     append_write_concern(b, wc);
     return b.extract();
 }
@@ -219,6 +209,8 @@ bson::document delete_op::command() const {
     if (collation) b.append("collation", collation->view());
     append_hint(b, hint);
     b.close_document().close_array().append("ordered", true);
+    if (let) b.append("let", let->view());
+    append_comment(b, comment);
     append_write_concern(b, wc);
     return b.extract();
 }
@@ -243,7 +235,8 @@ bson::document count_documents_op::command() const {
     b.close_array().open_document("cursor").close_document();
     append_hint(b, options.hint);
     if (options.collation) b.append("collation", options.collation->view());
-    if (options.max_time) b.append("maxTimeMS", static_cast<std::int64_t>(options.max_time->count()));
+    append_max_time(b, options.max_time);
+    append_comment(b, options.comment);
     return b.extract();
 }
 
@@ -254,7 +247,11 @@ std::int64_t count_documents_op::parse(bson::document_view reply) const {
 }
 
 bson::document estimated_count_op::command() const {
-    return bson::make_document(bson::kvp("count", collection));
+    bson::builder b;
+    b.append("count", collection);
+    append_max_time(b, options.max_time);
+    append_comment(b, options.comment);
+    return b.extract();
 }
 
 std::int64_t estimated_count_op::parse(bson::document_view reply) const { return int_field(reply, "n"); }
@@ -263,6 +260,10 @@ bson::document distinct_op::command() const {
     bson::builder b;
     b.append("distinct", collection).append("key", key);
     if (!filter.view().empty()) b.append("query", filter.view());
+    if (options.collation) b.append("collation", options.collation->view());
+    append_hint(b, options.hint);
+    append_max_time(b, options.max_time);
+    append_comment(b, options.comment);
     return b.extract();
 }
 
@@ -283,11 +284,13 @@ bson::document aggregate_op::command() const {
     if (options.batch_size && !writes()) b.append("batchSize", *options.batch_size);
     b.close_document();
     if (options.allow_disk_use) b.append("allowDiskUse", *options.allow_disk_use);
-    if (options.max_time) b.append("maxTimeMS", static_cast<std::int64_t>(options.max_time->count()));
+    append_max_time(b, options.max_time);
     if (options.collation) b.append("collation", options.collation->view());
     append_hint(b, options.hint);
-    if (options.comment) b.append("comment", *options.comment);
+    append_comment(b, options.comment);
     if (options.let) b.append("let", options.let->view());
+    if (options.bypass_document_validation && writes())
+        b.append("bypassDocumentValidation", *options.bypass_document_validation);
     if (writes() && options.write_concern) append_write_concern(b, *options.write_concern);
     return b.extract();
 }
@@ -298,6 +301,59 @@ bool aggregate_op::writes() const {
         if (stage.type() == bson::type::document && !stage.get_document().empty())
             last = (*stage.get_document().begin()).key();
     return last == "$out" || last == "$merge";
+}
+
+// ---------------------------------------------------------------- find
+
+void find_op::validate() const {
+    if (options.limit && *options.limit < 0)
+        throw error(errc::invalid_argument, "find: limit must not be negative (got " + std::to_string(*options.limit) + ")");
+    if (options.batch_size && *options.batch_size < 0)
+        throw error(errc::invalid_argument,
+                    "find: batch_size must not be negative (got " + std::to_string(*options.batch_size) + ")");
+    if (options.skip && *options.skip < 0)
+        throw error(errc::invalid_argument, "find: skip must not be negative (got " + std::to_string(*options.skip) + ")");
+    if (options.max_await_time && options.cursor_type != cursor_type::tailable_await)
+        throw error(errc::invalid_argument, "find: max_await_time applies to a tailable_await cursor only");
+}
+
+bson::document find_op::command() const {
+    bson::builder b;
+    b.append("find", collection).append("filter", filter.view());
+    if (options.sort) b.append("sort", options.sort->view());
+    if (options.projection) b.append("projection", options.projection->view());
+    append_hint(b, options.hint);
+    if (options.skip && *options.skip > 0) b.append("skip", *options.skip);
+    if (options.limit && *options.limit > 0) b.append("limit", *options.limit);
+    // The CRUD spec: a batchSize equal to the limit is sent as limit + 1, so that the server
+    // closes the cursor with the last batch instead of leaving one to kill.
+    if (options.batch_size)
+        b.append("batchSize", options.limit && *options.limit > 0 && *options.batch_size == *options.limit
+                                  ? static_cast<std::int64_t>(*options.batch_size) + 1
+                                  : static_cast<std::int64_t>(*options.batch_size));
+    if (single_batch) b.append("singleBatch", true);
+    append_comment(b, options.comment);
+    append_max_time(b, options.max_time);
+    if (options.cursor_type != cursor_type::non_tailable) b.append("tailable", true);
+    if (options.cursor_type == cursor_type::tailable_await) b.append("awaitData", true);
+    if (options.no_cursor_timeout) b.append("noCursorTimeout", *options.no_cursor_timeout);
+    if (options.allow_disk_use) b.append("allowDiskUse", *options.allow_disk_use);
+    if (options.collation) b.append("collation", options.collation->view());
+    if (options.let) b.append("let", options.let->view());
+    return b.extract();
+}
+
+bson::document list_collections_command(const list_collections_options& options) {
+    bson::builder b;
+    b.append("listCollections", 1);
+    if (!options.filter.view().empty()) b.append("filter", options.filter.view());
+    if (options.name_only) b.append("nameOnly", true);
+    if (options.authorized_collections) b.append("authorizedCollections", *options.authorized_collections);
+    b.open_document("cursor");
+    if (options.batch_size) b.append("batchSize", *options.batch_size);
+    b.close_document();
+    append_comment(b, options.comment);
+    return b.extract();
 }
 
 // ---------------------------------------------------------------- indexes

@@ -4,6 +4,7 @@
 // execute() does the rest (selection, sessions, retries, SDAM feedback).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 #include "trellis/bson/builder.hpp"
 #include "trellis/bson/document.hpp"
 #include "trellis/collection.hpp"
+#include "trellis/database.hpp"
 #include "trellis/options.hpp"
 #include "trellis/write_error.hpp"
 
@@ -32,35 +34,34 @@ bson::document write_concern_document(const write_concern& wc);
 /// w: 0 without j: the server sends nothing back worth reading.
 bool unacknowledged(const write_concern& wc);
 
+/// Appends `hint`, `comment`, `maxTimeMS`, `writeConcern` when set (the fields every command shares).
+void append_hint(bson::builder& b, const std::optional<hint_type>& hint);
+void append_comment(bson::builder& b, const std::optional<comment_type>& comment);
+void append_max_time(bson::builder& b, const std::optional<std::chrono::milliseconds>& max_time);
+void append_write_concern(bson::builder& b, const write_concern& wc);
+
 /// The reply's errorLabels and its writeConcernError's, in that order.
 std::vector<std::string> error_labels(bson::document_view reply);
 
-/// Throws bulk_write_error when the reply carries writeErrors or a writeConcernError; `offset`
-/// is added to each error's index (a later batch of an insert_many). `where` prefixes the message.
-void check_write_reply(bson::document_view reply, std::int64_t offset, const std::string& where);
+/// writeErrors and writeConcernError of a reply, as the server sent them.
+std::vector<write_error_detail> write_errors_of(bson::document_view reply);
+std::optional<write_error_detail> write_concern_error_of(bson::document_view reply);
+/// The error for these write errors: its message names the first (and counts the others).
+bulk_write_error write_failure(std::vector<write_error_detail> errors, std::optional<write_error_detail> wce,
+                               std::vector<std::string> labels, bson::document reply, const std::string& where,
+                               std::optional<bulk_write_result> partial);
+/// Throws bulk_write_error when the reply carries writeErrors or a writeConcernError; `where`
+/// prefixes the message.
+void check_write_reply(bson::document_view reply, const std::string& where);
+
+/// The document with an _id (an ObjectId first when it has none), and {_id: value}.
+std::pair<bson::document, bson::document> with_id(bson::document doc);
 
 // ---- writes
 
-/// insert: the documents with their _id (one generated where missing), split into batches that
-/// respect maxWriteBatchSize and maxBsonObjectSize.
-struct insert_op {
-    std::string collection;
-    std::vector<bson::document> documents;  // each with its _id first
-    std::vector<bson::document> ids;        // {_id: v}, parallel to documents
-    bool ordered = true;
-    std::optional<bool> bypass_document_validation;
-    write_concern wc;
-
-    /// Gives every document an _id (an ObjectId first when it has none).
-    static insert_op make(std::string collection, std::vector<bson::document> docs, bool ordered, write_concern wc);
-    /// [first, last) of each batch for these limits.
-    std::vector<std::pair<std::size_t, std::size_t>> batches(const connection_limits& limits) const;
-    bson::document command(std::size_t first, std::size_t last) const;
-};
-
 struct update_statement {
     bson::document filter;
-    bson::document update;  // an update document or a replacement
+    update_spec update;  // update operators, a pipeline, or a replacement
     bool multi = false;
     bool upsert = false;
     std::optional<bson::array> array_filters;
@@ -68,11 +69,16 @@ struct update_statement {
     std::optional<hint_type> hint;
 };
 
+/// Appends one update statement's fields ({q, u, multi, upsert, ...}) to an open document.
+void append_statement(bson::builder& b, const update_statement& statement);
+
 /// update: one statement (update_one, update_many, replace_one).
 struct update_op {
     std::string collection;
     update_statement statement;
     std::optional<bson::document> let;
+    std::optional<bool> bypass_document_validation;
+    std::optional<comment_type> comment;
     write_concern wc;
 
     bson::document command() const;
@@ -81,8 +87,9 @@ struct update_op {
     bool retryable() const noexcept { return !statement.multi; }
 };
 
-/// Checks an update document: every top-level key is an operator ($set, ...), and there is one.
-void validate_update(bson::document_view update);
+/// Checks an update: a document whose every top-level key is an operator ($set, ...), and there
+/// is one; or a pipeline that is not empty.
+void validate_update(const update_spec& update);
 /// Checks a replacement: no top-level key is an operator.
 void validate_replacement(bson::document_view replacement);
 
@@ -93,6 +100,8 @@ struct delete_op {
     bool multi = true;
     std::optional<bson::document> collation;
     std::optional<hint_type> hint;
+    std::optional<bson::document> let;
+    std::optional<comment_type> comment;
     write_concern wc;
 
     bson::document command() const;
@@ -114,6 +123,7 @@ struct count_documents_op {
 /// estimated_document_count: the count command (what 4.9+ drivers send again since 5.0.9).
 struct estimated_count_op {
     std::string collection;
+    estimated_count_options options;
     bson::document command() const;
     std::int64_t parse(bson::document_view reply) const;
 };
@@ -122,6 +132,7 @@ struct distinct_op {
     std::string collection;
     std::string key;
     bson::document filter;
+    distinct_options options;
     bson::document command() const;
     bson::array parse(bson::document_view reply) const;
 };
@@ -134,6 +145,21 @@ struct aggregate_op {
     bson::document command() const;
     bool writes() const;
 };
+
+/// find: the command for find_options; the CRUD spec's batchSize/limit rules.
+struct find_op {
+    std::string collection;
+    bson::document filter;
+    find_options options;
+    bool single_batch = false;  // find_one: {limit: 1, singleBatch: true}
+    /// invalid_argument for combinations the server would misread (negative limit or batch size,
+    /// max_await_time without tailable_await).
+    void validate() const;
+    bson::document command() const;
+};
+
+/// listCollections.
+bson::document list_collections_command(const list_collections_options& options);
 
 // ---- indexes and collections
 
