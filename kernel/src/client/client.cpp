@@ -206,17 +206,14 @@ void client::close_cursor(std::int64_t id, const std::string& ns, const std::str
 }
 
 std::vector<bson::document> client::list_databases(bson::document filter) {
-    bson::builder b;
-    b.append("listDatabases", 1);
-    if (!filter.view().empty()) b.append("filter", filter.view());
-    const auto reply = run_command("admin", b.extract());
+    const auto reply = wait(core_, core_->list_databases(std::move(filter), false));
     std::vector<bson::document> out;
     for (const auto& d : reply["databases"].get_array()) out.emplace_back(d.get_document());
     return out;
 }
 
 std::vector<std::string> client::database_names() {
-    const auto reply = run_command("admin", bson::make_document(bson::kvp("listDatabases", 1), bson::kvp("nameOnly", true)));
+    const auto reply = wait(core_, core_->list_databases({}, true));
     std::vector<std::string> out;
     for (const auto& d : reply["databases"].get_array()) out.emplace_back(d.get_document()["name"].get_string());
     return out;

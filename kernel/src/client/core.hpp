@@ -85,6 +85,9 @@ struct cursor_state {
     std::int64_t server_connection_id = 0;
     bool closed = false;
     std::optional<server_session> session;  // the implicit session of find, for getMore
+    int max_wire_version = 0;                   // of the server the cursor lives on
+    std::optional<comment_type> comment;        // find's, repeated on getMore (4.4+)
+    std::optional<std::chrono::milliseconds> max_await_time;  // tailable_await: getMore's maxTimeMS
 };
 
 class client_core : public std::enable_shared_from_this<client_core> {
@@ -191,6 +194,8 @@ public:
                                                              write_concern wc);
     asio::awaitable<cursor> list_indexes(std::string db, std::string coll);
     asio::awaitable<cursor> list_collections(std::string db, list_collections_options options);
+    /// listDatabases' reply: a retryable read on the primary.
+    asio::awaitable<bson::document> list_databases(bson::document filter, bool name_only);
     /// A command that changes the deployment (drop, dropIndexes, renameCollection): to the primary.
     asio::awaitable<bson::document> write_command(std::string db, bson::document command, write_concern wc);
     /// A cursor the application let go of: the cursor manager decides when to kill it.

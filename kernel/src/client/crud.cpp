@@ -174,8 +174,11 @@ asio::awaitable<cursor> client_core::find(std::string db, ops::find_op op, read_
     auto o = read_operation(db, op.command(), op.options.read_preference, rc);
     o.keep_session = true;
     auto r = co_await execute(std::move(o));
-    co_return cursor_from(std::move(r), std::move(db), std::move(op.collection), op.options.batch_size,
-                          op.options.limit.value_or(0));
+    auto c = cursor_from(std::move(r), std::move(db), std::move(op.collection), op.options.batch_size,
+                         op.options.limit.value_or(0));
+    c.state_->comment = std::move(op.options.comment);
+    c.state_->max_await_time = op.options.max_await_time;
+    co_return c;
 }
 
 asio::awaitable<std::optional<bson::document>> client_core::find_one(std::string db, ops::find_op op, read_concern rc) {
@@ -218,7 +221,9 @@ asio::awaitable<cursor> client_core::aggregate(std::string db, std::string coll,
     if (op.writes()) o.command = with_read_concern(std::move(o.command), s.rc);
     o.keep_session = true;
     auto r = co_await execute(std::move(o));
-    co_return cursor_from(std::move(r), std::move(db), std::move(coll), options.batch_size, 0);
+    auto c = cursor_from(std::move(r), std::move(db), std::move(coll), options.batch_size, 0);
+    c.state_->comment = std::move(options.comment);
+    co_return c;
 }
 
 // ---------------------------------------------------------------- indexes and collections
@@ -246,6 +251,15 @@ asio::awaitable<cursor> client_core::list_collections(std::string db, list_colle
     o.keep_session = true;
     auto r = co_await execute(std::move(o));
     co_return cursor_from(std::move(r), std::move(db), "$cmd.listCollections", options.batch_size, 0);
+}
+
+asio::awaitable<bson::document> client_core::list_databases(bson::document filter, bool name_only) {
+    bson::builder b;
+    b.append("listDatabases", 1);
+    if (!filter.view().empty()) b.append("filter", filter.view());
+    if (name_only) b.append("nameOnly", true);
+    auto r = co_await execute(read_operation("admin", b.extract(), read_preference{}, {}));
+    co_return std::move(r.reply);
 }
 
 asio::awaitable<bson::document> client_core::write_command(std::string db, bson::document command, write_concern wc) {

@@ -298,6 +298,7 @@ cursor client_core::cursor_from(reply_on r, std::string db, std::string coll, st
     state->db = std::move(db);
     state->address = r.address;
     state->server_connection_id = r.server_connection_id;
+    state->max_wire_version = r.max_wire_version;
     state->batch_size = batch_size;
     state->limit = limit;
     const auto c = r.reply["cursor"].get_document();
@@ -338,6 +339,8 @@ asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::sha
         if (c->batch_size) want = *c->batch_size;
         if (c->limit > 0) want = std::min<std::int64_t>(want.value_or(c->limit - c->returned), c->limit - c->returned);
         if (want) cmd.append("batchSize", *want);
+        ops::append_max_time(cmd, c->max_await_time);
+        if (c->max_wire_version >= 9) ops::append_comment(cmd, c->comment);  // getMore takes a comment since 4.4
         operation op;
         op.db = c->db;
         op.command = cmd.extract();

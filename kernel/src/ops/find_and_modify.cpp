@@ -51,6 +51,7 @@ bson::document find_and_modify_op::command() const {
 }
 
 std::optional<bson::document> find_and_modify_op::parse(bson::document_view reply) const {
+    if (unacknowledged(wc)) return std::nullopt;  // w: 0: what the server sent back is not an answer
     const auto value = reply.find("value");
     if (!value || value->type() != bson::type::document) return std::nullopt;  // null: nothing matched
     return bson::document(value->get_document());

@@ -259,7 +259,7 @@ std::int64_t estimated_count_op::parse(bson::document_view reply) const { return
 bson::document distinct_op::command() const {
     bson::builder b;
     b.append("distinct", collection).append("key", key);
-    if (!filter.view().empty()) b.append("query", filter.view());
+    b.append("query", filter.view());
     if (options.collation) b.append("collation", options.collation->view());
     append_hint(b, options.hint);
     append_max_time(b, options.max_time);

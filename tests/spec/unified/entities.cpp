@@ -188,22 +188,27 @@ trellis::read_preference read_preference_of(const json::value& v) {
 
 namespace {
 
-struct handle_options {
-    std::optional<trellis::write_concern> write_concern;
-    std::optional<trellis::read_preference> read_preference;
-};
-
-handle_options handle_options_of(const json::object& o, std::string_view field) {
-    handle_options out;
+trellis::handle_options handle_options_of(const json::object& o, std::string_view field) {
+    trellis::handle_options out;
     const auto* v = o.if_contains(field);
     if (!v) return out;
     for (const auto& [key, value] : object_of(*v, field)) {
-        if (key == "writeConcern") out.write_concern = write_concern_of(value);
-        else if (key == "readPreference") out.read_preference = read_preference_of(value);
-        else if (key == "readConcern" || key == "timeoutMS" || key == "batchSize")
+        if (key == "writeConcern") {
+            out.write_concern = write_concern_of(value);
+        } else if (key == "readPreference") {
+            out.read_preference = read_preference_of(value);
+        } else if (key == "readConcern") {
+            trellis::read_concern rc;
+            for (const auto& [k, level] : object_of(value, "readConcern")) {
+                if (k != "level") skip("option " + std::string(field) + ".readConcern." + std::string(k) + " not supported");
+                rc.level = string_of(level, "readConcern.level");
+            }
+            out.read_concern = std::move(rc);
+        } else if (key == "timeoutMS" || key == "batchSize") {
             skip("option " + std::string(field) + "." + std::string(key) + " not supported");
-        else
+        } else {
             fail("unknown " + std::string(field) + " field " + std::string(key));
+        }
     }
     return out;
 }
@@ -397,10 +402,7 @@ void create_entities(test_context& ctx, const json::array& list) {
             e.k = entity::kind::database;
             e.client = c.client;
             e.client_id = string_of(o.at("client"), "client");
-            e.db = c.client->client->get_database(string_of(field(o, "databaseName"),
-                                                            "databaseName"));
-            e.write_concern = opts.write_concern;
-            e.read_preference = opts.read_preference;
+            e.db = c.client->client->get_database(string_of(field(o, "databaseName"), "databaseName")).with_options(opts);
             ctx.entities.add(id, std::move(e));
         } else if (type == "collection") {
             for (const auto& [key, value] : o)
@@ -412,10 +414,7 @@ void create_entities(test_context& ctx, const json::array& list) {
             e.k = entity::kind::collection;
             e.client = d.client;
             e.client_id = d.client_id;
-            e.coll = d.db->get_collection(string_of(field(o, "collectionName"),
-                                                    "collectionName"));
-            if (auto wc = opts.write_concern ? opts.write_concern : d.write_concern) e.coll->set_write_concern(*wc);
-            e.read_preference = opts.read_preference ? opts.read_preference : d.read_preference;
+            e.coll = d.db->get_collection(string_of(field(o, "collectionName"), "collectionName")).with_options(opts);
             ctx.entities.add(id, std::move(e));
         } else if (type == "session") {
             skip("explicit sessions not implemented");

@@ -127,8 +127,63 @@ op_result drop_database(call& c) {
 
 // ---------------------------------------------------------------- collection operations
 
+bson::array array_bson(const json::value& v, std::string_view what) {
+    json::object wrapped;
+    std::size_t i = 0;
+    for (const auto& e : array_of(v, what)) wrapped[std::to_string(i++)] = e;
+    return bson::array(to_bson(wrapped));
+}
+
+std::optional<hint_type> hint_in(const json::value* v) {
+    if (!v) return std::nullopt;
+    if (v->is_string()) return hint_type(std::in_place_index<0>, std::string(v->get_string()));
+    return hint_type(std::in_place_index<1>, to_bson(*v));
+}
+std::optional<hint_type> hint_of(call& c) { return hint_in(c.opt("hint")); }
+
+std::optional<comment_type> comment_of(call& c) {
+    const auto* v = c.opt("comment");
+    if (!v) return std::nullopt;
+    if (v->is_string()) return comment_type(std::in_place_index<0>, std::string(v->get_string()));
+    if (v->is_object()) return comment_type(std::in_place_index<1>, to_bson(*v));
+    skip("option comment of a type other than string or document not supported");
+}
+
+template <class T>
+std::optional<T> doc_opt(call& c, std::string_view key) {
+    if (const auto* v = c.opt(key)) return T(to_bson(*v));
+    return std::nullopt;
+}
+std::optional<bool> bool_opt(call& c, std::string_view key) {
+    if (const auto* v = c.opt(key)) return v->as_bool();
+    return std::nullopt;
+}
+std::optional<std::chrono::milliseconds> max_time_of(call& c) {
+    if (const auto* v = c.opt("maxTimeMS")) return std::chrono::milliseconds(integer_of(*v, "maxTimeMS"));
+    return std::nullopt;
+}
+
+update_spec update_spec_of(const json::value& v) {
+    if (v.is_array()) return update_spec(std::in_place_index<1>, array_bson(v, "update pipeline"));
+    return update_spec(std::in_place_index<0>, to_bson(v));
+}
+
+json::value id_of(const bson::document& id_document) {
+    const json::value id = from_bson(id_document);
+    return id.as_object().at("_id");
+}
+
+json::value cursor_documents(cursor& cur) {
+    json::array docs;
+    while (auto d = cur.next()) docs.push_back(from_bson(*d));
+    return docs;
+}
+
 op_result insert_one(call& c) {
-    const insert_one_result r = coll_of(c).insert_one(to_bson(c.arg("document")));
+    insert_one_options o;
+    o.bypass_document_validation = bool_opt(c, "bypassDocumentValidation");
+    o.comment = comment_of(c);
+    const insert_one_result r = coll_of(c).insert_one(to_bson(c.arg("document")), o);
     json::object out;
     const json::value id = from_bson(r.inserted_id);
     if (const auto* v = id.as_object().if_contains("_id")) out["insertedId"] = *v;
@@ -140,23 +195,27 @@ find_options find_options_of(call& c) {
     if (const auto* v = c.opt("limit")) o.limit = integer_of(*v, "limit");
     if (const auto* v = c.opt("batchSize")) o.batch_size = static_cast<std::int32_t>(integer_of(*v, "batchSize"));
     if (const auto* v = c.opt("skip")) o.skip = integer_of(*v, "skip");
-    if (const auto* v = c.opt("sort")) o.sort = to_bson(*v);
-    if (const auto* v = c.opt("projection")) o.projection = to_bson(*v);
-    o.read_preference = c.object->read_preference;
+    o.sort = doc_opt<bson::document>(c, "sort");
+    o.projection = doc_opt<bson::document>(c, "projection");
+    o.hint = hint_of(c);
+    o.max_time = max_time_of(c);
+    o.comment = comment_of(c);
+    o.collation = doc_opt<bson::document>(c, "collation");
+    o.allow_disk_use = bool_opt(c, "allowDiskUse");
+    o.no_cursor_timeout = bool_opt(c, "noCursorTimeout");
+    o.let = doc_opt<bson::document>(c, "let");
     return o;
 }
+const std::vector<std::string_view> find_arguments = {"limit", "batchSize", "skip", "sort", "projection", "hint", "maxTimeMS",
+                                                      "comment", "collation", "allowDiskUse", "noCursorTimeout", "let"};
 
 op_result find(call& c) {
     cursor cur = coll_of(c).find(to_bson(c.arg("filter")), find_options_of(c));
-    json::array docs;
-    while (auto d = cur.next()) docs.push_back(from_bson(*d));
-    return value_result(std::move(docs), true);
+    return value_result(cursor_documents(cur), true);
 }
 
 op_result find_one(call& c) {
-    // collection::find_one has no read preference: it cannot honour the entity's.
-    if (c.object->read_preference) skip("option readPreference not supported by findOne");
-    std::optional<bson::document> d = coll_of(c).find_one(to_bson(c.arg("filter")));
+    std::optional<bson::document> d = coll_of(c).find_one(to_bson(c.arg("filter")), find_options_of(c));
     return value_result(d ? from_bson(*d) : json::value(nullptr));
 }
 
@@ -170,37 +229,13 @@ op_result create_find_cursor(call& c) {
     return r;
 }
 
-op_result delete_many(call& c) {
-    const delete_result r = coll_of(c).delete_many(to_bson(c.arg("filter")));
-    json::object out;
-    out["deletedCount"] = r.deleted_count;
-    return value_result(std::move(out));
-}
-
-bson::array array_bson(const json::value& v, std::string_view what) {
-    json::object wrapped;
-    std::size_t i = 0;
-    for (const auto& e : array_of(v, what)) wrapped[std::to_string(i++)] = e;
-    return bson::array(to_bson(wrapped));
-}
-
-std::optional<hint_type> hint_of(call& c) {
-    const auto* v = c.opt("hint");
-    if (!v) return std::nullopt;
-    if (v->is_string()) return hint_type(std::in_place_index<0>, std::string(v->get_string()));
-    return hint_type(std::in_place_index<1>, to_bson(*v));
-}
-
-json::value id_of(const bson::document& id_document) {
-    const json::value id = from_bson(id_document);
-    return id.as_object().at("_id");
-}
-
 op_result insert_many(call& c) {
     std::vector<bson::document> docs;
     for (const auto& d : array_of(c.arg("documents"), "documents")) docs.push_back(to_bson(d));
     insert_many_options o;
     if (const auto* v = c.opt("ordered")) o.ordered = v->as_bool();
+    o.bypass_document_validation = bool_opt(c, "bypassDocumentValidation");
+    o.comment = comment_of(c);
     const insert_many_result r = coll_of(c).insert_many(std::move(docs), o);
     json::object ids;
     for (std::size_t i = 0; i < r.inserted_ids.size(); ++i) ids[std::to_string(i)] = id_of(r.inserted_ids[i]);
@@ -213,9 +248,11 @@ update_options update_options_of(call& c) {
     update_options o;
     if (const auto* v = c.opt("upsert")) o.upsert = v->as_bool();
     if (const auto* v = c.opt("arrayFilters")) o.array_filters = array_bson(*v, "arrayFilters");
-    if (const auto* v = c.opt("collation")) o.collation = to_bson(*v);
-    if (const auto* v = c.opt("let")) o.let = to_bson(*v);
+    o.collation = doc_opt<bson::document>(c, "collation");
+    o.let = doc_opt<bson::document>(c, "let");
     o.hint = hint_of(c);
+    o.bypass_document_validation = bool_opt(c, "bypassDocumentValidation");
+    o.comment = comment_of(c);
     return o;
 }
 
@@ -229,12 +266,11 @@ op_result update_result_of(const update_result& r) {
 }
 
 op_result update_with(call& c, bool many) {
-    const json::value& update = c.arg("update");
-    if (update.is_array()) skip("option update pipeline not supported");
     auto coll = coll_of(c);
     const auto filter = to_bson(c.arg("filter"));
-    return update_result_of(many ? coll.update_many(filter, to_bson(update), update_options_of(c))
-                                 : coll.update_one(filter, to_bson(update), update_options_of(c)));
+    const auto update = update_spec_of(c.arg("update"));
+    return update_result_of(many ? coll.update_many(filter, update, update_options_of(c))
+                                 : coll.update_one(filter, update, update_options_of(c)));
 }
 op_result update_one(call& c) { return update_with(c, false); }
 op_result update_many(call& c) { return update_with(c, true); }
@@ -242,35 +278,137 @@ op_result replace_one(call& c) {
     return update_result_of(coll_of(c).replace_one(to_bson(c.arg("filter")), to_bson(c.arg("replacement")), update_options_of(c)));
 }
 
-op_result delete_one(call& c) {
+op_result delete_with(call& c, bool many) {
     delete_options o;
-    if (const auto* v = c.opt("collation")) o.collation = to_bson(*v);
+    o.collation = doc_opt<bson::document>(c, "collation");
     o.hint = hint_of(c);
-    const delete_result r = coll_of(c).delete_one(to_bson(c.arg("filter")), o);
+    o.let = doc_opt<bson::document>(c, "let");
+    o.comment = comment_of(c);
+    const auto filter = to_bson(c.arg("filter"));
+    const delete_result r = many ? coll_of(c).delete_many(filter, o) : coll_of(c).delete_one(filter, o);
     json::object out;
     out["deletedCount"] = r.deleted_count;
     return value_result(std::move(out));
+}
+op_result delete_one(call& c) { return delete_with(c, false); }
+op_result delete_many(call& c) { return delete_with(c, true); }
+
+// ---- bulkWrite
+
+json::value bulk_result_json(const bulk_write_result& r) {
+    json::object out;
+    out["insertedCount"] = r.inserted_count;
+    out["matchedCount"] = r.matched_count;
+    out["modifiedCount"] = r.modified_count;
+    out["deletedCount"] = r.deleted_count;
+    out["upsertedCount"] = r.upserted_count;
+    json::object inserted, upserted;
+    for (const auto& [i, id] : r.inserted_ids) inserted[std::to_string(i)] = id_of(id);
+    for (const auto& [i, id] : r.upserted_ids) upserted[std::to_string(i)] = id_of(id);
+    out["insertedIds"] = std::move(inserted);
+    out["upsertedIds"] = std::move(upserted);
+    return out;
+}
+
+write_model model_of(const json::value& request) {
+    const json::object& r = object_of(request, "a bulkWrite request");
+    if (r.size() != 1) fail("a bulkWrite request has exactly one key");
+    const std::string kind(r.begin()->key());
+    const json::object& a = object_of(r.begin()->value(), kind);
+    const std::set<std::string_view> allowed = kind == "insertOne"                              ? std::set<std::string_view>{"document"}
+                                               : kind == "updateOne" || kind == "updateMany"    ? std::set<std::string_view>{"filter", "update", "upsert", "arrayFilters", "collation", "hint"}
+                                               : kind == "replaceOne"                          ? std::set<std::string_view>{"filter", "replacement", "upsert", "collation", "hint"}
+                                               : kind == "deleteOne" || kind == "deleteMany"    ? std::set<std::string_view>{"filter", "collation", "hint"}
+                                                                                               : std::set<std::string_view>{};
+    if (allowed.empty()) fail("unknown bulkWrite request " + kind);
+    for (const auto& [key, value] : a)
+        if (!allowed.contains(key)) {
+            if (known_arguments().contains(key)) skip("option " + kind + "." + std::string(key) + " not supported");
+            fail("unsupported argument " + std::string(key) + " for bulkWrite request " + kind);
+        }
+    auto doc = [&](std::string_view key) { return to_bson(field(a, key)); };
+    auto opt_doc = [&](std::string_view key) -> std::optional<bson::document> {
+        if (const auto* v = a.if_contains(key)) return to_bson(*v);
+        return std::nullopt;
+    };
+    const bool upsert = a.contains("upsert") && a.at("upsert").as_bool();
+    std::optional<bson::array> filters;
+    if (const auto* v = a.if_contains("arrayFilters")) filters = array_bson(*v, "arrayFilters");
+    if (kind == "insertOne") return insert_one_model{doc("document")};
+    if (kind == "updateOne")
+        return update_one_model{doc("filter"), update_spec_of(field(a, "update")), upsert, filters, opt_doc("collation"), hint_in(a.if_contains("hint"))};
+    if (kind == "updateMany")
+        return update_many_model{doc("filter"), update_spec_of(field(a, "update")), upsert, filters, opt_doc("collation"), hint_in(a.if_contains("hint"))};
+    if (kind == "replaceOne") return replace_one_model{doc("filter"), doc("replacement"), upsert, opt_doc("collation"), hint_in(a.if_contains("hint"))};
+    if (kind == "deleteOne") return delete_one_model{doc("filter"), opt_doc("collation"), hint_in(a.if_contains("hint"))};
+    return delete_many_model{doc("filter"), opt_doc("collation"), hint_in(a.if_contains("hint"))};
+}
+
+op_result bulk_write(call& c) {
+    std::vector<write_model> models;
+    for (const auto& r : array_of(c.arg("requests"), "requests")) models.push_back(model_of(r));
+    bulk_write_options o;
+    if (const auto* v = c.opt("ordered")) o.ordered = v->as_bool();
+    o.bypass_document_validation = bool_opt(c, "bypassDocumentValidation");
+    o.let = doc_opt<bson::document>(c, "let");
+    o.comment = comment_of(c);
+    return value_result(bulk_result_json(coll_of(c).bulk_write(std::move(models), o)));
+}
+
+// ---- findOneAnd*
+
+find_one_and_modify_options modify_options_of(call& c) {
+    find_one_and_modify_options o;
+    o.projection = doc_opt<bson::document>(c, "projection");
+    o.sort = doc_opt<bson::document>(c, "sort");
+    if (const auto* v = c.opt("upsert")) o.upsert = v->as_bool();
+    if (const auto* v = c.opt("returnDocument"))
+        o.return_document = v->get_string() == "After" ? return_document::after : return_document::before;
+    if (const auto* v = c.opt("arrayFilters")) o.array_filters = array_bson(*v, "arrayFilters");
+    o.collation = doc_opt<bson::document>(c, "collation");
+    o.hint = hint_of(c);
+    o.let = doc_opt<bson::document>(c, "let");
+    o.max_time = max_time_of(c);
+    o.bypass_document_validation = bool_opt(c, "bypassDocumentValidation");
+    o.comment = comment_of(c);
+    return o;
+}
+op_result document_or_null(const std::optional<bson::document>& d) { return value_result(d ? from_bson(*d) : json::value(nullptr)); }
+op_result find_one_and_update(call& c) {
+    return document_or_null(coll_of(c).find_one_and_update(to_bson(c.arg("filter")), update_spec_of(c.arg("update")), modify_options_of(c)));
+}
+op_result find_one_and_replace(call& c) {
+    return document_or_null(coll_of(c).find_one_and_replace(to_bson(c.arg("filter")), to_bson(c.arg("replacement")), modify_options_of(c)));
+}
+op_result find_one_and_delete(call& c) {
+    return document_or_null(coll_of(c).find_one_and_delete(to_bson(c.arg("filter")), modify_options_of(c)));
 }
 
 op_result count_documents(call& c) {
     count_options o;
     if (const auto* v = c.opt("skip")) o.skip = integer_of(*v, "skip");
     if (const auto* v = c.opt("limit")) o.limit = integer_of(*v, "limit");
-    if (const auto* v = c.opt("collation")) o.collation = to_bson(*v);
+    o.collation = doc_opt<bson::document>(c, "collation");
     o.hint = hint_of(c);
-    o.read_preference = c.object->read_preference;
+    o.max_time = max_time_of(c);
+    o.comment = comment_of(c);
     return value_result(json::value(coll_of(c).count_documents(to_bson(c.arg("filter")), o)));
 }
 
 op_result estimated_document_count(call& c) {
-    if (c.object->read_preference) skip("option readPreference not supported by estimatedDocumentCount");
-    return value_result(json::value(coll_of(c).estimated_document_count()));
+    estimated_count_options o;
+    o.max_time = max_time_of(c);
+    o.comment = comment_of(c);
+    return value_result(json::value(coll_of(c).estimated_document_count(o)));
 }
 
 op_result distinct(call& c) {
-    if (c.object->read_preference) skip("option readPreference not supported by distinct");
-    const bson::array values =
-        coll_of(c).distinct(string_of(c.arg("fieldName"), "fieldName"), to_bson(c.arg("filter")));
+    distinct_options o;
+    o.collation = doc_opt<bson::document>(c, "collation");
+    o.hint = hint_of(c);
+    o.max_time = max_time_of(c);
+    o.comment = comment_of(c);
+    const bson::array values = coll_of(c).distinct(string_of(c.arg("fieldName"), "fieldName"), to_bson(c.arg("filter")), o);
     bson::builder b;
     b.append("v", values.view());
     const json::value wrapped = from_bson(b.extract());
@@ -278,18 +416,18 @@ op_result distinct(call& c) {
 }
 
 op_result aggregate(call& c) {
-    if (!c.object->coll) skip("operation aggregate on a database not implemented");
     aggregate_options o;
     if (const auto* v = c.opt("batchSize")) o.batch_size = static_cast<std::int32_t>(integer_of(*v, "batchSize"));
-    if (const auto* v = c.opt("allowDiskUse")) o.allow_disk_use = v->as_bool();
-    if (const auto* v = c.opt("collation")) o.collation = to_bson(*v);
-    if (const auto* v = c.opt("let")) o.let = to_bson(*v);
+    o.allow_disk_use = bool_opt(c, "allowDiskUse");
+    o.collation = doc_opt<bson::document>(c, "collation");
+    o.let = doc_opt<bson::document>(c, "let");
     o.hint = hint_of(c);
-    o.read_preference = c.object->read_preference;
-    cursor cur = coll_of(c).aggregate(array_bson(c.arg("pipeline"), "pipeline"), o);
-    json::array docs;
-    while (auto d = cur.next()) docs.push_back(from_bson(*d));
-    return value_result(std::move(docs), true);
+    o.max_time = max_time_of(c);
+    o.comment = comment_of(c);
+    o.bypass_document_validation = bool_opt(c, "bypassDocumentValidation");
+    const auto pipeline = array_bson(c.arg("pipeline"), "pipeline");
+    cursor cur = c.object->coll ? coll_of(c).aggregate(pipeline, o) : c.object->db->aggregate(pipeline, o);
+    return value_result(cursor_documents(cur), true);
 }
 
 op_result create_index(call& c) {
@@ -301,9 +439,7 @@ op_result create_index(call& c) {
 
 op_result list_indexes(call& c) {
     cursor cur = coll_of(c).list_indexes();
-    json::array docs;
-    while (auto d = cur.next()) docs.push_back(from_bson(*d));
-    return value_result(std::move(docs), true);
+    return value_result(cursor_documents(cur), true);
 }
 
 op_result drop_index(call& c) {
@@ -321,6 +457,43 @@ op_result rename_collection(call& c) {
     if (const auto* v = c.opt("dropTarget")) drop_target = v->as_bool();
     coll_of(c).rename(string_of(c.arg("to"), "to"), drop_target);
     return {};
+}
+
+// ---- database and client listings
+
+list_collections_options list_collections_options_of(call& c) {
+    list_collections_options o;
+    if (const auto* v = c.opt("filter")) o.filter = to_bson(*v);
+    if (const auto* v = c.opt("batchSize")) o.batch_size = static_cast<std::int32_t>(integer_of(*v, "batchSize"));
+    if (const auto* v = c.opt("nameOnly")) o.name_only = v->as_bool();
+    o.authorized_collections = bool_opt(c, "authorizedCollections");
+    o.comment = comment_of(c);
+    return o;
+}
+op_result list_collections(call& c) {
+    cursor cur = c.object->db->list_collections(list_collections_options_of(c));
+    return value_result(cursor_documents(cur), true);
+}
+op_result list_collection_names(call& c) {
+    json::array names;
+    bson::document filter;
+    if (const auto* v = c.opt("filter")) filter = to_bson(*v);
+    for (const std::string& n : c.object->db->list_collection_names(std::move(filter))) names.emplace_back(n);
+    return value_result(std::move(names), true);
+}
+op_result create_collection(call& c) {
+    bson::builder b;
+    for (const auto& [key, value] : c.args)
+        if (key != "collection") b.append(key, to_bson(json::object{{"v", value}})["v"]);
+    c.object->db->create_collection(string_of(c.arg("collection"), "collection"), b.extract());
+    return {};
+}
+op_result list_databases(call& c) {
+    bson::document filter;
+    if (const auto* v = c.opt("filter")) filter = to_bson(*v);
+    json::array dbs;
+    for (const auto& d : c.object->client->client->list_databases(std::move(filter))) dbs.push_back(from_bson(d));
+    return value_result(std::move(dbs), true);
 }
 
 // ---------------------------------------------------------------- cursor operations
@@ -514,20 +687,29 @@ const table& entity_operations() {
         {{k::client, "close"}, {{}, {}, close_client}},
         {{k::database, "runCommand"}, {{"command", "commandName"}, {"readPreference"}, run_command}},
         {{k::database, "dropDatabase"}, {{}, {}, drop_database}},
-        {{k::collection, "insertOne"}, {{"document"}, {}, insert_one}},
-        {{k::collection, "find"}, {{"filter"}, {"limit", "batchSize", "skip", "sort", "projection"}, find}},
-        {{k::collection, "findOne"}, {{"filter"}, {}, find_one}},
-        {{k::collection, "createFindCursor"}, {{"filter"}, {"limit", "batchSize", "skip", "sort", "projection"}, create_find_cursor}},
-        {{k::collection, "deleteMany"}, {{"filter"}, {}, delete_many}},
-        {{k::collection, "insertMany"}, {{"documents"}, {"ordered"}, insert_many}},
-        {{k::collection, "updateOne"}, {{"filter", "update"}, {"upsert", "arrayFilters", "collation", "hint", "let"}, update_one}},
-        {{k::collection, "updateMany"}, {{"filter", "update"}, {"upsert", "arrayFilters", "collation", "hint", "let"}, update_many}},
-        {{k::collection, "replaceOne"}, {{"filter", "replacement"}, {"upsert", "collation", "hint", "let"}, replace_one}},
-        {{k::collection, "deleteOne"}, {{"filter"}, {"collation", "hint"}, delete_one}},
-        {{k::collection, "countDocuments"}, {{"filter"}, {"skip", "limit", "collation", "hint"}, count_documents}},
-        {{k::collection, "estimatedDocumentCount"}, {{}, {}, estimated_document_count}},
-        {{k::collection, "distinct"}, {{"fieldName", "filter"}, {}, distinct}},
-        {{k::collection, "aggregate"}, {{"pipeline"}, {"batchSize", "allowDiskUse", "collation", "hint", "let"}, aggregate}},
+        {{k::collection, "insertOne"}, {{"document"}, {"bypassDocumentValidation", "comment"}, insert_one}},
+        {{k::collection, "find"}, {{"filter"}, find_arguments, find}},
+        {{k::collection, "findOne"}, {{"filter"}, find_arguments, find_one}},
+        {{k::collection, "createFindCursor"}, {{"filter"}, find_arguments, create_find_cursor}},
+        {{k::collection, "insertMany"}, {{"documents"}, {"ordered", "bypassDocumentValidation", "comment"}, insert_many}},
+        {{k::collection, "updateOne"}, {{"filter", "update"}, {"upsert", "arrayFilters", "collation", "hint", "let", "bypassDocumentValidation", "comment"}, update_one}},
+        {{k::collection, "updateMany"}, {{"filter", "update"}, {"upsert", "arrayFilters", "collation", "hint", "let", "bypassDocumentValidation", "comment"}, update_many}},
+        {{k::collection, "replaceOne"}, {{"filter", "replacement"}, {"upsert", "collation", "hint", "let", "bypassDocumentValidation", "comment"}, replace_one}},
+        {{k::collection, "deleteOne"}, {{"filter"}, {"collation", "hint", "let", "comment"}, delete_one}},
+        {{k::collection, "deleteMany"}, {{"filter"}, {"collation", "hint", "let", "comment"}, delete_many}},
+        {{k::collection, "bulkWrite"}, {{"requests"}, {"ordered", "bypassDocumentValidation", "let", "comment"}, bulk_write}},
+        {{k::collection, "findOneAndUpdate"}, {{"filter", "update"}, {"projection", "sort", "upsert", "returnDocument", "arrayFilters", "collation", "hint", "let", "maxTimeMS", "bypassDocumentValidation", "comment"}, find_one_and_update}},
+        {{k::collection, "findOneAndReplace"}, {{"filter", "replacement"}, {"projection", "sort", "upsert", "returnDocument", "collation", "hint", "let", "maxTimeMS", "bypassDocumentValidation", "comment"}, find_one_and_replace}},
+        {{k::collection, "findOneAndDelete"}, {{"filter"}, {"projection", "sort", "collation", "hint", "let", "maxTimeMS", "comment"}, find_one_and_delete}},
+        {{k::collection, "countDocuments"}, {{"filter"}, {"skip", "limit", "collation", "hint", "maxTimeMS", "comment"}, count_documents}},
+        {{k::collection, "estimatedDocumentCount"}, {{}, {"maxTimeMS", "comment"}, estimated_document_count}},
+        {{k::collection, "distinct"}, {{"fieldName", "filter"}, {"collation", "hint", "maxTimeMS", "comment"}, distinct}},
+        {{k::collection, "aggregate"}, {{"pipeline"}, {"batchSize", "allowDiskUse", "collation", "hint", "let", "maxTimeMS", "comment", "bypassDocumentValidation"}, aggregate}},
+        {{k::database, "aggregate"}, {{"pipeline"}, {"batchSize", "allowDiskUse", "collation", "hint", "let", "maxTimeMS", "comment"}, aggregate}},
+        {{k::database, "listCollections"}, {{}, {"filter", "batchSize", "nameOnly", "authorizedCollections", "comment"}, list_collections}},
+        {{k::database, "listCollectionNames"}, {{}, {"filter"}, list_collection_names}},
+        {{k::database, "createCollection"}, {{"collection"}, {"capped", "size", "max", "validator", "validationLevel", "validationAction", "indexOptionDefaults", "viewOn", "pipeline", "collation", "expireAfterSeconds", "timeseries", "clusteredIndex", "changeStreamPreAndPostImages"}, create_collection}},
+        {{k::client, "listDatabases"}, {{}, {"filter"}, list_databases}},
         {{k::collection, "createIndex"}, {{"keys"}, {"name", "unique"}, create_index}},
         {{k::collection, "listIndexes"}, {{}, {}, list_indexes}},
         {{k::collection, "dropIndex"}, {{"name"}, {}, drop_index}},
@@ -566,6 +748,7 @@ struct caught {
     int code = 0;
     std::string code_name;
     std::vector<std::string> labels;
+    std::optional<json::value> partial;  // a bulk write's partial result, as the format writes it
 };
 
 bool contains_nocase(std::string_view hay, std::string_view needle) {
@@ -610,10 +793,8 @@ void check_error(test_context& ctx, const json::object& expected, const caught& 
                     fail("the error has the label " + label + ": " + e.message);
             }
         } else if (key == "expectResult") {
-            // Trellis errors carry no partial result (a BulkWriteResult): only "unset" can match.
-            if (value.is_object() && !value.as_object().empty())
-                skip("expectError.expectResult not supported (errors carry no partial BulkWriteResult)");
-            match(canonical(value), nullptr, true, ctx.entities, "error result");
+            // A bulk write's partial result (bulk_write_error::partial_result()).
+            match(canonical(value), e.partial ? &*e.partial : nullptr, true, ctx.entities, "error result");
         } else if (key == "errorResponse") {
             skip("expectError.errorResponse not supported (errors carry no server reply)");
         } else if (key == "writeErrors" || key == "writeConcernErrors") {
@@ -693,8 +874,14 @@ void run_operation(test_context& ctx, const json::object& op) {
 
     // Server features trellis-sim does not have: the test cannot pass against it, whatever the driver does.
     if (ctx.where.sim) {
-        for (const char* feature : {"collation", "let", "arrayFilters"})
+        for (const char* feature : {"collation", "let", "arrayFilters"}) {
             if (args.contains(feature)) skip(std::string("trellis-sim does not implement ") + feature);
+            if (const auto* requests = args.if_contains("requests"); requests && requests->is_array())
+                for (const auto& r : requests->as_array())
+                    if (r.is_object() && !r.as_object().empty() && r.as_object().begin()->value().is_object() &&
+                        r.as_object().begin()->value().as_object().contains(feature))
+                        skip(std::string("trellis-sim does not implement ") + feature);
+        }
         if (const auto* p = args.if_contains("pipeline"); p && p->is_array())
             for (const auto& stage : p->as_array())
                 if (stage.is_object() && (stage.as_object().contains("$out") || stage.as_object().contains("$merge")))
@@ -710,10 +897,13 @@ void run_operation(test_context& ctx, const json::object& op) {
         throw;
     } catch (const test_skip&) {
         throw;
+    } catch (const bulk_write_error& e) {
+        error = caught{e.what(), true, e.server_code(), e.code_name(), e.error_labels(), std::nullopt};
+        if (e.partial_result()) error->partial = bulk_result_json(*e.partial_result());
     } catch (const operation_failure& e) {
-        error = caught{e.what(), true, e.server_code(), e.code_name(), e.error_labels()};
+        error = caught{e.what(), true, e.server_code(), e.code_name(), e.error_labels(), std::nullopt};
     } catch (const std::exception& e) {
-        error = caught{e.what(), false, 0, "", {}};
+        error = caught{e.what(), false, 0, "", {}, std::nullopt};
     }
 
     if (const auto* ignore = op.if_contains("ignoreResultAndError"); ignore && ignore->is_bool() && ignore->get_bool()) return;

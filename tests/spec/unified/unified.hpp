@@ -84,8 +84,6 @@ struct entity {
     std::shared_ptr<trellis::cursor> cursor;
     json::value value;  // a BSON entity (saveResultAsEntity), canonical
     std::string client_id;  // for database and collection entities
-    std::optional<trellis::read_preference> read_preference;  // from collection/database options
-    std::optional<trellis::write_concern> write_concern;      // database options, for its collections
 };
 
 class entity_map {
