@@ -239,7 +239,7 @@ private slots:
         QCOMPARE(count.parse(doc(R"({"cursor": {"firstBatch": [], "id": 0}})").view()), std::int64_t(0));
 
         ops::distinct_op d{"c", "k", doc("{}"), {}};
-        QCOMPARE(json(d.command().view()), std::string(R"({"distinct": "c", "key": "k"})"));
+        QCOMPARE(json(d.command().view()), std::string(R"({"distinct": "c", "key": "k", "query": {}})"));
         QCOMPARE(d.parse(doc(R"({"values": [1, "x"], "ok": 1})").view()).size(), std::size_t(2));
 
         ops::aggregate_op agg{"c", arr(R"({"0": {"$match": {}}, "1": {"$out": "o"}})"), {}};
