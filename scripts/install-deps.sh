@@ -12,7 +12,7 @@ packages=(
   libssl-dev openssl zlib1g-dev libsnappy-dev libzstd-dev
   libtomlplusplus-dev libutf8proc-dev
   libc-ares-dev dnsmasq
-  python3 python3-pymongo python3-mockupdb
+  python3 python3-pymongo python3-mockupdb python3-snappy python3-zstandard
 )
 
 # The official Node.js driver and mongosh for tests/interop/node (npm, into that folder's
