@@ -66,10 +66,12 @@ public:
         const std::size_t rc = ZSTD_decompress(out.data() + start, uncompressed_size, in.data(), in.size());
         if (ZSTD_isError(rc)) {
             out.resize(start);
-            const bool too_much = ZSTD_getErrorCode(rc) == ZSTD_error_dstSize_tooSmall;
+            const auto code = ZSTD_getErrorCode(rc);
             fail("invalid compressed data: " +
-                 (too_much ? "more data than the announced uncompressedSize of " + std::to_string(uncompressed_size) + " bytes"
-                           : std::string(ZSTD_getErrorName(rc))));
+                 (code == ZSTD_error_dstSize_tooSmall
+                      ? "more data than the announced uncompressedSize of " + std::to_string(uncompressed_size) + " bytes"
+                  : code == ZSTD_error_srcSize_wrong ? std::string("the payload ends inside a zstd frame (truncated)")
+                                                     : std::string(ZSTD_getErrorName(rc))));
         }
         if (rc != uncompressed_size) {
             out.resize(start);
