@@ -9,10 +9,10 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-filesystem1.81-dev
   qt6-base-dev qt6-charts-dev libqt6opengl6-dev xvfb
   libbson-dev
-  libssl-dev openssl zlib1g-dev
+  libssl-dev openssl zlib1g-dev libsnappy-dev libzstd-dev
   libtomlplusplus-dev libutf8proc-dev
   libc-ares-dev dnsmasq
-  python3 python3-pymongo python3-mockupdb
+  python3 python3-pymongo python3-mockupdb python3-snappy python3-zstandard
 )
 
 # The official Node.js driver and mongosh for tests/interop/node (npm, into that folder's

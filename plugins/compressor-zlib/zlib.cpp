@@ -68,7 +68,12 @@ public:
         inflateEnd(&zs);
         if (rc != Z_STREAM_END || produced != uncompressed_size) {
             out.resize(start);
-            std::string why = rc == Z_BUF_ERROR || (rc == Z_OK && produced == uncompressed_size)
+            // Z_BUF_ERROR: the input ran out before the stream's end (truncated), or the output
+            // is full with input left (too much data).
+            const bool ran_out = rc == Z_BUF_ERROR && zs.avail_in == 0;
+            std::string why = ran_out ? "the data ends early (truncated) after " + std::to_string(produced) + " of the announced " +
+                                            std::to_string(uncompressed_size) + " bytes"
+                              : rc == Z_BUF_ERROR || (rc == Z_OK && produced == uncompressed_size)
                                   ? "more data than the announced " + std::to_string(uncompressed_size) + " bytes"
                               : rc == Z_STREAM_END ? std::to_string(produced) + " bytes where " + std::to_string(uncompressed_size) +
                                                          " were announced"

@@ -37,7 +37,7 @@ contains "$monitor" bin/trellis-monitor
 # Depends: Debian's runtime packages from dpkg-shlibdeps, and the packages' own order.
 deps_lib=$(dpkg-deb -f "$lib" Depends); deps_dev=$(dpkg-deb -f "$dev" Depends); deps_tools=$(dpkg-deb -f "$tools" Depends)
 echo "libtrellis0 Depends: $deps_lib"; echo "libtrellis-dev Depends: $deps_dev"; echo "trellis-tools Depends: $deps_tools"
-for d in libc6 libstdc++6 libssl3 libc-ares2 libtomlplusplus3 zlib1g libutf8proc2; do
+for d in libc6 libstdc++6 libssl3 libc-ares2 libtomlplusplus3 zlib1g libsnappy1v5 libzstd1 libutf8proc2; do
   [[ "$deps_lib" == *"$d"* ]] || fail "libtrellis0 does not depend on $d"
 done
 [[ "$deps_dev" == *"libtrellis0 (= ${version})"* && "$deps_dev" == *libboost1.81-dev* ]] || fail "libtrellis-dev Depends: $deps_dev"

@@ -112,7 +112,8 @@ for p in data["plugins"]:
 expected = {("transport", "plain"), ("transport", "tls"), ("topology_strategy", "standalone"),
             ("topology_strategy", "replica_set"), ("topology_strategy", "mongos"), ("topology_strategy", "master_slave"),
             ("cursor_manager", "immediate"), ("cursor_manager", "batched"), ("authenticator", "scram"),
-            ("authenticator", "plain"), ("authenticator", "x509"), ("compressor", "zlib")}
+            ("authenticator", "plain"), ("authenticator", "x509"), ("compressor", "snappy"), ("compressor", "zlib"),
+            ("compressor", "zstd")}
 missing = expected - set(names)
 assert not missing, missing
 print(len(names), "plugins loaded from", root + "/lib/trellis/plugins")

@@ -913,7 +913,18 @@ bson::document cmd_server_status(context& c) {
         .append("available", static_cast<std::int32_t>(838860 - m.sessions.size()))
         .append("totalCreated", m.connections_created).close_document();
     b.open_document("network").append("bytesIn", m.bytes_in).append("bytesOut", m.bytes_out)
-        .append("numRequests", m.requests).close_document();
+        .append("numRequests", m.requests);
+    // mongod's byte counts per compressor (this process's, so every member's together).
+    b.open_document("compression");
+    for (const auto& cc : m.dep.counted) {
+        b.open_document(cc->name());
+        b.open_document("compressor").append("bytesIn", cc->compressor_in.load()).append("bytesOut", cc->compressor_out.load())
+            .close_document();
+        b.open_document("decompressor").append("bytesIn", cc->decompressor_in.load())
+            .append("bytesOut", cc->decompressor_out.load()).close_document();
+        b.close_document();
+    }
+    b.close_document().close_document();
     b.open_document("opcounters");
     for (const char* k : {"insert", "query", "update", "delete", "getmore", "command"}) b.append(k, m.opcounters[k]);
     b.close_document();
@@ -1146,6 +1157,7 @@ bson::document cmd_configure_fail_point(context& c) {
         if (auto e = d.find("writeConcernError"); e && e->type() == bson::type::document) fp.write_concern_error = bson::document(e->get_document());
         if (auto e = d.find("errorLabels"); e && e->type() == bson::type::array) fp.error_labels = bson::document(e->get_array());
         if (auto e = d.find("appName"); e && e->type() == bson::type::string) fp.app_name = std::string(e->get_string());
+        fp.corrupt_compressed_reply = bool_or(d, "corruptCompressedReply", false);
     }
     c.target.fail = fp;
     bson::builder b;
@@ -1465,6 +1477,7 @@ asio::awaitable<command_result> run_command(session& s, request& req, const comm
     };
     if (fired) {
         const fail_point fp = m.fail;
+        out.corrupt_compression = fp.corrupt_compressed_reply;
         if (fp.block) co_await pause_op(d, op, *fp.block);
         if (!d.running) {
             out.close_connection = true;  // stopping: nothing more to say

@@ -8,7 +8,6 @@
 #include "session.hpp"
 #include "trellis/errors.hpp"
 #include "wire/frame_decoder.hpp"
-#include "zlib_compressor.hpp"
 
 namespace trellis::sim {
 
@@ -113,7 +112,15 @@ deployment::impl::impl(sim_config c) : cfg(std::move(c)), data_changed(io) {
     ts_seconds = static_cast<std::uint32_t>(
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
     compressors = std::make_shared<wire::compressor_registry>(wire::compressor_registry::with_builtins());
-    compressors->add(std::make_shared<zlib_compressor>());
+    for (const auto& name : cfg.compressors) {
+        auto c = make_compressor(name);
+        if (!c)
+            throw configuration_error("trellis-sim: unknown compressor \"" + name + "\" (it has " +
+                                      known_compressors + ")");
+        if (compressors->find(c->name())) throw configuration_error("trellis-sim: compressor \"" + name + "\" is listed twice");
+        compressors->add(c);
+        counted.push_back(std::move(c));
+    }
     auto member_cfg = [&](int i) {
         member_config mc = i < static_cast<int>(cfg.members.size()) ? cfg.members[static_cast<std::size_t>(i)] : member_config{};
         if (mc.lag.count() == 0) mc.lag = cfg.lag;

@@ -31,6 +31,8 @@ constexpr const char* usage_text =
     "  --max-wire-version N      (default 21)\n"
     "  --user NAME:PASSWORD[@DB] a user (repeatable); with users, commands need authentication\n"
     "  --tls-cert FILE --tls-key FILE [--tls-ca FILE] [--tls-require-client-cert]\n"
+    "  --compressors LIST        what hello may negotiate, e.g. zstd,zlib (default snappy,zlib,zstd;\n"
+    "                            \"\" for none)\n"
     "  --port P                  first port (0, the default: the OS picks every port)\n"
     "  --config FILE             TOML file with the same settings (flags win)\n"
     "  --ready-file FILE         write {\"uri\", \"control\", \"members\"} as JSON when listening\n"
@@ -112,6 +114,16 @@ void apply_toml(const std::string& path, sim_config& cfg) {
         else if (key == "max_wire_version") cfg.max_wire_version = static_cast<int>(integer(node, key));
         else if (key == "port") cfg.port = static_cast<std::uint16_t>(integer(node, key));
         else if (key == "verbose") cfg.verbose = node.value_or(false);
+        else if (key == "compressors") {
+            const toml::array* arr = node.as_array();
+            if (!arr) throw usage_error{where(node, key) + " must be an array of names"};
+            cfg.compressors.clear();
+            for (const auto& c : *arr) {
+                auto name = c.value<std::string>();
+                if (!name) throw usage_error{where(c, key) + " entries must be strings"};
+                cfg.compressors.push_back(*name);
+            }
+        }
         else if (key == "users") {
             const toml::array* arr = node.as_array();
             if (!arr) throw usage_error{where(node, key) + " must be an array"};
@@ -192,9 +204,26 @@ cli_options parse_args(int argc, char** argv) {
         else if (f == "--port") o.cfg.port = static_cast<std::uint16_t>(to_int(f, value(i)));
         else if (f == "--ready-file") o.ready_file = value(i);
         else if (f == "--verbose") o.cfg.verbose = true;
+        else if (f == "--compressors") {
+            o.cfg.compressors.clear();
+            const std::string list = value(i);
+            for (std::size_t at = 0; at < list.size();) {
+                const std::size_t comma = std::min(list.find(',', at), list.size());
+                o.cfg.compressors.push_back(list.substr(at, comma - at));
+                at = comma + 1;
+            }
+        }
         else throw usage_error{"unknown option \"" + f + "\""};
     }
     if (o.cfg.nodes < 1) throw usage_error{"--nodes must be at least 1"};
+    for (std::size_t i = 0; i < o.cfg.compressors.size(); ++i) {
+        const std::string& c = o.cfg.compressors[i];
+        if (c != "snappy" && c != "zlib" && c != "zstd")
+            throw usage_error{"--compressors: unknown compressor \"" + c + "\" (snappy, zlib or zstd)"};
+        if (std::find(o.cfg.compressors.begin(), o.cfg.compressors.begin() + static_cast<long>(i), c) !=
+            o.cfg.compressors.begin() + static_cast<long>(i))
+            throw usage_error{"--compressors: \"" + c + "\" is listed twice"};
+    }
     if (o.cfg.tls.cert_file.empty() != o.cfg.tls.key_file.empty()) throw usage_error{"--tls-cert and --tls-key go together"};
     return o;
 }

@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "wire/bytes.hpp"
 #include "wire/frame_decoder.hpp"
 
 namespace trellis::sim {
@@ -231,6 +232,13 @@ asio::awaitable<bool> session::handle(const wire::message& msg) {
             if (auto c = owner.dep.compressors->find(*msg.compressor_id)) {
                 std::vector<std::uint8_t> wrapped;
                 wire::encode_compressed(wrapped, out, *c);
+                if (result.corrupt_compression) {
+                    // Half of the compressed payload (after the 25 bytes of headers) goes missing;
+                    // messageLength follows, so only the payload is bad.
+                    constexpr std::size_t headers = 16 + 9;
+                    wrapped.resize(headers + (wrapped.size() - headers) / 2);
+                    wire::store_le(wrapped.data(), static_cast<std::int32_t>(wrapped.size()));
+                }
                 out.swap(wrapped);
             }
         co_await send(out);

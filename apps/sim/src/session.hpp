@@ -27,6 +27,7 @@ struct command_result {
     bson::document reply;
     bool close_connection = false;  // failCommand closeConnection, or a hostile request
     bool no_reply = false;          // failCommand closeConnection also sends nothing
+    bool corrupt_compression = false;  // failCommand corruptCompressedReply: cut the compressed reply short
 };
 
 class session : public std::enable_shared_from_this<session> {

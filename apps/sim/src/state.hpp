@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "engine/engine.hpp"
+#include "compressors.hpp"
 #include "wire/compression.hpp"
 #include "trellis/bson/builder.hpp"
 #include "trellis/sim/deployment.hpp"
@@ -79,6 +80,7 @@ struct fail_point {
     std::optional<bson::document> write_concern_error;
     std::optional<bson::document> error_labels;  // an array
     std::optional<std::string> app_name;
+    bool corrupt_compressed_reply = false;  // trellis-sim's own: a compressed reply is cut short
 };
 
 // ---------------------------------------------------------------- cursors
@@ -179,8 +181,10 @@ struct deployment::impl {
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
     std::thread thread;
     std::optional<asio::ssl::context> tls;
-    /// Compressors the members accept and answer with (hello's "compression").
+    /// Compressors the members accept and answer with (hello's "compression"), and the same
+    /// ones with their byte counts (serverStatus), in cfg.compressors' order.
     std::shared_ptr<wire::compressor_registry> compressors;
+    std::vector<std::shared_ptr<const counted_compressor>> counted;
     std::vector<std::unique_ptr<member>> members;  // routers first when sharded
     std::optional<tcp::acceptor> control;
     std::set<tcp::socket*> control_sockets;  // open control-port connections, closed by stop()

@@ -137,7 +137,12 @@ asio::awaitable<client_core::reply_on> client_core::attempt(server_state& s, con
         f.max_wire_version = d.max_wire_version;
         f.message = connection->last_error();
         if (state) handle_application_error(s, f);
-        const errc kind = ec2 == errc::network_timeout ? errc::network_timeout : errc::auto_reconnect;
+        // A reply that could not be decoded (a corrupt or undecompressable frame) keeps its own
+        // code; SDAM still handles it as a network error, since the connection is closed.
+        const errc kind = ec2 == errc::network_timeout     ? errc::network_timeout
+                          : ec2 == errc::compression_error ? errc::compression_error
+                          : ec2 == errc::protocol_error    ? errc::protocol_error
+                                                           : errc::auto_reconnect;
         if (op.retryable_write && supports_retryable_writes) {
             // The retryable writes spec: a network error on a retryable write carries the
             // RetryableWriteError label (the error keeps its network kind).

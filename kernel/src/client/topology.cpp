@@ -51,6 +51,8 @@ std::string describe(const sdk::server_description& s) {
 std::exception_ptr make_failure(errc code, const std::string& text) {
     switch (code) {
         case errc::configuration_error: return std::make_exception_ptr(configuration_error(text));
+        case errc::protocol_error:
+        case errc::compression_error: return std::make_exception_ptr(protocol_error(code, text));
         default: return std::make_exception_ptr(error(code, text));
     }
 }

@@ -60,6 +60,10 @@ struct sim_config {
     std::string host = "127.0.0.1";
     std::uint16_t port = 0;        // first port; 0: the OS picks every port
     std::vector<member_config> members;  // optional per-member settings, by index
+    /// What hello's "compression" may choose from: "snappy", "zlib", "zstd" (the simulator's own
+    /// codecs). Replies to a compressed request use its compressor. An unknown name or a
+    /// repeat is a trellis::configuration_error from the constructor.
+    std::vector<std::string> compressors = {"snappy", "zlib", "zstd"};
     bool verbose = false;          // log each command to stderr
     std::vector<std::string> argv;  // the program's command line (getCmdLineOpts)
 };
