@@ -62,6 +62,17 @@ client_core::client_core(asio::any_io_executor executor, client_options options,
       options_(std::move(options)),
       settings_(std::move(settings)) {
     validate(options_);
+    // Options Trellis parses (they are valid in a URI) but does not implement: refused here,
+    // where every source (URI, TOML, code) passes, rather than silently ignored.
+    if (options_.timeout && options_.timeout->count() > 0)
+        throw configuration_error("timeoutMS: client-side operation timeouts (CSOT) are not implemented; bound operations "
+                                  "with serverSelectionTimeoutMS, socketTimeoutMS, waitQueueTimeoutMS and each "
+                                  "operation's max_time (maxTimeMS) instead");
+    if (options_.proxy.host)
+        throw configuration_error("proxyHost: connecting through a SOCKS5 proxy is not implemented");
+    if (options_.wait_queue_multiple)
+        throw configuration_error("waitQueueMultiple: not implemented; bound the wait for a connection with "
+                                  "waitQueueTimeoutMS");
     // Every user handler runs through the guard from here on, wherever the client passes it.
     settings_.on_sdam = guard_handler(std::move(settings_.on_sdam), settings_.on_callback_failure, "SDAM event handler");
     settings_.on_cmap = guard_handler(std::move(settings_.on_cmap), settings_.on_callback_failure, "CMAP event handler");
