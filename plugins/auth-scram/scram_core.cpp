@@ -1,5 +1,7 @@
 #include "scram_core.hpp"
 
+#include "trellis/base64.hpp"
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -12,8 +14,6 @@
 namespace trellis::auth_scram {
 
 namespace {
-
-constexpr char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 const EVP_MD* md_of(hash_kind h) { return h == hash_kind::sha1 ? EVP_sha1() : EVP_sha256(); }
 
@@ -130,53 +130,12 @@ std::string encode_utf8(const std::vector<char32_t>& cps) {
 
 }  // namespace
 
-std::string base64_encode(std::string_view data) {
-    std::string out;
-    out.reserve((data.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    for (; i + 2 < data.size(); i += 3) {
-        const unsigned v = (static_cast<unsigned char>(data[i]) << 16) | (static_cast<unsigned char>(data[i + 1]) << 8) |
-                           static_cast<unsigned char>(data[i + 2]);
-        out += b64_alphabet[(v >> 18) & 63];
-        out += b64_alphabet[(v >> 12) & 63];
-        out += b64_alphabet[(v >> 6) & 63];
-        out += b64_alphabet[v & 63];
-    }
-    if (const auto rest = data.size() - i; rest > 0) {
-        unsigned v = static_cast<unsigned char>(data[i]) << 16;
-        if (rest == 2) v |= static_cast<unsigned char>(data[i + 1]) << 8;
-        out += b64_alphabet[(v >> 18) & 63];
-        out += b64_alphabet[(v >> 12) & 63];
-        out += rest == 2 ? b64_alphabet[(v >> 6) & 63] : '=';
-        out += '=';
-    }
-    return out;
-}
+std::string base64_encode(std::string_view data) { return trellis::base64::encode(data); }
 
 std::optional<std::string> base64_decode(std::string_view text) {
-    if (text.size() % 4 != 0) return std::nullopt;
-    std::string out;
-    unsigned v = 0;
-    int bits = 0;
-    std::size_t pad = 0;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        const char ch = text[i];
-        if (ch == '=') {
-            if (i + 2 < text.size()) return std::nullopt;
-            ++pad;
-            continue;
-        }
-        if (pad) return std::nullopt;
-        const char* at = std::char_traits<char>::find(b64_alphabet, 64, ch);
-        if (!at) return std::nullopt;
-        v = (v << 6) | static_cast<unsigned>(at - b64_alphabet);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out += static_cast<char>((v >> bits) & 0xFF);
-        }
-    }
-    return out;
+    auto bytes = trellis::base64::decode(text);
+    if (!bytes) return std::nullopt;
+    return std::string(bytes->begin(), bytes->end());
 }
 
 std::string saslprep(std::string_view input) {

@@ -1,4 +1,5 @@
 #include "trellis/bson/json.hpp"
+#include "trellis/base64.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -13,69 +14,6 @@
 
 namespace trellis::bson {
 namespace {
-
-// ============================================================== base64
-
-constexpr char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-void base64_encode(std::span<const std::uint8_t> in, std::string& out) {
-    std::size_t i = 0;
-    for (; i + 3 <= in.size(); i += 3) {
-        const std::uint32_t v = in[i] << 16 | in[i + 1] << 8 | in[i + 2];
-        out += b64_alphabet[v >> 18];
-        out += b64_alphabet[(v >> 12) & 63];
-        out += b64_alphabet[(v >> 6) & 63];
-        out += b64_alphabet[v & 63];
-    }
-    if (in.size() - i == 1) {
-        const std::uint32_t v = in[i] << 16;
-        out += b64_alphabet[v >> 18];
-        out += b64_alphabet[(v >> 12) & 63];
-        out += "==";
-    } else if (in.size() - i == 2) {
-        const std::uint32_t v = in[i] << 16 | in[i + 1] << 8;
-        out += b64_alphabet[v >> 18];
-        out += b64_alphabet[(v >> 12) & 63];
-        out += b64_alphabet[(v >> 6) & 63];
-        out += '=';
-    }
-}
-
-int b64_value(char c) noexcept {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-// Strict, padded base64 (the Extended JSON spec requires padding).
-bool base64_decode(std::string_view in, std::vector<std::uint8_t>& out) {
-    if (in.size() % 4 != 0) return false;
-    out.reserve(in.size() / 4 * 3);
-    for (std::size_t i = 0; i < in.size(); i += 4) {
-        const bool last = i + 4 == in.size();
-        int v[4];
-        int pad = 0;
-        for (int k = 0; k < 4; ++k) {
-            const char c = in[i + k];
-            if (c == '=' && last && k >= 2) {
-                v[k] = 0;
-                ++pad;
-            } else {
-                if (pad) return false;  // data after padding
-                v[k] = b64_value(c);
-                if (v[k] < 0) return false;
-            }
-        }
-        const std::uint32_t w = v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3];
-        out.push_back(static_cast<std::uint8_t>(w >> 16));
-        if (pad < 2) out.push_back(static_cast<std::uint8_t>(w >> 8));
-        if (pad < 1) out.push_back(static_cast<std::uint8_t>(w));
-    }
-    return true;
-}
 
 using detail::hex_digit;
 
@@ -710,7 +648,8 @@ private:
             subtype = subtype_of(*t, "\"$type\"");
         }
         std::vector<std::uint8_t> bytes;
-        if (!base64_decode(data->text, bytes)) fail(*data, "invalid (or unpadded) base64 in \"$binary\"");
+        if (auto decoded = base64::decode(data->text)) bytes = std::move(*decoded);
+        else fail(*data, "invalid (or unpadded) base64 in \"$binary\"");
         if (subtype == binary_subtype::uuid && bytes.size() != 16)
             fail(*data, "UUID binary (subtype 4) must be 16 bytes, got " + std::to_string(bytes.size()));
         put(b, key, binary{subtype, bytes});
@@ -849,7 +788,7 @@ void write_value(const element& e, std::string& out, json_mode mode) {
         case type::binary: {
             const binary bin = e.get_binary();
             out += R"({"$binary": {"base64": ")";
-            base64_encode(bin.bytes, out);
+            base64::append(bin.bytes, out);
             out += R"(", "subType": ")";
             out += detail::hex_lower[bin.subtype >> 4];
             out += detail::hex_lower[bin.subtype & 0xF];

@@ -227,15 +227,8 @@ private:
     void request_check(server_state& s);
     void request_check_all();
     void wake_selectors();
-    struct application_failure {
-        sdam::error_kind kind = sdam::error_kind::network;
-        bool handshake_completed = true;
-        std::int64_t generation = 0;
-        int max_wire_version = 0;
-        std::optional<sdam::command_error> command;
-        std::string message;
-    };
-    void handle_application_error(server_state& s, const application_failure& f);
+    /// An operation's or a pool's failure on `s` (its address is filled in here): SDAM decides.
+    void handle_application_error(server_state& s, sdam::application_error e);
     void mark_unknown(server_state& s, const std::string& why, bool interrupt);
     struct selected {
         std::vector<std::shared_ptr<server_state>> servers;  // one, or in_turn: all in order

@@ -4,6 +4,7 @@
 // Streaming (servers with topologyVersion, serverMonitoringMode stream or auto): an awaitable
 // hello with exhaust, the server answering as soon as something changes, and a separate RTT
 // monitor on a second connection.
+#include "trellis/reply.hpp"
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -19,11 +20,6 @@ namespace trellis::detail {
 namespace {
 
 constexpr std::chrono::milliseconds min_check_interval{500};
-
-bool reply_ok(bson::document_view reply) {
-    const auto ok = reply.find("ok");
-    return ok && ok->is_number() && ok->as_double() == 1.0;
-}
 
 std::string errmsg_of(bson::document_view reply) {
     if (auto m = reply.find("errmsg"); m && m->type() == bson::type::string) return std::string(m->get_string());

@@ -131,7 +131,7 @@ asio::awaitable<client_core::reply_on> client_core::attempt(server_state& s, con
     request.command = b.extract();
     auto [ec2, reply] = co_await connection->async_run_command(std::move(request), asio::as_tuple(asio::use_awaitable));
     if (ec2) {
-        application_failure f;
+        sdam::application_error f;
         f.kind = ec2 == errc::network_timeout ? sdam::error_kind::network_timeout : sdam::error_kind::network;
         f.generation = static_cast<std::int64_t>(connection->generation());
         f.max_wire_version = d.max_wire_version;
@@ -158,7 +158,7 @@ asio::awaitable<client_core::reply_on> client_core::attempt(server_state& s, con
     if (auto ce = sdam::command_error_of(body.view())) {
         const bool state_change = sdam::is_state_change(*ce);
         if (state_change && state) {
-            application_failure f;
+            sdam::application_error f;
             f.kind = sdam::error_kind::command;
             f.generation = static_cast<std::int64_t>(connection->generation());
             f.max_wire_version = d.max_wire_version;

@@ -345,7 +345,7 @@ std::shared_ptr<server_state> client_core::add_server(const std::string& address
         asio::post(self->strand_, [weak, self, ec, generation] {
             auto st = weak.lock();
             if (!st || st->stopped) return;
-            application_failure f;
+            sdam::application_error f;
             f.kind = ec == errc::network_timeout ? sdam::error_kind::network_timeout
                      : ec == errc::authentication_failed ? sdam::error_kind::authentication
                                                          : sdam::error_kind::network;
@@ -397,16 +397,9 @@ void client_core::mark_unknown(server_state& s, const std::string& why, bool int
     ++s.pool_generation;
 }
 
-void client_core::handle_application_error(server_state& s, const application_failure& f) {
+void client_core::handle_application_error(server_state& s, sdam::application_error e) {
     if (!open_ || !servers_.count(s.address)) return;
-    sdam::application_error e;
     e.address = s.address;
-    e.kind = f.kind;
-    e.handshake_completed = f.handshake_completed;
-    e.generation = f.generation;
-    e.max_wire_version = f.max_wire_version;
-    e.command = f.command;
-    e.message = f.message;
     const auto r = sdam::handle_application_error(*current_, e, s.pool_generation);
     if (r.marked_unknown)
         if (const auto* d = r.topology.find(s.address)) on_server_description(*d);

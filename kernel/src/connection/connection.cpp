@@ -1,3 +1,4 @@
+#include "trellis/reply.hpp"
 #include "connection/connection.hpp"
 
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -18,15 +19,7 @@ namespace trellis::conn {
 
 namespace asio = boost::asio;
 
-bool command_reply::ok() const noexcept {
-    const auto e = body.find("ok");
-    if (!e || !e->is_number()) return false;
-    try {
-        return e->as_double() == 1.0;
-    } catch (...) {
-        return false;
-    }
-}
+bool command_reply::ok() const noexcept { return reply_ok(body); }
 
 bool is_sensitive_command(std::string_view name, bson::document_view command) noexcept {
     std::string lower(name);

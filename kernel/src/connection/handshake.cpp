@@ -1,3 +1,4 @@
+#include "trellis/reply.hpp"
 #include "connection/handshake.hpp"
 
 #include <sys/utsname.h>
@@ -216,8 +217,7 @@ initial_hello make_initial_hello(const hello_options& o) {
 
 connection_description parse_hello_reply(std::string address, bson::document_view reply,
                                          const std::vector<std::string>& offered) {
-    const auto ok = reply.find("ok");
-    if (!ok || !ok->is_number() || ok->as_double() != 1.0) {
+    if (!reply_ok(reply)) {
         int code = 0;
         std::string code_name, message;
         if (auto c = reply.find("code"); c && c->is_number()) code = static_cast<int>(c->as_int64());

@@ -1,4 +1,5 @@
 // ServerDescription: addresses, parsing a hello reply, equality, topologyVersion order.
+#include "trellis/reply.hpp"
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -317,7 +318,7 @@ server_description parse_hello(std::string address, bson::document_view reply,
             return sd;
         }
         if (!ok->is_number() && ok->type() != bson::type::boolean) wrong_type("ok", *ok, "number or bool");
-        if (!ok->as_bool()) {
+        if (!reply_ok(reply)) {
             sd.error = failure_text(sd.address, reply);
             return sd;
         }

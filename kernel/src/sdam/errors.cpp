@@ -1,4 +1,5 @@
 // The spec's "Error handling" for application errors.
+#include "trellis/reply.hpp"
 #include <algorithm>
 #include <array>
 #include <stdexcept>
@@ -71,9 +72,7 @@ std::string_view to_string(error_kind k) noexcept {
 }
 
 std::optional<command_error> command_error_of(bson::document_view reply) {
-    const auto ok = reply.find("ok");
-    const bool succeeded = ok && (ok->is_number() || ok->type() == bson::type::boolean) && ok->as_bool();
-    if (!succeeded) return command_error{code_of(reply), message_of(reply), topology_version_of(reply)};
+    if (!reply_ok(reply)) return command_error{code_of(reply), message_of(reply), topology_version_of(reply)};
     const auto wce = reply.find("writeConcernError");
     if (wce && wce->type() == bson::type::document) {
         const bson::document_view w = wce->get_document();

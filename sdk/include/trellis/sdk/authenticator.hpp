@@ -4,6 +4,7 @@
 // run commands on that connection and nothing more.
 #pragma once
 
+#include "trellis/reply.hpp"
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,8 +30,7 @@ struct auth_failure {
 /// What a reply to an authentication command says: nothing when ok is 1, otherwise the
 /// failure with the server's code and errmsg (authentication_failed).
 inline std::optional<auth_failure> refusal_of(bson::document_view reply) {
-    const auto ok = reply.find("ok");
-    if (ok && ok->is_number() && ok->as_double() == 1.0) return std::nullopt;
+    if (reply_ok(reply)) return std::nullopt;
     const auto code = reply.find("code");
     const auto msg = reply.find("errmsg");
     return auth_failure{make_error_code(errc::authentication_failed),
