@@ -91,6 +91,33 @@ private slots:
         QCOMPARE(d["q"].get_document()["$regex"].type(), type::regex);
     }
 
+    // Options are sorted by code point, never byte by byte: a non-ASCII option stays valid UTF-8,
+    // so what from_json writes validates and what to_json prints parses back.
+    void regex_options_sort_by_code_point() {
+        const document d = from_json(R"({"a": {"$regularExpression": {"pattern": "x", "options": "éim"}}})");
+        QCOMPARE(d["a"].get_regex().options, std::string_view("imé"));
+        const document_view checked = document_view::validated({d.data(), d.size()});
+        QCOMPARE(checked.size(), d.size());
+        const std::string json = to_json(d, json_mode::canonical);
+        QCOMPARE(json, std::string(R"({"a": {"$regularExpression": {"pattern": "x", "options": "imé"}}})"));
+        QCOMPARE(from_json(json).view().size(), d.size());
+
+        // Unsorted options in BSON someone else wrote (the corpus's "flags not alphabetized",
+        // with a non-ASCII flag): printed sorted and valid.
+        const std::uint8_t degenerate[] = {0x0F, 0, 0, 0, 0x0B, 'a', 0, 'x', 0, 0xC3, 0xA9, 'm', 'i', 0, 0};
+        const document_view raw = document_view::validated(degenerate);
+        QCOMPARE(to_json(raw, json_mode::canonical),
+                 std::string(R"({"a": {"$regularExpression": {"pattern": "x", "options": "imé"}}})"));
+
+        // The builder: a four-byte sequence after ASCII letters, given first.
+        const document built = make_document(kvp("r", regex{"p", "\xF0\x9F\x98\x80sa"}));
+        QCOMPARE(built["r"].get_regex().options, std::string_view("as\xF0\x9F\x98\x80"));
+        QCOMPARE(document_view::validated({built.data(), built.size()}).size(), built.size());
+        // ASCII options sort as before.
+        QCOMPARE(from_json(R"({"r": {"$regularExpression": {"pattern": "a", "options": "xsmi"}}})")["r"].get_regex().options,
+                 std::string_view("imsx"));
+    }
+
     void uuid_form() {
         const document d = from_json(R"({"u": {"$uuid": "73ffd264-44b3-4c69-90e8-e7d1dfc035d4"}})");
         QCOMPARE(d["u"].get_binary().subtype, binary_subtype::uuid);

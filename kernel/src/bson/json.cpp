@@ -883,8 +883,7 @@ void write_value(const element& e, std::string& out, json_mode mode) {
         case type::null: out += "null"; return;
         case type::regex: {
             const regex r = e.get_regex();
-            std::string options(r.options);
-            std::sort(options.begin(), options.end());
+            const std::string options = detail::sorted_regex_options(r.options);
             out += R"({"$regularExpression": {"pattern": )";
             write_escaped(out, r.pattern);
             out += R"(, "options": )";
