@@ -125,6 +125,28 @@ private slots:
         QCOMPARE(d["u"].get_binary().bytes[15], std::uint8_t(0xd4));
     }
 
+    // Subtype 4 of another length than 16: valid BSON (the spec fixes no length), so what
+    // to_json writes for it, from_json must read back, byte for byte.
+    void uuid_subtype_of_any_length_round_trips() {
+        for (const std::size_t n : {std::size_t{0}, std::size_t{2}, std::size_t{15}, std::size_t{17}}) {
+            const std::vector<std::uint8_t> bytes(n, 0xAB);
+            const document d = make_document(kvp("u", binary{binary_subtype::uuid, bytes}));
+            QCOMPARE(document_view::validated({d.data(), d.size()}).size(), d.size());
+            for (const json_mode mode : {json_mode::canonical, json_mode::relaxed}) {
+                const std::string json = to_json(d, mode);
+                QVERIFY2(contains(json, R"("subType": "04")"), json.c_str());
+                const document back = from_json(json);
+                QCOMPARE(std::vector<std::uint8_t>(back.data(), back.data() + back.size()),
+                         std::vector<std::uint8_t>(d.data(), d.data() + d.size()));
+            }
+        }
+        QCOMPARE(from_json(R"({"u": {"$binary": {"base64": "q6s=", "subType": "04"}}})")["u"].get_binary().bytes.size(),
+                 std::size_t{2});
+        // The typed UUID accessor still wants 16 bytes, and "$uuid" text still means 16 bytes.
+        QVERIFY_THROWS_EXCEPTION(bson_error, from_json(R"({"u": {"$binary": {"base64": "q6s=", "subType": "04"}}})")["u"].get_uuid());
+        QVERIFY(contains(parse_error(R"({"u": {"$uuid": "73ffd264-44b3-90e8-e7d1dfc035d4"}})").what(), "uuid"));
+    }
+
     void errors_name_line_column_and_offset() {
         const std::string text = "{\n  \"a\": 1,\n  \"b\": {\"$numberInt\": 42}\n}";
         const auto e = parse_error(text);

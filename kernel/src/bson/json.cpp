@@ -711,8 +711,8 @@ private:
         }
         std::vector<std::uint8_t> bytes;
         if (!base64_decode(data->text, bytes)) fail(*data, "invalid (or unpadded) base64 in \"$binary\"");
-        if (subtype == binary_subtype::uuid && bytes.size() != 16)
-            fail(*data, "UUID binary (subtype 4) must be 16 bytes, got " + std::to_string(bytes.size()));
+        // Any length, subtype 4 included: BSON does not fix one, validation accepts every length,
+        // and to_json writes them so. Only "$uuid" (its text form) is always 16 bytes.
         put(b, key, binary{subtype, bytes});
     }
 
