@@ -16,6 +16,7 @@
 #include "trellis/bson/builder.hpp"
 #include "trellis/client.hpp"
 #include "trellis/errors.hpp"
+#include "trellis/sim/deployment.hpp"
 #include "wire/codec.hpp"
 
 namespace asio = boost::asio;
@@ -209,6 +210,29 @@ private slots:
         QVERIFY2(o.elapsed < 1000ms, std::to_string(o.elapsed.count()).c_str());
         QVERIFY2(o.message.size() < bounded_message, std::to_string(o.message.size()).c_str());
         QVERIFY2(o.message.find("and 2990 more") != std::string::npos, o.message.c_str());
+    }
+
+    // A server whose wire versions do not overlap Trellis's: the server selection spec fails at
+    // once with the compatibility error, not after serverSelectionTimeoutMS (10 s here).
+    void incompatible_wire_versions_fail_at_once() {
+        struct versions {
+            int min, max;
+            std::string says;
+        };
+        for (const versions& v : {versions{0, 5, "reports wire version 5, but this version of Trellis requires at least 6"},
+                                  versions{30, 30, "requires wire version 30, but this version of Trellis only supports up to 25"}}) {
+            trellis::sim::sim_config config;
+            config.min_wire_version = v.min;
+            config.max_wire_version = v.max;
+            trellis::sim::deployment d(config);
+            d.start();
+            const std::string member = d.members().at(0);
+            trellis::client c(d.uri() + (d.uri().find('?') == std::string::npos ? "?" : "&") + "serverSelectionTimeoutMS=10000");
+            const outcome o = timed([&] { c.run_command("admin", bson::make_document(bson::kvp("ping", 1))); });
+            QVERIFY2(o.code == errc::incompatible_server, o.message.c_str());
+            QVERIFY2(o.elapsed < 2000ms, std::to_string(o.elapsed.count()).c_str());
+            QVERIFY2(o.message.find("Server at " + member + " " + v.says) != std::string::npos, o.message.c_str());
+        }
     }
 };
 

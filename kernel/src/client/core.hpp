@@ -224,7 +224,8 @@ private:
     asio::awaitable<void> rtt_loop(std::shared_ptr<server_state> s);
     asio::awaitable<std::unique_ptr<conn::connection>> monitor_connection(std::shared_ptr<server_state> s,
                                                                           asio::cancellation_signal& cancel,
-                                                                          std::string& failure, std::error_code& code);
+                                                                          std::string& failure, std::error_code& code,
+                                                                          std::optional<bson::document>* refused_hello = nullptr);
     void emit(const sdam_event& e) const;
 
     // operations (operations.cpp)
