@@ -11,6 +11,7 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -36,6 +37,7 @@ inline std::string seed_list_text(const std::vector<std::string>& seeds) {
 /// the order given. A malformed seed gives configuration_error prefixed with `who`.
 inline std::vector<std::string> normalized_seeds(std::string_view who, const std::vector<std::string>& seeds) {
     std::vector<std::string> out;
+    std::set<std::string> seen;
     for (const std::string& seed : seeds) {
         std::string address;
         try {
@@ -43,9 +45,7 @@ inline std::vector<std::string> normalized_seeds(std::string_view who, const std
         } catch (const configuration_error& e) {
             throw configuration_error(std::string(who) + ": seed \"" + seed + "\": " + e.what());
         }
-        bool seen = false;
-        for (const std::string& a : out) seen = seen || a == address;
-        if (!seen) out.push_back(std::move(address));
+        if (seen.insert(address).second) out.push_back(std::move(address));
     }
     return out;
 }

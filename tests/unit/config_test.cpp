@@ -443,6 +443,68 @@ private slots:
         COMPARE_STR(based.plugins.paths.at(0).string(), "/etc/trellis/plugins");
     }
 
+    // toml++ recurses into every level: 20,000 of them overflowed the stack (SIGSEGV), 10,000
+    // became a plugin table nested far past BSON's limit. The text is checked before parsing.
+    void deep_nesting_is_refused_before_parsing() {
+        const auto repeat = [](std::string_view s, std::size_t n) {
+            std::string out;
+            for (std::size_t i = 0; i < n; ++i) out += s;
+            return out;
+        };
+        const auto dotted = [&](std::size_t n) { return "a" + repeat(".a", n - 1); };
+        for (const std::size_t n : {std::size_t{20000}, std::size_t{10000}}) {
+            const std::vector<std::pair<std::string, std::string>> cases = {
+                {"[plugins.x]\n" + dotted(n) + " = 1\n", "trellis.toml:2:1: "},
+                {"[plugins.x]\nv = " + repeat("{a = ", n) + "1" + repeat("}", n) + "\n", "trellis.toml:2:"},
+                {"[plugins.x]\nv = " + repeat("[", n) + "1" + repeat("]", n) + "\n", "trellis.toml:2:"},
+                {"# arrays over lines\n[plugins.x]\nv = " + repeat("[\n", n) + "1" + repeat("]", n) + "\n",
+                 "trellis.toml:200:1: "},
+                {"[" + dotted(n) + "]\nk = 1\n", "trellis.toml:1:1: "},
+                {"[[" + dotted(n) + "]]\n", "trellis.toml:1:1: "},
+                {"[plugins.x]\nv = [" + repeat("{a = [", n / 2) + "1" + repeat("]}", n / 2) + "]\n", "trellis.toml:2:"},
+            };
+            for (const auto& [text, where] : cases) {
+                const auto e = error_of(text);
+                QVERIFY2(e, text.substr(0, 60).c_str());
+                QVERIFY2(e->diagnostic().starts_with(where), e->diagnostic().c_str());
+                QVERIFY2(e->message().find("nest more than 199 levels") != std::string::npos, e->diagnostic().c_str());
+                QCOMPARE(e->code(), std::error_code(trellis::errc::configuration_error));
+            }
+        }
+        // The same through a file, as client::from_config_file reads it.
+        QTemporaryDir dir;
+        const QString deep = dir.filePath("deep.toml");
+        write_file(deep, "[plugins.x]\n" + dotted(20000) + " = 1\n");
+        try {
+            (void)trellis::load_config_file(deep.toStdString());
+            QFAIL("no error for a key 20,000 levels deep");
+        } catch (const config_error& e) {
+            QCOMPARE(e.line(), std::size_t{2});
+            QCOMPARE(e.column(), std::size_t{1});
+        }
+
+        // The limit is BSON's: 200 levels with the root table. [plugins.x] is 2 levels, so a key
+        // of 198 parts reaches 199 below the root and its table is valid BSON; one more is not.
+        const config at_limit = parse_config("[plugins.x]\n" + dotted(198) + " = 1\n", "t");
+        const trellis::bson::document_view table = at_limit.plugins.table("x");
+        QCOMPARE(trellis::bson::document_view::validated({table.data(), table.size()}).size(), table.size());
+        QVERIFY(error_of("[plugins.x]\n" + dotted(199) + " = 1\n"));
+        QVERIFY(!error_of("[plugins.x]\nv = " + repeat("[", 197) + "1" + repeat("]", 197) + "\n"));
+        QVERIFY(error_of("[plugins.x]\nv = " + repeat("[", 198) + "1" + repeat("]", 198) + "\n"));
+        QVERIFY(!error_of("[plugins.x]\nv = " + repeat("{a = ", 197) + "1" + repeat("}", 197) + "\n"));
+        QVERIFY(error_of("[plugins.x]\nv = " + repeat("{a = ", 198) + "1" + repeat("}", 198) + "\n"));
+        // [[t]] is an array and its element: [[plugins.x.t]] then [plugins.x.t.u] puts u at level 5.
+        const config arrays = parse_config("[[plugins.x.t]]\n[plugins.x.t.u]\nk = [1]\n", "t");
+        QCOMPARE(arrays.plugins.table("x")["t"].get_array()[0].get_document()["u"].get_document()["k"].get_array()[0].get_int64(),
+                 std::int64_t{1});
+        // Brackets in strings and comments are not nesting.
+        const std::string brackets = repeat("[{", 5000);
+        const config quoted = parse_config("[plugins.x]\ns = \"" + brackets + "\" # " + brackets + "\nm = \"\"\"" +
+                                               brackets + "\n\"\"\"\nl = '" + brackets + "'\n",
+                                           "t");
+        QCOMPARE(quoted.plugins.table("x")["s"].get_string().size(), brackets.size());
+    }
+
     void file_errors_name_the_file() {
         QTemporaryDir dir;
         const std::string missing = dir.filePath("absent.toml").toStdString();

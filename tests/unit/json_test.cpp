@@ -91,11 +91,60 @@ private slots:
         QCOMPARE(d["q"].get_document()["$regex"].type(), type::regex);
     }
 
+    // Options are sorted by code point, never byte by byte: a non-ASCII option stays valid UTF-8,
+    // so what from_json writes validates and what to_json prints parses back.
+    void regex_options_sort_by_code_point() {
+        const document d = from_json(R"({"a": {"$regularExpression": {"pattern": "x", "options": "éim"}}})");
+        QCOMPARE(d["a"].get_regex().options, std::string_view("imé"));
+        const document_view checked = document_view::validated({d.data(), d.size()});
+        QCOMPARE(checked.size(), d.size());
+        const std::string json = to_json(d, json_mode::canonical);
+        QCOMPARE(json, std::string(R"({"a": {"$regularExpression": {"pattern": "x", "options": "imé"}}})"));
+        QCOMPARE(from_json(json).view().size(), d.size());
+
+        // Unsorted options in BSON someone else wrote (the corpus's "flags not alphabetized",
+        // with a non-ASCII flag): printed sorted and valid.
+        const std::uint8_t degenerate[] = {0x0F, 0, 0, 0, 0x0B, 'a', 0, 'x', 0, 0xC3, 0xA9, 'm', 'i', 0, 0};
+        const document_view raw = document_view::validated(degenerate);
+        QCOMPARE(to_json(raw, json_mode::canonical),
+                 std::string(R"({"a": {"$regularExpression": {"pattern": "x", "options": "imé"}}})"));
+
+        // The builder: a four-byte sequence after ASCII letters, given first.
+        const document built = make_document(kvp("r", regex{"p", "\xF0\x9F\x98\x80sa"}));
+        QCOMPARE(built["r"].get_regex().options, std::string_view("as\xF0\x9F\x98\x80"));
+        QCOMPARE(document_view::validated({built.data(), built.size()}).size(), built.size());
+        // ASCII options sort as before.
+        QCOMPARE(from_json(R"({"r": {"$regularExpression": {"pattern": "a", "options": "xsmi"}}})")["r"].get_regex().options,
+                 std::string_view("imsx"));
+    }
+
     void uuid_form() {
         const document d = from_json(R"({"u": {"$uuid": "73ffd264-44b3-4c69-90e8-e7d1dfc035d4"}})");
         QCOMPARE(d["u"].get_binary().subtype, binary_subtype::uuid);
         QCOMPARE(d["u"].get_binary().bytes[0], std::uint8_t(0x73));
         QCOMPARE(d["u"].get_binary().bytes[15], std::uint8_t(0xd4));
+    }
+
+    // Subtype 4 of another length than 16: valid BSON (the spec fixes no length), so what
+    // to_json writes for it, from_json must read back, byte for byte.
+    void uuid_subtype_of_any_length_round_trips() {
+        for (const std::size_t n : {std::size_t{0}, std::size_t{2}, std::size_t{15}, std::size_t{17}}) {
+            const std::vector<std::uint8_t> bytes(n, 0xAB);
+            const document d = make_document(kvp("u", binary{binary_subtype::uuid, bytes}));
+            QCOMPARE(document_view::validated({d.data(), d.size()}).size(), d.size());
+            for (const json_mode mode : {json_mode::canonical, json_mode::relaxed}) {
+                const std::string json = to_json(d, mode);
+                QVERIFY2(contains(json, R"("subType": "04")"), json.c_str());
+                const document back = from_json(json);
+                QCOMPARE(std::vector<std::uint8_t>(back.data(), back.data() + back.size()),
+                         std::vector<std::uint8_t>(d.data(), d.data() + d.size()));
+            }
+        }
+        QCOMPARE(from_json(R"({"u": {"$binary": {"base64": "q6s=", "subType": "04"}}})")["u"].get_binary().bytes.size(),
+                 std::size_t{2});
+        // The typed UUID accessor still wants 16 bytes, and "$uuid" text still means 16 bytes.
+        QVERIFY_THROWS_EXCEPTION(bson_error, from_json(R"({"u": {"$binary": {"base64": "q6s=", "subType": "04"}}})")["u"].get_uuid());
+        QVERIFY(contains(parse_error(R"({"u": {"$uuid": "73ffd264-44b3-90e8-e7d1dfc035d4"}})").what(), "uuid"));
     }
 
     void errors_name_line_column_and_offset() {

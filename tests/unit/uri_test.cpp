@@ -92,6 +92,7 @@ private slots:
     void round_trip_srv_and_sockets();
     void round_trip_auth_and_tls();
     void deprecated_spellings();
+    void decoded_parts_must_be_utf8_without_nul();
 };
 
 void UriTest::errors_name_option_and_reason() {
@@ -517,6 +518,37 @@ void UriTest::deprecated_spellings() {
     cs = parse_uri("mongodb://h/?ssl=true");
     QVERIFY(cs.warnings.empty());
     QCOMPARE(cs.options.tls.enabled, std::optional<bool>(true));
+}
+
+// Every percent-decoded part must be UTF-8 text without NUL: appName=%FF%FE went into the
+// handshake as invalid UTF-8, and replicaSet=r%00s cut error lines at the NUL. The error quotes
+// the part as written, so the message itself is valid UTF-8 with no NUL.
+void UriTest::decoded_parts_must_be_utf8_without_nul() {
+    const struct {
+        const char* uri;
+        const char* expected;
+    } cases[] = {
+        {"mongodb://h/?appName=%FF%FE", "the value of option appName '%FF%FE' is not valid UTF-8 (decoded byte 0, 0xFF)"},
+        {"mongodb://h/?replicaSet=r%00s", "the value of option replicaSet 'r%00s' holds a NUL character (decoded byte 1)"},
+        {"mongodb://h/?app%00Name=x", "option name 'app%00Name' holds a NUL character"},
+        {"mongodb://h/db%C3", "the database name 'db%C3' is not valid UTF-8 (decoded byte 2, 0xC3)"},
+        {"mongodb://us%E9r:pw@h", "the user name 'us%E9r' is not valid UTF-8"},
+        {"mongodb://user:p%00w@h", "the password (not shown) holds a NUL character"},
+        {"mongodb://%2Ftmp%2F%00.sock", "host '%2Ftmp%2F%00.sock' holds a NUL character"},
+        {"mongodb://h/?authMechanismProperties=A:%ED%A0%80", "is not valid UTF-8 (decoded byte 2, 0xED)"},  // a surrogate
+    };
+    for (const auto& c : cases) {
+        const std::string e = parse_error(c.uri);
+        QVERIFY2(contains(e, c.expected), (std::string(c.uri) + " -> " + e).c_str());
+        QVERIFY2(e.find('\0') == std::string::npos, c.uri);
+        // Valid UTF-8: decoding it replaces nothing.
+        QVERIFY2(QString::fromUtf8(e.data(), static_cast<qsizetype>(e.size())).toUtf8().toStdString() == e, c.uri);
+    }
+    QVERIFY(!contains(parse_error("mongodb://user:p%00w@h"), "p%00w"));
+    // Valid UTF-8 decodes as before.
+    const connection_string cs = parse_uri("mongodb://h/?appName=caf%C3%A9&replicaSet=r%C3%A9s");
+    QCOMPARE(cs.options.app_name, std::optional<std::string>("café"));
+    QCOMPARE(cs.options.replica_set, std::optional<std::string>("rés"));
 }
 
 QTEST_APPLESS_MAIN(UriTest)

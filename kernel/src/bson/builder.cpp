@@ -1,5 +1,7 @@
 #include "trellis/bson/builder.hpp"
 
+#include "bson/utf8.hpp"
+
 #include <algorithm>
 #include <charconv>
 
@@ -134,13 +136,10 @@ void value_traits<binary>::write(builder& b, const binary& v) {
 
 void value_traits<regex>::write(builder& b, const regex& v) {
     b.write_cstring(v.pattern, "regex pattern");
-    if (std::is_sorted(v.options.begin(), v.options.end())) {
+    if (std::is_sorted(v.options.begin(), v.options.end()))  // sorted bytes are sorted code points
         b.write_cstring(v.options, "regex options");
-    } else {
-        std::string sorted(v.options);
-        std::sort(sorted.begin(), sorted.end());
-        b.write_cstring(sorted, "regex options");
-    }
+    else
+        b.write_cstring(detail::sorted_regex_options(v.options), "regex options");
 }
 
 }  // namespace trellis::bson

@@ -650,8 +650,8 @@ private:
         std::vector<std::uint8_t> bytes;
         if (auto decoded = base64::decode(data->text)) bytes = std::move(*decoded);
         else fail(*data, "invalid (or unpadded) base64 in \"$binary\"");
-        if (subtype == binary_subtype::uuid && bytes.size() != 16)
-            fail(*data, "UUID binary (subtype 4) must be 16 bytes, got " + std::to_string(bytes.size()));
+        // Any length, subtype 4 included: BSON does not fix one, validation accepts every length,
+        // and to_json writes them so. Only "$uuid" (its text form) is always 16 bytes.
         put(b, key, binary{subtype, bytes});
     }
 
@@ -822,8 +822,7 @@ void write_value(const element& e, std::string& out, json_mode mode) {
         case type::null: out += "null"; return;
         case type::regex: {
             const regex r = e.get_regex();
-            std::string options(r.options);
-            std::sort(options.begin(), options.end());
+            const std::string options = detail::sorted_regex_options(r.options);
             out += R"({"$regularExpression": {"pattern": )";
             write_escaped(out, r.pattern);
             out += R"(, "options": )";

@@ -4,7 +4,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
 
 namespace trellis::bson::detail {
 
@@ -50,5 +54,29 @@ inline std::size_t utf8_valid_prefix(const std::uint8_t* s, std::size_t n) noexc
 }
 
 inline bool utf8_valid(const std::uint8_t* s, std::size_t n) noexcept { return utf8_valid_prefix(s, n) == n; }
+
+/// Regex options in the order BSON stores them: sorted by code point, each UTF-8 sequence kept
+/// whole (sorting bytes would split a non-ASCII option into invalid UTF-8). A byte that does not
+/// start a valid sequence sorts as a unit of its own. ASCII options, the usual case, sort as bytes.
+inline std::string sorted_regex_options(std::string_view options) {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(options.data());
+    std::vector<std::string_view> units;
+    for (std::size_t i = 0; i < options.size();) {
+        std::size_t len = 1;
+        const std::uint8_t c = p[i];
+        if (c >= 0xC2) {
+            const std::size_t want = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+            if (i + want <= options.size() && utf8_valid(p + i, want)) len = want;
+        }
+        units.push_back(options.substr(i, len));
+        i += len;
+    }
+    // Byte order of whole UTF-8 sequences is code point order.
+    std::stable_sort(units.begin(), units.end());
+    std::string out;
+    out.reserve(options.size());
+    for (const std::string_view u : units) out += u;
+    return out;
+}
 
 }  // namespace trellis::bson::detail

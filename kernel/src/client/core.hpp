@@ -219,6 +219,8 @@ private:
     template <class F>
     bool call_cursor_manager(std::string_view call, F&& f);
     void on_server_description(const sdk::server_description& d);
+    void apply_description(const sdk::server_description& d);
+    void drain_deferred();
     void publish(std::shared_ptr<const sdk::topology_description> previous, std::shared_ptr<const sdk::topology_description> next,
                  const sdk::server_description* processed);
     void reconcile_servers();
@@ -243,7 +245,8 @@ private:
     asio::awaitable<void> rtt_loop(std::shared_ptr<server_state> s);
     asio::awaitable<std::unique_ptr<conn::connection>> monitor_connection(std::shared_ptr<server_state> s,
                                                                           asio::cancellation_signal& cancel,
-                                                                          std::string& failure, std::error_code& code);
+                                                                          std::string& failure, std::error_code& code,
+                                                                          std::optional<bson::document>* refused_hello = nullptr);
     void emit(const sdam_event& e) const;
 
     // operations (operations.cpp)
@@ -279,6 +282,10 @@ private:
     std::vector<server_session> sessions_;                        // strand
     std::atomic<bool> in_request_{false};
     bool open_ = false;  // strand
+    /// Failed checks of servers that were Unknown already, by address (the latest each): applied
+    /// in slices of bounded time so that thousands of them never hold the strand (strand).
+    std::map<std::string, sdk::server_description> deferred_;
+    bool draining_ = false;  // strand
     std::atomic<bool> final_{false};
     std::mt19937_64 random_{std::random_device{}()};
 };

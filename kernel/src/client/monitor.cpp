@@ -30,7 +30,8 @@ std::string errmsg_of(bson::document_view reply) {
 
 asio::awaitable<std::unique_ptr<conn::connection>> client_core::monitor_connection(std::shared_ptr<server_state> s,
                                                                                   asio::cancellation_signal& cancel,
-                                                                                  std::string& failure, std::error_code& code) {
+                                                                                  std::string& failure, std::error_code& code,
+                                                                                  std::optional<bson::document>* refused_hello) {
     auto settings = std::make_shared<conn::establish_settings>(*s->settings);
     settings->authenticate = {};
     settings->connection.on_command = {};
@@ -43,6 +44,7 @@ asio::awaitable<std::unique_ptr<conn::connection>> client_core::monitor_connecti
     if (f) {
         failure = f.message;
         code = f.code;
+        if (refused_hello) *refused_hello = std::move(f.hello_reply);
         co_return nullptr;
     }
     co_return std::move(c);
@@ -58,11 +60,17 @@ asio::awaitable<bool> client_core::check(std::shared_ptr<server_state> s, bool r
     std::optional<bson::document> reply;
     std::chrono::nanoseconds duration{0};
     if (!s->monitor) {
-        auto c = co_await monitor_connection(s, s->cancel_monitor, failure, code);
+        const auto started = std::chrono::steady_clock::now();
+        auto c = co_await monitor_connection(s, s->cancel_monitor, failure, code, &reply);
         if (c) {
             reply = c->description().hello_reply;
             duration = c->description().hello_duration;
             s->monitor = std::move(c);
+        } else if (reply) {
+            // The server answered, with wire versions Trellis cannot speak: SDAM must see its
+            // description (the topology becomes incompatible and selection fails at once) rather
+            // than an Unknown server that selection would wait for.
+            duration = std::chrono::steady_clock::now() - started;
         }
     } else {
         conn::command_request r;

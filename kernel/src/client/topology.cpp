@@ -12,6 +12,7 @@
 
 #include "client/core.hpp"
 #include "plugin/guard.hpp"
+#include "sdam/internal.hpp"
 #include "trellis/bson/builder.hpp"
 #include "trellis/errors.hpp"
 #include "trellis/selection.hpp"
@@ -38,6 +39,28 @@ server_address address_from(const std::string& address) {
     a.host = host;
     a.type = classify_host(host);
     return a;
+}
+
+// Error messages name at most this many servers, then say how many more there are: a topology
+// of thousands would make a line of hundreds of kilobytes.
+constexpr std::size_t listed_in_errors = 10;
+constexpr std::size_t longest_item_in_errors = 300;
+
+// items(i) for the first listed_in_errors items (each cut at longest_item_in_errors
+// characters), then "and N more".
+template <class Item>
+void list_some(std::ostringstream& out, std::size_t count, std::string_view separator, Item&& item) {
+    const std::size_t shown = std::min(count, listed_in_errors);
+    for (std::size_t i = 0; i < shown; ++i) {
+        std::string text = item(i);
+        if (text.size() > longest_item_in_errors) {
+            std::size_t cut = longest_item_in_errors;
+            while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 sequence
+            text = text.substr(0, cut) + "...";
+        }
+        out << (i ? separator : "") << text;
+    }
+    if (count > shown) out << separator << "and " << (count - shown) << " more";
 }
 
 std::string describe(const sdk::server_description& s) {
@@ -263,6 +286,46 @@ std::string client_core::strategy_call(const sdk::topology_strategy& s, std::str
 
 void client_core::on_server_description(const sdk::server_description& d) {
     if (!open_ || !servers_.count(d.address)) return;
+    const auto* now = current_->find(d.address);
+    if (d.type == sdk::server_type::unknown && now && now->type == sdk::server_type::unknown) {
+        // A server that stays Unknown: nothing a selection waits for. When its error is the same
+        // there is nothing to do at all; otherwise the change waits its turn in the next slice.
+        if (sdam::same_description(*now, d)) {
+            deferred_.erase(d.address);
+            return;
+        }
+        deferred_.insert_or_assign(d.address, d);
+        if (!draining_) {
+            draining_ = true;
+            asio::post(strand_, [self = shared_from_this()] { self->drain_deferred(); });
+        }
+        return;
+    }
+    deferred_.erase(d.address);  // older than this one
+    apply_description(d);
+}
+
+// Each update copies the whole description (the strategy's pure function): with thousands of
+// unreachable servers failing their first check, applying them all in one go would keep
+// timers (a selection's deadline) and replies waiting for seconds.
+void client_core::drain_deferred() {
+    constexpr auto slice = std::chrono::milliseconds(5);
+    const auto until = std::chrono::steady_clock::now() + slice;
+    while (open_ && !deferred_.empty() && std::chrono::steady_clock::now() < until) {
+        auto node = deferred_.extract(deferred_.begin());
+        if (!servers_.count(node.key())) continue;
+        if (const auto* now = current_->find(node.key()); now && sdam::same_description(*now, node.mapped())) continue;
+        apply_description(node.mapped());
+    }
+    if (!open_) deferred_.clear();
+    if (deferred_.empty()) {
+        draining_ = false;
+        return;
+    }
+    asio::post(strand_, [self = shared_from_this()] { self->drain_deferred(); });
+}
+
+void client_core::apply_description(const sdk::server_description& d) {
     auto previous = current_;
     auto& strategy = strategy_for(*previous);
     std::shared_ptr<const sdk::topology_description> next;
@@ -277,40 +340,70 @@ void client_core::on_server_description(const sdk::server_description& d) {
     publish(previous, next, &d);
 }
 
+namespace {
+
+bool unknown_or_possible(const sdk::server_description* s) {
+    return s->type == sdk::server_type::unknown || s->type == sdk::server_type::possible_primary;
+}
+
+}  // namespace
+
+// Work in proportion to what changed: the diff walks both descriptions once, and only the
+// servers it names are touched.
 void client_core::publish(std::shared_ptr<const sdk::topology_description> previous,
                           std::shared_ptr<const sdk::topology_description> next, const sdk::server_description* processed) {
     {
         std::lock_guard lock(mutex_);
         current_ = next;
     }
-    reconcile_servers();
-    for (const auto& s : next->servers) {
-        auto it = servers_.find(s.address);
-        if (it == servers_.end()) continue;
-        if (s.type != sdk::server_type::unknown) {
+    const sdam::detail::topology_diff diff = sdam::detail::diff(*previous, *next, processed);
+    for (const auto* s : diff.closed) remove_server(s->address);
+    for (const auto* s : diff.opened)
+        if (!servers_.count(s->address)) add_server(s->address);
+    const auto ready_if_known = [&](const sdk::server_description& s) {
+        if (s.type == sdk::server_type::unknown) return;
+        if (auto it = servers_.find(s.address); it != servers_.end()) it->second->pool->ready();
+    };
+    // CMAP: a successful check makes the server's pool ready, even when it changed nothing.
+    if (processed)
+        if (const auto* now = next->find(processed->address)) ready_if_known(*now);
+    for (const auto* s : diff.opened) ready_if_known(*s);
+    for (const auto& c : diff.changed) {
+        auto it = servers_.find(c.before->address);
+        if (it == servers_.end()) continue;  // removed
+        if (c.after->type != sdk::server_type::unknown) {
             it->second->pool->ready();
-        } else if (const auto* before = previous->find(s.address);
-                   before && before->type != sdk::server_type::unknown && (!processed || processed->address != s.address)) {
+        } else if (c.before->type != sdk::server_type::unknown && (!processed || processed->address != c.after->address)) {
             // Another server's reply made this one Unknown (a stale primary, a member that left):
             // check it now rather than at its next heartbeat. A stale primary older than 4.2
             // also loses its connections (SDAM: servers before 4.2 close them on stepdown).
-            if (before->type == sdk::server_type::rs_primary && before->max_wire_version < sdam::wire_version_4_2) {
+            if (c.before->type == sdk::server_type::rs_primary && c.before->max_wire_version < sdam::wire_version_4_2) {
                 it->second->pool->clear();
                 ++it->second->pool_generation;
             }
             request_check(*it->second);
         }
     }
-    const auto events = processed ? sdam::description_events(*previous, *next, *processed, topology_id_)
-                                  : sdam::description_events(*previous, *next, topology_id_);
-    for (const auto& e : events) emit(e);
-    wake_selectors();
+    if (settings_.on_sdam)
+        for (const auto& e : sdam::detail::events_of(diff, *previous, *next, topology_id_)) emit(e);
+    // A server that stays Unknown cannot make a waiting selection succeed; anything else may
+    // (a new lastWriteDate or round trip changes staleness and the latency window).
+    bool quiet = processed && unknown_or_possible(processed) && diff.opened.empty() && diff.closed.empty() &&
+                 sdam::detail::same_topology_fields(*previous, *next);
+    if (quiet) {
+        const auto* before = previous->find(processed->address);
+        quiet = before && unknown_or_possible(before);
+    }
+    if (!quiet) wake_selectors();
 }
 
 void client_core::reconcile_servers() {
+    std::vector<std::string_view> wanted;
+    for (const auto& s : current_->servers) wanted.emplace_back(s.address);
+    std::sort(wanted.begin(), wanted.end());
     std::vector<std::string> gone;
     for (auto& [a, s] : servers_)
-        if (!current_->find(a)) gone.push_back(a);
+        if (!std::binary_search(wanted.begin(), wanted.end(), std::string_view(a))) gone.push_back(a);
     for (auto& a : gone) remove_server(a);
     for (const auto& s : current_->servers)
         if (!servers_.count(s.address)) add_server(s.address);
@@ -465,14 +558,14 @@ asio::awaitable<client_core::selected> client_core::select(const sdk::operation_
             msg << " within " << options_.server_selection_timeout.count() << " ms; topology " << to_string(t->type);
             if (t->set_name) msg << " (set " << *t->set_name << ")";
             msg << ": ";
-            for (std::size_t i = 0; i < why.size(); ++i) msg << (i ? "; " : "") << why[i];
+            list_some(msg, why.size(), "; ", [&](std::size_t i) { return why[i]; });
             // Each server's state and last error, which the why-not lines may not say.
             if (!t->servers.empty()) {
                 msg << (why.empty() ? "" : "; ") << "servers: ";
-                for (std::size_t i = 0; i < t->servers.size(); ++i) msg << (i ? "; " : "") << describe(t->servers[i]);
+                list_some(msg, t->servers.size(), "; ", [&](std::size_t i) { return describe(t->servers[i]); });
             } else {
-                msg << (why.empty() ? "" : "; ") << "no servers left (the seeds";
-                for (const auto& h : options_.hosts) msg << ' ' << sdam::address_of(h);
+                msg << (why.empty() ? "" : "; ") << "no servers left (the seeds ";
+                list_some(msg, options_.hosts.size(), " ", [&](std::size_t i) { return sdam::address_of(options_.hosts[i]); });
                 msg << " were removed from the topology";
                 if (options_.replica_set) msg << "; is replicaSet=" << *options_.replica_set << " right?";
                 msg << ")";

@@ -561,6 +561,7 @@ bool is_word_char(char c) {
 
 config parse(std::string_view text, std::string_view source_name, std::filesystem::path base) {
     reader r(source_name, std::move(base));
+    check_nesting(text, r.source.name());
     toml::table root;
     try {
         root = toml::parse(text, std::string_view(source_name));

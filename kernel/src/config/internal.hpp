@@ -64,6 +64,11 @@ struct candidate {
 /// one edit in three characters, at least one); nullopt otherwise.
 std::optional<std::string> closest(std::string_view word, std::span<const candidate> candidates);
 
+/// Throws config_error (with the line and column) when tables and arrays nest deeper than a BSON
+/// document may (bson::validation_options::max_depth, counting the root table as the top level).
+/// Run on the text before toml++ parses it, since toml++ recurses into every level.
+void check_nesting(std::string_view text, const std::string& source_name);
+
 /// Converts a [plugins.<name>] table to BSON (see plugin_settings::tables). path is the table's
 /// dotted key, for messages.
 bson::document to_bson(const source_file& source, const toml::table& table, const std::string& path);

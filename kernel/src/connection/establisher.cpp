@@ -152,7 +152,9 @@ struct establish_op : std::enable_shared_from_this<establish_op> {
         try {
             d = handshake::parse_hello_reply(conn->address(), reply.body, offered);
         } catch (const trellis::error& e) {
-            return finish({e.code(), e.what()});
+            establish_failure f{e.code(), e.what(), std::nullopt};
+            if (e.code() == errc::incompatible_server) f.hello_reply = bson::document(reply.body);
+            return finish(std::move(f));
         }
         d.hello_reply = bson::document(reply.body);
         d.hello_duration = reply.duration;

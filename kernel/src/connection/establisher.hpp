@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -34,6 +35,9 @@ struct establish_settings {
 struct establish_failure {
     std::error_code code;
     std::string message;
+    /// The server's hello reply when the hello itself succeeded but the connection was refused
+    /// for what it said (incompatible wire versions): a monitor still learns the server from it.
+    std::optional<bson::document> hello_reply{};
     explicit operator bool() const noexcept { return static_cast<bool>(code); }
 };
 

@@ -345,11 +345,15 @@ server_description parse_hello(std::string address, bson::document_view reply, c
 
 namespace {
 
-bool same_set(std::vector<std::string> a, std::vector<std::string> b) {
+// Host lists compare as sets. Replies list them in the same order nearly always, so that is
+// tried before sorting copies.
+bool same_set(const std::vector<std::string>& a, const std::vector<std::string>& b) {
     if (a.size() != b.size()) return false;
-    std::sort(a.begin(), a.end());
-    std::sort(b.begin(), b.end());
-    return a == b;
+    if (a == b) return true;
+    std::vector<std::string_view> x(a.begin(), a.end()), y(b.begin(), b.end());
+    std::sort(x.begin(), x.end());
+    std::sort(y.begin(), y.end());
+    return x == y;
 }
 
 // PossiblePrimary only orders a single-threaded client's scan; for everyone else it is
@@ -371,16 +375,27 @@ bool same_description(const server_description& a, const server_description& b) 
            a.topology_version == b.topology_version && a.is_cryptd == b.is_cryptd;
 }
 
+std::vector<const server_description*> detail::by_address(const topology_description& t) {
+    std::vector<const server_description*> out;
+    out.reserve(t.servers.size());
+    for (const server_description& s : t.servers) out.push_back(&s);
+    const auto less = [](const server_description* x, const server_description* y) { return x->address < y->address; };
+    if (!std::is_sorted(out.begin(), out.end(), less)) std::sort(out.begin(), out.end(), less);
+    return out;
+}
+
+bool detail::same_topology_fields(const topology_description& a, const topology_description& b) {
+    return a.type == b.type && a.set_name == b.set_name && a.max_set_version == b.max_set_version &&
+           a.max_election_id == b.max_election_id && a.compatible == b.compatible &&
+           a.compatibility_error == b.compatibility_error &&
+           a.logical_session_timeout_minutes == b.logical_session_timeout_minutes;
+}
+
 bool same_topology(const topology_description& a, const topology_description& b) {
-    if (a.type != b.type || a.set_name != b.set_name || a.max_set_version != b.max_set_version ||
-        a.max_election_id != b.max_election_id || a.compatible != b.compatible ||
-        a.compatibility_error != b.compatibility_error ||
-        a.logical_session_timeout_minutes != b.logical_session_timeout_minutes || a.servers.size() != b.servers.size())
-        return false;
-    for (const server_description& s : a.servers) {
-        const server_description* other = b.find(s.address);
-        if (!other || !same_description(s, *other)) return false;
-    }
+    if (!detail::same_topology_fields(a, b) || a.servers.size() != b.servers.size()) return false;
+    const auto x = detail::by_address(a), y = detail::by_address(b);
+    for (std::size_t i = 0; i < x.size(); ++i)
+        if (!same_description(*x[i], *y[i])) return false;  // same_description compares addresses too
     return true;
 }
 

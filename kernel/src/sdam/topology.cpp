@@ -1,5 +1,7 @@
 // TopologyDescription: the initial description and "updating the TopologyDescription".
 #include <algorithm>
+#include <string_view>
+#include <utility>
 
 #include "trellis/errors.hpp"
 #include "trellis/sdam.hpp"
@@ -9,23 +11,24 @@ namespace trellis::sdam {
 namespace {
 
 server_description* find_server(topology_description& t, const std::string& address) noexcept {
-    for (auto& s : t.servers)
-        if (s.address == address) return &s;
-    return nullptr;
+    return const_cast<server_description*>(std::as_const(t).find(address));
 }
 
 void remove_server(topology_description& t, const std::string& address) {
     std::erase_if(t.servers, [&](const server_description& s) { return s.address == address; });
 }
 
-// Keeps servers ordered by address.
-void add_unknown(topology_description& t, const std::string& address) {
-    const auto at = std::lower_bound(t.servers.begin(), t.servers.end(), address,
-                                     [](const server_description& s, const std::string& a) { return s.address < a; });
-    if (at != t.servers.end() && at->address == address) return;
-    server_description sd;
-    sd.address = address;
-    t.servers.insert(at, std::move(sd));
+bool address_less(const server_description& a, const server_description& b) noexcept { return a.address < b.address; }
+
+// The members a reply lists (hosts, passives, arbiters), sorted and distinct.
+std::vector<std::string_view> members_of(const server_description& from) {
+    std::vector<std::string_view> out;
+    out.reserve(from.hosts.size() + from.passives.size() + from.arbiters.size());
+    for (const auto* list : {&from.hosts, &from.passives, &from.arbiters})
+        for (const std::string& address : *list) out.emplace_back(address);
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
 }
 
 bool has_primary(const topology_description& t) noexcept {
@@ -37,9 +40,30 @@ void check_if_has_primary(topology_description& t) noexcept {
     t.type = has_primary(t) ? topology_type::replica_set_with_primary : topology_type::replica_set_no_primary;
 }
 
+// Adds an Unknown server for each member not in the topology yet, keeping servers ordered by
+// address: one merge of two sorted lists, however many members the reply lists.
 void add_members(topology_description& t, const server_description& from) {
-    for (const auto* list : {&from.hosts, &from.passives, &from.arbiters})
-        for (const std::string& address : *list) add_unknown(t, address);
+    const std::vector<std::string_view> members = members_of(from);
+    if (!std::is_sorted(t.servers.begin(), t.servers.end(), address_less))
+        std::sort(t.servers.begin(), t.servers.end(), address_less);
+    std::vector<std::string_view> missing;
+    std::size_t i = 0;
+    for (const std::string_view a : members) {
+        while (i < t.servers.size() && t.servers[i].address < a) ++i;
+        if (i == t.servers.size() || t.servers[i].address != a) missing.push_back(a);
+    }
+    if (missing.empty()) return;
+    std::vector<server_description> merged;
+    merged.reserve(t.servers.size() + missing.size());
+    auto have = t.servers.begin();
+    for (const std::string_view a : missing) {
+        while (have != t.servers.end() && have->address < a) merged.push_back(std::move(*have++));
+        server_description sd;
+        sd.address = std::string(a);
+        merged.push_back(std::move(sd));
+    }
+    while (have != t.servers.end()) merged.push_back(std::move(*have++));
+    t.servers = std::move(merged);
 }
 
 void mark_possible_primary(topology_description& t, const server_description& from) {
@@ -146,11 +170,9 @@ void update_rs_from_primary(update_result& r, const server_description& sd) {
     }
 
     add_members(t, sd);
+    const std::vector<std::string_view> members = members_of(sd);
     std::erase_if(t.servers, [&](const server_description& s) {
-        const auto in = [&](const std::vector<std::string>& list) {
-            return std::find(list.begin(), list.end(), s.address) != list.end();
-        };
-        return !in(sd.hosts) && !in(sd.passives) && !in(sd.arbiters);
+        return !std::binary_search(members.begin(), members.end(), std::string_view(s.address));
     });
     check_if_has_primary(t);
 }

@@ -17,7 +17,7 @@ using std::chrono::milliseconds;
 
 [[noreturn]] void fail(const std::string& what) { throw configuration_error(what); }
 
-std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string quoted(std::string_view s) { return "'" + printable(s) + "'"; }
 
 std::string ms_text(milliseconds d) { return std::to_string(d.count()) + " ms"; }
 

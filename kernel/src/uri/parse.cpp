@@ -21,7 +21,12 @@ using std::chrono::milliseconds;
 
 [[noreturn]] void fail(const std::string& what) { throw configuration_error(what); }
 
-std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string quoted(std::string_view s) { return "'" + printable(s) + "'"; }
+
+// Every decoded part must be text (UTF-8, no NUL). `raw` is shown as written, unless secret.
+void require_text(const std::string& decoded, std::string_view raw, const std::string& what, bool secret = false) {
+    if (auto why = text_problem(decoded)) fail(what + (secret ? std::string() : " " + quoted(raw)) + " " + *why);
+}
 
 constexpr std::int64_t int32_max = std::numeric_limits<std::int32_t>::max();
 constexpr std::int64_t int64_max = std::numeric_limits<std::int64_t>::max();
@@ -66,6 +71,8 @@ void parse_userinfo(std::string_view info, auth_options& auth) {
         colon == std::string_view::npos ? std::optional<std::string>() : percent_decode(info.substr(colon + 1));
     if (!user || (colon != std::string_view::npos && !password))
         fail("the user information has a '%' that is not followed by two hex digits" + hint);
+    require_text(*user, info.substr(0, colon), "the user name");
+    if (password) require_text(*password, {}, "the password (not shown)", true);
     auth.username = *user;
     if (colon != std::string_view::npos) auth.password = *password;
 }
@@ -139,6 +146,7 @@ server_address parse_host(std::string_view text) {
         if (colon != std::string_view::npos) port = text.substr(colon + 1);
         const auto name = percent_decode(text.substr(0, colon));
         if (!name) fail("host " + quoted(text) + " has a '%' that is not followed by two hex digits");
+        require_text(*name, text, "host");
         if (name->empty()) fail("host " + quoted(text) + " has no name before its port");
         a.host = *name;
         if (name->find('/') != std::string::npos) {
@@ -165,6 +173,7 @@ server_address parse_host(std::string_view text) {
 void parse_database(std::string_view raw, client_options& o) {
     const auto db = percent_decode(raw);
     if (!db) fail("the database name has a '%' that is not followed by two hex digits");
+    require_text(*db, raw, "the database name");
     if (db->find_first_of("/\\ \"$") != std::string::npos)
         fail("database name " + quoted(*db) + " cannot contain '/', '\\', ' ', '\"' or '$'");
     if (!db->empty()) o.database = *db;
@@ -499,6 +508,9 @@ std::vector<raw_option> split_options(std::string_view query) {
             fail("option name " + quoted(pair.substr(0, eq)) + " has a '%' that is not followed by two hex digits");
         auto value = percent_decode(pair.substr(eq + 1));
         if (!value) fail("the value of option " + quoted(*key) + " has a '%' that is not followed by two hex digits");
+        require_text(*key, pair.substr(0, eq), "option name");
+        const bool secret = lower(*key).find("password") != std::string::npos;
+        require_text(*value, pair.substr(eq + 1), "the value of option " + *key + (secret ? " (not shown)" : ""), secret);
         std::string low = lower(*key);
         out.push_back({std::move(*key), std::move(low), std::move(*value)});
     }

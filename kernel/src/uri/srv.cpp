@@ -13,7 +13,7 @@ using namespace uri_detail;
 
 [[noreturn]] void fail(const std::string& what) { throw configuration_error(what); }
 
-std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string quoted(std::string_view s) { return "'" + printable(s) + "'"; }
 
 std::string dns_name(std::string_view name) {
     if (name.ends_with('.')) name.remove_suffix(1);
@@ -36,6 +36,8 @@ void apply_txt(const std::string& text, connection_string& cs) {
         const auto key = percent_decode(pair.substr(0, eq));
         const auto value = percent_decode(pair.substr(eq + 1));
         if (!key || !value) fail("the TXT record has a '%' that is not followed by two hex digits");
+        for (const std::string* part : {&*key, &*value})
+            if (auto why = text_problem(*part)) fail("the TXT record option " + quoted(pair) + " " + *why);
         const std::string k = lower(*key);
         if (k == "authsource") {
             if (value->empty()) fail("the TXT record sets an empty authSource");

@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "bson/utf8.hpp"
+
 namespace trellis::uri_detail {
 
 inline char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
@@ -53,6 +55,49 @@ inline std::optional<std::string> percent_decode(std::string_view s) {
         if (hi < 0 || lo < 0) return std::nullopt;
         out += static_cast<char>(hi << 4 | lo);
         i += 2;
+    }
+    return out;
+}
+
+/// Why a percent-decoded value cannot be text (a NUL character, bytes that are not UTF-8),
+/// naming the byte; nullopt when it can. Every decoded part of a connection string must be text:
+/// it ends up in handshakes, commands and error lines.
+inline std::optional<std::string> text_problem(std::string_view decoded) {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(decoded.data());
+    if (const auto nul = decoded.find('\0'); nul != std::string_view::npos)
+        return "holds a NUL character (decoded byte " + std::to_string(nul) + ")";
+    if (const std::size_t valid = bson::detail::utf8_valid_prefix(p, decoded.size()); valid != decoded.size()) {
+        static constexpr char hex[] = "0123456789ABCDEF";
+        return std::string("is not valid UTF-8 (decoded byte ") + std::to_string(valid) + ", 0x" + hex[p[valid] >> 4] +
+               hex[p[valid] & 0xF] + ")";
+    }
+    return std::nullopt;
+}
+
+/// Text for an error message: valid UTF-8 as it is, every other byte and every control
+/// character percent-encoded, so that a message is never cut or garbled by what it quotes.
+inline std::string printable(std::string_view raw) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    const auto* p = reinterpret_cast<const std::uint8_t*>(raw.data());
+    std::string out;
+    for (std::size_t i = 0; i < raw.size();) {
+        const std::size_t valid = bson::detail::utf8_valid_prefix(p + i, raw.size() - i);
+        for (std::size_t k = i; k < i + valid; ++k) {
+            if (p[k] < 0x20 || p[k] == 0x7F) {
+                out += '%';
+                out += hex[p[k] >> 4];
+                out += hex[p[k] & 0xF];
+            } else {
+                out += static_cast<char>(p[k]);
+            }
+        }
+        i += valid;
+        if (i < raw.size()) {
+            out += '%';
+            out += hex[p[i] >> 4];
+            out += hex[p[i] & 0xF];
+            ++i;
+        }
     }
     return out;
 }

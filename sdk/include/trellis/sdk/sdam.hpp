@@ -4,6 +4,7 @@
 // selection read them. Names follow the spec, in C++ style.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -93,7 +94,12 @@ struct topology_description {
     /// makes the topology Single when there was exactly one seed, and is removed otherwise.
     std::size_t seed_count = 0;
 
+    /// The server of that address, or nullptr. A binary search (servers are ordered by
+    /// address); a strategy that keeps another order (master-slave) gets a scan when it misses.
     const server_description* find(const std::string& address) const noexcept {
+        const auto at = std::lower_bound(servers.begin(), servers.end(), address,
+                                         [](const server_description& s, const std::string& a) { return s.address < a; });
+        if (at != servers.end() && at->address == address) return &*at;
         for (const auto& s : servers)
             if (s.address == address) return &s;
         return nullptr;
