@@ -457,6 +457,57 @@ private slots:
         QVERIFY(sent("update").back()["updates"].get_array()[0].get_document()["u"].type() == bson::type::array);
     }
 
+    void a_cursors_session_is_not_shared() {
+        // A live cursor keeps its implicit session for its getMores; no other operation may use
+        // that lsid meanwhile (a shared lsid would make the server take a write for a retry).
+        auto c = (*client_)["crud"]["sessions"];
+        c.drop();
+        c.insert_many(docs({R"({"i": 1})", R"({"i": 2})", R"({"i": 3})"}));
+        trellis::find_options o;
+        o.batch_size = 1;
+        auto cur = c.find({}, o);
+        QVERIFY(cur.next());
+        QVERIFY(cur.id() != 0);
+        const auto find_lsid = bson::to_json(sent("find").back()["lsid"].get_document(), bson::json_mode::canonical);
+        for (int i = 0; i < 3; ++i) {
+            c.insert_one(doc(R"({"x": 1})"));
+            QVERIFY(bson::to_json(sent("insert").back()["lsid"].get_document(), bson::json_mode::canonical) != find_lsid);
+        }
+        while (cur.next()) {
+        }
+        QCOMPARE(bson::to_json(sent("getMore").back()["lsid"].get_document(), bson::json_mode::canonical), find_lsid);
+    }
+
+    void seeds_answer_from_the_topology_and_close_ends_sessions() {
+        std::vector<bson::document> seen;
+        std::mutex m;
+        trellis::client_settings settings;
+        settings.on_command = [&](const trellis::command_event& e) {
+            if (const auto* s = std::get_if<trellis::command_started_event>(&e)) {
+                std::lock_guard lock(m);
+                seen.push_back(s->command);
+            }
+        };
+        trellis::client c(sim_->uri(), std::move(settings));
+        c["crud"]["seeds"].insert_one(doc(R"({"x": 1})"));
+        // The seeds' properties: from the last hello, no command sent.
+        const auto before = seen.size();
+        QCOMPARE(c.max_bson_size(), 16 * 1024 * 1024);
+        QVERIFY(c.max_wire_version() >= 6);
+        QVERIFY(!c.address().empty());
+        QVERIFY(c.is_primary());
+        QCOMPARE(seen.size(), before);
+        // close(): endSessions with the session the insert used.
+        const auto lsid = bson::to_json(seen.back()["lsid"].get_document(), bson::json_mode::canonical);
+        c.close();
+        std::lock_guard lock(m);
+        QVERIFY(!seen.empty());
+        const auto& last = seen.back();
+        QCOMPARE((*last.view().begin()).key(), std::string_view("endSessions"));
+        QVERIFY(!last.find("lsid"));  // not itself in a session
+        QCOMPARE(bson::to_json(last["endSessions"].get_array()[0].get_document(), bson::json_mode::canonical), lsid);
+    }
+
     void writes_on_a_replica_set_are_retryable_where_the_spec_says() {
         sim::sim_config cfg;
         cfg.topology = sim::topology_kind::replica_set;

@@ -177,7 +177,7 @@ bool client::alive() {
     for (const auto& s : core_->snapshot()->servers) any_up = any_up || s.is_data_bearing();
     if (!any_up) return false;
     try {
-        wait(core_, core_->server_in_use());
+        wait(core_, core_->ping_in_use());
         return true;
     } catch (const error&) {
         return false;

@@ -47,6 +47,9 @@ struct server_state {
     std::int64_t pool_generation = 0;
     std::atomic<int> in_flight{0};
     std::string last_establish_error;  // the pool's last failed establishment, for errors
+    // From the last successful hello (the seeds' properties answer from them).
+    std::int32_t max_bson_size = 16 * 1024 * 1024;
+    std::int32_t max_message_size = 48'000'000;
 
     // Monitor.
     sdam::rtt_estimator rtt;
@@ -137,6 +140,7 @@ public:
         std::optional<std::string> pinned;         // this server only (getMore, killCursors)
         bool secondary_ok = false;                 // set for reads tried in turn (master-slave)
         bool unacknowledged = false;               // w: 0: no implicit session (the sessions spec)
+        bool no_session = false;                   // endSessions: sent without an lsid of its own
         /// The session to use (a cursor's, for getMore); unset: an implicit one, released at
         /// the end unless keep_session (find: the cursor keeps it while it lives on the server).
         std::optional<server_session> session;
@@ -202,8 +206,14 @@ public:
     void cursor_closed(cursor_state& c);
     void kill_cursors(const std::string& address, const std::string& ns, std::vector<std::int64_t> ids);
     asio::awaitable<void> flush_cursors_loop();
-    /// Selects the server writes would go to and returns its handshake facts.
+    /// The server writes would go to, with its facts from its last hello: no round trip when
+    /// one is known (waits for selection only when none is yet).
     asio::awaitable<reply_on> server_in_use();
+    /// A ping to the server writes would go to (alive()).
+    asio::awaitable<reply_on> ping_in_use();
+    /// endSessions for every pooled server session, to one available data-bearing server;
+    /// errors are ignored (servers expire sessions themselves).
+    asio::awaitable<void> end_sessions();
 
     /// Wraps a result as a cursor (cursor's constructor is private to it and its friend).
     static cursor make_cursor(std::shared_ptr<cursor_state> s) { return cursor(std::move(s)); }
@@ -250,9 +260,30 @@ private:
     void emit(const sdam_event& e) const;
 
     // operations (operations.cpp)
-    asio::awaitable<reply_on> attempt(server_state& s, const operation& op, const sdk::operation_requirements& req,
-                                      std::exception_ptr& failure, bool& retry_allowed, std::optional<server_session>& session,
-                                      bool& txn_assigned);
+    /// What one attempt on one server came to: a reply, or a failure (the typed exception, its
+    /// kind for branching, and whether the operation may be retried elsewhere).
+    struct outcome {
+        std::optional<reply_on> reply;
+        std::exception_ptr failure;
+        errc kind = errc::operation_failure;
+        bool retry_allowed = false;
+        /// The server answered (a command or write error), as opposed to a network or pool failure.
+        bool is_server_answer() const noexcept {
+            return kind == errc::operation_failure || kind == errc::not_primary || kind == errc::write_error;
+        }
+        std::string message() const;
+    };
+    /// What carries over from one attempt to the next: the session and whether the retryable
+    /// write's transaction number was taken (a retry reuses it).
+    struct attempt_state {
+        std::optional<server_session> session;
+        bool txn_assigned = false;
+    };
+    asio::awaitable<outcome> attempt(server_state& s, const operation& op, const sdk::operation_requirements& req,
+                                     attempt_state& st);
+    /// Selection and the attempts (a retry on a newly selected server; each server in turn for
+    /// in_turn strategies); the last outcome.
+    asio::awaitable<outcome> run_attempts(operation& op, const sdk::operation_requirements& req, attempt_state& st);
     server_session acquire_session();
     void release_session(server_session s);
 

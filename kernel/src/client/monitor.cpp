@@ -21,6 +21,12 @@ namespace {
 
 constexpr std::chrono::milliseconds min_check_interval{500};
 
+void note_limits(server_state& s, bson::document_view hello) {
+    if (auto e = hello.find("maxBsonObjectSize"); e && e->is_number()) s.max_bson_size = static_cast<std::int32_t>(e->as_int64());
+    if (auto e = hello.find("maxMessageSizeBytes"); e && e->is_number())
+        s.max_message_size = static_cast<std::int32_t>(e->as_int64());
+}
+
 std::string errmsg_of(bson::document_view reply) {
     if (auto m = reply.find("errmsg"); m && m->type() == bson::type::string) return std::string(m->get_string());
     return "hello failed";
@@ -92,6 +98,7 @@ asio::awaitable<bool> client_core::check(std::shared_ptr<server_state> s, bool r
         s->rtt.add_sample(duration);
         s->last_heartbeat = now;
         emit(server_heartbeat_succeeded_event{topology_id_, s->address, duration, *reply, false});
+        note_limits(*s, reply->view());
         on_server_description(sdam::parse_hello(s->address, reply->view(), s->rtt, now));
         co_return true;
     }
@@ -146,6 +153,7 @@ asio::awaitable<void> client_core::stream(std::shared_ptr<server_state> s) {
         }
         s->last_heartbeat = now;
         emit(server_heartbeat_succeeded_event{topology_id_, s->address, now - t0, bson::document(rep.body), true});
+        note_limits(*s, rep.body);
         on_server_description(sdam::parse_hello(s->address, rep.body, s->rtt, now));
         if (!rep.more_to_come || s->stopped) break;
         emit(server_heartbeat_started_event{topology_id_, s->address, true});

@@ -37,6 +37,12 @@ std::string code_name_of(bson::document_view reply) {
 }
 
 
+// The bulk_write_error of a reply with write errors or a write concern error.
+std::exception_ptr write_failure_of(bson::document_view reply, const std::string& where) {
+    return std::make_exception_ptr(ops::write_failure(ops::write_errors_of(reply), ops::write_concern_error_of(reply),
+                                                      ops::error_labels(reply), bson::document(reply), where, std::nullopt));
+}
+
 class core_killer final : public sdk::cursor_killer {
 public:
     explicit core_killer(client_core& core) : core_(core) {}
@@ -49,6 +55,15 @@ private:
 };
 
 }  // namespace
+
+std::string client_core::outcome::message() const {
+    try {
+        if (failure) std::rethrow_exception(failure);
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return {};
+}
 
 server_session client_core::acquire_session() {
     const auto now = std::chrono::steady_clock::now();
@@ -72,12 +87,15 @@ void client_core::release_session(server_session s) {
     sessions_.push_back(s);
 }
 
-asio::awaitable<client_core::reply_on> client_core::attempt(server_state& s, const operation& op,
-                                                              const sdk::operation_requirements& req,
-                                                              std::exception_ptr& failure, bool& retry_allowed,
-                                                              std::optional<server_session>& session, bool& txn_assigned) {
-    failure = nullptr;
-    retry_allowed = false;
+asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, const operation& op,
+                                                             const sdk::operation_requirements& req, attempt_state& st) {
+    auto& session = st.session;
+    outcome out;
+    auto failed = [&out](errc kind, std::exception_ptr e, bool retry) {
+        out.kind = kind;
+        out.failure = std::move(e);
+        out.retry_allowed = retry;
+    };
     struct in_flight_guard {
         server_state& s;
         explicit in_flight_guard(server_state& st) : s(st) { ++s.in_flight; }
@@ -87,14 +105,16 @@ asio::awaitable<client_core::reply_on> client_core::attempt(server_state& s, con
     const auto state = found == servers_.end() ? nullptr : found->second;  // keep it alive across awaits
     auto [ec, checked_out] = co_await s.pool->async_check_out(asio::as_tuple(asio::use_awaitable));
     if (ec) {
+        const bool retry = op.retryable && ec != errc::authentication_failed;
         if (ec == errc::pool_cleared || ec == errc::pool_closed) {
-            failure = make_failure(errc::auto_reconnect, s.address + ": " + ec.message() + " (the server is being checked again)");
+            failed(errc::auto_reconnect,
+                   make_failure(errc::auto_reconnect, s.address + ": " + ec.message() + " (the server is being checked again)"), retry);
         } else {
             const std::string why = s.last_establish_error.empty() ? s.address + ": " + ec.message() : s.last_establish_error;
-            failure = make_failure(ec == errc::authentication_failed ? errc::authentication_failed : errc::connection_failure, why);
+            const errc kind = ec == errc::authentication_failed ? errc::authentication_failed : errc::connection_failure;
+            failed(kind, make_failure(kind, why), retry);
         }
-        retry_allowed = op.retryable && ec != errc::authentication_failed;
-        co_return reply_on{};
+        co_return out;
     }
     auto* connection = static_cast<conn::connection*>(checked_out.get());
     const auto& d = connection->description();
@@ -105,16 +125,16 @@ asio::awaitable<client_core::reply_on> client_core::attempt(server_state& s, con
     b.concat(op.command.view());
     // Implicit sessions: every acknowledged operation on a deployment that supports sessions
     // carries an lsid; the same one on a retry and on a cursor's getMore.
-    const bool sessions_supported = current_->logical_session_timeout_minutes.has_value() &&
+    const bool sessions_supported = !op.no_session && current_->logical_session_timeout_minutes.has_value() &&
                                     d.logical_session_timeout_minutes.has_value() && !op.unacknowledged;
     const bool supports_retryable_writes = op.retryable_write && options_.retry_writes && sessions_supported &&
                                            server_type != sdk::server_type::standalone;
     if (sessions_supported && !session) session = acquire_session();
     if (session && sessions_supported) b.open_document("lsid").append("id", session->id).close_document();
     if (supports_retryable_writes) {
-        if (!txn_assigned) {
+        if (!st.txn_assigned) {
             ++session->txn_number;
-            txn_assigned = true;
+            st.txn_assigned = true;
         }
         b.append("txnNumber", session->txn_number);
     }
@@ -143,16 +163,16 @@ asio::awaitable<client_core::reply_on> client_core::attempt(server_state& s, con
                           : ec2 == errc::compression_error ? errc::compression_error
                           : ec2 == errc::protocol_error    ? errc::protocol_error
                                                            : errc::auto_reconnect;
+        const bool retry = op.retryable && (!op.retryable_write || supports_retryable_writes);
         if (op.retryable_write && supports_retryable_writes) {
             // The retryable writes spec: a network error on a retryable write carries the
             // RetryableWriteError label (the error keeps its network kind).
-            failure = std::make_exception_ptr(
-                operation_failure(0, "", {"RetryableWriteError"}, connection->last_error(), kind));
+            failed(kind, std::make_exception_ptr(operation_failure(0, "", {"RetryableWriteError"}, connection->last_error(), kind)),
+                   retry);
         } else {
-            failure = make_failure(kind, connection->last_error());
+            failed(kind, make_failure(kind, connection->last_error()), retry);
         }
-        retry_allowed = op.retryable && (!op.retryable_write || supports_retryable_writes);
-        co_return reply_on{};
+        co_return out;
     }
     bson::document body(reply.body);
     if (auto ce = sdam::command_error_of(body.view())) {
@@ -178,36 +198,29 @@ asio::awaitable<client_core::reply_on> client_core::attempt(server_state& s, con
         const std::string code_name = code_name_of(body.view());
         std::string text = s.address + ": " + ce->message;
         if (code != 0) text += " (code " + std::to_string(code) + (code_name.empty() ? "" : " " + code_name) + ")";
-        failure = std::make_exception_ptr(
-            operation_failure(code, code_name, labels, text, not_primary ? errc::not_primary : errc::operation_failure));
+        const errc kind = not_primary ? errc::not_primary : errc::operation_failure;
+        failed(kind, std::make_exception_ptr(operation_failure(code, code_name, labels, text, kind)),
+               op.retryable && retryable && (!op.retryable_write || supports_retryable_writes));
         if (op.kind == op_kind::write && body.find("writeConcernError")) {
             // ok: 1 with a write concern error: the write was applied; the error keeps every
             // write error and the write concern error with the reply's counts.
-            try {
-                ops::check_write_reply(body.view(), s.address);
-            } catch (...) {
-                failure = std::current_exception();
-            }
+            out.failure = write_failure_of(body.view(), s.address);
+            out.kind = errc::write_error;
         }
-        retry_allowed = op.retryable && retryable && (!op.retryable_write || supports_retryable_writes);
-        co_return reply_on{};
+        co_return out;
     }
     if (auto we = body.find("writeErrors"); we && we->type() == bson::type::array && !we->get_array().empty()) {
-        try {
-            ops::check_write_reply(body.view(), s.address);
-        } catch (...) {
-            failure = std::current_exception();
-        }
-        co_return reply_on{};
+        failed(errc::write_error, write_failure_of(body.view(), s.address), false);
+        co_return out;
     }
-    reply_on out;
-    out.reply = std::move(body);
-    out.address = s.address;
-    out.server_connection_id = d.server_connection_id.value_or(0);
-    out.max_bson_size = d.max_bson_object_size;
-    out.max_message_size = d.max_message_size_bytes;
-    out.min_wire_version = d.min_wire_version;
-    out.max_wire_version = d.max_wire_version;
+    reply_on& r = out.reply.emplace();
+    r.reply = std::move(body);
+    r.address = s.address;
+    r.server_connection_id = d.server_connection_id.value_or(0);
+    r.max_bson_size = d.max_bson_object_size;
+    r.max_message_size = d.max_message_size_bytes;
+    r.min_wire_version = d.min_wire_version;
+    r.max_wire_version = d.max_wire_version;
     co_return out;
 }
 
@@ -219,61 +232,70 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
     req.read_preference = op.read_pref.value_or(current_read_preference());
     req.in_request = in_request();
     req.heartbeat_frequency = options_.heartbeat_frequency;
-    const int attempts = op.retryable ? 2 : 1;
-    std::exception_ptr failure;
-    std::vector<std::string> deprioritized;
-    std::optional<server_session> session = op.session;  // a cursor's, or an implicit one below
+    attempt_state st;
+    st.session = op.session;  // a cursor's, or an implicit one the first attempt takes
     const bool own_session = !op.session.has_value();
-    bool txn_assigned = false;
-    auto finish_session = [&](reply_on* r) {
-        if (!own_session || !session) return;
-        if (r && op.keep_session) r->session = std::move(session);
-        else release_session(*session);
-        session.reset();
+    // The implicit session goes back to the pool whatever happens, unless the caller keeps it.
+    auto release = [&] {
+        if (own_session && st.session) release_session(*st.session);
+        st.session.reset();
     };
+    outcome last;
+    try {
+        last = co_await run_attempts(op, req, st);
+    } catch (...) {
+        release();
+        throw;
+    }
+    if (last.reply) {
+        if (own_session && st.session && op.keep_session) {
+            last.reply->session = std::move(st.session);
+            st.session.reset();  // the caller's now: not back to the pool
+        }
+        release();
+        co_return std::move(*last.reply);
+    }
+    release();
+    std::rethrow_exception(last.failure);
+}
+
+asio::awaitable<client_core::outcome> client_core::run_attempts(operation& op, const sdk::operation_requirements& req,
+                                                                attempt_state& st) {
+    const int attempts = op.retryable ? 2 : 1;
+    std::vector<std::string> deprioritized;
+    outcome last;
     for (int i = 0; i < attempts; ++i) {
         selected chosen;
         if (op.pinned) {
             auto it = servers_.find(*op.pinned);
-            if (it == servers_.end()) throw error(errc::auto_reconnect, *op.pinned + " is no longer part of the topology");
+            if (it == servers_.end()) {
+                last.kind = errc::auto_reconnect;
+                last.failure = make_failure(errc::auto_reconnect, *op.pinned + " is no longer part of the topology");
+                co_return last;
+            }
             chosen.servers.push_back(it->second);
         } else {
             chosen = co_await select(req, deprioritized);
         }
-        bool retry_allowed = false;
         if (chosen.policy == sdk::selection_policy::in_turn) {
             // Each server in turn until one succeeds (master-slave reads); a server's own command
             // error is the answer, not a reason to try the next.
             std::string failures;
             op.secondary_ok = true;
             for (auto& target : chosen.servers) {
-                auto r = co_await attempt(*target, op, req, failure, retry_allowed, session, txn_assigned);
-                if (!failure) {
-                    finish_session(&r);
-                    co_return r;
-                }
-                try {
-                    std::rethrow_exception(failure);
-                } catch (const operation_failure& e) {
-                    if (e.code() != errc::not_primary) throw;
-                    failures += (failures.empty() ? "" : "; ") + std::string(e.what());
-                } catch (const std::exception& e) {
-                    failures += (failures.empty() ? "" : "; ") + std::string(e.what());
-                }
+                last = co_await attempt(*target, op, req, st);
+                if (last.reply || (last.kind != errc::not_primary && last.is_server_answer())) co_return last;
+                failures += (failures.empty() ? "" : "; ") + last.message();
             }
-            finish_session(nullptr);
-            throw error(errc::auto_reconnect, "every server tried in turn failed: " + failures);
+            last.kind = errc::auto_reconnect;
+            last.failure = make_failure(errc::auto_reconnect, "every server tried in turn failed: " + failures);
+            co_return last;
         }
-        auto r = co_await attempt(*chosen.servers.front(), op, req, failure, retry_allowed, session, txn_assigned);
-        if (!failure) {
-            finish_session(&r);
-            co_return r;
-        }
-        if (!retry_allowed) break;
+        last = co_await attempt(*chosen.servers.front(), op, req, st);
+        if (last.reply || !last.retry_allowed) co_return last;
         deprioritized.push_back(chosen.servers.front()->address);
     }
-    finish_session(nullptr);
-    std::rethrow_exception(failure);
+    co_return last;
 }
 
 asio::awaitable<bson::document> client_core::run_command(std::string db, bson::document command,
@@ -436,6 +458,54 @@ void client_core::kill_cursors(const std::string& address, const std::string& ns
 }
 
 asio::awaitable<client_core::reply_on> client_core::server_in_use() {
+    sdk::operation_requirements req;
+    req.what = sdk::operation_requirements::kind::command;
+    req.read_preference = current_read_preference();
+    req.in_request = in_request();
+    req.heartbeat_frequency = options_.heartbeat_frequency;
+    const auto chosen = co_await select(req, {});
+    const auto& s = *chosen.servers.front();
+    reply_on out;
+    out.address = s.address;
+    out.max_bson_size = s.max_bson_size;
+    out.max_message_size = s.max_message_size;
+    if (const auto* d = current_->find(s.address)) {
+        out.min_wire_version = d->min_wire_version;
+        out.max_wire_version = d->max_wire_version;
+    }
+    co_return out;
+}
+
+asio::awaitable<void> client_core::end_sessions() {
+    if (sessions_.empty() || !open_ || !current_->logical_session_timeout_minutes) co_return;
+    // The sessions spec: to a server a primaryPreferred read could use; here the first available
+    // data-bearing one of the snapshot (no selection wait while closing).
+    std::optional<std::string> target;
+    for (const auto& d : current_->servers)
+        if (d.is_data_bearing() && (!target || d.type == sdk::server_type::rs_primary)) target = d.address;
+    if (!target || !servers_.count(*target)) co_return;
+    while (!sessions_.empty()) {
+        bson::builder b;
+        b.open_array("endSessions");
+        for (std::size_t n = 0; n < 10'000 && !sessions_.empty(); ++n) {  // at most 10,000 ids per command
+            b.open_document().append("id", sessions_.back().id).close_document();
+            sessions_.pop_back();
+        }
+        b.close_array();
+        operation op;
+        op.db = "admin";
+        op.command = b.extract();
+        op.pinned = target;
+        op.no_session = true;
+        try {
+            co_await execute(std::move(op));
+        } catch (const std::exception&) {
+            co_return;  // the server expires them itself
+        }
+    }
+}
+
+asio::awaitable<client_core::reply_on> client_core::ping_in_use() {
     operation op;
     op.db = "admin";
     op.command = bson::make_document(bson::kvp("ping", 1));

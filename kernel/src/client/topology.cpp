@@ -196,19 +196,31 @@ void client_core::shutdown_async() {
 }
 
 void client_core::close_async() {
-    asio::post(strand_, [self = shared_from_this()] {
-        if (self->open_) self->stop_topology();
-    });
+    auto self = shared_from_this();
+    asio::co_spawn(strand_, [self]() -> asio::awaitable<void> { co_await self->end_sessions(); },
+                   [self](std::exception_ptr) {
+                       if (self->open_) self->stop_topology();
+                   });
 }
 
 void client_core::close() {
+    if (strand_.running_in_this_thread()) {  // cannot wait for ourselves: the same, asynchronously
+        close_async();
+        return;
+    }
+    // endSessions first, bounded: a server that does not answer within a second is not waited for.
+    auto ended = std::make_shared<std::promise<void>>();
+    auto self = shared_from_this();
+    asio::co_spawn(strand_, [self]() -> asio::awaitable<void> { co_await self->end_sessions(); },
+                   [ended](std::exception_ptr) { ended->set_value(); });
+    ended->get_future().wait_for(std::chrono::seconds(1));
     std::promise<void> done;
     auto f = done.get_future();
     asio::dispatch(strand_, [this, &done] {
         if (open_) stop_topology();
         done.set_value();
     });
-    if (!strand_.running_in_this_thread()) f.wait();
+    f.wait();
 }
 
 void client_core::start_topology() {
