@@ -161,6 +161,16 @@ std::vector<bson::document> aggregate(const collection& c, std::string_view pipe
     return c.aggregate(p["p"].get_array());
 }
 
+// A JSON array as an owned BSON array.
+bson::array A(std::string_view json_array) {
+    const bson::document d = J("{'a': " + std::string(json_array) + "}");
+    return bson::array(bson::document(d["a"].get_array()));
+}
+
+std::vector<bson::document> aggregate_let(const collection& c, std::string_view pipeline, std::string_view let) {
+    return c.aggregate(A(pipeline), J(let));
+}
+
 int cmp(std::string_view a, std::string_view b) {
     const bson::document x = J("{'v': " + std::string(a) + "}");
     const bson::document y = J("{'v': " + std::string(b) + "}");
@@ -770,6 +780,244 @@ private slots:
         EXPECT_ERROR(c.update(J("{'_id': 1}"), J("{'$set': {'g.$[x]': 1}}"), false, false, log), 2);
         EXPECT_MESSAGE(c.update(J("{'_id': 1}"), J("{'$set': {'g.2000000': 1}}"), false, false, log), 2,
                        "can't backfill more than 1500000 elements");
+    }
+
+    void update_pipelines() {
+        collection c = with_docs({"{'_id': 1, 't': {'u': {'v': 1}}}", "{'_id': 2, 'x': 2, 'y': 1}"});
+        oplog log;
+        auto r = c.update_pipeline(J("{'_id': 1}"), A("[{'$replaceRoot': {'newRoot': '$t'}}, {'$addFields': {'foo': 1}}]"),
+                                   false, false, log);
+        QCOMPARE(r.matched, std::int64_t(1));
+        QCOMPARE(r.modified, std::int64_t(1));
+        // The new root has no _id: the old one stays, first.
+        SAME_LIST(c.documents(), "[{'_id': 1, 'u': {'v': 1}, 'foo': 1}, {'_id': 2, 'x': 2, 'y': 1}]");
+        r = c.update_pipeline(J("{}"), A("[{'$project': {'x': 1}}, {'$set': {'foo': 1}}]"), false, true, log);
+        QCOMPARE(r.matched, std::int64_t(2));
+        QCOMPARE(r.modified, std::int64_t(2));
+        SAME_LIST(c.documents(), "[{'_id': 1, 'foo': 1}, {'_id': 2, 'x': 2, 'foo': 1}]");
+        // The same document again is no modification.
+        r = c.update_pipeline(J("{}"), A("[{'$set': {'foo': 1}}]"), false, true, log);
+        QCOMPARE(r.modified, std::int64_t(0));
+        // A stage that cannot compile fails before any document changes.
+        EXPECT_ERROR(c.update_pipeline(J("{}"), A("[{'$unset': 'foo'}, {'$replaceWith': {'$nosuch': []}}]"), false,
+                                       true, log),
+                     168);
+        SAME_LIST(c.documents(), "[{'_id': 1, 'foo': 1}, {'_id': 2, 'x': 2, 'foo': 1}]");
+    }
+
+    void update_pipeline_upserts_and_errors() {
+        collection c = with_docs({"{'_id': 1, 'a': 1}"});
+        oplog log;
+        auto r = c.update_pipeline(J("{'_id': 5, 'k': 'x'}"), A("[{'$set': {'y': {'$concat': ['$k', '!']}}}]"), true,
+                                   false, log);
+        SAME(*r.upserted_id, "{'_id': 5}");
+        SAME(c.documents()[1], "{'_id': 5, 'k': 'x', 'y': 'x!'}");
+        EXPECT_MESSAGE(c.update_pipeline(J("{}"), A("[{'$match': {}}]"), false, false, log), 72,
+                       "$match is not allowed to be used within an update");
+        EXPECT_MESSAGE(c.update_pipeline(J("{}"), A("[{'$bogus': {}}]"), false, false, log), 40324,
+                       "Unrecognized pipeline stage name: '$bogus'");
+        EXPECT_MESSAGE(c.update_pipeline(J("{'_id': 1}"), A("[{'$replaceWith': {'_id': 9}}]"), false, false, log), 66,
+                       "Performing an update on the path '_id' would modify the immutable field '_id'");
+        EXPECT_MESSAGE(c.update_pipeline(J("{}"), A("[{'$set': {'a': 2}}]"), false, false, log,
+                                         write_extras{A("[{'i': 1}]"), {}}),
+                       9, "arrayFilters may not be specified for pipeline-syle updates");
+        EXPECT_ERROR(c.update_pipeline(J("{}"), A("[{'$replaceWith': 1}]"), false, false, log), 40228);
+        SAME(c.documents()[0], "{'_id': 1, 'a': 1}");
+        // findAndModify with a pipeline.
+        find_and_modify_options o;
+        o.query = J("{'_id': 1}");
+        o.update_pipeline = A("[{'$set': {'b': {'$add': ['$a', 10]}}}]");
+        o.return_new = true;
+        auto f = c.find_and_modify(o, log);
+        SAME(*f.value, "{'_id': 1, 'a': 1, 'b': 11}");
+        o.query = J("{'_id': 7}");
+        o.upsert = true;
+        f = c.find_and_modify(o, log);
+        SAME(*f.value, "{'_id': 7, 'b': null}");
+        find_and_modify_options both;
+        both.remove = true;
+        both.update_pipeline = A("[]");
+        EXPECT_ERROR(c.find_and_modify(both, log), 9);
+    }
+
+    void set_field_and_get_field() {
+        collection c = with_docs({"{'_id': 1, 'foo': {}}"});
+        oplog log;
+        c.update_pipeline(
+            J("{'_id': 1}"),
+            A("[{'$replaceWith': {'$setField': {'field': {'$literal': '$a'}, 'value': 1, 'input': '$$ROOT'}}}]"), false,
+            false, log);
+        c.update_pipeline(
+            J("{'_id': 1}"),
+            A("[{'$set': {'foo': {'$setField': {'field': {'$literal': 'a.b'}, 'value': 2, 'input': '$foo'}}}}]"),
+            false, false, log);
+        SAME(c.documents()[0], "{'_id': 1, 'foo': {'a.b': 2}, '$a': 1}");
+        SAME_LIST(aggregate(c, "[{'$project': {'_id': 0, 'x': {'$getField': {'$literal': '$a'}}, "
+                               "'y': {'$getField': {'field': 'a.b', 'input': '$foo'}}, 'z': {'$getField': 'nope'}}}]"),
+                  "[{'x': 1, 'y': 2}]");
+        // Replacing a field keeps its place; $$REMOVE drops it; null input gives null.
+        SAME_LIST(aggregate(c, "[{'$project': {'_id': 0, "
+                               "'r': {'$setField': {'field': '_id', 'value': 'first', 'input': '$$ROOT'}}, "
+                               "'d': {'$setField': {'field': 'foo', 'value': '$$REMOVE', 'input': '$$ROOT'}}, "
+                               "'n': {'$setField': {'field': 'q', 'value': 1, 'input': null}}}}]"),
+                  "[{'r': {'_id': 'first', 'foo': {'a.b': 2}, '$a': 1}, 'd': {'_id': 1, '$a': 1}, 'n': null}]");
+        EXPECT_ERROR(aggregate(c, "[{'$project': {'x': {'$setField': {'field': '$foo', 'value': 1, 'input': {}}}}}]"),
+                     4161106);
+        EXPECT_ERROR(aggregate(c, "[{'$project': {'x': {'$setField': {'field': 'a', 'input': {}}}}}]"), 4161104);
+        EXPECT_ERROR(aggregate(c, "[{'$project': {'x': {'$setField': {'field': 'a', 'value': 1, 'input': 3}}}}]"),
+                     4161105);
+        EXPECT_ERROR(aggregate(c, "[{'$project': {'x': {'$getField': {'field': 'a', 'bad': 1}}}}]"), 3041701);
+    }
+
+    void array_filters() {
+        collection c = with_docs({"{'_id': 1, 'y': [{'b': 3}, {'b': 1}]}", "{'_id': 2, 'y': [{'b': 0}, {'b': 1}]}",
+                                  "{'_id': 3, 'y': [{'b': 5, 'c': [{'d': 2}, {'d': 1}]}]}"});
+        oplog log;
+        const bson::array none = A("[{'i.b': 4}]"), one = A("[{'i.b': 1}]");
+        auto r = c.update(J("{}"), J("{'$set': {'y.$[i].b': 2}}"), false, true, log, write_extras{none, {}});
+        QCOMPARE(r.matched, std::int64_t(3));
+        QCOMPARE(r.modified, std::int64_t(0));
+        r = c.update(J("{}"), J("{'$set': {'y.$[i].b': 2}}"), false, true, log, write_extras{one, {}});
+        QCOMPARE(r.modified, std::int64_t(2));
+        const bson::array nested = A("[{'i.b': 5}, {'j.d': {'$lt': 2}}]");
+        r = c.update(J("{'_id': 3}"), J("{'$inc': {'y.$[i].c.$[j].d': 10}}"), false, false, log,
+                     write_extras{nested, {}});
+        QCOMPARE(r.modified, std::int64_t(1));
+        // A filter on the element itself, $or inside one identifier, $[] beside $[name].
+        const bson::array scalar = A("[{'e': {'$gte': 2}}]"), either = A("[{'$or': [{'k.b': 0}, {'k.b': 3}]}]");
+        collection s = with_docs({"{'_id': 1, 'g': [1, 2, 3], 'm': [[1, 5], [7]]}"});
+        s.update(J("{}"), J("{'$set': {'g.$[e]': 0}}"), false, false, log, write_extras{scalar, {}});
+        s.update(J("{}"), J("{'$inc': {'m.$[].$[e]': 100}}"), false, false, log, write_extras{scalar, {}});
+        SAME(s.documents()[0], "{'_id': 1, 'g': [1, 0, 0], 'm': [[1, 105], [107]]}");
+        c.update(J("{}"), J("{'$set': {'y.$[k].b': -1}}"), false, true, log, write_extras{either, {}});
+        SAME_LIST(c.documents(), "[{'_id': 1, 'y': [{'b': -1}, {'b': 2}]}, {'_id': 2, 'y': [{'b': -1}, {'b': 2}]}, "
+                                 "{'_id': 3, 'y': [{'b': 5, 'c': [{'d': 2}, {'d': 11}]}]}]");
+        // findAndModify takes them too.
+        find_and_modify_options o;
+        o.query = J("{'_id': 2}");
+        o.update = J("{'$set': {'y.$[i].b': 7}}");
+        o.array_filters = A("[{'i.b': 2}]");
+        o.return_new = true;
+        SAME(*c.find_and_modify(o, log).value, "{'_id': 2, 'y': [{'b': -1}, {'b': 7}]}");
+    }
+
+    void array_filter_errors() {
+        collection c = with_docs({"{'_id': 1, 'y': [{'b': 3}], 'n': 5}"});
+        oplog log;
+        auto upd = [&](std::string_view update, std::string_view filters) {
+            const bson::array af = A(filters);
+            return c.update(J("{}"), J(update), false, false, log, write_extras{af, {}});
+        };
+        EXPECT_MESSAGE(upd("{'$set': {'y.$[x].b': 1}}", "[{'i.b': 1}]"), 2,
+                       "No array filter found for identifier 'x' in path 'y.$[x].b'");
+        EXPECT_MESSAGE(upd("{'$set': {'y.$[i].b': 1}}", "[{'i.b': 1}, {'j.b': 1}]"), 9,
+                       "The array filter for identifier 'j' was not used in the update { $set: { y.$[i].b: 1 } }");
+        EXPECT_MESSAGE(upd("{'$set': {'y.$[i].b': 1}}", "[{'i.b': 1}, {'i.c': 1}]"), 9,
+                       "Found multiple array filters with the same top-level field name i");
+        EXPECT_MESSAGE(upd("{'$set': {'y.$[i].b': 1}}", "[{'i.b': 1, 'j.c': 1}]"), 9,
+                       "Error parsing array filter :: caused by :: Expected a single top-level field name, found 'i' "
+                       "and 'j'");
+        EXPECT_MESSAGE(upd("{'$set': {'y.$[I].b': 1}}", "[{'I.b': 1}]"), 2,
+                       "Error parsing array filter :: caused by :: The top-level field name must be an alphanumeric "
+                       "string beginning with a lowercase letter, found 'I'");
+        EXPECT_ERROR(upd("{'$set': {'y.$[i].b': 1}}", "[{}]"), 9);
+        EXPECT_ERROR(upd("{'$set': {'y.$[i].b': 1}}", "[1]"), 14);
+        EXPECT_MESSAGE(upd("{'z': 1}", "[{'i.b': 1}]"), 9,
+                       "arrayFilters may not be specified for replacement-style updates");
+        EXPECT_MESSAGE(upd("{'$set': {'n.$[i]': 1}}", "[{'i': 1}]"), 2,
+                       "Cannot apply array updates to non-array element n: 5");
+        EXPECT_MESSAGE(upd("{'$set': {'q.$[i]': 1}}", "[{'i': 1}]"), 2,
+                       "The path 'q' must exist in the document in order to apply array updates.");
+        SAME(c.documents()[0], "{'_id': 1, 'y': [{'b': 3}], 'n': 5}");
+    }
+
+    void let_variables() {
+        collection c = with_docs({"{'_id': 1, 'name': 'a'}", "{'_id': 2, 'name': 'b'}", "{'_id': 3, 'name': 'a'}"});
+        oplog log;
+        find_options fo;
+        fo.filter = J("{'$expr': {'$eq': ['$_id', '$$id']}}");
+        fo.let = J("{'id': 2}");
+        QCOMPARE(ids(c.find(fo)), I("[2]"));
+        const auto docs = aggregate_let(
+            c, "[{'$match': {'$expr': {'$eq': ['$_id', '$$id']}}}, "
+               "{'$project': {'_id': 0, 'x': '$$x', 'y': '$$y', 'z': '$$doc.k', 'w': '$$x2', 'rand': '$$rand'}}]",
+            "{'id': 1, 'x': 'foo', 'y': {'$literal': '$bar'}, 'doc': {'k': [1]}, 'x2': {'$concat': ['$$x', '2']}, "
+            "'rand': {'$rand': {}}}");
+        QCOMPARE(docs.size(), std::size_t(1));
+        QCOMPARE(QString::fromStdString(std::string(docs[0]["y"].get_string())), QString("$bar"));
+        QCOMPARE(canon(docs[0]["z"].get_array()), canon(J("{'0': 1}")));
+        QCOMPARE(QString::fromStdString(std::string(docs[0]["w"].get_string())), QString("foo2"));
+        QCOMPARE(docs[0]["rand"].type(), bson::type::double_);
+        QVERIFY(docs[0]["rand"].get_double() >= 0 && docs[0]["rand"].get_double() < 1);
+        const bson::document let = J("{'name': 'a', 'v': 'set'}");
+        auto r = c.update_pipeline(J("{'$expr': {'$eq': ['$name', '$$name']}}"), A("[{'$set': {'v': '$$v'}}]"), false,
+                                   true, log, write_extras{{}, let});
+        QCOMPARE(r.modified, std::int64_t(2));
+        r = c.update(J("{'$expr': {'$eq': ['$name', '$$name']}}"), J("{'$set': {'w': 1}}"), false, false, log,
+                     write_extras{{}, let});
+        QCOMPARE(r.modified, std::int64_t(1));
+        find_and_modify_options o;
+        o.query = J("{'$expr': {'$eq': ['$_id', '$$id']}}");
+        o.update_pipeline = A("[{'$set': {'x': '$$x'}}]");
+        o.let = J("{'id': 2, 'x': 'foo'}");
+        o.return_new = true;
+        SAME(*c.find_and_modify(o, log).value, "{'_id': 2, 'name': 'b', 'x': 'foo'}");
+        QCOMPARE(c.remove(J("{'$expr': {'$eq': ['$name', '$$name']}}"), false, log, let), std::int64_t(2));
+        QCOMPARE(ids(c.documents()), I("[2]"));
+    }
+
+    void let_errors() {
+        collection c = with_docs({"{'_id': 1}"});
+        find_options fo;
+        fo.filter = J("{'$expr': {'$eq': ['$_id', '$$nope']}}");
+        EXPECT_MESSAGE(c.find(fo), 17276, "Use of undefined variable: nope");
+        fo.let = J("{'Bad': 1}");
+        EXPECT_MESSAGE(c.find(fo), 16867, "'Bad' starts with an invalid character for a user variable name");
+        fo.let = J("{'a-b': 1}");
+        EXPECT_MESSAGE(c.find(fo), 16868, "'a-b' contains an invalid character for a variable name: '-'");
+        fo.let = J("{'': 1}");
+        EXPECT_ERROR(c.find(fo), 16866);
+        EXPECT_ERROR(aggregate_let(c, "[{'$project': {'x': '$$later'}}]", "{'early': '$$later', 'later': 1}"), 17276);
+        EXPECT_ERROR(aggregate_let(c, "[{'$project': {'x': {'$rand': {'a': 1}}}}]", "{}"), 3040501);
+    }
+
+    void views_in_the_catalog() {
+        catalog primary;
+        oplog log;
+        primary.get_or_create("db", "c", log).insert(J("{'_id': 1}"), log);
+        primary.create_view("db", "v", "c", A("[{'$match': {'_id': {'$gt': 1}}}]"), log);
+        primary.create_view("db", "vv", "v", A("[{'$project': {'x': 1}}]"), log);
+        QVERIFY(primary.find_view("db", "v") != nullptr);
+        QVERIFY(primary.find("db", "v") == nullptr);
+        QCOMPARE(primary.view_names("db"), (std::vector<std::string>{"v", "vv"}));
+        const auto [source, stages] = primary.resolve_view("db", "vv");
+        QCOMPARE(QString::fromStdString(source), QString("c"));
+        QCOMPARE(list(stages), L("[{'$match': {'_id': {'$gt': 1}}}, {'$project': {'x': 1}}]"));
+        SAME(log.back(), "{'op': 'c', 'ns': 'db.$cmd', 'o': {'create': 'vv', 'viewOn': 'v', 'pipeline': "
+                         "[{'$project': {'x': 1}}]}}");
+        EXPECT_MESSAGE(primary.create_view("db", "c", "v", A("[]"), log), 48, "Namespace db.c already exists");
+        EXPECT_ERROR(primary.create("db", "v", log), 48);
+        EXPECT_ERROR(primary.create_view("db", "w", "c", A("[1]"), log), 14);
+        // A secondary replaying the oplog has the same views; a clone copies them.
+        catalog secondary;
+        for (const auto& e : log) secondary.apply(e);
+        QCOMPARE(secondary.view_names("db"), primary.view_names("db"));
+        QCOMPARE(QString::fromStdString(secondary.find_view("db", "vv")->view_on), QString("v"));
+        catalog copy = primary.clone();
+        QVERIFY(primary.drop("db", "vv", log));
+        SAME(log.back(), "{'op': 'c', 'ns': 'db.$cmd', 'o': {'drop': 'vv'}}");
+        QCOMPARE(copy.view_names("db"), (std::vector<std::string>{"v", "vv"}));
+        QCOMPARE(primary.view_names("db"), (std::vector<std::string>{"v"}));
+        secondary.apply(log.back());
+        QCOMPARE(secondary.view_names("db"), primary.view_names("db"));
+    }
+
+    void run_pipeline_over_given_documents() {
+        std::vector<bson::document> docs;
+        docs.push_back(J("{'a': 1}"));
+        docs.push_back(J("{'a': 2}"));
+        SAME_LIST(run_pipeline(std::move(docs), A("[{'$match': {'$expr': {'$gt': ['$a', '$$min']}}}]"), J("{'min': 1}")),
+                  "[{'a': 2}]");
     }
 
     void update_errors() {

@@ -19,7 +19,7 @@ struct added_field {
     std::vector<added_field> nested;
 };
 
-std::vector<added_field> compile_added(bson::document_view spec, std::string_view stage) {
+std::vector<added_field> compile_added(bson::document_view spec, std::string_view stage, const variables* vars) {
     std::vector<added_field> out;
     for (const bson::element& e : spec) {
         if (e.key().empty() || e.key().starts_with('$'))
@@ -28,9 +28,9 @@ std::vector<added_field> compile_added(bson::document_view spec, std::string_vie
         added_field f;
         f.path = split_path(e.key());
         if (e.type() == bson::type::document && !e.get_document().empty() && !is_operator_document(e.get_document()))
-            f.nested = compile_added(e.get_document(), stage);
+            f.nested = compile_added(e.get_document(), stage, vars);
         else
-            f.expr = std::make_unique<expression>(expression::compile(e));
+            f.expr = std::make_unique<expression>(expression::compile(e, vars));
         out.push_back(std::move(f));
     }
     return out;
@@ -163,10 +163,10 @@ void write_result(const accumulator& a, const acc_state& s, writer& w) {
     }
 }
 
-docs_t run_group(const docs_t& in, bson::document_view spec) {
+docs_t run_group(const docs_t& in, bson::document_view spec, const variables* vars) {
     const auto id_spec = spec.find("_id");
     if (!id_spec) fail(15955, "a group specification must include an _id");
-    const expression id_expr = expression::compile(*id_spec);
+    const expression id_expr = expression::compile(*id_spec, vars);
     std::vector<accumulator> accs;
     for (const bson::element& e : spec) {
         if (e.key() == "_id") continue;
@@ -193,7 +193,7 @@ docs_t run_group(const docs_t& in, bson::document_view spec) {
         } else {
             if (op.type() == bson::type::array)
                 fail(40237, "The " + std::string(op.key()) + " accumulator is a unary operator");
-            a.expr = std::make_unique<expression>(expression::compile(op));
+            a.expr = std::make_unique<expression>(expression::compile(op, vars));
         }
         accs.push_back(std::move(a));
     }
@@ -313,7 +313,7 @@ std::int64_t stage_integer(const bson::element& e, int code, const std::string& 
 }  // namespace
 
 std::vector<bson::document> run_pipeline(std::vector<bson::document> docs, bson::array_view pipeline,
-                                         std::size_t first) {
+                                         std::size_t first, const variables* vars) {
     std::size_t n = 0;
     for (const bson::element& stage : pipeline) {
         if (n++ < first) continue;
@@ -325,18 +325,18 @@ std::vector<bson::document> run_pipeline(std::vector<bson::document> docs, bson:
         docs_t out;
         if (name == "$match") {
             if (arg.type() != bson::type::document) fail(15959, "the match filter must be an expression in an object");
-            const filter f = filter::compile(arg.get_document());
+            const filter f = filter::compile(arg.get_document(), vars);
             for (auto& d : docs)
                 if (f.matches(d)) out.push_back(std::move(d));
         } else if (name == "$project") {
             if (arg.type() != bson::type::document) fail(15969, "$project specification must be an object");
-            const projection p = projection::compile(arg.get_document(), true);
+            const projection p = projection::compile(arg.get_document(), true, vars);
             for (const auto& d : docs) out.push_back(p.apply(d));
         } else if (name == "$addFields" || name == "$set") {
             if (arg.type() != bson::type::document)
                 fail(40272, std::string(name) + " specification stage must be an object, got " +
                                 std::string(type_alias(arg.type())));
-            const auto fields = compile_added(arg.get_document(), name);
+            const auto fields = compile_added(arg.get_document(), name, vars);
             for (const auto& d : docs) {
                 node root = node::of(d.view());
                 for (const auto& f : fields) add_field(root, f, 0, d);
@@ -389,7 +389,7 @@ std::vector<bson::document> run_pipeline(std::vector<bson::document> docs, bson:
             }
         } else if (name == "$group") {
             if (arg.type() != bson::type::document) fail(15947, "a group's fields must be specified in an object");
-            out = run_group(docs, arg.get_document());
+            out = run_group(docs, arg.get_document(), vars);
         } else if (name == "$unwind") {
             out = run_unwind(docs, arg);
         } else if (name == "$replaceRoot" || name == "$replaceWith") {
@@ -402,7 +402,7 @@ std::vector<bson::document> run_pipeline(std::vector<bson::document> docs, bson:
                 root_spec = arg.get_document().find("newRoot");
                 if (!root_spec) fail(40231, "no newRoot specified for the $replaceRoot stage");
             }
-            const expression e = expression::compile(*root_spec);
+            const expression e = expression::compile(*root_spec, vars);
             for (const auto& d : docs) {
                 const auto r = e.eval(d);
                 if (!r || r->type() != bson::type::document)

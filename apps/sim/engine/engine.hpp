@@ -25,6 +25,11 @@ namespace trellis::sim {
 
 namespace bson = trellis::bson;
 
+namespace detail {
+class filter;
+class update_plan;
+}
+
 // ---------------------------------------------------------------- errors
 
 /// A server error. code/code_name as mongod's (e.g. 11000 DuplicateKey,
@@ -88,6 +93,7 @@ struct find_options {
     bson::document projection;  // {} returns whole documents
     std::int64_t skip = 0;
     std::int64_t limit = 0;     // 0: no limit
+    bson::document let;         // user variables for $expr ($$name)
 };
 
 // ---------------------------------------------------------------- oplog
@@ -126,6 +132,9 @@ struct find_and_modify_options {
     bson::document sort;
     bson::document fields;      // projection of the returned document
     std::optional<bson::document> update;  // update operators, or a replacement
+    std::optional<bson::array> update_pipeline;  // or a pipeline-style update
+    bson::array array_filters;
+    bson::document let;
     bool remove = false;
     bool return_new = false;    // "new": return the document after the change
     bool upsert = false;
@@ -136,6 +145,12 @@ struct find_and_modify_result {
     bool updated_existing = false;
     std::optional<bson::document> upserted_id;  // {_id: <value>}
     std::int64_t n = 0;
+};
+
+/// What an update or delete statement may add: arrayFilters (updates only) and the command's let.
+struct write_extras {
+    bson::array_view array_filters;
+    bson::document_view let;
 };
 
 class collection {
@@ -161,10 +176,17 @@ public:
     /// equality fields plus the update (plus $setOnInsert). Errors: 9
     /// FailedToParse for a malformed update, 14 TypeMismatch for $inc on a
     /// non-number, 66 ImmutableField for changing _id, 11000 for duplicates.
-    update_result update(bson::document_view filter, bson::document_view update, bool upsert, bool multi, oplog& log);
+    /// $[identifier] paths take their elements from extras.array_filters; $$name in a filter's
+    /// $expr comes from extras.let.
+    update_result update(bson::document_view filter, bson::document_view update, bool upsert, bool multi, oplog& log,
+                         const write_extras& extras = {});
+    /// A pipeline-style update: stages $addFields/$set, $project/$unset, $replaceRoot/$replaceWith
+    /// (others: 72 InvalidOptions); the result keeps the old _id (66 ImmutableField when changed).
+    update_result update_pipeline(bson::document_view filter, bson::array_view pipeline, bool upsert, bool multi,
+                                  oplog& log, const write_extras& extras = {});
 
     /// Deletes the first match (limit 1) or all matches (limit 0). Returns n.
-    std::int64_t remove(bson::document_view filter, bool just_one, oplog& log);
+    std::int64_t remove(bson::document_view filter, bool just_one, oplog& log, bson::document_view let = {});
 
     find_and_modify_result find_and_modify(const find_and_modify_options& options, oplog& log);
 
@@ -180,7 +202,7 @@ public:
     /// ($add $subtract $multiply $divide $concat $toUpper $toLower $eq $ne $gt $gte
     /// $lt $lte $cond $ifNull). Unknown stage: command_error 40324
     /// "Unrecognized pipeline stage name: '$foo'".
-    std::vector<bson::document> aggregate(bson::array_view pipeline) const;
+    std::vector<bson::document> aggregate(bson::array_view pipeline, bson::document_view let = {}) const;
 
     /// Creates an index; an existing identical one is fine; same name with a
     /// different key or options: 85 IndexOptionsConflict; a unique index over
@@ -199,11 +221,24 @@ public:
 private:
     friend class catalog;
     struct state;
+    update_result update_with(bson::document_view filter, const detail::filter& f, const detail::update_plan& plan,
+                              bool upsert, bool multi, oplog& log);
     std::string ns_;
     std::shared_ptr<state> state_;  // copy-on-write friendly; catalog::clone deep-copies
 };
 
+/// Runs pipeline stages over documents that come from no collection (a database-level
+/// aggregate's first stage, $collStats): the stages collection::aggregate runs.
+std::vector<bson::document> run_pipeline(std::vector<bson::document> docs, bson::array_view pipeline,
+                                         bson::document_view let = {});
+
 // ---------------------------------------------------------------- catalog
+
+/// A read-only view: a pipeline over another collection or view of the same database.
+struct view_info {
+    std::string view_on;
+    bson::array pipeline;
+};
 
 /// All databases of one member.
 class catalog {
@@ -224,7 +259,15 @@ public:
     /// Explicit create: 48 NamespaceExists when present. Invalid names
     /// (empty, containing '$' or '\0', db names with '/\\. "'): 73 InvalidNamespace.
     collection& create(std::string_view db, std::string_view coll, oplog& log);
-    /// Returns false when the collection did not exist.
+    /// Creates a view (logged as {create, viewOn, pipeline}); 48 NamespaceExists when the name is taken.
+    void create_view(std::string_view db, std::string_view name, std::string_view view_on, bson::array_view pipeline,
+                     oplog& log);
+    /// The view, or nullptr.
+    const view_info* find_view(std::string_view db, std::string_view name) const;
+    std::vector<std::string> view_names(std::string_view db) const;
+    /// The collection a view reads and its whole pipeline (views on views unfolded).
+    std::pair<std::string, bson::array> resolve_view(std::string_view db, std::string_view name) const;
+    /// Drops a collection or a view. Returns false when neither existed.
     bool drop(std::string_view db, std::string_view coll, oplog& log);
     /// Returns false when the database did not exist.
     bool drop_database(std::string_view db, oplog& log);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <random>
 
 #include "internal.hpp"
 
@@ -36,6 +37,9 @@ enum class op_code {
     size,
     in,
     array_elem_at,
+    set_field,
+    get_field,
+    rand,
 };
 
 struct expr_node {
@@ -46,6 +50,7 @@ struct expr_node {
     std::vector<expr_node> args;     // object values, array elements or operator arguments
     op_code op = op_code::add;
     std::string op_name;
+    std::string field;  // $setField / $getField: the field name
 };
 
 namespace {
@@ -84,11 +89,15 @@ const op_info operators[] = {
     {"$size", op_code::size, 1, 1},
     {"$in", op_code::in, 2, 2},
     {"$arrayElemAt", op_code::array_elem_at, 2, 2},
+    {"$setField", op_code::set_field, 0, 0},
+    {"$getField", op_code::get_field, 0, 0},
+    {"$rand", op_code::rand, 0, 0},
 };
 
-expr_node compile_node(const bson::element& spec);
+expr_node compile_node(const bson::element& spec, const variables* vars);
+result eval_path(const bson::element& cur, const std::vector<std::string>& path, std::size_t i);
 
-expr_node compile_string(std::string_view s) {
+expr_node compile_string(std::string_view s, const variables* vars) {
     expr_node n;
     if (s.size() >= 2 && s[0] == '$' && s[1] == '$') {
         const std::string_view rest = s.substr(2);
@@ -97,9 +106,19 @@ expr_node compile_string(std::string_view s) {
             n.k = expr_node::kind::remove;
             return n;
         }
-        if (var != "ROOT" && var != "CURRENT") fail(17276, "Use of undefined variable: " + std::string(var));
+        std::vector<std::string> path;
+        if (var.size() < rest.size()) path = split_path(rest.substr(var.size() + 1));
+        if (var != "ROOT" && var != "CURRENT") {
+            // A user variable is constant for the command: its value (or the path below it) is a literal.
+            const auto it = vars ? vars->find(var) : variables::const_iterator();
+            if (!vars || it == vars->end()) fail(17276, "Use of undefined variable: " + std::string(var));
+            const result r = it->second ? eval_path(it->second->get(), path, 0) : std::nullopt;
+            if (!r) n.k = expr_node::kind::remove;
+            else n.literal = *r;
+            return n;
+        }
         n.k = expr_node::kind::path;
-        if (var.size() < rest.size()) n.path = split_path(rest.substr(var.size() + 1));
+        n.path = std::move(path);
         return n;
     }
     if (!s.empty() && s[0] == '$') {
@@ -114,13 +133,49 @@ expr_node compile_string(std::string_view s) {
     return n;
 }
 
-expr_node compile_node(const bson::element& spec) {
+// The field argument of $setField / $getField: a constant string.
+std::string constant_field(const expr_node& f, std::string_view op, int code) {
+    if (f.k != expr_node::kind::literal || f.literal.type() != bson::type::string)
+        fail(code, std::string(op) + " requires 'field' to evaluate to a constant, but got a non-constant argument");
+    return std::string(f.literal.get().get_string());
+}
+
+// {$setField: {field, input, value}} and {$getField: {field, input} | field}.
+void compile_field_op(expr_node& n, const bson::element& arg, const variables* vars) {
+    const bool set = n.op == op_code::set_field;
+    const std::string_view op = n.op_name;
+    std::optional<expr_node> field, input, val;
+    if (arg.type() == bson::type::document && !is_operator_document(arg.get_document())) {
+        for (const bson::element& x : arg.get_document()) {
+            if (x.key() == "field") field = compile_node(x, vars);
+            else if (x.key() == "input") input = compile_node(x, vars);
+            else if (set && x.key() == "value") val = compile_node(x, vars);
+            else fail(set ? 4161101 : 3041701, std::string(op) + " found an unknown argument: " + std::string(x.key()));
+        }
+    } else if (!set) {
+        field = compile_node(arg, vars);  // {$getField: "name"}: the field of $$CURRENT
+    } else {
+        fail(4161100, "$setField only supports an object as its argument");
+    }
+    if (!field) fail(set ? 4161102 : 3041702, std::string(op) + " requires 'field' to be specified");
+    if (set && !input) fail(4161103, "$setField requires 'input' to be specified");
+    if (set && !val) fail(4161104, "$setField requires 'value' to be specified");
+    n.field = constant_field(*field, op, set ? 4161106 : 5654602);
+    if (!input) {
+        input = expr_node{};
+        input->k = expr_node::kind::path;  // $$CURRENT
+    }
+    n.args.push_back(std::move(*input));
+    if (set) n.args.push_back(std::move(*val));
+}
+
+expr_node compile_node(const bson::element& spec, const variables* vars) {
     expr_node n;
     switch (spec.type()) {
-        case bson::type::string: return compile_string(spec.get_string());
+        case bson::type::string: return compile_string(spec.get_string(), vars);
         case bson::type::array:
             n.k = expr_node::kind::array;
-            for (const bson::element& x : spec.get_array()) n.args.push_back(compile_node(x));
+            for (const bson::element& x : spec.get_array()) n.args.push_back(compile_node(x, vars));
             return n;
         case bson::type::document: break;
         default: n.literal = value(spec); return n;
@@ -142,13 +197,22 @@ expr_node compile_node(const bson::element& spec) {
         n.k = expr_node::kind::op;
         n.op = info->op;
         n.op_name = std::string(name);
+        if (info->op == op_code::set_field || info->op == op_code::get_field) {
+            compile_field_op(n, arg, vars);
+            return n;
+        }
+        if (info->op == op_code::rand) {
+            if (arg.type() != bson::type::document || !arg.get_document().empty())
+                fail(3040501, "$rand does not currently accept arguments");
+            return n;
+        }
         if (info->op == op_code::cond && arg.type() == bson::type::document) {
             // {$cond: {if, then, else}}
             const bson::document_view c = arg.get_document();
             for (const char* part : {"if", "then", "else"}) {
                 const auto x = c.find(part);
                 if (!x) fail(17080, std::string("Missing '") + part + "' parameter to $cond");
-                n.args.push_back(compile_node(*x));
+                n.args.push_back(compile_node(*x, vars));
             }
             for (const bson::element& x : c)
                 if (x.key() != "if" && x.key() != "then" && x.key() != "else")
@@ -156,9 +220,9 @@ expr_node compile_node(const bson::element& spec) {
             return n;
         }
         if (arg.type() == bson::type::array) {
-            for (const bson::element& x : arg.get_array()) n.args.push_back(compile_node(x));
+            for (const bson::element& x : arg.get_array()) n.args.push_back(compile_node(x, vars));
         } else {
-            n.args.push_back(compile_node(arg));
+            n.args.push_back(compile_node(arg, vars));
         }
         const int count = static_cast<int>(n.args.size());
         if (count < info->min_args || (info->max_args >= 0 && count > info->max_args)) {
@@ -176,7 +240,7 @@ expr_node compile_node(const bson::element& spec) {
             fail(16412, "FieldPath field names may not contain '.'. Consider using $getField or $setField.");
         if (x.key().starts_with('$')) fail(16410, "FieldPath field names may not start with '$'.");
         n.names.emplace_back(x.key());
-        n.args.push_back(compile_node(x));
+        n.args.push_back(compile_node(x, vars));
     }
     return n;
 }
@@ -411,6 +475,39 @@ result eval_op(const expr_node& n, bson::document_view root) {
             if (i < 0 || i >= size) return std::nullopt;
             return value(a[static_cast<std::size_t>(i)]);
         }
+        case op_code::set_field: {
+            const result input = arg(0);
+            if (nullish(input)) return null_value();
+            if (input->type() != bson::type::document)
+                fail(4161105, "$setField requires 'input' to evaluate to type Object");
+            const result v = arg(1);  // missing ($$REMOVE): the field goes away
+            writer w;
+            w.open_document("");
+            bool done = false;
+            for (const bson::element& x : input->get().get_document()) {
+                if (x.key() != n.field) {
+                    w.append(x.key(), x);
+                } else if (v && !done) {
+                    w.append(n.field, v->get());
+                    done = true;
+                }
+            }
+            if (v && !done) w.append(n.field, v->get());
+            w.close();
+            return value::adopt(w.extract());
+        }
+        case op_code::get_field: {
+            const result input = arg(0);
+            if (nullish(input)) return null_value();
+            if (input->type() != bson::type::document) return std::nullopt;
+            const auto x = input->get().get_document().find(n.field);
+            if (!x) return std::nullopt;
+            return value(*x);
+        }
+        case op_code::rand: {
+            thread_local std::mt19937_64 gen{std::random_device{}()};
+            return value::of(std::uniform_real_distribution<double>(0.0, 1.0)(gen));
+        }
     }
     return std::nullopt;
 }
@@ -453,10 +550,30 @@ expression::~expression() = default;
 expression::expression(expression&&) noexcept = default;
 expression& expression::operator=(expression&&) noexcept = default;
 
-expression expression::compile(const bson::element& spec) {
+expression expression::compile(const bson::element& spec, const variables* vars) {
     expression e;
-    *e.node_ = compile_node(spec);
+    *e.node_ = compile_node(spec, vars);
     return e;
+}
+
+variables evaluate_let(bson::document_view let) {
+    variables out;
+    for (const bson::element& e : let) {
+        const std::string_view name = e.key();
+        if (name.empty()) fail(16866, "empty variable names are not allowed");
+        const auto c = static_cast<unsigned char>(name[0]);
+        if (!(c >= 'a' && c <= 'z') && c < 0x80)
+            fail(16867, "'" + std::string(name) + "' starts with an invalid character for a user variable name");
+        for (const char ch : name) {
+            const auto u = static_cast<unsigned char>(ch);
+            if (!std::isalnum(u) && ch != '_' && u < 0x80)
+                fail(16868, "'" + std::string(name) + "' contains an invalid character for a variable name: '" +
+                                std::string(1, ch) + "'");
+        }
+        // Earlier variables are in scope for later ones.
+        out[std::string(name)] = expression::compile(e, &out).eval(bson::document_view());
+    }
+    return out;
 }
 
 std::optional<value> expression::eval(bson::document_view root) const { return detail::eval(*node_, root); }

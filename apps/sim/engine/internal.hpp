@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -98,6 +99,12 @@ private:
 struct value_less {
     bool operator()(const value& a, const value& b) const { return compare_values(a.get(), b.get()) < 0; }
 };
+
+/// A command's user variables ($$name, from its let), each evaluated once; nullopt: missing.
+using variables = std::map<std::string, std::optional<value>, std::less<>>;
+/// Evaluates a let document: names checked as mongod does (16866, 16867, 16868), each value an
+/// expression over no document.
+variables evaluate_let(bson::document_view let);
 
 /// mongod's canonical type rank (the first level of compare_values).
 int canonical_rank(bson::type t);
@@ -212,7 +219,8 @@ public:
     filter(filter&&) noexcept;
     filter& operator=(filter&&) noexcept;
 
-    static filter compile(bson::document_view spec);
+    /// vars: the user variables $expr may refer to.
+    static filter compile(bson::document_view spec, const variables* vars = nullptr);
     /// When array_pos is given and the match went through an array, it
     /// receives the index of the matching element in the first array on the
     /// path (what the positional $ update operator refers to).
@@ -277,7 +285,8 @@ public:
     expression& operator=(expression&&) noexcept;
     expression(const expression&) = delete;
 
-    static expression compile(const bson::element& spec);
+    /// vars: the user variables in scope; $$name resolves to its value when compiled.
+    static expression compile(const bson::element& spec, const variables* vars = nullptr);
     /// The result, or nullopt for "missing".
     std::optional<value> eval(bson::document_view root) const;
 
@@ -296,7 +305,7 @@ public:
     projection(projection&&) noexcept;
     projection& operator=(projection&&) noexcept;
 
-    static projection compile(bson::document_view spec, bool in_pipeline = false);
+    static projection compile(bson::document_view spec, bool in_pipeline = false, const variables* vars = nullptr);
     /// An exclusion projection of these (dotted) fields, as $unset builds.
     static projection exclusion(const std::vector<std::string>& fields);
     bson::document apply(bson::document_view doc) const;
@@ -316,7 +325,14 @@ public:
     update_plan(update_plan&&) noexcept;
     update_plan& operator=(update_plan&&) noexcept;
 
-    static update_plan compile(bson::document_view update);
+    /// Operators or a replacement. array_filters: the update's arrayFilters, one filter per
+    /// $[identifier] (9 FailedToParse or 2 BadValue when malformed, unused or missing).
+    static update_plan compile(bson::document_view update, bson::array_view array_filters = {},
+                               const variables* vars = nullptr);
+    /// A pipeline update ($addFields/$set, $project/$unset, $replaceRoot/$replaceWith).
+    /// vars must outlive the plan.
+    static update_plan compile_pipeline(bson::array_view pipeline, bson::array_view array_filters = {},
+                                        const variables* vars = nullptr);
     bool is_replacement() const;
     /// The updated document. for_insert: applying to a new upsert document ($setOnInsert applies).
     /// array_pos: what the positional $ stands for, when the filter matched through an array.
@@ -330,7 +346,7 @@ private:
 
 /// Runs pipeline stages [first, end) over docs.
 std::vector<bson::document> run_pipeline(std::vector<bson::document> docs, bson::array_view pipeline,
-                                         std::size_t first);
+                                         std::size_t first, const variables* vars = nullptr);
 
 /// The document an upsert starts from: the filter's equality conditions
 /// (dotted paths expanded, $and flattened).

@@ -512,7 +512,7 @@ struct filter_impl {
         return false;
     }
 
-    static filter_impl compile(bson::document_view spec) {
+    static filter_impl compile(bson::document_view spec, const variables* vars) {
         filter_impl root;
         root.k = kind::and_;
         for (const bson::element& e : spec) {
@@ -526,13 +526,13 @@ struct filter_impl {
                     for (const bson::element& x : e.get_array()) {
                         if (x.type() != bson::type::document)
                             fail(2, std::string(key) + " argument's entries must be objects");
-                        group.children.push_back(compile(x.get_document()));
+                        group.children.push_back(compile(x.get_document(), vars));
                     }
                     root.children.push_back(std::move(group));
                 } else if (key == "$expr") {
                     filter_impl node;
                     node.k = kind::expr;
-                    node.expr = std::make_unique<expression>(expression::compile(e));
+                    node.expr = std::make_unique<expression>(expression::compile(e, vars));
                     root.children.push_back(std::move(node));
                 } else if (key == "$comment") {
                     // ignored
@@ -560,9 +560,9 @@ filter::~filter() = default;
 filter::filter(filter&&) noexcept = default;
 filter& filter::operator=(filter&&) noexcept = default;
 
-filter filter::compile(bson::document_view spec) {
+filter filter::compile(bson::document_view spec, const variables* vars) {
     filter f;
-    *f.impl_ = filter_impl::compile(spec);
+    *f.impl_ = filter_impl::compile(spec, vars);
     return f;
 }
 

@@ -132,6 +132,7 @@ struct projection_impl {
     proj_tree root;
     bool empty = true;
     bool in_pipeline = false;
+    const variables* vars = nullptr;
 
     proj_entry& place(const std::vector<std::string>& parts, const std::string& full) {
         proj_tree* t = &root;
@@ -200,7 +201,7 @@ struct projection_impl {
             if (!is_id) set_mode(mode::inclusion, full);
             proj_entry& p = place(split_path(full), full);
             p.k = proj_entry::kind::computed;
-            p.expr = std::make_unique<expression>(expression::compile(e));
+            p.expr = std::make_unique<expression>(expression::compile(e, vars));
         }
     }
 };
@@ -352,10 +353,11 @@ projection::~projection() = default;
 projection::projection(projection&&) noexcept = default;
 projection& projection::operator=(projection&&) noexcept = default;
 
-projection projection::compile(bson::document_view spec, bool in_pipeline) {
+projection projection::compile(bson::document_view spec, bool in_pipeline, const variables* vars) {
     projection p;
     projection_impl& impl = *p.impl_;
     impl.in_pipeline = in_pipeline;
+    impl.vars = vars;
     if (spec.empty()) {
         if (in_pipeline)
             fail(51272, "Invalid $project :: caused by :: projection specification must have at least one field");

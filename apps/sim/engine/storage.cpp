@@ -356,9 +356,10 @@ const bson::document& collection::insert(bson::document doc, oplog& log) {
 }
 
 std::vector<bson::document> collection::find(const find_options& options) const {
-    const detail::filter f = detail::filter::compile(options.filter);
+    const detail::variables vars = detail::evaluate_let(options.let);
+    const detail::filter f = detail::filter::compile(options.filter, &vars);
     const detail::sorter s = detail::sorter::compile(options.sort);
-    const detail::projection p = detail::projection::compile(options.projection);
+    const detail::projection p = detail::projection::compile(options.projection, false, &vars);
     if (options.skip < 0)
         fail(51024, "BSON field 'skip' value must be >= 0, actual value '" + std::to_string(options.skip) + "'");
     std::vector<bson::document_view> matches;
@@ -375,10 +376,22 @@ std::vector<bson::document> collection::find(const find_options& options) const 
 }
 
 update_result collection::update(bson::document_view filter, bson::document_view update, bool upsert, bool multi,
-                                 oplog& log) {
-    const detail::update_plan plan = detail::update_plan::compile(update);
+                                 oplog& log, const write_extras& extras) {
+    const detail::variables vars = detail::evaluate_let(extras.let);
+    const detail::update_plan plan = detail::update_plan::compile(update, extras.array_filters, &vars);
     if (multi && plan.is_replacement()) fail(9, "multi update is not supported for replacement-style update");
-    const detail::filter f = detail::filter::compile(filter);
+    return update_with(filter, detail::filter::compile(filter, &vars), plan, upsert, multi, log);
+}
+
+update_result collection::update_pipeline(bson::document_view filter, bson::array_view pipeline, bool upsert,
+                                          bool multi, oplog& log, const write_extras& extras) {
+    const detail::variables vars = detail::evaluate_let(extras.let);
+    const detail::update_plan plan = detail::update_plan::compile_pipeline(pipeline, extras.array_filters, &vars);
+    return update_with(filter, detail::filter::compile(filter, &vars), plan, upsert, multi, log);
+}
+
+update_result collection::update_with(bson::document_view filter, const detail::filter& f,
+                                      const detail::update_plan& plan, bool upsert, bool multi, oplog& log) {
     update_result r;
     state& st = *state_;
     for (std::size_t i : st.candidates(filter)) {
@@ -403,8 +416,9 @@ update_result collection::update(bson::document_view filter, bson::document_view
     return r;
 }
 
-std::int64_t collection::remove(bson::document_view filter, bool just_one, oplog& log) {
-    const detail::filter f = detail::filter::compile(filter);
+std::int64_t collection::remove(bson::document_view filter, bool just_one, oplog& log, bson::document_view let) {
+    const detail::variables vars = detail::evaluate_let(let);
+    const detail::filter f = detail::filter::compile(filter, &vars);
     state& st = *state_;
     std::int64_t n = 0;
     for (std::size_t i : st.candidates(filter)) {
@@ -420,16 +434,22 @@ std::int64_t collection::remove(bson::document_view filter, bool just_one, oplog
 }
 
 find_and_modify_result collection::find_and_modify(const find_and_modify_options& options, oplog& log) {
-    if (options.remove && options.update) fail(9, "Cannot specify both an update and remove=true");
-    if (!options.remove && !options.update) fail(9, "Either an update or remove=true must be specified");
+    const bool updates = options.update || options.update_pipeline;
+    if (options.remove && updates) fail(9, "Cannot specify both an update and remove=true");
+    if (!options.remove && !updates) fail(9, "Either an update or remove=true must be specified");
     if (options.remove && options.return_new)
         fail(9, "Cannot specify both new=true and remove=true; 'remove' always returns the deleted document");
     if (options.remove && options.upsert) fail(9, "Cannot specify both upsert=true and remove=true");
-    const detail::filter f = detail::filter::compile(options.query);
+    if (options.remove && !options.array_filters.empty())
+        fail(9, "Cannot specify arrayFilters and remove=true");
+    const detail::variables vars = detail::evaluate_let(options.let);
+    const detail::filter f = detail::filter::compile(options.query, &vars);
     const detail::sorter s = detail::sorter::compile(options.sort);
     const detail::projection p = detail::projection::compile(options.fields);
     std::optional<detail::update_plan> plan;
-    if (options.update) plan = detail::update_plan::compile(*options.update);
+    if (options.update) plan = detail::update_plan::compile(*options.update, options.array_filters, &vars);
+    if (options.update_pipeline)
+        plan = detail::update_plan::compile_pipeline(*options.update_pipeline, options.array_filters, &vars);
 
     state& st = *state_;
     std::optional<std::size_t> target;
@@ -518,7 +538,8 @@ bson::array collection::distinct(std::string_view key, bson::document_view filte
     return bson::array(w.extract());
 }
 
-std::vector<bson::document> collection::aggregate(bson::array_view pipeline) const {
+std::vector<bson::document> collection::aggregate(bson::array_view pipeline, bson::document_view let) const {
+    const detail::variables vars = detail::evaluate_let(let);
     // A leading $match filters while copying, so only matching documents are copied.
     std::size_t first = 0;
     std::optional<detail::filter> leading;
@@ -526,14 +547,20 @@ std::vector<bson::document> collection::aggregate(bson::array_view pipeline) con
         const bson::element s = *pipeline.begin();
         if (s.type() == bson::type::document && s.get_document().count() == 1 &&
             s.get_document().begin()->key() == "$match" && s.get_document().begin()->type() == bson::type::document) {
-            leading = detail::filter::compile(s.get_document().begin()->get_document());
+            leading = detail::filter::compile(s.get_document().begin()->get_document(), &vars);
             first = 1;
         }
     }
     std::vector<bson::document> docs;
     for (const auto& slot : state_->slots)
         if (slot && (!leading || leading->matches(*slot))) docs.push_back(*slot);
-    return detail::run_pipeline(std::move(docs), pipeline, first);
+    return detail::run_pipeline(std::move(docs), pipeline, first, &vars);
+}
+
+std::vector<bson::document> run_pipeline(std::vector<bson::document> docs, bson::array_view pipeline,
+                                         bson::document_view let) {
+    const detail::variables vars = detail::evaluate_let(let);
+    return detail::run_pipeline(std::move(docs), pipeline, 0, &vars);
 }
 
 void collection::create_index(const index_info& requested, oplog& log) {
@@ -637,6 +664,7 @@ std::vector<bson::document_view> collection::documents() const {
 
 struct catalog::impl {
     std::map<std::string, std::map<std::string, collection, std::less<>>, std::less<>> dbs;
+    std::map<std::string, std::map<std::string, view_info, std::less<>>, std::less<>> views;
 };
 
 namespace {
@@ -666,6 +694,9 @@ catalog& catalog::operator=(catalog&&) noexcept = default;
 
 catalog catalog::clone() const {
     catalog copy;
+    for (const auto& [db, views] : impl_->views)
+        for (const auto& [name, v] : views)
+            copy.impl_->views[db].emplace(name, view_info{v.view_on, bson::array(bson::document(v.pipeline.view()))});
     for (const auto& [db, colls] : impl_->dbs) {
         auto& target = copy.impl_->dbs[db];
         for (const auto& [name, c] : colls) {
@@ -695,7 +726,7 @@ collection& catalog::get_or_create(std::string_view db, std::string_view coll, o
 
 collection& catalog::create(std::string_view db, std::string_view coll, oplog& log) {
     check_collection_name(db, coll);
-    if (find(db, coll) != nullptr)
+    if (find(db, coll) != nullptr || find_view(db, coll) != nullptr)
         fail(48, "Collection " + std::string(db) + "." + std::string(coll) + " already exists.");
     auto& colls = impl_->dbs[std::string(db)];
     collection& c =
@@ -704,7 +735,59 @@ collection& catalog::create(std::string_view db, std::string_view coll, oplog& l
     return c;
 }
 
+void catalog::create_view(std::string_view db, std::string_view name, std::string_view view_on,
+                          bson::array_view pipeline, oplog& log) {
+    check_collection_name(db, name);
+    if (view_on.empty()) fail(73, "Invalid viewOn: the source collection name is empty");
+    if (find(db, name) != nullptr || find_view(db, name) != nullptr)
+        fail(48, "Namespace " + std::string(db) + "." + std::string(name) + " already exists");
+    for (const bson::element& stage : pipeline)
+        if (stage.type() != bson::type::document) fail(14, "Each element of the 'pipeline' array must be an object");
+    impl_->views[std::string(db)].emplace(std::string(name),
+                                          view_info{std::string(view_on), bson::array(bson::document(pipeline))});
+    writer o;
+    o.append("create", name);
+    o.append("viewOn", view_on);
+    o.append("pipeline", bson::array(bson::document(pipeline)));
+    log.push_back(entry("c", std::string(db) + ".$cmd", o.extract()));
+}
+
+const view_info* catalog::find_view(std::string_view db, std::string_view name) const {
+    const auto d = impl_->views.find(db);
+    if (d == impl_->views.end()) return nullptr;
+    const auto v = d->second.find(name);
+    return v == d->second.end() ? nullptr : &v->second;
+}
+
+std::vector<std::string> catalog::view_names(std::string_view db) const {
+    std::vector<std::string> out;
+    if (const auto d = impl_->views.find(db); d != impl_->views.end())
+        for (const auto& [name, v] : d->second) out.push_back(name);
+    return out;
+}
+
+std::pair<std::string, bson::array> catalog::resolve_view(std::string_view db, std::string_view name) const {
+    std::vector<const view_info*> chain;
+    std::string source(name);
+    while (const view_info* v = find_view(db, source)) {
+        if (chain.size() > 20) fail(12, "View depth too deep or view cycle detected; maximum depth is 20");
+        chain.push_back(v);
+        source = v->view_on;
+    }
+    writer w;
+    std::size_t k = 0;
+    for (auto it = chain.rbegin(); it != chain.rend(); ++it)
+        for (const bson::element& stage : (*it)->pipeline) w.append(detail::index_key(k++), stage);
+    return {source, bson::array(w.extract())};
+}
+
 bool catalog::drop(std::string_view db, std::string_view coll, oplog& log) {
+    if (const auto vd = impl_->views.find(db); vd != impl_->views.end() && vd->second.find(coll) != vd->second.end()) {
+        vd->second.erase(vd->second.find(coll));
+        if (vd->second.empty()) impl_->views.erase(vd);
+        log.push_back(entry("c", std::string(db) + ".$cmd", command("drop", coll)));
+        return true;
+    }
     const auto d = impl_->dbs.find(db);
     if (d == impl_->dbs.end()) return false;
     const auto c = d->second.find(coll);
@@ -716,9 +799,12 @@ bool catalog::drop(std::string_view db, std::string_view coll, oplog& log) {
 }
 
 bool catalog::drop_database(std::string_view db, oplog& log) {
+    const auto vd = impl_->views.find(db);
+    const bool had_views = vd != impl_->views.end();
+    if (had_views) impl_->views.erase(vd);
     const auto d = impl_->dbs.find(db);
-    if (d == impl_->dbs.end()) return false;
-    impl_->dbs.erase(d);
+    if (d == impl_->dbs.end() && !had_views) return false;
+    if (d != impl_->dbs.end()) impl_->dbs.erase(d);
     log.push_back(entry("c", std::string(db) + ".$cmd", bson::make_document(bson::kvp("dropDatabase", 1))));
     return true;
 }
@@ -784,7 +870,14 @@ void catalog::apply(bson::document_view e) {
     const bson::element cmd = *o.begin();
     const std::string_view name = cmd.key();
     const std::string_view target = cmd.type() == bson::type::string ? cmd.get_string() : std::string_view();
-    if (name == "create") {
+    if (name == "create" && o.find("viewOn")) {
+        const auto on = o.find("viewOn");
+        const auto pipeline = o.find("pipeline");
+        if (find_view(db, target) == nullptr)
+            create_view(db, target, on->type() == bson::type::string ? on->get_string() : std::string_view(),
+                        pipeline && pipeline->type() == bson::type::array ? pipeline->get_array() : bson::array_view(),
+                        scratch);
+    } else if (name == "create") {
         get_or_create(db, target, scratch);
     } else if (name == "drop") {
         drop(db, target, scratch);

@@ -6,6 +6,7 @@
 // overlap are a conflict (40).
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "internal.hpp"
 
@@ -71,18 +72,75 @@ std::string join(const std::vector<std::string>& path, std::size_t n) {
     return out;
 }
 
-std::vector<std::string> check_path(std::string_view text) {
+// An update's arrayFilters: identifier -> a filter over {identifier: element}.
+struct array_filter {
+    filter match;
+    bool used = false;
+};
+using array_filter_map = std::map<std::string, array_filter, std::less<>>;
+
+// The identifier of a "$[name]" path part ("" for "$[]"), or nullopt for any other part.
+std::optional<std::string_view> positional_identifier(std::string_view part) {
+    if (part.size() < 3 || !part.starts_with("$[") || !part.ends_with(']')) return std::nullopt;
+    return part.substr(2, part.size() - 3);
+}
+
+std::vector<std::string> check_path(std::string_view text, array_filter_map* filters) {
     if (text.empty()) fail(56, "An empty update path is not valid.");
     auto parts = split_path(text);
     for (const auto& p : parts) {
         if (p.empty())
             fail(56, "The update path '" + std::string(text) + "' contains an empty field name, which is not allowed.");
-        if (p.starts_with("$[") && p != "$[]") {
-            fail(2, "No array filter found for identifier '" + p.substr(2, p.size() - 3) + "' in path '" +
-                        std::string(text) + "'");
-        }
+        const auto id = positional_identifier(p);
+        if (!id || id->empty()) continue;
+        const auto it = filters ? filters->find(*id) : array_filter_map::iterator();
+        if (!filters || it == filters->end())
+            fail(2, "No array filter found for identifier '" + std::string(*id) + "' in path '" + std::string(text) + "'");
+        it->second.used = true;
     }
     return parts;
+}
+
+// The identifier a filter's top-level fields name ("i" of {"i.b": 1}); $and/$or/$nor look inside.
+void filter_identifiers(bson::document_view f, std::vector<std::string>& out) {
+    for (const bson::element& e : f) {
+        const std::string_view key = e.key();
+        if (key == "$and" || key == "$or" || key == "$nor") {
+            if (e.type() == bson::type::array)
+                for (const bson::element& x : e.get_array())
+                    if (x.type() == bson::type::document) filter_identifiers(x.get_document(), out);
+            continue;
+        }
+        if (key.starts_with('$')) continue;
+        out.emplace_back(key.substr(0, key.find('.')));
+    }
+}
+
+array_filter_map compile_array_filters(bson::array_view specs, const variables* vars) {
+    array_filter_map out;
+    for (const bson::element& e : specs) {
+        if (e.type() != bson::type::document)
+            fail(14, "Each array filter must be an object, found " + std::string(type_alias(e.type())));
+        std::vector<std::string> ids;
+        filter_identifiers(e.get_document(), ids);
+        if (ids.empty()) fail(9, "Cannot use an expression without a top-level field name in arrayFilters");
+        for (const auto& id : ids)
+            if (id != ids.front())
+                fail(9, "Error parsing array filter :: caused by :: Expected a single top-level field name, found '" +
+                            ids.front() + "' and '" + id + "'");
+        const std::string& id = ids.front();
+        const bool valid = !id.empty() && id[0] >= 'a' && id[0] <= 'z' &&
+                           std::all_of(id.begin(), id.end(), [](char c) {
+                               return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+                           });
+        if (!valid)
+            fail(2,
+                 "Error parsing array filter :: caused by :: The top-level field name must be an alphanumeric string "
+                 "beginning with a lowercase letter, found '" + id + "'");
+        if (out.count(id) != 0) fail(9, "Found multiple array filters with the same top-level field name " + id);
+        out.emplace(id, array_filter{filter::compile(e.get_document(), vars), false});
+    }
+    return out;
 }
 
 std::int64_t integer_argument(const bson::element& e, const char* what) {
@@ -137,7 +195,15 @@ void parse_each(action& a, const bson::element& e) {
 
 struct context {
     std::string id;  // "{_id: 1}" for messages
+    const array_filter_map* filters = nullptr;
 };
+
+bool element_matches(const array_filter_map* filters, std::string_view id, const node& element) {
+    const array_filter& f = filters->find(id)->second;
+    writer w;
+    w.append(id, element.to_value().get());
+    return f.match.matches(w.extract());
+}
 
 node null_node() { return node::of(value()); }
 
@@ -184,9 +250,12 @@ void apply_path(node& cur, const std::string& cur_key, const std::vector<std::st
                 const action& a, const context& ctx) {
     const std::string& part = path[i];
     const bool last = i + 1 == path.size();
-    if (part == "$[]") {
-        if (!cur.is_array()) fail(2, "Cannot apply array updates to non-array element " + element_text(cur_key, cur));
+    if (const auto id = positional_identifier(part)) {
+        // $[] every element; $[name] the elements its array filter matches.
+        if (!cur.is_array())
+            fail(2, "Cannot apply array updates to non-array element " + cur_key + ": " + shell(cur.to_value().get()));
         for (std::size_t k = 0; k < cur.kids.size(); ++k) {
+            if (!id->empty() && !element_matches(ctx.filters, *id, cur.kids[k])) continue;
             const std::string idx = index_key(k);
             if (last)
                 apply_leaf(cur, cur_key, idx, a, ctx);
@@ -201,7 +270,7 @@ void apply_path(node& cur, const std::string& cur_key, const std::vector<std::st
     }
     // Missing intermediate fields become documents; an existing scalar is left
     // for the next level to refuse (28 PathNotViable) or skip.
-    if (path[i + 1] == "$[]" && creates(a.kind) && cur.is_document() && cur.field(part) == nullptr) {
+    if (positional_identifier(path[i + 1]) && creates(a.kind) && cur.is_document() && cur.field(part) == nullptr) {
         std::string prefix;
         for (std::size_t k = 0; k <= i; ++k) prefix += (k == 0 ? "" : ".") + path[k];
         fail(2, "The path '" + prefix + "' must exist in the document in order to apply array updates.");
@@ -382,6 +451,9 @@ struct update_plan_impl {
     bool replacement = true;
     bson::document replacement_doc;
     std::vector<action> actions;
+    array_filter_map filters;
+    std::optional<bson::array> pipeline;
+    const variables* vars = nullptr;
 };
 
 update_plan::update_plan() : impl_(std::make_unique<update_plan_impl>()) {}
@@ -391,11 +463,13 @@ update_plan& update_plan::operator=(update_plan&&) noexcept = default;
 
 bool update_plan::is_replacement() const { return impl_->replacement; }
 
-update_plan update_plan::compile(bson::document_view update) {
+update_plan update_plan::compile(bson::document_view update, bson::array_view array_filters, const variables* vars) {
     update_plan plan;
     update_plan_impl& p = *plan.impl_;
+    p.filters = compile_array_filters(array_filters, vars);
     const bool operators = !update.empty() && update.begin()->key().starts_with('$');
     if (!operators) {
+        if (!array_filters.empty()) fail(9, "arrayFilters may not be specified for replacement-style updates");
         for (const bson::element& e : update) {
             if (e.key().starts_with('$'))
                 fail(52, "The dollar ($) prefixed field '" + std::string(e.key()) + "' in '" + std::string(e.key()) +
@@ -422,7 +496,7 @@ update_plan update_plan::compile(bson::document_view update) {
             a.kind = *kind;
             a.op_name = std::string(e.key());
             a.text = std::string(f.key());
-            a.path = check_path(f.key());
+            a.path = check_path(f.key(), &p.filters);
             a.arg = value(f);
             switch (a.kind) {
                 case op_kind::inc:
@@ -460,7 +534,7 @@ update_plan update_plan::compile(bson::document_view update) {
                     a.from = a.path;
                     a.from_text = a.text;
                     a.text = std::string(f.get_string());
-                    a.path = check_path(a.text);
+                    a.path = check_path(a.text, &p.filters);
                     if (a.text == a.from_text)
                         fail(2,
                              "The source and target field for $rename must differ: " + a.from_text + ": " + shell(f));
@@ -498,6 +572,37 @@ update_plan update_plan::compile(bson::document_view update) {
     }
     std::stable_sort(p.actions.begin(), p.actions.end(),
                      [](const action& x, const action& y) { return path_less(x.path, y.path); });
+    for (const auto& [id, f] : p.filters)
+        if (!f.used)
+            fail(9, "The array filter for identifier '" + id + "' was not used in the update " + shell(update));
+    return plan;
+}
+
+update_plan update_plan::compile_pipeline(bson::array_view pipeline, bson::array_view array_filters,
+                                          const variables* vars) {
+    if (!array_filters.empty()) fail(9, "arrayFilters may not be specified for pipeline-syle updates");
+    static constexpr std::string_view allowed[] = {"$addFields", "$set", "$project", "$unset", "$replaceRoot",
+                                                   "$replaceWith"};
+    for (const bson::element& stage : pipeline) {
+        if (stage.type() != bson::type::document || stage.get_document().count() != 1)
+            fail(40323, "A pipeline stage specification object must contain exactly one field.");
+        const std::string_view name = stage.get_document().begin()->key();
+        if (std::find(std::begin(allowed), std::end(allowed), name) == std::end(allowed)) {
+            // An unknown stage is 40324 (from the pipeline's own parse); a known one is refused here.
+            writer one;
+            one.append("0", stage);
+            const bson::document single = one.extract();
+            (void)run_pipeline({}, bson::array_view(single.view()), 0, vars);
+            fail(72, std::string(name) + " is not allowed to be used within an update");
+        }
+    }
+    update_plan plan;
+    update_plan_impl& p = *plan.impl_;
+    p.replacement = false;
+    p.pipeline = bson::array(bson::document(pipeline));
+    p.vars = vars;
+    // Stages are compiled now too, so a malformed one fails before any document changes.
+    (void)run_pipeline({}, pipeline, 0, vars);
     return plan;
 }
 
@@ -587,8 +692,24 @@ bson::document update_plan::apply(bson::document_view doc, bool for_insert,
             if (e.key() != "_id") w.append(e.key(), e);
         return w.extract();
     }
+    if (p.pipeline) {
+        std::vector<bson::document> in;
+        in.emplace_back(doc);
+        auto out = run_pipeline(std::move(in), p.pipeline->view(), 0, p.vars);
+        if (out.size() != 1) fail(2, "An update pipeline must produce exactly one document");
+        // A result without _id keeps the old one; changing it is refused.
+        const auto new_id = out.front().find("_id");
+        if (old_id && new_id && !same_bytes(*old_id, *new_id) && !for_insert)
+            fail(66, "Performing an update on the path '_id' would modify the immutable field '_id'");
+        if (new_id || !old_id) return id_first(out.front());
+        writer w;
+        w.append("_id", *old_id);
+        for (const bson::element& e : out.front().view()) w.append(e.key(), e);
+        return w.extract();
+    }
     context ctx;
     ctx.id = old_id ? "{_id: " + shell(*old_id) + "}" : "{}";
+    ctx.filters = &p.filters;
     node root = node::of(doc);
     for (const action& a : p.actions) {
         if (a.kind == op_kind::set_on_insert && !for_insert) continue;

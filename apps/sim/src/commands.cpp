@@ -4,6 +4,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "auth/crypto.hpp"
 #include "auth_glue.hpp"
 #include "trellis/bson/json.hpp"
 #include "session.hpp"
@@ -196,8 +197,25 @@ asio::awaitable<void> pause_op(deployment::impl& d, const running_op& op, std::c
     while (d.running && !op.killed && steady::now() < deadline) co_await d.data_changed.wait_until(deadline);
 }
 
+void refuse_view(context& c, const std::string& coll) {
+    if (c.target.data.find_view(c.db, coll))
+        throw command_error(166, "CommandNotSupportedOnView", "Namespace " + c.db + "." + coll + " is a view, not a collection");
+}
+
 collection& write_collection(context& c, const std::string& coll, oplog& log) {
+    refuse_view(c, coll);
     return c.target.data.get_or_create(c.db, coll, log);
+}
+
+// A read of a view: the view's pipeline, then `more`, over the collection it reads.
+std::vector<bson::document> read_view(context& c, const std::string& view, bson::array_view more, bson::document_view let = {}) {
+    auto [source, stages] = c.target.data.resolve_view(c.db, view);
+    bson::builder all(bson::builder::root::array);
+    for (const auto& st : stages) all.append_value(st);
+    for (const auto& st : more) all.append_value(st);
+    const bson::array pipeline(all.extract());
+    if (const collection* target = c.target.data.find(c.db, source)) return target->aggregate(pipeline.view(), let);
+    return collection(c.db + "." + source).aggregate(pipeline.view(), let);
 }
 
 // Runs the writes of one command, records them (with the retry record) and waits for the write concern.
@@ -280,13 +298,21 @@ asio::awaitable<bson::document> cmd_update(context& c) {
     std::int64_t n = 0, modified = 0;
     bson::builder upserted(bson::builder::root::array);
     bool any_upsert = false;
+    const bson::document let = doc_or_empty(c.req.body, "let");
     auto errors = run_statements(c.req, "updates", [&](bson::document_view u, std::size_t i) {
         auto q = u.find("q"), up = u.find("u");
-        if (!q || q->type() != bson::type::document || !up || up->type() != bson::type::document)
-            throw command_error(9, "FailedToParse", "update statements need q and u documents");
+        if (!q || q->type() != bson::type::document || !up ||
+            (up->type() != bson::type::document && up->type() != bson::type::array))
+            throw command_error(9, "FailedToParse", "update statements need a q document and a u document or pipeline");
+        write_extras extras;
+        extras.let = let;
+        if (auto af = u.find("arrayFilters"); af && af->type() == bson::type::array) extras.array_filters = af->get_array();
         collection& target = write_collection(c, coll, log);
-        const update_result r = target.update(q->get_document(), up->get_document(), bool_or(u, "upsert", false),
-                                              bool_or(u, "multi", false), log);
+        const bool upsert = bool_or(u, "upsert", false), multi = bool_or(u, "multi", false);
+        const update_result r =
+            up->type() == bson::type::array
+                ? target.update_pipeline(q->get_document(), up->get_array(), upsert, multi, log, extras)
+                : target.update(q->get_document(), up->get_document(), upsert, multi, log, extras);
         ++c.target.opcounters["update"];
         n += r.matched;
         modified += r.modified;
@@ -307,13 +333,15 @@ asio::awaitable<bson::document> cmd_delete(context& c) {
     const std::string coll = collection_arg(c.req);
     oplog log;
     std::int64_t n = 0;
+    const bson::document let = doc_or_empty(c.req.body, "let");
     auto errors = run_statements(c.req, "deletes", [&](bson::document_view d, std::size_t) {
         auto q = d.find("q");
         if (!q || q->type() != bson::type::document) throw command_error(9, "FailedToParse", "delete statements need q");
         const std::int64_t limit = int_or(d, "limit", 0);
         if (limit != 0 && limit != 1)
             throw command_error(9, "FailedToParse", "The limit field in delete objects must be 0 or 1. Got " + std::to_string(limit));
-        if (collection* target = c.target.data.find(c.db, coll)) n += target->remove(q->get_document(), limit == 1, log);
+        refuse_view(c, coll);
+        if (collection* target = c.target.data.find(c.db, coll)) n += target->remove(q->get_document(), limit == 1, log, let);
         ++c.target.opcounters["delete"];
     });
     bson::builder b;
@@ -329,17 +357,22 @@ asio::awaitable<bson::document> cmd_find_and_modify(context& c) {
     o.sort = doc_or_empty(c.req.body, "sort");
     o.fields = doc_or_empty(c.req.body, "fields");
     if (auto u = c.req.body.find("update"); u && u->type() == bson::type::document) o.update = bson::document(u->get_document());
+    if (auto u = c.req.body.find("update"); u && u->type() == bson::type::array)
+        o.update_pipeline = bson::array(bson::document(u->get_array()));
+    if (auto af = c.req.body.find("arrayFilters"); af && af->type() == bson::type::array)
+        o.array_filters = bson::array(bson::document(af->get_array()));
+    o.let = doc_or_empty(c.req.body, "let");
     o.remove = bool_or(c.req.body, "remove", false);
     o.return_new = bool_or(c.req.body, "new", false);
     o.upsert = bool_or(c.req.body, "upsert", false);
-    if (o.remove == o.update.has_value())
+    if (o.remove == (o.update.has_value() || o.update_pipeline.has_value()))
         co_return error_reply(9, "FailedToParse", "Either an update or remove=true must be specified");
     oplog log;
     collection& target = write_collection(c, coll, log);
     const find_and_modify_result r = target.find_and_modify(o, log);
     bson::builder b;
     b.open_document("lastErrorObject").append("n", r.n);
-    if (o.update) b.append("updatedExisting", r.updated_existing);
+    if (!o.remove) b.append("updatedExisting", r.updated_existing);
     if (r.upserted_id) b.append("upserted", (*r.upserted_id)["_id"]);
     b.close_document();
     if (r.value) b.append("value", *r.value);
@@ -354,6 +387,7 @@ bson::document cmd_find(context& c) {
     o.sort = doc_or_empty(c.req.body, "sort");
     o.projection = doc_or_empty(c.req.body, "projection");
     o.skip = int_or(c.req.body, "skip", 0);
+    o.let = doc_or_empty(c.req.body, "let");
     std::int64_t limit = int_or(c.req.body, "limit", 0);
     bool single = bool_or(c.req.body, "singleBatch", false);
     if (limit < 0) {
@@ -367,10 +401,19 @@ bson::document cmd_find(context& c) {
     if (limit > 0 && (batch == 0 || batch > limit)) batch = limit;
     ++c.target.opcounters["query"];
     std::vector<bson::document> docs;
-    if (const collection* target = c.target.data.find(c.db, coll))
+    if (c.target.data.find_view(c.db, coll)) {
+        bson::builder more(bson::builder::root::array);
+        more.open_document().append("$match", o.filter).close_document();
+        if (!o.sort.empty()) more.open_document().append("$sort", o.sort).close_document();
+        if (o.skip > 0) more.open_document().append("$skip", o.skip).close_document();
+        if (o.limit > 0) more.open_document().append("$limit", o.limit).close_document();
+        if (!o.projection.empty()) more.open_document().append("$project", o.projection).close_document();
+        const bson::array stages(more.extract());
+        docs = read_view(c, coll, stages.view(), o.let);
+    } else if (const collection* target = c.target.data.find(c.db, coll))
         docs = target->find(o);
     else
-        (void)matcher::compile(o.filter);  // mongod parses the filter even when the collection is absent
+        (void)collection(c.db + "." + coll).find(o);  // mongod parses the filter even when the collection is absent
     return cursor_reply(c.self, c.db + "." + coll, std::move(docs), batch, single, bool_or(c.req.body, "noCursorTimeout", false));
 }
 
@@ -415,8 +458,16 @@ bson::document cmd_kill_cursors(context& c) {
 bson::document cmd_count(context& c) {
     const std::string coll = collection_arg(c.req);
     std::int64_t n = 0;
-    if (const collection* target = c.target.data.find(c.db, coll))
-        n = target->count(doc_or_empty(c.req.body, "query"), int_or(c.req.body, "skip", 0), int_or(c.req.body, "limit", 0));
+    const std::int64_t skip = int_or(c.req.body, "skip", 0), limit = int_or(c.req.body, "limit", 0);
+    if (c.target.data.find_view(c.db, coll)) {
+        // The documents the view shows that match, then skip and limit as a collection's count.
+        if (skip < 0) throw command_error(2, "BadValue", "skip value is negative in count query");
+        const matcher m = matcher::compile(doc_or_empty(c.req.body, "query"));
+        for (const auto& d : read_view(c, coll, bson::array_view())) n += m.matches(d) ? 1 : 0;
+        n = std::max<std::int64_t>(0, n - skip);
+        if (limit != 0) n = std::min(n, limit < 0 ? -limit : limit);
+    } else if (const collection* target = c.target.data.find(c.db, coll))
+        n = target->count(doc_or_empty(c.req.body, "query"), skip, limit);
     bson::builder b;
     b.append("n", n).append("ok", 1.0);
     return b.extract();
@@ -427,6 +478,7 @@ bson::document cmd_distinct(context& c) {
     auto key = c.req.body.find("key");
     if (!key || key->type() != bson::type::string) throw command_error(9, "FailedToParse", "distinct needs a string key");
     bson::builder b;
+    refuse_view(c, coll);  // not simulated on views
     if (const collection* target = c.target.data.find(c.db, coll))
         b.append("values", target->distinct(key->get_string(), doc_or_empty(c.req.body, "query")));
     else
@@ -483,23 +535,90 @@ std::vector<bson::document> coll_stats_stage(context& c, const std::string& coll
     return scratch.aggregate(stages.view());
 }
 
+// ---------------------------------------------------------------- sessions
+
+// The session cache: every command with an lsid refreshes its entry, as mongod's does.
+void touch_session(member& m, const session& s, const request& req) {
+    const auto lsid = req.body.find("lsid");
+    if (!lsid || lsid->type() != bson::type::document) return;
+    const auto id = lsid->get_document().find("id");
+    if (!id || id->type() != bson::type::binary) return;
+    const auto bytes = id->get_binary().bytes;
+    local_session& entry = m.local_sessions[std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size())];
+    entry.lsid = bson::make_document(bson::kvp("id", *id));
+    entry.user = s.user;
+    entry.last_use = std::chrono::system_clock::now();
+}
+
+bson::document cmd_end_sessions(context& c) {
+    if (auto ids = c.req.body.find("endSessions"); ids && ids->type() == bson::type::array)
+        for (const auto& e : ids->get_array()) {
+            if (e.type() != bson::type::document) continue;
+            const auto id = e.get_document().find("id");
+            if (!id || id->type() != bson::type::binary) continue;
+            const auto bytes = id->get_binary().bytes;
+            c.self.local_sessions.erase(std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+        }
+    return bson::make_document(bson::kvp("ok", 1.0));
+}
+
+// $listLocalSessions: {_id: {id, uid}, lastUse} per cached session; uid is SHA-256 of the user
+// ("" without authentication). Without allUsers, only the caller's user's sessions.
+std::vector<bson::document> list_local_sessions(context& c, const bson::element& spec) {
+    if (spec.type() != bson::type::document)
+        throw command_error(14, "TypeMismatch", "$listLocalSessions must be an object");
+    const bool all_users = bool_or(spec.get_document(), "allUsers", false);
+    std::vector<bson::document> out;
+    for (const auto& [key, entry] : c.self.local_sessions) {
+        if (!all_users && entry.user != c.s.user) continue;
+        const auto uid = auth::digest(auth::hash_algorithm::sha256, auth::as_bytes(entry.user));
+        bson::builder b;
+        b.open_document("_id").append("id", entry.lsid["id"])
+            .append("uid", bson::binary{bson::binary_subtype::generic, std::span<const std::uint8_t>(uid)}).close_document();
+        b.append("lastUse", bson::date_time(entry.last_use));
+        out.push_back(b.extract());
+    }
+    return out;
+}
+
 bson::document cmd_aggregate(context& c) {
     const bson::element first = *c.req.body.begin();
     auto pipeline = c.req.body.find("pipeline");
     if (!pipeline || pipeline->type() != bson::type::array) throw command_error(14, "TypeMismatch", "'pipeline' option must be specified as an array");
-    if (first.type() != bson::type::string)
-        throw command_error(73, "InvalidNamespace", "aggregate on a database is not supported by trellis-sim");
+    const bson::document let = doc_or_empty(c.req.body, "let");
+    std::int64_t batch = 101;
+    if (auto cur = c.req.body.find("cursor"); cur && cur->type() == bson::type::document) batch = int_or(cur->get_document(), "batchSize", 101);
+    const bson::array_view stages = pipeline->get_array();
+    if (first.type() != bson::type::string) {
+        // {aggregate: 1}: the first stage makes the documents; only $listLocalSessions does here.
+        const bool numeric_one = first.is_number() && first.as_double() == 1;
+        const bson::element stage = stages.empty() ? first : *stages.begin();
+        const std::string_view name = stage.type() == bson::type::document && !stage.get_document().empty()
+                                          ? stage.get_document().begin()->key() : std::string_view();
+        if (!numeric_one)
+            throw command_error(73, "InvalidNamespace", "Invalid {aggregate: 1}: the aggregate field must be a collection name or 1");
+        if (name != "$listLocalSessions")
+            throw command_error(73, "InvalidNamespace", "{aggregate: 1} is not valid for '" + std::string(name.empty() ? "$match" : name) +
+                                                            "'; a collection is required.");
+        bson::builder rest(bson::builder::root::array);
+        bool skipped = false;
+        for (const auto& s : stages) {
+            if (skipped) rest.append_value(s);
+            skipped = true;
+        }
+        const bson::array rest_stages(rest.extract());
+        auto docs = run_pipeline(list_local_sessions(c, *stage.get_document().begin()), rest_stages.view(), let);
+        return cursor_reply(c.self, c.db + ".$cmd.aggregate", std::move(docs), batch, false, false);
+    }
     const std::string coll(first.get_string());
     std::vector<bson::document> docs;
-    const bson::array_view stages = pipeline->get_array();
     const bool coll_stats = !stages.empty() && (*stages.begin()).type() == bson::type::document &&
                             (*stages.begin()).get_document().find("$collStats") &&
                             (*stages.begin()).get_document()["$collStats"].type() == bson::type::document;
     if (coll_stats) docs = coll_stats_stage(c, coll, stages);
-    else if (const collection* target = c.target.data.find(c.db, coll)) docs = target->aggregate(stages);
-    else docs = collection(c.db + "." + coll).aggregate(stages);  // stages like $count still answer
-    std::int64_t batch = 101;
-    if (auto cur = c.req.body.find("cursor"); cur && cur->type() == bson::type::document) batch = int_or(cur->get_document(), "batchSize", 101);
+    else if (c.target.data.find_view(c.db, coll)) docs = read_view(c, coll, stages, let);
+    else if (const collection* target = c.target.data.find(c.db, coll)) docs = target->aggregate(stages, let);
+    else docs = collection(c.db + "." + coll).aggregate(stages, let);  // stages like $count still answer
     return cursor_reply(c.self, c.db + "." + coll, std::move(docs), batch, false, false);
 }
 
@@ -507,7 +626,17 @@ bson::document cmd_aggregate(context& c) {
 
 asio::awaitable<bson::document> cmd_create(context& c) {
     oplog log;
-    c.target.data.create(c.db, collection_arg(c.req), log);
+    if (auto on = c.req.body.find("viewOn")) {
+        if (on->type() != bson::type::string)
+            co_return error_reply(14, "TypeMismatch", "BSON field 'create.viewOn' is the wrong type, expected type 'string'");
+        auto pipeline = c.req.body.find("pipeline");
+        if (pipeline && pipeline->type() != bson::type::array)
+            co_return error_reply(14, "TypeMismatch", "BSON field 'create.pipeline' is the wrong type, expected type 'array'");
+        c.target.data.create_view(c.db, collection_arg(c.req), on->get_string(),
+                                  pipeline ? pipeline->get_array() : bson::array_view(), log);
+    } else {
+        c.target.data.create(c.db, collection_arg(c.req), log);
+    }
     bson::builder b;
     co_return co_await finish_write(c, std::move(log), b);
 }
@@ -612,6 +741,16 @@ bson::document cmd_list_collections(context& c) {
             b.append("options", bson::document());
             b.open_document("info").append("readOnly", false).close_document();
             b.open_document("idIndex").append("v", 2).append("key", bson::make_document(bson::kvp("_id", 1))).append("name", "_id_").close_document();
+        }
+        all.push_back(b.extract());
+    }
+    for (const auto& name : c.target.data.view_names(c.db)) {
+        const view_info* v = c.target.data.find_view(c.db, name);
+        bson::builder b;
+        b.append("name", name).append("type", "view");
+        if (!name_only) {
+            b.open_document("options").append("viewOn", v->view_on).append("pipeline", v->pipeline).close_document();
+            b.open_document("info").append("readOnly", true).close_document();
         }
         all.push_back(b.extract());
     }
@@ -1329,7 +1468,7 @@ const std::vector<command_spec>& command_table() {
         {"authenticate", {}, now<cmd_auth>, no_auth},
         {"logout", {}, now<cmd_auth>, no_auth},
         {"getnonce", {}, now<cmd_auth>, no_auth},
-        {"endSessions", {}, now<cmd_ping>, no_auth},
+        {"endSessions", {}, now<cmd_end_sessions>, no_auth},
         {"killSessions", {}, now<cmd_ping>, admin},
         {"refreshSessions", {}, now<cmd_ping>, admin},
         {"whatsmyuri", {}, now<cmd_whatsmyuri>, admin},
@@ -1594,6 +1733,7 @@ asio::awaitable<command_result> execute(session& s, request& req) {
         co_return out;
     }
 
+    touch_session(m, s, req);
     // Registered for currentOp / killOp while it runs. The map's nodes do not move.
     const std::int64_t opid = m.next_opid++;
     running_op& op = m.ops[opid];

@@ -60,6 +60,13 @@ struct retry_key {
     friend auto operator<=>(const retry_key&, const retry_key&) = default;
 };
 
+/// A logical session a member has seen (its local session cache, as $listLocalSessions shows).
+struct local_session {
+    bson::document lsid;  // {id: UUID}
+    std::string user;     // "db.name", or empty without authentication
+    std::chrono::system_clock::time_point last_use;
+};
+
 struct oplog_record {
     optime op;
     steady::time_point written;                 // when the primary wrote it (lag is measured from here)
@@ -145,6 +152,7 @@ public:
     std::optional<tcp::acceptor> acceptor;
     std::set<std::shared_ptr<session>> sessions;
     std::map<std::int64_t, cursor> cursors;
+    std::map<std::string, local_session> local_sessions;  // by the raw bytes of lsid.id
     fail_point fail;
     int fsync_lock_count = 0;
     signal fsync_unlocked;

@@ -874,7 +874,7 @@ void run_operation(test_context& ctx, const json::object& op) {
 
     // Server features trellis-sim does not have: the test cannot pass against it, whatever the driver does.
     if (ctx.where.sim) {
-        for (const char* feature : {"collation", "let", "arrayFilters"}) {
+        for (const char* feature : {"collation"}) {
             if (args.contains(feature)) skip(std::string("trellis-sim does not implement ") + feature);
             if (const auto* requests = args.if_contains("requests"); requests && requests->is_array())
                 for (const auto& r : requests->as_array())
