@@ -18,6 +18,7 @@
 #include "trellis/plugins.hpp"
 #include "trellis/sim/deployment.hpp"
 #include "trellis/uri.hpp"
+#include "wire_helpers.hpp"
 
 namespace asio = boost::asio;
 namespace sdk = trellis::sdk;
@@ -28,15 +29,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct established {
-    conn::establish_failure failure;
-    std::unique_ptr<conn::connection> connection;
-};
-
-struct ran {
-    std::error_code ec;
-    conn::command_reply reply;
-};
+using trellis::test::established;
+using trellis::test::ran;
+using trellis::test::run;
 
 std::string with(std::string uri, const std::string& option) {
     if (option.empty()) return uri;
@@ -93,31 +88,8 @@ class CompressionTest : public QObject {
         return s;
     }
 
-    established establish(asio::io_context& io, const std::string& uri) {
-        established out;
-        conn::async_establish(io.get_executor(), settings_for(uri), 1,
-                              [&out](conn::establish_failure f, std::unique_ptr<conn::connection> c) {
-                                  out.failure = std::move(f);
-                                  out.connection = std::move(c);
-                              });
-        io.restart();
-        io.run();
-        return out;
-    }
+    established establish(asio::io_context& io, const std::string& uri) { return trellis::test::establish(io, settings_for(uri)); }
 
-    ran run(asio::io_context& io, conn::connection& c, const std::string& db, bson::document cmd) {
-        ran out;
-        conn::command_request r;
-        r.database = db;
-        r.command = std::move(cmd);
-        c.async_run_command(std::move(r), [&out](std::error_code ec, conn::command_reply reply) {
-            out.ec = ec;
-            out.reply = std::move(reply);
-        });
-        io.restart();
-        io.run();
-        return out;
-    }
 
     // A command on a fresh uncompressed connection: fail points, serverStatus.
     bson::document admin(trellis::sim::deployment& sim, bson::document cmd) {

@@ -16,6 +16,7 @@
 #include "trellis/plugins.hpp"
 #include "trellis/sim/deployment.hpp"
 #include "trellis/uri.hpp"
+#include "wire_helpers.hpp"
 
 namespace asio = boost::asio;
 namespace sdk = trellis::sdk;
@@ -26,15 +27,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct established {
-    conn::establish_failure failure;
-    std::unique_ptr<conn::connection> connection;
-};
-
-struct ran {
-    std::error_code ec;
-    conn::command_reply reply;
-};
+using trellis::test::established;
+using trellis::test::ran;
+using trellis::test::run;
 
 // PLAIN over saslStart: enough of a conversation to prove the authentication hook, its
 // failures and the redaction of its commands.
@@ -91,32 +86,9 @@ class ConnectionTest : public QObject {
     }
 
     established establish(asio::io_context& io, std::shared_ptr<const conn::establish_settings> s) {
-        established out;
-        conn::async_establish(io.get_executor(), std::move(s), 1,
-                              [&out](conn::establish_failure f, std::unique_ptr<conn::connection> c) {
-                                  out.failure = std::move(f);
-                                  out.connection = std::move(c);
-                              });
-        io.restart();
-        io.run();
-        return out;
+        return trellis::test::establish(io, std::move(s));
     }
 
-    ran run(asio::io_context& io, conn::connection& c, const std::string& db, bson::document cmd,
-            std::optional<std::chrono::milliseconds> timeout = std::nullopt) {
-        ran out;
-        conn::command_request r;
-        r.database = db;
-        r.command = std::move(cmd);
-        r.timeout = timeout;
-        c.async_run_command(std::move(r), [&out](std::error_code ec, conn::command_reply reply) {
-            out.ec = ec;
-            out.reply = std::move(reply);
-        });
-        io.restart();
-        io.run();
-        return out;
-    }
 
     // A command on a fresh connection of its own (fail points).
     void admin(const bson::document& cmd) {

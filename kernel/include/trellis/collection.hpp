@@ -170,7 +170,9 @@ using find_one_and_delete_options = find_one_and_modify_options;
 struct insert_one_model {
     bson::document document;
 };
-struct update_one_model {
+/// update_one_model (Many = false) and update_many_model (Many = true).
+template <bool Many>
+struct update_model {
     bson::document filter;
     update_spec update;
     bool upsert = false;
@@ -178,14 +180,8 @@ struct update_one_model {
     std::optional<bson::document> collation;
     std::optional<hint_type> hint;
 };
-struct update_many_model {
-    bson::document filter;
-    update_spec update;
-    bool upsert = false;
-    std::optional<bson::array> array_filters;
-    std::optional<bson::document> collation;
-    std::optional<hint_type> hint;
-};
+using update_one_model = update_model<false>;
+using update_many_model = update_model<true>;
 struct replace_one_model {
     bson::document filter;
     bson::document replacement;
@@ -193,16 +189,15 @@ struct replace_one_model {
     std::optional<bson::document> collation;
     std::optional<hint_type> hint;
 };
-struct delete_one_model {
+/// delete_one_model (Many = false) and delete_many_model (Many = true).
+template <bool Many>
+struct delete_model {
     bson::document filter;
     std::optional<bson::document> collation;
     std::optional<hint_type> hint;
 };
-struct delete_many_model {
-    bson::document filter;
-    std::optional<bson::document> collation;
-    std::optional<hint_type> hint;
-};
+using delete_one_model = delete_model<false>;
+using delete_many_model = delete_model<true>;
 using write_model = std::variant<insert_one_model, update_one_model, update_many_model, replace_one_model, delete_one_model,
                                  delete_many_model>;
 
