@@ -141,6 +141,9 @@ public:
         bool secondary_ok = false;                 // set for reads tried in turn (master-slave)
         bool unacknowledged = false;               // w: 0: no implicit session (the sessions spec)
         bool no_session = false;                   // endSessions: sent without an lsid of its own
+        /// A top-level array of the command sent as an OP_MSG document sequence (bulk writes:
+        /// "documents", "updates", "deletes") rather than inside the command document.
+        std::string sequence_field;
         /// The session to use (a cursor's, for getMore); unset: an implicit one, released at
         /// the end unless keep_session (find: the cursor keeps it while it lives on the server).
         std::optional<server_session> session;

@@ -96,7 +96,11 @@ asio::awaitable<bulk_write_result> client_core::run_bulk(std::string db, const o
     bson::document last_reply;
     for (const auto& batch : op.batches(limits)) {
         try {
-            const auto r = co_await execute(write_operation(db, op.command(batch), batch.retryable, op.wc));
+            auto o = write_operation(db, op.command(batch), batch.retryable, op.wc);
+            o.sequence_field = batch.what == ops::bulk_write_op::kind::insert   ? "documents"
+                               : batch.what == ops::bulk_write_op::kind::update ? "updates"
+                                                                                : "deletes";
+            const auto r = co_await execute(std::move(o));
             op.merge(batch, r.reply.view(), {}, result);
             continue;
         } catch (const bulk_write_error& e) {

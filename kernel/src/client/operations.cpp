@@ -149,6 +149,23 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
     conn::command_request request;
     request.database = op.db;
     request.command = b.extract();
+    // The document sequence's spans point into `whole`, which lives until the reply is in.
+    bson::document whole;
+    if (!op.sequence_field.empty()) {
+        whole = std::move(request.command);
+        bson::builder body;
+        wire::document_sequence seq;
+        seq.identifier = op.sequence_field;
+        for (const auto& e : whole.view()) {
+            if (e.key() != op.sequence_field) {
+                body.append(e);
+                continue;
+            }
+            for (const auto& d : e.get_array()) seq.documents.push_back(d.get_document().bytes());
+        }
+        request.command = body.extract();
+        request.sequences.push_back(std::move(seq));
+    }
     auto [ec2, reply] = co_await connection->async_run_command(std::move(request), asio::as_tuple(asio::use_awaitable));
     if (ec2) {
         sdam::application_error f;

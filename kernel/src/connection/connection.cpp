@@ -246,6 +246,17 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
                 if (req.exhaust_allowed) flags |= wire::msg_flags::exhaust_allowed;
                 if (req.more_to_come) flags |= wire::msg_flags::more_to_come;
                 wire::encode_op_msg(out, request_id, 0, flags, full.bytes(), req.sequences, lim);
+                if (!req.sequences.empty() && settings.on_command) {
+                    // Command monitoring shows a document sequence as the array it stands for.
+                    bson::builder merged;
+                    merged.concat(full.view());
+                    for (const auto& seq : req.sequences) {
+                        merged.open_array(seq.identifier);
+                        for (const auto& d : seq.documents) merged.append(bson::document_view(d.data(), d.size()));
+                        merged.close_array();
+                    }
+                    full = merged.extract();
+                }
             }
             if (compressor && wire::is_compressible_command(command_name)) {
                 std::vector<std::uint8_t> wrapped;
