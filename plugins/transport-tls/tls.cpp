@@ -2,6 +2,9 @@
 #include <boost/asio/ssl.hpp>
 #include <map>
 #include <mutex>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "../transport-plain/connect.hpp"
@@ -13,11 +16,35 @@ using transport_detail::tcp;
 namespace asio = boost::asio;
 namespace ssl = boost::asio::ssl;
 
-std::string openssl_reason(const boost::system::error_code& ec, SSL* handle) {
+// OpenSSL's text, then the cause in the terms of the options that govern it.
+std::string openssl_reason(const boost::system::error_code& ec, SSL* handle, const std::string& host, const std::string& ca_file) {
     std::string why = ec.message();
     if (handle) {
         const long verify = SSL_get_verify_result(handle);
-        if (verify != X509_V_OK) why += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
+        if (verify != X509_V_OK) {
+            why += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
+            switch (verify) {
+                case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+                case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+                case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+                case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+                    why += ": the server's certificate is not issued by a trusted CA (" +
+                           (ca_file.empty() ? std::string("the system's trust store") : "tlsCAFile " + ca_file) + ")";
+                    break;
+                case X509_V_ERR_CERT_HAS_EXPIRED: why += ": the server's certificate has expired"; break;
+                case X509_V_ERR_CERT_NOT_YET_VALID: why += ": the server's certificate is not valid yet"; break;
+                case X509_V_ERR_HOSTNAME_MISMATCH:
+                case X509_V_ERR_IP_ADDRESS_MISMATCH:
+                    why += ": the server's certificate does not name \"" + host + "\"";
+                    break;
+                default: break;
+            }
+        }
+    }
+    if (ec.category() == asio::error::get_ssl_category()) {
+        const int reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
+        if (reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION || reason == SSL_R_UNSUPPORTED_PROTOCOL)
+            why += ": the server offers no TLS version this client accepts (TLS 1.2 or later)";
     }
     return why;
 }
@@ -100,9 +127,9 @@ public:
                 if (is_ip_address(req.host)) X509_VERIFY_PARAM_set1_ip_asc(param, req.host.c_str());
                 else X509_VERIFY_PARAM_set1_host(param, req.host.c_str(), 0);
             }
-            s->async_handshake(ssl::stream_base::client, [h, s, ctx, where](const boost::system::error_code& ec) {
+            s->async_handshake(ssl::stream_base::client, [h, s, ctx, where, req](const boost::system::error_code& ec) {
                 if (ec) {
-                    const std::string why = openssl_reason(ec, s->native_handle());
+                    const std::string why = openssl_reason(ec, s->native_handle(), req.host, req.tls.ca_file);
                     return std::move(*h)(sdk::connect_error{ec, "TLS handshake with " + where + " failed: " + why}, nullptr);
                 }
                 std::move(*h)(sdk::connect_error{}, std::make_unique<tls_stream>(ctx, std::move(*s), where));
@@ -128,7 +155,19 @@ private:
                 ctx->set_password_callback([password](std::size_t, ssl::context::password_purpose) { return password; });
             }
             ctx->use_certificate_chain_file(t.certificate_key_file);
-            ctx->use_private_key_file(t.certificate_key_file, ssl::context::pem);
+            boost::system::error_code ec;
+            ctx->use_private_key_file(t.certificate_key_file, ssl::context::pem, ec);
+            if (ec) {
+                const int reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
+                const bool decrypt = ec.category() == asio::error::get_ssl_category() &&
+                                     (reason == EVP_R_BAD_DECRYPT || reason == PEM_R_BAD_DECRYPT || reason == PEM_R_BAD_PASSWORD_READ);
+                throw boost::system::system_error(
+                    ec, "cannot read the private key in tlsCertificateKeyFile " + t.certificate_key_file +
+                            (decrypt ? (t.certificate_key_file_password.empty()
+                                            ? std::string(": it is encrypted and no tlsCertificateKeyFilePassword was given")
+                                            : std::string(": wrong tlsCertificateKeyFilePassword"))
+                                     : std::string()));
+            }
         }
         contexts_.emplace(key, ctx);
         return ctx;

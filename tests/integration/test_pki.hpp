@@ -1,7 +1,10 @@
 // A throw-away PKI for TLS tests, made with the openssl CLI in a temporary directory:
 //   ca.pem/ca.key, other-ca.pem (a CA nobody signed with),
 //   server.pem/server.key (CN=sim, subjectAltName IP:127.0.0.1 only, signed by ca),
-//   client.pem (certificate + key encrypted with the password "s3cret", signed by ca).
+//   client.pem (certificate + key encrypted with the password "s3cret", signed by ca);
+// and make_dated_server_certs adds, for server.key and signed by ca with the same name,
+//   expired.pem (valid 2020-01-01 to 2020-01-02) and future.pem (valid from 2099-01-01),
+// through `openssl ca` and its -startdate/-enddate (OpenSSL 3.0's x509 cannot set dates).
 #pragma once
 
 #include <QFile>
@@ -47,6 +50,30 @@ inline void make_test_pki(const QString& d) {
         if (!f.open(QIODevice::ReadOnly)) throw std::runtime_error(std::string("cannot read ") + part);
         bundle.write(f.readAll());
     }
+}
+
+inline void write_text(const QString& file, const QByteArray& text) {
+    QFile f(file);
+    if (!f.open(QIODevice::WriteOnly) || f.write(text) != text.size()) throw std::runtime_error("cannot write " + file.toStdString());
+}
+
+// After make_test_pki(d): expired.pem and future.pem, server certificates for IP 127.0.0.1 whose
+// validity lies wholly in the past and wholly in the future.
+inline void make_dated_server_certs(const QString& d) {
+    write_text(d + "/dated-ca.cnf",
+               "[ca]\ndefault_ca = test_ca\n"
+               "[test_ca]\ndir = .\ndatabase = dated-index.txt\nnew_certs_dir = .\nserial = dated-serial\n"
+               "default_md = sha256\npolicy = any\nunique_subject = no\ncopy_extensions = none\nx509_extensions = server_ext\n"
+               "[any]\ncommonName = supplied\n"
+               "[server_ext]\nsubjectAltName = IP:127.0.0.1\n");
+    write_text(d + "/dated-index.txt", "");
+    write_text(d + "/dated-serial", "1000\n");
+    auto sign = [&](const QString& out, const QString& start, const QString& end) {
+        run_openssl(d, {"ca", "-batch", "-notext", "-config", "dated-ca.cnf", "-cert", "ca.pem", "-keyfile", "ca.key", "-in",
+                        "server.csr", "-out", out, "-startdate", start, "-enddate", end});
+    };
+    sign("expired.pem", "20200101000000Z", "20200102000000Z");
+    sign("future.pem", "20990101000000Z", "20990102000000Z");
 }
 
 }  // namespace trellis::test

@@ -658,6 +658,16 @@ void deployment::start() {
     if (d.cfg.tls.enabled()) {
         d.tls.emplace(asio::ssl::context::tls_server);
         SSL_CTX_set_min_proto_version(d.tls->native_handle(), TLS1_2_VERSION);
+        if (const std::string& v = d.cfg.tls.max_version; !v.empty()) {
+            const int max = v == "1.0" ? TLS1_VERSION : v == "1.1" ? TLS1_1_VERSION : v == "1.2" ? TLS1_2_VERSION
+                          : v == "1.3" ? TLS1_3_VERSION : 0;
+            if (max == 0) throw configuration_error("tls max_version \"" + v + "\": expected 1.0, 1.1, 1.2 or 1.3");
+            if (max < TLS1_2_VERSION) {
+                SSL_CTX_set_min_proto_version(d.tls->native_handle(), TLS1_VERSION);
+                SSL_CTX_set_security_level(d.tls->native_handle(), 0);
+            }
+            SSL_CTX_set_max_proto_version(d.tls->native_handle(), max);
+        }
         d.tls->use_certificate_chain_file(d.cfg.tls.cert_file.string());
         d.tls->use_private_key_file(d.cfg.tls.key_file.string(), asio::ssl::context::pem);
         if (!d.cfg.tls.ca_file.empty()) {

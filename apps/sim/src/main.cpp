@@ -31,6 +31,7 @@ constexpr const char* usage_text =
     "  --max-wire-version N      (default 21)\n"
     "  --user NAME:PASSWORD[@DB] a user (repeatable); with users, commands need authentication\n"
     "  --tls-cert FILE --tls-key FILE [--tls-ca FILE] [--tls-require-client-cert]\n"
+    "  --tls-max-version V       newest TLS version offered: 1.0, 1.1, 1.2 or 1.3 (default: newest)\n"
     "  --compressors LIST        what hello may negotiate, e.g. zstd,zlib (default snappy,zlib,zstd;\n"
     "                            \"\" for none)\n"
     "  --port P                  first port (0, the default: the OS picks every port)\n"
@@ -147,6 +148,7 @@ void apply_toml(const std::string& path, sim_config& cfg) {
             cfg.tls.key_file = (*tt)["key"].value_or(std::string());
             cfg.tls.ca_file = (*tt)["ca"].value_or(std::string());
             cfg.tls.require_client_cert = (*tt)["require_client_cert"].value_or(false);
+            cfg.tls.max_version = (*tt)["max_version"].value_or(std::string());
         } else if (key == "members") {
             const toml::array* arr = node.as_array();
             if (!arr) throw usage_error{where(node, key) + " must be an array of tables"};
@@ -201,6 +203,7 @@ cli_options parse_args(int argc, char** argv) {
         else if (f == "--tls-key") o.cfg.tls.key_file = value(i);
         else if (f == "--tls-ca") o.cfg.tls.ca_file = value(i);
         else if (f == "--tls-require-client-cert") o.cfg.tls.require_client_cert = true;
+        else if (f == "--tls-max-version") o.cfg.tls.max_version = value(i);
         else if (f == "--port") o.cfg.port = static_cast<std::uint16_t>(to_int(f, value(i)));
         else if (f == "--ready-file") o.ready_file = value(i);
         else if (f == "--verbose") o.cfg.verbose = true;

@@ -39,6 +39,10 @@ struct tls_config {
     std::filesystem::path key_file;   // PEM private key
     std::filesystem::path ca_file;    // CA for client certificates
     bool require_client_cert = false;
+    /// The newest protocol version offered: "" (OpenSSL's newest), "1.0", "1.1", "1.2" or "1.3".
+    /// Below 1.2 the oldest offered drops to 1.0 and OpenSSL's security level to 0 (tests of
+    /// clients that must refuse an old server).
+    std::string max_version;
     bool enabled() const { return !cert_file.empty(); }
 };
 
