@@ -1459,7 +1459,9 @@ constexpr unsigned no_auth = on_secondary | on_arbiter;  // no authentication ne
 
 // Every command a member answers. Anything else: 59 CommandNotFound, as mongod.
 const std::vector<command_spec>& command_table() {
-    static const std::vector<command_spec> table = {
+    // Never destroyed: a member thread may still dispatch a command while the process exits
+    // (an in-process deployment outliving main), after function statics are gone.
+    static const auto& table = *new const std::vector<command_spec>{
         {"hello", {"isMaster", "ismaster"}, cmd_hello, no_auth},
         {"ping", {}, now<cmd_ping>, no_auth},
         {"buildInfo", {"buildinfo"}, now<cmd_build_info>, no_auth},
@@ -1517,11 +1519,12 @@ const std::vector<command_spec>& command_table() {
 }
 
 const command_spec* find_command(std::string_view name) {
-    static const std::map<std::string_view, const command_spec*> by_name = [] {
-        std::map<std::string_view, const command_spec*> m;
+    // Never destroyed, as the table.
+    static const auto& by_name = *[] {
+        auto* m = new std::map<std::string_view, const command_spec*>;
         for (const auto& spec : command_table()) {
-            m[spec.name] = &spec;
-            for (auto alias : spec.aliases) m[alias] = &spec;
+            (*m)[spec.name] = &spec;
+            for (auto alias : spec.aliases) (*m)[alias] = &spec;
         }
         return m;
     }();
