@@ -23,7 +23,9 @@
 
 #include "args.hpp"
 #include "codecs.hpp"
+#include "driver.hpp"
 #include "failover.hpp"
+#include "monitoring.hpp"
 #include "scale.hpp"
 #include "trellis/bson/json.hpp"
 #include "trellis/errors.hpp"
@@ -43,6 +45,8 @@ constexpr std::string_view usage_text =
     "usage: trellis-bench bson [--iterations N] [--runs R] [--json FILE] [--data DIR] [--encode-mode reuse|fresh]\n"
     "       trellis-bench failover [--stepdowns N] [--json FILE] [--pymongo-only] (see failover --help)\n"
     "       trellis-bench scale [--sizes N,N,...] [--min-time MS] (see scale --help)\n"
+    "       trellis-bench driver [--tasks ...] [--peers ...] [--json FILE] (see driver --help)\n"
+    "       trellis-bench monitoring [--servers N] [--seconds S] [--json FILE] (see monitoring --help)\n"
     "\n"
     "Runs the MongoDB driver benchmark spec's BSON micro-benchmarks (flat, deep and\n"
     "full BSON; encode and decode) on Trellis and on libbson, interleaved in one\n"
@@ -75,9 +79,9 @@ std::optional<options> parse_arguments(int argc, char** argv) {
     std::vector<std::string_view> args(argv + 1, argv + argc);
     for (const std::string_view a : args)
         if (a == "-h" || a == "--help") return std::nullopt;
-    if (args.empty()) throw failure{exit_usage_error, "no benchmark suite given (\"bson\", \"failover\" or \"scale\"; see --help)"};
+    if (args.empty()) throw failure{exit_usage_error, "no benchmark suite given (\"bson\", \"driver\", \"failover\", \"monitoring\" or \"scale\"; see --help)"};
     if (args[0] != "bson")
-        throw failure{exit_usage_error, "unknown benchmark suite \"" + std::string(args[0]) + "\" (\"bson\", \"failover\" or \"scale\")"};
+        throw failure{exit_usage_error, "unknown benchmark suite \"" + std::string(args[0]) + "\" (\"bson\", \"driver\", \"failover\", \"monitoring\" or \"scale\")"};
 
     options o;
     arg_walker w(args, 1);
@@ -319,6 +323,8 @@ void write_json(const std::vector<task_result>& results, std::ofstream& out, con
 
 int run(int argc, char** argv) {
     if (argc > 1 && std::string_view(argv[1]) == "failover") return trellis_bench::failover::run(argc - 1, argv + 1);
+    if (argc > 1 && std::string_view(argv[1]) == "driver") return trellis_bench::driver::run(argc - 1, argv + 1);
+    if (argc > 1 && std::string_view(argv[1]) == "monitoring") return trellis_bench::monitoring::run(argc - 1, argv + 1);
     if (argc > 1 && std::string_view(argv[1]) == "scale") return trellis_bench::scale::run(argc - 1, argv + 1);
     const std::optional<options> o = parse_arguments(argc, argv);
     if (!o) {
