@@ -8,6 +8,8 @@
 #include <optional>
 #include <sstream>
 
+#include <sys/resource.h>
+
 #include <boost/json.hpp>
 #include <mongoc/mongoc.h>
 
@@ -183,11 +185,21 @@ bool per_operation(task_id t) { return t == task_id::run_command || t == task_id
 
 // ---------------------------------------------------------------- the run
 
+/// CPU time (user + system) of this process, all threads.
+double own_cpu_seconds() {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    const auto tv = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+    return tv(u.ru_utime) + tv(u.ru_stime);
+}
+
 struct cell {
     std::vector<double> rates;      // per round: ops/s or MB/s
     std::vector<double> sim_share;  // per round: the sim's CPU / wall time
+    std::vector<double> client_cpu; // per round: the client's CPU seconds per operation (or per run)
     double median_rate() const { return median(rates); }
     double median_share() const { return median(sim_share); }
+    double median_client_cpu() const { return median(client_cpu); }
     static double median(std::vector<double> v) {
         if (v.empty()) return 0;
         std::sort(v.begin(), v.end());
@@ -251,12 +263,16 @@ public:
                     const auto f = face_of(p, r);
                     if (!f) continue;
                     prepare(r.task);
+                    const auto client_cpu = [&] { return p.process_cpu_seconds().value_or(own_cpu_seconds()); };
                     const double cpu0 = sim_.cpu_seconds();
+                    const double client0 = client_cpu();
                     const measurement m = p.run(r.task, *f, false);
+                    const double client = client_cpu() - client0;
                     const double cpu = sim_.cpu_seconds() - cpu0;
                     cell& c = cells_[{r.name, p.name()}];
                     c.rates.push_back(rate(r.task, m.seconds));
                     c.sim_share.push_back(m.seconds > 0 ? cpu / m.seconds : 0);
+                    c.client_cpu.push_back(client / static_cast<double>(per_operation(r.task) ? w_.ops : 1));
                 }
             }
             std::printf("  round %zu of %zu done\n", round + 1, o_.rounds);
@@ -312,7 +328,26 @@ public:
                 if (const auto it = cells_.find({r.name, p->name()}); it != cells_.end())
                     sim[p->name()] = it->second.median_share() * 100;
             j["sim_cpu_percent"] = std::move(sim);
+            boost::json::object client_cpu;
+            for (const auto& p : peers_)
+                if (const auto it = cells_.find({r.name, p->name()}); it != cells_.end())
+                    client_cpu[p->name()] = it->second.median_client_cpu() * 1e6;
+            j["client_cpu_us"] = std::move(client_cpu);
             tasks.push_back(std::move(j));
+        }
+        std::printf("\nClient CPU per operation (per run for the multi-document tasks), microseconds\n"
+                    "(the driver's process, every thread; CPU time barely depends on the machine's load):\n");
+        std::printf("%-36s %12s %12s %12s %12s\n", "task", "trellis", "libmongoc", "pymongo", "raw");
+        for (const row& r : rows) {
+            const auto us = [&](const char* peer_name) {
+                const auto it = cells_.find({r.name, peer_name});
+                if (it == cells_.end() || it->second.client_cpu.empty()) return std::string("-");
+                char buf[32];
+                std::snprintf(buf, sizeof buf, "%.1f", it->second.median_client_cpu() * 1e6);
+                return std::string(buf);
+            };
+            std::printf("%-36s %12s %12s %12s %12s\n", r.name.c_str(), us("trellis").c_str(), us("libmongoc").c_str(),
+                        us("pymongo").c_str(), us("raw").c_str());
         }
         std::printf("\nMedian of %zu interleaved rounds; higher is better; ratio = trellis / libmongoc.\n"
                     "sim CPU: trellis-sim's CPU time over the run's wall time (100%% = one core saturated:\n"

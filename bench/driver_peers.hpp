@@ -63,6 +63,9 @@ public:
     virtual bool can(task_id task, face f) const = 0;
     /// Runs the task once. With `check`, fills digest and documents (not timed for real).
     virtual measurement run(task_id task, face f, bool check) = 0;
+    /// CPU seconds used so far by a peer that runs in its own process (PyMongo); nullopt for
+    /// the in-process ones, whose CPU is trellis-bench's own.
+    virtual std::optional<double> process_cpu_seconds() const { return std::nullopt; }
 };
 
 std::unique_ptr<peer> make_trellis_peer(const workload& w);

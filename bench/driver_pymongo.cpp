@@ -47,6 +47,8 @@ public:
         return m;
     }
 
+    std::optional<double> process_cpu_seconds() const override { return child_.cpu_seconds(); }
+
 private:
     child_process child_;
 };

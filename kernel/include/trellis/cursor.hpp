@@ -19,6 +19,10 @@
 #include <optional>
 #include <string>
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/append.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
@@ -69,9 +73,23 @@ public:
     iterator begin() { return iterator(this); }
     std::default_sentinel_t end() const noexcept { return {}; }
 
+    /// The next document, or nullopt at the end. While the batch in hand lasts, the document is
+    /// taken from it and the completion posted to the handler's executor; a getMore goes
+    /// through the client's strand.
     template <boost::asio::completion_token_for<next_signature> CompletionToken = boost::asio::deferred_t>
     auto async_next(CompletionToken&& token = {}) {
-        return boost::asio::co_spawn(executor(), next_impl(state_), std::forward<CompletionToken>(token));
+        if (!state_) throw_empty();
+        return boost::asio::async_initiate<CompletionToken, next_signature>(
+            [](auto handler, std::shared_ptr<detail::cursor_state> state, boost::asio::any_io_executor strand) {
+                if (auto d = take_buffered(*state)) {
+                    // Posted, never run inline: a handler is not called from its initiating function.
+                    auto ex = boost::asio::get_associated_executor(handler, strand);
+                    boost::asio::post(ex, boost::asio::append(std::move(handler), std::exception_ptr(), std::move(d)));
+                    return;
+                }
+                boost::asio::co_spawn(strand, next_impl(std::move(state)), std::move(handler));
+            },
+            token, state_, executor());
     }
 
     /// The server-side id; 0 once the server has no more results.
@@ -88,7 +106,10 @@ public:
 private:
     friend class detail::client_core;
     explicit cursor(std::shared_ptr<detail::cursor_state> state) : state_(std::move(state)) {}
+    [[noreturn]] static void throw_empty();
     boost::asio::any_io_executor executor() const;
+    /// The next document of the batch in hand, if any (the limit allowing).
+    static std::optional<bson::document> take_buffered(detail::cursor_state& state);
     static boost::asio::awaitable<std::optional<bson::document>> next_impl(std::shared_ptr<detail::cursor_state> state);
 
     std::shared_ptr<detail::cursor_state> state_;

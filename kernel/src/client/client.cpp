@@ -518,10 +518,11 @@ void collection::rename(std::string new_name, bool drop_target) {
 
 cursor::~cursor() { close(); }
 
-asio::any_io_executor cursor::executor() const {
-    if (!state_) throw error(errc::configuration_error, "use of an empty cursor");
-    return state_->core->strand();
-}
+void cursor::throw_empty() { throw error(errc::configuration_error, "use of an empty cursor"); }
+
+asio::any_io_executor cursor::executor() const { return state_->core->strand(); }
+
+std::optional<bson::document> cursor::take_buffered(detail::cursor_state& state) { return state.take_buffered(); }
 
 asio::awaitable<std::optional<bson::document>> cursor::next_impl(std::shared_ptr<detail::cursor_state> state) {
     co_return co_await state->core->cursor_next(state);
@@ -529,6 +530,7 @@ asio::awaitable<std::optional<bson::document>> cursor::next_impl(std::shared_ptr
 
 std::optional<bson::document> cursor::next() {
     if (!state_) return std::nullopt;
+    if (auto d = state_->take_buffered()) return d;  // no strand round trip while the batch lasts
     return wait(state_->core, next_impl(state_));
 }
 

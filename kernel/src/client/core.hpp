@@ -77,11 +77,33 @@ struct server_session {
 };
 
 /// A find's cursor.
+/// A cursor's current batch, read in place from the reply it came in: each document is
+/// copied out once, when it is taken.
+class batch_queue {
+public:
+    /// `docs` (firstBatch or nextBatch) lies inside `reply`, which the queue keeps.
+    void assign(bson::document reply, bson::array_view docs) {
+        at_ = docs.begin();
+        reply_ = std::move(reply);  // moving a document keeps its bytes where they are
+    }
+    bool empty() const noexcept { return at_ == bson::document_view::iterator(); }
+    bson::document take() {
+        bson::document d(at_->get_document());
+        ++at_;
+        if (empty()) reply_ = bson::document();
+        return d;
+    }
+
+private:
+    bson::document reply_;
+    bson::document_view::iterator at_;
+};
+
 struct cursor_state {
     std::shared_ptr<client_core> core;
     std::string db, collection, ns, address;
     std::int64_t id = 0;
-    std::deque<bson::document> batch;
+    batch_queue batch;
     std::optional<std::int32_t> batch_size;
     std::int64_t limit = 0;  // 0: none
     std::int64_t returned = 0;
@@ -91,6 +113,16 @@ struct cursor_state {
     int max_wire_version = 0;                   // of the server the cursor lives on
     std::optional<comment_type> comment;        // find's, repeated on getMore (4.4+)
     std::optional<std::chrono::milliseconds> max_await_time;  // tailable_await: getMore's maxTimeMS
+
+    /// The next document of the batch in hand, when there is one and the limit allows it:
+    /// what next() and async_next() return without going through the client's strand. A
+    /// cursor is used by one caller at a time, and the strand touches its state only while
+    /// that caller waits for a getMore, so no lock is needed.
+    std::optional<bson::document> take_buffered() {
+        if (closed || batch.empty() || (limit > 0 && returned >= limit)) return std::nullopt;
+        ++returned;
+        return batch.take();
+    }
 };
 
 class client_core : public std::enable_shared_from_this<client_core> {

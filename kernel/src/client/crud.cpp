@@ -189,7 +189,21 @@ asio::awaitable<std::optional<bson::document>> client_core::find_one(std::string
     op.options.limit = 1;
     op.options.batch_size.reset();
     op.single_batch = true;
-    auto c = co_await find(std::move(db), std::move(op), std::move(rc));
+    op.validate();
+    auto o = read_operation(db, op.command(), op.options.read_preference, rc);
+    o.keep_session = true;
+    auto r = co_await execute(std::move(o));
+    const auto reply_cursor = r.reply["cursor"].get_document();
+    if (reply_cursor["id"].as_int64() == 0) {
+        // The usual answer: one batch, no cursor left on the server. Its first document is the
+        // result; no cursor state is built.
+        if (r.session) release_session(*r.session);
+        const auto batch = reply_cursor["firstBatch"].get_array();
+        if (batch.empty()) co_return std::nullopt;
+        co_return bson::document(batch[0].get_document());
+    }
+    // A server that kept a cursor open despite singleBatch: a cursor closes it.
+    auto c = cursor_from(std::move(r), std::move(db), std::move(op.collection), std::nullopt, 1);
     co_return co_await cursor_next(c.state_);
 }
 

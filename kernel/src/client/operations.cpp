@@ -146,9 +146,11 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
                                                        selection::wire_protocol::op_msg);
         if (rp.read_preference) b.append("$readPreference", rp.read_preference->view());
     }
+    b.append("$db", op.db);
     conn::command_request request;
     request.database = op.db;
     request.command = b.extract();
+    request.has_db = true;
     // The document sequence's spans point into `whole`, which lives until the reply is in.
     bson::document whole;
     if (!op.sequence_field.empty()) {
@@ -351,7 +353,8 @@ cursor client_core::cursor_from(reply_on r, std::string db, std::string coll, st
     // getMore names the collection of the cursor's namespace (listIndexes: "coll", aggregate: the source).
     const auto dot = state->ns.find('.');
     state->collection = dot == std::string::npos ? coll : state->ns.substr(dot + 1);
-    for (const auto& e : c["firstBatch"].get_array()) state->batch.emplace_back(e.get_document());
+    const auto first_batch = c["firstBatch"].get_array();
+    state->batch.assign(std::move(r.reply), first_batch);
     if (r.session) {
         if (state->id != 0) state->session = std::move(r.session);  // for its getMores
         else release_session(*r.session);
@@ -368,10 +371,8 @@ asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::sha
             co_return std::nullopt;
         }
         if (!c->batch.empty()) {
-            auto d = std::move(c->batch.front());
-            c->batch.pop_front();
             ++c->returned;
-            co_return d;
+            co_return c->batch.take();
         }
         if (c->id == 0) {
             c->closed = true;
@@ -408,7 +409,8 @@ asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::sha
             release_session(*c->session);
             c->session.reset();
         }
-        for (const auto& e : cur["nextBatch"].get_array()) c->batch.emplace_back(e.get_document());
+        const auto next_batch = cur["nextBatch"].get_array();
+        c->batch.assign(std::move(r.reply), next_batch);
     }
 }
 

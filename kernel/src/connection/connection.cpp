@@ -238,10 +238,14 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
                 q.query = full.bytes();
                 wire::encode_op_query(out, request_id, 0, q, lim);
             } else {
-                bson::builder b;
-                b.concat(req.command.view());
-                b.append("$db", req.database);
-                full = b.extract();
+                if (req.has_db) {
+                    full = std::move(req.command);
+                } else {
+                    bson::builder b;
+                    b.concat(req.command.view());
+                    b.append("$db", req.database);
+                    full = b.extract();
+                }
                 std::uint32_t flags = 0;
                 if (req.exhaust_allowed) flags |= wire::msg_flags::exhaust_allowed;
                 if (req.more_to_come) flags |= wire::msg_flags::more_to_come;

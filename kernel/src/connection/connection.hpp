@@ -41,7 +41,10 @@ using steady_time = std::chrono::steady_clock::time_point;
 
 struct command_request {
     std::string database;
-    bson::document command;  // without $db
+    bson::document command;  // without $db, unless has_db
+    /// The command already ends with {$db: database} (the operation layer builds it in, saving
+    /// the connection a copy of the command).
+    bool has_db = false;
     /// OP_MSG kind-1 sections (e.g. "documents" of an insert); the spans must stay valid until
     /// the operation completes.
     std::vector<wire::document_sequence> sequences;

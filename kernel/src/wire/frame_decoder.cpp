@@ -41,6 +41,11 @@ void frame_decoder::commit(std::size_t n) {
     prepared_ = 0;
 }
 
+namespace {
+// Frames at least this large are handed over with the buffer rather than copied out of it.
+constexpr std::size_t handover_threshold = 256 * 1024;
+}  // namespace
+
 std::optional<message> frame_decoder::next() {
     if (failure_) std::rethrow_exception(failure_);
     prepared_ = 0;  // next() may move the buffer out, so earlier prepare() spans die here
@@ -52,9 +57,10 @@ std::optional<message> frame_decoder::next() {
         if (available < length) return std::nullopt;
 
         std::vector<byte> frame;
-        if (begin_ == 0 && end_ == length) {
-            // The buffer holds exactly this frame (the usual case for large
-            // messages): hand it over instead of copying.
+        if (begin_ == 0 && end_ == length && length >= handover_threshold) {
+            // The buffer holds exactly this large frame: hand it over instead of
+            // copying. A small frame is copied, so the buffer, already grown,
+            // serves the next reply without a new allocation and zero fill.
             buf_.resize(length);
             frame = std::move(buf_);
             buf_ = std::vector<byte>();
