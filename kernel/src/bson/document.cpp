@@ -281,33 +281,10 @@ void element::mismatch(bson::type wanted) const {
                                                    ", not " + std::string(type_name(wanted)));
 }
 
-double element::get_double() const {
-    expect(type::double_);
-    return detail::load_le<double>(value_ptr());
-}
 
-std::string_view element::get_string() const {
-    expect(type::string);
-    return {reinterpret_cast<const char*>(value_ptr() + 4), value_size_ - 5};
-}
 
-document_view element::get_document() const {
-    expect(type::document);
-    return {value_ptr(), value_size_};
-}
 
-array_view element::get_array() const {
-    expect(type::array);
-    return {value_ptr(), value_size_};
-}
 
-binary element::get_binary() const {
-    expect(type::binary);
-    const std::uint8_t* v = value_ptr();
-    // The old subtype 0x02 repeats the length inside the data; the value is what follows it.
-    if (v[4] == binary_subtype::binary_old) return {v[4], {v + 9, value_size_ - 9}};
-    return {v[4], {v + 5, value_size_ - 5}};
-}
 
 uuid element::get_uuid() const {
     const binary bin = get_binary();
@@ -348,67 +325,16 @@ std::string uuid::to_string() const {
     return s;
 }
 
-oid element::get_oid() const {
-    expect(type::oid);
-    return oid(value_ptr());
-}
 
-bool element::get_bool() const {
-    expect(type::boolean);
-    return *value_ptr() != 0;
-}
 
-date_time element::get_date_time() const {
-    expect(type::date_time);
-    return date_time(detail::load_le<std::int64_t>(value_ptr()));
-}
 
-regex element::get_regex() const {
-    expect(type::regex);
-    const char* p = reinterpret_cast<const char*>(value_ptr());
-    const std::string_view pattern(p);
-    return {pattern, std::string_view(p + pattern.size() + 1)};
-}
 
-db_pointer element::get_db_pointer() const {
-    expect(type::db_pointer);
-    const std::uint8_t* v = value_ptr();
-    const auto n = static_cast<std::size_t>(detail::load_le<std::int32_t>(v));
-    return {std::string_view(reinterpret_cast<const char*>(v + 4), n - 1), oid(v + 4 + n)};
-}
 
-code element::get_code() const {
-    expect(type::code);
-    return {std::string_view(reinterpret_cast<const char*>(value_ptr() + 4), value_size_ - 5)};
-}
 
-symbol element::get_symbol() const {
-    expect(type::symbol);
-    return {std::string_view(reinterpret_cast<const char*>(value_ptr() + 4), value_size_ - 5)};
-}
 
-code_w_scope element::get_code_w_scope() const {
-    expect(type::code_w_scope);
-    const std::uint8_t* v = value_ptr();
-    const auto n = static_cast<std::size_t>(detail::load_le<std::int32_t>(v + 4));
-    return {std::string_view(reinterpret_cast<const char*>(v + 8), n - 1), document_view(v + 8 + n)};
-}
 
-std::int32_t element::get_int32() const {
-    expect(type::int32);
-    return detail::load_le<std::int32_t>(value_ptr());
-}
 
-timestamp element::get_timestamp() const {
-    expect(type::timestamp);
-    const std::uint8_t* v = value_ptr();
-    return {detail::load_le<std::uint32_t>(v + 4), detail::load_le<std::uint32_t>(v)};
-}
 
-std::int64_t element::get_int64() const {
-    expect(type::int64);
-    return detail::load_le<std::int64_t>(value_ptr());
-}
 
 decimal128 element::get_decimal128() const {
     expect(type::decimal128);
