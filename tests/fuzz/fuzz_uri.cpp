@@ -6,6 +6,7 @@
 #include <string>
 
 #include "fuzz_check.hpp"
+#include "trellis/errors.hpp"
 #include "trellis/uri.hpp"
 
 namespace {
@@ -148,25 +149,25 @@ std::optional<std::string> format_uri(const client_options& o) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view text(reinterpret_cast<const char*>(data), size);
-    connection_string first;
+    trellis::connection_string first;
     try {
-        first = parse_uri(text);
-    } catch (const configuration_error& e) {
+        first = trellis::parse_uri(text);
+    } catch (const trellis::configuration_error& e) {
         return 0;
     }
     // What parse_uri() accepted, validate() and make_credential() accept too.
     try {
-        validate(first.options);
-        (void)make_credential(first.options);
-    } catch (const configuration_error& e) {
+        trellis::validate(first.options);
+        (void)trellis::make_credential(first.options);
+    } catch (const trellis::configuration_error& e) {
         FUZZ_CHECK(false, std::string("parse_uri accepted options that validate() refuses: ") + e.what());
     }
     const auto again = format_uri(first.options);
     if (!again) return 0;
-    connection_string second;
+    trellis::connection_string second;
     try {
-        second = parse_uri(*again);
-    } catch (const configuration_error& e) {
+        second = trellis::parse_uri(*again);
+    } catch (const trellis::configuration_error& e) {
         FUZZ_CHECK(false, "\"" + std::string(text) + "\" parsed, but its options written back as \"" + *again +
                               "\" do not: " + e.what());
     }
