@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cmath>
+#include <string>
 
 #include "fuzz_check.hpp"
 #include "trellis/bson/decimal128.hpp"
@@ -29,7 +30,14 @@ inline void walk(bson::document_view doc, findings& f) {
                 break;
             case bson::type::string: (void)e.get_string(); break;
             case bson::type::document: walk(e.get_document(), f); break;
-            case bson::type::array: walk(e.get_array(), f); break;
+            case bson::type::array: {
+                // JSON arrays have no keys: only "0", "1", ... in order come back as they were.
+                std::size_t i = 0;
+                for (const bson::element& item : e.get_array())
+                    if (item.key() != std::to_string(i++)) exact = false;
+                walk(e.get_array(), f);
+                break;
+            }
             case bson::type::binary: (void)e.get_binary(); break;
             case bson::type::oid: (void)e.get_oid(); break;
             case bson::type::boolean: (void)e.get_bool(); break;

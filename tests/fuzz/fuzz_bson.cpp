@@ -3,8 +3,9 @@
 //   - a document the validator accepts never makes a typed accessor or the JSON writer fail;
 //   - what Trellis writes it reads back: canonical Extended JSON -> BSON -> canonical Extended
 //     JSON gives the same text, and the same bytes wherever the corpus spec says canonical JSON
-//     is lossless (no key starting with '$', which Extended JSON reserves; no NaN, whose payload
-//     JSON drops; regex options sorted; Decimal128 in the form its text gives back);
+//     is lossless (no key starting with '$', which Extended JSON reserves; array keys "0", "1", ...
+//     in order; no NaN, whose payload JSON drops; regex options sorted; Decimal128 in the form its
+//     text gives back);
 //   - relaxed Extended JSON reads back without error.
 #include <cmath>
 #include <cstring>

@@ -2,7 +2,7 @@
 // Input: byte 0 chooses the topology the reply arrives in, the rest is the reply (BSON; bytes
 // the validator refuses are dropped, as the connection does).
 //   - parse_hello() never throws; the address is the normalized one; Unknown always says why;
-//     hosts, passives, arbiters, me and primary come out lower-case;
+//     hosts, passives, arbiters, me and primary come out lower-case (socket paths as they are);
 //   - update() throws nothing but configuration_error (a malformed address in the reply), and
 //     its result keeps the spec's invariants: servers ordered by address without repeats, at
 //     most one RSPrimary (exactly one in ReplicaSetWithPrimary), a server of this address only
@@ -17,7 +17,9 @@ using trellis::fuzz::hex;
 
 namespace {
 
+// Socket paths (holding a '/') keep their case: paths are case-sensitive.
 bool lower_case(std::string_view s) {
+    if (s.find('/') != std::string_view::npos) return true;
     return std::none_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
 }
 

@@ -44,7 +44,8 @@ bool costly(std::string_view message) {
 
 void hostile(scram::hash_kind hash, std::string_view server_first, std::string_view server_final) {
     if (costly(server_first)) return;
-    scram::scram_client client(hash, "user", "pencil", client_nonce);
+    // Not the RFC vectors' password, so that their server-final messages (in the seeds) are wrong.
+    scram::scram_client client(hash, "user", "not-pencil", client_nonce);
     std::string final_message;
     try {
         final_message = client.client_final(server_first, 1);
@@ -56,8 +57,8 @@ void hostile(scram::hash_kind hash, std::string_view server_first, std::string_v
     FUZZ_CHECK(final_message.find(",p=") != std::string::npos, "client-final without a proof: " + final_message);
     try {
         client.verify_server_final(server_final);
-        // Accepted: the message must then carry the exact signature, which the fuzzer cannot
-        // guess; the only way is an input containing it, which this build cannot produce.
+        // Accepted: the message must then carry the exact signature (HMAC over this exchange),
+        // which no input can be expected to hold.
         FUZZ_CHECK(false, "server-final \"" + std::string(server_final) + "\" accepted without the server's signature");
     } catch (const scram::scram_error&) {
     }
@@ -65,6 +66,7 @@ void hostile(scram::hash_kind hash, std::string_view server_first, std::string_v
 
 void honest(scram::hash_kind hash, std::string_view user, std::string_view password, std::uint8_t knob) {
     const simauth::mechanism mech = hash == scram::hash_kind::sha1 ? simauth::mechanism::scram_sha_1 : simauth::mechanism::scram_sha_256;
+    if (user.empty()) return;  // the credential rules refuse SCRAM without a user name
     std::string key_password;
     try {
         key_password = scram::prepare_password(hash, user, password);
