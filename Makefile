@@ -49,7 +49,7 @@ fuzz-seeds:
 
 fuzz-smoke: fuzz-seeds
 	@[ -d build-fuzz/bin ] || { echo "make fuzz-smoke: no build-fuzz (run make fuzz first)"; exit 1; }
-	sh tests/fuzz/libfuzzer_smoke.sh build-fuzz $(FUZZ_SECONDS) tests/fuzz/seeds build-fuzz/fuzz-seeds $(FUZZ_TARGETS)
+	sh tests/fuzz/libfuzzer_smoke.sh build-fuzz build-fuzz $(FUZZ_SECONDS) tests/fuzz/seeds build-fuzz/fuzz-seeds $(FUZZ_TARGETS)
 
 clean:
 	rm -rf build build-asan build-fuzz
