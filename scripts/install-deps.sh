@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Trellis builds and tests with, when any is missing.
 # Quick when everything is present: one dpkg-query, no apt.
+#   --fuzz   only what the libFuzzer build needs (make fuzz): clang-16, its sanitizer and fuzzer
+#            runtimes (libclang-rt-16-dev) and libfuzzer-16-dev; nothing else, no npm.
 set -euo pipefail
+
+fuzz=0
+for arg in "$@"; do
+  case "$arg" in
+    --fuzz) fuzz=1 ;;
+    *) echo "install-deps: unknown argument $arg (known: --fuzz)" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   cmake ninja-build g++ make pkg-config
@@ -14,6 +24,9 @@ packages=(
   libc-ares-dev dnsmasq
   python3 python3-pymongo python3-mockupdb python3-snappy python3-zstandard
 )
+if [[ $fuzz -eq 1 ]]; then
+  packages=(clang-16 libclang-rt-16-dev libfuzzer-16-dev)
+fi
 
 # The official Node.js driver and mongosh for tests/interop/node (npm, into that folder's
 # node_modules, which git ignores). Quick when present: two directory tests and a timestamp.
@@ -35,7 +48,7 @@ for p in "${packages[@]}"; do
   [[ "$status" == "install ok installed" ]] || missing+=("$p")
 done
 if [[ ${#missing[@]} -eq 0 ]]; then
-  install_node_packages
+  [[ $fuzz -eq 1 ]] || install_node_packages
   exit 0
 fi
 
@@ -48,4 +61,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-install_node_packages
+[[ $fuzz -eq 1 ]] || install_node_packages

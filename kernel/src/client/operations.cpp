@@ -232,7 +232,9 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         failed(errc::write_error, write_failure_of(body.view(), s.address), false);
         co_return out;
     }
-    reply_on& r = out.reply.emplace();
+    // From a temporary: clang (16) decides reply_on is not default-constructible while core.hpp
+    // is still being read (its members have default initializers) and keeps that answer.
+    reply_on& r = out.reply.emplace(reply_on{});
     r.reply = std::move(body);
     r.address = s.address;
     r.server_connection_id = d.server_connection_id.value_or(0);
