@@ -118,9 +118,12 @@ std::optional<options> parse_arguments(int argc, char** argv) {
 
 /// How an error is grouped in the report: the server's code name and code, or the kind.
 std::string error_group(const std::exception& e) {
-    if (const auto* of = dynamic_cast<const trellis::operation_failure*>(&e))
-        return of->code_name().empty() ? "server error " + std::to_string(of->server_code())
-                                       : of->code_name() + " (" + std::to_string(of->server_code()) + ")";
+    if (const auto* of = dynamic_cast<const trellis::operation_failure*>(&e)) {
+        if (!of->code_name().empty()) return of->code_name() + " (" + std::to_string(of->server_code()) + ")";
+        std::string what = e.what();  // no code name: the text says what it was
+        if (what.size() > 100) what = what.substr(0, 100) + "...";
+        return "server error " + std::to_string(of->server_code()) + ": " + what;
+    }
     if (const auto* te = dynamic_cast<const trellis::error*>(&e)) return te->code().message();
     return std::string("not a trellis::error: ") + e.what();
 }
@@ -129,8 +132,12 @@ double ms_since(clock::time_point t0) { return std::chrono::duration<double, std
 
 // ---------------------------------------------------------------- shared state
 
+// The first failed writes are printed as they happen, with their time.
+constexpr std::int64_t failures_printed = 20;
+
 struct shared {
     std::atomic<bool> stop{false};
+    clock::time_point start = clock::now();
     std::mutex mutex;  // guards everything below
     std::set<write_id> attempted, acknowledged;
     std::map<std::string, std::int64_t> failed_by_error, reads_failed_by_error;
@@ -167,6 +174,9 @@ void writer_loop(shared& s, trellis::collection coll, std::int32_t writer) {
         if (error) {
             ++s.failed;
             ++s.failed_by_error[*error];
+            if (s.failed <= failures_printed)
+                std::printf("  %6.1f s  insert {w: %d, s: %lld} failed after %.0f ms: %s\n", ms_since(s.start) / 1000, writer,
+                            static_cast<long long>(seq), ms, error->c_str());
         } else {
             s.acknowledged.insert(id);
         }
@@ -211,7 +221,7 @@ enum class fault_kind { step_down_primary, kill_primary, kill_secondary, partiti
 /// acknowledge w:majority.
 class controller {
 public:
-    controller(sim::deployment& d, std::uint64_t seed) : d_(d), rng_(seed) {}
+    controller(sim::deployment& d, std::uint64_t seed, clock::time_point start) : d_(d), rng_(seed), start_(start) {}
 
     milliseconds next_interval() {
         std::uniform_int_distribution<std::int64_t> pick(fault_interval_min.count(), fault_interval_max.count());
@@ -299,7 +309,7 @@ private:
     std::map<std::string, std::int64_t> by_kind_;
     std::string last_;
     std::int64_t faults_ = 0, repairs_ = 0;
-    clock::time_point start_ = clock::now();
+    clock::time_point start_;
 };
 
 // ---------------------------------------------------------------- the final read
@@ -414,13 +424,13 @@ int run(int argc, char** argv) {
     ro.read_preference->mode = trellis::read_preference_mode::secondary_preferred;
     const trellis::collection reads = writes.with_options(ro);
 
-    const auto t0 = clock::now();
     shared s;
+    const auto t0 = s.start;
     std::vector<std::thread> threads;
     for (std::int32_t w = 0; w < o->writers; ++w) threads.emplace_back(writer_loop, std::ref(s), writes, w);
     for (int r = 0; r < readers; ++r) threads.emplace_back(reader_loop, std::ref(s), reads, o->writers, seed + 1 + static_cast<std::uint64_t>(r));
 
-    controller ctl(d, seed);
+    controller ctl(d, seed, s.start);
     const auto end = t0 + std::chrono::seconds(o->seconds);
     try {
         for (auto next = clock::now() + ctl.next_interval(); next < end; next += ctl.next_interval()) {
