@@ -154,6 +154,41 @@ private slots:
         d.stop();
     }
 
+    // A voter grants its vote only to a candidate at least as up to date as itself. With the
+    // freshest survivor in its step-down period, a lagging member must not win: it would
+    // roll back a write a majority acknowledged.
+    void stale_member_is_not_elected_over_a_majority_write() {
+        sim::sim_config cfg;
+        cfg.topology = sim::topology_kind::replica_set;
+        cfg.nodes = 3;
+        cfg.election_delay = 50ms;
+        cfg.members.resize(3);
+        cfg.members[2].lag = 30s;  // members[2] never catches up during the test
+        sim::deployment d(cfg);
+        d.start();
+        const auto members = d.members();
+        QCOMPARE(d.primary(), std::optional<std::string>(members[0]));
+        bson::builder insert;
+        insert.append("insert", "c").open_array("documents").open_document().append("_id", 1).close_document().close_array();
+        insert.open_document("writeConcern").append("w", "majority").close_document().append("$db", "lib");
+        const bson::document reply = run(members[0], insert.extract());
+        QCOMPARE(reply["n"].as_int64(), std::int64_t(1));
+        QVERIFY(!reply.find("writeConcernError"));  // members[0] and members[1] have it
+
+        d.step_down(members[0], 2s);
+        QCOMPARE(d.wait_for_primary(5s), std::optional<std::string>(members[1]));
+        d.kill(members[1]);
+        // members[2] is electable but behind members[0], whose vote it needs: no primary
+        // until members[0]'s step-down period ends, then members[0].
+        QTest::qWait(500);
+        QCOMPARE(d.primary(), std::nullopt);
+        QCOMPARE(d.wait_for_primary(5s), std::optional<std::string>(members[0]));
+        bson::builder count;
+        count.append("count", "c").append("$db", "lib");
+        QCOMPARE(run(members[0], count.extract())["n"].as_int64(), std::int64_t(1));
+        d.stop();
+    }
+
     void bad_port_is_a_clear_error() {
         sim::sim_config first;
         sim::deployment a(first);
