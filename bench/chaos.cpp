@@ -46,6 +46,10 @@ constexpr int exit_failure = 1;
 constexpr milliseconds server_selection_timeout{5000};
 constexpr milliseconds socket_timeout{3000};
 constexpr milliseconds hang_limit = server_selection_timeout + socket_timeout;
+// Below the socket timeout: a connection that cannot be established (a member whose requests
+// hang, the handshake included) fails within the same budget as a command that hangs. The
+// default, 10 s, is more than the hang limit by itself.
+constexpr milliseconds connect_timeout{2000};
 constexpr milliseconds heartbeat_frequency{500};
 // trellis-sim: from losing a primary to electing the next one.
 constexpr milliseconds election_delay{300};
@@ -79,8 +83,9 @@ constexpr std::string_view usage_text =
     "  -h, --help             this text\n"
     "\n"
     "An operation is hung when it takes longer than serverSelectionTimeoutMS (5000) +\n"
-    "socketTimeoutMS (3000). Exit status: 0 nothing lost, duplicated or hung; 1 something\n"
-    "was (or a minimum was not reached, or the set did not recover); 2 usage error.\n";
+    "socketTimeoutMS (3000); connectTimeoutMS is 2000.\n"
+    "Exit status: 0 nothing lost, duplicated or hung; 1 something was (or a minimum was not\n"
+    "reached, or the set did not recover); 2 usage error.\n";
 
 struct options {
     std::int64_t seconds = 60;
@@ -118,6 +123,10 @@ std::optional<options> parse_arguments(int argc, char** argv) {
 
 /// How an error is grouped in the report: the server's code name and code, or the kind.
 std::string error_group(const std::exception& e) {
+    if (const auto* of = dynamic_cast<const trellis::operation_failure*>(&e); of && of->server_code() == 0) {
+        // A network error on a retryable write: an operation_failure only to carry its label.
+        return of->code().message();
+    }
     if (const auto* of = dynamic_cast<const trellis::operation_failure*>(&e)) {
         if (!of->code_name().empty()) return of->code_name() + " (" + std::to_string(of->server_code()) + ")";
         std::string what = e.what();  // no code name: the text says what it was
@@ -413,7 +422,8 @@ int run(int argc, char** argv) {
     const std::string uri = with_options(
         d.uri(), "retryWrites=true&w=majority&heartbeatFrequencyMS=" + std::to_string(heartbeat_frequency.count()) +
                      "&serverSelectionTimeoutMS=" + std::to_string(server_selection_timeout.count()) +
-                     "&socketTimeoutMS=" + std::to_string(socket_timeout.count()));
+                     "&socketTimeoutMS=" + std::to_string(socket_timeout.count()) +
+                     "&connectTimeoutMS=" + std::to_string(connect_timeout.count()));
     std::printf("trellis-bench chaos: seed %llu, %d writers, %lld s on %s\n", static_cast<unsigned long long>(seed), o->writers,
                 static_cast<long long>(o->seconds), uri.c_str());
     std::fflush(stdout);
