@@ -46,10 +46,11 @@ constexpr int exit_failure = 1;
 constexpr milliseconds server_selection_timeout{5000};
 constexpr milliseconds socket_timeout{3000};
 constexpr milliseconds hang_limit = server_selection_timeout + socket_timeout;
-// Below the socket timeout: a connection that cannot be established (a member whose requests
-// hang, the handshake included) fails within the same budget as a command that hangs. The
-// default, 10 s, is more than the hang limit by itself.
-constexpr milliseconds connect_timeout{2000};
+// Also the monitors' timeout. The default, 10 s, alone exceeds the hang limit when a read
+// opens a connection to a member whose requests hang (the handshake waits that long); much
+// less and monitors give up on members while the one simulator thread is busy (a rollback
+// copies a member's data), which clears pools and fails operations for nothing.
+constexpr milliseconds connect_timeout{5000};
 constexpr milliseconds heartbeat_frequency{500};
 // trellis-sim: from losing a primary to electing the next one.
 constexpr milliseconds election_delay{300};
@@ -83,7 +84,7 @@ constexpr std::string_view usage_text =
     "  -h, --help             this text\n"
     "\n"
     "An operation is hung when it takes longer than serverSelectionTimeoutMS (5000) +\n"
-    "socketTimeoutMS (3000); connectTimeoutMS is 2000.\n"
+    "socketTimeoutMS (3000); connectTimeoutMS is 5000.\n"
     "Exit status: 0 nothing lost, duplicated or hung; 1 something was (or a minimum was not\n"
     "reached, or the set did not recover); 2 usage error.\n";
 
@@ -170,10 +171,12 @@ void writer_loop(shared& s, trellis::collection coll, std::int32_t writer) {
         bson::document doc = bson::make_document(bson::kvp("w", writer), bson::kvp("s", seq));
         const auto t0 = clock::now();
         std::optional<std::string> error;
+        std::string detail;
         try {
             coll.insert_one(std::move(doc));
         } catch (const std::exception& e) {
             error = error_group(e);
+            detail = e.what();
         }
         const double ms = ms_since(t0);
         std::lock_guard lock(s.mutex);
@@ -185,7 +188,7 @@ void writer_loop(shared& s, trellis::collection coll, std::int32_t writer) {
             ++s.failed_by_error[*error];
             if (s.failed <= failures_printed)
                 std::printf("  %6.1f s  insert {w: %d, s: %lld} failed after %.0f ms: %s\n", ms_since(s.start) / 1000, writer,
-                            static_cast<long long>(seq), ms, error->c_str());
+                            static_cast<long long>(seq), ms, detail.c_str());
         } else {
             s.acknowledged.insert(id);
         }
@@ -443,7 +446,9 @@ int run(int argc, char** argv) {
     controller ctl(d, seed, s.start);
     const auto end = t0 + std::chrono::seconds(o->seconds);
     try {
-        for (auto next = clock::now() + ctl.next_interval(); next < end; next += ctl.next_interval()) {
+        // Each pause starts when the previous fault is in place (a control call can wait for
+        // the simulator's thread), so faults never come in a burst.
+        for (auto next = clock::now() + ctl.next_interval(); next < end; next = clock::now() + ctl.next_interval()) {
             std::this_thread::sleep_until(next);
             ctl.tick();
         }
