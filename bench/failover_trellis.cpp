@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "failover.hpp"
+#include "sim_uri.hpp"
 #include "trellis/bson/builder.hpp"
 #include "trellis/client.hpp"
 #include "trellis/errors.hpp"
@@ -56,12 +57,6 @@ struct writer {
         return last_acknowledged_by;
     }
 };
-
-std::string with_options(std::string uri, const std::string& options) {
-    const bool has_query = uri.find('?') != std::string::npos;
-    const bool has_path = uri.find('/', 10) != std::string::npos;
-    return uri + (has_query ? "&" : has_path ? "?" : "/?") + options;
-}
 
 }  // namespace
 

@@ -2,7 +2,9 @@
 // (flat, deep and full; encode and decode), run on Trellis and on libbson in
 // the same process, interleaved, so that the ratio between the two is what
 // the result says; and `failover` (failover.cpp), Trellis against PyMongo on a
-// simulated replica set. See README.md.
+// simulated replica set; `driver` (driver.cpp), the driver benchmark spec's single- and multi-document
+// tasks against libmongoc, PyMongo and a raw socket; `monitoring`; `scale`; and `chaos` (chaos.cpp),
+// faults injected under load. See README.md.
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -22,6 +24,7 @@
 #include <boost/json.hpp>
 
 #include "args.hpp"
+#include "chaos.hpp"
 #include "codecs.hpp"
 #include "driver.hpp"
 #include "failover.hpp"
@@ -47,6 +50,7 @@ constexpr std::string_view usage_text =
     "       trellis-bench scale [--sizes N,N,...] [--min-time MS] (see scale --help)\n"
     "       trellis-bench driver [--tasks ...] [--peers ...] [--json FILE] (see driver --help)\n"
     "       trellis-bench monitoring [--servers N] [--seconds S] [--json FILE] (see monitoring --help)\n"
+    "       trellis-bench chaos [--seconds N] [--writers W] [--seed S] [--json FILE] (see chaos --help)\n"
     "\n"
     "Runs the MongoDB driver benchmark spec's BSON micro-benchmarks (flat, deep and\n"
     "full BSON; encode and decode) on Trellis and on libbson, interleaved in one\n"
@@ -79,9 +83,9 @@ std::optional<options> parse_arguments(int argc, char** argv) {
     std::vector<std::string_view> args(argv + 1, argv + argc);
     for (const std::string_view a : args)
         if (a == "-h" || a == "--help") return std::nullopt;
-    if (args.empty()) throw failure{exit_usage_error, "no benchmark suite given (\"bson\", \"driver\", \"failover\", \"monitoring\" or \"scale\"; see --help)"};
+    if (args.empty()) throw failure{exit_usage_error, "no benchmark suite given (\"bson\", \"driver\", \"failover\", \"monitoring\", \"scale\" or \"chaos\"; see --help)"};
     if (args[0] != "bson")
-        throw failure{exit_usage_error, "unknown benchmark suite \"" + std::string(args[0]) + "\" (\"bson\", \"driver\", \"failover\", \"monitoring\" or \"scale\")"};
+        throw failure{exit_usage_error, "unknown benchmark suite \"" + std::string(args[0]) + "\" (\"bson\", \"driver\", \"failover\", \"monitoring\", \"scale\" or \"chaos\")"};
 
     options o;
     arg_walker w(args, 1);
@@ -326,6 +330,7 @@ int run(int argc, char** argv) {
     if (argc > 1 && std::string_view(argv[1]) == "driver") return trellis_bench::driver::run(argc - 1, argv + 1);
     if (argc > 1 && std::string_view(argv[1]) == "monitoring") return trellis_bench::monitoring::run(argc - 1, argv + 1);
     if (argc > 1 && std::string_view(argv[1]) == "scale") return trellis_bench::scale::run(argc - 1, argv + 1);
+    if (argc > 1 && std::string_view(argv[1]) == "chaos") return trellis_bench::chaos::run(argc - 1, argv + 1);
     const std::optional<options> o = parse_arguments(argc, argv);
     if (!o) {
         std::cout << usage_text;

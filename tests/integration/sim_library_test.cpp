@@ -6,6 +6,7 @@
 #include <boost/asio.hpp>
 
 #include "trellis/bson/builder.hpp"
+#include "trellis/bson/json.hpp"
 #include "trellis/sim/deployment.hpp"
 #include "wire/codec.hpp"
 #include "wire/frame_decoder.hpp"
@@ -113,6 +114,79 @@ private slots:
         bson::builder count;
         count.append("count", "c").append("$db", "lib").open_document("$readPreference").append("mode", "secondary").close_document();
         QCOMPARE(run(members[1], count.extract())["n"].as_int64(), std::int64_t(5));
+    }
+
+    // A retryable write the member already executed is answered from its record, but like
+    // mongod it must still wait for the write concern: a retry must not acknowledge
+    // w:majority for a write only the primary has (trellis-bench chaos lost such writes).
+    void retried_write_still_waits_for_write_concern() {
+        sim::sim_config cfg;
+        cfg.topology = sim::topology_kind::replica_set;
+        cfg.nodes = 3;
+        sim::deployment d(cfg);
+        d.start();
+        const auto members = d.members();
+        d.kill(members[1]);
+        d.kill(members[2]);
+        const trellis::bson::uuid session_id{{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}};
+        const auto insert = [&] {
+            bson::builder b;
+            b.append("insert", "c").open_array("documents").open_document().append("_id", 1).close_document().close_array();
+            b.open_document("lsid").append("id", session_id).close_document().append("txnNumber", std::int64_t{1});
+            b.open_document("writeConcern").append("w", "majority").append("wtimeout", 200).close_document().append("$db", "lib");
+            return b.extract();
+        };
+        const bson::document first = run(members[0], insert());
+        QCOMPARE(first["n"].as_int64(), std::int64_t(1));
+        QVERIFY(first.find("writeConcernError"));
+        const bson::document retry = run(members[0], insert());
+        QVERIFY2(retry.find("writeConcernError"), bson::to_json(retry.view()).c_str());
+        QCOMPARE(retry["writeConcernError"].get_document()["code"].as_int64(), std::int64_t(64));  // WriteConcernFailed
+        QCOMPARE(retry["n"].as_int64(), std::int64_t(1));                          // the first result, not run again
+        // Once a secondary is back and has caught up, the same retry is acknowledged.
+        d.restart(members[1]);
+        bool acknowledged = false;
+        for (int i = 0; i < 50 && !acknowledged; ++i) {
+            acknowledged = !run(members[0], insert()).find("writeConcernError");
+            if (!acknowledged) QTest::qWait(50);
+        }
+        QVERIFY(acknowledged);
+        d.stop();
+    }
+
+    // A voter grants its vote only to a candidate at least as up to date as itself. With the
+    // freshest survivor in its step-down period, a lagging member must not win: it would
+    // roll back a write a majority acknowledged.
+    void stale_member_is_not_elected_over_a_majority_write() {
+        sim::sim_config cfg;
+        cfg.topology = sim::topology_kind::replica_set;
+        cfg.nodes = 3;
+        cfg.election_delay = 50ms;
+        cfg.members.resize(3);
+        cfg.members[2].lag = 30s;  // members[2] never catches up during the test
+        sim::deployment d(cfg);
+        d.start();
+        const auto members = d.members();
+        QCOMPARE(d.primary(), std::optional<std::string>(members[0]));
+        bson::builder insert;
+        insert.append("insert", "c").open_array("documents").open_document().append("_id", 1).close_document().close_array();
+        insert.open_document("writeConcern").append("w", "majority").close_document().append("$db", "lib");
+        const bson::document reply = run(members[0], insert.extract());
+        QCOMPARE(reply["n"].as_int64(), std::int64_t(1));
+        QVERIFY(!reply.find("writeConcernError"));  // members[0] and members[1] have it
+
+        d.step_down(members[0], 2s);
+        QCOMPARE(d.wait_for_primary(5s), std::optional<std::string>(members[1]));
+        d.kill(members[1]);
+        // members[2] is electable but behind members[0], whose vote it needs: no primary
+        // until members[0]'s step-down period ends, then members[0].
+        QTest::qWait(500);
+        QCOMPARE(d.primary(), std::nullopt);
+        QCOMPARE(d.wait_for_primary(5s), std::optional<std::string>(members[0]));
+        bson::builder count;
+        count.append("count", "c").append("$db", "lib");
+        QCOMPARE(run(members[0], count.extract())["n"].as_int64(), std::int64_t(1));
+        d.stop();
     }
 
     void bad_port_is_a_clear_error() {

@@ -218,6 +218,20 @@ std::vector<bson::document> read_view(context& c, const std::string& view, bson:
     return collection(c.db + "." + source).aggregate(pipeline.view(), let);
 }
 
+// Waits for the request's write concern on `op` and returns `reply`, with a writeConcernError
+// (labelled RetryableWriteError when a retryable write's primary stepped down) if it failed.
+asio::awaitable<bson::document> with_write_concern(deployment::impl& d, member& target, optime op, const request& req,
+                                                   const bson::document& reply, const running_op* op_state) {
+    auto wce = co_await d.await_write_concern(target, op, doc_or_empty(req.body, "writeConcern"), op_state);
+    if (!wce) co_return reply;
+    bson::builder b;
+    b.concat(reply);
+    b.append("writeConcernError", *wce);
+    const bool label = (*wce)["code"].as_int64() == 11602 && retry_key_of(req);
+    if (label) b.append("errorLabels", bson::array_view(retryable_label().view()));
+    co_return b.extract();
+}
+
 // Runs the writes of one command, records them (with the retry record) and waits for the write concern.
 asio::awaitable<bson::document> finish_write(context& c, oplog log, bson::builder& reply_body) {
     auto& d = c.target.dep;
@@ -229,14 +243,7 @@ asio::awaitable<bson::document> finish_write(context& c, oplog log, bson::builde
     optime op{};
     if (replicated) op = d.record_write(c.target, std::move(log), std::move(retry));
     if (!replicated && !c.target.log.empty()) op = c.target.log.back().op;
-    auto wce = co_await d.await_write_concern(c.target, op, doc_or_empty(c.req.body, "writeConcern"), c.op);
-    if (!wce) co_return reply;
-    bson::builder b;
-    b.concat(reply);
-    b.append("writeConcernError", *wce);
-    const bool label = (*wce)["code"].as_int64() == 11602 && retry_key_of(c.req);
-    if (label) b.append("errorLabels", bson::array_view(retryable_label().view()));
-    co_return b.extract();
+    co_return co_await with_write_concern(d, c.target, op, c.req, reply, c.op);
 }
 
 void write_error(bson::builder& b, std::size_t index, const command_error& e) {
@@ -1654,7 +1661,11 @@ asio::awaitable<command_result> run_command(session& s, request& req, const comm
         // Retryable writes: the same lsid + txnNumber is applied once.
         if (auto key = retry_key_of(req)) {
             if (auto it = target->retries.find(*key); it != target->retries.end()) {
-                out.reply = it->second;
+                // As mongod: the recorded reply, once the write concern is met for everything
+                // this member has (the write it records included).
+                const bson::document recorded = it->second;
+                const optime last = target->applied();
+                out.reply = co_await with_write_concern(d, *target, last, req, recorded, &op);
                 attach_write_concern_error();  // a fail point fires on a retry too
                 co_return out;
             }

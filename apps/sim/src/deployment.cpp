@@ -281,6 +281,23 @@ void deployment::impl::run_election() {
         data_changed.notify();
         return;
     }
+    // A voter grants its vote only to a candidate at least as up to date as itself (an arbiter
+    // has no data and always does): a stale member cannot win while a fresher one waits out
+    // its step-down period, so no majority-acknowledged write is rolled back.
+    std::size_t votes = 0;
+    for (auto& m : members)
+        if (m->voting() && m->current != role::mongos && m->reachable() &&
+            (m->current == role::arbiter || m->applied() <= best->applied()))
+            ++votes;
+    if (votes < majority()) {
+        if (next_eligible != steady::time_point::max())
+            schedule_election(std::chrono::duration_cast<std::chrono::milliseconds>(next_eligible - now) +
+                              std::chrono::milliseconds(1));
+        log_line("no primary: " + best->address() + " has " + std::to_string(votes) + " of " +
+                 std::to_string(majority()) + " votes needed (a voter is more up to date)");
+        data_changed.notify();
+        return;
+    }
     ++term;
     // electionId as servers since 4.x: 0x7fffffff, then the term, big-endian.
     std::array<std::uint8_t, 12> id{0x7f, 0xff, 0xff, 0xff};
