@@ -91,6 +91,7 @@ struct cursor_state {
     int max_wire_version = 0;                   // of the server the cursor lives on
     std::optional<comment_type> comment;        // find's, repeated on getMore (4.4+)
     std::optional<std::chrono::milliseconds> max_await_time;  // tailable_await: getMore's maxTimeMS
+    bool tailable = false;  // an empty getMore ends next() (nullopt) but not the cursor
 };
 
 class client_core : public std::enable_shared_from_this<client_core> {
@@ -192,6 +193,8 @@ public:
                                                   read_concern rc);
     asio::awaitable<std::int64_t> estimated_count(std::string db, std::string coll, estimated_count_options options,
                                                   read_concern rc);
+    asio::awaitable<std::int64_t> count(std::string db, std::string coll, bson::document filter, count_options options,
+                                        read_concern rc);
     asio::awaitable<bson::array> distinct(std::string db, std::string coll, std::string key, bson::document filter,
                                           distinct_options options, read_concern rc);
     /// `coll` empty: a database aggregate.
