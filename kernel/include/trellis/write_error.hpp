@@ -64,6 +64,12 @@ public:
                           !errors.empty() && errors.front().code == 11000 ? errc::duplicate_key : errc::write_error,
                           std::move(reply)),
           errors_(std::move(errors)), write_concern_error_(std::move(write_concern_error)), partial_(std::move(partial)) {}
+    /// A bulk write stopped by another error (a network error, a command error): that error's
+    /// kind, code, code name, labels, text and reply (empty without one), and what was done before.
+    bulk_write_error(errc kind, int server_code, std::string code_name, std::vector<std::string> labels, const std::string& what,
+                     bson::document reply, bulk_write_result partial)
+        : command_failure(server_code, std::move(code_name), std::move(labels), what, kind, std::move(reply)),
+          partial_(std::move(partial)) {}
     const std::vector<write_error_detail>& write_errors() const noexcept { return errors_; }
     const std::optional<write_error_detail>& write_concern_error() const noexcept { return write_concern_error_; }
     // reply() (command_failure's): the server's whole reply (n, nModified, upserted, ... of what succeeded).
