@@ -115,14 +115,14 @@ asio::awaitable<bulk_write_result> client_core::run_bulk(std::string db, const o
                 if (std::find(labels.begin(), labels.end(), l) == labels.end()) labels.push_back(l);
             last_reply = e.reply();
             if (op.options.ordered && !e.write_errors().empty()) break;
-        } catch (const error& e) {
-            // Any other error ends the bulk write; it goes on with what the earlier batches did (the
-            // CRUD spec's BulkWriteException.writeResult), its kind, code and labels unchanged.
-            const auto* failure = dynamic_cast<const operation_failure*>(&e);
+        } catch (const operation_failure& e) {
+            // A command error, or a network error of a retryable write, ends the bulk write; it goes
+            // on with what the earlier batches did (the CRUD spec's BulkWriteException.writeResult),
+            // its kind, code, labels and reply unchanged. (Other errors, e.g. a server selection
+            // timeout, propagate as they are.)
             const auto* with_reply = dynamic_cast<const command_failure*>(&e);
-            const errc kind = &e.code().category() == &error_category() ? static_cast<errc>(e.code().value()) : errc::connection_failure;
-            throw bulk_write_error(kind, failure ? failure->server_code() : 0, failure ? failure->code_name() : std::string(),
-                                   failure ? failure->error_labels() : std::vector<std::string>{}, e.what(),
+            const errc kind = &e.code().category() == &error_category() ? static_cast<errc>(e.code().value()) : errc::operation_failure;
+            throw bulk_write_error(kind, e.server_code(), e.code_name(), e.error_labels(), e.what(),
                                    with_reply ? with_reply->reply() : bson::document(), result);
         }
     }
