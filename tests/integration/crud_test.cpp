@@ -5,6 +5,7 @@
 
 #include <boost/asio.hpp>
 #include <mutex>
+#include <thread>
 
 #include "trellis/bson/builder.hpp"
 #include "trellis/bson/json.hpp"
@@ -194,15 +195,224 @@ private slots:
                                              asio::use_future)
                                .get());
         QCOMPARE(grouped.size(), std::size_t(2));
-        // $out is a write: sent without a cursor batchSize (trellis-sim refuses the stage with
-        // mongod's 40324, which reaches the caller as a typed operation_failure).
+        // $out is a write: sent without a cursor batchSize; it replaces the target's documents
+        // and answers with an empty cursor.
         o.batch_size = 2;
-        try {
-            all(c.aggregate(arr(R"({"0": {"$match": {"i": {"$lt": 5}}}, "1": {"$out": "agg_out"}})"), o));
-        } catch (const trellis::operation_failure& e) {
-            QCOMPARE(e.server_code(), 40324);
-        }
+        QVERIFY(all(c.aggregate(arr(R"({"0": {"$match": {"i": {"$lt": 5}}}, "1": {"$out": "agg_out"}})"), o)).empty());
         QVERIFY(sent("aggregate").back()["cursor"].get_document().empty());
+        auto out = (*client_)["crud"]["agg_out"];
+        QCOMPARE(out.count_documents(), std::int64_t(5));
+        QVERIFY(all(c.async_aggregate(arr(R"({"0": {"$match": {"i": {"$gte": 28}}}, "1": {"$out": "agg_out"}})"), o,
+                                      asio::use_future)
+                        .get())
+                    .empty());
+        QCOMPARE(out.count_documents(), std::int64_t(2));  // replaced, not added to
+    }
+
+    void aggregate_merge_and_its_errors() {
+        auto src = (*client_)["crud"]["merge_src"];
+        auto dst = (*client_)["crud"]["merge_dst"];
+        src.drop();
+        dst.drop();
+        src.insert_many(docs({R"({"_id": 1, "a": 1})", R"({"_id": 2, "a": 2})"}));
+        dst.insert_one(doc(R"({"_id": 1, "b": 9})"));
+        // Default: whenMatched merge (fields added), whenNotMatched insert.
+        all(src.aggregate(arr(R"({"0": {"$merge": {"into": "merge_dst"}}})")));
+        QCOMPARE(bson::to_json(*dst.find_one(doc(R"({"_id": 1})"))), std::string(R"({"_id": 1, "b": 9, "a": 1})"));
+        QCOMPARE(dst.count_documents(), std::int64_t(2));
+        // whenMatched fail: mongod's duplicate key error, its reply kept on the exception.
+        try {
+            all(src.async_aggregate(arr(R"({"0": {"$merge": {"into": "merge_dst", "whenMatched": "fail"}}})"), {},
+                                    asio::use_future)
+                    .get());
+            QFAIL("whenMatched fail must fail on a match");
+        } catch (const trellis::command_failure& e) {
+            QCOMPARE(e.server_code(), 11000);
+            QCOMPARE(bson::to_json(e.reply()["keyPattern"].get_document()), std::string(R"({"_id": 1})"));
+            QCOMPARE(bson::to_json(e.reply()["keyValue"].get_document()), std::string(R"({"_id": 1})"));
+        }
+        // whenNotMatched fail: 13113 MergeStageNoMatchingDocument.
+        try {
+            all(src.aggregate(arr(R"({"0": {"$addFields": {"_id": 7}}, "1": {"$merge": {"into": "merge_dst", "whenNotMatched": "fail"}}})")));
+            QFAIL("whenNotMatched fail must fail without a match");
+        } catch (const trellis::operation_failure& e) {
+            QCOMPARE(e.code_name(), std::string("MergeStageNoMatchingDocument"));
+        }
+        // $merge not last: 40601.
+        try {
+            all(src.aggregate(arr(R"({"0": {"$merge": {"into": "merge_dst"}}, "1": {"$match": {}}})")));
+            QFAIL("$merge must be last");
+        } catch (const trellis::operation_failure& e) {
+            QCOMPARE(e.server_code(), 40601);
+        }
+    }
+
+    void deprecated_count_and_collation() {
+        auto c = (*client_)["crud"]["count"];
+        c.drop();
+        c.insert_many(docs({R"({"x": "ping"})", R"({"x": "PING"})", R"({"x": "pong"})", R"({"x": "Pïng"})"}));
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+        QCOMPARE(c.count(), std::int64_t(4));
+        trellis::count_options o;
+        o.skip = 1;
+        o.limit = 2;
+        QCOMPARE(c.async_count(doc("{}"), o, asio::use_future).get(), std::int64_t(2));
+        const auto sent_count = sent("count").back();
+        QCOMPARE(sent_count["skip"].as_int64(), std::int64_t(1));
+        QCOMPARE(sent_count["limit"].as_int64(), std::int64_t(2));
+        QVERIFY(sent_count["query"].get_document().empty());
+        // Collation: strength 2 ignores case; strength 1 diacritics too; "simple" neither.
+        trellis::count_options by_case;
+        by_case.collation = doc(R"({"locale": "en_US", "strength": 2})");
+        QCOMPARE(c.count(doc(R"({"x": "ping"})"), by_case), std::int64_t(2));
+        trellis::count_options by_letter;
+        by_letter.collation = doc(R"({"locale": "fr", "strength": 1})");
+        QCOMPARE(c.async_count(doc(R"({"x": "ping"})"), by_letter, asio::use_future).get(), std::int64_t(3));
+        trellis::count_options bad;
+        bad.collation = doc(R"({"strength": 2})");
+        try {
+            c.count(doc("{}"), bad);
+            QFAIL("a collation without locale must be refused");
+        } catch (const trellis::command_failure& e) {
+            QCOMPARE(e.server_code(), 40414);
+            QCOMPARE(e.reply()["codeName"].get_string(), std::string_view("Location40414"));
+        }
+#pragma GCC diagnostic pop
+        trellis::find_options f;
+        f.collation = doc(R"({"locale": "en_US", "strength": 2})");
+        QCOMPARE(all(c.find(doc(R"({"x": "PING"})"), f)).size(), std::size_t(2));
+        trellis::distinct_options d;
+        d.collation = doc(R"({"locale": "en_US", "strength": 2})");
+        QCOMPARE(c.distinct("x", doc("{}"), d).size(), std::size_t(3));  // ping/PING are one value
+        trellis::update_options u;
+        u.collation = doc(R"({"locale": "en_US", "strength": 2})");
+        QCOMPARE(c.update_many(doc(R"({"x": "PiNg"})"), doc(R"({"$set": {"y": 1}})"), u).modified_count, std::int64_t(2));
+    }
+
+    void errors_keep_the_server_reply() {
+        auto db = (*client_)["crud"];
+        try {
+            db.run_command(doc(R"({"noSuchCommand": 1})"));
+            QFAIL("an unknown command must fail");
+        } catch (const trellis::command_failure& e) {
+            QCOMPARE(e.reply()["code"].as_int64(), std::int64_t(59));
+            QCOMPARE(e.reply()["ok"].as_double(), 0.0);
+        }
+        try {
+            db.async_run_command(doc(R"({"noSuchCommand": 2})"), asio::use_future).get();
+            QFAIL("an unknown command must fail");
+        } catch (const trellis::command_failure& e) {
+            QCOMPARE(e.reply()["codeName"].get_string(), std::string_view("CommandNotFound"));
+        }
+        auto c = db["reply"];
+        c.drop();
+        c.insert_one(doc(R"({"_id": 1})"));
+        try {
+            c.insert_one(doc(R"({"_id": 1})"));
+            QFAIL("a duplicate must fail");
+        } catch (const trellis::command_failure& e) {
+            const auto we = e.reply()["writeErrors"].get_array()[0].get_document();
+            QCOMPARE(bson::to_json(we["keyValue"].get_document()), std::string(R"({"_id": 1})"));
+        }
+    }
+
+    void capped_collections_and_tailable_cursors() {
+        using namespace std::chrono_literals;
+        auto db = (*client_)["crud"];
+        db["capped"].drop();
+        auto c = db.create_collection("capped", doc(R"({"capped": true, "size": 1, "max": 3})"));
+        for (int i = 0; i < 5; ++i) c.insert_one(bson::make_document(bson::kvp("_id", i)));
+        // The oldest are evicted past max: 2, 3, 4 remain, in insertion order; size rounds up to 4096.
+        const auto left = all(c.find(doc("{}")));
+        QCOMPARE(left.size(), std::size_t(3));
+        QCOMPARE(left.front()["_id"].as_int64(), std::int64_t(2));
+        const auto stats = db.run_command(doc(R"({"collStats": "capped"})"));
+        QVERIFY(stats["capped"].get_bool());
+        QCOMPARE(stats["maxSize"].as_int64(), std::int64_t(4096));
+        QCOMPARE(stats["max"].as_int64(), std::int64_t(3));
+        // Tailable: a drained cursor stays open and later sees what was inserted since.
+        trellis::find_options t;
+        t.cursor_type = trellis::cursor_type::tailable;
+        auto cur = c.find(doc("{}"), t);
+        for (int i = 0; i < 3; ++i) QVERIFY(cur.next().has_value());
+        QVERIFY(!cur.next().has_value());
+        QVERIFY(cur.alive());
+        QCOMPARE(sent("find").back()["tailable"].get_bool(), true);
+        c.insert_one(bson::make_document(bson::kvp("_id", 5)));
+        auto fifth = cur.next();
+        QVERIFY(fifth.has_value());
+        QCOMPARE((*fifth)["_id"].as_int64(), std::int64_t(5));
+        // Tailable + awaitData, async: the getMore waits for an insert made while it waits.
+        trellis::find_options a;
+        a.cursor_type = trellis::cursor_type::tailable_await;
+        a.max_await_time = 3000ms;
+        auto waiting = c.async_find(doc(R"({"_id": {"$gte": 6}})"), a, asio::use_future).get();
+        QVERIFY(waiting.alive());  // nothing matched yet, but the collection is not empty
+        auto pending = waiting.async_next(asio::use_future);
+        std::this_thread::sleep_for(200ms);
+        const auto before = std::chrono::steady_clock::now();
+        c.insert_one(bson::make_document(bson::kvp("_id", 6)));
+        auto sixth = pending.get();
+        QVERIFY(sixth.has_value());
+        QCOMPARE((*sixth)["_id"].as_int64(), std::int64_t(6));
+        QVERIFY(std::chrono::steady_clock::now() - before < 2s);  // woken by the insert, not the timeout
+        QCOMPARE(sent("getMore").back()["maxTimeMS"].as_int64(), std::int64_t(3000));
+        // Nothing new: the awaitData getMore ends after its maxTimeMS with no document.
+        a.max_await_time = 100ms;
+        auto idle = c.find(doc(R"({"_id": {"$gte": 100}})"), a);
+        const auto start = std::chrono::steady_clock::now();
+        QVERIFY(!idle.next().has_value());
+        QVERIFY(std::chrono::steady_clock::now() - start >= 90ms);
+        QVERIFY(idle.alive());
+        // Not capped: mongod's 2 BadValue.
+        db["plain"].insert_one(doc("{}"));
+        try {
+            all(db["plain"].find(doc("{}"), t));
+            QFAIL("a tailable cursor on a collection that is not capped must be refused");
+        } catch (const trellis::operation_failure& e) {
+            QCOMPARE(e.server_code(), 2);
+        }
+    }
+
+    void document_validation_and_coll_mod() {
+        auto db = (*client_)["crud"];
+        db["valid"].drop();
+        auto c = db.create_collection("valid", doc(R"({"validator": {"x": {"$type": "string"}}})"));
+        c.insert_one(doc(R"({"_id": 1, "x": "a"})"));
+        try {
+            c.insert_one(doc(R"({"_id": 2, "x": 1})"));
+            QFAIL("an invalid document must be refused");
+        } catch (const trellis::bulk_write_error& e) {
+            QCOMPARE(e.server_code(), 121);
+            QCOMPARE(e.write_errors().front().details["failingDocumentId"].as_int64(), std::int64_t(2));
+        }
+        trellis::insert_one_options bypass;
+        bypass.bypass_document_validation = true;
+        c.insert_one(doc(R"({"_id": 3, "x": 3})"), bypass);
+        db.run_command(doc(R"({"collMod": "valid", "validationLevel": "off"})"));
+        c.insert_one(doc(R"({"_id": 4, "x": 4})"));
+        db.run_command(doc(R"({"collMod": "valid", "validationLevel": "strict"})"));
+        try {
+            c.async_find_one_and_update(doc(R"({"_id": 1})"), doc(R"({"$set": {"x": 1}})"), {}, asio::use_future).get();
+            QFAIL("an update to an invalid document must be refused");
+        } catch (const trellis::command_failure& e) {
+            QCOMPARE(e.server_code(), 121);
+            QCOMPARE(e.reply()["errInfo"].get_document()["failingDocumentId"].as_int64(), std::int64_t(1));
+        }
+        QCOMPARE(c.count_documents(), std::int64_t(3));
+        try {
+            db.run_command(doc(R"({"collMod": "valid", "validationLevel": "sometimes"})"));
+            QFAIL("an unknown validationLevel must be refused");
+        } catch (const trellis::operation_failure& e) {
+            QCOMPARE(e.server_code(), 2);
+        }
+        try {
+            db.run_command(doc(R"({"collMod": "nope", "validator": {}})"));
+            QFAIL("collMod of a missing collection must fail");
+        } catch (const trellis::operation_failure& e) {
+            QCOMPARE(e.server_code(), 26);
+        }
     }
 
     void indexes_drop_and_errors() {
@@ -506,6 +716,94 @@ private slots:
         QCOMPARE((*last.view().begin()).key(), std::string_view("endSessions"));
         QVERIFY(!last.find("lsid"));  // not itself in a session
         QCOMPARE(bson::to_json(last["endSessions"].get_array()[0].get_document(), bson::json_mode::canonical), lsid);
+    }
+
+    void a_retryable_write_cut_short_by_the_primary_is_retried() {
+        sim::sim_config cfg;
+        cfg.topology = sim::topology_kind::replica_set;
+        cfg.nodes = 1;
+        sim::deployment rs(cfg);
+        rs.start();
+        // A polling monitor rediscovers the primary at once after each closed connection.
+        const std::string uri = rs.uri();
+        trellis::client c(uri + (uri.find('?') != std::string::npos ? "&" : uri.find('/', 10) != std::string::npos ? "?" : "/?") +
+                          "serverMonitoringMode=poll&heartbeatFrequencyMS=500");
+        auto coll = c["crud"]["cut"];
+        auto admin = c["admin"];
+        // The first statement commits, then the connection closes: the retry replays it and runs the second.
+        admin.run_command(doc(R"({"configureFailPoint": "onPrimaryTransactionalWrite", "mode": {"times": 1}})"));
+        QCOMPARE(coll.insert_many(docs({R"({"_id": 1})", R"({"_id": 2})"})).inserted_ids.size(), std::size_t(2));
+        QCOMPARE(coll.count_documents(), std::int64_t(2));
+        // Before commit, twice: neither attempt writes and the network error reaches the caller.
+        admin.run_command(doc(R"({"configureFailPoint": "onPrimaryTransactionalWrite", "mode": {"times": 2},
+                                  "data": {"failBeforeCommitExceptionCode": 1}})"));
+        try {
+            coll.async_insert_one(doc(R"({"_id": 3})"), {}, asio::use_future).get();
+            QFAIL("a write never committed must fail");
+        } catch (const trellis::error& e) {
+            QVERIFY(e.code() != errc::write_error);
+        }
+        QCOMPARE(coll.count_documents(), std::int64_t(2));
+        // Not committed once: the retry commits it, once.
+        admin.run_command(doc(R"({"configureFailPoint": "onPrimaryTransactionalWrite", "mode": {"times": 1},
+                                  "data": {"failBeforeCommitExceptionCode": 1}})"));
+        coll.update_one(doc(R"({"_id": 1})"), doc(R"({"$inc": {"n": 1}})"));
+        QCOMPARE((*coll.find_one(doc(R"({"_id": 1})")))["n"].as_int64(), std::int64_t(1));
+        // closeConnection false: the statement fails with the code, as a write error.
+        admin.run_command(doc(R"({"configureFailPoint": "onPrimaryTransactionalWrite", "mode": {"times": 1},
+                                  "data": {"closeConnection": false, "failBeforeCommitExceptionCode": 112}})"));
+        try {
+            coll.insert_one(doc(R"({"_id": 4})"));
+            QFAIL("the fail point's code must fail the write");
+        } catch (const trellis::bulk_write_error& e) {
+            QCOMPARE(e.server_code(), 112);
+        }
+        rs.stop();
+    }
+
+    void out_follows_the_read_preference_on_5_0_and_later() {
+        for (const int wire : {13, 9}) {
+            sim::sim_config cfg;
+            cfg.topology = sim::topology_kind::replica_set;
+            cfg.nodes = 2;
+            cfg.max_wire_version = wire;
+            sim::deployment rs(cfg);
+            rs.start();
+            std::mutex m;
+            std::vector<bson::document> seen;
+            trellis::client_settings settings;
+            settings.on_command = [&](const trellis::command_event& e) {
+                if (const auto* s = std::get_if<trellis::command_started_event>(&e)) {
+                    std::lock_guard lock(m);
+                    seen.push_back(s->command);
+                }
+            };
+            trellis::client c(rs.uri(), std::move(settings));
+            auto src = c["crud"]["rp_src"];
+            trellis::write_concern all_members;
+            all_members.w = std::int32_t(2);
+            trellis::handle_options majority;
+            majority.write_concern = all_members;
+            src.with_options(majority).insert_many(docs({R"({"_id": 1})", R"({"_id": 2})"}));
+            trellis::aggregate_options o;
+            trellis::read_preference secondary;
+            secondary.mode = trellis::read_preference_mode::secondary;
+            o.read_preference = secondary;
+            o.write_concern = all_members;
+            all(src.aggregate(arr(R"({"0": {"$out": "rp_out"}})"), o));
+            {
+                std::lock_guard lock(m);
+                const auto agg = std::find_if(seen.rbegin(), seen.rend(), [](const bson::document& d) {
+                    return (*d.view().begin()).key() == "aggregate";
+                });
+                QVERIFY(agg != seen.rend());
+                // 5.0+: the read preference is sent (a secondary runs it); before: the primary, without it.
+                QCOMPARE(agg->view().contains("$readPreference"), wire >= 13);
+                QVERIFY(agg->view().contains("writeConcern"));
+            }
+            QCOMPARE(c["crud"]["rp_out"].count_documents(), std::int64_t(2));
+            rs.stop();
+        }
     }
 
     void writes_on_a_replica_set_are_retryable_where_the_spec_says() {

@@ -61,6 +61,30 @@ private:
 /// Returns <0, 0, >0.
 int compare_values(const bson::element& a, const bson::element& b);
 
+/// A collation, as far as trellis-sim knows one: locale "simple" compares strings by their
+/// bytes; any other locale compares them by letters, with strength 1 ignoring case and
+/// diacritics (Latin-1 letters), 2 ignoring case, 3 to 5 as "simple" (no tie-breaking rules).
+struct collation {
+    bool simple = true;
+    int strength = 3;
+    /// From a command's collation document; errors as mongod's: 40414 without locale, 2 BadValue
+    /// for an unknown field or a strength outside 1..5, 14 TypeMismatch for a mistyped field.
+    static collation parse(const bson::element& spec);
+};
+
+/// While alive, this thread's string comparisons (matching, sorting, distinct, $group keys)
+/// follow the collation. The server layer holds one only around synchronous engine calls.
+class collation_scope {
+public:
+    explicit collation_scope(const collation& c);
+    ~collation_scope();
+    collation_scope(const collation_scope&) = delete;
+    collation_scope& operator=(const collation_scope&) = delete;
+
+private:
+    collation previous_;
+};
+
 /// Looks up a dotted path ("a.b.c", "arr.0.x") in a document. Returns the
 /// element, or nullopt when absent. (No array fan-out: see matcher for that.)
 std::optional<bson::element> get_path(bson::document_view doc, std::string_view path);
@@ -147,6 +171,36 @@ struct find_and_modify_result {
     std::int64_t n = 0;
 };
 
+/// A capped collection's limits (create's capped, size, max): inserting past either evicts the
+/// oldest documents. size is in bytes, as mongod rounds it: at least 4096, else a multiple of 256.
+struct capped_options {
+    std::int64_t size = 0;
+    std::int64_t max = 0;  // 0: no document count limit
+};
+
+/// A collection's document validation (create's or collMod's validator, validationLevel,
+/// validationAction). A document stored against it fails with 121 DocumentValidationFailure,
+/// errInfo {failingDocumentId, details: {operatorName, specifiedAs, reason}}; "moderate" checks
+/// only updates of documents that were valid; action "warn" stores it anyway.
+struct validation_options {
+    bson::document validator;  // a query filter; empty: none
+    std::string level = "strict";
+    std::string action = "error";
+};
+
+/// While alive, this thread's writes skip document validation (bypassDocumentValidation, and a
+/// secondary applying its primary's oplog).
+class validation_bypass {
+public:
+    validation_bypass();
+    ~validation_bypass();
+    validation_bypass(const validation_bypass&) = delete;
+    validation_bypass& operator=(const validation_bypass&) = delete;
+
+private:
+    bool previous_;
+};
+
 /// What an update or delete statement may add: arrayFilters (updates only) and the command's let.
 struct write_extras {
     bson::array_view array_filters;
@@ -212,6 +266,16 @@ public:
     void drop_index(std::string_view name, oplog& log);
     std::vector<index_info> indexes() const;
 
+    /// Set for a capped collection (catalog::create with capped options).
+    const std::optional<capped_options>& capped() const noexcept;
+    const validation_options& validation() const noexcept;
+    /// How many documents were ever inserted: a tailable cursor's position.
+    std::uint64_t inserted_total() const noexcept;
+    /// A tailable cursor's next documents: those inserted after `position` (an inserted_total())
+    /// that match options.filter, projected by options.projection, oldest first. Some evicted
+    /// before they were read: command_error 136 CappedPositionLost.
+    std::vector<bson::document> inserted_since(std::uint64_t position, const find_options& options) const;
+
     std::size_t size() const noexcept;
     /// Approximate data size in bytes (sum of document sizes).
     std::size_t data_size() const noexcept;
@@ -258,7 +322,8 @@ public:
     collection& get_or_create(std::string_view db, std::string_view coll, oplog& log);
     /// Explicit create: 48 NamespaceExists when present. Invalid names
     /// (empty, containing '$' or '\0', db names with '/\\. "'): 73 InvalidNamespace.
-    collection& create(std::string_view db, std::string_view coll, oplog& log);
+    collection& create(std::string_view db, std::string_view coll, oplog& log,
+                       const std::optional<capped_options>& capped = std::nullopt);
     /// Creates a view (logged as {create, viewOn, pipeline}); 48 NamespaceExists when the name is taken.
     void create_view(std::string_view db, std::string_view name, std::string_view view_on, bson::array_view pipeline,
                      oplog& log);
@@ -269,6 +334,9 @@ public:
     std::pair<std::string, bson::array> resolve_view(std::string_view db, std::string_view name) const;
     /// Drops a collection or a view. Returns false when neither existed.
     bool drop(std::string_view db, std::string_view coll, oplog& log);
+    /// collMod's validator, validationLevel and validationAction (logged as {collMod, ...});
+    /// 26 NamespaceNotFound when the collection does not exist.
+    void modify(std::string_view db, std::string_view coll, const validation_options& validation, oplog& log);
     /// Returns false when the database did not exist.
     bool drop_database(std::string_view db, oplog& log);
 

@@ -18,6 +18,7 @@ namespace {
 // Index keys are documents {"": v1, "": v2, ...}, ordered value by value.
 struct key_less {
     bool operator()(const bson::document& a, const bson::document& b) const {
+        const collation_scope binary{collation{}};  // index order is the simple collation's, whatever the command's
         auto i = a.begin(), j = b.begin();
         for (; i != a.end() && j != b.end(); ++i, ++j) {
             const int c = compare_values(*i, *j);
@@ -55,6 +56,10 @@ bson::document index_spec_text(const index_info& i) {
 
 // ---------------------------------------------------------------- collection state
 
+namespace {
+thread_local bool bypassing = false;  // a validation_bypass is alive on this thread
+}
+
 struct collection::state {
     struct index {
         index_info info;
@@ -69,6 +74,25 @@ struct collection::state {
     std::size_t live = 0;
     std::size_t bytes = 0;
     std::vector<index> indexes;  // [0] is _id_
+    std::optional<capped_options> capped;
+    std::uint64_t inserted = 0;  // documents ever added (not replaced)
+    validation_options validation;
+
+    void validate(const bson::document& doc, std::optional<std::size_t> at) const {
+        if (validation.validator.empty() || validation.level == "off" || validation.action != "error" || bypassing) return;
+        const matcher m = matcher::compile(validation.validator);
+        if (at && validation.level == "moderate" && !m.matches(*slots[*at])) return;
+        if (m.matches(doc)) return;
+        bson::builder info;
+        info.open_document("errInfo");
+        if (auto id = doc.view().find("_id")) info.append("failingDocumentId", *id);
+        const bson::element first = *validation.validator.view().begin();
+        info.open_document("details").append("operatorName", first.key().starts_with("$") ? first.key() : std::string_view("$and"))
+            .append("specifiedAs", validation.validator.view()).append("reason", "the document does not match the validator")
+            .close_document();
+        info.close_document();
+        fail(121, "Document failed validation", info.extract());
+    }
 
     explicit state(std::string n) : ns(std::move(n)) {
         index id;
@@ -172,6 +196,7 @@ struct collection::state {
         if (doc.size() > max_document_size)
             fail(10334, std::string(at ? "Resulting document after update is larger than " : "object to insert too large, max size: ") +
                             std::to_string(max_document_size) + " (size in bytes: " + std::to_string(doc.size()) + ")");
+        validate(doc, at);
         std::vector<std::vector<bson::document>> new_keys(indexes.size());
         for (std::size_t i = 0; i < indexes.size(); ++i) {
             if (!indexes[i].info.unique) {
@@ -200,7 +225,23 @@ struct collection::state {
         bytes += doc.size();
         ++live;
         slots[slot] = std::move(doc);
+        if (!at) {
+            ++inserted;
+            evict(slot);
+        }
         return slot;
+    }
+
+    // A capped collection over its size or count drops its oldest documents (never `keep`, the
+    // one just added), as mongod's; secondaries applying the same inserts drop the same ones.
+    void evict(std::size_t keep) {
+        if (!capped) return;
+        const auto over = [&] {
+            return (capped->max > 0 && live > static_cast<std::size_t>(capped->max)) ||
+                   bytes > static_cast<std::size_t>(capped->size);
+        };
+        for (std::size_t i = 0; i < slots.size() && live > 1 && over(); ++i)
+            if (slots[i] && i != keep) erase(i);
     }
 
     void unindex(std::size_t slot) {
@@ -353,6 +394,31 @@ const bson::document& collection::insert(bson::document doc, oplog& log) {
     const bson::document& result = *state_->slots[slot];
     log.push_back(entry("i", ns_, result));
     return result;
+}
+
+validation_bypass::validation_bypass() : previous_(bypassing) { bypassing = true; }
+validation_bypass::~validation_bypass() { bypassing = previous_; }
+
+const validation_options& collection::validation() const noexcept { return state_->validation; }
+const std::optional<capped_options>& collection::capped() const noexcept { return state_->capped; }
+std::uint64_t collection::inserted_total() const noexcept { return state_->inserted; }
+
+std::vector<bson::document> collection::inserted_since(std::uint64_t position, const find_options& options) const {
+    const state& st = *state_;
+    const std::uint64_t fresh = st.inserted - std::min(position, st.inserted);
+    if (fresh > st.live)
+        fail(136, "CollectionScan died due to position in capped collection being deleted. Last seen record id: " +
+                      std::to_string(position));
+    const detail::variables vars = detail::evaluate_let(options.let);
+    const detail::filter f = detail::filter::compile(options.filter, &vars);
+    const detail::projection p = detail::projection::compile(options.projection, false, &vars);
+    std::vector<bson::document_view> newest;  // the last `fresh` live documents, newest first
+    for (std::size_t i = st.slots.size(); i > 0 && newest.size() < fresh; --i)
+        if (st.slots[i - 1]) newest.push_back(*st.slots[i - 1]);
+    std::vector<bson::document> out;
+    for (auto it = newest.rbegin(); it != newest.rend(); ++it)
+        if (f.matches(*it)) out.push_back(p.apply(*it));
+    return out;
 }
 
 std::vector<bson::document> collection::find(const find_options& options) const {
@@ -724,14 +790,23 @@ collection& catalog::get_or_create(std::string_view db, std::string_view coll, o
     return create(db, coll, log);
 }
 
-collection& catalog::create(std::string_view db, std::string_view coll, oplog& log) {
+collection& catalog::create(std::string_view db, std::string_view coll, oplog& log,
+                            const std::optional<capped_options>& capped) {
     check_collection_name(db, coll);
     if (find(db, coll) != nullptr || find_view(db, coll) != nullptr)
         fail(48, "Collection " + std::string(db) + "." + std::string(coll) + " already exists.");
     auto& colls = impl_->dbs[std::string(db)];
     collection& c =
         colls.emplace(std::string(coll), collection(std::string(db) + "." + std::string(coll))).first->second;
-    log.push_back(entry("c", std::string(db) + ".$cmd", command("create", coll)));
+    c.state_->capped = capped;
+    if (capped) {
+        bson::builder b;
+        b.append("create", coll).append("capped", true).append("size", capped->size);
+        if (capped->max > 0) b.append("max", capped->max);
+        log.push_back(entry("c", std::string(db) + ".$cmd", b.extract()));
+    } else {
+        log.push_back(entry("c", std::string(db) + ".$cmd", command("create", coll)));
+    }
     return c;
 }
 
@@ -779,6 +854,16 @@ std::pair<std::string, bson::array> catalog::resolve_view(std::string_view db, s
     for (auto it = chain.rbegin(); it != chain.rend(); ++it)
         for (const bson::element& stage : (*it)->pipeline) w.append(detail::index_key(k++), stage);
     return {source, bson::array(w.extract())};
+}
+
+void catalog::modify(std::string_view db, std::string_view coll, const validation_options& validation, oplog& log) {
+    collection* c = find(db, coll);
+    if (c == nullptr) fail(26, "ns does not exist: " + std::string(db) + "." + std::string(coll));
+    c->state_->validation = validation;
+    bson::builder b;
+    b.append("collMod", coll).append("validator", validation.validator.view()).append("validationLevel", validation.level)
+        .append("validationAction", validation.action);
+    log.push_back(entry("c", std::string(db) + ".$cmd", b.extract()));
 }
 
 bool catalog::drop(std::string_view db, std::string_view coll, oplog& log) {
@@ -840,6 +925,7 @@ void catalog::apply(bson::document_view e) {
     const std::string_view op = op_field->get_string();
     const auto [db, coll] = split_ns(ns_field->get_string());
     oplog scratch;  // a secondary applies; it does not log
+    const validation_bypass applying;  // the primary validated
     if (op == "n") return;
     const auto o_field = e.find("o");
     if (!o_field || o_field->type() != bson::type::document)
@@ -878,7 +964,19 @@ void catalog::apply(bson::document_view e) {
                         pipeline && pipeline->type() == bson::type::array ? pipeline->get_array() : bson::array_view(),
                         scratch);
     } else if (name == "create") {
-        get_or_create(db, target, scratch);
+        std::optional<capped_options> capped;
+        if (const auto cap = o.find("capped"); cap && cap->type() == bson::type::boolean && cap->get_bool()) {
+            capped.emplace();
+            if (const auto size = o.find("size"); size && size->is_number()) capped->size = size->as_int64();
+            if (const auto max = o.find("max"); max && max->is_number()) capped->max = max->as_int64();
+        }
+        if (find(db, target) == nullptr) create(db, target, scratch, capped);
+    } else if (name == "collMod") {
+        validation_options v;
+        if (const auto x = o.find("validator"); x && x->type() == bson::type::document) v.validator = bson::document(x->get_document());
+        if (const auto x = o.find("validationLevel"); x && x->type() == bson::type::string) v.level = std::string(x->get_string());
+        if (const auto x = o.find("validationAction"); x && x->type() == bson::type::string) v.action = std::string(x->get_string());
+        if (find(db, target) != nullptr) modify(db, target, v, scratch);
     } else if (name == "drop") {
         drop(db, target, scratch);
     } else if (name == "dropDatabase") {

@@ -3,6 +3,7 @@
 // mutable document tree.
 #include <algorithm>
 #include <charconv>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -40,6 +41,8 @@ std::string code_name(int code) {
         case 73: return "InvalidNamespace";
         case 85: return "IndexOptionsConflict";
         case 86: return "IndexKeySpecsConflict";
+        case 121: return "DocumentValidationFailure";
+        case 136: return "CappedPositionLost";
         case 168: return "InvalidPipelineOperator";
         case 171: return "CannotIndexParallelArrays";
         case 10334: return "BSONObjectTooLarge";
@@ -853,6 +856,71 @@ int compare_documents(bson::document_view a, bson::document_view b, bool field_n
 
 }  // namespace
 
+namespace {
+
+thread_local collation active_collation;
+
+// Folds a UTF-8 string for a non-simple collation: case (ASCII and Latin-1) always; diacritics of
+// Latin-1 letters at strength 1. Other bytes are kept as they are.
+std::string fold(std::string_view in, int strength) {
+    static constexpr std::string_view base = "aaaaaaaceeeeiiiidnooooo\xd7ouuuuyps";  // U+00C0..U+00DF (lower-cased base)
+    std::string out;
+    out.reserve(in.size());
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        const auto c = static_cast<unsigned char>(in[i]);
+        if (c < 0x80) {
+            out += static_cast<char>(std::tolower(c));
+            continue;
+        }
+        if ((c == 0xC3) && i + 1 < in.size()) {  // U+00C0..U+00FF
+            unsigned cp = 0xC0 + (static_cast<unsigned char>(in[i + 1]) & 0x3F);
+            ++i;
+            if (cp >= 0xC0 && cp <= 0xDE && cp != 0xD7) cp += 0x20;  // upper to lower case
+            if (strength == 1 && cp >= 0xE0 && cp != 0xF7 && cp != 0xFE) {
+                out += cp == 0xFF ? 'y' : base[cp - 0xE0];
+                continue;
+            }
+            out += static_cast<char>(0xC3);
+            out += static_cast<char>(0x80 | (cp & 0x3F));
+            continue;
+        }
+        out += static_cast<char>(c);
+    }
+    return out;
+}
+
+}  // namespace
+
+collation collation::parse(const bson::element& spec) {
+    if (spec.type() != bson::type::document)
+        throw command_error(14, "TypeMismatch", "collation must be of type object, not " + std::string(bson::type_name(spec.type())));
+    collation c;
+    const bson::document_view d = spec.get_document();
+    auto locale = d.find("locale");
+    if (!locale) throw command_error(40414, "Location40414", "BSON field 'locale' is missing but a required field");
+    if (locale->type() != bson::type::string)
+        throw command_error(14, "TypeMismatch", "BSON field 'locale' is the wrong type '" + std::string(bson::type_name(locale->type())) +
+                                                    "', expected type 'string'");
+    c.simple = locale->get_string() == "simple";
+    for (const auto& e : d) {
+        const auto key = e.key();
+        if (key == "locale") continue;
+        if (key == "strength") {
+            if (!e.is_number()) throw command_error(14, "TypeMismatch", "BSON field 'strength' must be a number");
+            c.strength = static_cast<int>(e.as_int64());
+            if (c.strength < 1 || c.strength > 5)
+                throw command_error(2, "BadValue", "Enumeration value '" + std::to_string(c.strength) + "' for field 'strength' is not a valid value.");
+        } else if (key != "caseLevel" && key != "caseFirst" && key != "numericOrdering" && key != "alternate" && key != "maxVariable" &&
+                   key != "normalization" && key != "backwards" && key != "version") {
+            throw command_error(40415, "Location40415", "BSON field 'collation." + std::string(key) + "' is an unknown field.");
+        }
+    }
+    return c;
+}
+
+collation_scope::collation_scope(const collation& c) : previous_(active_collation) { active_collation = c; }
+collation_scope::~collation_scope() { active_collation = previous_; }
+
 int compare_values(const bson::element& a, const bson::element& b) {
     using bson::type;
     const int ra = detail::canonical_rank(a.type()), rb = detail::canonical_rank(b.type());
@@ -871,6 +939,8 @@ int compare_values(const bson::element& a, const bson::element& b) {
             auto text = [](const bson::element& e) {
                 return e.type() == type::string ? e.get_string() : e.get_symbol().value;
             };
+            if (!active_collation.simple && active_collation.strength <= 2)
+                return compare_bytes(fold(text(a), active_collation.strength), fold(text(b), active_collation.strength));
             return compare_bytes(text(a), text(b));
         }
         case type::document: return compare_documents(a.get_document(), b.get_document(), true);

@@ -156,17 +156,18 @@ void fill_batch(bson::builder& b, const char* batch_name, std::deque<bson::docum
     b.close_array();
 }
 
+// A tailable cursor (`tail`) stays open when drained.
 bson::document cursor_reply(member& m, const std::string& ns, std::vector<bson::document> docs, std::int64_t batch_size,
-                            bool single_batch, bool no_timeout) {
+                            bool single_batch, bool no_timeout, std::optional<cursor::tail_state> tail = std::nullopt) {
     std::deque<bson::document> rest(std::make_move_iterator(docs.begin()), std::make_move_iterator(docs.end()));
     bson::builder b;
     b.open_document("cursor");
     fill_batch(b, "firstBatch", rest, batch_size);
     std::int64_t id = 0;
-    if (!rest.empty() && !single_batch) {
+    if ((!rest.empty() || tail) && !single_batch) {
         do id = static_cast<std::int64_t>(m.rng() & 0x3FFFFFFFFFFFFFFFULL);
         while (id == 0 || m.cursors.count(id));
-        m.cursors[id] = cursor{id, ns, std::move(rest), steady::now(), no_timeout};
+        m.cursors[id] = cursor{id, ns, std::move(rest), steady::now(), no_timeout, std::move(tail)};
     }
     b.append("id", id).append("ns", ns).close_document().append("ok", 1.0);
     return b.extract();
@@ -180,6 +181,24 @@ void sweep_cursors(member& m) {
     }
 }
 
+// A command's or a statement's collation, in force while the guard lives. Never held across a
+// co_await: other commands run on the same thread meanwhile.
+struct collation_guard {
+    std::optional<collation_scope> scope;
+    explicit collation_guard(bson::document_view body) {
+        if (auto e = body.find("collation")) scope.emplace(collation::parse(*e));
+    }
+};
+
+// bypassDocumentValidation: true skips the collection's validator while the guard lives (never
+// across a co_await, as collation_guard).
+struct bypass_guard {
+    std::optional<validation_bypass> scope;
+    explicit bypass_guard(bson::document_view body) {
+        if (bool_or(body, "bypassDocumentValidation", false)) scope.emplace();
+    }
+};
+
 // ---------------------------------------------------------------- the handler context
 
 struct context {
@@ -189,7 +208,82 @@ struct context {
     member& target;  // where the data lives (the shard's primary behind a router)
     const std::string& db;
     running_op* op;  // this command in currentOp
+    // A retryable write, statement by statement (onPrimaryTransactionalWrite may cut it short):
+    std::map<std::size_t, bson::document> done;      // results of statements an earlier attempt committed
+    std::map<std::size_t, bson::document> executed;  // results of this attempt's statements (done's too)
+    bool close_connection = false;                   // cut short: no reply, the connection closes
 };
+
+// A retry record of a write cut short: {$statements: [{i: <statement index>, r: <its result>}]}.
+// (A complete write's record is its reply, which never starts with "$statements".)
+bson::document partial_record(const std::map<std::size_t, bson::document>& executed) {
+    bson::builder b;
+    b.open_array("$statements");
+    for (const auto& [i, r] : executed)
+        b.open_document().append("i", static_cast<std::int64_t>(i)).append("r", r.view()).close_document();
+    b.close_array();
+    return b.extract();
+}
+
+std::optional<std::map<std::size_t, bson::document>> partial_statements(bson::document_view record) {
+    auto st = record.find("$statements");
+    if (!st || st->type() != bson::type::array) return std::nullopt;
+    std::map<std::size_t, bson::document> out;
+    for (const auto& e : st->get_array())
+        out[static_cast<std::size_t>(e.get_document()["i"].as_int64())] = bson::document(e.get_document()["r"].get_document());
+    return out;
+}
+
+// What onPrimaryTransactionalWrite does to the next statement of a retryable write.
+enum class statement_gate { pass, commit_then_close, close_uncommitted };
+
+statement_gate primary_write_gate(context& c) {
+    fail_point& fp = c.target.primary_write;
+    if (fp.mode == fail_point::mode_kind::off || !retry_key_of(c.req)) return statement_gate::pass;
+    switch (fp.mode) {
+        case fail_point::mode_kind::times:
+            if (fp.count <= 0) return statement_gate::pass;
+            if (--fp.count == 0) fp.mode = fail_point::mode_kind::off;
+            break;
+        case fail_point::mode_kind::skip:
+            if (fp.count > 0) {
+                --fp.count;
+                return statement_gate::pass;
+            }
+            break;
+        default: break;
+    }
+    if (fp.fail_before_commit_code) {
+        if (fp.close_connection) return statement_gate::close_uncommitted;
+        const int code = *fp.fail_before_commit_code;
+        throw command_error(code, code_name_of(code),
+                            "Failing write for the retryable write due to failpoint. The write must not be reflected.");
+    }
+    return fp.close_connection ? statement_gate::commit_then_close : statement_gate::pass;
+}
+
+// Runs one statement of a retryable write (index i) through the fail point, or replays the result
+// an earlier attempt committed. `run` returns the statement's result; `replay` takes a committed one.
+// False when the write stops here (the connection closes).
+template <class Run, class Replay>
+bool run_statement(context& c, std::size_t i, Run&& run, Replay&& replay) {
+    if (auto it = c.done.find(i); it != c.done.end()) {
+        replay(it->second.view());
+        c.executed[i] = it->second;
+        return true;
+    }
+    const statement_gate gate = primary_write_gate(c);
+    if (gate == statement_gate::close_uncommitted) {
+        c.close_connection = true;
+        return false;
+    }
+    c.executed[i] = run();
+    if (gate == statement_gate::commit_then_close) {
+        c.close_connection = true;
+        return false;
+    }
+    return true;
+}
 
 // Sleeps (a blocking fail point) until the time passes, the deployment stops or killOp.
 asio::awaitable<void> pause_op(deployment::impl& d, const running_op& op, std::chrono::milliseconds time) {
@@ -235,6 +329,13 @@ asio::awaitable<bson::document> with_write_concern(deployment::impl& d, member& 
 // Runs the writes of one command, records them (with the retry record) and waits for the write concern.
 asio::awaitable<bson::document> finish_write(context& c, oplog log, bson::builder& reply_body) {
     auto& d = c.target.dep;
+    if (c.close_connection) {
+        // Cut short by onPrimaryTransactionalWrite: what committed is recorded, the client hears nothing.
+        std::optional<std::pair<retry_key, bson::document>> retry;
+        if (auto key = retry_key_of(c.req)) retry.emplace(*key, partial_record(c.executed));
+        d.record_write(c.target, std::move(log), std::move(retry));
+        co_return bson::document();
+    }
     reply_body.append("ok", 1.0);
     bson::document reply = reply_body.extract();
     std::optional<std::pair<retry_key, bson::document>> retry;
@@ -258,6 +359,7 @@ void write_error(bson::builder& b, std::size_t index, const command_error& e) {
 // batch stops at its first error. Returns the writeErrors array, or nullopt when none.
 template <class F>
 std::optional<bson::array> run_statements(const request& req, std::string_view field, F&& one) {
+    // `one` returns false when the write stops there (see run_statement).
     const bool ordered = bool_or(req.body, "ordered", true);
     auto statements = req.body.find(field);
     if (!statements || statements->type() != bson::type::array)
@@ -270,7 +372,7 @@ std::optional<bson::array> run_statements(const request& req, std::string_view f
         try {
             if (e.type() != bson::type::document)
                 throw command_error(14, "TypeMismatch", "BSON field '" + req.name + "." + std::string(field) + "' entries must be objects");
-            one(e.get_document(), i);
+            if (!one(e.get_document(), i)) break;
         } catch (const command_error& err) {
             write_error(errors, i, err);
             any = true;
@@ -287,11 +389,18 @@ asio::awaitable<bson::document> cmd_insert(context& c) {
     oplog log;
     std::int64_t n = 0;
     collection* target = nullptr;
-    auto errors = run_statements(c.req, "documents", [&](bson::document_view doc, std::size_t) {
-        if (!target) target = &write_collection(c, coll, log);
-        target->insert(bson::document(doc), log);
-        ++n;
-        ++c.target.opcounters["insert"];
+    auto errors = run_statements(c.req, "documents", [&](bson::document_view doc, std::size_t i) {
+        return run_statement(
+            c, i,
+            [&] {
+                const bypass_guard bypass(c.req.body);
+                if (!target) target = &write_collection(c, coll, log);
+                target->insert(bson::document(doc), log);
+                ++n;
+                ++c.target.opcounters["insert"];
+                return bson::make_document(bson::kvp("n", 1));
+            },
+            [&](bson::document_view) { ++n; });
     });
     bson::builder b;
     b.append("n", n);
@@ -314,20 +423,35 @@ asio::awaitable<bson::document> cmd_update(context& c) {
         write_extras extras;
         extras.let = let;
         if (auto af = u.find("arrayFilters"); af && af->type() == bson::type::array) extras.array_filters = af->get_array();
-        collection& target = write_collection(c, coll, log);
-        const bool upsert = bool_or(u, "upsert", false), multi = bool_or(u, "multi", false);
-        const update_result r =
-            up->type() == bson::type::array
-                ? target.update_pipeline(q->get_document(), up->get_array(), upsert, multi, log, extras)
-                : target.update(q->get_document(), up->get_document(), upsert, multi, log, extras);
-        ++c.target.opcounters["update"];
-        n += r.matched;
-        modified += r.modified;
-        if (r.upserted_id) {
-            ++n;
-            any_upsert = true;
-            upserted.open_document().append("index", static_cast<std::int32_t>(i)).concat(*r.upserted_id).close_document();
-        }
+        // A statement's result: {n, nModified, upserted: {_id}}, counted here and replayed on a retry.
+        const auto count = [&](bson::document_view r) {
+            n += r["n"].as_int64();
+            modified += r["nModified"].as_int64();
+            if (auto id = r.find("upserted")) {
+                any_upsert = true;
+                upserted.open_document().append("index", static_cast<std::int32_t>(i)).concat(id->get_document()).close_document();
+            }
+        };
+        return run_statement(
+            c, i,
+            [&] {
+                const collation_guard by(u);
+                const bypass_guard bypass(c.req.body);
+                collection& target = write_collection(c, coll, log);
+                const bool upsert = bool_or(u, "upsert", false), multi = bool_or(u, "multi", false);
+                const update_result r =
+                    up->type() == bson::type::array
+                        ? target.update_pipeline(q->get_document(), up->get_array(), upsert, multi, log, extras)
+                        : target.update(q->get_document(), up->get_document(), upsert, multi, log, extras);
+                ++c.target.opcounters["update"];
+                bson::builder rb;
+                rb.append("n", r.matched + (r.upserted_id ? 1 : 0)).append("nModified", r.modified);
+                if (r.upserted_id) rb.append("upserted", *r.upserted_id);
+                bson::document result = rb.extract();
+                count(result);
+                return result;
+            },
+            count);
     });
     bson::builder b;
     b.append("n", n).append("nModified", modified);
@@ -341,15 +465,24 @@ asio::awaitable<bson::document> cmd_delete(context& c) {
     oplog log;
     std::int64_t n = 0;
     const bson::document let = doc_or_empty(c.req.body, "let");
-    auto errors = run_statements(c.req, "deletes", [&](bson::document_view d, std::size_t) {
+    auto errors = run_statements(c.req, "deletes", [&](bson::document_view d, std::size_t i) {
         auto q = d.find("q");
         if (!q || q->type() != bson::type::document) throw command_error(9, "FailedToParse", "delete statements need q");
         const std::int64_t limit = int_or(d, "limit", 0);
         if (limit != 0 && limit != 1)
             throw command_error(9, "FailedToParse", "The limit field in delete objects must be 0 or 1. Got " + std::to_string(limit));
-        refuse_view(c, coll);
-        if (collection* target = c.target.data.find(c.db, coll)) n += target->remove(q->get_document(), limit == 1, log, let);
-        ++c.target.opcounters["delete"];
+        return run_statement(
+            c, i,
+            [&] {
+                const collation_guard by(d);
+                refuse_view(c, coll);
+                std::int64_t removed = 0;
+                if (collection* target = c.target.data.find(c.db, coll)) removed = target->remove(q->get_document(), limit == 1, log, let);
+                ++c.target.opcounters["delete"];
+                n += removed;
+                return bson::make_document(bson::kvp("n", removed));
+            },
+            [&](bson::document_view r) { n += r["n"].as_int64(); });
     });
     bson::builder b;
     b.append("n", n);
@@ -375,19 +508,32 @@ asio::awaitable<bson::document> cmd_find_and_modify(context& c) {
     if (o.remove == (o.update.has_value() || o.update_pipeline.has_value()))
         co_return error_reply(9, "FailedToParse", "Either an update or remove=true must be specified");
     oplog log;
-    collection& target = write_collection(c, coll, log);
-    const find_and_modify_result r = target.find_and_modify(o, log);
     bson::builder b;
-    b.open_document("lastErrorObject").append("n", r.n);
-    if (!o.remove) b.append("updatedExisting", r.updated_existing);
-    if (r.upserted_id) b.append("upserted", (*r.upserted_id)["_id"]);
-    b.close_document();
-    if (r.value) b.append("value", *r.value);
-    else b.append("value", bson::null);
+    // One statement: its result is the reply's body (lastErrorObject and value).
+    run_statement(
+        c, 0,
+        [&] {
+            const collation_guard by(c.req.body);
+            const bypass_guard bypass(c.req.body);
+            collection& target = write_collection(c, coll, log);
+            const find_and_modify_result r = target.find_and_modify(o, log);
+            bson::builder rb;
+            rb.open_document("lastErrorObject").append("n", r.n);
+            if (!o.remove) rb.append("updatedExisting", r.updated_existing);
+            if (r.upserted_id) rb.append("upserted", (*r.upserted_id)["_id"]);
+            rb.close_document();
+            if (r.value) rb.append("value", *r.value);
+            else rb.append("value", bson::null);
+            bson::document result = rb.extract();
+            b.concat(result);
+            return result;
+        },
+        [&](bson::document_view r) { b.concat(r); });
     co_return co_await finish_write(c, std::move(log), b);
 }
 
 bson::document cmd_find(context& c) {
+    const collation_guard by(c.req.body);
     const std::string coll = collection_arg(c.req);
     find_options o;
     o.filter = doc_or_empty(c.req.body, "filter");
@@ -403,6 +549,18 @@ bson::document cmd_find(context& c) {
     }
     o.limit = limit;
     if (o.skip < 0) throw command_error(51024, "Location51024", "BSON field 'skip' value must be >= 0, actual value '" + std::to_string(o.skip) + "'");
+    const bool tailable = bool_or(c.req.body, "tailable", false), await_data = bool_or(c.req.body, "awaitData", false);
+    if (await_data && !tailable) throw command_error(9, "FailedToParse", "Cannot set 'awaitData' without also setting 'tailable'");
+    if (tailable) {
+        const collection* target = c.target.data.find(c.db, coll);
+        if (!target || !target->capped())
+            throw command_error(2, "BadValue", "error processing query: ns=" + c.db + "." + coll +
+                                                   " planner returned error :: caused by :: tailable cursor requested on non capped collection");
+        if (!o.sort.empty() && !(o.sort.view().count() == 1 && o.sort.view().begin()->key() == "$natural"))
+            throw command_error(2, "BadValue", "error processing query: ns=" + c.db + "." + coll +
+                                                   " planner returned error :: caused by :: cannot use tailable option with a sort other than {$natural: 1}");
+        o.sort = bson::document();
+    }
     std::int64_t batch = int_or(c.req.body, "batchSize", 101);
     if (batch < 0) throw command_error(51024, "Location51024", "BSON field 'batchSize' value must be >= 0");
     if (limit > 0 && (batch == 0 || batch > limit)) batch = limit;
@@ -421,28 +579,63 @@ bson::document cmd_find(context& c) {
         docs = target->find(o);
     else
         (void)collection(c.db + "." + coll).find(o);  // mongod parses the filter even when the collection is absent
-    return cursor_reply(c.self, c.db + "." + coll, std::move(docs), batch, single, bool_or(c.req.body, "noCursorTimeout", false));
+    std::optional<cursor::tail_state> tail;
+    if (tailable) {
+        // What it read so far is where it goes on from; on an empty collection it is dead at once.
+        const collection* target = c.target.data.find(c.db, coll);
+        if (target->size() > 0) tail = cursor::tail_state{c.db, coll, o, target->inserted_total(), await_data};
+    }
+    return cursor_reply(c.self, c.db + "." + coll, std::move(docs), batch, single, bool_or(c.req.body, "noCursorTimeout", false),
+                        std::move(tail));
 }
 
-bson::document cmd_get_more(context& c) {
+asio::awaitable<bson::document> cmd_get_more(context& c) {
     const auto id = c.req.body.begin()->is_number() ? c.req.body.begin()->as_int64() : 0;
     auto it = c.self.cursors.find(id);
     if (it == c.self.cursors.end()) throw command_error(43, "CursorNotFound", "cursor id " + std::to_string(id) + " not found");
     ++c.target.opcounters["getmore"];
-    cursor& cur = it->second;
-    cur.last_used = steady::now();
+    it->second.last_used = steady::now();
     const std::int64_t batch = int_or(c.req.body, "batchSize", 0);
+    if (it->second.tail && it->second.remaining.empty()) {
+        // A tailable cursor: what was inserted since; awaitData waits up to maxTimeMS (1 s) for some.
+        const auto wait = std::chrono::milliseconds(int_or(c.req.body, "maxTimeMS", 1000));
+        const auto deadline = steady::now() + wait;
+        for (;;) {
+            it = c.self.cursors.find(id);
+            if (it == c.self.cursors.end()) throw command_error(43, "CursorNotFound", "cursor id " + std::to_string(id) + " not found");
+            cursor::tail_state& tail = *it->second.tail;
+            const collection* target = c.target.data.find(tail.db, tail.coll);
+            if (!target) {
+                c.self.cursors.erase(it);
+                throw command_error(175, "QueryPlanKilled", "collection dropped: " + tail.db + "." + tail.coll);
+            }
+            std::vector<bson::document> fresh;
+            try {
+                fresh = target->inserted_since(tail.position, tail.query);
+            } catch (const command_error&) {
+                c.self.cursors.erase(it);  // CappedPositionLost: the cursor is dead
+                throw;
+            }
+            tail.position = target->inserted_total();
+            for (auto& d : fresh) it->second.remaining.push_back(std::move(d));
+            if (!it->second.remaining.empty() || !tail.await_data || !c.self.dep.running || c.op->killed ||
+                steady::now() >= deadline)
+                break;
+            co_await c.self.dep.data_changed.wait_until(deadline);
+        }
+    }
+    cursor& cur = it->second;
     bson::builder b;
     b.open_document("cursor");
     fill_batch(b, "nextBatch", cur.remaining, batch);
     const std::string ns = cur.ns;
     std::int64_t out_id = id;
-    if (cur.remaining.empty()) {
+    if (cur.remaining.empty() && !cur.tail) {
         c.self.cursors.erase(it);
         out_id = 0;
     }
     b.append("id", out_id).append("ns", ns).close_document().append("ok", 1.0);
-    return b.extract();
+    co_return b.extract();
 }
 
 bson::document cmd_kill_cursors(context& c) {
@@ -463,6 +656,7 @@ bson::document cmd_kill_cursors(context& c) {
 }
 
 bson::document cmd_count(context& c) {
+    const collation_guard by(c.req.body);
     const std::string coll = collection_arg(c.req);
     std::int64_t n = 0;
     const std::int64_t skip = int_or(c.req.body, "skip", 0), limit = int_or(c.req.body, "limit", 0);
@@ -481,6 +675,7 @@ bson::document cmd_count(context& c) {
 }
 
 bson::document cmd_distinct(context& c) {
+    const collation_guard by(c.req.body);
     const std::string coll = collection_arg(c.req);
     auto key = c.req.body.find("key");
     if (!key || key->type() != bson::type::string) throw command_error(9, "FailedToParse", "distinct needs a string key");
@@ -500,12 +695,16 @@ void storage_stats(bson::builder& b, const collection& coll) {
     const auto count = static_cast<std::int64_t>(coll.size());
     const auto size = static_cast<std::int64_t>(coll.data_size());
     b.append("size", size).append("count", count).append("avgObjSize", count ? size / count : 0)
-        .append("storageSize", size).append("freeStorageSize", 0).append("capped", false)
+        .append("storageSize", size).append("freeStorageSize", 0).append("capped", coll.capped().has_value())
         .append("nindexes", static_cast<std::int32_t>(coll.indexes().size()));
     b.open_document("indexSizes");
     for (const auto& i : coll.indexes()) b.append(i.name, 0);
     b.close_document();
     b.append("indexBuilds", bson::make_array()).append("totalIndexSize", 0).append("totalSize", size).append("scaleFactor", 1);
+    if (const auto& capped = coll.capped()) {
+        b.append("maxSize", capped->size);
+        if (capped->max > 0) b.append("max", capped->max);
+    }
 }
 
 // The $collStats stage (first in its pipeline, as mongod requires): one document with the
@@ -588,23 +787,18 @@ std::vector<bson::document> list_local_sessions(context& c, const bson::element&
     return out;
 }
 
-bson::document cmd_aggregate(context& c) {
+// The documents a pipeline yields from the aggregate command's source: a collection, a view, or
+// {aggregate: 1} with a first stage that makes documents ($listLocalSessions, $documents).
+std::vector<bson::document> pipeline_documents(context& c, bson::array_view stages, const bson::document& let) {
     const bson::element first = *c.req.body.begin();
-    auto pipeline = c.req.body.find("pipeline");
-    if (!pipeline || pipeline->type() != bson::type::array) throw command_error(14, "TypeMismatch", "'pipeline' option must be specified as an array");
-    const bson::document let = doc_or_empty(c.req.body, "let");
-    std::int64_t batch = 101;
-    if (auto cur = c.req.body.find("cursor"); cur && cur->type() == bson::type::document) batch = int_or(cur->get_document(), "batchSize", 101);
-    const bson::array_view stages = pipeline->get_array();
     if (first.type() != bson::type::string) {
-        // {aggregate: 1}: the first stage makes the documents; only $listLocalSessions does here.
         const bool numeric_one = first.is_number() && first.as_double() == 1;
         const bson::element stage = stages.empty() ? first : *stages.begin();
         const std::string_view name = stage.type() == bson::type::document && !stage.get_document().empty()
                                           ? stage.get_document().begin()->key() : std::string_view();
         if (!numeric_one)
             throw command_error(73, "InvalidNamespace", "Invalid {aggregate: 1}: the aggregate field must be a collection name or 1");
-        if (name != "$listLocalSessions")
+        if (name != "$listLocalSessions" && name != "$documents")
             throw command_error(73, "InvalidNamespace", "{aggregate: 1} is not valid for '" + std::string(name.empty() ? "$match" : name) +
                                                             "'; a collection is required.");
         bson::builder rest(bson::builder::root::array);
@@ -614,22 +808,295 @@ bson::document cmd_aggregate(context& c) {
             skipped = true;
         }
         const bson::array rest_stages(rest.extract());
-        auto docs = run_pipeline(list_local_sessions(c, *stage.get_document().begin()), rest_stages.view(), let);
-        return cursor_reply(c.self, c.db + ".$cmd.aggregate", std::move(docs), batch, false, false);
+        const bson::element arg = *stage.get_document().begin();
+        std::vector<bson::document> source;
+        if (name == "$documents") {
+            if (arg.type() != bson::type::array)
+                throw command_error(5858203, "Location5858203", "an array is expected for $documents");
+            for (const auto& d : arg.get_array()) {
+                if (d.type() != bson::type::document)
+                    throw command_error(40228, "Location40228", "'$documents' elements must be objects, found " + std::string(bson::type_name(d.type())));
+                source.emplace_back(d.get_document());
+            }
+        } else {
+            source = list_local_sessions(c, arg);
+        }
+        return run_pipeline(std::move(source), rest_stages.view(), let);
     }
     const std::string coll(first.get_string());
-    std::vector<bson::document> docs;
     const bool coll_stats = !stages.empty() && (*stages.begin()).type() == bson::type::document &&
                             (*stages.begin()).get_document().find("$collStats") &&
                             (*stages.begin()).get_document()["$collStats"].type() == bson::type::document;
-    if (coll_stats) docs = coll_stats_stage(c, coll, stages);
-    else if (c.target.data.find_view(c.db, coll)) docs = read_view(c, coll, stages, let);
-    else if (const collection* target = c.target.data.find(c.db, coll)) docs = target->aggregate(stages, let);
-    else docs = collection(c.db + "." + coll).aggregate(stages, let);  // stages like $count still answer
-    return cursor_reply(c.self, c.db + "." + coll, std::move(docs), batch, false, false);
+    if (coll_stats) return coll_stats_stage(c, coll, stages);
+    if (c.target.data.find_view(c.db, coll)) return read_view(c, coll, stages, let);
+    if (const collection* target = c.target.data.find(c.db, coll)) return target->aggregate(stages, let);
+    return collection(c.db + "." + coll).aggregate(stages, let);  // stages like $count still answer
+}
+
+// The namespace of $out ("coll" or {db, coll}) or of $merge's into (the same shapes).
+std::pair<std::string, std::string> output_namespace(const context& c, const bson::element& spec, std::string_view stage) {
+    if (spec.type() == bson::type::string) return {c.db, std::string(spec.get_string())};
+    if (spec.type() == bson::type::document) {
+        const bson::document_view d = spec.get_document();
+        auto coll = d.find("coll");
+        auto db = d.find("db");
+        if (coll && coll->type() == bson::type::string && (!db || db->type() == bson::type::string))
+            return {db ? std::string(db->get_string()) : c.db, std::string(coll->get_string())};
+    }
+    throw command_error(16990, "Location16990",
+                        std::string(stage) + "'s target must be a string or an object with a string 'coll' (and optional 'db')");
+}
+
+// $out: the results replace the target collection's documents (its indexes stay), all or nothing.
+void run_out(context& c, catalog& data, const bson::element& spec, std::vector<bson::document> docs, oplog& log) {
+    const auto [db, coll] = output_namespace(c, spec, "$out");
+    if (data.find_view(db, coll))
+        throw command_error(166, "CommandNotSupportedOnView", "Cannot write the results of $out to a view: " + db + "." + coll);
+    const collection* existing = data.find(db, coll);
+    const std::vector<index_info> indexes = existing ? existing->indexes() : std::vector<index_info>{};
+    const validation_options validation = existing ? existing->validation() : validation_options{};
+    const std::optional<capped_options> capped = existing ? existing->capped() : std::nullopt;
+    if (capped) throw command_error(17152, "Location17152", "namespace '" + db + "." + coll + "' is capped so it can't be used for $out");
+    // First into a scratch collection with the target's indexes: a duplicate fails before any change.
+    collection scratch(db + "." + coll);
+    oplog ignored;
+    for (const auto& i : indexes)
+        if (i.name != "_id_") scratch.create_index(i, ignored);
+    for (const auto& d : docs) scratch.insert(bson::document(d), ignored);
+    if (existing) data.drop(db, coll, log);
+    collection& target = data.create(db, coll, log);
+    for (const auto& i : indexes)
+        if (i.name != "_id_") target.create_index(i, log);
+    if (!validation.validator.empty()) data.modify(db, coll, validation, log);
+    for (const auto& d : scratch.documents()) target.insert(bson::document(d), log);
+}
+
+// $merge: each result is matched on `on` (default _id) with the target's documents, then
+// whenMatched (merge | replace | keepExisting | fail | a pipeline with $$new) and whenNotMatched
+// (insert | discard | fail), as mongod's.
+void run_merge(context& c, catalog& data, const bson::element& spec, const std::vector<bson::document>& docs, oplog& log) {
+    if (spec.type() != bson::type::string && spec.type() != bson::type::document)
+        throw command_error(51182, "Location51182", "$merge only supports a string or object argument");
+    bson::element into = spec;
+    std::vector<std::string> on{"_id"};
+    std::string when_matched = "merge", when_not_matched = "insert";
+    std::optional<bson::array> matched_pipeline;
+    bson::document merge_let;
+    if (spec.type() == bson::type::document) {
+        const bson::document_view o = spec.get_document();
+        auto i = o.find("into");
+        if (!i) throw command_error(40414, "Location40414", "BSON field '$merge.into' is missing but a required field");
+        into = *i;
+        if (auto e = o.find("on")) {
+            on.clear();
+            if (e->type() == bson::type::string) on.emplace_back(e->get_string());
+            else if (e->type() == bson::type::array)
+                for (const auto& f : e->get_array()) {
+                    if (f.type() != bson::type::string)
+                        throw command_error(51134, "Location51134", "$merge 'on' array elements must be strings");
+                    on.emplace_back(f.get_string());
+                }
+            else throw command_error(51186, "Location51186", "$merge 'on' field must be either a string or an array of strings");
+        }
+        if (auto e = o.find("whenMatched")) {
+            if (e->type() == bson::type::string) when_matched = std::string(e->get_string());
+            else if (e->type() == bson::type::array) {
+                when_matched = "pipeline";
+                matched_pipeline = bson::array(bson::document(e->get_array()));
+            } else throw command_error(51191, "Location51191", "$merge 'whenMatched' must be a string or a pipeline");
+        }
+        if (auto e = o.find("whenNotMatched"); e && e->type() == bson::type::string) when_not_matched = std::string(e->get_string());
+        if (auto e = o.find("let"); e && e->type() == bson::type::document) merge_let = bson::document(e->get_document());
+        for (const auto& k : o) {
+            const auto key = k.key();
+            if (key != "into" && key != "on" && key != "whenMatched" && key != "whenNotMatched" && key != "let" &&
+                key != "targetCollectionVersion")
+                throw command_error(40415, "Location40415", "BSON field '$merge." + std::string(key) + "' is an unknown field.");
+        }
+    }
+    if (when_matched != "merge" && when_matched != "replace" && when_matched != "keepExisting" && when_matched != "fail" &&
+        when_matched != "pipeline")
+        throw command_error(2, "BadValue", "Enumeration value '" + when_matched + "' for field '$merge.whenMatched' is not a valid value.");
+    if (when_not_matched != "insert" && when_not_matched != "discard" && when_not_matched != "fail")
+        throw command_error(2, "BadValue", "Enumeration value '" + when_not_matched + "' for field '$merge.whenNotMatched' is not a valid value.");
+    const auto [db, coll] = output_namespace(c, into, "$merge");
+    if (data.find_view(db, coll))
+        throw command_error(166, "CommandNotSupportedOnView", "Cannot $merge into a view: " + db + "." + coll);
+    collection& target = data.get_or_create(db, coll, log);
+    for (const auto& d : docs) {
+        bson::builder filter;
+        for (const auto& f : on) {
+            const auto v = get_path(d.view(), f);
+            if (!v || v->type() == bson::type::null || v->type() == bson::type::undefined || v->type() == bson::type::array)
+                throw command_error(51132, "Location51132",
+                                    "$merge write error: 'on' field '" + f + "' cannot be missing, null, undefined or an array");
+            filter.append(f, *v);
+        }
+        const bson::document match = filter.extract();
+        find_options probe;
+        probe.filter = match;
+        probe.limit = 1;
+        const bool matched = !target.find(probe).empty();
+        if (!matched) {
+            if (when_not_matched == "insert") target.insert(bson::document(d), log);
+            else if (when_not_matched == "fail")
+                throw command_error(13113, "MergeStageNoMatchingDocument",
+                                    "$merge could not find a matching document in the target collection for at least one document in the source collection");
+            continue;
+        }
+        if (when_matched == "fail") {
+            target.insert(bson::document(d), log);  // fails as mongod's does: 11000 with keyPattern and keyValue
+        } else if (when_matched == "replace") {
+            target.update(match.view(), d.view(), false, false, log);
+        } else if (when_matched == "merge") {
+            bson::builder set;
+            set.open_document("$set");
+            for (const auto& e : d.view())
+                if (e.key() != "_id") set.append(e);
+            set.close_document();
+            const bson::document update = set.extract();
+            if (!update.view()["$set"].get_document().empty()) target.update(match.view(), update.view(), false, false, log);
+        } else if (when_matched == "pipeline") {
+            bson::builder vars;
+            vars.concat(merge_let.view());
+            if (!merge_let.view().find("new")) vars.append("new", d.view());
+            const bson::document let = vars.extract();
+            write_extras extras;
+            extras.let = let.view();
+            target.update_pipeline(match.view(), matched_pipeline->view(), false, false, log, extras);
+        }
+    }
+}
+
+asio::awaitable<bson::document> cmd_aggregate(context& c) {
+    const bson::element first = *c.req.body.begin();
+    auto pipeline = c.req.body.find("pipeline");
+    if (!pipeline || pipeline->type() != bson::type::array) throw command_error(14, "TypeMismatch", "'pipeline' option must be specified as an array");
+    const bson::document let = doc_or_empty(c.req.body, "let");
+    std::int64_t batch = 101;
+    if (auto cur = c.req.body.find("cursor"); cur && cur->type() == bson::type::document) batch = int_or(cur->get_document(), "batchSize", 101);
+    const bson::array_view stages = pipeline->get_array();
+    const std::string ns = first.type() == bson::type::string ? c.db + "." + std::string(first.get_string()) : c.db + ".$cmd.aggregate";
+
+    // $out / $merge (last stage only): the rest of the pipeline, then a write.
+    std::optional<bson::element> write_stage;
+    std::string write_name;
+    bson::builder reads(bson::builder::root::array);
+    std::size_t i = 0, n = 0;
+    for ([[maybe_unused]] const auto& st : stages) ++n;
+    for (const auto& st : stages) {
+        const std::string_view name = st.type() == bson::type::document && !st.get_document().empty()
+                                          ? st.get_document().begin()->key() : std::string_view();
+        if (name == "$out" || name == "$merge") {
+            if (i + 1 != n) throw command_error(40601, "Location40601", std::string(name) + " can only be the final stage in the pipeline");
+            write_stage = *st.get_document().begin();
+            write_name = std::string(name);
+        } else {
+            reads.append_value(st);
+        }
+        ++i;
+    }
+    if (!write_stage) {
+        std::vector<bson::document> docs;
+        {
+            const collation_guard by(c.req.body);
+            docs = pipeline_documents(c, stages, let);
+        }
+        co_return cursor_reply(c.self, ns, std::move(docs), batch, false, false);
+    }
+
+    if (auto rc = c.req.body.find("readConcern"); rc && rc->type() == bson::type::document)
+        if (auto level = rc->get_document().find("level"); level && level->type() == bson::type::string && level->get_string() == "linearizable")
+            throw command_error(72, "InvalidOptions", write_name + " cannot be used with a 'linearizable' read concern level");
+    const bson::array read_stages(reads.extract());
+    std::optional<collation_guard> by(std::in_place, c.req.body);
+    std::optional<bypass_guard> bypass(std::in_place, c.req.body);
+    std::vector<bson::document> docs = pipeline_documents(c, read_stages.view(), let);
+    // A secondary (5.0+) reads here and writes through the primary, as mongod's does.
+    member* writer = &c.target;
+    if (c.target.current == role::secondary) {
+        writer = c.target.dep.primary;
+        if (!writer || !writer->reachable()) throw command_error(10107, "NotWritablePrimary", "not primary");
+    }
+    context w{c.s, c.req, c.self, *writer, c.db, c.op, {}, {}, false};
+    oplog log;
+    try {
+        if (write_name == "$out") run_out(w, writer->data, *write_stage, std::move(docs), log);
+        else run_merge(w, writer->data, *write_stage, docs, log);
+    } catch (const command_error&) {
+        if (!log.empty()) writer->dep.record_write(*writer, std::move(log));  // what $merge did before the error stays
+        throw;
+    }
+    by.reset();
+    bypass.reset();
+    ++writer->opcounters[write_name == "$out" ? "insert" : "update"];
+    bson::builder b;
+    b.open_document("cursor").append("firstBatch", bson::make_array()).append("id", static_cast<std::int64_t>(0)).append("ns", ns).close_document();
+    co_return co_await finish_write(w, std::move(log), b);
 }
 
 // ---------------------------------------------------------------- catalog commands
+
+// create's capped, size and max, checked and rounded as mongod's.
+std::optional<capped_options> capped_of(bson::document_view body) {
+    auto capped = body.find("capped");
+    if (!capped || !capped->as_bool()) return std::nullopt;
+    auto size = body.find("size");
+    if (!size) throw command_error(72, "InvalidOptions", "the 'size' field is required when 'capped' is true");
+    if (!size->is_number()) throw command_error(14, "TypeMismatch", "BSON field 'create.size' is the wrong type, expected a number");
+    capped_options o;
+    o.size = size->as_int64();
+    if (o.size < 0) throw command_error(51024, "Location51024", "BSON field 'size' value must be >= 0, actual value '" + std::to_string(o.size) + "'");
+    o.size = o.size <= 4096 ? 4096 : (o.size + 255) / 256 * 256;
+    if (auto max = body.find("max")) {
+        if (!max->is_number()) throw command_error(14, "TypeMismatch", "BSON field 'create.max' is the wrong type, expected a number");
+        o.max = max->as_int64() < 0 ? 0 : max->as_int64();
+    }
+    return o;
+}
+
+// validator, validationLevel and validationAction of create or collMod, over `current`.
+validation_options validation_of(bson::document_view body, std::string_view command, validation_options current) {
+    if (auto v = body.find("validator")) {
+        if (v->type() != bson::type::document)
+            throw command_error(14, "TypeMismatch", "BSON field '" + std::string(command) + ".validator' is the wrong type, expected type 'object'");
+        current.validator = bson::document(v->get_document());
+        (void)matcher::compile(current.validator);  // a bad filter fails here, as mongod's
+    }
+    const auto enumeration = [&](std::string_view field, std::initializer_list<std::string_view> allowed, std::string& out) {
+        auto e = body.find(field);
+        if (!e) return;
+        if (e->type() != bson::type::string)
+            throw command_error(14, "TypeMismatch", "BSON field '" + std::string(command) + "." + std::string(field) + "' is the wrong type, expected type 'string'");
+        if (std::find(allowed.begin(), allowed.end(), e->get_string()) == allowed.end())
+            throw command_error(2, "BadValue", "Enumeration value '" + std::string(e->get_string()) + "' for field '" + std::string(command) +
+                                                   "." + std::string(field) + "' is not a valid value.");
+        out = std::string(e->get_string());
+    };
+    enumeration("validationLevel", {"off", "strict", "moderate"}, current.level);
+    enumeration("validationAction", {"error", "warn"}, current.action);
+    return current;
+}
+
+// collMod: the validation options (other collMod options are not simulated: 72 InvalidOptions).
+asio::awaitable<bson::document> cmd_coll_mod(context& c) {
+    const std::string coll = collection_arg(c.req);
+    for (const auto& e : c.req.body) {
+        const auto k = e.key();
+        if (k == "collMod" || k == "validator" || k == "validationLevel" || k == "validationAction" || k == "writeConcern" ||
+            k == "comment" || k == "lsid" || k == "txnNumber" || k == "apiVersion" || k == "apiStrict" ||
+            k == "apiDeprecationErrors" || k.starts_with("$"))
+            continue;
+        co_return error_reply(72, "InvalidOptions", "trellis-sim: collMod option '" + std::string(k) + "' is not simulated");
+    }
+    refuse_view(c, coll);
+    const collection* target = c.target.data.find(c.db, coll);
+    if (!target) co_return error_reply(26, "NamespaceNotFound", "ns does not exist: " + c.db + "." + coll);
+    oplog log;
+    c.target.data.modify(c.db, coll, validation_of(c.req.body, "collMod", target->validation()), log);
+    bson::builder b;
+    co_return co_await finish_write(c, std::move(log), b);
+}
 
 asio::awaitable<bson::document> cmd_create(context& c) {
     oplog log;
@@ -642,7 +1109,10 @@ asio::awaitable<bson::document> cmd_create(context& c) {
         c.target.data.create_view(c.db, collection_arg(c.req), on->get_string(),
                                   pipeline ? pipeline->get_array() : bson::array_view(), log);
     } else {
-        c.target.data.create(c.db, collection_arg(c.req), log);
+        const std::string coll = collection_arg(c.req);
+        c.target.data.create(c.db, coll, log, capped_of(c.req.body));
+        if (c.req.body.find("validator") || c.req.body.find("validationLevel") || c.req.body.find("validationAction"))
+            c.target.data.modify(c.db, coll, validation_of(c.req.body, "create", validation_options{}), log);
     }
     bson::builder b;
     co_return co_await finish_write(c, std::move(log), b);
@@ -745,7 +1215,16 @@ bson::document cmd_list_collections(context& c) {
         bson::builder b;
         b.append("name", name).append("type", "collection");
         if (!name_only) {
-            b.append("options", bson::document());
+            b.open_document("options");
+            if (const collection* coll = c.target.data.find(c.db, name); coll && coll->capped()) {
+                b.append("capped", true).append("size", coll->capped()->size);
+                if (coll->capped()->max > 0) b.append("max", coll->capped()->max);
+            }
+            if (const collection* coll = c.target.data.find(c.db, name); coll && !coll->validation().validator.empty()) {
+                b.append("validator", coll->validation().validator.view()).append("validationLevel", coll->validation().level)
+                    .append("validationAction", coll->validation().action);
+            }
+            b.close_document();
             b.open_document("info").append("readOnly", false).close_document();
             b.open_document("idIndex").append("v", 2).append("key", bson::make_document(bson::kvp("_id", 1))).append("name", "_id_").close_document();
         }
@@ -1271,8 +1750,9 @@ bson::document cmd_coll_stats(context& c) {
 
 bson::document cmd_configure_fail_point(context& c) {
     const bson::element first = *c.req.body.begin();
-    if (first.type() != bson::type::string || first.get_string() != "failCommand")
-        throw command_error(2, "BadValue", "trellis-sim supports only the failCommand fail point");
+    const bool primary_write = first.type() == bson::type::string && first.get_string() == "onPrimaryTransactionalWrite";
+    if (first.type() != bson::type::string || (first.get_string() != "failCommand" && !primary_write))
+        throw command_error(2, "BadValue", "trellis-sim supports only the failCommand and onPrimaryTransactionalWrite fail points");
     fail_point fp;
     auto mode = c.req.body.find("mode");
     if (!mode) throw command_error(9, "FailedToParse", "configureFailPoint needs a mode");
@@ -1298,14 +1778,18 @@ bson::document cmd_configure_fail_point(context& c) {
             for (const auto& e : cmds->get_array())
                 if (e.type() == bson::type::string) fp.commands.insert(std::string(e.get_string()));
         if (auto e = d.find("errorCode"); e && e->is_number()) fp.error_code = static_cast<int>(e->as_int64());
-        fp.close_connection = bool_or(d, "closeConnection", false);
+        if (auto e = d.find("failBeforeCommitExceptionCode"); e && e->is_number())
+            fp.fail_before_commit_code = static_cast<int>(e->as_int64());
+        fp.close_connection = bool_or(d, "closeConnection", primary_write);
         if (bool_or(d, "blockConnection", false)) fp.block = std::chrono::milliseconds(int_or(d, "blockTimeMS", 0));
         if (auto e = d.find("writeConcernError"); e && e->type() == bson::type::document) fp.write_concern_error = bson::document(e->get_document());
         if (auto e = d.find("errorLabels"); e && e->type() == bson::type::array) fp.error_labels = bson::document(e->get_array());
         if (auto e = d.find("appName"); e && e->type() == bson::type::string) fp.app_name = std::string(e->get_string());
         fp.corrupt_compressed_reply = bool_or(d, "corruptCompressedReply", false);
+    } else if (primary_write) {
+        fp.close_connection = true;  // mongod's default for onPrimaryTransactionalWrite
     }
-    c.target.fail = fp;
+    (primary_write ? c.target.primary_write : c.target.fail) = fp;
     bson::builder b;
     b.append("count", 0).append("ok", 1.0);
     return b.extract();
@@ -1489,11 +1973,11 @@ const std::vector<command_spec>& command_table() {
         {"findAndModify", {"findandmodify"}, cmd_find_and_modify, crud_write},
 
         {"find", {}, now<cmd_find>, crud_read},
-        {"getMore", {}, now<cmd_get_more>, needs_auth | on_secondary},
+        {"getMore", {}, cmd_get_more, needs_auth | on_secondary},
         {"killCursors", {}, now<cmd_kill_cursors>, needs_auth | on_secondary},
         {"count", {}, now<cmd_count>, crud_read},
         {"distinct", {}, now<cmd_distinct>, crud_read},
-        {"aggregate", {}, now<cmd_aggregate>, crud_read},
+        {"aggregate", {}, cmd_aggregate, crud_read},
         {"listIndexes", {}, now<cmd_list_indexes>, crud_read},
         {"listCollections", {}, now<cmd_list_collections>, crud_read},
         {"listDatabases", {}, now<cmd_list_databases>, crud_read},
@@ -1506,6 +1990,7 @@ const std::vector<command_spec>& command_table() {
         {"createIndexes", {}, cmd_create_indexes, ddl},
         {"dropIndexes", {"deleteIndexes"}, cmd_drop_indexes, ddl},
         {"renameCollection", {}, cmd_rename_collection, ddl},
+        {"collMod", {}, cmd_coll_mod, ddl},
         {"copydb", {}, cmd_copydb, ddl},
 
         {"serverStatus", {}, now<cmd_server_status>, admin},
@@ -1657,17 +2142,23 @@ asio::awaitable<command_result> run_command(session& s, request& req, const comm
         co_return out;
     }
 
+    std::map<std::size_t, bson::document> done;
     if (spec.flags & retryable) {
-        // Retryable writes: the same lsid + txnNumber is applied once.
+        // Retryable writes: the same lsid + txnNumber is applied once; of one cut short, the
+        // statements that committed are not applied again.
         if (auto key = retry_key_of(req)) {
             if (auto it = target->retries.find(*key); it != target->retries.end()) {
-                // As mongod: the recorded reply, once the write concern is met for everything
-                // this member has (the write it records included).
-                const bson::document recorded = it->second;
-                const optime last = target->applied();
-                out.reply = co_await with_write_concern(d, *target, last, req, recorded, &op);
-                attach_write_concern_error();  // a fail point fires on a retry too
-                co_return out;
+                if (auto statements = partial_statements(it->second)) {
+                    done = std::move(*statements);  // cut short: the rest of the statements run below
+                } else {
+                    // As mongod: the recorded reply, once the write concern is met for everything
+                    // this member has (the write it records included).
+                    const bson::document recorded = it->second;
+                    const optime last = target->applied();
+                    out.reply = co_await with_write_concern(d, *target, last, req, recorded, &op);
+                    attach_write_concern_error();  // a fail point fires on a retry too
+                    co_return out;
+                }
             }
         }
     }
@@ -1705,13 +2196,17 @@ asio::awaitable<command_result> run_command(session& s, request& req, const comm
     }
 
     if (counted_as_command(name)) ++m.opcounters["command"];
-    context c{s, req, m, *target, req.db, &op};
+    context c{s, req, m, *target, req.db, &op, std::move(done), {}, false};
     try {
         out.reply = co_await spec.run(c);
     } catch (const command_error& e) {
         out.reply = error_reply(e);
     } catch (const trellis::bson_error& e) {
         out.reply = error_reply(2, "BadValue", e.what());
+    }
+    if (c.close_connection) {
+        out.close_connection = true;
+        co_return out;
     }
     attach_write_concern_error();
     co_return out;

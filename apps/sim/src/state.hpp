@@ -88,6 +88,10 @@ struct fail_point {
     std::optional<bson::document> error_labels;  // an array
     std::optional<std::string> app_name;
     bool corrupt_compressed_reply = false;  // trellis-sim's own: a compressed reply is cut short
+    // onPrimaryTransactionalWrite (mongod's): fires on each statement of a retryable write; the
+    // connection closes (closeConnection, true unless set false) after the statement commits, or
+    // before, uncommitted, with failBeforeCommitExceptionCode.
+    std::optional<int> fail_before_commit_code;
 };
 
 // ---------------------------------------------------------------- cursors
@@ -98,6 +102,15 @@ struct cursor {
     std::deque<bson::document> remaining;
     steady::time_point last_used;
     bool no_timeout = false;
+    // A tailable cursor on a capped collection: it stays open when drained, and a getMore returns
+    // what was inserted since (awaitData: waiting up to its maxTimeMS, 1 s by default, for some).
+    struct tail_state {
+        std::string db, coll;
+        find_options query;       // filter and projection of the find
+        std::uint64_t position = 0;  // the collection's inserted_total() when last read
+        bool await_data = false;
+    };
+    std::optional<tail_state> tail;
 };
 
 // ---------------------------------------------------------------- operations in progress
@@ -154,6 +167,7 @@ public:
     std::map<std::int64_t, cursor> cursors;
     std::map<std::string, local_session> local_sessions;  // by the raw bytes of lsid.id
     fail_point fail;
+    fail_point primary_write;  // onPrimaryTransactionalWrite
     int fsync_lock_count = 0;
     signal fsync_unlocked;
     std::int64_t next_connection_id = 1;

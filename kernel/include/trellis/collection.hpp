@@ -139,7 +139,8 @@ struct aggregate_options {
     std::optional<comment_type> comment;
     std::optional<bson::document> let;
     std::optional<bool> bypass_document_validation;  ///< $out / $merge
-    /// Unset: the collection's (a pipeline ending in $out or $merge always goes to the primary).
+    /// Unset: the collection's. A pipeline ending in $out or $merge goes to the primary, unless
+    /// this is not primary and every available server is 5.0+ (the CRUD spec's rule).
     std::optional<trellis::read_preference> read_preference;
     /// For $out / $merge; unset: the collection's.
     std::optional<trellis::write_concern> write_concern;
@@ -357,6 +358,16 @@ public:
         return spawn(count_documents_impl(t_, std::move(filter), std::move(options)), std::forward<T>(token));
     }
     std::int64_t count_documents(bson::document filter = {}, count_options options = {});
+    /// Deprecated (the CRUD spec's `count`): the count command, {count, query, skip, limit, ...}.
+    /// Its result can be wrong on a sharded cluster (orphans, migrations) and after an unclean
+    /// shutdown; use count_documents (an exact aggregate) or estimated_document_count instead.
+    template <boost::asio::completion_token_for<count_signature> T = boost::asio::deferred_t>
+    [[deprecated("count is deprecated: use count_documents or estimated_document_count")]]
+    auto async_count(bson::document filter, count_options options = {}, T&& token = {}) {
+        return spawn(count_impl(t_, std::move(filter), std::move(options)), std::forward<T>(token));
+    }
+    [[deprecated("count is deprecated: use count_documents or estimated_document_count")]]
+    std::int64_t count(bson::document filter = {}, count_options options = {});
     /// The collection's metadata count (fast; may be off after an unclean shutdown or in a sharded cluster).
     template <boost::asio::completion_token_for<count_signature> T = boost::asio::deferred_t>
     auto async_estimated_document_count(estimated_count_options options = {}, T&& token = {}) {
@@ -454,6 +465,7 @@ private:
     static boost::asio::awaitable<std::optional<bson::document>> find_one_impl(target t, bson::document filter, find_options o);
     static boost::asio::awaitable<std::int64_t> count_documents_impl(target t, bson::document filter, count_options o);
     static boost::asio::awaitable<std::int64_t> estimated_count_impl(target t, estimated_count_options o);
+    static boost::asio::awaitable<std::int64_t> count_impl(target t, bson::document filter, count_options o);
     static boost::asio::awaitable<bson::array> distinct_impl(target t, std::string key, bson::document filter,
                                                              distinct_options o);
     static boost::asio::awaitable<cursor> aggregate_impl(target t, bson::array pipeline, aggregate_options o);

@@ -47,6 +47,9 @@ public:
     ~cursor();
 
     /// The next document, or nullopt at the end. Blocks; throws trellis::error.
+    /// A tailable cursor (find's cursor_type tailable / tailable_await) answers nullopt when a
+    /// getMore brought nothing new (tailable_await: after waiting up to max_await_time) while the
+    /// server keeps the cursor: alive() is then still true and a later next() looks again.
     std::optional<bson::document> next();
 
     /// An input iterator over the remaining documents (blocking, as next()).

@@ -455,6 +455,14 @@ asio::awaitable<std::int64_t> collection::estimated_count_impl(target t, estimat
 std::int64_t collection::estimated_document_count(estimated_count_options options) {
     return wait(t_.core, estimated_count_impl(t_, std::move(options)));
 }
+asio::awaitable<std::int64_t> collection::count_impl(target t, bson::document filter, count_options o) {
+    if (!o.read_preference) o.read_preference = t.settings.read_preference;
+    const auto rc = t.core->settings_for(t.settings).rc;
+    co_return co_await t.core->count(std::move(t.db), std::move(t.coll), std::move(filter), std::move(o), rc);
+}
+std::int64_t collection::count(bson::document filter, count_options options) {
+    return wait(t_.core, count_impl(t_, std::move(filter), std::move(options)));
+}
 asio::awaitable<bson::array> collection::distinct_impl(target t, std::string key, bson::document filter, distinct_options o) {
     if (!o.read_preference) o.read_preference = t.settings.read_preference;
     const auto rc = t.core->settings_for(t.settings).rc;

@@ -113,6 +113,7 @@ struct cursor_state {
     int max_wire_version = 0;                   // of the server the cursor lives on
     std::optional<comment_type> comment;        // find's, repeated on getMore (4.4+)
     std::optional<std::chrono::milliseconds> max_await_time;  // tailable_await: getMore's maxTimeMS
+    bool tailable = false;  // an empty getMore ends next() (nullopt) but not the cursor
 
     /// The next document of the batch in hand, when there is one and the limit allows it:
     /// what next() and async_next() return without going through the client's strand. A
@@ -224,6 +225,8 @@ public:
                                                   read_concern rc);
     asio::awaitable<std::int64_t> estimated_count(std::string db, std::string coll, estimated_count_options options,
                                                   read_concern rc);
+    asio::awaitable<std::int64_t> count(std::string db, std::string coll, bson::document filter, count_options options,
+                                        read_concern rc);
     asio::awaitable<bson::array> distinct(std::string db, std::string coll, std::string key, bson::document filter,
                                           distinct_options options, read_concern rc);
     /// `coll` empty: a database aggregate.

@@ -115,6 +115,15 @@ asio::awaitable<bulk_write_result> client_core::run_bulk(std::string db, const o
                 if (std::find(labels.begin(), labels.end(), l) == labels.end()) labels.push_back(l);
             last_reply = e.reply();
             if (op.options.ordered && !e.write_errors().empty()) break;
+        } catch (const operation_failure& e) {
+            // A command error, or a network error of a retryable write, ends the bulk write; it goes
+            // on with what the earlier batches did (the CRUD spec's BulkWriteException.writeResult),
+            // its kind, code, labels and reply unchanged. (Other errors, e.g. a server selection
+            // timeout, propagate as they are.)
+            const auto* with_reply = dynamic_cast<const command_failure*>(&e);
+            const errc kind = &e.code().category() == &error_category() ? static_cast<errc>(e.code().value()) : errc::operation_failure;
+            throw bulk_write_error(kind, e.server_code(), e.code_name(), e.error_labels(), e.what(),
+                                   with_reply ? with_reply->reply() : bson::document(), result);
         }
     }
     if (!errors.empty() || wce) throw ops::write_failure(std::move(errors), std::move(wce), std::move(labels),
@@ -182,6 +191,7 @@ asio::awaitable<cursor> client_core::find(std::string db, ops::find_op op, read_
                          op.options.limit.value_or(0));
     c.state_->comment = std::move(op.options.comment);
     c.state_->max_await_time = op.options.max_await_time;
+    c.state_->tailable = op.options.cursor_type != cursor_type::non_tailable;
     co_return c;
 }
 
@@ -221,6 +231,13 @@ asio::awaitable<std::int64_t> client_core::estimated_count(std::string db, std::
     co_return op.parse(r.reply.view());
 }
 
+asio::awaitable<std::int64_t> client_core::count(std::string db, std::string coll, bson::document filter, count_options options,
+                                                 read_concern rc) {
+    ops::count_op op{std::move(coll), std::move(filter), std::move(options)};
+    auto r = co_await execute(read_operation(std::move(db), op.command(), op.options.read_preference, rc));
+    co_return op.parse(r.reply.view());
+}
+
 asio::awaitable<bson::array> client_core::distinct(std::string db, std::string coll, std::string key, bson::document filter,
                                                    distinct_options options, read_concern rc) {
     ops::distinct_op op{std::move(coll), std::move(key), std::move(filter), std::move(options)};
@@ -233,10 +250,20 @@ asio::awaitable<cursor> client_core::aggregate(std::string db, std::string coll,
     if (!options.write_concern) options.write_concern = s.wc;
     if (!options.read_preference) options.read_preference = s.read_pref;
     ops::aggregate_op op{coll, std::move(pipeline), options};
-    // $out / $merge: a write, to the primary, never retried.
-    auto o = op.writes() ? write_operation(db, op.command(), false, *options.write_concern)
-                         : read_operation(db, op.command(), options.read_preference, s.rc);
-    if (op.writes()) o.command = with_read_concern(std::move(o.command), s.rc);
+    // $out / $merge: a write, never retried, with the write concern; to the primary, unless the
+    // read preference is not primary and no available server is older than 5.0 (wire 13; a load
+    // balancer counts as 5.0+): then the read preference selects, as the CRUD spec says.
+    bool by_read_preference = false;
+    if (op.writes() && options.read_preference && options.read_preference->mode != read_preference_mode::primary) {
+        by_read_preference = true;
+        if (current_->type != sdk::topology_type::load_balanced)
+            for (const auto& server : current_->servers)
+                if (server.is_data_bearing() && server.max_wire_version < 13) by_read_preference = false;
+    }
+    auto o = op.writes() && !by_read_preference ? write_operation(db, op.command(), false, *options.write_concern)
+                                                : read_operation(db, op.command(), options.read_preference, s.rc);
+    if (op.writes() && !by_read_preference) o.command = with_read_concern(std::move(o.command), s.rc);
+    if (op.writes()) o.retryable = false;
     o.keep_session = true;
     auto r = co_await execute(std::move(o));
     auto c = cursor_from(std::move(r), std::move(db), std::move(coll), options.batch_size, 0);

@@ -218,7 +218,7 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         std::string text = s.address + ": " + ce->message;
         if (code != 0) text += " (code " + std::to_string(code) + (code_name.empty() ? "" : " " + code_name) + ")";
         const errc kind = not_primary ? errc::not_primary : errc::operation_failure;
-        failed(kind, std::make_exception_ptr(operation_failure(code, code_name, labels, text, kind)),
+        failed(kind, std::make_exception_ptr(command_failure(code, code_name, labels, text, kind, body)),
                op.retryable && retryable && (!op.retryable_write || supports_retryable_writes));
         if (op.kind == op_kind::write && body.find("writeConcernError")) {
             // ok: 1 with a write concern error: the write was applied; the error keeps every
@@ -413,6 +413,8 @@ asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::sha
         }
         const auto next_batch = cur["nextBatch"].get_array();
         c->batch.assign(std::move(r.reply), next_batch);
+        // A tailable cursor with nothing new yet: no document now, the cursor stays open for more.
+        if (c->tailable && c->batch.empty() && c->id != 0) co_return std::nullopt;
     }
 }
 

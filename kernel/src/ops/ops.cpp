@@ -256,6 +256,20 @@ bson::document estimated_count_op::command() const {
 
 std::int64_t estimated_count_op::parse(bson::document_view reply) const { return int_field(reply, "n"); }
 
+bson::document count_op::command() const {
+    bson::builder b;
+    b.append("count", collection).append("query", filter.view());
+    if (options.skip && *options.skip != 0) b.append("skip", *options.skip);
+    if (options.limit && *options.limit != 0) b.append("limit", *options.limit);
+    append_hint(b, options.hint);
+    if (options.collation) b.append("collation", options.collation->view());
+    append_max_time(b, options.max_time);
+    append_comment(b, options.comment);
+    return b.extract();
+}
+
+std::int64_t count_op::parse(bson::document_view reply) const { return int_field(reply, "n"); }
+
 bson::document distinct_op::command() const {
     bson::builder b;
     b.append("distinct", collection).append("key", key);

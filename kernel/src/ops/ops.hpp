@@ -128,6 +128,15 @@ struct estimated_count_op {
     std::int64_t parse(bson::document_view reply) const;
 };
 
+/// count (deprecated): {count, query, skip, limit, hint, collation, maxTimeMS, comment}.
+struct count_op {
+    std::string collection;
+    bson::document filter;
+    count_options options;
+    bson::document command() const;
+    std::int64_t parse(bson::document_view reply) const;
+};
+
 struct distinct_op {
     std::string collection;
     std::string key;

@@ -286,10 +286,6 @@ void create_client(test_context& ctx, const std::string& id, const json::object&
             fail("unknown client entity field " + std::string(key));
         }
     }
-    for (const std::string& name : observe)
-        if (name.find("Server") != std::string::npos || name.find("server") != std::string::npos ||
-            name.find("topology") != std::string::npos)
-            skip("observing SDAM events not supported");
     // useMultipleMongoses: false means one router (the default when the field is absent is
     // "not specified": also one router, which keeps fail points and operations together).
     if (!use_multiple && ctx.where.topology == "sharded" && !ctx.where.mongoses.empty())
@@ -374,6 +370,37 @@ void create_client(test_context& ctx, const std::string& id, const json::object&
         json::object wrapped;
         wrapped[name] = std::move(body);
         log->cmap.push_back(std::move(wrapped));
+    };
+    settings.on_sdam = [weak, observe](const sdam_event& ev) {
+        auto log = weak.lock();
+        if (!log) return;
+        // "TopologyDescriptionChanged" -> "topologyDescriptionChangedEvent"; descriptions as {type}.
+        std::string name(event_name(ev));
+        name[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(name[0])));
+        name += "Event";
+        json::object body;
+        std::visit(
+            [&](const auto& e) {
+                using T = std::decay_t<decltype(e)>;
+                if constexpr (std::is_same_v<T, server_description_changed_event>) {
+                    body["address"] = e.address;
+                    body["previousDescription"] = json::object{{"type", std::string(sdk::to_string(e.previous_description.type))}};
+                    body["newDescription"] = json::object{{"type", std::string(sdk::to_string(e.new_description.type))}};
+                } else if constexpr (std::is_same_v<T, topology_description_changed_event>) {
+                    body["previousDescription"] = json::object{{"type", std::string(sdk::to_string(e.previous_description.type))}};
+                    body["newDescription"] = json::object{{"type", std::string(sdk::to_string(e.new_description.type))}};
+                } else if constexpr (std::is_same_v<T, server_heartbeat_started_event> ||
+                                     std::is_same_v<T, server_heartbeat_succeeded_event> ||
+                                     std::is_same_v<T, server_heartbeat_failed_event>) {
+                    body["awaited"] = e.awaited;
+                }
+            },
+            ev);
+        std::lock_guard lock(log->mutex);
+        if (!log->listening || !observe.contains(name)) return;
+        json::object wrapped;
+        wrapped[name] = std::move(body);
+        log->sdam.push_back(std::move(wrapped));
     };
     try {
         ce->client = std::make_unique<trellis::client>(uri, std::move(settings));

@@ -324,8 +324,6 @@ void load_initial_data(target& t, const json::array& data) {
         run_ignoring_missing(t, db, json::object{{"drop", coll}, {"writeConcern", majority}});
         const json::array& docs = array_of(field(cd, "documents", empty_array()), "documents");
         if (const auto* opts = cd.if_contains("createOptions")) {
-            if (t.sim && object_of(*opts, "createOptions").contains("capped"))
-                skip("trellis-sim does not implement capped collections");
             json::object create{{"create", coll}};
             for (const auto& [k, v] : object_of(*opts, "createOptions")) create[k] = v;
             create["writeConcern"] = majority;
@@ -364,7 +362,7 @@ void check_events(test_context& ctx, const json::array& expectations) {
             std::lock_guard lock(ce.log->mutex);
             if (type == "command") actual = ce.log->command;
             else if (type == "cmap") actual = ce.log->cmap;
-            else if (type == "sdam") skip("SDAM event expectations not supported");
+            else if (type == "sdam") actual = ce.log->sdam;
             else fail("unknown eventType " + type);
         }
         const json::value expected = canonical(field(ex, "events"));

@@ -66,6 +66,7 @@ struct event_log {
     std::mutex mutex;
     std::vector<json::object> command;  // observed (filtered) command events
     std::vector<json::object> cmap;     // observed CMAP events
+    std::vector<json::object> sdam;     // observed SDAM events
     std::int64_t checked_out = 0;       // ConnectionCheckedOut - ConnectionCheckedIn
     std::string last_configure_fail_point_address;
     bool listening = true;
