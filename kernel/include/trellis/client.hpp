@@ -37,6 +37,7 @@
 #include "trellis/options.hpp"
 #include "trellis/plugins.hpp"
 #include "trellis/sdk/sdam.hpp"
+#include "trellis/session.hpp"
 
 namespace trellis {
 
@@ -124,6 +125,11 @@ public:
     void start_request();
     void end_request();
     bool in_request() const noexcept;
+
+    /// An explicit session (trellis/session.hpp): local, no I/O. Bind it to handles with
+    /// database::with_session / collection::with_session. errc::invalid_argument for snapshot
+    /// sessions (not supported) and for snapshot together with causal_consistency.
+    client_session start_session(session_options options = {});
 
     /// The cursor manager plugin by name ("immediate", "batched", a third-party one); applies
     /// to every member.

@@ -20,6 +20,7 @@
 #include "trellis/bson/document.hpp"
 #include "trellis/cursor.hpp"
 #include "trellis/options.hpp"
+#include "trellis/session.hpp"
 #include "trellis/write_error.hpp"
 
 namespace trellis {
@@ -246,6 +247,15 @@ public:
         c.t_.settings = t_.settings.merged(o);
         return c;
     }
+    /// The same collection whose operations (and their cursors' getMores) run in `session`.
+    /// errc::invalid_argument when the session was started by another client or has ended.
+    collection with_session(const client_session& session) const;
+    /// The same collection with implicit sessions again.
+    collection without_session() const {
+        collection c(*this);
+        c.t_.session.reset();
+        return c;
+    }
     /// The settings in force now (the handle's, else the client's).
     trellis::read_preference read_preference() const;
     trellis::read_concern read_concern() const;
@@ -441,6 +451,7 @@ private:
         std::shared_ptr<detail::client_core> core;
         std::string db, coll;
         handle_options settings;
+        std::shared_ptr<detail::session_state> session;  // with_session: every operation's
     };
     enum class modify_kind { update, replace, remove };
     explicit collection(target t) : t_(std::move(t)) {}

@@ -45,6 +45,15 @@ public:
         return d;
     }
 
+    /// The same database whose operations (and the collections it gives) run in `session`.
+    /// errc::invalid_argument when the session was started by another client or has ended.
+    database with_session(const client_session& session) const;
+    database without_session() const {
+        database d(*this);
+        d.t_.session.reset();
+        return d;
+    }
+
     /// Runs a command on this database and completes with the reply. The command goes to the
     /// primary (or master), unless `read_preference` is given: then it is a read, routed by it.
     /// A reply with ok: 0 is an operation_failure (server code, code name, error labels).

@@ -55,6 +55,7 @@ struct client::runtime {
 
 client::client(std::shared_ptr<detail::client_core> core, std::shared_ptr<runtime> rt)
     : runtime_(std::move(rt)), core_(std::move(core)) {
+    core_->set_face(this);
     core_->open();
 }
 
@@ -103,22 +104,26 @@ void client::shutdown() noexcept {
         else core_->shutdown_async();     // the embedder's executor may not be running now
     } catch (...) {
     }
+    core_->set_face(nullptr);
     core_.reset();
     runtime_.reset();  // joins the thread once the work has drained
 }
 
-client::client(client&& other) noexcept : runtime_(std::move(other.runtime_)), core_(std::move(other.core_)) {}
+client::client(client&& other) noexcept : runtime_(std::move(other.runtime_)), core_(std::move(other.core_)) {
+    if (core_) core_->set_face(this);
+}
 client& client::operator=(client&& other) noexcept {
     if (this != &other) {
         shutdown();
         runtime_ = std::move(other.runtime_);
         core_ = std::move(other.core_);
+        if (core_) core_->set_face(this);
     }
     return *this;
 }
 client::~client() { shutdown(); }
 
-database client::get_database(std::string name) const { return database(database::target{core_, std::move(name), {}, {}}); }
+database client::get_database(std::string name) const { return database(database::target{core_, std::move(name), {}, {}, {}}); }
 
 bson::document client::run_command(const std::string& db, bson::document command) {
     return get_database(db).run_command(std::move(command));
@@ -267,14 +272,38 @@ asio::any_io_executor client::get_executor() const { return core_->strand(); }
 // ---------------------------------------------------------------- database
 
 collection database::get_collection(std::string name) const {
-    return collection(collection::target{t_.core, t_.db, std::move(name), t_.settings});
+    return collection(collection::target{t_.core, t_.db, std::move(name), t_.settings, t_.session});
+}
+
+namespace {
+// A session bound to a handle of `core`: the same client's, not ended.
+std::shared_ptr<detail::session_state> bindable(const std::shared_ptr<detail::client_core>& core, const client_session& s,
+                                                const char* where) {
+    if (!s.state()) throw error(errc::invalid_argument, std::string(where) + ": the session was moved from");
+    if (s.state()->core != core)
+        throw error(errc::invalid_argument, std::string(where) + ": the session was started by a different client");
+    if (s.has_ended()) throw error(errc::invalid_argument, std::string(where) + ": the session has ended");
+    return s.state();
+}
+}  // namespace
+
+database database::with_session(const client_session& session) const {
+    database d(*this);
+    d.t_.session = bindable(t_.core, session, "database::with_session");
+    return d;
+}
+
+collection collection::with_session(const client_session& session) const {
+    collection c(*this);
+    c.t_.session = bindable(t_.core, session, "collection::with_session");
+    return c;
 }
 
 asio::any_io_executor database::executor() const { return t_.core->strand(); }
 
 asio::awaitable<bson::document> database::run_command_impl(target t, bson::document command,
                                                            std::optional<trellis::read_preference> read_preference) {
-    co_return co_await t.core->run_command(std::move(t.db), std::move(command), std::move(read_preference));
+    co_return co_await t.core->run_command(std::move(t.db), std::move(command), std::move(read_preference), t.session);
 }
 bson::document database::run_command(bson::document command) {
     return wait(t_.core, run_command_impl(t_, std::move(command), std::nullopt));
@@ -284,7 +313,7 @@ bson::document database::run_command(bson::document command, trellis::read_prefe
 }
 
 asio::awaitable<cursor> database::list_collections_impl(target t, list_collections_options o) {
-    co_return co_await t.core->list_collections(std::move(t.db), std::move(o));
+    co_return co_await t.core->list_collections(std::move(t.db), std::move(o), t.session);
 }
 cursor database::list_collections(list_collections_options options) {
     return wait(t_.core, list_collections_impl(t_, std::move(options)));
@@ -293,7 +322,7 @@ asio::awaitable<std::vector<std::string>> database::list_collection_names_impl(t
     list_collections_options o;
     o.filter = std::move(filter);
     o.name_only = true;
-    auto c = co_await t.core->list_collections(std::move(t.db), std::move(o));
+    auto c = co_await t.core->list_collections(std::move(t.db), std::move(o), t.session);
     std::vector<std::string> names;
     while (auto d = co_await c.async_next(asio::use_awaitable)) names.emplace_back((*d)["name"].get_string());
     co_return names;
@@ -306,8 +335,8 @@ asio::awaitable<collection> database::create_collection_impl(target t, std::stri
     bson::builder b;
     b.append("create", name).concat(options.view());
     const auto wc = t.core->settings_for(t.settings).wc;
-    co_await t.core->write_command(t.db, b.extract(), wc);
-    co_return collection(collection::target{t.core, t.db, std::move(name), t.settings});
+    co_await t.core->write_command(t.db, b.extract(), wc, t.session);
+    co_return collection(collection::target{t.core, t.db, std::move(name), t.settings, t.session});
 }
 collection database::create_collection(std::string name, bson::document options) {
     return wait(t_.core, create_collection_impl(t_, std::move(name), std::move(options)));
@@ -316,7 +345,7 @@ collection database::create_collection(std::string name, bson::document options)
 asio::awaitable<cursor> database::aggregate_impl(target t, bson::array pipeline, aggregate_options o) {
     const auto s = t.core->settings_for(t.settings);
     std::string none;  // a database aggregate
-    co_return co_await t.core->aggregate(std::move(t.db), std::move(none), std::move(pipeline), std::move(o), s);
+    co_return co_await t.core->aggregate(std::move(t.db), std::move(none), std::move(pipeline), std::move(o), s, t.session);
 }
 cursor database::aggregate(bson::array pipeline, aggregate_options options) {
     return wait(t_.core, aggregate_impl(t_, std::move(pipeline), std::move(options)));
@@ -324,7 +353,7 @@ cursor database::aggregate(bson::array pipeline, aggregate_options options) {
 
 asio::awaitable<void> database::drop_impl(target t) {
     const auto wc = t.core->settings_for(t.settings).wc;
-    co_await t.core->write_command(std::move(t.db), bson::make_document(bson::kvp("dropDatabase", 1)), wc);
+    co_await t.core->write_command(std::move(t.db), bson::make_document(bson::kvp("dropDatabase", 1)), wc, t.session);
 }
 void database::drop() { wait(t_.core, drop_impl(t_)); }
 
@@ -340,7 +369,7 @@ trellis::write_concern collection::write_concern() const { return t_.core->setti
 
 asio::awaitable<insert_one_result> collection::insert_one_impl(target t, bson::document document, insert_one_options o) {
     const auto wc = t.core->settings_for(t.settings).wc;
-    co_return co_await t.core->insert_one(std::move(t.db), std::move(t.coll), std::move(document), std::move(o), wc);
+    co_return co_await t.core->insert_one(std::move(t.db), std::move(t.coll), std::move(document), std::move(o), wc, t.session);
 }
 insert_one_result collection::insert_one(bson::document document, insert_one_options options) {
     return wait(t_.core, insert_one_impl(t_, std::move(document), std::move(options)));
@@ -349,7 +378,7 @@ insert_one_result collection::insert_one(bson::document document, insert_one_opt
 asio::awaitable<insert_many_result> collection::insert_many_impl(target t, std::vector<bson::document> documents,
                                                                  insert_many_options o) {
     const auto wc = t.core->settings_for(t.settings).wc;
-    co_return co_await t.core->insert_many(std::move(t.db), std::move(t.coll), std::move(documents), std::move(o), wc);
+    co_return co_await t.core->insert_many(std::move(t.db), std::move(t.coll), std::move(documents), std::move(o), wc, t.session);
 }
 insert_many_result collection::insert_many(std::vector<bson::document> documents, insert_many_options options) {
     return wait(t_.core, insert_many_impl(t_, std::move(documents), std::move(options)));
@@ -359,7 +388,7 @@ asio::awaitable<update_result> collection::update_impl(target t, bson::document 
                                                        bool multi, bool replace) {
     const auto wc = t.core->settings_for(t.settings).wc;
     co_return co_await t.core->update(std::move(t.db), std::move(t.coll), std::move(filter), std::move(update), std::move(o),
-                                      multi, replace, wc);
+                                      multi, replace, wc, t.session);
 }
 update_result collection::update_one(bson::document filter, update_spec update, update_options options) {
     return wait(t_.core, update_impl(t_, std::move(filter), std::move(update), std::move(options), false, false));
@@ -373,7 +402,7 @@ update_result collection::replace_one(bson::document filter, bson::document repl
 
 asio::awaitable<delete_result> collection::delete_impl(target t, bson::document filter, delete_options o, bool multi) {
     const auto wc = t.core->settings_for(t.settings).wc;
-    co_return co_await t.core->remove(std::move(t.db), std::move(t.coll), std::move(filter), std::move(o), multi, wc);
+    co_return co_await t.core->remove(std::move(t.db), std::move(t.coll), std::move(filter), std::move(o), multi, wc, t.session);
 }
 delete_result collection::delete_one(bson::document filter, delete_options options) {
     return wait(t_.core, delete_impl(t_, std::move(filter), std::move(options), false));
@@ -384,7 +413,7 @@ delete_result collection::delete_many(bson::document filter, delete_options opti
 
 asio::awaitable<bulk_write_result> collection::bulk_write_impl(target t, std::vector<write_model> models, bulk_write_options o) {
     const auto wc = t.core->settings_for(t.settings).wc;
-    co_return co_await t.core->bulk_write(std::move(t.db), std::move(t.coll), std::move(models), std::move(o), wc);
+    co_return co_await t.core->bulk_write(std::move(t.db), std::move(t.coll), std::move(models), std::move(o), wc, t.session);
 }
 bulk_write_result collection::bulk_write(std::vector<write_model> models, bulk_write_options options) {
     return wait(t_.core, bulk_write_impl(t_, std::move(models), std::move(options)));
@@ -403,7 +432,7 @@ asio::awaitable<std::optional<bson::document>> collection::find_and_modify_impl(
               : kind == modify_kind::replace ? ops::find_and_modify_op::kind::replace
                                              : ops::find_and_modify_op::kind::remove;
     op.wc = t.core->settings_for(t.settings).wc;
-    co_return co_await t.core->find_and_modify(std::move(t.db), std::move(op));
+    co_return co_await t.core->find_and_modify(std::move(t.db), std::move(op), t.session);
 }
 std::optional<bson::document> collection::find_one_and_update(bson::document filter, update_spec update,
                                                               find_one_and_update_options options) {
@@ -424,7 +453,7 @@ asio::awaitable<cursor> collection::find_impl(target t, bson::document filter, f
     const auto rc = t.core->settings_for(t.settings).rc;
     // Named, not a temporary in the co_await expression: GCC 12 destroys such temporaries twice.
     ops::find_op op{std::move(t.coll), std::move(filter), std::move(o), false};
-    co_return co_await t.core->find(std::move(t.db), std::move(op), rc);
+    co_return co_await t.core->find(std::move(t.db), std::move(op), rc, t.session);
 }
 cursor collection::find(bson::document filter, find_options options) {
     return wait(t_.core, find_impl(t_, std::move(filter), std::move(options)));
@@ -433,7 +462,7 @@ asio::awaitable<std::optional<bson::document>> collection::find_one_impl(target 
     if (!o.read_preference) o.read_preference = t.settings.read_preference;
     const auto rc = t.core->settings_for(t.settings).rc;
     ops::find_op op{std::move(t.coll), std::move(filter), std::move(o), true};
-    co_return co_await t.core->find_one(std::move(t.db), std::move(op), rc);
+    co_return co_await t.core->find_one(std::move(t.db), std::move(op), rc, t.session);
 }
 std::optional<bson::document> collection::find_one(bson::document filter, find_options options) {
     return wait(t_.core, find_one_impl(t_, std::move(filter), std::move(options)));
@@ -442,7 +471,7 @@ std::optional<bson::document> collection::find_one(bson::document filter, find_o
 asio::awaitable<std::int64_t> collection::count_documents_impl(target t, bson::document filter, count_options o) {
     if (!o.read_preference) o.read_preference = t.settings.read_preference;
     const auto rc = t.core->settings_for(t.settings).rc;
-    co_return co_await t.core->count_documents(std::move(t.db), std::move(t.coll), std::move(filter), std::move(o), rc);
+    co_return co_await t.core->count_documents(std::move(t.db), std::move(t.coll), std::move(filter), std::move(o), rc, t.session);
 }
 std::int64_t collection::count_documents(bson::document filter, count_options options) {
     return wait(t_.core, count_documents_impl(t_, std::move(filter), std::move(options)));
@@ -450,7 +479,7 @@ std::int64_t collection::count_documents(bson::document filter, count_options op
 asio::awaitable<std::int64_t> collection::estimated_count_impl(target t, estimated_count_options o) {
     if (!o.read_preference) o.read_preference = t.settings.read_preference;
     const auto rc = t.core->settings_for(t.settings).rc;
-    co_return co_await t.core->estimated_count(std::move(t.db), std::move(t.coll), std::move(o), rc);
+    co_return co_await t.core->estimated_count(std::move(t.db), std::move(t.coll), std::move(o), rc, t.session);
 }
 std::int64_t collection::estimated_document_count(estimated_count_options options) {
     return wait(t_.core, estimated_count_impl(t_, std::move(options)));
@@ -458,7 +487,7 @@ std::int64_t collection::estimated_document_count(estimated_count_options option
 asio::awaitable<std::int64_t> collection::count_impl(target t, bson::document filter, count_options o) {
     if (!o.read_preference) o.read_preference = t.settings.read_preference;
     const auto rc = t.core->settings_for(t.settings).rc;
-    co_return co_await t.core->count(std::move(t.db), std::move(t.coll), std::move(filter), std::move(o), rc);
+    co_return co_await t.core->count(std::move(t.db), std::move(t.coll), std::move(filter), std::move(o), rc, t.session);
 }
 std::int64_t collection::count(bson::document filter, count_options options) {
     return wait(t_.core, count_impl(t_, std::move(filter), std::move(options)));
@@ -466,14 +495,14 @@ std::int64_t collection::count(bson::document filter, count_options options) {
 asio::awaitable<bson::array> collection::distinct_impl(target t, std::string key, bson::document filter, distinct_options o) {
     if (!o.read_preference) o.read_preference = t.settings.read_preference;
     const auto rc = t.core->settings_for(t.settings).rc;
-    co_return co_await t.core->distinct(std::move(t.db), std::move(t.coll), std::move(key), std::move(filter), std::move(o), rc);
+    co_return co_await t.core->distinct(std::move(t.db), std::move(t.coll), std::move(key), std::move(filter), std::move(o), rc, t.session);
 }
 bson::array collection::distinct(std::string key, bson::document filter, distinct_options options) {
     return wait(t_.core, distinct_impl(t_, std::move(key), std::move(filter), std::move(options)));
 }
 asio::awaitable<cursor> collection::aggregate_impl(target t, bson::array pipeline, aggregate_options o) {
     const auto s = t.core->settings_for(t.settings);
-    co_return co_await t.core->aggregate(std::move(t.db), std::move(t.coll), std::move(pipeline), std::move(o), s);
+    co_return co_await t.core->aggregate(std::move(t.db), std::move(t.coll), std::move(pipeline), std::move(o), s, t.session);
 }
 cursor collection::aggregate(bson::array pipeline, aggregate_options options) {
     return wait(t_.core, aggregate_impl(t_, std::move(pipeline), std::move(options)));
@@ -481,7 +510,7 @@ cursor collection::aggregate(bson::array pipeline, aggregate_options options) {
 
 asio::awaitable<std::vector<std::string>> collection::create_indexes_impl(target t, std::vector<index_model> indexes) {
     const auto wc = t.core->settings_for(t.settings).wc;
-    co_return co_await t.core->create_indexes(std::move(t.db), std::move(t.coll), std::move(indexes), wc);
+    co_return co_await t.core->create_indexes(std::move(t.db), std::move(t.coll), std::move(indexes), wc, t.session);
 }
 std::vector<std::string> collection::create_indexes(std::vector<index_model> indexes) {
     return wait(t_.core, create_indexes_impl(t_, std::move(indexes)));
@@ -492,19 +521,19 @@ std::string collection::create_index(bson::document keys, bson::document options
     return create_indexes(std::move(one)).front();
 }
 asio::awaitable<cursor> collection::list_indexes_impl(target t) {
-    co_return co_await t.core->list_indexes(std::move(t.db), std::move(t.coll));
+    co_return co_await t.core->list_indexes(std::move(t.db), std::move(t.coll), t.session);
 }
 cursor collection::list_indexes() { return wait(t_.core, list_indexes_impl(t_)); }
 asio::awaitable<void> collection::drop_index_impl(target t, std::string index) {
     const auto wc = t.core->settings_for(t.settings).wc;
     co_await t.core->write_command(std::move(t.db), bson::make_document(bson::kvp("dropIndexes", t.coll), bson::kvp("index", index)),
-                                   wc);
+                                   wc, t.session);
 }
 void collection::drop_index(std::string index_name) { wait(t_.core, drop_index_impl(t_, std::move(index_name))); }
 asio::awaitable<void> collection::drop_impl(target t) {
     const auto wc = t.core->settings_for(t.settings).wc;
     try {
-        co_await t.core->write_command(std::move(t.db), bson::make_document(bson::kvp("drop", t.coll)), wc);
+        co_await t.core->write_command(std::move(t.db), bson::make_document(bson::kvp("drop", t.coll)), wc, t.session);
     } catch (const operation_failure& e) {
         // Dropping what is not there is done (NamespaceNotFound; "ns not found" before 3.2).
         if (e.server_code() != 26 && std::string_view(e.what()).find("ns not found") == std::string_view::npos) throw;
@@ -516,7 +545,7 @@ asio::awaitable<void> collection::rename_impl(target t, std::string to, bool dro
     co_await t.core->write_command("admin",
                                    bson::make_document(bson::kvp("renameCollection", t.db + "." + t.coll),
                                                        bson::kvp("to", t.db + "." + to), bson::kvp("dropTarget", drop_target)),
-                                   wc);
+                                   wc, t.session);
 }
 void collection::rename(std::string new_name, bool drop_target) {
     wait(t_.core, rename_impl(t_, std::move(new_name), drop_target));

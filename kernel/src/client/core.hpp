@@ -28,6 +28,7 @@
 #include "pool/connection_pool.hpp"
 #include "trellis/client.hpp"
 #include "trellis/sdam.hpp"
+#include "trellis/session.hpp"
 #include "trellis/sdk/cursor_manager.hpp"
 #include "trellis/sdk/topology_strategy.hpp"
 #include "wire/compression.hpp"
@@ -69,12 +70,28 @@ struct server_state {
     bool streaming = false;
 };
 
-/// Server sessions (lsid; txnNumber for retryable writes), implicit, reused LIFO.
+/// Server sessions (lsid; txnNumber for retryable writes), reused LIFO.
 struct server_session {
     bson::uuid id;
     std::int64_t txn_number = 0;
     std::chrono::steady_clock::time_point last_used{};
+    bool dirty = false;  // a network error during one of its operations: never pooled again
 };
+
+/// An explicit session (client_session's state): its server session, taken from the pool when
+/// started, and its causal consistency times. Read and written from the strand (operations) and
+/// from the application's threads (accessors, end_session), hence the mutex.
+struct session_state {
+    std::shared_ptr<client_core> core;
+    session_options options;
+    bool causal = true;
+    mutable std::mutex mutex;  // guards the four below
+    server_session server;
+    bool ended = false;
+    std::optional<bson::document> cluster_time;  // {clusterTime, signature}
+    std::optional<bson::timestamp> operation_time;
+};
+using session_ptr = std::shared_ptr<session_state>;
 
 /// A find's cursor.
 /// A cursor's current batch, read in place from the reply it came in: each document is
@@ -110,6 +127,7 @@ struct cursor_state {
     std::int64_t server_connection_id = 0;
     bool closed = false;
     std::optional<server_session> session;  // the implicit session of find, for getMore
+    session_ptr explicit_session;           // or the explicit one it was started in
     int max_wire_version = 0;                   // of the server the cursor lives on
     std::optional<comment_type> comment;        // find's, repeated on getMore (4.4+)
     std::optional<std::chrono::milliseconds> max_await_time;  // tailable_await: getMore's maxTimeMS
@@ -161,6 +179,7 @@ public:
         std::int32_t max_bson_size = 0, max_message_size = 0;
         int min_wire_version = 0, max_wire_version = 0;
         std::optional<server_session> session;  // kept for the caller when keep_session
+        session_ptr explicit_session;           // the operation's explicit session, for its cursor
     };
     enum class op_kind { read, write, command };
     struct operation {
@@ -181,6 +200,11 @@ public:
         /// the end unless keep_session (find: the cursor keeps it while it lives on the server).
         std::optional<server_session> session;
         bool keep_session = false;
+        /// An explicit session instead (its lsid, txnNumber, cluster and operation times).
+        session_ptr explicit_session;
+        /// A command that takes readConcern afterClusterTime in a causally consistent session
+        /// (the read-write-concern spec's list; never a user's run_command).
+        bool causal = false;
     };
     asio::awaitable<reply_on> execute(operation op);
 
@@ -198,48 +222,53 @@ public:
     /// on, with readConcern when `rc` has a level.
     operation read_operation(std::string db, bson::document command, std::optional<read_preference> rp,
                              const read_concern& rc) const;
-    asio::awaitable<bson::document> run_command(std::string db, bson::document command, std::optional<read_preference> rp);
+    asio::awaitable<bson::document> run_command(std::string db, bson::document command, std::optional<read_preference> rp,
+                                                session_ptr session = {});
     /// A command for the server at `address` only (kill_cursors).
     asio::awaitable<bson::document> run_on(std::string address, std::string db, bson::document command);
 
     // CRUD and collection management (crud.cpp), each through an ops/ value type.
     asio::awaitable<insert_one_result> insert_one(std::string db, std::string coll, bson::document doc,
-                                                  insert_one_options options, write_concern wc);
+                                                  insert_one_options options, write_concern wc, session_ptr session = {});
     asio::awaitable<insert_many_result> insert_many(std::string db, std::string coll, std::vector<bson::document> docs,
-                                                    insert_many_options options, write_concern wc);
+                                                    insert_many_options options, write_concern wc, session_ptr session = {});
     asio::awaitable<bulk_write_result> bulk_write(std::string db, std::string coll, std::vector<write_model> models,
-                                                  bulk_write_options options, write_concern wc);
+                                                  bulk_write_options options, write_concern wc, session_ptr session = {});
     /// Sends the op's batches; a bulk_write_error carries the models' indexes and the partial result.
-    asio::awaitable<bulk_write_result> run_bulk(std::string db, const ops::bulk_write_op& op);
+    asio::awaitable<bulk_write_result> run_bulk(std::string db, const ops::bulk_write_op& op, session_ptr session = {});
     asio::awaitable<update_result> update(std::string db, std::string coll, bson::document filter, update_spec update,
-                                          update_options options, bool multi, bool replace, write_concern wc);
+                                          update_options options, bool multi, bool replace, write_concern wc,
+                                          session_ptr session = {});
     asio::awaitable<delete_result> remove(std::string db, std::string coll, bson::document filter, delete_options options,
-                                          bool multi, write_concern wc);
-    asio::awaitable<std::optional<bson::document>> find_and_modify(std::string db, ops::find_and_modify_op op);
-    asio::awaitable<cursor> find(std::string db, ops::find_op op, read_concern rc);
-    asio::awaitable<std::optional<bson::document>> find_one(std::string db, ops::find_op op, read_concern rc);
+                                          bool multi, write_concern wc, session_ptr session = {});
+    asio::awaitable<std::optional<bson::document>> find_and_modify(std::string db, ops::find_and_modify_op op,
+                                                                  session_ptr session = {});
+    asio::awaitable<cursor> find(std::string db, ops::find_op op, read_concern rc, session_ptr session = {});
+    asio::awaitable<std::optional<bson::document>> find_one(std::string db, ops::find_op op, read_concern rc,
+                                                           session_ptr session = {});
     asio::awaitable<std::optional<bson::document>> cursor_next(std::shared_ptr<cursor_state> c);
     /// A cursor over a cursor command's reply (find, aggregate, listIndexes, listCollections).
     cursor cursor_from(reply_on r, std::string db, std::string coll, std::optional<std::int32_t> batch_size, std::int64_t limit);
     asio::awaitable<std::int64_t> count_documents(std::string db, std::string coll, bson::document filter, count_options options,
-                                                  read_concern rc);
+                                                  read_concern rc, session_ptr session = {});
     asio::awaitable<std::int64_t> estimated_count(std::string db, std::string coll, estimated_count_options options,
-                                                  read_concern rc);
+                                                  read_concern rc, session_ptr session = {});
     asio::awaitable<std::int64_t> count(std::string db, std::string coll, bson::document filter, count_options options,
-                                        read_concern rc);
+                                        read_concern rc, session_ptr session = {});
     asio::awaitable<bson::array> distinct(std::string db, std::string coll, std::string key, bson::document filter,
-                                          distinct_options options, read_concern rc);
+                                          distinct_options options, read_concern rc, session_ptr session = {});
     /// `coll` empty: a database aggregate.
     asio::awaitable<cursor> aggregate(std::string db, std::string coll, bson::array pipeline, aggregate_options options,
-                                      op_settings s);
+                                      op_settings s, session_ptr session = {});
     asio::awaitable<std::vector<std::string>> create_indexes(std::string db, std::string coll, std::vector<index_model> indexes,
-                                                             write_concern wc);
-    asio::awaitable<cursor> list_indexes(std::string db, std::string coll);
-    asio::awaitable<cursor> list_collections(std::string db, list_collections_options options);
+                                                             write_concern wc, session_ptr session = {});
+    asio::awaitable<cursor> list_indexes(std::string db, std::string coll, session_ptr session = {});
+    asio::awaitable<cursor> list_collections(std::string db, list_collections_options options, session_ptr session = {});
     /// listDatabases' reply: a retryable read on the primary.
-    asio::awaitable<bson::document> list_databases(bson::document filter, bool name_only);
+    asio::awaitable<bson::document> list_databases(bson::document filter, bool name_only, session_ptr session = {});
     /// A command that changes the deployment (drop, dropIndexes, renameCollection): to the primary.
-    asio::awaitable<bson::document> write_command(std::string db, bson::document command, write_concern wc);
+    asio::awaitable<bson::document> write_command(std::string db, bson::document command, write_concern wc,
+                                                  session_ptr session = {});
     /// A cursor the application let go of: the cursor manager decides when to kill it.
     void cursor_closed(cursor_state& c);
     void kill_cursors(const std::string& address, const std::string& ns, std::vector<std::int64_t> ids);
@@ -252,6 +281,14 @@ public:
     /// endSessions for every pooled server session, to one available data-bearing server;
     /// errors are ignored (servers expire sessions themselves).
     asio::awaitable<void> end_sessions();
+
+    // Explicit sessions (session.cpp). Any thread.
+    session_ptr start_session(const session_options& o);
+    /// Returns an ended session's server session to the pool (a dirty one is dropped).
+    void end_session(session_state& s);
+    /// The public client object this core serves (moves follow it); null once it is gone.
+    void set_face(client* c) noexcept { face_ = c; }
+    client* face() const noexcept { return face_.load(); }
 
     /// Wraps a result as a cursor (cursor's constructor is private to it and its friend).
     static cursor make_cursor(std::shared_ptr<cursor_state> s) { return cursor(std::move(s)); }
@@ -316,6 +353,7 @@ private:
     struct attempt_state {
         std::optional<server_session> session;
         bool txn_assigned = false;
+        session_state* explicit_session = nullptr;  // its cluster time goes out, replies advance it
     };
     asio::awaitable<outcome> attempt(server_state& s, const operation& op, const sdk::operation_requirements& req,
                                      attempt_state& st);
@@ -323,7 +361,14 @@ private:
     /// in_turn strategies); the last outcome.
     asio::awaitable<outcome> run_attempts(operation& op, const sdk::operation_requirements& req, attempt_state& st);
     server_session acquire_session();
+    /// Any thread (sessions_mutex_); the server's session timeout when known.
+    server_session acquire_session(std::optional<int> timeout_minutes);
     void release_session(server_session s);
+    /// $clusterTime to send: the greater of the client's and the explicit session's (none: nullopt).
+    std::optional<bson::document> cluster_time_to_send(const session_state* s) const;
+    /// A reply's $clusterTime and operationTime: the client's and the session's cluster times and
+    /// the session's operation time advance.
+    void observe_times(bson::document_view reply, session_state* s);
 
     strand_type strand_;
     asio::steady_timer flush_timer_{strand_};  // cursor managers' flush()
@@ -348,7 +393,11 @@ private:
     std::map<std::string, std::shared_ptr<server_state>> servers_;  // strand only, but nodes() reads addresses
 
     std::vector<std::shared_ptr<asio::steady_timer>> selectors_;  // strand
-    std::vector<server_session> sessions_;                        // strand
+    std::mutex sessions_mutex_;                                   // guards sessions_, session_random_
+    std::vector<server_session> sessions_;
+    std::mt19937_64 session_random_{std::random_device{}()};
+    std::optional<bson::document> cluster_time_;  // the highest $clusterTime seen (strand)
+    std::atomic<client*> face_{nullptr};
     std::atomic<bool> in_request_{false};
     bool open_ = false;  // strand
     /// Failed checks of servers that were Unknown already, by address (the latest each): applied
@@ -361,5 +410,8 @@ private:
 
 /// The exception for an error code and text: the matching class of the error family.
 std::exception_ptr make_failure(errc code, const std::string& text);
+
+/// `command` with readConcern.afterClusterTime set to `t` (its level, if any, kept).
+bson::document with_after_cluster_time(bson::document_view command, bson::timestamp t);
 
 }  // namespace trellis::detail

@@ -12,6 +12,19 @@ client_core::op_settings client_core::settings_for(const handle_options& h) cons
             h.write_concern ? *h.write_concern : current_write_concern()};
 }
 
+namespace {
+// The read-write-concern spec: the commands that take readConcern afterClusterTime in a causally
+// consistent session (reads, and these writes with afterClusterTime alone).
+bool takes_after_cluster_time(bson::document_view command) {
+    if (command.empty()) return false;
+    const auto name = (*command.begin()).key();
+    for (std::string_view c : {"find", "aggregate", "count", "distinct", "insert", "update", "delete", "findAndModify",
+                               "create", "createIndexes", "drop", "dropDatabase", "dropIndexes"})
+        if (name == c) return true;
+    return false;
+}
+}  // namespace
+
 client_core::operation client_core::write_operation(std::string db, bson::document command, bool single_statement,
                                                      const write_concern& wc) const {
     operation o;
@@ -22,6 +35,7 @@ client_core::operation client_core::write_operation(std::string db, bson::docume
     // The retryable writes spec: single-statement writes, acknowledged, when retryWrites is on.
     o.retryable = single_statement && options_.retry_writes && !o.unacknowledged;
     o.retryable_write = o.retryable;
+    o.causal = takes_after_cluster_time(o.command.view());
     return o;
 }
 
@@ -42,13 +56,14 @@ client_core::operation client_core::read_operation(std::string db, bson::documen
     o.kind = op_kind::read;
     o.read_pref = std::move(rp);
     o.retryable = options_.retry_reads;
+    o.causal = takes_after_cluster_time(o.command.view());
     return o;
 }
 
 // ---------------------------------------------------------------- writes
 
 asio::awaitable<insert_one_result> client_core::insert_one(std::string db, std::string coll, bson::document doc,
-                                                           insert_one_options options, write_concern wc) {
+                                                           insert_one_options options, write_concern wc, session_ptr session) {
     std::vector<write_model> one;
     one.emplace_back(insert_one_model{std::move(doc)});
     const auto op = ops::bulk_write_op::make(std::move(coll), std::move(one),
@@ -57,13 +72,13 @@ asio::awaitable<insert_one_result> client_core::insert_one(std::string db, std::
                                               .let = std::nullopt,
                                               .comment = std::move(options.comment)},
                                              std::move(wc));
-    const auto r = co_await run_bulk(std::move(db), op);
+    const auto r = co_await run_bulk(std::move(db), op, std::move(session));
     co_return insert_one_result{op.inserted_ids.front(), r.acknowledged};
 }
 
 asio::awaitable<insert_many_result> client_core::insert_many(std::string db, std::string coll,
                                                              std::vector<bson::document> docs, insert_many_options options,
-                                                             write_concern wc) {
+                                                             write_concern wc, session_ptr session) {
     if (docs.empty()) throw error(errc::invalid_argument, "insert_many: no documents to insert");
     std::vector<write_model> models;
     models.reserve(docs.size());
@@ -74,17 +89,17 @@ asio::awaitable<insert_many_result> client_core::insert_many(std::string db, std
                                         .let = std::nullopt,
                                         .comment = std::move(options.comment)},
                                        std::move(wc));
-    const auto r = co_await run_bulk(std::move(db), op);
+    const auto r = co_await run_bulk(std::move(db), op, std::move(session));
     co_return insert_many_result{std::move(op.inserted_ids), r.acknowledged};
 }
 
 asio::awaitable<bulk_write_result> client_core::bulk_write(std::string db, std::string coll, std::vector<write_model> models,
-                                                           bulk_write_options options, write_concern wc) {
+                                                           bulk_write_options options, write_concern wc, session_ptr session) {
     const auto op = ops::bulk_write_op::make(std::move(coll), std::move(models), std::move(options), std::move(wc));
-    co_return co_await run_bulk(std::move(db), op);
+    co_return co_await run_bulk(std::move(db), op, std::move(session));
 }
 
-asio::awaitable<bulk_write_result> client_core::run_bulk(std::string db, const ops::bulk_write_op& op) {
+asio::awaitable<bulk_write_result> client_core::run_bulk(std::string db, const ops::bulk_write_op& op, session_ptr session) {
     // Batches by the limits every server since 3.6 reports (16 MiB documents, 100,000 writes);
     // a server that reports less is told by its own error.
     const ops::connection_limits limits;
@@ -100,6 +115,7 @@ asio::awaitable<bulk_write_result> client_core::run_bulk(std::string db, const o
             o.sequence_field = batch.what == ops::bulk_write_op::kind::insert   ? "documents"
                                : batch.what == ops::bulk_write_op::kind::update ? "updates"
                                                                                 : "deletes";
+            o.explicit_session = session;
             const auto r = co_await execute(std::move(o));
             op.merge(batch, r.reply.view(), {}, result);
             continue;
@@ -133,7 +149,7 @@ asio::awaitable<bulk_write_result> client_core::run_bulk(std::string db, const o
 
 asio::awaitable<update_result> client_core::update(std::string db, std::string coll, bson::document filter,
                                                    update_spec update, update_options options, bool multi, bool replace,
-                                                   write_concern wc) {
+                                                   write_concern wc, session_ptr session) {
     if (replace) {
         if (options.array_filters) throw error(errc::invalid_argument, "replace_one: array_filters applies to an update only");
         if (!std::holds_alternative<bson::document>(update))
@@ -155,12 +171,15 @@ asio::awaitable<update_result> client_core::update(std::string db, std::string c
     op.bypass_document_validation = options.bypass_document_validation;
     op.comment = std::move(options.comment);
     op.wc = std::move(wc);
-    auto r = co_await execute(write_operation(std::move(db), op.command(), op.retryable(), op.wc));
+    auto o = write_operation(std::move(db), op.command(), op.retryable(), op.wc);
+    o.explicit_session = std::move(session);
+    auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
 
 asio::awaitable<delete_result> client_core::remove(std::string db, std::string coll, bson::document filter,
-                                                   delete_options options, bool multi, write_concern wc) {
+                                                   delete_options options, bool multi, write_concern wc,
+                                                   session_ptr session) {
     ops::delete_op op;
     op.collection = std::move(coll);
     op.filter = std::move(filter);
@@ -170,22 +189,28 @@ asio::awaitable<delete_result> client_core::remove(std::string db, std::string c
     op.let = std::move(options.let);
     op.comment = std::move(options.comment);
     op.wc = std::move(wc);
-    auto r = co_await execute(write_operation(std::move(db), op.command(), op.retryable(), op.wc));
+    auto o = write_operation(std::move(db), op.command(), op.retryable(), op.wc);
+    o.explicit_session = std::move(session);
+    auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
 
-asio::awaitable<std::optional<bson::document>> client_core::find_and_modify(std::string db, ops::find_and_modify_op op) {
+asio::awaitable<std::optional<bson::document>> client_core::find_and_modify(std::string db, ops::find_and_modify_op op,
+                                                                          session_ptr session) {
     op.validate();
-    auto r = co_await execute(write_operation(std::move(db), op.command(), true, op.wc));
+    auto o = write_operation(std::move(db), op.command(), true, op.wc);
+    o.explicit_session = std::move(session);
+    auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
 
 // ---------------------------------------------------------------- reads
 
-asio::awaitable<cursor> client_core::find(std::string db, ops::find_op op, read_concern rc) {
+asio::awaitable<cursor> client_core::find(std::string db, ops::find_op op, read_concern rc, session_ptr session) {
     op.validate();
     auto o = read_operation(db, op.command(), op.options.read_preference, rc);
     o.keep_session = true;
+    o.explicit_session = std::move(session);
     auto r = co_await execute(std::move(o));
     auto c = cursor_from(std::move(r), std::move(db), std::move(op.collection), op.options.batch_size,
                          op.options.limit.value_or(0));
@@ -195,13 +220,15 @@ asio::awaitable<cursor> client_core::find(std::string db, ops::find_op op, read_
     co_return c;
 }
 
-asio::awaitable<std::optional<bson::document>> client_core::find_one(std::string db, ops::find_op op, read_concern rc) {
+asio::awaitable<std::optional<bson::document>> client_core::find_one(std::string db, ops::find_op op, read_concern rc,
+                                                                   session_ptr session) {
     op.options.limit = 1;
     op.options.batch_size.reset();
     op.single_batch = true;
     op.validate();
     auto o = read_operation(db, op.command(), op.options.read_preference, rc);
     o.keep_session = true;
+    o.explicit_session = std::move(session);
     auto r = co_await execute(std::move(o));
     const auto reply_cursor = r.reply["cursor"].get_document();
     if (reply_cursor["id"].as_int64() == 0) {
@@ -218,35 +245,43 @@ asio::awaitable<std::optional<bson::document>> client_core::find_one(std::string
 }
 
 asio::awaitable<std::int64_t> client_core::count_documents(std::string db, std::string coll, bson::document filter,
-                                                           count_options options, read_concern rc) {
+                                                           count_options options, read_concern rc, session_ptr session) {
     ops::count_documents_op op{std::move(coll), std::move(filter), std::move(options)};
-    auto r = co_await execute(read_operation(std::move(db), op.command(), op.options.read_preference, rc));
+    auto o = read_operation(std::move(db), op.command(), op.options.read_preference, rc);
+    o.explicit_session = std::move(session);
+    auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
 
 asio::awaitable<std::int64_t> client_core::estimated_count(std::string db, std::string coll, estimated_count_options options,
-                                                           read_concern rc) {
+                                                           read_concern rc, session_ptr session) {
     ops::estimated_count_op op{std::move(coll), std::move(options)};
-    auto r = co_await execute(read_operation(std::move(db), op.command(), op.options.read_preference, rc));
+    auto o = read_operation(std::move(db), op.command(), op.options.read_preference, rc);
+    o.explicit_session = std::move(session);
+    auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
 
 asio::awaitable<std::int64_t> client_core::count(std::string db, std::string coll, bson::document filter, count_options options,
-                                                 read_concern rc) {
+                                                 read_concern rc, session_ptr session) {
     ops::count_op op{std::move(coll), std::move(filter), std::move(options)};
-    auto r = co_await execute(read_operation(std::move(db), op.command(), op.options.read_preference, rc));
+    auto o = read_operation(std::move(db), op.command(), op.options.read_preference, rc);
+    o.explicit_session = std::move(session);
+    auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
 
 asio::awaitable<bson::array> client_core::distinct(std::string db, std::string coll, std::string key, bson::document filter,
-                                                   distinct_options options, read_concern rc) {
+                                                   distinct_options options, read_concern rc, session_ptr session) {
     ops::distinct_op op{std::move(coll), std::move(key), std::move(filter), std::move(options)};
-    auto r = co_await execute(read_operation(std::move(db), op.command(), op.options.read_preference, rc));
+    auto o = read_operation(std::move(db), op.command(), op.options.read_preference, rc);
+    o.explicit_session = std::move(session);
+    auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
 
 asio::awaitable<cursor> client_core::aggregate(std::string db, std::string coll, bson::array pipeline,
-                                               aggregate_options options, op_settings s) {
+                                               aggregate_options options, op_settings s, session_ptr session) {
     if (!options.write_concern) options.write_concern = s.wc;
     if (!options.read_preference) options.read_preference = s.read_pref;
     ops::aggregate_op op{coll, std::move(pipeline), options};
@@ -265,6 +300,7 @@ asio::awaitable<cursor> client_core::aggregate(std::string db, std::string coll,
     if (op.writes() && !by_read_preference) o.command = with_read_concern(std::move(o.command), s.rc);
     if (op.writes()) o.retryable = false;
     o.keep_session = true;
+    o.explicit_session = std::move(session);
     auto r = co_await execute(std::move(o));
     auto c = cursor_from(std::move(r), std::move(db), std::move(coll), options.batch_size, 0);
     c.state_->comment = std::move(options.comment);
@@ -274,44 +310,54 @@ asio::awaitable<cursor> client_core::aggregate(std::string db, std::string coll,
 // ---------------------------------------------------------------- indexes and collections
 
 asio::awaitable<std::vector<std::string>> client_core::create_indexes(std::string db, std::string coll,
-                                                                      std::vector<index_model> indexes, write_concern wc) {
+                                                                      std::vector<index_model> indexes, write_concern wc,
+                                                                      session_ptr session) {
     if (indexes.empty()) throw error(errc::invalid_argument, "create_indexes: no index given");
     ops::create_indexes_op op{std::move(coll), std::move(indexes), std::move(wc)};
-    co_await execute(write_operation(std::move(db), op.command(), false, op.wc));
+    auto o = write_operation(std::move(db), op.command(), false, op.wc);
+    o.explicit_session = std::move(session);
+    co_await execute(std::move(o));
     co_return op.names();
 }
 
-asio::awaitable<cursor> client_core::list_indexes(std::string db, std::string coll) {
+asio::awaitable<cursor> client_core::list_indexes(std::string db, std::string coll, session_ptr session) {
     // The primary: listIndexes is not a secondary read.
     auto o = read_operation(db, bson::make_document(bson::kvp("listIndexes", coll), bson::kvp("cursor", bson::document())),
                             read_preference{}, {});
     o.keep_session = true;
+    o.explicit_session = std::move(session);
     auto r = co_await execute(std::move(o));
     co_return cursor_from(std::move(r), std::move(db), std::move(coll), std::nullopt, 0);
 }
 
-asio::awaitable<cursor> client_core::list_collections(std::string db, list_collections_options options) {
+asio::awaitable<cursor> client_core::list_collections(std::string db, list_collections_options options, session_ptr session) {
     // The primary, as listIndexes.
     auto o = read_operation(db, ops::list_collections_command(options), read_preference{}, {});
     o.keep_session = true;
+    o.explicit_session = std::move(session);
     auto r = co_await execute(std::move(o));
     co_return cursor_from(std::move(r), std::move(db), "$cmd.listCollections", options.batch_size, 0);
 }
 
-asio::awaitable<bson::document> client_core::list_databases(bson::document filter, bool name_only) {
+asio::awaitable<bson::document> client_core::list_databases(bson::document filter, bool name_only, session_ptr session) {
     bson::builder b;
     b.append("listDatabases", 1);
     if (!filter.view().empty()) b.append("filter", filter.view());
     if (name_only) b.append("nameOnly", true);
-    auto r = co_await execute(read_operation("admin", b.extract(), read_preference{}, {}));
+    auto o = read_operation("admin", b.extract(), read_preference{}, {});
+    o.explicit_session = std::move(session);
+    auto r = co_await execute(std::move(o));
     co_return std::move(r.reply);
 }
 
-asio::awaitable<bson::document> client_core::write_command(std::string db, bson::document command, write_concern wc) {
+asio::awaitable<bson::document> client_core::write_command(std::string db, bson::document command, write_concern wc,
+                                                           session_ptr session) {
     bson::builder b;
     b.concat(command.view());
     ops::append_write_concern(b, wc);
-    auto r = co_await execute(write_operation(std::move(db), b.extract(), false, wc));
+    auto o = write_operation(std::move(db), b.extract(), false, wc);
+    o.explicit_session = std::move(session);
+    auto r = co_await execute(std::move(o));
     co_return std::move(r.reply);
 }
 

@@ -43,6 +43,19 @@ std::exception_ptr write_failure_of(bson::document_view reply, const std::string
                                                       ops::error_labels(reply), bson::document(reply), where, std::nullopt));
 }
 
+// A failure of the connection during an operation (its session becomes dirty).
+bool network_failure(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const error& x) {
+        const auto c = x.code();
+        return c == errc::auto_reconnect || c == errc::network_timeout || c == errc::protocol_error ||
+               c == errc::compression_error || c == errc::connection_failure;
+    } catch (...) {
+    }
+    return false;
+}
+
 class core_killer final : public sdk::cursor_killer {
 public:
     explicit core_killer(client_core& core) : core_(core) {}
@@ -65,25 +78,30 @@ std::string client_core::outcome::message() const {
     return {};
 }
 
-server_session client_core::acquire_session() {
+server_session client_core::acquire_session() { return acquire_session(current_->logical_session_timeout_minutes); }
+
+server_session client_core::acquire_session(std::optional<int> timeout_minutes) {
     const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(sessions_mutex_);
     while (!sessions_.empty()) {
         auto s = sessions_.back();
         sessions_.pop_back();
         // A session the server may have expired (timeout less a minute of margin) is dropped.
-        const auto timeout = std::chrono::minutes(current_->logical_session_timeout_minutes.value_or(30));
+        const auto timeout = std::chrono::minutes(timeout_minutes.value_or(30));
         if (now - s.last_used < timeout - std::chrono::minutes(1)) return s;
     }
     server_session s;
     std::uniform_int_distribution<int> byte(0, 255);
-    for (auto& b : s.id.bytes) b = static_cast<std::uint8_t>(byte(random_));
+    for (auto& b : s.id.bytes) b = static_cast<std::uint8_t>(byte(session_random_));
     s.id.bytes[6] = static_cast<std::uint8_t>((s.id.bytes[6] & 0x0F) | 0x40);  // version 4
     s.id.bytes[8] = static_cast<std::uint8_t>((s.id.bytes[8] & 0x3F) | 0x80);  // RFC 4122 variant
     return s;
 }
 
 void client_core::release_session(server_session s) {
+    if (s.dirty) return;  // the sessions spec: a dirty server session is discarded, not pooled
     s.last_used = std::chrono::steady_clock::now();
+    std::lock_guard lock(sessions_mutex_);
     sessions_.push_back(s);
 }
 
@@ -129,8 +147,16 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
                                     d.logical_session_timeout_minutes.has_value() && !op.unacknowledged;
     const bool supports_retryable_writes = op.retryable_write && options_.retry_writes && sessions_supported &&
                                            server_type != sdk::server_type::standalone;
+    if (st.explicit_session && !sessions_supported) {
+        failed(errc::invalid_argument,
+               make_failure(errc::invalid_argument, s.address + ": an explicit session was given, but the server does not "
+                                                                "support sessions (no logicalSessionTimeoutMinutes)"),
+               false);
+        co_return out;
+    }
     if (sessions_supported && !session) session = acquire_session();
     if (session && sessions_supported) b.open_document("lsid").append("id", session->id).close_document();
+    if (auto ct = cluster_time_to_send(st.explicit_session)) b.append("$clusterTime", ct->view());
     if (supports_retryable_writes) {
         if (!st.txn_assigned) {
             ++session->txn_number;
@@ -176,6 +202,7 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         f.max_wire_version = d.max_wire_version;
         f.message = connection->last_error();
         if (state) handle_application_error(s, f);
+        if (session) session->dirty = true;  // the sessions spec: the server session is not reused
         // A reply that could not be decoded (a corrupt or undecompressable frame) keeps its own
         // code; SDAM still handles it as a network error, since the connection is closed.
         const errc kind = ec2 == errc::network_timeout     ? errc::network_timeout
@@ -194,6 +221,7 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         co_return out;
     }
     bson::document body(reply.body);
+    if (!op.unacknowledged) observe_times(body.view(), st.explicit_session);
     if (auto ce = sdam::command_error_of(body.view())) {
         const bool state_change = sdam::is_state_change(*ce);
         if (state_change && state) {
@@ -255,20 +283,45 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
     req.heartbeat_frequency = options_.heartbeat_frequency;
     attempt_state st;
     st.session = op.session;  // a cursor's, or an implicit one the first attempt takes
-    const bool own_session = !op.session.has_value();
+    if (op.explicit_session) {
+        auto& es = *op.explicit_session;
+        std::optional<bson::timestamp> after;
+        {
+            std::lock_guard lock(es.mutex);
+            if (es.ended) throw error(errc::invalid_argument, "the session has ended: start a new one");
+            st.session = es.server;
+            if (es.causal && op.causal) after = es.operation_time;
+        }
+        if (op.unacknowledged)
+            throw error(errc::invalid_argument,
+                        "an explicit session cannot be used with an unacknowledged write concern (w: 0)");
+        if (after) op.command = with_after_cluster_time(op.command.view(), *after);
+        st.explicit_session = &es;
+    }
+    const bool own_session = !op.session.has_value() && !op.explicit_session;
     // The implicit session goes back to the pool whatever happens, unless the caller keeps it.
     auto release = [&] {
         if (own_session && st.session) release_session(*st.session);
         st.session.reset();
     };
+    // An explicit session keeps what the attempts did to its server session (txnNumber, dirty).
+    auto keep_explicit = [&] {
+        if (!op.explicit_session || !st.session) return;
+        std::lock_guard lock(op.explicit_session->mutex);
+        if (!op.explicit_session->ended) op.explicit_session->server = *st.session;
+        else if (st.session->dirty && !op.explicit_session->server.dirty) op.explicit_session->server.dirty = true;
+    };
     outcome last;
     try {
         last = co_await run_attempts(op, req, st);
     } catch (...) {
+        keep_explicit();
         release();
         throw;
     }
+    keep_explicit();
     if (last.reply) {
+        last.reply->explicit_session = op.explicit_session;
         if (own_session && st.session && op.keep_session) {
             last.reply->session = std::move(st.session);
             st.session.reset();  // the caller's now: not back to the pool
@@ -320,12 +373,13 @@ asio::awaitable<client_core::outcome> client_core::run_attempts(operation& op, c
 }
 
 asio::awaitable<bson::document> client_core::run_command(std::string db, bson::document command,
-                                                         std::optional<read_preference> rp) {
+                                                         std::optional<read_preference> rp, session_ptr session) {
     operation op;
     op.db = std::move(db);
     op.command = std::move(command);
     op.kind = rp ? op_kind::read : op_kind::command;
     op.read_pref = std::move(rp);
+    op.explicit_session = std::move(session);  // never causal: a user's command gets no readConcern
     auto r = co_await execute(std::move(op));
     co_return std::move(r.reply);
 }
@@ -361,6 +415,7 @@ cursor client_core::cursor_from(reply_on r, std::string db, std::string coll, st
         if (state->id != 0) state->session = std::move(r.session);  // for its getMores
         else release_session(*r.session);
     }
+    if (state->id != 0) state->explicit_session = std::move(r.explicit_session);
     return make_cursor(std::move(state));
 }
 
@@ -394,11 +449,13 @@ asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::sha
         op.kind = op_kind::command;
         op.pinned = c->address;
         op.session = c->session;
+        op.explicit_session = c->explicit_session;
         reply_on r;
         try {
             r = co_await execute(std::move(op));
         } catch (...) {
             if (c->session) {
+                c->session->dirty = network_failure(std::current_exception());
                 release_session(*c->session);
                 c->session.reset();
             }
@@ -411,6 +468,7 @@ asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::sha
             release_session(*c->session);
             c->session.reset();
         }
+        if (c->id == 0) c->explicit_session.reset();
         const auto next_batch = cur["nextBatch"].get_array();
         c->batch.assign(std::move(r.reply), next_batch);
         // A tailable cursor with nothing new yet: no document now, the cursor stays open for more.
@@ -423,6 +481,7 @@ void client_core::cursor_closed(cursor_state& c) {
         release_session(*c.session);
         c.session.reset();
     }
+    c.explicit_session.reset();  // the application ends an explicit session itself
     if (c.closed || c.id == 0) return;
     core_killer killer(*this);
     const sdk::closed_cursor closed{c.id, c.ns, c.address, c.server_connection_id};
@@ -500,19 +559,24 @@ asio::awaitable<client_core::reply_on> client_core::server_in_use() {
 }
 
 asio::awaitable<void> client_core::end_sessions() {
-    if (sessions_.empty() || !open_ || !current_->logical_session_timeout_minutes) co_return;
+    if (!open_ || !current_->logical_session_timeout_minutes) co_return;
     // The sessions spec: to a server a primaryPreferred read could use; here the first available
     // data-bearing one of the snapshot (no selection wait while closing).
     std::optional<std::string> target;
     for (const auto& d : current_->servers)
         if (d.is_data_bearing() && (!target || d.type == sdk::server_type::rs_primary)) target = d.address;
     if (!target || !servers_.count(*target)) co_return;
-    while (!sessions_.empty()) {
+    std::vector<server_session> pooled;
+    {
+        std::lock_guard lock(sessions_mutex_);
+        pooled.swap(sessions_);
+    }
+    while (!pooled.empty()) {
         bson::builder b;
         b.open_array("endSessions");
-        for (std::size_t n = 0; n < 10'000 && !sessions_.empty(); ++n) {  // at most 10,000 ids per command
-            b.open_document().append("id", sessions_.back().id).close_document();
-            sessions_.pop_back();
+        for (std::size_t n = 0; n < 10'000 && !pooled.empty(); ++n) {  // at most 10,000 ids per command
+            b.open_document().append("id", pooled.back().id).close_document();
+            pooled.pop_back();
         }
         b.close_array();
         operation op;

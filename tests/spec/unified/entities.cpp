@@ -28,6 +28,7 @@ std::string_view kind_name(entity::kind k) {
         case entity::kind::database: return "database";
         case entity::kind::collection: return "collection";
         case entity::kind::cursor: return "cursor";
+        case entity::kind::session: return "session";
         case entity::kind::value: return "BSON value";
     }
     return "entity";
@@ -449,7 +450,25 @@ void create_entities(test_context& ctx, const json::array& list) {
             e.coll = d.db->get_collection(string_of(field(o, "collectionName"), "collectionName")).with_options(opts);
             ctx.entities.add(id, std::move(e));
         } else if (type == "session") {
-            skip("explicit sessions not implemented");
+            for (const auto& [key, value] : o)
+                if (key != "id" && key != "client" && key != "sessionOptions") fail("unknown session entity field " + std::string(key));
+            entity& c = ctx.entities.get(string_of(o.at("client"), "client"), entity::kind::client);
+            session_options so;
+            if (const auto* v = o.if_contains("sessionOptions")) {
+                for (const auto& [key, value] : object_of(*v, "sessionOptions")) {
+                    if (key == "causalConsistency") so.causal_consistency = value.as_bool();
+                    else if (key == "snapshot") so.snapshot = value.as_bool();
+                    else if (key == "defaultTransactionOptions") skip("transactions not implemented");
+                    else fail("unknown sessionOptions field " + std::string(key));
+                }
+            }
+            if (so.snapshot) skip("snapshot sessions not implemented");
+            entity e;
+            e.k = entity::kind::session;
+            e.client = c.client;
+            e.client_id = string_of(o.at("client"), "client");
+            e.session = std::make_shared<trellis::client_session>(c.client->client->start_session(so));
+            ctx.entities.add(id, std::move(e));
         } else if (type == "bucket") {
             skip("GridFS buckets not implemented");
         } else if (type == "clientEncryption") {

@@ -230,10 +230,10 @@ void match_operator(std::string_view op, const json::value& arg, const json::val
         return;
     }
     if (op == "$$sessionLsid") {
-        // Session entities are never created (explicit sessions are not implemented), so the
-        // name is undefined whatever it is: the format asks for an error.
-        entities.get(string_of(arg, "$$sessionLsid"), entity::kind::value);
-        fail("$$sessionLsid: " + show(arg) + " is not a session entity");
+        const entity& s = entities.get(string_of(arg, "$$sessionLsid"), entity::kind::session);
+        const json::value lsid = from_bson(s.session->id());
+        match(lsid, actual, false, entities, path);
+        return;
     }
     if (op == "$$lte") {
         if (!actual) fail(where(path) + " is absent, expected a number <= " + show(arg));

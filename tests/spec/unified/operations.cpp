@@ -540,10 +540,28 @@ op_result close_cursor(call& c) {
     return {};
 }
 
+op_result end_session(call& c) {
+    c.object->session->end_session();
+    return {};
+}
+
 // ---------------------------------------------------------------- test runner operations
 
 client_entity& client_arg(call& c) {
     return *c.ctx.entities.get(string_of(c.arg("client"), "client"), entity::kind::client).client;
+}
+
+trellis::client_session& session_arg(call& c) {
+    return *c.ctx.entities.get(string_of(c.arg("session"), "session"), entity::kind::session).session;
+}
+
+op_result assert_session_dirty(call& c) {
+    if (!session_arg(c).dirty()) fail("session " + string_of(c.arg("session"), "session") + " is not dirty");
+    return {};
+}
+op_result assert_session_not_dirty(call& c) {
+    if (session_arg(c).dirty()) fail("session " + string_of(c.arg("session"), "session") + " is dirty");
+    return {};
 }
 
 op_result fail_point(call& c) {
@@ -745,6 +763,7 @@ const table& entity_operations() {
         {{k::cursor, "iterateUntilDocumentOrError"}, {{}, {}, iterate_until_document}},
         {{k::cursor, "iterateOnce"}, {{}, {}, iterate_once}},
         {{k::cursor, "close"}, {{}, {}, close_cursor}},
+        {{k::session, "endSession"}, {{}, {}, end_session}},
     };
     return t;
 }
@@ -761,6 +780,8 @@ const std::map<std::string, op_spec, std::less<>>& runner_operations() {
         {"wait", {{"ms"}, {}, wait_op}},
         {"assertSameLsidOnLastTwoCommands", {{"client"}, {}, assert_same_lsid}},
         {"assertDifferentLsidOnLastTwoCommands", {{"client"}, {}, assert_different_lsid}},
+        {"assertSessionDirty", {{"session"}, {}, assert_session_dirty}},
+        {"assertSessionNotDirty", {{"session"}, {}, assert_session_not_dirty}},
         {"waitForEvent", {{"client", "event", "count"}, {}, wait_for_event}},
         {"assertEventCount", {{"client", "event", "count"}, {}, assert_event_count}},
     };
@@ -889,7 +910,8 @@ void run_operation(test_context& ctx, const json::object& op) {
         auto it = runner_operations().find(name);
         if (it == runner_operations().end()) {
             if (!known_operations().contains(name)) fail("unsupported test runner operation " + name);
-            if (args.contains("session")) skip("explicit sessions not implemented");
+            if (name == "assertSessionPinned" || name == "assertSessionUnpinned" || name == "assertSessionTransactionState")
+                skip("transactions not implemented");
             skip("operation " + name + " not implemented");
         }
         spec = &it->second;
@@ -899,7 +921,7 @@ void run_operation(test_context& ctx, const json::object& op) {
         auto it = entity_operations().find(std::pair(target->k, name));
         if (it == entity_operations().end()) {
             if (!known_operations().contains(name)) fail("unsupported operation " + name + " on " + object);
-            if (args.contains("session")) skip("explicit sessions not implemented");
+            if (target->k == entity::kind::session || name.ends_with("Transaction")) skip("transactions not implemented");
             skip("operation " + name + " not implemented");
         }
         spec = &it->second;
@@ -909,15 +931,29 @@ void run_operation(test_context& ctx, const json::object& op) {
     for (const auto& [key, value] : args) {
         if (std::find(spec->required.begin(), spec->required.end(), key) != spec->required.end()) continue;
         if (std::find(spec->optional.begin(), spec->optional.end(), key) != spec->optional.end()) continue;
-        if (key == "session") skip("explicit sessions not implemented");
+        if (key == "session" && target) continue;  // bound to the handle below
         if (known_arguments().contains(key)) skip("option " + std::string(key) + " not supported");
         fail("unsupported argument " + std::string(key) + " for operation " + name);
     }
 
-    call c{ctx, target, args};
+    // An operation in a session runs on a copy of the handle bound to it (binding is where a
+    // session of another client or an ended one is refused).
+    entity bound;
+    const json::value* in_session = target ? args.if_contains("session") : nullptr;
+    if (in_session) {
+        bound = *target;
+        if (!bound.coll && !bound.db) skip("operations of a client entity in a session not supported");
+    }
+    call c{ctx, in_session ? &bound : target, args};
     op_result result;
     std::optional<caught> error;
     try {
+        if (in_session) {
+            const trellis::client_session& s =
+                *ctx.entities.get(string_of(*in_session, "session"), entity::kind::session).session;
+            if (bound.coll) bound.coll = bound.coll->with_session(s);
+            else bound.db = bound.db->with_session(s);
+        }
         result = spec->run(c);
     } catch (const test_failure&) {
         throw;

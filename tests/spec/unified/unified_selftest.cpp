@@ -55,6 +55,25 @@ constexpr const char* must_pass = R"json({
  ],
  "tests": [
   {
+   "description": "sessions: the session's lsid; refused when of another client or ended",
+   "operations": [
+    {"name": "createEntities", "object": "testRunner", "arguments": {"entities": [
+     {"client": {"id": "client1"}},
+     {"session": {"id": "session0", "client": "client0"}},
+     {"session": {"id": "session1", "client": "client1"}}]}},
+    {"name": "insertOne", "object": "collection0", "arguments": {"session": "session0", "document": {"_id": 2}}},
+    {"name": "assertSessionNotDirty", "object": "testRunner", "arguments": {"session": "session0"}},
+    {"name": "find", "object": "collection0", "arguments": {"session": "session1", "filter": {}},
+     "expectError": {"isClientError": true, "errorContains": "different client"}},
+    {"name": "endSession", "object": "session0"},
+    {"name": "find", "object": "collection0", "arguments": {"session": "session0", "filter": {}},
+     "expectError": {"isClientError": true, "errorContains": "has ended"}}
+   ],
+   "expectEvents": [{"client": "client0", "events": [
+    {"commandStartedEvent": {"command": {"insert": "coll", "lsid": {"$$sessionLsid": "session0"}}}},
+    {"commandSucceededEvent": {"commandName": "insert"}}]}]
+  },
+  {
    "description": "matching: flexible numerics, operators, root-level extra fields",
    "operations": [
     {
@@ -398,6 +417,16 @@ constexpr const char* must_fail = R"json({
   }
  ],
  "tests": [
+  {
+   "description": "an lsid that is not the session's",
+   "operations": [
+    {"name": "createEntities", "object": "testRunner", "arguments": {"entities": [
+     {"session": {"id": "session0", "client": "client0"}}]}},
+    {"name": "insertOne", "object": "collection0", "arguments": {"document": {"_id": 5}}}
+   ],
+   "expectEvents": [{"client": "client0", "events": [
+    {"commandStartedEvent": {"command": {"insert": "coll", "lsid": {"$$sessionLsid": "session0"}}}}]}]
+  },
   {
    "description": "nested extra key",
    "operations": [
@@ -765,8 +794,8 @@ class UnifiedSelftest : public QObject {
     }
 
 private slots:
-    void every_check_passes() { run(must_pass, {}, 5); }
-    void every_mismatch_is_caught() { run(must_fail, {"--expect-failure"}, 18); }
+    void every_check_passes() { run(must_pass, {}, 6); }
+    void every_mismatch_is_caught() { run(must_fail, {"--expect-failure"}, 19); }
 };
 
 QTEST_GUILESS_MAIN(UnifiedSelftest)
