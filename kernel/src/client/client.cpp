@@ -190,6 +190,7 @@ bool client::alive() {
     bool any_up = false;
     for (const auto& s : core_->snapshot()->servers) any_up = any_up || s.is_data_bearing();
     if (!any_up) return false;
+    core_->check_blocking("alive");  // misuse is an error, not a dead server
     try {
         wait(core_, core_->ping_in_use());
         return true;
