@@ -2,11 +2,12 @@
 #   make demo       install what is missing, build, run the demonstration
 #   make test       install what is missing, build, run every test (CTest)
 #   make test-asan  the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test-tsan  the same under ThreadSanitizer (build-tsan; slow: build it with nice and -j2)
 #   make bench      run trellis-bench bson against libbson
 #   make package    build/packages: libtrellis0, libtrellis-dev, trellis-tools (.deb) and a .tar.gz
 #   make fuzz       build-fuzz/bin/fuzz_<name>: libFuzzer targets, clang-16, ASan + UBSan
 #   make fuzz-smoke run each of them FUZZ_SECONDS (10) seconds on its seeds (docs/fuzzing.md)
-.PHONY: deps build test demo test-asan build-asan bench package clean fuzz fuzz-seeds fuzz-smoke
+.PHONY: deps build test demo test-asan build-asan test-tsan build-tsan bench package clean fuzz fuzz-seeds fuzz-smoke
 
 FUZZ_SECONDS ?= 10
 FUZZ_TARGETS = bson json uri toml frame hello scram sim
@@ -32,6 +33,13 @@ build-asan: deps
 test-asan: build-asan
 	ctest --preset asan
 
+build-tsan: deps
+	cmake --preset tsan
+	cmake --build --preset tsan
+
+test-tsan: build-tsan
+	ctest --preset tsan
+
 bench: build
 	./build/bin/trellis-bench bson
 
@@ -52,4 +60,4 @@ fuzz-smoke: fuzz-seeds
 	sh tests/fuzz/libfuzzer_smoke.sh build-fuzz build-fuzz $(FUZZ_SECONDS) tests/fuzz/seeds build-fuzz/fuzz-seeds $(FUZZ_TARGETS)
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz

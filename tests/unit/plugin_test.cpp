@@ -7,6 +7,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
+
+#include <dlfcn.h>
 
 #include "trellis/bson/builder.hpp"
 #include "trellis/plugins.hpp"
@@ -16,7 +19,28 @@
 namespace fs = std::filesystem;
 using namespace trellis;
 
+// Every dlopen of the process passes here first (this executable's definition comes before
+// libc's), so a test can count how often the host opened a file.
 namespace {
+std::mutex dlopen_mutex;
+std::map<std::string, int> dlopen_calls;
+}  // namespace
+extern "C" void* dlopen(const char* file, int mode) {
+    using real_dlopen = void* (*)(const char*, int);
+    static const auto next = reinterpret_cast<real_dlopen>(dlsym(RTLD_NEXT, "dlopen"));
+    if (file) {
+        std::lock_guard lock(dlopen_mutex);
+        ++dlopen_calls[fs::path(file).filename().string()];
+    }
+    return next(file, mode);
+}
+
+namespace {
+int dlopens_of(const std::string& file_name) {
+    std::lock_guard lock(dlopen_mutex);
+    const auto it = dlopen_calls.find(file_name);
+    return it == dlopen_calls.end() ? 0 : it->second;
+}
 
 struct recording_killer final : sdk::cursor_killer {
     std::vector<std::string> calls;
@@ -162,6 +186,34 @@ private slots:
         } catch (const plugin_error& e) {
             QVERIFY(std::string(e.what()).find("does not implement") != std::string::npos);
         }
+    }
+
+    void a_library_that_fails_to_load_is_opened_once() {
+        // The loader's reason (an undefined symbol) comes from the one dlopen that failed, not
+        // from opening the file a second time.
+        QTemporaryDir dir;
+        const fs::path file = fs::path(dir.path().toStdString()) / "80-unresolved.so";
+        fs::copy_file(fs::path(TRELLIS_TEST_PLUGIN_DIR) / "unresolved.so", file);
+        plugin_search_options o;
+        o.paths = {file.parent_path()};
+        o.use_environment = false;
+        o.use_default_locations = false;
+        const int before = dlopens_of("80-unresolved.so");
+        plugin_registry registry(o);
+        const auto& infos = registry.plugins();
+        QCOMPARE(infos.size(), std::size_t(1));
+        QVERIFY(!infos[0].loaded);
+        QVERIFY2(infos[0].error.find("cannot be loaded: ") == 0 &&
+                     infos[0].error.find("undefined symbol: trellis_test_symbol_nobody_defines") != std::string::npos,
+                 infos[0].error.c_str());
+        QCOMPARE(dlopens_of("80-unresolved.so") - before, 1);
+        // A good library still loads (the host's dlopen, then Boost.DLL's reference to it).
+        const fs::path good = fs::path(dir.path().toStdString()) / "81-counting.so";
+        fs::copy_file(fs::path(TRELLIS_TEST_PLUGIN_DIR) / "counting.so", good);
+        fs::remove(file);
+        plugin_registry again(o);
+        QCOMPARE(again.plugins().size(), std::size_t(1));
+        QVERIFY2(again.plugins()[0].loaded, again.plugins()[0].error.c_str());
     }
 
     void build_key_mismatch_names_the_part() {

@@ -48,7 +48,10 @@ struct client_settings {
     topology_settings topology;
     /// [plugins]: search paths, the cursor manager ("immediate" when unset), per-plugin tables.
     plugin_settings plugins;
-    /// Event subscribers; each may be empty. They run on the client's strand: keep them short.
+    /// Event subscribers; each may be empty. They run on the client's executor (SDAM events on
+    /// the client's strand, CMAP events on a pool's): keep them short, and use async forms
+    /// there, since a blocking call on a thread that runs the client's executor throws
+    /// configuration_error rather than wait for itself.
     /// One that throws loses that event only; the failure goes to on_callback_failure.
     sdam_event_handler on_sdam;
     cmap_event_handler on_cmap;
@@ -91,7 +94,8 @@ public:
     /// The topology as last seen (a snapshot; never null).
     std::shared_ptr<const sdk::topology_description> topology() const;
     /// Waits until each seed and each discovered member has been checked once, or
-    /// server_selection_timeout (the CLI's initial discovery).
+    /// server_selection_timeout (the CLI's initial discovery). Blocks: on a thread that runs
+    /// the client's executor it throws configuration_error.
     std::shared_ptr<const sdk::topology_description> wait_for_discovery();
 
     // The seeds' properties. Each selects the server writes would go to (waiting up to

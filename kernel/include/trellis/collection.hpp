@@ -1,4 +1,5 @@
-// A collection handle: cheap to copy, valid while its client lives.
+// A collection handle: cheap to copy. Once its client is destroyed every operation on it throws
+// connection_failure; keeping or destroying it afterwards is safe.
 //
 // Every operation exists as an async operation taking any completion token (a callback
 // receiving (std::exception_ptr, result), asio::use_future, asio::use_awaitable,

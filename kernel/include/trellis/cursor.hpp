@@ -104,6 +104,8 @@ public:
     bool alive() const noexcept;
 
     /// Ends the cursor: the client's cursor manager decides when killCursors goes to its server.
+    /// A getMore in flight (async_next) finishes first, then completes with nullopt. After the
+    /// client is gone this only lets go (the server times the cursor out).
     void close() noexcept;
 
 private:

@@ -1,4 +1,5 @@
-// A database handle: cheap to copy, valid while its client lives.
+// A database handle: cheap to copy. Once its client is destroyed every operation on it throws
+// connection_failure; keeping or destroying it afterwards is safe.
 #pragma once
 
 #include <memory>

@@ -21,9 +21,7 @@ namespace {
 
 template <class T>
 T wait(const std::shared_ptr<detail::client_core>& core, asio::awaitable<T> op) {
-    if (core->strand().running_in_this_thread())
-        throw error(errc::configuration_error,
-                    "a blocking Trellis call was made on the client's own executor; use the async form there");
+    core->check_blocking({});
     return asio::co_spawn(core->strand(), std::move(op), asio::use_future).get();
 }
 
@@ -31,11 +29,14 @@ T wait(const std::shared_ptr<detail::client_core>& core, asio::awaitable<T> op) 
 
 // ---------------------------------------------------------------- client
 
-// A thread running an io_context, for a client given no executor.
+// A thread running an io_context, for a client given no executor. The client and its core
+// share it: the io_context lives until the last handle (database, collection, cursor) goes,
+// the thread until the client goes.
 struct client::runtime {
     asio::io_context io{1};
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work{io.get_executor()};
     std::promise<void> finished;
+    std::shared_future<void> done = finished.get_future().share();
     std::thread thread;
 
     runtime() {
@@ -44,12 +45,23 @@ struct client::runtime {
             finished.set_value();
         });
     }
-    ~runtime() {
-        // Let the client's last work (connections closing, coroutines ending) drain, then stop.
+    /// Lets the client's last work (connections closing, coroutines ending) drain, at most 5 s,
+    /// then stops the thread and joins it. On the thread itself, only lets it run out.
+    void stop() {
         work.reset();
-        if (finished.get_future().wait_for(std::chrono::seconds(5)) != std::future_status::ready) io.stop();
-        if (thread.get_id() == std::this_thread::get_id()) thread.detach();
-        else thread.join();
+        if (thread.get_id() == std::this_thread::get_id()) return;
+        if (done.wait_for(std::chrono::seconds(5)) != std::future_status::ready) io.stop();
+        if (thread.joinable()) thread.join();
+    }
+    ~runtime() { stop(); }
+
+    /// The last owner may let go on the runtime's own thread (a handler destroying the client):
+    /// the io_context cannot be destroyed under its own run(), so another thread does it.
+    static std::shared_ptr<runtime> make() {
+        return std::shared_ptr<runtime>(new runtime, [](runtime* r) {
+            if (r->thread.get_id() == std::this_thread::get_id()) std::thread([r] { delete r; }).detach();
+            else delete r;
+        });
     }
 };
 
@@ -60,8 +72,9 @@ client::client(std::shared_ptr<detail::client_core> core, std::shared_ptr<runtim
 }
 
 namespace {
-std::shared_ptr<detail::client_core> new_core(asio::any_io_executor ex, client_options options, client_settings settings) {
-    return std::make_shared<detail::client_core>(std::move(ex), std::move(options), std::move(settings));
+std::shared_ptr<detail::client_core> new_core(asio::any_io_executor ex, client_options options, client_settings settings,
+                                              std::shared_ptr<void> owner = nullptr) {
+    return std::make_shared<detail::client_core>(std::move(ex), std::move(options), std::move(settings), std::move(owner));
 }
 }  // namespace
 
@@ -69,8 +82,8 @@ client::client(std::string_view uri, client_settings settings) : client(parse_ur
 client::client(asio::any_io_executor executor, std::string_view uri, client_settings settings)
     : client(std::move(executor), parse_uri(uri).options, std::move(settings)) {}
 client::client(client_options options, client_settings settings) {
-    auto rt = std::make_shared<runtime>();
-    *this = client(new_core(rt->io.get_executor(), std::move(options), std::move(settings)), rt);
+    auto rt = runtime::make();
+    *this = client(new_core(rt->io.get_executor(), std::move(options), std::move(settings), rt), rt);
 }
 client::client(asio::any_io_executor executor, client_options options, client_settings settings)
     : client(new_core(std::move(executor), std::move(options), std::move(settings)), nullptr) {}
@@ -106,7 +119,8 @@ void client::shutdown() noexcept {
     }
     core_->set_face(nullptr);
     core_.reset();
-    runtime_.reset();  // joins the thread once the work has drained
+    if (runtime_) runtime_->stop();  // joins the thread once the work has drained (handles may keep the io_context)
+    runtime_.reset();
 }
 
 client::client(client&& other) noexcept : runtime_(std::move(other.runtime_)), core_(std::move(other.core_)) {
@@ -181,6 +195,7 @@ bool client::alive() {
     bool any_up = false;
     for (const auto& s : core_->snapshot()->servers) any_up = any_up || s.is_data_bearing();
     if (!any_up) return false;
+    core_->check_blocking("alive");  // misuse is an error, not a dead server
     try {
         wait(core_, core_->ping_in_use());
         return true;
@@ -192,7 +207,7 @@ bool client::alive() {
 void client::close() {
     // On the client's own executor, or with an executor of the embedder's that may not be
     // running on another thread, waiting would block the very thread that must do the work.
-    if (runtime_ && !core_->strand().running_in_this_thread()) core_->close();
+    if (runtime_ && !core_->on_client_thread()) core_->close();
     else core_->close_async();
 }
 void client::start_request() { core_->set_in_request(true); }
@@ -299,7 +314,10 @@ collection collection::with_session(const client_session& session) const {
     return c;
 }
 
-asio::any_io_executor database::executor() const { return t_.core->strand(); }
+asio::any_io_executor database::executor() const {
+    t_.core->check_usable();  // its client may be gone, and with it the thread that would run the operation
+    return t_.core->strand();
+}
 
 asio::awaitable<bson::document> database::run_command_impl(target t, bson::document command,
                                                            std::optional<trellis::read_preference> read_preference) {
@@ -359,7 +377,10 @@ void database::drop() { wait(t_.core, drop_impl(t_)); }
 
 // ---------------------------------------------------------------- collection
 
-asio::any_io_executor collection::executor() const { return t_.core->strand(); }
+asio::any_io_executor collection::executor() const {
+    t_.core->check_usable();
+    return t_.core->strand();
+}
 
 trellis::read_preference collection::read_preference() const {
     return t_.settings.read_preference.value_or(t_.core->current_read_preference());
@@ -557,7 +578,10 @@ cursor::~cursor() { close(); }
 
 void cursor::throw_empty() { throw error(errc::configuration_error, "use of an empty cursor"); }
 
-asio::any_io_executor cursor::executor() const { return state_->core->strand(); }
+asio::any_io_executor cursor::executor() const {
+    state_->core->check_usable();
+    return state_->core->strand();
+}
 
 std::optional<bson::document> cursor::take_buffered(detail::cursor_state& state) { return state.take_buffered(); }
 
@@ -584,14 +608,14 @@ bool cursor::alive() const noexcept { return state_ && !state_->closed && (state
 
 void cursor::close() noexcept {
     if (!state_) return;
+    auto s = std::move(state_);
+    // A client that is gone sends nothing more (the server times the cursor out), and its
+    // executor may not run again.
+    if (s->core->finished()) return;
     try {
-        asio::post(state_->core->strand(), [s = state_] {
-            s->core->cursor_closed(*s);
-            s->closed = true;
-        });
+        asio::post(s->core->strand(), [s] { s->core->cursor_closed(*s); });
     } catch (...) {
     }
-    state_.reset();
 }
 
 }  // namespace trellis

@@ -126,6 +126,10 @@ struct cursor_state {
     std::int64_t returned = 0;
     std::int64_t server_connection_id = 0;
     bool closed = false;
+    // A getMore is on its way: a close waits for it (close_requested), since the getMore still
+    // uses the session and the server's cursor.
+    bool getmore_in_flight = false;
+    bool close_requested = false;
     std::optional<server_session> session;  // the implicit session of find, for getMore
     session_ptr explicit_session;           // or the explicit one it was started in
     int max_wire_version = 0;                   // of the server the cursor lives on
@@ -146,7 +150,11 @@ struct cursor_state {
 
 class client_core : public std::enable_shared_from_this<client_core> {
 public:
-    client_core(asio::any_io_executor executor, client_options options, client_settings settings);
+    /// `owner`: what runs `executor` (a client's own io_context and thread), kept alive as long
+    /// as this core, so that the strand and timers of a core that outlives its client (held by a
+    /// database, collection or cursor handle) never refer to a destroyed io_context.
+    client_core(asio::any_io_executor executor, client_options options, client_settings settings,
+                std::shared_ptr<void> owner = nullptr);
     ~client_core();
 
     void open();   // starts monitoring (again, after close); blocks until done when called off the strand
@@ -157,6 +165,15 @@ public:
     void shutdown();
     void shutdown_async();
     strand_type strand() const { return strand_; }
+    /// True on a thread that runs the client's executor: its strand, a pool's or a monitor's
+    /// strand, an event handler. A blocking call there would wait for work this very thread
+    /// must do.
+    bool on_client_thread() const;
+    /// Throws configuration_error (naming `call`) on a client thread, and connection_failure once
+    /// the client is gone: the checks every blocking call and every handle makes first.
+    void check_blocking(std::string_view call) const;
+    void check_usable() const;
+    bool finished() const noexcept { return final_.load(); }
 
     // ---- snapshots and settings (any thread)
     std::shared_ptr<const sdk::topology_description> snapshot() const;
@@ -370,6 +387,7 @@ private:
     /// the session's operation time advance.
     void observe_times(bson::document_view reply, session_state* s);
 
+    std::shared_ptr<void> owner_;  // first: destroyed after the strand and the timers below
     strand_type strand_;
     asio::steady_timer flush_timer_{strand_};  // cursor managers' flush()
     std::uint64_t flush_generation_ = 0;       // strand

@@ -451,9 +451,11 @@ asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::sha
         op.session = c->session;
         op.explicit_session = c->explicit_session;
         reply_on r;
+        c->getmore_in_flight = true;
         try {
             r = co_await execute(std::move(op));
         } catch (...) {
+            c->getmore_in_flight = false;
             if (c->session) {
                 c->session->dirty = network_failure(std::current_exception());
                 release_session(*c->session);
@@ -462,8 +464,13 @@ asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::sha
             c->closed = true;  // the server's cursor is gone or unreachable
             throw;
         }
+        c->getmore_in_flight = false;
         const auto cur = r.reply["cursor"].get_document();
         c->id = cur["id"].as_int64();
+        if (c->close_requested) {  // closed while the getMore ran: now the close can happen
+            cursor_closed(*c);
+            co_return std::nullopt;
+        }
         if (c->id == 0 && c->session) {  // exhausted: the session is free again
             release_session(*c->session);
             c->session.reset();
@@ -477,12 +484,17 @@ asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::sha
 }
 
 void client_core::cursor_closed(cursor_state& c) {
+    if (c.getmore_in_flight) {  // cursor_next closes it when the getMore is back
+        c.close_requested = true;
+        return;
+    }
     if (c.session) {
         release_session(*c.session);
         c.session.reset();
     }
     c.explicit_session.reset();  // the application ends an explicit session itself
-    if (c.closed || c.id == 0) return;
+    const bool was_closed = std::exchange(c.closed, true);
+    if (was_closed || c.id == 0) return;
     core_killer killer(*this);
     const sdk::closed_cursor closed{c.id, c.ns, c.address, c.server_connection_id};
     // A manager that throws has not taken the cursor: kill it now rather than leave it open.

@@ -4,7 +4,9 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <algorithm>
@@ -80,8 +82,10 @@ std::exception_ptr make_failure(errc code, const std::string& text) {
     }
 }
 
-client_core::client_core(asio::any_io_executor executor, client_options options, client_settings settings)
-    : strand_(asio::make_strand(std::move(executor))),
+client_core::client_core(asio::any_io_executor executor, client_options options, client_settings settings,
+                         std::shared_ptr<void> owner)
+    : owner_(std::move(owner)),
+      strand_(asio::make_strand(std::move(executor))),
       options_(std::move(options)),
       settings_(std::move(settings)) {
     validate(options_);
@@ -203,8 +207,45 @@ void client_core::close_async() {
                    });
 }
 
+namespace {
+// Whether this thread runs `ex` (an io_context's or a thread pool's executor, or a strand of one).
+bool runs(const asio::any_io_executor& ex) {
+    // The same executors with outstanding_work.tracked (a work guard's) are other types.
+    using io_tracked = asio::io_context::basic_executor_type<std::allocator<void>,
+                                                             asio::detail::io_context_bits::outstanding_work_tracked>;
+    using pool_tracked = asio::thread_pool::basic_executor_type<std::allocator<void>,
+                                                                asio::detail::thread_pool_bits::outstanding_work_tracked>;
+    if (const auto* e = ex.target<asio::io_context::executor_type>()) return e->running_in_this_thread();
+    if (const auto* e = ex.target<io_tracked>()) return e->running_in_this_thread();
+    if (const auto* e = ex.target<asio::strand<asio::io_context::executor_type>>())
+        return e->get_inner_executor().running_in_this_thread();
+    if (const auto* e = ex.target<asio::thread_pool::executor_type>()) return e->running_in_this_thread();
+    if (const auto* e = ex.target<pool_tracked>()) return e->running_in_this_thread();
+    return false;
+}
+}  // namespace
+
+bool client_core::on_client_thread() const {
+    return strand_.running_in_this_thread() || runs(strand_.get_inner_executor());
+}
+
+void client_core::check_usable() const {
+    if (final_)
+        throw error(errc::connection_failure,
+                    "this handle's client was destroyed: databases, collections and cursors cannot be used after it");
+}
+
+void client_core::check_blocking(std::string_view call) const {
+    check_usable();
+    if (on_client_thread())
+        throw configuration_error((call.empty() ? std::string() : std::string(call) + ": ") +
+                                  "a blocking Trellis call was made on a thread that runs the client's executor (an "
+                                  "event handler, or a coroutine or handler on it), where it would wait for itself; use "
+                                  "the async form there");
+}
+
 void client_core::close() {
-    if (strand_.running_in_this_thread()) {  // cannot wait for ourselves: the same, asynchronously
+    if (on_client_thread()) {  // cannot wait for ourselves: the same, asynchronously
         close_async();
         return;
     }
@@ -592,6 +633,7 @@ asio::awaitable<client_core::selected> client_core::select(const sdk::operation_
 }
 
 std::shared_ptr<const sdk::topology_description> client_core::wait_for_discovery() {
+    check_blocking("wait_for_discovery");  // it sleeps between looks: on the strand, nothing would change
     const auto deadline = std::chrono::steady_clock::now() + options_.server_selection_timeout;
     for (;;) {
         std::promise<std::pair<bool, std::shared_ptr<const sdk::topology_description>>> p;

@@ -24,26 +24,45 @@ struct plugin_registry::impl {
 
 namespace {
 
-// Why a file cannot be loaded, in words: Boost.DLL's own error says "Bad file
-// descriptor" for a missing file and a text file alike.
-std::string load_failure_reason(const fs::path& file) {
+// Opens a plugin file once: the library, or why it cannot be loaded, in words (Boost.DLL's own
+// error says "Bad file descriptor" for a missing file and a text file alike, and a second
+// dlopen just to read dlerror() would run the loader again).
+std::shared_ptr<boost::dll::shared_library> open_library(const fs::path& file, std::string& why) {
     std::error_code ec;
-    if (!fs::exists(file, ec)) return "missing: no such file";
-    if (!fs::is_regular_file(file, ec)) return "not a regular file";
+    if (!fs::exists(file, ec)) {
+        why = "missing: no such file";
+        return nullptr;
+    }
+    if (!fs::is_regular_file(file, ec)) {
+        why = "not a regular file";
+        return nullptr;
+    }
     {
         std::ifstream in(file, std::ios::binary);
         char magic[4] = {};
         in.read(magic, 4);
-        if (in.gcount() < 4 || magic[0] != 0x7f || magic[1] != 'E' || magic[2] != 'L' || magic[3] != 'F')
-            return "not a shared library (no ELF header)";
+        if (in.gcount() < 4 || magic[0] != 0x7f || magic[1] != 'E' || magic[2] != 'L' || magic[3] != 'F') {
+            why = "not a shared library (no ELF header)";
+            return nullptr;
+        }
     }
     dlerror();
-    if (void* h = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL)) {
-        dlclose(h);
-        return "cannot be loaded";
+    void* handle = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        const char* text = dlerror();
+        why = std::string("cannot be loaded: ") + (text ? text : "unknown dlopen error");
+        return nullptr;
     }
-    const char* why = dlerror();
-    return std::string("cannot be loaded: ") + (why ? why : "unknown dlopen error");
+    // Boost.DLL takes its own reference to the library loaded above (no second load), then ours goes.
+    boost::dll::fs::error_code bec;
+    auto lib = std::make_shared<boost::dll::shared_library>(
+        file, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, bec);
+    dlclose(handle);
+    if (bec || !lib->is_loaded()) {
+        why = "cannot be loaded: " + bec.message();
+        return nullptr;
+    }
+    return lib;
 }
 
 std::string boost_version_text(std::uint32_t v) {
@@ -163,10 +182,9 @@ void plugin_registry::scan() {
     };
     const sdk::build_key host_key = sdk::this_build_key();
     auto consider = [&](const fs::path& file) {
-        boost::dll::fs::error_code ec;
-        auto lib = std::make_shared<boost::dll::shared_library>(
-            file, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
-        if (ec || !lib->is_loaded()) return add_failed(file, std::nullopt, load_failure_reason(file));
+        std::string why;
+        auto lib = open_library(file, why);
+        if (!lib) return add_failed(file, std::nullopt, why);
         if (!lib->has(sdk::descriptor_symbol))
             return add_failed(file, std::nullopt, "no Trellis plugin descriptor (symbol \"trellis_plugin\")");
         const auto& desc = lib->get_alias<const sdk::plugin_descriptor>(sdk::descriptor_symbol);
