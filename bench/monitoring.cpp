@@ -99,7 +99,7 @@ int run(int argc, char** argv) {
     if (!ready.starts_with("ready "))
         throw failure{exit_failure, "trellis-sim: expected \"ready <uri> ...\", got \"" + ready + "\""};
     std::string uri = ready.substr(6, ready.find(' ', 6) - 6);
-    uri += (uri.find('?') == std::string::npos ? "/?" : "&");
+    uri += uri.find('?') != std::string::npos ? "&" : uri.ends_with('/') ? "?" : "/?";
     uri += "heartbeatFrequencyMS=" + std::to_string(o.heartbeat_ms) + "&serverSelectionTimeoutMS=30000";
 
     const double rss_before = rss_mb();
