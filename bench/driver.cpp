@@ -8,8 +8,6 @@
 #include <optional>
 #include <sstream>
 
-#include <sys/resource.h>
-
 #include <boost/json.hpp>
 #include <mongoc/mongoc.h>
 
@@ -184,14 +182,6 @@ std::vector<row> rows_for(const options& o) {
 bool per_operation(task_id t) { return t == task_id::run_command || t == task_id::find_one || t == task_id::insert_one; }
 
 // ---------------------------------------------------------------- the run
-
-/// CPU time (user + system) of this process, all threads.
-double own_cpu_seconds() {
-    rusage u{};
-    ::getrusage(RUSAGE_SELF, &u);
-    const auto tv = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
-    return tv(u.ru_utime) + tv(u.ru_stime);
-}
 
 struct cell {
     std::vector<double> rates;      // per round: ops/s or MB/s

@@ -12,8 +12,6 @@
 #include <string>
 #include <thread>
 
-#include <sys/resource.h>
-
 #include <boost/json.hpp>
 
 #include "args.hpp"
@@ -68,13 +66,6 @@ std::optional<options> parse_arguments(int argc, char** argv) {
     return o;
 }
 
-double process_cpu_seconds() {
-    rusage u{};
-    ::getrusage(RUSAGE_SELF, &u);
-    const auto tv = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
-    return tv(u.ru_utime) + tv(u.ru_stime);
-}
-
 /// VmRSS of this process, in MB (10^6 bytes).
 double rss_mb() {
     std::ifstream f("/proc/self/status");
@@ -112,7 +103,7 @@ int run(int argc, char** argv) {
         throw failure{exit_failure, "discovery found " + std::to_string(known) + " routers of " + std::to_string(o.servers)};
 
     const double rss_start = rss_mb();
-    const double cpu_start = process_cpu_seconds();
+    const double cpu_start = own_cpu_seconds();
     const double sim_cpu_start = sim.cpu_seconds();
     const auto wall_start = std::chrono::steady_clock::now();
     std::printf("trellis-bench monitoring: %zu routers discovered (RSS %.1f MB, %.1f MB before the client); "
@@ -121,7 +112,7 @@ int run(int argc, char** argv) {
     std::fflush(stdout);
     std::this_thread::sleep_for(std::chrono::seconds(o.seconds));
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
-    const double cpu = process_cpu_seconds() - cpu_start;
+    const double cpu = own_cpu_seconds() - cpu_start;
     const double sim_cpu = sim.cpu_seconds() - sim_cpu_start;
     const double rss_end = rss_mb();
     std::size_t still = 0;

@@ -41,6 +41,9 @@ private:
     int status_ = -1;
 };
 
+/// CPU time (user + system) of this process, all its threads, in seconds.
+double own_cpu_seconds();
+
 /// The directory of the running executable (where trellis-sim sits next to trellis-bench).
 std::string executable_directory();
 
