@@ -167,6 +167,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 const std::size_t from = scheme + 3 + colon + 1, length = at - colon - 1;
                 std::string marker;
                 for (std::size_t i = 0; i < length; ++i) marker += "Qz7"[i % 3];
+                // An input that already holds the marker elsewhere (libFuzzer learns it from this
+                // very comparison) would make any echo of that text look like a leak.
+                if (text.find(marker) != std::string_view::npos) return 0;
                 marked.replace(from, length, marker);
                 try {
                     (void)trellis::parse_uri(marked);
