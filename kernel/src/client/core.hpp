@@ -260,6 +260,8 @@ public:
                                           bool multi, write_concern wc, session_ptr session = {});
     asio::awaitable<std::optional<bson::document>> find_and_modify(std::string db, ops::find_and_modify_op op,
                                                                   session_ptr session = {});
+    /// The find command of `op` (validated), keeping its session for the cursor.
+    operation find_operation(const std::string& db, const ops::find_op& op, const read_concern& rc, session_ptr session) const;
     asio::awaitable<cursor> find(std::string db, ops::find_op op, read_concern rc, session_ptr session = {});
     asio::awaitable<std::optional<bson::document>> find_one(std::string db, ops::find_op op, read_concern rc,
                                                            session_ptr session = {});

@@ -206,12 +206,17 @@ asio::awaitable<std::optional<bson::document>> client_core::find_and_modify(std:
 
 // ---------------------------------------------------------------- reads
 
-asio::awaitable<cursor> client_core::find(std::string db, ops::find_op op, read_concern rc, session_ptr session) {
+client_core::operation client_core::find_operation(const std::string& db, const ops::find_op& op, const read_concern& rc,
+                                                   session_ptr session) const {
     op.validate();
     auto o = read_operation(db, op.command(), op.options.read_preference, rc);
-    o.keep_session = true;
+    o.keep_session = true;  // for the cursor's getMores
     o.explicit_session = std::move(session);
-    auto r = co_await execute(std::move(o));
+    return o;
+}
+
+asio::awaitable<cursor> client_core::find(std::string db, ops::find_op op, read_concern rc, session_ptr session) {
+    auto r = co_await execute(find_operation(db, op, rc, std::move(session)));
     auto c = cursor_from(std::move(r), std::move(db), std::move(op.collection), op.options.batch_size,
                          op.options.limit.value_or(0));
     c.state_->comment = std::move(op.options.comment);
@@ -225,11 +230,7 @@ asio::awaitable<std::optional<bson::document>> client_core::find_one(std::string
     op.options.limit = 1;
     op.options.batch_size.reset();
     op.single_batch = true;
-    op.validate();
-    auto o = read_operation(db, op.command(), op.options.read_preference, rc);
-    o.keep_session = true;
-    o.explicit_session = std::move(session);
-    auto r = co_await execute(std::move(o));
+    auto r = co_await execute(find_operation(db, op, rc, std::move(session)));
     const auto reply_cursor = r.reply["cursor"].get_document();
     if (reply_cursor["id"].as_int64() == 0) {
         // The usual answer: one batch, no cursor left on the server. Its first document is the

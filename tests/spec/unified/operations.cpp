@@ -384,7 +384,8 @@ op_result find_one_and_delete(call& c) {
     return document_or_null(coll_of(c).find_one_and_delete(to_bson(c.arg("filter")), modify_options_of(c)));
 }
 
-op_result count_documents(call& c) {
+// countDocuments' and count's options.
+count_options count_options_of(call& c) {
     count_options o;
     if (const auto* v = c.opt("skip")) o.skip = integer_of(*v, "skip");
     if (const auto* v = c.opt("limit")) o.limit = integer_of(*v, "limit");
@@ -392,18 +393,17 @@ op_result count_documents(call& c) {
     o.hint = hint_of(c);
     o.max_time = max_time_of(c);
     o.comment = comment_of(c);
+    return o;
+}
+
+op_result count_documents(call& c) {
+    const count_options o = count_options_of(c);
     return value_result(json::value(coll_of(c).count_documents(to_bson(c.arg("filter")), o)));
 }
 
 // The deprecated count helper, which the CRUD spec still tests.
 op_result count(call& c) {
-    count_options o;
-    if (const auto* v = c.opt("skip")) o.skip = integer_of(*v, "skip");
-    if (const auto* v = c.opt("limit")) o.limit = integer_of(*v, "limit");
-    o.collation = doc_opt<bson::document>(c, "collation");
-    o.hint = hint_of(c);
-    o.max_time = max_time_of(c);
-    o.comment = comment_of(c);
+    const count_options o = count_options_of(c);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
     return value_result(json::value(coll_of(c).count(to_bson(c.arg("filter")), o)));
