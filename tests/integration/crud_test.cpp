@@ -761,6 +761,60 @@ private slots:
         rs.stop();
     }
 
+    // Batches follow the selected server's hello (maxWriteBatchSize 10 here), and each goes out
+    // as an OP_MSG document sequence: the sim counts the kind-1 sections it received.
+    void batches_follow_the_servers_limits_and_use_document_sequences() {
+        sim::sim_config cfg;
+        cfg.max_write_batch_size = 10;
+        sim::deployment small(cfg);
+        small.start();
+        std::mutex m;
+        std::vector<std::int64_t> batch_sizes;  // statements per write command sent
+        trellis::client_settings settings;
+        settings.on_command = [&](const trellis::command_event& e) {
+            if (const auto* st = std::get_if<trellis::command_started_event>(&e)) {
+                for (const char* field : {"documents", "updates", "deletes"})
+                    if (auto a = st->command.find(field); a && a->type() == bson::type::array) {
+                        std::lock_guard lock(m);
+                        batch_sizes.push_back(static_cast<std::int64_t>(a->get_array().size()));
+                    }
+            }
+        };
+        trellis::client c(small.uri(), std::move(settings));
+        auto coll = c["crud"]["limits"];
+        std::vector<bson::document> many;
+        for (int i = 0; i < 25; ++i) many.push_back(bson::make_document(bson::kvp("_id", i)));
+        QCOMPARE(coll.insert_many(std::move(many)).inserted_ids.size(), std::size_t(25));
+        std::vector<trellis::write_model> models;
+        for (int i = 0; i < 12; ++i) {
+            trellis::update_one_model u;
+            u.filter = bson::make_document(bson::kvp("_id", i));
+            u.update = doc(R"({"$set": {"u": 1}})");
+            models.emplace_back(std::move(u));
+        }
+        QCOMPARE(coll.bulk_write(std::move(models)).modified_count, std::int64_t(12));
+        {
+            std::lock_guard lock(m);
+            QCOMPARE(batch_sizes, (std::vector<std::int64_t>{10, 10, 5, 10, 2}));
+        }
+        // Beyond the limit the server refuses: the client never sent such a batch.
+        try {
+            c["crud"].run_command(doc(R"({"insert": "x", "documents": [{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}]})"));
+            QFAIL("an insert of 11 documents must be refused by a server whose maxWriteBatchSize is 10");
+        } catch (const trellis::operation_failure& e) {
+            QCOMPARE(e.server_code(), 16);
+            QVERIFY2(std::string_view(e.what()).find("between 1 and 10. Got 11") != std::string_view::npos, e.what());
+        }
+        const bson::document status = c["admin"].run_command(doc(R"({"serverStatus": 1})"));
+        const auto seqs = status["trellisSim"].get_document()["documentSequences"].get_document();
+        const auto count = [&](const char* id, const char* what) { return seqs[id].get_document()[what].as_int64(); };
+        QCOMPARE(count("documents", "sequences"), std::int64_t(3));
+        QCOMPARE(count("documents", "documents"), std::int64_t(25));
+        QCOMPARE(count("updates", "sequences"), std::int64_t(2));
+        QCOMPARE(count("updates", "documents"), std::int64_t(12));
+        small.stop();
+    }
+
     void out_follows_the_read_preference_on_5_0_and_later() {
         for (const int wire : {13, 9}) {
             sim::sim_config cfg;

@@ -17,7 +17,6 @@ namespace {
 
 constexpr std::int32_t max_bson_size = 16 * 1024 * 1024;
 constexpr std::int32_t max_message_size = 48000000;
-constexpr std::int32_t max_write_batch = 100000;
 
 // ---------------------------------------------------------------- replies
 
@@ -358,13 +357,19 @@ void write_error(bson::builder& b, std::size_t index, const command_error& e) {
 // array `field`; a failing statement becomes a writeError (with its index), and an ordered
 // batch stops at its first error. Returns the writeErrors array, or nullopt when none.
 template <class F>
-std::optional<bson::array> run_statements(const request& req, std::string_view field, F&& one) {
+std::optional<bson::array> run_statements(const context& c, std::string_view field, F&& one) {
     // `one` returns false when the write stops there (see run_statement).
+    const request& req = c.req;
     const bool ordered = bool_or(req.body, "ordered", true);
     auto statements = req.body.find(field);
     if (!statements || statements->type() != bson::type::array)
         throw command_error(40414, "Location40414",
                             "BSON field '" + req.name + "." + std::string(field) + "' is missing but a required field");
+    const std::size_t count = statements->get_array().size();
+    const auto max_batch = static_cast<std::size_t>(c.self.dep.cfg.max_write_batch_size);
+    if (count == 0 || count > max_batch)
+        throw command_error(16, "InvalidLength", "Write batch sizes must be between 1 and " + std::to_string(max_batch) +
+                                                     ". Got " + std::to_string(count) + " operations.");
     bson::builder errors(bson::builder::root::array);
     bool any = false;
     std::size_t i = 0;
@@ -389,7 +394,7 @@ asio::awaitable<bson::document> cmd_insert(context& c) {
     oplog log;
     std::int64_t n = 0;
     collection* target = nullptr;
-    auto errors = run_statements(c.req, "documents", [&](bson::document_view doc, std::size_t i) {
+    auto errors = run_statements(c, "documents", [&](bson::document_view doc, std::size_t i) {
         return run_statement(
             c, i,
             [&] {
@@ -415,7 +420,7 @@ asio::awaitable<bson::document> cmd_update(context& c) {
     bson::builder upserted(bson::builder::root::array);
     bool any_upsert = false;
     const bson::document let = doc_or_empty(c.req.body, "let");
-    auto errors = run_statements(c.req, "updates", [&](bson::document_view u, std::size_t i) {
+    auto errors = run_statements(c, "updates", [&](bson::document_view u, std::size_t i) {
         auto q = u.find("q"), up = u.find("u");
         if (!q || q->type() != bson::type::document || !up ||
             (up->type() != bson::type::document && up->type() != bson::type::array))
@@ -465,7 +470,7 @@ asio::awaitable<bson::document> cmd_delete(context& c) {
     oplog log;
     std::int64_t n = 0;
     const bson::document let = doc_or_empty(c.req.body, "let");
-    auto errors = run_statements(c.req, "deletes", [&](bson::document_view d, std::size_t i) {
+    auto errors = run_statements(c, "deletes", [&](bson::document_view d, std::size_t i) {
         auto q = d.find("q");
         if (!q || q->type() != bson::type::document) throw command_error(9, "FailedToParse", "delete statements need q");
         const std::int64_t limit = int_or(d, "limit", 0);
@@ -1550,6 +1555,11 @@ bson::document cmd_server_status(context& c) {
         b.close_document();
     }
     b.close_document().close_document();
+    // Not in mongod: what arrived as OP_MSG document sequences (tests check the wire with it).
+    b.open_document("trellisSim").open_document("documentSequences");
+    for (const auto& [id, n] : m.sequences_in)
+        b.open_document(id).append("sequences", n).append("documents", m.sequence_documents_in[id]).close_document();
+    b.close_document().close_document();
     b.open_document("opcounters");
     for (const char* k : {"insert", "query", "update", "delete", "getmore", "command"}) b.append(k, m.opcounters[k]);
     b.close_document();
@@ -1868,7 +1878,7 @@ bson::document hello_reply(session& s, const request& req) {
             .append("majorityOpTime", optime_doc(op)).append("majorityWriteDate", bson::date_time(wall)).close_document();
     }
     b.append("maxBsonObjectSize", max_bson_size).append("maxMessageSizeBytes", max_message_size)
-        .append("maxWriteBatchSize", max_write_batch).append("localTime", bson::date_time(std::chrono::system_clock::now()))
+        .append("maxWriteBatchSize", d.cfg.max_write_batch_size).append("localTime", bson::date_time(std::chrono::system_clock::now()))
         .append("logicalSessionTimeoutMinutes", 30).append("connectionId", static_cast<std::int32_t>(s.connection_id))
         .append("minWireVersion", d.cfg.min_wire_version).append("maxWireVersion", d.cfg.max_wire_version)
         .append("readOnly", false);

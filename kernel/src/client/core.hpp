@@ -51,6 +51,7 @@ struct server_state {
     // From the last successful hello (the seeds' properties answer from them).
     std::int32_t max_bson_size = 16 * 1024 * 1024;
     std::int32_t max_message_size = 48'000'000;
+    std::int32_t max_write_batch_size = 100'000;
 
     // Monitor.
     sdam::rtt_estimator rtt;
@@ -253,6 +254,8 @@ public:
                                                   bulk_write_options options, write_concern wc, session_ptr session = {});
     /// Sends the op's batches; a bulk_write_error carries the models' indexes and the partial result.
     asio::awaitable<bulk_write_result> run_bulk(std::string db, const ops::bulk_write_op& op, session_ptr session = {});
+    // The limits of the server a write would go to now (selected as for a write).
+    asio::awaitable<ops::connection_limits> write_limits();
     asio::awaitable<update_result> update(std::string db, std::string coll, bson::document filter, update_spec update,
                                           update_options options, bool multi, bool replace, write_concern wc,
                                           session_ptr session = {});

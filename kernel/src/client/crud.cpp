@@ -100,9 +100,10 @@ asio::awaitable<bulk_write_result> client_core::bulk_write(std::string db, std::
 }
 
 asio::awaitable<bulk_write_result> client_core::run_bulk(std::string db, const ops::bulk_write_op& op, session_ptr session) {
-    // Batches by the limits every server since 3.6 reports (16 MiB documents, 100,000 writes);
-    // a server that reports less is told by its own error.
-    const ops::connection_limits limits;
+    // Several models are batched by the limits of the server selected for the write (its
+    // maxBsonObjectSize and maxWriteBatchSize); one model is one batch whatever they are (the
+    // connection refuses a document over its server's limit).
+    const ops::connection_limits limits = op.models.size() > 1 ? co_await write_limits() : ops::connection_limits{};
     bulk_write_result result;
     result.acknowledged = !ops::unacknowledged(op.wc);
     std::vector<write_error_detail> errors;
@@ -145,6 +146,22 @@ asio::awaitable<bulk_write_result> client_core::run_bulk(std::string db, const o
     if (!errors.empty() || wce) throw ops::write_failure(std::move(errors), std::move(wce), std::move(labels),
                                                          std::move(last_reply), db + "." + op.collection, result);
     co_return result;
+}
+
+asio::awaitable<ops::connection_limits> client_core::write_limits() {
+    sdk::operation_requirements req;
+    req.what = sdk::operation_requirements::kind::write;
+    req.read_preference = current_read_preference();
+    req.in_request = in_request();
+    req.heartbeat_frequency = options_.heartbeat_frequency;
+    const auto chosen = co_await select(req, {});
+    const server_state& s = *chosen.servers.front();
+    ops::connection_limits limits;
+    limits.max_bson_object_size = s.max_bson_size;
+    limits.max_message_size_bytes = s.max_message_size;
+    limits.max_write_batch_size = s.max_write_batch_size;
+    if (const auto* d = current_->find(s.address)) limits.max_wire_version = d->max_wire_version;
+    co_return limits;
 }
 
 asio::awaitable<update_result> client_core::update(std::string db, std::string coll, bson::document filter,
