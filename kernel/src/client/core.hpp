@@ -328,6 +328,7 @@ private:
     void on_server_description(const sdk::server_description& d);
     void apply_description(const sdk::server_description& d);
     void drain_deferred();
+    void flush_refreshed();
     void publish(std::shared_ptr<const sdk::topology_description> previous, std::shared_ptr<const sdk::topology_description> next,
                  const sdk::server_description* processed);
     void reconcile_servers();
@@ -427,6 +428,11 @@ private:
     /// in slices of bounded time so that thousands of them never hold the strand (strand).
     std::map<std::string, sdk::server_description> deferred_;
     bool draining_ = false;  // strand
+    // Checks that changed no observable field (only round trip time, lastWriteDate, last update
+    // time), waiting for flush_refreshed(): one copy of the topology per refresh interval for
+    // all of them, not one per heartbeat (each copy is O(servers)).
+    std::map<std::string, sdk::server_description> refreshed_;
+    bool refresh_armed_ = false;  // strand
     std::atomic<bool> final_{false};
     std::mt19937_64 random_{std::random_device{}()};
 };
