@@ -223,6 +223,18 @@ public:
         /// A command that takes readConcern afterClusterTime in a causally consistent session
         /// (the read-write-concern spec's list; never a user's run_command).
         bool causal = false;
+        /// Refused before sending (errc::invalid_argument, saying why) by a server below this
+        /// wire version: what older servers would silently misapply (an unacknowledged hint).
+        int min_wire_version = 0;
+        std::string min_wire_reason;
+        /// A hint with w: 0 needs a server that knows it (4.2, wire 8, for update; 4.4, wire 9,
+        /// for delete and findAndModify): the CRUD spec's client-side error.
+        void require_for_unacknowledged_hint(bool hint, const write_concern& wc, int wire, std::string_view what) {
+            if (!hint || !ops::unacknowledged(wc)) return;
+            min_wire_version = wire;
+            min_wire_reason = std::string(what) + ": a hint with an unacknowledged write concern needs MongoDB " +
+                              (wire >= 9 ? "4.4" : "4.2") + " or later";
+        }
     };
     asio::awaitable<reply_on> execute(operation op);
 

@@ -117,6 +117,9 @@ asio::awaitable<bulk_write_result> client_core::run_bulk(std::string db, const o
                                : batch.what == ops::bulk_write_op::kind::update ? "updates"
                                                                                 : "deletes";
             o.explicit_session = session;
+            if (batch.what != ops::bulk_write_op::kind::insert)
+                o.require_for_unacknowledged_hint(batch.hinted, op.wc, batch.what == ops::bulk_write_op::kind::remove ? 9 : 8,
+                                                  "bulk_write");
             const auto r = co_await execute(std::move(o));
             op.merge(batch, r.reply.view(), {}, result);
             continue;
@@ -190,6 +193,7 @@ asio::awaitable<update_result> client_core::update(std::string db, std::string c
     op.wc = std::move(wc);
     auto o = write_operation(std::move(db), op.command(), op.retryable(), op.wc);
     o.explicit_session = std::move(session);
+    o.require_for_unacknowledged_hint(op.statement.hint.has_value(), op.wc, 8, replace ? "replace_one" : "update");
     auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
@@ -208,6 +212,7 @@ asio::awaitable<delete_result> client_core::remove(std::string db, std::string c
     op.wc = std::move(wc);
     auto o = write_operation(std::move(db), op.command(), op.retryable(), op.wc);
     o.explicit_session = std::move(session);
+    o.require_for_unacknowledged_hint(op.hint.has_value(), op.wc, 9, "delete");
     auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
@@ -217,6 +222,7 @@ asio::awaitable<std::optional<bson::document>> client_core::find_and_modify(std:
     op.validate();
     auto o = write_operation(std::move(db), op.command(), true, op.wc);
     o.explicit_session = std::move(session);
+    o.require_for_unacknowledged_hint(op.options.hint.has_value(), op.wc, 9, "find_one_and_modify");
     auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
@@ -308,6 +314,13 @@ asio::awaitable<cursor> client_core::aggregate(std::string db, std::string coll,
     // balancer counts as 5.0+): then the read preference selects, as the CRUD spec says.
     bool by_read_preference = false;
     if (op.writes() && options.read_preference && options.read_preference->mode != read_preference_mode::primary) {
+        // Decided on a discovered topology: a selection by the read preference waits for one.
+        sdk::operation_requirements req;
+        req.what = sdk::operation_requirements::kind::read;
+        req.read_preference = *options.read_preference;
+        req.in_request = in_request();
+        req.heartbeat_frequency = options_.heartbeat_frequency;
+        co_await select(req, {});
         by_read_preference = true;
         if (current_->type != sdk::topology_type::load_balanced)
             for (const auto& server : current_->servers)
