@@ -1,6 +1,8 @@
 // Command handlers of a simulated member. Replies are shaped as mongod's.
 #include <algorithm>
+#include <cstdio>
 #include <map>
+#include <random>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -1799,7 +1801,9 @@ bson::document cmd_configure_fail_point(context& c) {
     } else if (primary_write) {
         fp.close_connection = true;  // mongod's default for onPrimaryTransactionalWrite
     }
-    (primary_write ? c.target.primary_write : c.target.fail) = fp;
+    // failCommand is the process's own (a router's for a router, as on mongos, where the
+    // commands it fails are checked); onPrimaryTransactionalWrite is the shard primary's.
+    (primary_write ? c.target.primary_write : c.self.fail) = fp;
     bson::builder b;
     b.append("count", 0).append("ok", 1.0);
     return b.extract();
@@ -1931,6 +1935,17 @@ bson::document cmd_ping(context&) { return bson::make_document(bson::kvp("ok", 1
 
 bson::document cmd_auth(context& c) { return auth_command(c.s, c.req); }
 
+// getnonce: gone in 6.2 (wire version 19); before, a random nonce (MONGODB-CR, long removed).
+bson::document cmd_getnonce(context& c) {
+    if (c.self.dep.cfg.max_wire_version >= 19) return error_reply(59, "CommandNotFound", "no such command: 'getnonce'");
+    thread_local std::mt19937_64 random{std::random_device{}()};
+    char text[17];
+    std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(random()));
+    bson::builder b;
+    b.append("nonce", std::string_view(text, 16)).append("ok", 1.0);
+    return b.extract();
+}
+
 bson::document cmd_whatsmyuri(context& c) {
     bson::builder b;
     b.append("you", c.s.peer).append("ok", 1.0);
@@ -1975,6 +1990,7 @@ const std::vector<command_spec>& command_table() {
         {"killSessions", {}, now<cmd_ping>, admin},
         {"refreshSessions", {}, now<cmd_ping>, admin},
         {"whatsmyuri", {}, now<cmd_whatsmyuri>, admin},
+        {"getnonce", {}, now<cmd_getnonce>, no_auth},
         {"getLastError", {"getlasterror"}, now<cmd_get_last_error>, admin},
 
         {"insert", {}, cmd_insert, crud_write},
@@ -2070,6 +2086,85 @@ bool is_hello_command(std::string_view name) {
 namespace {
 
 // The checks of the table's flags, in mongod's order. An error reply, or nullopt to go on.
+// A key an older mongod refused to store: $-prefixed at any depth (DBRef's $ref, $id and $db
+// aside); returns its path.
+std::optional<std::string> dollar_prefixed(bson::document_view d, const std::string& prefix = "") {
+    for (const auto& e : d) {
+        const std::string_view k = e.key();
+        if (!k.empty() && k[0] == '$' && k != "$ref" && k != "$id" && k != "$db") return prefix + std::string(k);
+        if (e.type() == bson::type::document)
+            if (auto p = dollar_prefixed(e.get_document(), prefix + std::string(k) + ".")) return p;
+    }
+    return std::nullopt;
+}
+
+// What mongod did not know before 4.4 (wire version 9) and 5.0 (13), refused in its words: the
+// CRUD spec's tests of older servers expect these errors (trellis-sim plays a version by
+// --max-wire-version).
+std::optional<bson::document> unknown_to_version(const request& req, int wire) {
+    const std::string& n = req.name;
+    const bson::document_view b = req.body.view();
+    const auto unknown = [&](const std::string& field) {
+        return error_reply(40415, "Location40415", "BSON field '" + field + "' is an unknown field.");
+    };
+    const bool crud_write = n == "insert" || n == "update" || n == "delete" || n == "findAndModify";
+    if (wire < 13) {
+        // count and distinct took a document comment from 4.4.14; wire version 9 plays 4.4.0.
+        if (n == "count" && b.contains("comment")) return unknown("count.comment");
+        if (n == "distinct")
+            if (auto c = b.find("comment"); c && c->type() != bson::type::string)
+                return error_reply(14, "TypeMismatch", "BSON field 'distinct.comment' is the wrong type '" +
+                                                           std::string(bson::type_name(c->type())) + "', expected type 'string'");
+        if (b.contains("let")) {
+            if (n == "aggregate") return error_reply(9, "FailedToParse", "unrecognized field 'let'");
+            if (n == "find") return error_reply(2, "BadValue", "Failed to parse: Unrecognized field 'let'.");
+            if (n == "findAndModify") return unknown("let");
+            if (n == "update" || n == "delete") return unknown(n + ".let");
+        }
+        const auto refuse_dollars = [&](bson::document_view d) -> std::optional<bson::document> {
+            if (auto path = dollar_prefixed(d))
+                return error_reply(52, "DollarPrefixedFieldName", "The dollar ($) prefixed field '" + *path + "' is not valid for storage.");
+            return std::nullopt;
+        };
+        if (n == "insert")
+            if (auto docs = b.find("documents"); docs && docs->type() == bson::type::array)
+                for (const auto& d : docs->get_array())
+                    if (d.type() == bson::type::document)
+                        if (auto r = refuse_dollars(d.get_document())) return r;
+        if (n == "update")
+            if (auto ups = b.find("updates"); ups && ups->type() == bson::type::array)
+                for (const auto& u : ups->get_array())
+                    if (u.type() == bson::type::document)
+                        if (auto r = u.get_document().find("u"); r && r->type() == bson::type::document) {
+                            const bson::document_view repl = r->get_document();
+                            const bool replacement = repl.empty() || repl.begin()->key().empty() || repl.begin()->key()[0] != '$';
+                            if (replacement)
+                                if (auto e = refuse_dollars(repl)) return e;
+                        }
+        if (n == "findAndModify")
+            if (auto r = b.find("update"); r && r->type() == bson::type::document) {
+                const bson::document_view repl = r->get_document();
+                if (!repl.empty() && !repl.begin()->key().empty() && repl.begin()->key()[0] != '$')
+                    if (auto e = refuse_dollars(repl)) return e;
+            }
+    }
+    if (wire < 9) {
+        if (auto c = b.find("comment")) {
+            if (crud_write || n == "distinct") return unknown(n + ".comment");
+            if (c->type() != bson::type::string && (n == "find" || n == "aggregate" || n == "distinct"))
+                return error_reply(14, "TypeMismatch", "BSON field '" + n + ".comment' is the wrong type '" +
+                                                           std::string(bson::type_name(c->type())) + "', expected type 'string'");
+        }
+        if (n == "find" && b.contains("allowDiskUse")) return unknown("allowDiskUse");
+        if (n == "findAndModify" && b.contains("hint")) return unknown("hint");
+        if (n == "delete")
+            if (auto dels = b.find("deletes"); dels && dels->type() == bson::type::array)
+                for (const auto& d : dels->get_array())
+                    if (d.type() == bson::type::document && d.get_document().contains("hint")) return unknown("delete.deletes.hint");
+    }
+    return std::nullopt;
+}
+
 std::optional<bson::document> refused(const command_spec& spec, session& s, const request& req, member*& target) {
     member& m = s.owner;
     auto& d = m.dep;
@@ -2149,6 +2244,10 @@ asio::awaitable<command_result> run_command(session& s, request& req, const comm
     member* target = &m;
     if (auto refusal = refused(spec, s, req, target)) {
         out.reply = std::move(*refusal);
+        co_return out;
+    }
+    if (auto unknown = unknown_to_version(req, d.cfg.max_wire_version)) {
+        out.reply = std::move(*unknown);
         co_return out;
     }
 
