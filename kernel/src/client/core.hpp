@@ -268,6 +268,9 @@ public:
     asio::awaitable<bulk_write_result> run_bulk(std::string db, const ops::bulk_write_op& op, session_ptr session = {});
     // The limits of the server a write would go to now (selected as for a write).
     asio::awaitable<ops::connection_limits> write_limits();
+    // Selection requirements with the client's settings (read preference: rp, or the client's).
+    sdk::operation_requirements requirements_for(sdk::operation_requirements::kind what,
+                                                 std::optional<read_preference> rp = std::nullopt) const;
     asio::awaitable<update_result> update(std::string db, std::string coll, bson::document filter, update_spec update,
                                           update_options options, bool multi, bool replace, write_concern wc,
                                           session_ptr session = {});

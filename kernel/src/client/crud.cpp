@@ -152,12 +152,7 @@ asio::awaitable<bulk_write_result> client_core::run_bulk(std::string db, const o
 }
 
 asio::awaitable<ops::connection_limits> client_core::write_limits() {
-    sdk::operation_requirements req;
-    req.what = sdk::operation_requirements::kind::write;
-    req.read_preference = current_read_preference();
-    req.in_request = in_request();
-    req.heartbeat_frequency = options_.heartbeat_frequency;
-    const auto chosen = co_await select(req, {});
+    const auto chosen = co_await select(requirements_for(sdk::operation_requirements::kind::write), {});
     const server_state& s = *chosen.servers.front();
     ops::connection_limits limits;
     limits.max_bson_object_size = s.max_bson_size;
@@ -315,12 +310,7 @@ asio::awaitable<cursor> client_core::aggregate(std::string db, std::string coll,
     bool by_read_preference = false;
     if (op.writes() && options.read_preference && options.read_preference->mode != read_preference_mode::primary) {
         // Decided on a discovered topology: a selection by the read preference waits for one.
-        sdk::operation_requirements req;
-        req.what = sdk::operation_requirements::kind::read;
-        req.read_preference = *options.read_preference;
-        req.in_request = in_request();
-        req.heartbeat_frequency = options_.heartbeat_frequency;
-        co_await select(req, {});
+        co_await select(requirements_for(sdk::operation_requirements::kind::read, options.read_preference), {});
         by_read_preference = true;
         if (current_->type != sdk::topology_type::load_balanced)
             for (const auto& server : current_->servers)

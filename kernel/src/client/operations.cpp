@@ -569,13 +569,18 @@ void client_core::kill_cursors(const std::string& address, const std::string& ns
     }, asio::detached);
 }
 
-asio::awaitable<client_core::reply_on> client_core::server_in_use() {
+sdk::operation_requirements client_core::requirements_for(sdk::operation_requirements::kind what,
+                                                          std::optional<read_preference> rp) const {
     sdk::operation_requirements req;
-    req.what = sdk::operation_requirements::kind::command;
-    req.read_preference = current_read_preference();
+    req.what = what;
+    req.read_preference = rp ? std::move(*rp) : current_read_preference();
     req.in_request = in_request();
     req.heartbeat_frequency = options_.heartbeat_frequency;
-    const auto chosen = co_await select(req, {});
+    return req;
+}
+
+asio::awaitable<client_core::reply_on> client_core::server_in_use() {
+    const auto chosen = co_await select(requirements_for(sdk::operation_requirements::kind::command), {});
     const auto& s = *chosen.servers.front();
     reply_on out;
     out.address = s.address;
