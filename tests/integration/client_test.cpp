@@ -8,6 +8,7 @@
 #include <QTemporaryDir>
 
 #include <atomic>
+#include <future>
 #include <boost/asio.hpp>
 #include <mutex>
 #include <thread>
@@ -202,10 +203,13 @@ private slots:
         QVERIFY(found.has_value());
         QCOMPARE((*found)["v"].get_string(), std::string_view("a"));
         // A callback receives the typed exception.
-        std::exception_ptr got;
+        std::promise<std::exception_ptr> delivered;  // from the client's thread
         trellis::client c2(d.uri());
-        c2["test"].async_run_command(doc(R"({"bogus": 1})"), [&](std::exception_ptr e, bson::document) { got = e; });
-        QTRY_VERIFY_WITH_TIMEOUT(got != nullptr, 5000);
+        c2["test"].async_run_command(doc(R"({"bogus": 1})"), [&](std::exception_ptr e, bson::document) { delivered.set_value(e); });
+        auto result = delivered.get_future();
+        QVERIFY(result.wait_for(5s) == std::future_status::ready);
+        const std::exception_ptr got = result.get();
+        QVERIFY(got != nullptr);
         try {
             std::rethrow_exception(got);
         } catch (const trellis::operation_failure& e) {

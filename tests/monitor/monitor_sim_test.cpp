@@ -54,16 +54,29 @@ class monitor_sim_test : public QObject {
         return n;
     }
 
+    // A session signal, received on the test's thread as the window receives it (queued): a
+    // QSignalSpy would record it on the session's thread and race the test (TSan saw it).
+    struct received {
+        QObject context;
+        QStringList values;
+        received(session* s, void (session::*signal)(const QString&)) {
+            QObject::connect(s, signal, &context, [this](const QString& v) { values << v; }, Qt::QueuedConnection);
+        }
+        bool wait(int ms) {
+            return QTest::qWaitFor([&] { return !values.isEmpty(); }, ms);
+        }
+    };
+
 private Q_SLOTS:
     void initTestCase() {
         session_options o;
         o.demo = true;
         o.write_interval_ms = 50;
         s_ = std::make_unique<session>(o);
-        QSignalSpy started(s_.get(), &session::started);
-        QSignalSpy failed(s_.get(), &session::failed);
+        received started(s_.get(), &session::started);
+        received failed(s_.get(), &session::failed);
         s_->start();
-        QVERIFY2(started.wait(10000) || started.count() == 1, failed.isEmpty() ? "not started" : qPrintable(failed.front().front().toString()));
+        QVERIFY2(started.wait(10000), failed.values.isEmpty() ? "not started" : qPrintable(failed.values.front()));
         QVERIFY(s_->uri().contains(QStringLiteral("replicaSet=rs0")));
         QCOMPARE(s_->sim_members().size(), 3);
     }
@@ -178,7 +191,7 @@ private Q_SLOTS:
         QVERIFY(o.monitor.canary_writes);
         QCOMPARE(*o.monitor.alerts.failed_heartbeats, 2);
         session file_session(o);
-        QSignalSpy started(&file_session, &session::started);
+        received started(&file_session, &session::started);
         file_session.start();
         QVERIFY(started.wait(10000));
         QVERIFY(file_session.uri().startsWith(QStringLiteral("config: ")));

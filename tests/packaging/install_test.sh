@@ -11,8 +11,9 @@
 set -euo pipefail
 build=$(cd "$1" && pwd)
 src=$(cd "$2" && pwd)
-if grep -q '^TRELLIS_SANITIZE:BOOL=ON' "$build/CMakeCache.txt"; then
-  # An ASan-instrumented libtrellis cannot be loaded by the uninstrumented programs this builds.
+if grep -q '^TRELLIS_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" ||
+   grep -q '^CMAKE_CXX_FLAGS:STRING=.*-fsanitize=' "$build/CMakeCache.txt"; then
+  # An instrumented libtrellis (ASan, TSan) cannot be loaded by the uninstrumented programs this builds.
   echo "SKIP: a sanitizer build is not packaged"; exit 77
 fi
 work=$(mktemp -d /tmp/trellis-install-test.XXXXXX)

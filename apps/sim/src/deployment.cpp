@@ -789,7 +789,13 @@ void deployment::stop() {
     d.io.stop();
 }
 
+// On the io thread, as members(): a member added through the control port changes the list
+// (found by TSan: main() printing the URI while simAddMember ran).
 std::string deployment::uri() const {
+    return impl_->on_io([this] { return uri_on_io(); });
+}
+
+std::string deployment::uri_on_io() const {
     const impl& d = *impl_;
     std::string hosts;
     std::size_t count = 0;

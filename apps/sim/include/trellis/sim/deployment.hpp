@@ -119,6 +119,7 @@ public:
     struct impl;
 
 private:
+    std::string uri_on_io() const;
     std::unique_ptr<impl> impl_;
 };
 
