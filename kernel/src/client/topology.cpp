@@ -472,6 +472,7 @@ std::shared_ptr<server_state> client_core::add_server(const std::string& address
     settings->connection.socket_timeout = options_.socket_timeout;
     settings->connection.compressors = compressors_;
     settings->connection.on_command = settings_.on_command;
+    if (options_.server_api) settings->connection.server_api = handshake::server_api_fields(*options_.server_api);
     settings->hello = hello_;  // metadata, compressors, loadBalanced, saslSupportedMechs: made once
     settings->authenticate = authenticate_;
     s->settings = settings;
@@ -492,9 +493,11 @@ std::shared_ptr<server_state> client_core::add_server(const std::string& address
             auto st = weak.lock();
             if (!st || st->stopped) return;
             sdam::application_error f;
-            f.kind = ec == errc::network_timeout ? sdam::error_kind::network_timeout
-                     : ec == errc::authentication_failed ? sdam::error_kind::authentication
-                                                         : sdam::error_kind::network;
+            const std::error_code plain = conn::without_labels(ec);
+            f.kind = plain == errc::network_timeout ? sdam::error_kind::network_timeout
+                     : plain == errc::authentication_failed ? sdam::error_kind::authentication
+                                                            : sdam::error_kind::network;
+            f.error_labels = conn::backpressure_labels(ec);
             f.handshake_completed = false;
             f.generation = static_cast<std::int64_t>(generation);
             f.message = st->last_establish_error.empty() ? ec.message() : st->last_establish_error;
