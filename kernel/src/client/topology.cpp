@@ -573,14 +573,31 @@ asio::awaitable<client_core::selected> client_core::select(const sdk::operation_
         if (!t->compatible) throw error(errc::incompatible_server, t->compatibility_error.value_or("incompatible server"));
         auto& strategy = strategy_for(*t);
         std::vector<std::string> why;
-        auto suitable = guarded_or_throw([&] { return strategy_call(strategy, "suitable_servers"); },
-                                         [&] { return strategy.suitable_servers(*t, req, &why); });
-        if (!deprioritized.empty() && suitable.size() > 1) {
-            std::vector<const sdk::server_description*> kept;
-            for (auto* s : suitable)
-                if (std::find(deprioritized.begin(), deprioritized.end(), s->address) == deprioritized.end()) kept.push_back(s);
-            if (!kept.empty()) suitable = std::move(kept);
+        // The server selection spec: suitable servers are found first among those not
+        // deprioritized (so primaryPreferred reads from a secondary when the primary is), and
+        // only if none suits among all of them. The strategy sees a topology without them; one
+        // that loses its primary so is one without a primary.
+        std::vector<const sdk::server_description*> suitable;
+        std::shared_ptr<sdk::topology_description> without;  // `suitable` may point into it
+        if (!deprioritized.empty()) {
+            auto f = std::make_shared<sdk::topology_description>(*t);
+            std::erase_if(f->servers, [&](const sdk::server_description& s) {
+                return std::find(deprioritized.begin(), deprioritized.end(), s.address) != deprioritized.end();
+            });
+            if (f->servers.size() != t->servers.size()) {
+                if (f->type == sdk::topology_type::replica_set_with_primary &&
+                    std::none_of(f->servers.begin(), f->servers.end(),
+                                 [](const auto& s) { return s.type == sdk::server_type::rs_primary; }))
+                    f->type = sdk::topology_type::replica_set_no_primary;
+                without = std::move(f);
+                std::vector<std::string> ignored;
+                suitable = guarded_or_throw([&] { return strategy_call(strategy, "suitable_servers"); },
+                                            [&] { return strategy.suitable_servers(*without, req, &ignored); });
+            }
         }
+        if (suitable.empty())
+            suitable = guarded_or_throw([&] { return strategy_call(strategy, "suitable_servers"); },
+                                        [&] { return strategy.suitable_servers(*t, req, &why); });
         if (!suitable.empty()) {
             selected out;
             out.policy = guarded_or_throw([&] { return strategy_call(strategy, "policy"); }, [&] { return strategy.policy(req); });
