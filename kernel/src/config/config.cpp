@@ -290,7 +290,10 @@ const std::vector<key_def>& key_defs() {
         // The Stable API: never from the URI (the spec forbids it), only from here or code.
         {"server_api", "version", "",
          [](reader& r, const field& f) {
-             declared_api(r).version = std::string(choice<std::string_view>(f, {{server_api::v1, server_api::v1}}));
+             const auto* v = f.node().as_string();
+             if (!v || v->get() != server_api::v1)
+                 f.fail(f.path() + " must be \"1\", the only Stable API version this driver knows, got " + describe(f.node()));
+             declared_api(r).version = v->get();
          }},
         {"server_api", "strict", "", [](reader& r, const field& f) { declared_api(r).strict = f.boolean(); }},
         {"server_api", "deprecation_errors", "",
