@@ -284,6 +284,25 @@ private slots:
         // runCommand is retried only when both retryReads and retryWrites are on.
         QCOMPARE(attempts("retryWrites=false", overload_data("ping")), std::size_t(1));
         QCOMPARE(attempts("retryReads=false", overload_data("ping")), std::size_t(1));
+
+        // A cursor's getMore is a read: retried on its server with retryReads alone.
+        recorder rec;
+        trellis::client_settings settings;
+        rec.attach(settings);
+        settings.backoff_jitter = [] { return 0.0; };
+        trellis::client c(with(d.uri(), "retryWrites=false"), std::move(settings));
+        auto coll = c["test"]["gm"];
+        for (int i = 0; i < 3; ++i) coll.insert_one(bson::make_document(bson::kvp("i", i)));
+        trellis::find_options o;
+        o.batch_size = 2;
+        auto cur = coll.find({}, o);
+        QVERIFY(cur.next().has_value());
+        fail_point(member, times(1), overload_data("getMore"));
+        int n = 1;
+        while (cur.next()) ++n;
+        QCOMPARE(n, 3);
+        QCOMPARE(rec.started_named("getMore").size(), std::size_t(2));
+        QCOMPARE(rec.failed_named("getMore"), 1L);
     }
 
     void overload_retargeting_moves_the_retry_to_another_server() {

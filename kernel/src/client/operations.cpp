@@ -385,9 +385,10 @@ asio::awaitable<client_core::outcome> client_core::run_attempts(operation& op, c
     // limit to maxAdaptiveRetries (for every later retry, whatever its error).
     std::uint32_t allowed = op.retryable ? 1 : 0;
     std::uint32_t retries = 0;
-    // The overload policy retries a read if retryReads, a write if retryWrites, anything else
-    // (runCommand, getMore, killCursors) only if both are on.
-    const bool overload_policy = op.kind == op_kind::read    ? options_.retry_reads
+    // The overload policy retries a read (a cursor's getMore too) if retryReads, a write if
+    // retryWrites, anything else (runCommand, killCursors) only if both are on.
+    const bool get_more = !op.command.view().empty() && op.command.view().begin()->key() == "getMore";
+    const bool overload_policy = op.kind == op_kind::read || get_more ? options_.retry_reads
                                  : op.kind == op_kind::write ? options_.retry_writes
                                                              : options_.retry_reads && options_.retry_writes;
     std::vector<std::string> deprioritized;
