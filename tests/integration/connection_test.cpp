@@ -385,6 +385,8 @@ private slots:
         auto other = establish(io, settings_for(base + "&tlsCAFile=" + path("other-ca.pem")));
         QVERIFY(other.failure.code == errc::connection_failure);
         QVERIFY2(other.failure.message.find("certificate verify failed") != std::string::npos, other.failure.message.c_str());
+        // A refused certificate is no sign of overload: no backpressure labels (CMAP).
+        QVERIFY(other.failure.error_labels.empty());
 
         auto insecure = establish(io, settings_for(base + "&tlsCAFile=" + path("other-ca.pem") + "&tlsInsecure=true"));
         QVERIFY2(!insecure.failure, insecure.failure.message.c_str());
