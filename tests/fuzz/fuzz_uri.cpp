@@ -132,6 +132,8 @@ std::optional<std::string> format_uri(const client_options& o) {
     w.opt("readConcernLevel", o.read_concern.level);
     w.add("retryReads", o.retry_reads);
     w.add("retryWrites", o.retry_writes);
+    w.add("maxAdaptiveRetries", static_cast<std::int64_t>(o.max_adaptive_retries));
+    w.add("enableOverloadRetargeting", o.enable_overload_retargeting);
     if (o.auth.mechanism) w.add("authMechanism", to_string(*o.auth.mechanism));
     w.opt("authSource", o.auth.source);
     if (!o.auth.mechanism_properties.empty()) {

@@ -273,6 +273,47 @@ private slots:
         QVERIFY(!c.connection);
         QVERIFY2(took >= 290ms && took < 2000ms, std::to_string(took.count()).c_str());
         QVERIFY2(c.failure.message.find("127.0.0.1:") != std::string::npos, c.failure.message.c_str());
+        // A timeout during the hello may be an overloaded server (the CMAP spec's labels).
+        QCOMPARE(c.failure.error_labels, (std::vector<std::string>{"SystemOverloadedError", "RetryableError"}));
+    }
+
+    // Issue #15: which establishment failures carry the backpressure labels, and how they travel
+    // through the pool's error code.
+    void backpressure_labels_of_establishment_failures() {
+        const std::vector<std::string> both{"SystemOverloadedError", "RetryableError"};
+        asio::io_context io;
+        // Accepted, then closed before the hello is answered: a network error during the hello.
+        asio::ip::tcp::acceptor closing(io, {asio::ip::make_address("127.0.0.1"), 0});
+        asio::ip::tcp::socket accepted(io);
+        closing.async_accept(accepted, [&](const boost::system::error_code& ec) {
+            if (!ec) accepted.close();
+        });
+        auto c = establish(io, settings_for("mongodb://127.0.0.1:" + std::to_string(closing.local_endpoint().port())));
+        QVERIFY(c.failure.code == errc::connection_failure);
+        QCOMPARE(c.failure.error_labels, both);
+        // Through the pool: the code keeps the labels and turns back into the plain kind.
+        const auto pooled = conn::pool_error_of(c.failure);
+        QCOMPARE(conn::backpressure_labels(pooled), both);
+        QVERIFY(conn::without_labels(pooled) == errc::connection_failure);
+        QVERIFY(!pooled.message().empty());
+
+        // A name that cannot be resolved is never an overloaded server.
+        auto dns = establish(io, settings_for("mongodb://no-such-host.invalid:27017/?connectTimeoutMS=5000"));
+        QVERIFY(dns.failure);
+        QVERIFY2(dns.failure.error_labels.empty(), dns.failure.message.c_str());
+        QCOMPARE(conn::pool_error_of(dns.failure), dns.failure.code);
+        QVERIFY(conn::backpressure_labels(dns.failure.code).empty());
+
+        // The server refuses the hello as overloaded: its own labels travel.
+        admin(bson::make_document(
+            bson::kvp("configureFailPoint", "failCommand"), bson::kvp("mode", bson::make_document(bson::kvp("times", 1))),
+            bson::kvp("data", bson::make_document(bson::kvp("failCommands", bson::make_array("isMaster")),
+                                                  bson::kvp("appName", "shed"), bson::kvp("errorCode", 462),
+                                                  bson::kvp("errorLabels", bson::make_array("SystemOverloadedError"))))));
+        auto shed = establish(io, settings_for(sim_->uri(), "appname=shed"));
+        QVERIFY(shed.failure.code == errc::operation_failure);
+        QCOMPARE(shed.failure.error_labels, std::vector<std::string>{"SystemOverloadedError"});
+        QCOMPARE(conn::backpressure_labels(conn::pool_error_of(shed.failure)), std::vector<std::string>{"SystemOverloadedError"});
     }
 
     void refused_connection_names_the_server() {
@@ -325,6 +366,7 @@ private slots:
         s->authenticate = [] { return std::make_unique<plain_conversation>("alice", "looking-glass"); };
         auto bad = establish(io, s);
         QVERIFY(bad.failure.code == errc::authentication_failed);
+        QVERIFY(bad.failure.error_labels.empty());  // never labelled after the hello
         QVERIFY(!bad.connection);
         QVERIFY2(bad.failure.message.find("authentication failed") != std::string::npos &&
                      bad.failure.message.find("code 18") != std::string::npos,
@@ -343,6 +385,8 @@ private slots:
         auto other = establish(io, settings_for(base + "&tlsCAFile=" + path("other-ca.pem")));
         QVERIFY(other.failure.code == errc::connection_failure);
         QVERIFY2(other.failure.message.find("certificate verify failed") != std::string::npos, other.failure.message.c_str());
+        // A refused certificate is no sign of overload: no backpressure labels (CMAP).
+        QVERIFY(other.failure.error_labels.empty());
 
         auto insecure = establish(io, settings_for(base + "&tlsCAFile=" + path("other-ca.pem") + "&tlsInsecure=true"));
         QVERIFY2(!insecure.failure, insecure.failure.message.c_str());

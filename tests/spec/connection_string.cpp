@@ -70,6 +70,8 @@ bool option_value(const client_options& o, std::string_view key, json::value& v)
     else if (k == "journal") v = or_null(o.write_concern.journal);
     else if (k == "loadbalanced") v = or_null(o.load_balanced);
     else if (k == "localthresholdms") v = millis(o.local_threshold);
+    else if (k == "maxadaptiveretries") v = o.max_adaptive_retries;
+    else if (k == "enableoverloadretargeting") v = o.enable_overload_retargeting;
     else if (k == "maxconnecting") v = o.max_connecting;
     else if (k == "maxidletimems") v = millis(o.max_idle_time);
     else if (k == "maxpoolsize") v = o.max_pool_size;

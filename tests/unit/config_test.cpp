@@ -160,6 +160,35 @@ private slots:
         QCOMPARE(o.auth.mechanism_properties, props);
     }
 
+    // Issue #15: [server_api] (never from the URI) and the client backpressure keys.
+    void server_api_and_backpressure_keys() {
+        config c = parse_config("[client]\nuri = \"mongodb://h/?maxAdaptiveRetries=5\"\nmax_adaptive_retries = 0\n"
+                                "enable_overload_retargeting = true\n[server_api]\nversion = \"1\"\nstrict = true\n"
+                                "deprecation_errors = false\n",
+                                "t.toml");
+        QCOMPARE(c.options.max_adaptive_retries, 0u);
+        QVERIFY(c.options.enable_overload_retargeting);
+        QVERIFY(c.options.server_api.has_value());
+        QCOMPARE(c.options.server_api->version, std::string("1"));
+        QCOMPARE(c.options.server_api->strict, std::optional<bool>(true));
+        QCOMPARE(c.options.server_api->deprecation_errors, std::optional<bool>(false));
+        c = parse_config("[server_api]\nversion = \"1\"\n", "t.toml");
+        QVERIFY(!c.options.server_api->strict && !c.options.server_api->deprecation_errors);
+        QVERIFY(!parse_config("", "t.toml").options.server_api);
+
+        COMPARE_STR(diagnostic("[server_api]\nversion = \"2\"\n"),
+                    "trellis.toml:2:11: server_api.version must be \"1\", the only Stable API version this driver knows, got \"2\"");
+        COMPARE_STR(diagnostic("[server_api]\nstrict = true\n"),
+                    "trellis.toml:2:10: [server_api] needs version (\"1\"): the Stable API spec requires a version whenever "
+                    "an API is declared");
+        COMPARE_STR(diagnostic("[server_api]\nversion = 1\n"),
+                    "trellis.toml:2:11: server_api.version must be \"1\", the only Stable API version this driver knows, got 1");
+        COMPARE_STR(diagnostic("[client]\nmax_adaptive_retries = -1\n"),
+                    "trellis.toml:2:24: client.max_adaptive_retries must be a non-negative integer, got -1");
+        COMPARE_STR(diagnostic("[client]\nenable_overload_retargeting = \"yes\"\n"),
+                    "trellis.toml:2:31: client.enable_overload_retargeting must be true or false, got \"yes\"");
+    }
+
     void max_staleness_minus_one_undoes_the_uri() {
         const config c = parse_config(
             "[client]\nuri = \"mongodb://h/?readPreference=secondary&maxStalenessSeconds=120\"\n"

@@ -123,6 +123,30 @@ private slots:
         QVERIFY(!h.use_op_query);  // hello must go over OP_MSG
         QCOMPARE(h.command.view().begin()->key(), std::string_view("hello"));
         QCOMPARE(h.command["loadBalanced"].get_bool(), true);
+        QCOMPARE(h.command["backpressure"].get_string(), std::string_view("2"));
+
+        // The Stable API: hello over OP_MSG (its fields are the connection's to add).
+        o.load_balanced = false;
+        o.server_api = true;
+        h = hs::make_initial_hello(o);
+        QVERIFY(!h.use_op_query);
+        QCOMPARE(h.command.view().begin()->key(), std::string_view("hello"));
+        QVERIFY(!h.command.contains("helloOk") && !h.command.contains("loadBalanced"));
+        // The handshake spec: backpressure is the string "2", on every initial hello.
+        QCOMPARE(h.command["backpressure"].type(), trellis::bson::type::string);
+    }
+
+    void server_api_fields_are_the_given_ones() {
+        trellis::server_api api;
+        api.version = "1";
+        auto f = hs::server_api_fields(api);
+        QCOMPARE(f["apiVersion"].get_string(), std::string_view("1"));
+        QVERIFY(!f.contains("apiStrict") && !f.contains("apiDeprecationErrors"));
+        api.strict = false;  // given: sent, even though false is the server's default
+        api.deprecation_errors = true;
+        f = hs::server_api_fields(api);
+        QCOMPARE(f["apiStrict"].get_bool(), false);
+        QCOMPARE(f["apiDeprecationErrors"].get_bool(), true);
     }
 
     void reply_fills_the_description() {

@@ -361,6 +361,39 @@ private slots:
         QVERIFY(r.marked_unknown && r.clear_pool);
     }
 
+    // The current SDAM text (2025-11-21, backpressure): a network error or timeout with
+    // SystemOverloadedError, before or after the handshake, leaves the server and its pool.
+    void overload_labelled_network_errors_are_ignored() {
+        const auto t = replica_set();
+        for (const auto kind : {sdam::error_kind::network, sdam::error_kind::network_timeout}) {
+            for (const bool completed : {false, true}) {
+                sdam::application_error e;
+                e.address = "a:27017";
+                e.kind = kind;
+                e.handshake_completed = completed;
+                e.error_labels = {"SystemOverloadedError", "RetryableError"};
+                const auto r = sdam::handle_application_error(t, e, 0);
+                QVERIFY(!r.marked_unknown && !r.clear_pool && !r.cancel_check && !r.request_check);
+                QVERIFY(sdam::same_topology(r.topology, t));
+                if (kind == sdam::error_kind::network || !completed)
+                    QVERIFY2(r.reason.find("carries SystemOverloadedError: ignored") != std::string::npos, r.reason.c_str());
+            }
+        }
+        // RetryableError alone is no overload: the rules without labels apply.
+        sdam::application_error e;
+        e.address = "a:27017";
+        e.kind = sdam::error_kind::network;
+        e.handshake_completed = false;
+        e.error_labels = {"RetryableError"};
+        QVERIFY(sdam::handle_application_error(t, e, 0).marked_unknown);
+        // An authentication failure never carries the label (the pool does not add it after the
+        // hello): it still marks Unknown and clears.
+        e.kind = sdam::error_kind::authentication;
+        e.error_labels.clear();
+        const auto r = sdam::handle_application_error(t, e, 0);
+        QVERIFY(r.marked_unknown && r.clear_pool);
+    }
+
     void state_change_errors_by_topology_version() {
         const auto t = replica_set();  // a is at topologyVersion {1, 5}
         auto r = sdam::handle_application_error(t, state_change(10107, 0, 5), 0);  // equal: stale

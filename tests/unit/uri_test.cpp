@@ -20,6 +20,7 @@ using trellis::connection_string;
 using trellis::parse_uri;
 using trellis::srv_record;
 using trellis::txt_record;
+using trellis::validate;
 
 namespace {
 
@@ -93,6 +94,7 @@ private slots:
     void round_trip_auth_and_tls();
     void deprecated_spellings();
     void decoded_parts_must_be_utf8_without_nul();
+    void backpressure_options_and_no_server_api();
 };
 
 void UriTest::errors_name_option_and_reason() {
@@ -549,6 +551,46 @@ void UriTest::decoded_parts_must_be_utf8_without_nul() {
     const connection_string cs = parse_uri("mongodb://h/?appName=caf%C3%A9&replicaSet=r%C3%A9s");
     QCOMPARE(cs.options.app_name, std::optional<std::string>("café"));
     QCOMPARE(cs.options.replica_set, std::optional<std::string>("rés"));
+}
+
+// Issue #15: the uri-options spec's maxAdaptiveRetries and enableOverloadRetargeting; the
+// Stable API spec forbids declaring an API in a connection string; an unknown API version.
+void UriTest::backpressure_options_and_no_server_api() {
+    connection_string cs = parse_uri("mongodb://h/");
+    QCOMPARE(cs.options.max_adaptive_retries, 2u);
+    QVERIFY(!cs.options.enable_overload_retargeting);
+    cs = parse_uri("mongodb://h/?maxAdaptiveRetries=0&enableOverloadRetargeting=true");
+    QVERIFY(cs.warnings.empty());
+    QCOMPARE(cs.options.max_adaptive_retries, 0u);
+    QVERIFY(cs.options.enable_overload_retargeting);
+    cs = parse_uri("mongodb://h/?MAXADAPTIVERETRIES=7&enableoverloadretargeting=false");
+    QCOMPARE(cs.options.max_adaptive_retries, 7u);
+    QVERIFY(!cs.options.enable_overload_retargeting);
+    // Bad values: a warning naming the option and value, and the default kept.
+    cs = parse_uri("mongodb://h/?maxAdaptiveRetries=-1&enableOverloadRetargeting=yes");
+    QCOMPARE(cs.warnings.size(), std::size_t(2));
+    VERIFY_CONTAINS(cs.warnings[0], "maxAdaptiveRetries=-1");
+    VERIFY_CONTAINS(cs.warnings[1], "enableOverloadRetargeting=yes");
+    QCOMPARE(cs.options.max_adaptive_retries, 2u);
+    QVERIFY(!cs.options.enable_overload_retargeting);
+
+    cs = parse_uri("mongodb://h/?apiVersion=1&apiStrict=true&serverApi=1");
+    QVERIFY(!cs.options.server_api);
+    QCOMPARE(cs.warnings.size(), std::size_t(3));
+    for (const auto& w : cs.warnings) VERIFY_CONTAINS(w, "Stable API spec forbids");
+
+    client_options o = parse_uri("mongodb://h/").options;
+    o.server_api.emplace().version = "1";
+    validate(o);
+    o.server_api->version = "2";
+    QVERIFY_THROWS_EXCEPTION(configuration_error, validate(o));
+    try {
+        validate(o);
+    } catch (const configuration_error& e) {
+        VERIFY_CONTAINS(std::string(e.what()), "serverApi.version '2' is not a Stable API version");
+    }
+    o.server_api->version.clear();
+    QVERIFY_THROWS_EXCEPTION(configuration_error, validate(o));
 }
 
 QTEST_APPLESS_MAIN(UriTest)

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <map>
 #include <random>
+#include <set>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -56,6 +57,10 @@ const char* code_name_of(int code) {
         case 133: return "FailedToSatisfyReadPreference";
         case 150: return "StaleEpoch";
         case 189: return "PrimarySteppedDown";
+        case 322: return "APIVersionError";
+        case 323: return "APIStrictError";
+        case 324: return "APIDeprecationError";
+        case 462: return "IngressRequestRateLimitExceeded";
         case 262: return "ExceededTimeLimit";
         case 9001: return "SocketException";
         case 10107: return "NotWritablePrimary";
@@ -2323,6 +2328,46 @@ asio::awaitable<command_result> run_command(session& s, request& req, const comm
 
 }  // namespace
 
+namespace {
+
+// The Stable API parameters, checked as mongod does before the command runs: apiVersion "1"
+// only; apiStrict and apiDeprecationErrors only with it; apiStrict: true refuses a command
+// outside API Version 1. An error reply, or nullopt to go on.
+std::optional<bson::document> api_refusal(const request& req) {
+    static const std::set<std::string, std::less<>> api_v1 = {
+        "abortTransaction", "aggregate",     "authenticate", "bulkWrite",   "collMod",         "commitTransaction",
+        "count",            "create",        "createIndexes", "delete",     "drop",            "dropDatabase",
+        "dropIndexes",      "endSessions",   "explain",      "find",        "findAndModify",   "getMore",
+        "hello",            "insert",        "killCursors",  "listCollections", "listDatabases", "listIndexes",
+        "ping",             "refreshSessions", "saslContinue", "saslStart", "update"};
+    const auto version = req.body.find("apiVersion");
+    std::optional<bool> strict, deprecation;
+    for (std::string_view key : {"apiStrict", "apiDeprecationErrors"}) {
+        const auto e = req.body.find(key);
+        if (!e) continue;
+        if (e->type() != bson::type::boolean)
+            return error_reply(14, "TypeMismatch", "BSON field '" + std::string(key) + "' is the wrong type, expected type 'bool'");
+        (key == "apiStrict" ? strict : deprecation) = e->get_bool();
+    }
+    if (!version) {
+        if (strict) return error_reply(4886600, "Location4886600", "Provided apiStrict without passing apiVersion");
+        if (deprecation)
+            return error_reply(4886600, "Location4886600", "Provided apiDeprecationErrors without passing apiVersion");
+        return std::nullopt;
+    }
+    if (version->type() != bson::type::string)
+        return error_reply(14, "TypeMismatch", "BSON field 'apiVersion' is the wrong type, expected type 'string'");
+    if (version->get_string() != "1") return error_reply(322, "APIVersionError", "API version must be \"1\"");
+    if (req.legacy)
+        return error_reply(322, "APIVersionError", "Cannot accept API parameters with an OP_QUERY command: use OP_MSG");
+    if (strict.value_or(false) && !api_v1.count(req.name))
+        return error_reply(323, "APIStrictError",
+                           "Provided apiStrict:true, but the command " + req.name + " is not in API Version 1");
+    return std::nullopt;
+}
+
+}  // namespace
+
 asio::awaitable<command_result> execute(session& s, request& req) {
     member& m = s.owner;
     auto& d = m.dep;
@@ -2348,6 +2393,10 @@ asio::awaitable<command_result> execute(session& s, request& req) {
     }
     if (!spec) {
         out.reply = error_reply(59, "CommandNotFound", "no such command: '" + name + "'");
+        co_return out;
+    }
+    if (auto refusal = api_refusal(req)) {
+        out.reply = with_cluster_time(m, std::move(*refusal));
         co_return out;
     }
 

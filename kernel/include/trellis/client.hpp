@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -60,6 +61,9 @@ struct client_settings {
     callback_failure_handler on_callback_failure;
     /// The plugins to use; empty: a registry of the client's own, searching plugins.paths.
     std::shared_ptr<plugin_registry> registry;
+    /// The jitter (0 to 1) of each overload retry's backoff; empty: uniformly random. Tests
+    /// set it to make the delays exact.
+    std::function<double()> backoff_jitter;
 };
 
 namespace detail {

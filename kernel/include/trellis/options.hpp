@@ -165,6 +165,24 @@ struct credential {
     friend bool operator==(const credential&, const credential&) = default;
 };
 
+// ---------------------------------------------------------------- Stable API
+
+/// The Stable API version a client declares (the Stable API spec's ServerApi). Never set from a
+/// connection string: the spec forbids it, so that copying a URI cannot change the API a program
+/// was written against. Sent as apiVersion, apiStrict and apiDeprecationErrors on every command.
+struct server_api {
+    /// The versions this Trellis knows; validate() refuses any other.
+    static constexpr std::string_view v1 = "1";
+
+    /// Required (the spec: a version must be given when an API is declared), e.g. server_api::v1.
+    std::string version;
+    /// Unset: not sent (the server's default, false). Set: sent, even when false.
+    std::optional<bool> strict;
+    std::optional<bool> deprecation_errors;
+
+    friend bool operator==(const server_api&, const server_api&) = default;
+};
+
 // ---------------------------------------------------------------- the options
 
 struct client_options {
@@ -216,6 +234,16 @@ struct client_options {
     trellis::read_concern read_concern;
     bool retry_reads = true;
     bool retry_writes = true;
+
+    // Stable API and client backpressure.
+    /// Unset: no API version is declared and no API field is sent.
+    std::optional<trellis::server_api> server_api;
+    /// maxAdaptiveRetries: retries after an overload error (SystemOverloadedError and
+    /// RetryableError labels), each after a jittered exponential backoff. Zero: none.
+    std::uint32_t max_adaptive_retries = 2;
+    /// enableOverloadRetargeting: a retry after an overload error avoids the server that was
+    /// overloaded when another suitable one exists.
+    bool enable_overload_retargeting = false;
 
     auth_options auth;
 

@@ -252,6 +252,9 @@ struct application_error {
     std::string message;
     /// Load-balanced mode: the service the connection belonged to.
     std::optional<bson::oid> service_id;
+    /// The error's labels. A network error or timeout with SystemOverloadedError (the pool adds
+    /// it to those of connecting and the hello) leaves the server and its pool alone.
+    std::vector<std::string> error_labels;
 };
 
 /// What the topology and the pool must do about an application error.

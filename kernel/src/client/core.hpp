@@ -398,6 +398,8 @@ private:
     /// Selection and the attempts (a retry on a newly selected server; each server in turn for
     /// in_turn strategies); the last outcome.
     asio::awaitable<outcome> run_attempts(operation& op, const sdk::operation_requirements& req, attempt_state& st);
+    /// The client backpressure spec's delay before overload retry number `retry` (1, 2, ...).
+    std::chrono::milliseconds overload_backoff(int retry, std::optional<double> base_ms);
     server_session acquire_session();
     /// Any thread (sessions_mutex_); the server's session timeout when known.
     server_session acquire_session(std::optional<int> timeout_minutes);
@@ -435,6 +437,7 @@ private:
     std::mutex sessions_mutex_;                                   // guards sessions_, session_random_
     std::vector<server_session> sessions_;
     std::mt19937_64 session_random_{std::random_device{}()};
+    std::mt19937_64 backoff_random_{std::random_device{}()};  // on the strand
     std::optional<bson::document> cluster_time_;  // the highest $clusterTime seen (strand)
     std::atomic<client*> face_{nullptr};
     std::atomic<bool> in_request_{false};

@@ -5,6 +5,10 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <boost/asio/steady_timer.hpp>
+#include <algorithm>
+#include <cmath>
+
 #include "client/core.hpp"
 #include "ops/ops.hpp"
 #include "plugin/guard.hpp"
@@ -125,8 +129,11 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
     } guard(s);
     const auto found = servers_.find(s.address);
     const auto state = found == servers_.end() ? nullptr : found->second;  // keep it alive across awaits
-    auto [ec, checked_out] = co_await s.pool->async_check_out(asio::as_tuple(asio::use_awaitable));
-    if (ec) {
+    auto [labelled_ec, checked_out] = co_await s.pool->async_check_out(asio::as_tuple(asio::use_awaitable));
+    if (labelled_ec) {
+        // A failure to connect or during the hello carries the backpressure labels (CMAP).
+        const auto labels = conn::backpressure_labels(labelled_ec);
+        const std::error_code ec = conn::without_labels(labelled_ec);
         const bool retry = op.retryable && ec != errc::authentication_failed;
         if (ec == errc::pool_cleared || ec == errc::pool_closed) {
             failed(errc::auto_reconnect,
@@ -134,7 +141,8 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         } else {
             const std::string why = s.last_establish_error.empty() ? s.address + ": " + ec.message() : s.last_establish_error;
             const errc kind = ec == errc::authentication_failed ? errc::authentication_failed : errc::connection_failure;
-            failed(kind, make_failure(kind, why), retry);
+            if (labels.empty()) failed(kind, make_failure(kind, why), retry);
+            else failed(kind, std::make_exception_ptr(operation_failure(0, "", labels, why, kind)), retry);
         }
         co_return out;
     }
@@ -351,12 +359,59 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
     std::rethrow_exception(last.failure);
 }
 
+namespace {
+
+// What the client backpressure spec reads from a failed attempt: its labels and the server's
+// baseBackoffMS.
+struct overload_facts {
+    bool overloaded = false;  // SystemOverloadedError
+    bool retryable = false;   // RetryableError
+    std::optional<double> base_backoff_ms;
+};
+
+overload_facts overload_facts_of(const std::exception_ptr& e) {
+    overload_facts f;
+    try {
+        std::rethrow_exception(e);
+    } catch (const operation_failure& x) {
+        f.overloaded = x.has_error_label("SystemOverloadedError");
+        f.retryable = x.has_error_label("RetryableError");
+        if (const auto* c = dynamic_cast<const command_failure*>(&x))
+            if (auto b = c->reply().view().find("baseBackoffMS"); b && b->is_number() && b->as_double() > 0)
+                f.base_backoff_ms = b->as_double();
+    } catch (...) {
+    }
+    return f;
+}
+
+}  // namespace
+
+std::chrono::milliseconds client_core::overload_backoff(int retry, std::optional<double> base_ms) {
+    // The client backpressure spec: jitter * min(MAX_BACKOFF, BASE_BACKOFF * 2^attempt), the
+    // first retry being attempt 1; a positive baseBackoffMS from the server replaces the base.
+    constexpr double max_backoff_ms = 10'000;
+    const double base = base_ms.value_or(100.0);
+    const double jitter = settings_.backoff_jitter ? std::clamp(settings_.backoff_jitter(), 0.0, 1.0)
+                                                   : std::uniform_real_distribution<double>(0.0, 1.0)(backoff_random_);
+    const double ms = jitter * std::min(max_backoff_ms, base * std::ldexp(1.0, std::min(retry, 30)));
+    return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
+}
+
 asio::awaitable<client_core::outcome> client_core::run_attempts(operation& op, const sdk::operation_requirements& req,
                                                                 attempt_state& st) {
-    const int attempts = op.retryable ? 2 : 1;
+    // Retries allowed: one for a retryable read or write, until an overload error sets the
+    // limit to maxAdaptiveRetries (for every later retry, whatever its error).
+    std::uint32_t allowed = op.retryable ? 1 : 0;
+    std::uint32_t retries = 0;
+    // The overload policy retries a read (a cursor's getMore too) if retryReads, a write if
+    // retryWrites, anything else (runCommand, killCursors) only if both are on.
+    const bool get_more = !op.command.view().empty() && op.command.view().begin()->key() == "getMore";
+    const bool overload_policy = op.kind == op_kind::read || get_more ? options_.retry_reads
+                                 : op.kind == op_kind::write ? options_.retry_writes
+                                                             : options_.retry_reads && options_.retry_writes;
     std::vector<std::string> deprioritized;
     outcome last;
-    for (int i = 0; i < attempts; ++i) {
+    for (;;) {
         selected chosen;
         if (op.pinned) {
             auto it = servers_.find(*op.pinned);
@@ -383,11 +438,29 @@ asio::awaitable<client_core::outcome> client_core::run_attempts(operation& op, c
             last.failure = make_failure(errc::auto_reconnect, "every server tried in turn failed: " + failures);
             co_return last;
         }
+        const std::string address = chosen.servers.front()->address;
         last = co_await attempt(*chosen.servers.front(), op, req, st);
-        if (last.reply || !last.retry_allowed) co_return last;
-        deprioritized.push_back(chosen.servers.front()->address);
+        if (last.reply) co_return last;
+        const overload_facts o = overload_facts_of(last.failure);
+        const bool overload_retry = o.overloaded && o.retryable && overload_policy;
+        if (!last.retry_allowed && !overload_retry) co_return last;
+        ++retries;
+        if (o.overloaded) allowed = options_.max_adaptive_retries;
+        if (retries > allowed) co_return last;
+        // Sharded: the failed router is avoided on every retry (retryable reads and writes);
+        // otherwise only after an overload error, when enableOverloadRetargeting asks for it.
+        const auto* described = current_->find(address);
+        const bool router = described && described->type == sdk::server_type::mongos;
+        if (router || (o.overloaded && options_.enable_overload_retargeting)) deprioritized.push_back(address);
+        if (o.overloaded) {
+            const auto wait = overload_backoff(static_cast<int>(retries), o.base_backoff_ms);
+            if (wait.count() > 0) {
+                asio::steady_timer timer(strand_);
+                timer.expires_after(wait);
+                co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+            }
+        }
     }
-    co_return last;
 }
 
 asio::awaitable<bson::document> client_core::run_command(std::string db, bson::document command,

@@ -511,6 +511,7 @@ std::shared_ptr<server_state> client_core::add_server(const std::string& address
     settings->connection.socket_timeout = options_.socket_timeout;
     settings->connection.compressors = compressors_;
     settings->connection.on_command = settings_.on_command;
+    if (options_.server_api) settings->connection.server_api = handshake::server_api_fields(*options_.server_api);
     settings->hello = hello_;  // metadata, compressors, loadBalanced, saslSupportedMechs: made once
     settings->authenticate = authenticate_;
     s->settings = settings;
@@ -531,9 +532,11 @@ std::shared_ptr<server_state> client_core::add_server(const std::string& address
             auto st = weak.lock();
             if (!st || st->stopped) return;
             sdam::application_error f;
-            f.kind = ec == errc::network_timeout ? sdam::error_kind::network_timeout
-                     : ec == errc::authentication_failed ? sdam::error_kind::authentication
-                                                         : sdam::error_kind::network;
+            const std::error_code plain = conn::without_labels(ec);
+            f.kind = plain == errc::network_timeout ? sdam::error_kind::network_timeout
+                     : plain == errc::authentication_failed ? sdam::error_kind::authentication
+                                                            : sdam::error_kind::network;
+            f.error_labels = conn::backpressure_labels(ec);
             f.handshake_completed = false;
             f.generation = static_cast<std::int64_t>(generation);
             f.message = st->last_establish_error.empty() ? ec.message() : st->last_establish_error;
@@ -609,14 +612,31 @@ asio::awaitable<client_core::selected> client_core::select(const sdk::operation_
         if (!t->compatible) throw error(errc::incompatible_server, t->compatibility_error.value_or("incompatible server"));
         auto& strategy = strategy_for(*t);
         std::vector<std::string> why;
-        auto suitable = guarded_or_throw([&] { return strategy_call(strategy, "suitable_servers"); },
-                                         [&] { return strategy.suitable_servers(*t, req, &why); });
-        if (!deprioritized.empty() && suitable.size() > 1) {
-            std::vector<const sdk::server_description*> kept;
-            for (auto* s : suitable)
-                if (std::find(deprioritized.begin(), deprioritized.end(), s->address) == deprioritized.end()) kept.push_back(s);
-            if (!kept.empty()) suitable = std::move(kept);
+        // The server selection spec: suitable servers are found first among those not
+        // deprioritized (so primaryPreferred reads from a secondary when the primary is), and
+        // only if none suits among all of them. The strategy sees a topology without them; one
+        // that loses its primary so is one without a primary.
+        std::vector<const sdk::server_description*> suitable;
+        std::shared_ptr<sdk::topology_description> without;  // `suitable` may point into it
+        if (!deprioritized.empty()) {
+            auto f = std::make_shared<sdk::topology_description>(*t);
+            std::erase_if(f->servers, [&](const sdk::server_description& s) {
+                return std::find(deprioritized.begin(), deprioritized.end(), s.address) != deprioritized.end();
+            });
+            if (f->servers.size() != t->servers.size()) {
+                if (f->type == sdk::topology_type::replica_set_with_primary &&
+                    std::none_of(f->servers.begin(), f->servers.end(),
+                                 [](const auto& s) { return s.type == sdk::server_type::rs_primary; }))
+                    f->type = sdk::topology_type::replica_set_no_primary;
+                without = std::move(f);
+                std::vector<std::string> ignored;
+                suitable = guarded_or_throw([&] { return strategy_call(strategy, "suitable_servers"); },
+                                            [&] { return strategy.suitable_servers(*without, req, &ignored); });
+            }
         }
+        if (suitable.empty())
+            suitable = guarded_or_throw([&] { return strategy_call(strategy, "suitable_servers"); },
+                                        [&] { return strategy.suitable_servers(*t, req, &why); });
         if (!suitable.empty()) {
             selected out;
             out.policy = guarded_or_throw([&] { return strategy_call(strategy, "policy"); }, [&] { return strategy.policy(req); });

@@ -229,6 +229,13 @@ std::map<std::string, std::string> mechanism_properties(const field& f) {
 
 // ---------------------------------------------------------------- the keys
 
+// [server_api]: the declaration its keys fill in, made by the first of them.
+server_api& declared_api(reader& r) {
+    auto& api = r.options().server_api;
+    if (!api) api.emplace();
+    return *api;
+}
+
 using apply_fn = void (*)(reader&, const field&);
 
 struct key_def {
@@ -257,6 +264,10 @@ const std::vector<key_def>& key_defs() {
          [](reader& r, const field& f) { r.options().retry_reads = f.boolean(); }},
         {"client", "retry_writes", "retryWrites",
          [](reader& r, const field& f) { r.options().retry_writes = f.boolean(); }},
+        {"client", "max_adaptive_retries", "maxAdaptiveRetries",
+         [](reader& r, const field& f) { r.options().max_adaptive_retries = f.count(0); }},
+        {"client", "enable_overload_retargeting", "enableOverloadRetargeting",
+         [](reader& r, const field& f) { r.options().enable_overload_retargeting = f.boolean(); }},
         {"client", "compressors", "compressors",
          [](reader& r, const field& f) {
              constexpr std::string_view rule = "an array of compressor names, such as [\"zstd\", \"zlib\"]";
@@ -275,6 +286,18 @@ const std::vector<key_def>& key_defs() {
         {"client", "read_concern", "readConcernLevel",
          [](reader& r, const field& f) { r.options().read_concern.level = f.non_empty_string(); }},
         {"client", "timeout_ms", "timeoutMS", [](reader& r, const field& f) { r.options().timeout = f.millis(0); }},
+
+        // The Stable API: never from the URI (the spec forbids it), only from here or code.
+        {"server_api", "version", "",
+         [](reader& r, const field& f) {
+             const auto* v = f.node().as_string();
+             if (!v || v->get() != server_api::v1)
+                 f.fail(f.path() + " must be \"1\", the only Stable API version this driver knows, got " + describe(f.node()));
+             declared_api(r).version = v->get();
+         }},
+        {"server_api", "strict", "", [](reader& r, const field& f) { declared_api(r).strict = f.boolean(); }},
+        {"server_api", "deprecation_errors", "",
+         [](reader& r, const field& f) { declared_api(r).deprecation_errors = f.boolean(); }},
 
         {"pool", "max_size", "maxPoolSize", [](reader& r, const field& f) { r.options().max_pool_size = f.count(1); }},
         {"pool", "min_size", "minPoolSize", [](reader& r, const field& f) { r.options().min_pool_size = f.count(0); }},
@@ -578,6 +601,11 @@ config parse(std::string_view text, std::string_view source_name, std::filesyste
         walk_table(r, f.table("a table"), *known);
     }
     check_topology(r);
+    if (r.options().server_api && !r.set.count("server_api.version")) {
+        const std::string blame = r.set.count("server_api.strict") ? "server_api.strict" : "server_api.deprecation_errors";
+        r.source.fail(r.set.find(blame)->second, blame,
+                      "[server_api] needs version (\"1\"): the Stable API spec requires a version whenever an API is declared");
+    }
 
     client_options& o = r.options();
     if (!r.set.count("client.uri")) {

@@ -239,12 +239,14 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
                 q.query = full.bytes();
                 wire::encode_op_query(out, request_id, 0, q, lim);
             } else {
-                if (req.has_db) {
+                const bool api = !settings.server_api.view().empty();
+                if (req.has_db && !api) {
                     full = std::move(req.command);
                 } else {
                     bson::builder b;
                     b.concat(req.command.view());
-                    b.append("$db", req.database);
+                    if (api) b.concat(settings.server_api.view());
+                    if (!req.has_db) b.append("$db", req.database);
                     full = b.extract();
                 }
                 std::uint32_t flags = 0;

@@ -73,6 +73,9 @@ struct connection_settings {
     std::optional<std::chrono::milliseconds> socket_timeout;  // unset or zero: none
     std::shared_ptr<const wire::compressor_registry> compressors;
     command_event_handler on_command;                          // may be empty
+    /// The Stable API's apiVersion (apiStrict, apiDeprecationErrors), added to every OP_MSG
+    /// command, the handshake's hello included; empty: no API declared, nothing added.
+    bson::document server_api;
 };
 
 namespace detail {

@@ -4,6 +4,7 @@
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/post.hpp>
+#include <algorithm>
 #include <mutex>
 
 #include "trellis/errors.hpp"
@@ -14,6 +15,58 @@ namespace asio = boost::asio;
 using trellis::detail::guarded_or_throw;
 
 namespace {
+
+// The labelled establishment failures (see pool_error_of).
+enum class labelled { network = 1, timeout, overloaded_reply, overloaded_retryable_reply };
+
+class labelled_category final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "trellis.establish"; }
+    std::string message(int v) const override {
+        switch (static_cast<labelled>(v)) {
+            case labelled::network: return "network error while connecting (SystemOverloadedError, RetryableError)";
+            case labelled::timeout: return "timeout while connecting (SystemOverloadedError, RetryableError)";
+            case labelled::overloaded_reply: return "hello refused: server overloaded (SystemOverloadedError)";
+            case labelled::overloaded_retryable_reply:
+                return "hello refused: server overloaded (SystemOverloadedError, RetryableError)";
+        }
+        return "establishment error";
+    }
+};
+
+const labelled_category& labels_category() noexcept {
+    static const labelled_category c;
+    return c;
+}
+
+constexpr std::string_view overloaded_label = "SystemOverloadedError";
+constexpr std::string_view retryable_label = "RetryableError";
+
+bool has(const std::vector<std::string>& labels, std::string_view l) {
+    return std::find(labels.begin(), labels.end(), l) != labels.end();
+}
+
+// The CMAP spec: errors that can never come from an overloaded server get no labels: name
+// resolution, and TLS errors that are not I/O (a refused certificate, a hostname mismatch, a
+// context that cannot be set up). An EOF or reset during the TLS handshake still counts.
+bool may_be_overload(const std::error_code& ec) {
+    const std::string_view category = ec.category().name();
+    if (category.find("netdb") != std::string_view::npos || category.find("addrinfo") != std::string_view::npos)
+        return false;
+    if (category == "asio.ssl") return false;  // OpenSSL's own errors; "asio.ssl.stream" is I/O
+    if (&ec.category() == &trellis::error_category()) return false;  // configuration, plugin
+    return true;
+}
+
+std::vector<std::string> both_labels() { return {std::string(overloaded_label), std::string(retryable_label)}; }
+
+std::vector<std::string> reply_labels(bson::document_view reply) {
+    std::vector<std::string> out;
+    if (auto e = reply.find("errorLabels"); e && e->type() == bson::type::array)
+        for (const auto& l : e->get_array())
+            if (l.type() == bson::type::string) out.emplace_back(l.get_string());
+    return out;
+}
 
 std::string address_of(const sdk::connect_request& c) {
     return (c.host.find(':') != std::string::npos ? "[" + c.host + "]" : c.host) + ":" + std::to_string(c.port);
@@ -55,6 +108,7 @@ struct establish_op : std::enable_shared_from_this<establish_op> {
     std::unique_ptr<sdk::auth_conversation> conversation;
     std::unique_ptr<auth_adapter> adapter;
     std::vector<std::string> offered;
+    bool hello_op_query = true;  // the initial hello was legacy (isMaster over OP_QUERY)
     bool cancelled = false;  // on executor
     bool done = false;
 
@@ -110,8 +164,10 @@ struct establish_op : std::enable_shared_from_this<establish_op> {
         }
         if (!s || e.code) {
             const bool timeout = e.code == std::errc::timed_out;
-            return fail(timeout ? errc::network_timeout : errc::connection_failure,
-                        e.message.empty() ? address() + ": " + e.code.message() : e.message);
+            establish_failure f{make_error_code(timeout ? errc::network_timeout : errc::connection_failure),
+                                e.message.empty() ? address() + ": " + e.code.message() : e.message};
+            if (!e.code || may_be_overload(e.code)) f.error_labels = both_labels();
+            return finish(std::move(f));
         }
         if (cancelled) {
             s->close();
@@ -135,6 +191,7 @@ struct establish_op : std::enable_shared_from_this<establish_op> {
         }
         offered = hello.compressors;
         const auto initial = handshake::make_initial_hello(hello);
+        hello_op_query = initial.use_op_query;
         command_request r;
         r.database = "admin";
         r.command = initial.command;
@@ -147,15 +204,22 @@ struct establish_op : std::enable_shared_from_this<establish_op> {
 
     void hello_done(std::error_code ec, command_reply reply) {
         if (done) return;
-        if (ec) return finish({ec, conn->last_error()});
+        if (ec) {
+            establish_failure f{ec, conn->last_error()};
+            if (ec == errc::connection_failure || ec == errc::network_timeout) f.error_labels = both_labels();
+            return finish(std::move(f));
+        }
         handshake::connection_description d;
         try {
             d = handshake::parse_hello_reply(conn->address(), reply.body, offered);
         } catch (const trellis::error& e) {
-            establish_failure f{e.code(), e.what(), std::nullopt};
+            establish_failure f{e.code(), e.what()};
             if (e.code() == errc::incompatible_server) f.hello_reply = bson::document(reply.body);
+            // A server that refuses the hello because it is overloaded says so in its labels.
+            if (auto labels = reply_labels(reply.body); has(labels, overloaded_label)) f.error_labels = std::move(labels);
             return finish(std::move(f));
         }
+        if (!hello_op_query) d.hello_ok = true;  // hello was spoken: monitors keep to it
         d.hello_reply = bson::document(reply.body);
         d.hello_duration = reply.duration;
         conn->set_description(std::move(d));
@@ -201,13 +265,34 @@ pool::connection_establisher make_pool_establisher(asio::any_io_executor executo
         auto completion = [h = std::move(handler), on_failure](establish_failure f, std::unique_ptr<connection> c) mutable {
             if (f) {
                 if (on_failure) on_failure(f);
-                std::move(h)(f.code, nullptr);
+                std::move(h)(pool_error_of(f), nullptr);
                 return;
             }
             std::move(h)(std::error_code(), std::move(c));
         };
         async_establish(executor, settings, id, asio::bind_cancellation_slot(slot, std::move(completion)));
     };
+}
+
+std::error_code pool_error_of(const establish_failure& f) {
+    if (!has(f.error_labels, overloaded_label)) return f.code;
+    labelled v = labelled::network;
+    if (f.code == errc::network_timeout) v = labelled::timeout;
+    else if (f.code != errc::connection_failure)
+        v = has(f.error_labels, retryable_label) ? labelled::overloaded_retryable_reply : labelled::overloaded_reply;
+    return {static_cast<int>(v), labels_category()};
+}
+
+std::vector<std::string> backpressure_labels(std::error_code ec) {
+    if (&ec.category() != &labels_category()) return {};
+    if (static_cast<labelled>(ec.value()) == labelled::overloaded_reply) return {std::string(overloaded_label)};
+    return both_labels();
+}
+
+std::error_code without_labels(std::error_code ec) {
+    if (&ec.category() != &labels_category()) return ec;
+    return make_error_code(static_cast<labelled>(ec.value()) == labelled::timeout ? errc::network_timeout
+                                                                                  : errc::connection_failure);
 }
 
 sdk::connect_request connect_request_for(const client_options& o, const server_address& server) {
@@ -235,6 +320,7 @@ handshake::hello_options hello_options_for(const client_options& o, const wire::
         else if (warnings) warnings->push_back("compressor '" + name + "' is not available (no plugin provides it); not offered");
     }
     h.load_balanced = o.load_balanced.value_or(false);
+    h.server_api = o.server_api.has_value();
     if (auto cred = make_credential(o); cred && !cred->mechanism && cred->username)
         h.sasl_supported_mechs = cred->source + "." + *cred->username;
     return h;

@@ -38,8 +38,21 @@ struct establish_failure {
     /// The server's hello reply when the hello itself succeeded but the connection was refused
     /// for what it said (incompatible wire versions): a monitor still learns the server from it.
     std::optional<bson::document> hello_reply{};
+    /// The CMAP spec's backpressure labels: SystemOverloadedError and RetryableError for a
+    /// network error or timeout while connecting or during the hello (not for a DNS failure, a
+    /// TLS refusal that is no I/O error, or anything in authentication), or the labels of a
+    /// hello error reply that says SystemOverloadedError. Empty otherwise.
+    std::vector<std::string> error_labels{};
     explicit operator bool() const noexcept { return static_cast<bool>(code); }
 };
+
+/// The pool hands its waiters and SDAM only an error code, so a failure with backpressure
+/// labels travels in a code of its own category; these turn it back into labels and a kind.
+std::error_code pool_error_of(const establish_failure& f);
+/// The labels a pool error carries (empty: none, or not an establishment error with labels).
+std::vector<std::string> backpressure_labels(std::error_code ec);
+/// errc::network_timeout or errc::connection_failure for a labelled code; `ec` otherwise.
+std::error_code without_labels(std::error_code ec);
 
 using establish_signature = void(establish_failure, std::unique_ptr<connection>);
 

@@ -211,8 +211,18 @@ initial_hello make_initial_hello(const hello_options& o) {
     if (o.load_balanced) b.append("loadBalanced", true);
     if (o.sasl_supported_mechs) b.append("saslSupportedMechs", *o.sasl_supported_mechs);
     if (o.speculative_authenticate) b.append("speculativeAuthenticate", o.speculative_authenticate->view());
+    // A string, not a number: the handshake spec versions backpressure support this way.
+    b.append("backpressure", "2");
     h.command = b.extract();
     return h;
+}
+
+bson::document server_api_fields(const server_api& api) {
+    bson::builder b;
+    b.append("apiVersion", api.version);
+    if (api.strict) b.append("apiStrict", *api.strict);
+    if (api.deprecation_errors) b.append("apiDeprecationErrors", *api.deprecation_errors);
+    return b.extract();
 }
 
 connection_description parse_hello_reply(std::string address, bson::document_view reply,

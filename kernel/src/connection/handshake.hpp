@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "trellis/bson/document.hpp"
+#include "trellis/options.hpp"
 #include "trellis/sdam.hpp"
 #include "trellis/sdk/sdam.hpp"
 
@@ -56,14 +57,15 @@ struct hello_options {
     bson::document client_metadata;           // client_metadata(); empty: not sent
     std::vector<std::string> compressors;     // names offered, in preference order
     bool load_balanced = false;
-    bool server_api = false;                  // a Stable API version is declared
+    bool server_api = false;                  // a Stable API version is declared (its fields: connection_settings)
     /// "db.user" when a credential gives no mechanism (saslSupportedMechs).
     std::optional<std::string> sasl_supported_mechs;
     std::optional<bson::document> speculative_authenticate;
 };
 
 /// The first command on a new connection. `legacy` (isMaster over OP_QUERY, helloOk: true)
-/// unless the Stable API or load balancing asks for hello over OP_MSG.
+/// unless the Stable API or load balancing asks for hello over OP_MSG. Always carries
+/// backpressure: "2" (the handshake spec's version of client backpressure support).
 struct initial_hello {
     bson::document command;  // without $db: OP_QUERY carries admin.$cmd, OP_MSG adds $db
     bool use_op_query = true;
@@ -99,5 +101,9 @@ struct connection_description {
 /// `offered` are the compressor names sent: a reply naming another is a protocol error.
 connection_description parse_hello_reply(std::string address, bson::document_view reply,
                                           const std::vector<std::string>& offered);
+
+/// The command fields that declare `api` (the Stable API spec): apiVersion, and apiStrict and
+/// apiDeprecationErrors when they were given (even when false).
+bson::document server_api_fields(const server_api& api);
 
 }  // namespace trellis::handshake

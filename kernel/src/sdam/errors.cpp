@@ -153,6 +153,14 @@ error_response handle_application_error(const topology_description& current, con
     const bool network_like = error.kind == error_kind::network ||
                               (!error.handshake_completed && (error.kind == error_kind::network_timeout ||
                                                               error.kind == error_kind::authentication));
+    if (network_like &&
+        std::find(error.error_labels.begin(), error.error_labels.end(), "SystemOverloadedError") != error.error_labels.end()) {
+        // The current SDAM text: a backpressure-labelled error may be the server shedding load;
+        // marking it Unknown and clearing its pool would make that worse.
+        r.reason = std::string(to_string(error.kind)) + " error " + (error.handshake_completed ? "after" : "before") +
+                   " the handshake completed on " + address + " carries SystemOverloadedError: ignored";
+        return r;
+    }
     if (network_like) {
         std::string text = std::string(to_string(error.kind)) + " error " +
                            (error.handshake_completed ? "after" : "before") + " the handshake completed on " + address;

@@ -160,6 +160,15 @@ void check_misc(const client_options& o, bool before_dns) {
     if (p.port && *p.port == 0) fail("proxyPort 0 is not a port");
 }
 
+// The Stable API spec: a client refuses an API version it does not know.
+void check_server_api(const client_options& o) {
+    if (!o.server_api) return;
+    const std::string& v = o.server_api->version;
+    if (v.empty()) fail("serverApi.version is empty: declare a Stable API version (\"1\")");
+    if (v != server_api::v1)
+        fail("serverApi.version " + quoted(v) + " is not a Stable API version this driver knows (known: \"1\")");
+}
+
 void check_concerns(const client_options& o) {
     const read_preference& rp = o.read_preference;
     if (rp.mode == read_preference_mode::primary) {
@@ -303,6 +312,7 @@ void validate_options(const client_options& options, bool before_dns) {
     check_timing_and_pool(options);
     check_misc(options, before_dns);
     check_concerns(options);
+    check_server_api(options);
     (void)make_credential(options);
 }
 

@@ -396,6 +396,12 @@ const std::map<std::string, option_def, std::less<>>& options_table() {
                  o.proxy.port = static_cast<std::uint16_t>(*p);
          }}},
         {"proxyusername", {"proxyUsername", [](client_options& o, value_reader& v) { o.proxy.username = v.text(); }}},
+        {"maxadaptiveretries", {"maxAdaptiveRetries", [](client_options& o, value_reader& v) {
+             assign_if(o.max_adaptive_retries, v.count(0, non_negative));
+         }}},
+        {"enableoverloadretargeting", {"enableOverloadRetargeting", [](client_options& o, value_reader& v) {
+             assign_if(o.enable_overload_retargeting, v.boolean());
+         }}},
         {"readconcernlevel", {"readConcernLevel", [](client_options& o, value_reader& v) {
              o.read_concern.level = v.text();
          }}},
@@ -517,6 +523,11 @@ std::vector<raw_option> split_options(std::string_view query) {
     return out;
 }
 
+bool is_server_api_option(std::string_view lower_key) {
+    return lower_key == "serverapi" || lower_key == "apiversion" || lower_key == "apistrict" ||
+           lower_key == "apideprecationerrors";
+}
+
 bool is_proxy_option(std::string_view lower_key) {
     return lower_key == "proxyhost" || lower_key == "proxyport" || lower_key == "proxyusername" ||
            lower_key == "proxypassword";
@@ -583,7 +594,11 @@ void apply_options(std::string_view query, connection_string& cs) {
         }
         const auto def = options_table().find(r.lower_key);
         if (def == options_table().end()) {
-            warnings.push_back("unsupported option " + r.key + " is ignored");
+            if (is_server_api_option(r.lower_key))
+                warnings.push_back("option " + r.key + " is ignored: the Stable API spec forbids declaring an API version in "
+                                   "a connection string; set client_options::server_api or [server_api] in a configuration file");
+            else
+                warnings.push_back("unsupported option " + r.key + " is ignored");
             continue;
         }
         value_reader v(r.key, r.value, warnings);
