@@ -15,6 +15,7 @@
 
 #include "config/internal.hpp"
 #include "trellis/config.hpp"
+#include "trellis/dns.hpp"
 #include "trellis/uri.hpp"
 
 namespace trellis {
@@ -275,6 +276,23 @@ const std::vector<key_def>& key_defs() {
         {"client", "read_concern", "readConcernLevel",
          [](reader& r, const field& f) { r.options().read_concern.level = f.non_empty_string(); }},
         {"client", "timeout_ms", "timeoutMS", [](reader& r, const field& f) { r.options().timeout = f.millis(0); }},
+
+        {"dns", "servers", "",
+         [](reader& r, const field& f) {
+             std::vector<std::string> servers = string_list(f, "an array of DNS server addresses, such as [\"127.0.0.1:5353\"]");
+             std::size_t i = 0;
+             for (const toml::node& n : f.array("")) {
+                 const field e = f.element(n, i++);
+                 try {
+                     (void)dns::endpoint::parse(e.string());
+                 } catch (const configuration_error& err) {
+                     e.fail(e.path() + ": " + message_of(err));
+                 }
+             }
+             r.options().dns_servers = std::move(servers);
+         }},
+        {"dns", "rescan_srv_interval_ms", "",
+         [](reader& r, const field& f) { r.options().srv_rescan_interval = f.millis(1); }},
 
         {"pool", "max_size", "maxPoolSize", [](reader& r, const field& f) { r.options().max_pool_size = f.count(1); }},
         {"pool", "min_size", "minPoolSize", [](reader& r, const field& f) { r.options().min_pool_size = f.count(0); }},
