@@ -14,6 +14,9 @@
 
 namespace trellis::detail {
 
+std::string bare_message(std::error_code ec, std::string text);
+std::string bare_message(const std::system_error& e);
+
 namespace {
 
 // The spec's rescanSRVIntervalMS when the TTL is not known (c-ares 1.18's SRV parser drops it).
@@ -22,6 +25,16 @@ constexpr std::chrono::milliseconds default_rescan_interval{60'000};
 std::string host_port(const server_address& a) { return a.host + ":" + std::to_string(a.port_or_default()); }
 
 }  // namespace
+
+// An error's text without the ": <category message>" std::system_error appends to it, for
+// wrapping it in another error.
+std::string bare_message(std::error_code ec, std::string text) {
+    const std::string suffix = ": " + ec.message();
+    if (text.size() > suffix.size() && text.ends_with(suffix)) text.resize(text.size() - suffix.size());
+    return text;
+}
+
+std::string bare_message(const std::system_error& e) { return bare_message(e.code(), e.what()); }
 
 std::string client_core::seedlist_source() const {
     std::string servers;
@@ -56,7 +69,7 @@ asio::awaitable<void> client_core::resolve_seedlist(std::uint64_t generation) {
     try {
         apply_seedlist(std::move(result.options));
     } catch (const error& e) {
-        seedlist_failed(e.code(), e.what());
+        seedlist_failed(e.code(), bare_message(e));
     } catch (const std::exception& e) {  // a strategy plugin refusing the seeds
         seedlist_failed(errc::configuration_error, e.what());
     }
@@ -65,7 +78,8 @@ asio::awaitable<void> client_core::resolve_seedlist(std::uint64_t generation) {
 void client_core::seedlist_failed(std::error_code ec, const std::string& message) {
     seedlist_ = seedlist_state::failed;
     const errc kind = ec == errc::configuration_error ? errc::configuration_error : errc::connection_failure;
-    seedlist_failure_ = make_failure(kind, seedlist_source() + " " + (message.empty() ? ec.message() : message));
+    seedlist_failure_ =
+        make_failure(kind, seedlist_source() + " " + (message.empty() ? ec.message() : bare_message(ec, message)));
     wake_selectors();
 }
 

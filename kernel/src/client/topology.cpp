@@ -74,6 +74,8 @@ std::string describe(const sdk::server_description& s) {
 
 }  // namespace
 
+std::string bare_message(const std::system_error& e);  // srv.cpp
+
 std::exception_ptr make_failure(errc code, const std::string& text) {
     switch (code) {
         case errc::configuration_error: return std::make_exception_ptr(configuration_error(text));
@@ -160,7 +162,7 @@ client_core::client_core(asio::any_io_executor executor, client_options options,
             try {
                 ro.servers.push_back(dns::endpoint::parse(text));
             } catch (const configuration_error& e) {
-                throw configuration_error(std::string("dns_servers: ") + e.what());
+                throw configuration_error("dns_servers: " + bare_message(e));
             }
         }
         const char* env = std::getenv(dns::server_environment_variable);
