@@ -426,6 +426,11 @@ private slots:
         QVERIFY2(nx.err.contains("SRV lookup of _mongodb._tcp.nx.srv.trellis.test failed"), qPrintable(nx.err));
         QVERIFY(nx.elapsed_ms < 5000);
 
+        // topology waits for discovery: the DNS failure is its error too, not an empty table.
+        const auto topology = run_cli({"topology", "mongodb+srv://twotxt" + zone + "/?tls=false", "--dns-server", dns_server()});
+        QCOMPARE(topology.code, 2);
+        QVERIFY2(topology.err.contains("returned 2 records; at most one is allowed"), qPrintable(topology.err));
+
         const auto bad = run_cli({"ping", uri, "--dns-server", "dns.example.com"});
         QCOMPARE(bad.code, 2);
         QVERIFY2(bad.err.contains("dns_servers: DNS server 'dns.example.com'"), qPrintable(bad.err));

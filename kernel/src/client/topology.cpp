@@ -685,7 +685,9 @@ std::shared_ptr<const sdk::topology_description> client_core::wait_for_discovery
     for (;;) {
         std::promise<std::pair<bool, std::shared_ptr<const sdk::topology_description>>> p;
         auto f = p.get_future();
-        asio::dispatch(strand_, [this, &p] {
+        std::exception_ptr dns_failure;  // a mongodb+srv:// seed list DNS refused: nothing to discover
+        asio::dispatch(strand_, [this, &p, &dns_failure] {
+            if (seedlist_ == seedlist_state::failed) dns_failure = seedlist_failure_;
             if (!open_) start_topology();
             // A seed list still to come from DNS: nothing has been checked yet.
             bool all = seedlist_ != seedlist_state::pending && seedlist_ != seedlist_state::resolving;
@@ -696,6 +698,7 @@ std::shared_ptr<const sdk::topology_description> client_core::wait_for_discovery
             p.set_value({all, current_});
         });
         auto [done, t] = f.get();
+        if (dns_failure) std::rethrow_exception(dns_failure);
         if (done || std::chrono::steady_clock::now() >= deadline) return t;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
