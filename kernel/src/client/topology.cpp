@@ -316,8 +316,9 @@ void client_core::stop_topology() {
     if (seedlist_ == seedlist_state::resolving) {  // abandoned: the next opening asks again
         ++seedlist_generation_;
         seedlist_ = seedlist_state::pending;
-        resolver_->cancel();
     }
+    // A pending query (the seed list's, or a rescan's) must not keep a closing client waiting.
+    if (resolver_) resolver_->cancel();
     std::vector<std::string> addresses;
     for (auto& [a, s] : servers_) addresses.push_back(a);
     for (auto& a : addresses) remove_server(a);
