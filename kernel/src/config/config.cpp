@@ -277,23 +277,6 @@ const std::vector<key_def>& key_defs() {
          [](reader& r, const field& f) { r.options().read_concern.level = f.non_empty_string(); }},
         {"client", "timeout_ms", "timeoutMS", [](reader& r, const field& f) { r.options().timeout = f.millis(0); }},
 
-        {"dns", "servers", "",
-         [](reader& r, const field& f) {
-             std::vector<std::string> servers = string_list(f, "an array of DNS server addresses, such as [\"127.0.0.1:5353\"]");
-             std::size_t i = 0;
-             for (const toml::node& n : f.array("")) {
-                 const field e = f.element(n, i++);
-                 try {
-                     (void)dns::endpoint::parse(e.string());
-                 } catch (const configuration_error& err) {
-                     e.fail(e.path() + ": " + message_of(err));
-                 }
-             }
-             r.options().dns_servers = std::move(servers);
-         }},
-        {"dns", "rescan_srv_interval_ms", "",
-         [](reader& r, const field& f) { r.options().srv_rescan_interval = f.millis(1); }},
-
         {"pool", "max_size", "maxPoolSize", [](reader& r, const field& f) { r.options().max_pool_size = f.count(1); }},
         {"pool", "min_size", "minPoolSize", [](reader& r, const field& f) { r.options().min_pool_size = f.count(0); }},
         {"pool", "max_connecting", "maxConnecting",
@@ -317,6 +300,23 @@ const std::vector<key_def>& key_defs() {
          [](reader& r, const field& f) { r.options().connect_timeout = f.millis(0); }},
         {"monitoring", "socket_timeout_ms", "socketTimeoutMS",
          [](reader& r, const field& f) { r.options().socket_timeout = f.millis(0); }},
+
+        {"dns", "servers", "",
+         [](reader& r, const field& f) {
+             std::vector<std::string> servers = string_list(f, "an array of DNS server addresses, such as [\"127.0.0.1:5353\"]");
+             std::size_t i = 0;
+             for (const toml::node& n : f.array("")) {
+                 const field e = f.element(n, i++);
+                 try {
+                     (void)dns::endpoint::parse(e.string());
+                 } catch (const configuration_error& err) {
+                     e.fail(e.path() + ": " + message_of(err));
+                 }
+             }
+             r.options().dns_servers = std::move(servers);
+         }},
+        {"dns", "rescan_srv_interval_ms", "",
+         [](reader& r, const field& f) { r.options().srv_rescan_interval = f.millis(1); }},
 
         {"selection", "server_selection_timeout_ms", "serverSelectionTimeoutMS",
          [](reader& r, const field& f) { r.options().server_selection_timeout = f.millis(1); }},
