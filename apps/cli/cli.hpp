@@ -47,6 +47,10 @@ int insert_command(args a);
 int topology_command(args a);
 int demo_command(args a);
 
+/// Removes the global option --dns-server ADDR / --dns-server=ADDR (repeatable, or a comma
+/// list) from the arguments; the network commands' clients use those servers.
+std::vector<std::string_view> take_dns_servers(std::vector<std::string_view> a);
+
 /// Replaces line breaks (and other control characters) so a message stays on one line.
 std::string one_line(std::string_view text);
 

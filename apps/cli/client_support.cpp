@@ -115,8 +115,44 @@ std::string describe_failure(const trellis::error& e, const client_options& opti
     return msg;
 }
 
+namespace {
+std::vector<std::string> dns_servers;  // --dns-server, set once by main before any command runs
+}  // namespace
+
+std::vector<std::string_view> take_dns_servers(std::vector<std::string_view> a) {
+    std::vector<std::string_view> rest;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        std::string_view value;
+        if (a[i] == "--dns-server") {
+            if (i + 1 == a.size()) throw usage_error{"--dns-server needs an address, such as 127.0.0.1:5353"};
+            value = a[++i];
+        } else if (a[i].starts_with("--dns-server=")) {
+            value = a[i].substr(std::string_view("--dns-server=").size());
+        } else {
+            rest.push_back(a[i]);
+            continue;
+        }
+        std::size_t start = 0;
+        while (start <= value.size()) {
+            const std::size_t comma = std::min(value.find(',', start), value.size());
+            const std::string_view item = value.substr(start, comma - start);
+            start = comma + 1;
+            if (item.empty()) throw usage_error{"--dns-server has an empty address in \"" + std::string(value) + "\""};
+            dns_servers.emplace_back(item);
+        }
+    }
+    return rest;
+}
+
+namespace {
+client_options with_dns_servers(client_options o) {
+    if (!dns_servers.empty()) o.dns_servers = dns_servers;
+    return o;
+}
+}  // namespace
+
 command_client::command_client(std::string command, std::string_view uri, client_settings settings)
-    : command_(std::move(command)), options_(check_uri(uri)), client_(uri, std::move(settings)) {}
+    : command_(std::move(command)), options_(check_uri(uri)), client_(with_dns_servers(options_), std::move(settings)) {}
 
 void command_client::fail(const trellis::error& e, std::string_view context) {
     if (e.code() == errc::configuration_error || e.code() == errc::invalid_name) throw;

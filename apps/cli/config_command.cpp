@@ -192,6 +192,12 @@ std::string effective_options(const config& cfg) {
         props += (props.size() > 1 ? ", " : "") + bare_or_quoted(k) + " = " + toml_quoted(v);
     l.raw("mechanism_properties", props + "}");
 
+    if (o.is_srv || !o.dns_servers.empty() || o.srv_rescan_interval) {
+        l.table("dns");
+        l.strings("servers", o.dns_servers);
+        l.value("rescan_srv_interval_ms", o.srv_rescan_interval);
+    }
+
     l.table("topology");
     const topology_settings& top = cfg.topology;
     l.value("strategy", std::string(to_string(top.strategy)));

@@ -31,6 +31,9 @@ constexpr const char* usage_text =
     "\n"
     "Options of the network commands (read preference, timeouts, TLS, credentials, ...) come\n"
     "through the URI, e.g. mongodb://h1,h2/?replicaSet=rs0&readPreference=secondary.\n"
+    "  --dns-server ADDR[:PORT][,...]          the DNS servers for mongodb+srv:// (SRV, TXT and the\n"
+    "                                          targets' A records); default $TRELLIS_DNS_SERVER,\n"
+    "                                          else /etc/resolv.conf\n"
     "Documents are printed as relaxed Extended JSON.\n"
     "Run 'trellis COMMAND --help' for a command's options.\n"
     "Exit status: 0 ok, 1 operation error (data, server, network), 2 usage or configuration error.\n";
@@ -62,6 +65,7 @@ std::string one_line(std::string_view text) {
 int main(int argc, char** argv) {
     std::vector<std::string_view> a(argv + 1, argv + argc);
     try {
+        a = take_dns_servers(std::move(a));
         if (a.empty()) throw usage_error{"no command given"};
         if (a[0] == "--help" || a[0] == "-h" || a[0] == "help") {
             std::cout << usage_text;

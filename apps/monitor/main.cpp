@@ -11,6 +11,7 @@
 #include "monitor_config.hpp"
 #include "rtt_chart.hpp"
 #include "session.hpp"
+#include "trellis/dns.hpp"
 #include "trellis/uri.hpp"
 
 using namespace trellis::monitor;
@@ -65,7 +66,10 @@ int main(int argc, char** argv) {
     const QCommandLineOption alert_np(QStringLiteral("alert-no-primary"), QStringLiteral("Alert: no primary for longer than N s."), QStringLiteral("s"));
     const QCommandLineOption alert_rtt(QStringLiteral("alert-rtt-p99"), QStringLiteral("Alert: a member's RTT p99 above X ms."), QStringLiteral("ms"));
     const QCommandLineOption alert_hb(QStringLiteral("alert-failed-heartbeats"), QStringLiteral("Alert: K failed heartbeats in a row."), QStringLiteral("k"));
-    p.addOptions({config, demo, topology, nodes, routers, no_workload, canary, script, quit_after, screenshot, timeline_out,
+    const QCommandLineOption dns_server(QStringLiteral("dns-server"),
+                                        QStringLiteral("DNS server for a mongodb+srv:// URI, ADDR[:PORT]; repeatable (default $TRELLIS_DNS_SERVER, else resolv.conf)."),
+                                        QStringLiteral("addr"));
+    p.addOptions({dns_server, config, demo, topology, nodes, routers, no_workload, canary, script, quit_after, screenshot, timeline_out,
                   events_out, size, light, alert_np, alert_rtt, alert_hb});
     if (!p.parse(QCoreApplication::arguments())) return usage_error(p.errorText());
     if (p.isSet(QStringLiteral("help"))) {
@@ -88,6 +92,15 @@ int main(int argc, char** argv) {
         }
     }
     if (p.isSet(config)) o.config_file = p.value(config);
+    for (const QString& s : p.values(dns_server)) {
+        if (o.uri.isEmpty()) return usage_error(QStringLiteral("--dns-server needs a connection string"));
+        try {
+            (void)trellis::dns::endpoint::parse(s.toStdString());
+        } catch (const std::exception& e) {
+            return usage_error(QStringLiteral("--dns-server: ") + QString::fromUtf8(e.what()));
+        }
+        o.dns_servers.push_back(s.toStdString());
+    }
     const int sources = (o.demo ? 1 : 0) + (o.uri.isEmpty() ? 0 : 1) + (o.config_file.isEmpty() ? 0 : 1);
     if (sources > 1) return usage_error(QStringLiteral("give one of --demo, a connection string, --config"));
     if (p.isSet(topology)) {

@@ -244,6 +244,10 @@ void check_case(const json::object& t) {
 
 }  // namespace
 
+// For the seedlist suite, which checks the same options.
+bool uri_option_value(const client_options& o, std::string_view key, json::value& v) { return option_value(o, key, v); }
+bool loosely_equal_values(const json::value& expected, const json::value& actual) { return loosely_equal(expected, actual); }
+
 void run_connection_string_format(std::string_view file, const json::value& test, reporter& out) {
     const json::array* tests = test.is_object() && test.get_object().contains("tests")
                                    ? test.get_object().at("tests").if_array()

@@ -14,12 +14,13 @@ extern const suite rtt_suite;
 extern const suite server_selection_suite;
 extern const suite max_staleness_suite;
 extern const suite in_window_suite;
+extern const suite seedlist_suite;
 extern const suite unified_suite;
 
 const std::vector<suite>& suites() {
     static const std::vector<suite> all = {bson_corpus_suite, connection_string_suite, uri_options_suite, auth_suite,
                                            cmap_suite,        sdam_suite,              rtt_suite,         server_selection_suite,
-                                           max_staleness_suite, in_window_suite, unified_suite};
+                                           max_staleness_suite, in_window_suite, unified_suite, seedlist_suite};
     return all;
 }
 

@@ -216,6 +216,21 @@ private slots:
         QVERIFY(std::string(e->what()).starts_with(e->diagnostic()));
     }
 
+    void dns_table() {
+        const config c = parse_config(
+            "[client]\nuri = \"mongodb+srv://cluster0.example.net/\"\n[dns]\nservers = [\"127.0.0.1:5353\", \"[::1]\"]\n"
+            "rescan_srv_interval_ms = 1500\n",
+            "trellis.toml");
+        QCOMPARE(c.options.dns_servers, (std::vector<std::string>{"127.0.0.1:5353", "[::1]"}));
+        QCOMPARE(c.options.srv_rescan_interval, std::optional<std::chrono::milliseconds>(1500));
+        QVERIFY(c.options.is_srv);
+        COMPARE_STR(diagnostic("[dns]\nservers = [\"127.0.0.1\", \"dns.example.com\"]\n"),
+                    "trellis.toml:2:25: dns.servers[1]: DNS server 'dns.example.com': not an IPv4 or IPv6 address (a DNS "
+                    "server is given by address, not by name)");
+        COMPARE_STR(diagnostic("[dns]\nrescan_srv_interval_ms = 0\n"),
+                    "trellis.toml:2:26: dns.rescan_srv_interval_ms must be a positive integer, got 0");
+    }
+
     void type_and_range_errors() {
         COMPARE_STR(diagnostic("[pool]\nmax_size = \"x\"\n"),
                     "trellis.toml:2:12: pool.max_size must be a positive integer, got \"x\"");

@@ -63,6 +63,44 @@ class SdamTest : public QObject {
     Q_OBJECT
 
 private slots:
+    // ---------------------------------------------------------------- SRV polling
+
+    void srv_polling_removes_and_adds_leaving_the_rest() {
+        auto t = sdam::initial_topology(std::vector<std::string>{"a.x.test:1", "b.x.test:2"}, std::nullopt, false);
+        t.type = topology_type::sharded;
+        t.servers[1].type = server_type::mongos;  // b was checked: it must stay as it is
+        const auto first = [](std::size_t) { return std::size_t(0); };
+        const auto next = sdam::apply_srv_hosts(t, {"B.x.test:2", "c.x.test:3"}, 0, first);
+        QCOMPARE(next.servers.size(), std::size_t(2));
+        QCOMPARE(next.servers[0].address, std::string("b.x.test:2"));
+        QCOMPARE(next.servers[0].type, server_type::mongos);
+        QCOMPARE(next.servers[1].address, std::string("c.x.test:3"));
+        QCOMPARE(next.servers[1].type, server_type::unknown);
+        // No hosts: nothing changes (the spec keeps the old list).
+        QCOMPARE(sdam::apply_srv_hosts(t, {}, 0, first).servers.size(), std::size_t(2));
+        // A replica set is not polled.
+        auto rs = t;
+        rs.type = topology_type::replica_set_no_primary;
+        QCOMPARE(sdam::apply_srv_hosts(rs, {"c.x.test:3"}, 0, first).servers.size(), std::size_t(2));
+    }
+
+    void srv_polling_respects_srv_max_hosts() {
+        auto t = sdam::initial_topology(std::vector<std::string>{"a.x.test:1", "b.x.test:2"}, std::nullopt, false);
+        t.type = topology_type::sharded;
+        // Nothing removed, two hosts already: the new ones wait.
+        const auto last = [](std::size_t n) { return n - 1; };
+        auto next = sdam::apply_srv_hosts(t, {"a.x.test:1", "b.x.test:2", "c.x.test:3", "d.x.test:4"}, 2, last);
+        QCOMPARE(next.servers.size(), std::size_t(2));
+        // a gone: one new host drawn (random_below's choice: the last of c, d).
+        next = sdam::apply_srv_hosts(t, {"b.x.test:2", "c.x.test:3", "d.x.test:4"}, 2, last);
+        QCOMPARE(next.servers.size(), std::size_t(2));
+        QCOMPARE(next.servers[0].address, std::string("b.x.test:2"));
+        QCOMPARE(next.servers[1].address, std::string("d.x.test:4"));
+        // srvMaxHosts at or above the number of hosts: every new one is added.
+        next = sdam::apply_srv_hosts(t, {"b.x.test:2", "c.x.test:3", "d.x.test:4"}, 3, last);
+        QCOMPARE(next.servers.size(), std::size_t(3));
+    }
+
     // ---------------------------------------------------------------- RTT
 
     void rtt_first_sample_is_taken_as_is() {

@@ -246,8 +246,10 @@ void session::run() {
             client.emplace(file.client.options, std::move(settings));
         } else {
             uri = options_.uri.toStdString();
+            client_options o = parse_uri(uri).options;
+            if (!options_.dns_servers.empty()) o.dns_servers = options_.dns_servers;
             origin_ms_ = steady_now_ms();
-            client.emplace(uri, std::move(settings));
+            client.emplace(std::move(o), std::move(settings));
         }
         {
             std::lock_guard lock(mutex_);

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -32,6 +33,7 @@ namespace trellis::monitor {
 struct session_options {
     QString uri;          ///< a connection string (unless demo or config_file)
     QString config_file;  ///< a TOML file (with an optional [monitor] table)
+    std::vector<std::string> dns_servers;  ///< for a mongodb+srv:// uri (--dns-server); empty: the default
     bool demo = false;
     sim::topology_kind demo_topology = sim::topology_kind::replica_set;
     int demo_nodes = 3;

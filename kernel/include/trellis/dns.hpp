@@ -184,6 +184,7 @@ private:
 };
 
 using srv_op = pending_op<std::vector<srv_record>>;
+using address_op = pending_op<std::vector<boost::asio::ip::address>>;
 using txt_op = pending_op<std::vector<txt_record>>;
 using seedlist_op = pending_op<seedlist_result>;
 
@@ -213,6 +214,7 @@ public:
     using executor_type = boost::asio::any_io_executor;
     using srv_signature = void(std::error_code, std::vector<srv_record>);
     using txt_signature = void(std::error_code, std::vector<txt_record>);
+    using address_signature = void(std::error_code, std::vector<boost::asio::ip::address>);
 
     /// Throws configuration_error for a bad TRELLIS_DNS_SERVER or a tries/timeout below 1, and
     /// trellis::error (connection_failure) when c-ares cannot start.
@@ -256,6 +258,19 @@ public:
         return async_query_txt_impl(std::move(name), &diag.message, std::forward<Token>(token));
     }
 
+    /// The IPv4 addresses (A records) of `name`: how a client that was given its DNS servers
+    /// finds the SRV targets it connects to. No record is an error (configuration_error).
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(address_signature) Token = boost::asio::deferred_t>
+    auto async_query_address(std::string name, diagnostics& diag, Token&& token = {}) {
+        return boost::asio::async_initiate<Token, address_signature>(
+            [this](auto handler, std::string name, std::string* out) {
+                detail::launch<std::vector<boost::asio::ip::address>>(
+                    std::move(handler), get_executor(), out,
+                    [&](std::shared_ptr<detail::address_op> op) { start_address(std::move(name), std::move(op)); });
+            },
+            token, std::move(name), &diag.message);
+    }
+
 private:
     struct impl;
     friend void detail::start_seedlist(resolver&, const connection_string&, std::shared_ptr<detail::seedlist_op>);
@@ -286,6 +301,7 @@ private:
     // The record text stays the caller's: the message names `name`.
     void start_srv(std::string name, std::shared_ptr<detail::srv_op> op);
     void start_txt(std::string name, std::shared_ptr<detail::txt_op> op);
+    void start_address(std::string name, std::shared_ptr<detail::address_op> op);
 
     std::shared_ptr<impl> impl_;
 };

@@ -196,6 +196,13 @@ struct client_options {
     std::string srv_host;                          ///< the name after mongodb+srv://
     std::optional<std::string> srv_service_name;   ///< unset: "mongodb"; only with is_srv
     std::optional<std::uint32_t> srv_max_hosts;    ///< unset or 0: every SRV host; only with is_srv
+    /// The DNS servers asked for mongodb+srv:// (SRV, TXT, and the SRV targets' A records),
+    /// "address" or "address:port" ("127.0.0.1:5353", "[::1]:53"). Empty: $TRELLIS_DNS_SERVER,
+    /// else the system's (/etc/resolv.conf). Not a URI option (TOML: [dns] servers).
+    std::vector<std::string> dns_servers;
+    /// How long SRV polling waits between two rescans (rescanSRVIntervalMS). Unset: 60 s.
+    /// Not a URI option (TOML: [dns] rescan_srv_interval_ms); at least 1 ms.
+    std::optional<std::chrono::milliseconds> srv_rescan_interval;
     /// The database in the URI path: the client's default database, and the default authSource
     /// of the mechanisms that have one. Its presence alone does not ask for authentication.
     std::optional<std::string> database;

@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -166,6 +167,16 @@ topology_description initial_topology(const std::vector<std::string>& seeds, std
 /// A mongodb+srv:// string must have been resolved first (its hosts filled in); without
 /// directConnection and replicaSet it starts Unknown whatever the number of hosts.
 topology_description initial_topology(const client_options& options);
+
+/// SRV polling (polling-srv-records-for-mongos-discovery): the description with the servers
+/// that are not in `hosts` (the verified SRV targets, "host:port") removed and those that are new
+/// added as Unknown; servers that stay are left as they are. With srv_max_hosts positive and
+/// below the number of hosts, new hosts are drawn at random (random_below(n): an index in
+/// [0, n)) only until the topology holds srv_max_hosts servers. Only Sharded and Unknown
+/// topologies change; an empty `hosts` changes nothing (the spec keeps the old list then).
+topology_description apply_srv_hosts(const topology_description& current, const std::vector<std::string>& hosts,
+                                     std::uint32_t srv_max_hosts,
+                                     const std::function<std::size_t(std::size_t)>& random_below);
 
 /// What processing one ServerDescription did, besides the new TopologyDescription.
 struct update_result {

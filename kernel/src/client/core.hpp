@@ -27,6 +27,7 @@
 #include "ops/find_and_modify.hpp"
 #include "pool/connection_pool.hpp"
 #include "trellis/client.hpp"
+#include "trellis/dns.hpp"
 #include "trellis/sdam.hpp"
 #include "trellis/session.hpp"
 #include "trellis/sdk/cursor_manager.hpp"
@@ -361,6 +362,26 @@ private:
     };
     asio::awaitable<selected> select(const sdk::operation_requirements& req, const std::vector<std::string>& deprioritized);
 
+    // mongodb+srv:// (srv.cpp): the seed list from DNS before the first server, then SRV polling.
+    /// Strand. Starts the SRV and TXT lookups when the seed list is still to be resolved (or
+    /// its last resolution failed).
+    void start_seedlist();
+    asio::awaitable<void> resolve_seedlist(std::uint64_t generation);
+    /// The resolved options become the client's seeds, TXT options and initial topology.
+    void apply_seedlist(client_options resolved);
+    void seedlist_failed(std::error_code ec, const std::string& message);
+    /// Asks the configured DNS servers for the A records of the hostnames among `hosts` not
+    /// looked up yet (only when the servers were given explicitly).
+    asio::awaitable<void> lookup_targets(std::vector<std::string> hosts);
+    void start_srv_polling();
+    asio::awaitable<void> srv_poll_loop(std::uint64_t generation, std::shared_ptr<asio::steady_timer> timer);
+    /// "mongodb+srv://host: " with the DNS servers asked, for messages.
+    std::string seedlist_source() const;
+    /// The seed list as resolved (options_.hosts for mongodb://), for messages.
+    const std::vector<server_address>& seeds() const;
+    std::shared_ptr<const sdk::topology_description> make_initial(const client_options& o) const;
+    std::function<std::unique_ptr<sdk::auth_conversation>()> make_authenticator(const client_options& o) const;
+
     // monitors (monitor.cpp)
     asio::awaitable<void> monitor_loop(std::shared_ptr<server_state> s);
     asio::awaitable<bool> check(std::shared_ptr<server_state> s, bool retrying);
@@ -453,6 +474,18 @@ private:
     bool refresh_armed_ = false;  // strand
     std::atomic<bool> final_{false};
     std::mt19937_64 random_{std::random_device{}()};
+
+    // mongodb+srv:// state (strand, apart from resolver_, which is thread-safe).
+    enum class seedlist_state { none, pending, resolving, resolved, failed };
+    seedlist_state seedlist_ = seedlist_state::none;
+    std::unique_ptr<dns::resolver> resolver_;
+    bool dns_explicit_ = false;            // servers given by option or TRELLIS_DNS_SERVER
+    std::uint64_t seedlist_generation_ = 0;  // a stop abandons the resolution under way
+    std::exception_ptr seedlist_failure_;
+    client_options srv_options_;           // options_ with the seed list and TXT options applied
+    std::map<std::string, std::string> target_addresses_;  // SRV target -> IPv4 (dns_explicit_)
+    std::uint64_t srv_poll_generation_ = 0;
+    std::shared_ptr<asio::steady_timer> srv_timer_;
 };
 
 /// The exception for an error code and text: the matching class of the error family.

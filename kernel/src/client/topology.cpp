@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <algorithm>
+#include <cstdlib>
 #include <sstream>
 
 #include "client/core.hpp"
@@ -72,6 +73,8 @@ std::string describe(const sdk::server_description& s) {
 }
 
 }  // namespace
+
+std::string bare_message(const std::system_error& e);  // srv.cpp
 
 std::exception_ptr make_failure(errc code, const std::string& text) {
     switch (code) {
@@ -150,33 +153,57 @@ client_core::client_core(asio::any_io_executor executor, client_options options,
     topology_id_ = bson::oid::generate();
 
     // Everything that can fail for a bad configuration fails here, in the caller's thread: the
-    // initial topology (a strategy may refuse the seeds), the transport, the authenticator.
-    std::vector<std::string> seeds;
-    for (const auto& h : options_.hosts) seeds.push_back(sdam::address_of(h));
-    if (settings_.topology.strategy == topology_settings::strategy_type::auto_)
-        initial_ = std::make_shared<const sdk::topology_description>(sdam::initial_topology(options_));
-    else
-        initial_ = strategies_.begin()->second->initial_topology(
-            seeds, sdk::strategy_context{options_.replica_set, options_.direct_connection, options_.load_balanced});
+    // initial topology (a strategy may refuse the seeds), the transport, the authenticator, the
+    // DNS servers. A mongodb+srv:// seed list comes from DNS once the client is open
+    // (start_seedlist): until then the topology is Unknown with no servers, and operations wait.
+    if (options_.is_srv && options_.hosts.empty()) {
+        dns::resolver_options ro;
+        for (const std::string& text : options_.dns_servers) {
+            try {
+                ro.servers.push_back(dns::endpoint::parse(text));
+            } catch (const configuration_error& e) {
+                throw configuration_error("dns_servers: " + bare_message(e));
+            }
+        }
+        const char* env = std::getenv(dns::server_environment_variable);
+        dns_explicit_ = !ro.servers.empty() || (env && *env);
+        resolver_ = std::make_unique<dns::resolver>(strand_.get_inner_executor(), std::move(ro));
+        seedlist_ = seedlist_state::pending;
+        initial_ = std::make_shared<const sdk::topology_description>();
+    } else {
+        initial_ = make_initial(options_);
+    }
+    if (options_.srv_rescan_interval && options_.srv_rescan_interval->count() < 1)
+        throw configuration_error("srv_rescan_interval (rescanSRVIntervalMS) must be at least 1 ms");
     const bool tls = options_.tls.enabled.value_or(options_.is_srv);
     transport_ = registry_->create_as<sdk::transport>(sdk::plugin_kind::transport, tls ? "tls" : "plain");
     hello_ = conn::hello_options_for(options_, *compressors_);
-    if (auto cred = make_credential(options_)) {
-        const std::string mech = cred->mechanism ? std::string(to_string(*cred->mechanism)) : "SCRAM-SHA-256";
-        // The descriptors say which plugin provides the mechanism; only that one is created.
-        std::shared_ptr<sdk::authenticator> found;
-        for (const auto& p : registry_->plugins()) {
-            if (p.kind != sdk::plugin_kind::authenticator || !p.loaded) continue;
-            if (std::find(p.provides.begin(), p.provides.end(), mech) == p.provides.end()) continue;
-            found = registry_->create_as<sdk::authenticator>(sdk::plugin_kind::authenticator, p.name);
-            break;
-        }
-        if (!found)
-            throw configuration_error("authentication with " + mech + " was asked for, but no authenticator plugin provides it");
-        authenticate_ = [found, c = *cred] { return found->begin(c); };
-    }
+    authenticate_ = make_authenticator(options_);
     current_ = initial_;
     // open() is the owner's to call once the core is held by a shared_ptr.
+}
+
+std::shared_ptr<const sdk::topology_description> client_core::make_initial(const client_options& o) const {
+    if (settings_.topology.strategy == topology_settings::strategy_type::auto_)
+        return std::make_shared<const sdk::topology_description>(sdam::initial_topology(o));
+    std::vector<std::string> seeds;
+    for (const auto& h : o.hosts) seeds.push_back(sdam::address_of(h));
+    return strategies_.begin()->second->initial_topology(
+        seeds, sdk::strategy_context{o.replica_set, o.direct_connection, o.load_balanced});
+}
+
+std::function<std::unique_ptr<sdk::auth_conversation>()> client_core::make_authenticator(const client_options& o) const {
+    auto cred = make_credential(o);
+    if (!cred) return {};
+    const std::string mech = cred->mechanism ? std::string(to_string(*cred->mechanism)) : "SCRAM-SHA-256";
+    // The descriptors say which plugin provides the mechanism; only that one is created.
+    for (const auto& p : registry_->plugins()) {
+        if (p.kind != sdk::plugin_kind::authenticator || !p.loaded) continue;
+        if (std::find(p.provides.begin(), p.provides.end(), mech) == p.provides.end()) continue;
+        auto found = registry_->create_as<sdk::authenticator>(sdk::plugin_kind::authenticator, p.name);
+        return [found, c = *cred] { return found->begin(c); };
+    }
+    throw configuration_error("authentication with " + mech + " was asked for, but no authenticator plugin provides it");
 }
 
 // By the time the last reference goes, close() has run (the client's destructor sees to it)
@@ -277,11 +304,21 @@ void client_core::start_topology() {
     }
     reconcile_servers();
     asio::co_spawn(strand_, flush_cursors_loop(), asio::detached);
+    if (seedlist_ == seedlist_state::pending || seedlist_ == seedlist_state::failed) start_seedlist();
+    if (seedlist_ == seedlist_state::resolved) start_srv_polling();
 }
 
 void client_core::stop_topology() {
     open_ = false;
     flush_timer_.cancel();
+    ++srv_poll_generation_;
+    if (srv_timer_) srv_timer_->cancel();
+    if (seedlist_ == seedlist_state::resolving) {  // abandoned: the next opening asks again
+        ++seedlist_generation_;
+        seedlist_ = seedlist_state::pending;
+    }
+    // A pending query (the seed list's, or a rescan's) must not keep a closing client waiting.
+    if (resolver_) resolver_->cancel();
     std::vector<std::string> addresses;
     for (auto& [a, s] : servers_) addresses.push_back(a);
     for (auto& a : addresses) remove_server(a);
@@ -506,6 +543,11 @@ std::shared_ptr<server_state> client_core::add_server(const std::string& address
     auto settings = std::make_shared<conn::establish_settings>();
     const auto where = address_from(address);
     settings->connect = conn::connect_request_for(options_, where);
+    // An SRV target found through the DNS servers the client was given is reached at the address
+    // those servers gave. The TLS transport verifies the name it connects to, so with TLS the
+    // name stays (and the system resolver finds it).
+    if (auto a = target_addresses_.find(where.host); a != target_addresses_.end() && !settings->connect.tls.enabled)
+        settings->connect.host = a->second;
     settings->transport = transport_;
     settings->connection.address = address;
     settings->connection.socket_timeout = options_.socket_timeout;
@@ -603,11 +645,14 @@ asio::awaitable<client_core::selected> client_core::select(const sdk::operation_
     const auto started = std::chrono::steady_clock::now();
     const auto deadline = started + options_.server_selection_timeout;
     bool asked = false;
+    // A failed seed list resolution is tried again by each operation that starts afterwards.
+    if (seedlist_ == seedlist_state::failed && open_) start_seedlist();
     for (;;) {
         if (!open_) {
             if (final_) throw error(errc::connection_failure, "the client was closed while the operation waited for a server");
             start_topology();  // used after close(): open again, as the seeds do
         }
+        if (seedlist_ == seedlist_state::failed && seedlist_failure_) std::rethrow_exception(seedlist_failure_);
         auto t = current_;
         if (!t->compatible) throw error(errc::incompatible_server, t->compatibility_error.value_or("incompatible server"));
         auto& strategy = strategy_for(*t);
@@ -672,12 +717,15 @@ asio::awaitable<client_core::selected> client_core::select(const sdk::operation_
             msg << ": ";
             list_some(msg, why.size(), "; ", [&](std::size_t i) { return why[i]; });
             // Each server's state and last error, which the why-not lines may not say.
-            if (!t->servers.empty()) {
+            if (seedlist_ == seedlist_state::resolving || seedlist_ == seedlist_state::pending) {
+                msg << (why.empty() ? "" : "; ") << "no seed list yet: " << seedlist_source()
+                    << " the SRV and TXT lookups have not answered";
+            } else if (!t->servers.empty()) {
                 msg << (why.empty() ? "" : "; ") << "servers: ";
                 list_some(msg, t->servers.size(), "; ", [&](std::size_t i) { return describe(t->servers[i]); });
             } else {
                 msg << (why.empty() ? "" : "; ") << "no servers left (the seeds ";
-                list_some(msg, options_.hosts.size(), " ", [&](std::size_t i) { return sdam::address_of(options_.hosts[i]); });
+                list_some(msg, seeds().size(), " ", [&](std::size_t i) { return sdam::address_of(seeds()[i]); });
                 msg << " were removed from the topology";
                 if (options_.replica_set) msg << "; is replicaSet=" << *options_.replica_set << " right?";
                 msg << ")";
@@ -697,9 +745,12 @@ std::shared_ptr<const sdk::topology_description> client_core::wait_for_discovery
     for (;;) {
         std::promise<std::pair<bool, std::shared_ptr<const sdk::topology_description>>> p;
         auto f = p.get_future();
-        asio::dispatch(strand_, [this, &p] {
+        std::exception_ptr dns_failure;  // a mongodb+srv:// seed list DNS refused: nothing to discover
+        asio::dispatch(strand_, [this, &p, &dns_failure] {
+            if (seedlist_ == seedlist_state::failed) dns_failure = seedlist_failure_;
             if (!open_) start_topology();
-            bool all = true;
+            // A seed list still to come from DNS: nothing has been checked yet.
+            bool all = seedlist_ != seedlist_state::pending && seedlist_ != seedlist_state::resolving;
             for (auto& [a, s] : servers_) all = all && (s->last_heartbeat || (s->last_check != std::chrono::steady_clock::time_point{} && !s->check_requested));
             // PossiblePrimary is what another member said, not a check of this one's own.
             for (const auto& d : current_->servers)
@@ -707,6 +758,7 @@ std::shared_ptr<const sdk::topology_description> client_core::wait_for_discovery
             p.set_value({all, current_});
         });
         auto [done, t] = f.get();
+        if (dns_failure) std::rethrow_exception(dns_failure);
         if (done || std::chrono::steady_clock::now() >= deadline) return t;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }

@@ -15,6 +15,7 @@
 
 #include "config/internal.hpp"
 #include "trellis/config.hpp"
+#include "trellis/dns.hpp"
 #include "trellis/uri.hpp"
 
 namespace trellis {
@@ -322,6 +323,23 @@ const std::vector<key_def>& key_defs() {
          [](reader& r, const field& f) { r.options().connect_timeout = f.millis(0); }},
         {"monitoring", "socket_timeout_ms", "socketTimeoutMS",
          [](reader& r, const field& f) { r.options().socket_timeout = f.millis(0); }},
+
+        {"dns", "servers", "",
+         [](reader& r, const field& f) {
+             std::vector<std::string> servers = string_list(f, "an array of DNS server addresses, such as [\"127.0.0.1:5353\"]");
+             std::size_t i = 0;
+             for (const toml::node& n : f.array("")) {
+                 const field e = f.element(n, i++);
+                 try {
+                     (void)dns::endpoint::parse(e.string());
+                 } catch (const configuration_error& err) {
+                     e.fail(e.path() + ": " + message_of(err));
+                 }
+             }
+             r.options().dns_servers = std::move(servers);
+         }},
+        {"dns", "rescan_srv_interval_ms", "",
+         [](reader& r, const field& f) { r.options().srv_rescan_interval = f.millis(1); }},
 
         {"selection", "server_selection_timeout_ms", "serverSelectionTimeoutMS",
          [](reader& r, const field& f) { r.options().server_selection_timeout = f.millis(1); }},

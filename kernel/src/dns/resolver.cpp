@@ -12,6 +12,7 @@
 // io_context. No user code runs under it: completions are posted (detail::pending_op).
 #include <ares.h>
 #include <arpa/inet.h>
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -32,6 +33,7 @@ namespace asio = boost::asio;
 // RFC 1035 class IN and the RR types we ask for (RFC 2782 SRV = 33, RFC 1035 TXT = 16); spelled
 // out rather than taken from <arpa/nameser.h>, whose names vary between C libraries.
 constexpr int class_in = 1;
+constexpr int type_a = 1;
 constexpr int type_txt = 16;
 constexpr int type_srv = 33;
 
@@ -366,6 +368,28 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
         q->op->complete({}, std::move(records), {});
     }
 
+    static void on_address(void* arg, int status, int /*timeouts*/, unsigned char* answer, int length) {
+        using result = std::vector<asio::ip::address>;
+        std::unique_ptr<query<result>> q(static_cast<query<result>*>(arg));
+        if (status != ARES_SUCCESS) return q->fail(status);
+        std::array<ares_addrttl, 32> found{};
+        int count = static_cast<int>(found.size());
+        if (const int parsed = ares_parse_a_reply(answer, length, nullptr, found.data(), &count); parsed != ARES_SUCCESS)
+            return q->fail(parsed);
+        result addresses;
+        try {
+            for (int i = 0; i < count; ++i) {
+                asio::ip::address_v4::bytes_type b;
+                std::memcpy(b.data(), &found[static_cast<std::size_t>(i)].ipaddr, b.size());
+                addresses.emplace_back(asio::ip::address_v4(b));
+            }
+        } catch (...) {
+            return q->fail(ARES_ENOMEM);
+        }
+        if (addresses.empty()) return q->fail(ARES_ENODATA);
+        q->op->complete({}, std::move(addresses), {});
+    }
+
     executor_type executor;
     resolver_options options;
     std::mutex mutex;
@@ -403,6 +427,10 @@ void resolver::cancel() {
 
 void resolver::start_srv(std::string name, std::shared_ptr<detail::srv_op> op) {
     impl_->start_query("SRV", type_srv, std::move(name), std::move(op), &impl::on_srv);
+}
+
+void resolver::start_address(std::string name, std::shared_ptr<detail::address_op> op) {
+    impl_->start_query("A", type_a, std::move(name), std::move(op), &impl::on_address);
 }
 
 void resolver::start_txt(std::string name, std::shared_ptr<detail::txt_op> op) {

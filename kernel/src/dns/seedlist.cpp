@@ -52,7 +52,11 @@ struct join {
             thread_local std::mt19937 random{std::random_device{}()};
             static_cast<connection_string&>(result) = resolve_srv(parsed, srv, txt, random);
         } catch (const error& e) {
-            return fail(e.code(), e.what());
+            // Without the ": <category>" what() appends: throw_error() appends it again.
+            std::string what = e.what();
+            const std::string suffix = ": " + e.code().message();
+            if (what.ends_with(suffix)) what.resize(what.size() - suffix.size());
+            return fail(e.code(), std::move(what));
         } catch (const std::exception& e) {
             return fail(errc::configuration_error, e.what());
         }

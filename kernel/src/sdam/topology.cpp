@@ -260,6 +260,36 @@ topology_description initial_topology(const client_options& options) {
                             options.load_balanced.value_or(false));
 }
 
+topology_description apply_srv_hosts(const topology_description& current, const std::vector<std::string>& hosts,
+                                     std::uint32_t srv_max_hosts,
+                                     const std::function<std::size_t(std::size_t)>& random_below) {
+    if (current.type != topology_type::sharded && current.type != topology_type::unknown) return current;
+    std::vector<std::string> wanted;
+    for (const std::string& h : hosts) wanted.push_back(normalize_address(h));
+    std::sort(wanted.begin(), wanted.end());
+    wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+    if (wanted.empty()) return current;
+
+    topology_description t = current;
+    std::erase_if(t.servers, [&](const server_description& s) {
+        return !std::binary_search(wanted.begin(), wanted.end(), s.address);
+    });
+    std::vector<std::string> fresh;
+    for (const std::string& a : wanted)
+        if (!t.find(a)) fresh.push_back(a);
+    std::size_t room = fresh.size();
+    if (srv_max_hosts > 0 && srv_max_hosts < wanted.size())
+        room = srv_max_hosts > t.servers.size() ? std::min<std::size_t>(srv_max_hosts - t.servers.size(), fresh.size()) : 0;
+    // The same partial Fisher-Yates as the initial choice (resolve_srv).
+    for (std::size_t i = 0; i < room; ++i) std::swap(fresh[i], fresh[i + random_below(fresh.size() - i)]);
+    fresh.resize(room);
+    for (std::string& a : fresh) t.servers.push_back(unknown_server(std::move(a)));
+    std::sort(t.servers.begin(), t.servers.end(), address_less);
+    update_compatibility(t);
+    update_logical_session_timeout(t);
+    return t;
+}
+
 update_result update(const topology_description& current, server_description sd) {
     update_result r{current, false, {}, {}};
     topology_description& t = r.topology;
