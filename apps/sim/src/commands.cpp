@@ -1882,6 +1882,7 @@ bson::document hello_reply(session& s, const request& req) {
         b.close_array();
     }
     add_hello_auth_fields(s, req, b);
+    if (std::exchange(s.lb_send_service_id, false)) b.append("serviceId", m.service_id);
     b.append("ok", 1.0);
     return b.extract();
 }
@@ -2232,6 +2233,19 @@ asio::awaitable<command_result> execute(session& s, request& req) {
         if (auto client = req.body.find("client"); client && client->type() == bson::type::document)
             if (auto app = client->get_document().find("application"); app && app->type() == bson::type::document)
                 if (auto n = app->get_document().find("name"); n && n->type() == bson::type::string) s.app_name = std::string(n->get_string());
+    }
+    // Through the load balancer, as mongos with loadBalancerPort: the first hello must declare
+    // it (else 354, a CloseConnectionError) and gets the serviceId.
+    if (spec && spec->name == "hello" && s.via_load_balancer && !s.lb_hello_seen) {
+        s.lb_hello_seen = true;
+        if (!bool_or(req.body, "loadBalanced", false)) {
+            out.reply = error_reply(354, "LoadBalancerSupportMismatch",
+                                    "The server is being accessed through a load balancer, but this driver does not have "
+                                    "load balancing enabled");
+            out.close_after_reply = true;
+            co_return out;
+        }
+        s.lb_send_service_id = true;
     }
     if (req.db.empty() && !req.legacy) {
         out.reply = error_reply(40571, "Location40571", "OP_MSG requests require a $db argument");
