@@ -38,6 +38,9 @@ struct establish_failure {
     /// The server's hello reply when the hello itself succeeded but the connection was refused
     /// for what it said (incompatible wire versions): a monitor still learns the server from it.
     std::optional<bson::document> hello_reply{};
+    /// Load-balanced mode: the service a connection that failed after its hello belonged to
+    /// (authentication); unset for failures before the handshake completed.
+    std::optional<bson::oid> service_id{};
     explicit operator bool() const noexcept { return static_cast<bool>(code); }
 };
 
