@@ -121,20 +121,36 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
     } guard(s);
     const auto found = servers_.find(s.address);
     const auto state = found == servers_.end() ? nullptr : found->second;  // keep it alive across awaits
-    auto [ec, checked_out] = co_await s.pool->async_check_out(asio::as_tuple(asio::use_awaitable));
-    if (ec) {
-        const bool retry = op.retryable && ec != errc::authentication_failed;
-        if (ec == errc::pool_cleared || ec == errc::pool_closed) {
+    pool::checked_out_connection checked_out;
+    conn::connection* connection = nullptr;
+    if (op.pinned_connection) {
+        // A cursor's connection (load balanced): no check-out, and it stays the cursor's.
+        if (op.pinned_connection->broken || !op.pinned_connection->connection) {
             failed(errc::auto_reconnect,
-                   make_failure(errc::auto_reconnect, s.address + ": " + ec.message() + " (the server is being checked again)"), retry);
-        } else {
-            const std::string why = s.last_establish_error.empty() ? s.address + ": " + ec.message() : s.last_establish_error;
-            const errc kind = ec == errc::authentication_failed ? errc::authentication_failed : errc::connection_failure;
-            failed(kind, make_failure(kind, why), retry);
+                   make_failure(errc::auto_reconnect, s.address + ": the cursor's connection failed earlier; the cursor is lost"),
+                   false);
+            co_return out;
         }
-        co_return out;
+        connection = static_cast<conn::connection*>(op.pinned_connection->connection.get());
+    } else {
+        auto [ec, c] = co_await s.pool->async_check_out(asio::as_tuple(asio::use_awaitable));
+        if (ec) {
+            const bool retry = op.retryable && ec != errc::authentication_failed && ec != errc::incompatible_server;
+            if (ec == errc::pool_cleared || ec == errc::pool_closed) {
+                failed(errc::auto_reconnect,
+                       make_failure(errc::auto_reconnect, s.address + ": " + ec.message() + " (the server is being checked again)"), retry);
+            } else {
+                const std::string why = s.last_establish_error.empty() ? s.address + ": " + ec.message() : s.last_establish_error;
+                const errc kind = ec == errc::authentication_failed ? errc::authentication_failed
+                                  : ec == errc::incompatible_server ? errc::incompatible_server
+                                                                    : errc::connection_failure;
+                failed(kind, make_failure(kind, why), retry);
+            }
+            co_return out;
+        }
+        checked_out = std::move(c);
+        connection = static_cast<conn::connection*>(checked_out.get());
     }
-    auto* connection = static_cast<conn::connection*>(checked_out.get());
     const auto& d = connection->description();
     const auto* described = current_->find(s.address);
     const auto server_type = described ? described->type : sdk::server_type::unknown;
@@ -143,8 +159,11 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
     b.concat(op.command.view());
     // Implicit sessions: every acknowledged operation on a deployment that supports sessions
     // carries an lsid; the same one on a retry and on a cursor's getMore.
-    const bool sessions_supported = !op.no_session && current_->logical_session_timeout_minutes.has_value() &&
-                                    d.logical_session_timeout_minutes.has_value() && !op.unacknowledged;
+    // Load balanced: sessions are always supported (the load balancers spec).
+    const bool sessions_supported = !op.no_session && !op.unacknowledged &&
+                                    (current_->type == sdk::topology_type::load_balanced ||
+                                     (current_->logical_session_timeout_minutes.has_value() &&
+                                      d.logical_session_timeout_minutes.has_value()));
     const bool supports_retryable_writes = op.retryable_write && options_.retry_writes && sessions_supported &&
                                            server_type != sdk::server_type::standalone;
     if (st.explicit_session && !sessions_supported) {
@@ -201,6 +220,8 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         f.generation = static_cast<std::int64_t>(connection->generation());
         f.max_wire_version = d.max_wire_version;
         f.message = connection->last_error();
+        f.service_id = d.service_id;
+        if (op.pinned_connection) op.pinned_connection->broken = true;  // stays the cursor's until it closes
         if (state) handle_application_error(s, f);
         if (session) session->dirty = true;  // the sessions spec: the server session is not reused
         // A reply that could not be decoded (a corrupt or undecompressable frame) keeps its own
@@ -231,6 +252,7 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
             f.max_wire_version = d.max_wire_version;
             f.command = ce;
             f.message = ce->message;
+            f.service_id = d.service_id;
             handle_application_error(s, f);
         }
         auto labels = ops::error_labels(body.view());
@@ -270,6 +292,11 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
     r.max_message_size = d.max_message_size_bytes;
     r.min_wire_version = d.min_wire_version;
     r.max_wire_version = d.max_wire_version;
+    // Load balanced: a cursor left open on the service keeps this connection for its getMores.
+    if (checked_out && current_->type == sdk::topology_type::load_balanced)
+        if (auto c = r.reply.view().find("cursor"); c && c->type() == bson::type::document)
+            if (auto id = c->get_document().find("id"); id && id->is_number() && id->as_int64() != 0)
+                r.pinned = std::make_shared<pinned_connection>(std::move(checked_out));
     co_return out;
 }
 
@@ -416,6 +443,7 @@ cursor client_core::cursor_from(reply_on r, std::string db, std::string coll, st
         else release_session(*r.session);
     }
     if (state->id != 0) state->explicit_session = std::move(r.explicit_session);
+    if (state->id != 0) state->pinned = std::move(r.pinned);
     return make_cursor(std::move(state));
 }
 
@@ -448,6 +476,7 @@ asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::sha
         op.command = cmd.extract();
         op.kind = op_kind::command;
         op.pinned = c->address;
+        op.pinned_connection = c->pinned;
         op.session = c->session;
         op.explicit_session = c->explicit_session;
         reply_on r;
@@ -462,6 +491,7 @@ asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::sha
                 c->session.reset();
             }
             c->closed = true;  // the server's cursor is gone or unreachable
+            c->pinned.reset();  // no killCursors for it: its connection goes back (closed if broken)
             throw;
         }
         c->getmore_in_flight = false;
@@ -476,6 +506,7 @@ asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::sha
             c->session.reset();
         }
         if (c->id == 0) c->explicit_session.reset();
+        if (c->id == 0) c->pinned.reset();  // drained: its connection goes back to the pool
         const auto next_batch = cur["nextBatch"].get_array();
         c->batch.assign(std::move(r.reply), next_batch);
         // A tailable cursor with nothing new yet: no document now, the cursor stays open for more.
@@ -494,7 +525,14 @@ void client_core::cursor_closed(cursor_state& c) {
     }
     c.explicit_session.reset();  // the application ends an explicit session itself
     const bool was_closed = std::exchange(c.closed, true);
+    pinned_ptr pinned = std::move(c.pinned);
     if (was_closed || c.id == 0) return;
+    if (pinned) {
+        // Load balanced: killCursors on the cursor's own connection (none on a broken one), then
+        // the connection goes back; the cursor manager never sees it.
+        if (!pinned->broken) kill_pinned(std::move(pinned), c.address, c.ns, c.id);
+        return;
+    }
     core_killer killer(*this);
     const sdk::closed_cursor closed{c.id, c.ns, c.address, c.server_connection_id};
     // A manager that throws has not taken the cursor: kill it now rather than leave it open.
@@ -551,6 +589,26 @@ void client_core::kill_cursors(const std::string& address, const std::string& ns
     }, asio::detached);
 }
 
+void client_core::kill_pinned(pinned_ptr pinned, const std::string& address, const std::string& ns, std::int64_t id) {
+    const auto dot = ns.find('.');
+    if (dot == std::string::npos) return;
+    bson::builder cmd;
+    cmd.append("killCursors", ns.substr(dot + 1)).open_array("cursors").append(id).close_array();
+    operation op;
+    op.db = ns.substr(0, dot);
+    op.command = cmd.extract();
+    op.pinned = address;
+    op.pinned_connection = std::move(pinned);
+    auto self = shared_from_this();
+    asio::co_spawn(strand_, [self, op = std::move(op)]() mutable -> asio::awaitable<void> {
+        try {
+            co_await self->execute(std::move(op));
+        } catch (const std::exception&) {
+            // Whatever the result, the connection goes back (the load balancers spec).
+        }
+    }, asio::detached);
+}
+
 asio::awaitable<client_core::reply_on> client_core::server_in_use() {
     sdk::operation_requirements req;
     req.what = sdk::operation_requirements::kind::command;
@@ -571,7 +629,7 @@ asio::awaitable<client_core::reply_on> client_core::server_in_use() {
 }
 
 asio::awaitable<void> client_core::end_sessions() {
-    if (!open_ || !current_->logical_session_timeout_minutes) co_return;
+    if (!open_ || (!current_->logical_session_timeout_minutes && current_->type != sdk::topology_type::load_balanced)) co_return;
     // The sessions spec: to a server a primaryPreferred read could use; here the first available
     // data-bearing one of the snapshot (no selection wait while closing).
     std::optional<std::string> target;

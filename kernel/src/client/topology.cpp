@@ -482,16 +482,24 @@ std::shared_ptr<server_state> client_core::add_server(const std::string& address
     std::weak_ptr<server_state> weak = s;
     auto self = shared_from_this();
     cfg.establisher = conn::make_pool_establisher(strand_, settings, [weak, self](const conn::establish_failure& f) {
-        asio::post(self->strand_, [weak, text = f.message] {
-            if (auto st = weak.lock()) st->last_establish_error = text;
+        asio::post(self->strand_, [weak, text = f.message, service = f.service_id] {
+            if (auto st = weak.lock()) {
+                st->last_establish_error = text;
+                st->last_establish_service = service;
+            }
         });
     });
     cfg.on_event = settings_.on_cmap;
+    cfg.load_balanced = load_balanced();
     cfg.on_establish_error = [weak, self](std::error_code ec, std::uint64_t generation) {
         asio::post(self->strand_, [weak, self, ec, generation] {
             auto st = weak.lock();
             if (!st || st->stopped) return;
+            // Load balanced: errors up to the end of the hello are not SDAM's (the load balancers
+            // spec); later ones (authentication) clear the connection's service only.
+            if (self->load_balanced() && !st->last_establish_service) return;
             sdam::application_error f;
+            f.service_id = st->last_establish_service;
             f.kind = ec == errc::network_timeout ? sdam::error_kind::network_timeout
                      : ec == errc::authentication_failed ? sdam::error_kind::authentication
                                                          : sdam::error_kind::network;
@@ -503,6 +511,11 @@ std::shared_ptr<server_state> client_core::add_server(const std::string& address
     };
     s->pool = std::make_unique<pool::connection_pool>(strand_.get_inner_executor(), std::move(cfg));
     servers_[address] = s;
+    if (load_balanced()) {
+        // A load balancer is never monitored: its pool is ready from the start.
+        s->pool->ready();
+        return s;
+    }
     asio::co_spawn(strand_, monitor_loop(s), asio::detached);
     return s;
 }
@@ -549,7 +562,12 @@ void client_core::handle_application_error(server_state& s, sdam::application_er
     const auto r = sdam::handle_application_error(*current_, e, s.pool_generation);
     if (r.marked_unknown)
         if (const auto* d = r.topology.find(s.address)) on_server_description(*d);
-    if (r.clear_pool) {
+    if (r.clear_pool && r.clear_service_id) {
+        // Load balanced: that service's connections only, unless they were cleared already.
+        std::optional<std::uint64_t> generation;
+        if (e.handshake_completed) generation = static_cast<std::uint64_t>(e.generation);
+        s.pool->clear_service(*r.clear_service_id, generation);
+    } else if (r.clear_pool) {
         s.pool->clear();
         ++s.pool_generation;
     }
@@ -641,6 +659,10 @@ std::shared_ptr<const sdk::topology_description> client_core::wait_for_discovery
         asio::dispatch(strand_, [this, &p] {
             if (!open_) start_topology();
             bool all = true;
+            if (load_balanced()) {  // nothing to discover: the load balancer is all there is
+                p.set_value({true, current_});
+                return;
+            }
             for (auto& [a, s] : servers_) all = all && (s->last_heartbeat || (s->last_check != std::chrono::steady_clock::time_point{} && !s->check_requested));
             // PossiblePrimary is what another member said, not a check of this one's own.
             for (const auto& d : current_->servers)
