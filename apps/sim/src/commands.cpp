@@ -214,6 +214,13 @@ struct context {
     bool close_connection = false;                   // cut short: no reply, the connection closes
 };
 
+// Counts an operation where the data lives and, as mongos's own opcounters do, on the router
+// that received it.
+void count_op(context& c, const char* kind) {
+    ++c.target.opcounters[kind];
+    if (&c.self != &c.target && c.self.current == role::mongos) ++c.self.opcounters[kind];
+}
+
 // A retry record of a write cut short: {$statements: [{i: <statement index>, r: <its result>}]}.
 // (A complete write's record is its reply, which never starts with "$statements".)
 bson::document partial_record(const std::map<std::size_t, bson::document>& executed) {
@@ -397,7 +404,7 @@ asio::awaitable<bson::document> cmd_insert(context& c) {
                 if (!target) target = &write_collection(c, coll, log);
                 target->insert(bson::document(doc), log);
                 ++n;
-                ++c.target.opcounters["insert"];
+                count_op(c, "insert");
                 return bson::make_document(bson::kvp("n", 1));
             },
             [&](bson::document_view) { ++n; });
@@ -443,7 +450,7 @@ asio::awaitable<bson::document> cmd_update(context& c) {
                     up->type() == bson::type::array
                         ? target.update_pipeline(q->get_document(), up->get_array(), upsert, multi, log, extras)
                         : target.update(q->get_document(), up->get_document(), upsert, multi, log, extras);
-                ++c.target.opcounters["update"];
+                count_op(c, "update");
                 bson::builder rb;
                 rb.append("n", r.matched + (r.upserted_id ? 1 : 0)).append("nModified", r.modified);
                 if (r.upserted_id) rb.append("upserted", *r.upserted_id);
@@ -478,7 +485,7 @@ asio::awaitable<bson::document> cmd_delete(context& c) {
                 refuse_view(c, coll);
                 std::int64_t removed = 0;
                 if (collection* target = c.target.data.find(c.db, coll)) removed = target->remove(q->get_document(), limit == 1, log, let);
-                ++c.target.opcounters["delete"];
+                count_op(c, "delete");
                 n += removed;
                 return bson::make_document(bson::kvp("n", removed));
             },
@@ -564,7 +571,7 @@ bson::document cmd_find(context& c) {
     std::int64_t batch = int_or(c.req.body, "batchSize", 101);
     if (batch < 0) throw command_error(51024, "Location51024", "BSON field 'batchSize' value must be >= 0");
     if (limit > 0 && (batch == 0 || batch > limit)) batch = limit;
-    ++c.target.opcounters["query"];
+    count_op(c, "query");
     std::vector<bson::document> docs;
     if (c.target.data.find_view(c.db, coll)) {
         bson::builder more(bson::builder::root::array);
@@ -593,7 +600,7 @@ asio::awaitable<bson::document> cmd_get_more(context& c) {
     const auto id = c.req.body.begin()->is_number() ? c.req.body.begin()->as_int64() : 0;
     auto it = c.self.cursors.find(id);
     if (it == c.self.cursors.end()) throw command_error(43, "CursorNotFound", "cursor id " + std::to_string(id) + " not found");
-    ++c.target.opcounters["getmore"];
+    count_op(c, "getmore");
     it->second.last_used = steady::now();
     const std::int64_t batch = int_or(c.req.body, "batchSize", 0);
     if (it->second.tail && it->second.remaining.empty()) {
