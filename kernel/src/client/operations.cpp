@@ -88,7 +88,8 @@ server_session client_core::acquire_session(std::optional<int> timeout_minutes) 
         sessions_.pop_back();
         // A session the server may have expired (timeout less a minute of margin) is dropped.
         const auto timeout = std::chrono::minutes(timeout_minutes.value_or(30));
-        if (now - s.last_used < timeout - std::chrono::minutes(1)) return s;
+        // Load balanced: logicalSessionTimeoutMinutes is ignored and nothing pruned (the spec).
+        if (load_balanced() || now - s.last_used < timeout - std::chrono::minutes(1)) return s;
     }
     server_session s;
     std::uniform_int_distribution<int> byte(0, 255);
