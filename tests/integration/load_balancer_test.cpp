@@ -232,15 +232,21 @@ private slots:
             QCOMPARE(out, commands - getmores.size());
             QCOMPARE(in, out);
         }
-        // Succeeded events carry the serviceId too (but the handshake's hello, which brings it).
+        // Succeeded and failed events carry the serviceId too (but the handshake's hello, which
+        // brings it); the drop of a collection that does not exist yet fails.
         {
             std::lock_guard lock(rec.m);
             std::size_t checked = 0;
-            for (const auto& e : rec.commands)
+            for (const auto& e : rec.commands) {
                 if (const auto* s = std::get_if<trellis::command_succeeded_event>(&e); s && s->command_name != "hello") {
                     QVERIFY2(s->service_id.has_value(), s->command_name.c_str());
                     ++checked;
                 }
+                if (const auto* f = std::get_if<trellis::command_failed_event>(&e)) {
+                    QVERIFY2(f->service_id.has_value(), f->command_name.c_str());
+                    ++checked;
+                }
+            }
             QCOMPARE(checked, std::size_t(3 + getmores.size()));  // drop, insert, find, the getMores
         }
     }
