@@ -376,6 +376,31 @@ private slots:
         }
     }
 
+    // The spec's wait queue timeout message: the one connection is a cursor's.
+    void wait_queue_timeout_names_connections_by_purpose() {
+        trellis::client c(uri("&maxPoolSize=1&waitQueueTimeoutMS=100"));
+        auto coll = c["lb"]["queue"];
+        coll.drop();
+        coll.insert_many(numbered(4));
+        auto cur = coll.find({}, batches_of(2));
+        QVERIFY(cur.next());
+        try {
+            coll.count_documents();
+            QFAIL("a second connection was checked out beyond maxPoolSize=1");
+        } catch (const trellis::error& e) {
+            QVERIFY2(e.code() == trellis::errc::wait_queue_timeout, e.what());
+            const std::string what = e.what();
+            QVERIFY2(what.find("Timeout waiting for connection from the connection pool. maxPoolSize: 1, connections in use "
+                               "by cursors: 1, connections in use by transactions: 0, connections in use by other "
+                               "operations: 0") != std::string::npos,
+                     what.c_str());
+        }
+        int n = 1;
+        while (cur.next()) ++n;
+        QCOMPARE(n, 4);
+        QCOMPARE(coll.count_documents(), std::int64_t(4));  // the connection is back
+    }
+
     void cli_ping() {
         QProcess p;
         p.start(QStringLiteral(TRELLIS_CLI_PATH), {QStringLiteral("ping"), QString::fromStdString(uri())});

@@ -47,6 +47,9 @@ struct server_state {
     std::unique_ptr<pool::connection_pool> pool;
     std::int64_t pool_generation = 0;
     std::atomic<int> in_flight{0};
+    // Load balanced: checked-out connections by purpose (the spec's connection tracking).
+    std::atomic<int> cursor_connections{0};     // pinned to cursors
+    std::atomic<int> operation_connections{0};  // held by an operation's attempt
     std::string last_establish_error;  // the pool's last failed establishment, for errors
     std::optional<bson::oid> last_establish_service;  // load balanced: its serviceId, if the hello succeeded
     // From the last successful hello (the seeds' properties answer from them).
@@ -74,8 +77,16 @@ struct server_state {
 /// Load-balanced mode: a connection a cursor keeps for its getMores and killCursors (the load
 /// balancers spec's pinning), checked in when the last holder lets go of it.
 struct pinned_connection {
-    explicit pinned_connection(pool::checked_out_connection c) : connection(std::move(c)) {}
+    pinned_connection(pool::checked_out_connection c, std::weak_ptr<server_state> s) : connection(std::move(c)), server(std::move(s)) {
+        if (auto st = server.lock()) ++st->cursor_connections;
+    }
+    ~pinned_connection() {
+        if (auto st = server.lock()) --st->cursor_connections;
+    }
+    pinned_connection(const pinned_connection&) = delete;
+    pinned_connection& operator=(const pinned_connection&) = delete;
     pool::checked_out_connection connection;
+    std::weak_ptr<server_state> server;
     bool broken = false;  // a network error on it: no killCursors, just checked in
 };
 using pinned_ptr = std::shared_ptr<pinned_connection>;

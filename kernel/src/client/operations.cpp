@@ -140,6 +140,16 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
             if (ec == errc::pool_cleared || ec == errc::pool_closed) {
                 failed(errc::auto_reconnect,
                        make_failure(errc::auto_reconnect, s.address + ": " + ec.message() + " (the server is being checked again)"), retry);
+            } else if (ec == errc::wait_queue_timeout && current_->type == sdk::topology_type::load_balanced) {
+                // The load balancers spec's message, with the connections in use by purpose.
+                failed(errc::wait_queue_timeout,
+                       make_failure(errc::wait_queue_timeout,
+                                    s.address + ": Timeout waiting for connection from the connection pool. maxPoolSize: " +
+                                        std::to_string(options_.max_pool_size) + ", connections in use by cursors: " +
+                                        std::to_string(s.cursor_connections.load()) +
+                                        ", connections in use by transactions: 0, connections in use by other operations: " +
+                                        std::to_string(s.operation_connections.load())),
+                       retry);
             } else {
                 const std::string why = s.last_establish_error.empty() ? s.address + ": " + ec.message() : s.last_establish_error;
                 const errc kind = ec == errc::authentication_failed ? errc::authentication_failed
@@ -152,6 +162,16 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         checked_out = std::move(c);
         connection = static_cast<conn::connection*>(checked_out.get());
     }
+    // Counted while this attempt holds a connection of its own (a cursor's is counted apart).
+    struct holding_guard {
+        std::atomic<int>* count = nullptr;
+        explicit holding_guard(std::atomic<int>* c) : count(c) {
+            if (count) ++*count;
+        }
+        ~holding_guard() {
+            if (count) --*count;
+        }
+    } holding(checked_out ? &s.operation_connections : nullptr);
     const auto& d = connection->description();
     const auto* described = current_->find(s.address);
     const auto server_type = described ? described->type : sdk::server_type::unknown;
@@ -297,7 +317,7 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
     if (checked_out && current_->type == sdk::topology_type::load_balanced)
         if (auto c = r.reply.view().find("cursor"); c && c->type() == bson::type::document)
             if (auto id = c->get_document().find("id"); id && id->is_number() && id->as_int64() != 0)
-                r.pinned = std::make_shared<pinned_connection>(std::move(checked_out));
+                r.pinned = std::make_shared<pinned_connection>(std::move(checked_out), state);
     co_return out;
 }
 
