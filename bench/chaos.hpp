@@ -42,6 +42,7 @@ struct report {
     std::map<std::string, std::int64_t> failed_by_error;  ///< "NotWritablePrimary (10107)": n
     std::int64_t lost = 0;
     std::int64_t duplicated = 0;
+    std::int64_t slow = 0;  ///< operations longer than the slow limit, not the hang limit (allowed)
     std::int64_t hung = 0;  ///< operations (writes and reads) longer than the hang limit
     std::int64_t faults = 0;
     std::map<std::string, std::int64_t> faults_by_kind;  ///< "kill primary": n
@@ -53,7 +54,8 @@ struct report {
     std::int64_t unknown = 0;  ///< found, never attempted
     double max_write_ms = 0;
     double max_read_ms = 0;
-    std::int64_t hang_limit_ms = 0;
+    std::int64_t slow_limit_ms = 0;  ///< serverSelectionTimeoutMS + socketTimeoutMS
+    std::int64_t hang_limit_ms = 0;  ///< that + connectTimeoutMS
     std::int64_t seconds = 0;
     std::uint64_t seed = 0;
     std::int32_t writers = 0;
@@ -61,8 +63,8 @@ struct report {
 
 /// {"acknowledged", "failed", "lost", "duplicated", "hung", "faults", "seconds", "seed", and the
 /// detail: "failed_by_error", "faults_by_kind", "repairs", "reads", "reads_failed",
-/// "reads_failed_by_error", "failed_present", "unknown", "max_write_ms", "max_read_ms", "hang_limit_ms",
-/// "writers"}, one line with a trailing newline.
+/// "reads_failed_by_error", "failed_present", "unknown", "max_write_ms", "max_read_ms", "slow",
+/// "slow_limit_ms", "hang_limit_ms", "writers"}, one line with a trailing newline.
 std::string report_json(const report& r);
 
 /// Lost, duplicated or hung (or a document nobody wrote): the run failed.

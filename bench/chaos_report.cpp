@@ -56,6 +56,8 @@ std::string report_json(const report& r) {
         {"unknown", r.unknown},
         {"max_write_ms", r.max_write_ms},
         {"max_read_ms", r.max_read_ms},
+        {"slow", r.slow},
+        {"slow_limit_ms", r.slow_limit_ms},
         {"hang_limit_ms", r.hang_limit_ms},
         {"writers", r.writers},
     };

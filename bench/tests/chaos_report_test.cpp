@@ -62,6 +62,7 @@ private slots:
         r.acknowledged = 100;
         r.failed = 5;
         r.faults = 3;
+        r.slow = 2;  // allowed: a retry may wait out connectTimeoutMS
         QVERIFY(!report_failed(r));
         report lost = r;
         lost.lost = 1;
@@ -83,6 +84,7 @@ private slots:
         r.lost = 0;
         r.duplicated = 0;
         r.hung = 1;
+        r.slow = 2;
         r.faults = 9;
         r.faults_by_kind["kill primary"] = 9;
         r.seconds = 30;
@@ -97,6 +99,7 @@ private slots:
         QCOMPARE(o.at("acknowledged").as_int64(), 1234);
         QCOMPARE(o.at("failed").as_int64(), 7);
         QCOMPARE(o.at("hung").as_int64(), 1);
+        QCOMPARE(o.at("slow").as_int64(), 2);
         QCOMPARE(o.at("faults").as_int64(), 9);
         QCOMPARE(o.at("seconds").as_int64(), 30);
         QCOMPARE(o.at("seed").to_number<std::uint64_t>(), std::uint64_t{14});

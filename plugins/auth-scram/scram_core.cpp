@@ -216,7 +216,7 @@ scram_client::scram_client(hash_kind hash, std::string user, std::string key_pas
 
 std::string scram_client::client_first() const { return "n,,n=" + sasl_name(user_) + ",r=" + client_nonce_; }
 
-std::string scram_client::client_final(std::string_view server_first, int min_iterations) {
+std::string scram_client::client_final(std::string_view server_first, int min_iterations, int max_iterations) {
     if (server_first.starts_with("m=")) throw scram_error("server sent an unsupported mandatory extension");
     if (auto e = attribute(server_first, 'e')) throw scram_error("server error: " + *e);
     const auto nonce = attribute(server_first, 'r');
@@ -238,6 +238,9 @@ std::string scram_client::client_final(std::string_view server_first, int min_it
     if (iterations < min_iterations)
         throw scram_error("server iteration count " + std::to_string(iterations) + " is below the minimum " +
                           std::to_string(min_iterations));
+    if (iterations > max_iterations)
+        throw scram_error("server iteration count " + std::to_string(iterations) + " is above the maximum " +
+                          std::to_string(max_iterations) + " this client accepts");
 
     const bytes salted = hi(hash_, key_password_, *salt, iterations);
     const std::string salted_s = as_string(salted);

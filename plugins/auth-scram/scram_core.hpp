@@ -47,8 +47,14 @@ public:
     /// "n,,n=user,r=nonce".
     std::string client_first() const;
     /// Takes the server-first message; returns the client-final message (with the proof).
-    /// Throws scram_error for a malformed message, a nonce that does not extend ours, or too few iterations.
-    std::string client_final(std::string_view server_first, int min_iterations = 4096);
+    /// Throws scram_error for a malformed message, a nonce that does not extend ours, or an
+    /// iteration count outside [min_iterations, max_iterations]: the cap stops a hostile server
+    /// from making the client hash for minutes (Hi() runs on the client's I/O thread).
+    std::string client_final(std::string_view server_first, int min_iterations = 4096,
+                             int max_iterations = default_max_iterations);
+
+    /// 1,000,000: 66x the server's default for SCRAM-SHA-256 (15,000), about 0.5 s of hashing.
+    static constexpr int default_max_iterations = 1'000'000;
     /// Checks the server-final message ("v=..."); throws scram_error("server signature mismatch")
     /// or with the server's "e=" error.
     void verify_server_final(std::string_view server_final) const;

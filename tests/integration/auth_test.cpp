@@ -179,6 +179,8 @@ private slots:
         QVERIFY(refused("r=rOprNGfwEbeRWgbNEkqO,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"));   // nothing of the server's
         QVERIFY(refused("r=rOprNGfwEbeRWgbNEkqOxyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4095")); // too few iterations
         QVERIFY(refused("r=rOprNGfwEbeRWgbNEkqOxyz,i=4096"));                            // no salt
+        QVERIFY(refused("r=rOprNGfwEbeRWgbNEkqOxyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=99999999"));   // hostile count
+        QVERIFY(refused("r=rOprNGfwEbeRWgbNEkqOxyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=2147483648")); // not an int
         QVERIFY(refused("e=other-error"));
     }
 

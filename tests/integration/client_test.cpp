@@ -342,6 +342,42 @@ private slots:
         d.stop();
     }
 
+    // Checks that change nothing but the round trip time reach the topology (coalesced, at most
+    // 100 ms late) without a ServerDescriptionChangedEvent: the latency window follows them.
+    void round_trip_times_reach_the_latency_window() {
+        sim::sim_config cfg;
+        cfg.topology = sim::topology_kind::sharded;
+        cfg.mongos = 2;
+        sim::deployment d(cfg);
+        d.start();
+        std::atomic<int> described{0};
+        trellis::client_settings settings;
+        settings.on_sdam = [&](const trellis::sdam_event& e) {
+            if (std::holds_alternative<trellis::server_description_changed_event>(e)) ++described;
+        };
+        trellis::client c(with(d.uri(), "serverMonitoringMode=poll&heartbeatFrequencyMS=500&localThresholdMS=5"),
+                          std::move(settings));
+        c.wait_for_discovery();
+        const std::string slow = d.members()[0], fast = d.members()[1];
+        const auto rtt_of = [&](const std::string& a) {
+            for (const auto& s : c.topology()->servers)
+                if (s.address == a && s.round_trip_time) return *s.round_trip_time;
+            return std::chrono::microseconds::zero();
+        };
+        const int before = described.load();
+        d.set_latency(slow, 40ms);
+        QTRY_VERIFY_WITH_TIMEOUT(rtt_of(slow) > 15ms, 6000);
+        QVERIFY(rtt_of(fast) < 5ms);
+        QCOMPARE(described.load(), before);
+        // Outside the 5 ms window: every operation goes to the fast router.
+        auto admin = c["admin"];
+        for (int i = 0; i < 20; ++i) {
+            admin.run_command(bson::make_document(bson::kvp("ping", 1)));
+            QCOMPARE(c.address(), fast);
+        }
+        d.stop();
+    }
+
     void master_slave_skips_a_dead_slave() {
         sim::sim_config cfg;
         cfg.topology = sim::topology_kind::master_slave;

@@ -624,6 +624,61 @@ private slots:
         QVERIFY_THROWS_EXCEPTION(trellis::error, client_->kill_cursors({id}, "nodot", cur.address()));
     }
 
+    // w: 0 goes out with moreToCome: nothing is read back, so nothing the server might say
+    // fails the write, and the succeeded event's reply is {ok: 1}. A hint with w: 0 on a server
+    // that would ignore it (delete before 4.4, update before 4.2) is refused before sending.
+    void unacknowledged_writes() {
+        for (const int wire : {21, 8}) {
+            sim::sim_config cfg;
+            cfg.max_wire_version = wire;
+            sim::deployment d(cfg);
+            d.start();
+            std::mutex m;
+            std::vector<std::string> started;
+            std::vector<bson::document> replies;
+            trellis::client_settings settings;
+            settings.on_command = [&](const trellis::command_event& e) {
+                std::lock_guard lock(m);
+                if (const auto* st = std::get_if<trellis::command_started_event>(&e)) started.emplace_back(st->command_name);
+                if (const auto* ok = std::get_if<trellis::command_succeeded_event>(&e); ok && ok->command_name == "insert")
+                    replies.push_back(ok->reply);
+            };
+            trellis::client c(d.uri(), std::move(settings));
+            auto coll = c["crud"]["w0"];
+            coll.insert_one(doc(R"({"_id": 1})"));
+            trellis::handle_options h;
+            h.write_concern = trellis::write_concern{};
+            h.write_concern->w = 0;
+            auto w0 = coll.with_options(h);
+            QVERIFY(!w0.insert_one(doc(R"({"_id": 1})")).acknowledged);  // a duplicate: the server's error is not read
+            QVERIFY(!w0.async_insert_one(doc(R"({"_id": 2})"), {}, asio::use_future).get().acknowledged);
+            QTRY_COMPARE(coll.count_documents(), std::int64_t(2));
+            {
+                std::lock_guard lock(m);
+                QCOMPARE(replies.size(), std::size_t(3));
+                QCOMPARE(bson::to_json(replies[1]), bson::to_json(doc(R"({"ok": 1})")));
+            }
+            trellis::delete_options hinted;
+            hinted.hint = std::string("_id_");
+            if (wire < 9) {
+                const auto before = [&] { std::lock_guard lock(m); return started.size(); }();
+                try {
+                    w0.delete_one(doc(R"({"_id": 1})"), hinted);
+                    QFAIL("an unacknowledged hinted delete must be refused by a 4.2 server");
+                } catch (const trellis::error& e) {
+                    QCOMPARE(e.code(), make_error_code(errc::invalid_argument));
+                    QVERIFY2(std::string_view(e.what()).find("needs MongoDB 4.4") != std::string_view::npos, e.what());
+                }
+                std::lock_guard lock(m);
+                QCOMPARE(started.size(), before);  // nothing was sent
+            } else {
+                w0.delete_one(doc(R"({"_id": 1})"), hinted);
+                QTRY_COMPARE(coll.count_documents(), std::int64_t(1));
+            }
+            d.stop();
+        }
+    }
+
     void unimplemented_options_are_refused() {
         for (const char* uri : {"mongodb://127.0.0.1:9/?timeoutMS=100", "mongodb://127.0.0.1:9/?proxyHost=p",
                                 "mongodb://127.0.0.1:9/?waitQueueMultiple=2"}) {
@@ -759,6 +814,60 @@ private slots:
             QCOMPARE(e.server_code(), 112);
         }
         rs.stop();
+    }
+
+    // Batches follow the selected server's hello (maxWriteBatchSize 10 here), and each goes out
+    // as an OP_MSG document sequence: the sim counts the kind-1 sections it received.
+    void batches_follow_the_servers_limits_and_use_document_sequences() {
+        sim::sim_config cfg;
+        cfg.max_write_batch_size = 10;
+        sim::deployment small(cfg);
+        small.start();
+        std::mutex m;
+        std::vector<std::int64_t> batch_sizes;  // statements per write command sent
+        trellis::client_settings settings;
+        settings.on_command = [&](const trellis::command_event& e) {
+            if (const auto* st = std::get_if<trellis::command_started_event>(&e)) {
+                for (const char* field : {"documents", "updates", "deletes"})
+                    if (auto a = st->command.find(field); a && a->type() == bson::type::array) {
+                        std::lock_guard lock(m);
+                        batch_sizes.push_back(static_cast<std::int64_t>(a->get_array().size()));
+                    }
+            }
+        };
+        trellis::client c(small.uri(), std::move(settings));
+        auto coll = c["crud"]["limits"];
+        std::vector<bson::document> many;
+        for (int i = 0; i < 25; ++i) many.push_back(bson::make_document(bson::kvp("_id", i)));
+        QCOMPARE(coll.insert_many(std::move(many)).inserted_ids.size(), std::size_t(25));
+        std::vector<trellis::write_model> models;
+        for (int i = 0; i < 12; ++i) {
+            trellis::update_one_model u;
+            u.filter = bson::make_document(bson::kvp("_id", i));
+            u.update = doc(R"({"$set": {"u": 1}})");
+            models.emplace_back(std::move(u));
+        }
+        QCOMPARE(coll.bulk_write(std::move(models)).modified_count, std::int64_t(12));
+        {
+            std::lock_guard lock(m);
+            QCOMPARE(batch_sizes, (std::vector<std::int64_t>{10, 10, 5, 10, 2}));
+        }
+        // Beyond the limit the server refuses: the client never sent such a batch.
+        try {
+            c["crud"].run_command(doc(R"({"insert": "x", "documents": [{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}]})"));
+            QFAIL("an insert of 11 documents must be refused by a server whose maxWriteBatchSize is 10");
+        } catch (const trellis::operation_failure& e) {
+            QCOMPARE(e.server_code(), 16);
+            QVERIFY2(std::string_view(e.what()).find("between 1 and 10. Got 11") != std::string_view::npos, e.what());
+        }
+        const bson::document status = c["admin"].run_command(doc(R"({"serverStatus": 1})"));
+        const auto seqs = status["trellisSim"].get_document()["documentSequences"].get_document();
+        const auto count = [&](const char* id, const char* what) { return seqs[id].get_document()[what].as_int64(); };
+        QCOMPARE(count("documents", "sequences"), std::int64_t(3));
+        QCOMPARE(count("documents", "documents"), std::int64_t(25));
+        QCOMPARE(count("updates", "sequences"), std::int64_t(2));
+        QCOMPARE(count("updates", "documents"), std::int64_t(12));
+        small.stop();
     }
 
     void out_follows_the_read_preference_on_5_0_and_later() {

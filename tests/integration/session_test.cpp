@@ -3,6 +3,8 @@
 // gossip), dirty sessions, endSessions at close, and the errors of misuse; sync and async faces.
 #include <QtTest/QtTest>
 
+#include <algorithm>
+
 #include <boost/asio.hpp>
 #include <mutex>
 
@@ -143,6 +145,31 @@ private slots:
         // without_session: implicit again.
         c.without_session().find_one({});
         QVERIFY(lsid_of(rec_.last("find")) != id);
+    }
+
+    // The client-level helpers take a session too.
+    void client_helpers_in_a_session() {
+        (*client_)["sess_client"]["c"].insert_one(doc(R"({"x": 1})"));
+        auto s = client_->start_session();
+        const std::string id = json(s.id());
+        rec_.clear();
+        const auto dbs = client_->list_databases(s);
+        QVERIFY(std::any_of(dbs.begin(), dbs.end(), [](const bson::document& d) { return d["name"].get_string() == "sess_client"; }));
+        const auto names = client_->database_names(s);
+        QVERIFY(std::find(names.begin(), names.end(), "sess_client") != names.end());
+        client_->run_command(s, "admin", doc(R"({"ping": 1})"));
+        client_->drop_database(s, "sess_client");
+        const auto listed = rec_.sent("listDatabases");
+        QCOMPARE(listed.size(), std::size_t(2));
+        for (const auto& cmd : listed) QCOMPARE(lsid_of(cmd), id);
+        QCOMPARE(lsid_of(rec_.last("ping")), id);
+        QCOMPARE(lsid_of(rec_.last("dropDatabase")), id);
+        QVERIFY(s.operation_time());  // causal: the replies' operationTime was recorded
+        trellis::client other(rs_->uri());
+        expect_invalid_argument([&] { other.list_databases(s); }, "client::list_databases: the session was started by a different client");
+        s.end_session();
+        expect_invalid_argument([&] { client_->database_names(s); }, "has ended");
+        expect_invalid_argument([&] { client_->drop_database(s, "x"); }, "has ended");
     }
 
     void causal_reads_carry_after_cluster_time() {

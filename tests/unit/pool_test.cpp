@@ -666,6 +666,35 @@ private slots:
         QVERIFY(pump(io, [&] { return events.count("ConnectionPoolClosed") == 1; }));
     }
 
+    // The maintenance timer sleeps while the pool has nothing to maintain (no handler runs),
+    // and a check-in wakes it: the idle connection then perishes without any check-out.
+    void maintenance_sleeps_while_idle() {
+        asio::io_context io;
+        event_recorder events;
+        auto log = std::make_shared<connection_log>();
+        auto cfg = make_config(immediate_establisher(log), events.handler());
+        cfg.options.max_idle_time = 30ms;
+        cfg.maintenance_interval = 5ms;
+        pool::connection_pool p(io.get_executor(), std::move(cfg));
+        p.ready();
+        io.run_for(20ms);
+        io.restart();
+        // Every 5 ms for 100 ms would be about 20 runs; asleep, none.
+        QCOMPARE(io.run_for(100ms), std::size_t(0));
+        pool::checked_out_connection c;
+        p.async_check_out([&](std::error_code, pool::checked_out_connection x) { c = std::move(x); });
+        QVERIFY(pump(io, [&] { return bool(c); }));
+        c.reset();
+        QVERIFY(pump(io, [&] { return events.count("ConnectionClosed:idle") == 1; }, 2000ms));
+        // Nothing left to maintain: asleep again.
+        io.restart();
+        io.run_for(20ms);
+        io.restart();
+        QCOMPARE(io.run_for(100ms), std::size_t(0));
+        p.close();
+        QVERIFY(pump(io, [&] { return events.count("ConnectionPoolClosed") == 1; }));
+    }
+
     void close_with_connections_checked_out() {
         auto log = std::make_shared<connection_log>();
         event_recorder events;

@@ -1,6 +1,8 @@
 // Command handlers of a simulated member. Replies are shaped as mongod's.
 #include <algorithm>
+#include <cstdio>
 #include <map>
+#include <random>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -17,7 +19,6 @@ namespace {
 
 constexpr std::int32_t max_bson_size = 16 * 1024 * 1024;
 constexpr std::int32_t max_message_size = 48000000;
-constexpr std::int32_t max_write_batch = 100000;
 
 // ---------------------------------------------------------------- replies
 
@@ -365,13 +366,19 @@ void write_error(bson::builder& b, std::size_t index, const command_error& e) {
 // array `field`; a failing statement becomes a writeError (with its index), and an ordered
 // batch stops at its first error. Returns the writeErrors array, or nullopt when none.
 template <class F>
-std::optional<bson::array> run_statements(const request& req, std::string_view field, F&& one) {
+std::optional<bson::array> run_statements(const context& c, std::string_view field, F&& one) {
     // `one` returns false when the write stops there (see run_statement).
+    const request& req = c.req;
     const bool ordered = bool_or(req.body, "ordered", true);
     auto statements = req.body.find(field);
     if (!statements || statements->type() != bson::type::array)
         throw command_error(40414, "Location40414",
                             "BSON field '" + req.name + "." + std::string(field) + "' is missing but a required field");
+    const std::size_t count = statements->get_array().size();
+    const auto max_batch = static_cast<std::size_t>(c.self.dep.cfg.max_write_batch_size);
+    if (count == 0 || count > max_batch)
+        throw command_error(16, "InvalidLength", "Write batch sizes must be between 1 and " + std::to_string(max_batch) +
+                                                     ". Got " + std::to_string(count) + " operations.");
     bson::builder errors(bson::builder::root::array);
     bool any = false;
     std::size_t i = 0;
@@ -396,7 +403,7 @@ asio::awaitable<bson::document> cmd_insert(context& c) {
     oplog log;
     std::int64_t n = 0;
     collection* target = nullptr;
-    auto errors = run_statements(c.req, "documents", [&](bson::document_view doc, std::size_t i) {
+    auto errors = run_statements(c, "documents", [&](bson::document_view doc, std::size_t i) {
         return run_statement(
             c, i,
             [&] {
@@ -422,7 +429,7 @@ asio::awaitable<bson::document> cmd_update(context& c) {
     bson::builder upserted(bson::builder::root::array);
     bool any_upsert = false;
     const bson::document let = doc_or_empty(c.req.body, "let");
-    auto errors = run_statements(c.req, "updates", [&](bson::document_view u, std::size_t i) {
+    auto errors = run_statements(c, "updates", [&](bson::document_view u, std::size_t i) {
         auto q = u.find("q"), up = u.find("u");
         if (!q || q->type() != bson::type::document || !up ||
             (up->type() != bson::type::document && up->type() != bson::type::array))
@@ -472,7 +479,7 @@ asio::awaitable<bson::document> cmd_delete(context& c) {
     oplog log;
     std::int64_t n = 0;
     const bson::document let = doc_or_empty(c.req.body, "let");
-    auto errors = run_statements(c.req, "deletes", [&](bson::document_view d, std::size_t i) {
+    auto errors = run_statements(c, "deletes", [&](bson::document_view d, std::size_t i) {
         auto q = d.find("q");
         if (!q || q->type() != bson::type::document) throw command_error(9, "FailedToParse", "delete statements need q");
         const std::int64_t limit = int_or(d, "limit", 0);
@@ -1557,6 +1564,11 @@ bson::document cmd_server_status(context& c) {
         b.close_document();
     }
     b.close_document().close_document();
+    // Not in mongod: what arrived as OP_MSG document sequences (tests check the wire with it).
+    b.open_document("trellisSim").open_document("documentSequences");
+    for (const auto& [id, n] : m.sequences_in)
+        b.open_document(id).append("sequences", n).append("documents", m.sequence_documents_in[id]).close_document();
+    b.close_document().close_document();
     b.open_document("opcounters");
     for (const char* k : {"insert", "query", "update", "delete", "getmore", "command"}) b.append(k, m.opcounters[k]);
     b.close_document();
@@ -1796,7 +1808,9 @@ bson::document cmd_configure_fail_point(context& c) {
     } else if (primary_write) {
         fp.close_connection = true;  // mongod's default for onPrimaryTransactionalWrite
     }
-    (primary_write ? c.target.primary_write : c.target.fail) = fp;
+    // failCommand is the process's own (a router's for a router, as on mongos, where the
+    // commands it fails are checked); onPrimaryTransactionalWrite is the shard primary's.
+    (primary_write ? c.target.primary_write : c.self.fail) = fp;
     bson::builder b;
     b.append("count", 0).append("ok", 1.0);
     return b.extract();
@@ -1875,7 +1889,7 @@ bson::document hello_reply(session& s, const request& req) {
             .append("majorityOpTime", optime_doc(op)).append("majorityWriteDate", bson::date_time(wall)).close_document();
     }
     b.append("maxBsonObjectSize", max_bson_size).append("maxMessageSizeBytes", max_message_size)
-        .append("maxWriteBatchSize", max_write_batch).append("localTime", bson::date_time(std::chrono::system_clock::now()))
+        .append("maxWriteBatchSize", d.cfg.max_write_batch_size).append("localTime", bson::date_time(std::chrono::system_clock::now()))
         .append("logicalSessionTimeoutMinutes", 30).append("connectionId", static_cast<std::int32_t>(s.connection_id))
         .append("minWireVersion", d.cfg.min_wire_version).append("maxWireVersion", d.cfg.max_wire_version)
         .append("readOnly", false);
@@ -1929,6 +1943,17 @@ bson::document cmd_ping(context&) { return bson::make_document(bson::kvp("ok", 1
 
 bson::document cmd_auth(context& c) { return auth_command(c.s, c.req); }
 
+// getnonce: gone in 6.2 (wire version 19); before, a random nonce (MONGODB-CR, long removed).
+bson::document cmd_getnonce(context& c) {
+    if (c.self.dep.cfg.max_wire_version >= 19) return error_reply(59, "CommandNotFound", "no such command: 'getnonce'");
+    thread_local std::mt19937_64 random{std::random_device{}()};
+    char text[17];
+    std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(random()));
+    bson::builder b;
+    b.append("nonce", std::string_view(text, 16)).append("ok", 1.0);
+    return b.extract();
+}
+
 bson::document cmd_whatsmyuri(context& c) {
     bson::builder b;
     b.append("you", c.s.peer).append("ok", 1.0);
@@ -1973,6 +1998,7 @@ const std::vector<command_spec>& command_table() {
         {"killSessions", {}, now<cmd_ping>, admin},
         {"refreshSessions", {}, now<cmd_ping>, admin},
         {"whatsmyuri", {}, now<cmd_whatsmyuri>, admin},
+        {"getnonce", {}, now<cmd_getnonce>, no_auth},
         {"getLastError", {"getlasterror"}, now<cmd_get_last_error>, admin},
 
         {"insert", {}, cmd_insert, crud_write},
@@ -2068,6 +2094,85 @@ bool is_hello_command(std::string_view name) {
 namespace {
 
 // The checks of the table's flags, in mongod's order. An error reply, or nullopt to go on.
+// A key an older mongod refused to store: $-prefixed at any depth (DBRef's $ref, $id and $db
+// aside); returns its path.
+std::optional<std::string> dollar_prefixed(bson::document_view d, const std::string& prefix = "") {
+    for (const auto& e : d) {
+        const std::string_view k = e.key();
+        if (!k.empty() && k[0] == '$' && k != "$ref" && k != "$id" && k != "$db") return prefix + std::string(k);
+        if (e.type() == bson::type::document)
+            if (auto p = dollar_prefixed(e.get_document(), prefix + std::string(k) + ".")) return p;
+    }
+    return std::nullopt;
+}
+
+// What mongod did not know before 4.4 (wire version 9) and 5.0 (13), refused in its words: the
+// CRUD spec's tests of older servers expect these errors (trellis-sim plays a version by
+// --max-wire-version).
+std::optional<bson::document> unknown_to_version(const request& req, int wire) {
+    const std::string& n = req.name;
+    const bson::document_view b = req.body.view();
+    const auto unknown = [&](const std::string& field) {
+        return error_reply(40415, "Location40415", "BSON field '" + field + "' is an unknown field.");
+    };
+    const bool crud_write = n == "insert" || n == "update" || n == "delete" || n == "findAndModify";
+    if (wire < 13) {
+        // count and distinct took a document comment from 4.4.14; wire version 9 plays 4.4.0.
+        if (n == "count" && b.contains("comment")) return unknown("count.comment");
+        if (n == "distinct")
+            if (auto c = b.find("comment"); c && c->type() != bson::type::string)
+                return error_reply(14, "TypeMismatch", "BSON field 'distinct.comment' is the wrong type '" +
+                                                           std::string(bson::type_name(c->type())) + "', expected type 'string'");
+        if (b.contains("let")) {
+            if (n == "aggregate") return error_reply(9, "FailedToParse", "unrecognized field 'let'");
+            if (n == "find") return error_reply(2, "BadValue", "Failed to parse: Unrecognized field 'let'.");
+            if (n == "findAndModify") return unknown("let");
+            if (n == "update" || n == "delete") return unknown(n + ".let");
+        }
+        const auto refuse_dollars = [&](bson::document_view d) -> std::optional<bson::document> {
+            if (auto path = dollar_prefixed(d))
+                return error_reply(52, "DollarPrefixedFieldName", "The dollar ($) prefixed field '" + *path + "' is not valid for storage.");
+            return std::nullopt;
+        };
+        if (n == "insert")
+            if (auto docs = b.find("documents"); docs && docs->type() == bson::type::array)
+                for (const auto& d : docs->get_array())
+                    if (d.type() == bson::type::document)
+                        if (auto r = refuse_dollars(d.get_document())) return r;
+        if (n == "update")
+            if (auto ups = b.find("updates"); ups && ups->type() == bson::type::array)
+                for (const auto& u : ups->get_array())
+                    if (u.type() == bson::type::document)
+                        if (auto r = u.get_document().find("u"); r && r->type() == bson::type::document) {
+                            const bson::document_view repl = r->get_document();
+                            const bool replacement = repl.empty() || repl.begin()->key().empty() || repl.begin()->key()[0] != '$';
+                            if (replacement)
+                                if (auto e = refuse_dollars(repl)) return e;
+                        }
+        if (n == "findAndModify")
+            if (auto r = b.find("update"); r && r->type() == bson::type::document) {
+                const bson::document_view repl = r->get_document();
+                if (!repl.empty() && !repl.begin()->key().empty() && repl.begin()->key()[0] != '$')
+                    if (auto e = refuse_dollars(repl)) return e;
+            }
+    }
+    if (wire < 9) {
+        if (auto c = b.find("comment")) {
+            if (crud_write || n == "distinct") return unknown(n + ".comment");
+            if (c->type() != bson::type::string && (n == "find" || n == "aggregate" || n == "distinct"))
+                return error_reply(14, "TypeMismatch", "BSON field '" + n + ".comment' is the wrong type '" +
+                                                           std::string(bson::type_name(c->type())) + "', expected type 'string'");
+        }
+        if (n == "find" && b.contains("allowDiskUse")) return unknown("allowDiskUse");
+        if (n == "findAndModify" && b.contains("hint")) return unknown("hint");
+        if (n == "delete")
+            if (auto dels = b.find("deletes"); dels && dels->type() == bson::type::array)
+                for (const auto& d : dels->get_array())
+                    if (d.type() == bson::type::document && d.get_document().contains("hint")) return unknown("delete.deletes.hint");
+    }
+    return std::nullopt;
+}
+
 std::optional<bson::document> refused(const command_spec& spec, session& s, const request& req, member*& target) {
     member& m = s.owner;
     auto& d = m.dep;
@@ -2147,6 +2252,10 @@ asio::awaitable<command_result> run_command(session& s, request& req, const comm
     member* target = &m;
     if (auto refusal = refused(spec, s, req, target)) {
         out.reply = std::move(*refusal);
+        co_return out;
+    }
+    if (auto unknown = unknown_to_version(req, d.cfg.max_wire_version)) {
+        out.reply = std::move(*unknown);
         co_return out;
     }
 

@@ -111,6 +111,9 @@ deployment::impl::impl(sim_config c) : cfg(std::move(c)), data_changed(io) {
     // The cluster time starts at the start time, as a new set's first optime would.
     ts_seconds = static_cast<std::uint32_t>(
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+    if (cfg.max_write_batch_size < 1)
+        throw configuration_error("trellis-sim: max_write_batch_size must be at least 1, got " +
+                                  std::to_string(cfg.max_write_batch_size));
     compressors = std::make_shared<wire::compressor_registry>(wire::compressor_registry::with_builtins());
     for (const auto& name : cfg.compressors) {
         auto c = make_compressor(name);

@@ -31,6 +31,7 @@ constexpr const char* usage_text =
     "  --latency-ms N            delay added to every reply (default 0)\n"
     "  --cursor-timeout-ms N     idle cursors are killed after this (default 600000)\n"
     "  --max-wire-version N      (default 21)\n"
+    "  --max-write-batch-size N  hello's maxWriteBatchSize, enforced (default 100000)\n"
     "  --user NAME:PASSWORD[@DB] a user (repeatable); with users, commands need authentication\n"
     "  --tls-cert FILE --tls-key FILE [--tls-ca FILE] [--tls-require-client-cert]\n"
     "  --tls-max-version V       newest TLS version offered: 1.0, 1.1, 1.2 or 1.3 (default: newest)\n"
@@ -117,6 +118,7 @@ void apply_toml(const std::string& path, sim_config& cfg) {
         else if (key == "latency_ms") cfg.latency = std::chrono::milliseconds(integer(node, key));
         else if (key == "cursor_timeout_ms") cfg.cursor_timeout = std::chrono::milliseconds(integer(node, key));
         else if (key == "max_wire_version") cfg.max_wire_version = static_cast<int>(integer(node, key));
+        else if (key == "max_write_batch_size") cfg.max_write_batch_size = static_cast<std::int32_t>(integer(node, key));
         else if (key == "port") cfg.port = static_cast<std::uint16_t>(integer(node, key));
         else if (key == "verbose") cfg.verbose = node.value_or(false);
         else if (key == "compressors") {
@@ -203,6 +205,7 @@ cli_options parse_args(int argc, char** argv) {
         else if (f == "--latency-ms") o.cfg.latency = std::chrono::milliseconds(to_int(f, value(i)));
         else if (f == "--cursor-timeout-ms") o.cfg.cursor_timeout = std::chrono::milliseconds(to_int(f, value(i)));
         else if (f == "--max-wire-version") o.cfg.max_wire_version = to_int(f, value(i));
+        else if (f == "--max-write-batch-size") o.cfg.max_write_batch_size = to_int(f, value(i));
         else if (f == "--user") o.cfg.users.push_back(parse_user(value(i), "--user"));
         else if (f == "--tls-cert") o.cfg.tls.cert_file = value(i);
         else if (f == "--tls-key") o.cfg.tls.key_file = value(i);

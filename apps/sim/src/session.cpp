@@ -155,6 +155,11 @@ asio::awaitable<bool> session::handle(const wire::message& msg) {
     if (const auto* m = msg.as_msg()) {
         in_flags = m->flags;
         req.body = merge_sequences(*m);
+        for (const auto& seq : m->sequences) {
+            const std::string id(seq.identifier);
+            ++owner.sequences_in[id];
+            owner.sequence_documents_in[id] += static_cast<std::int64_t>(seq.documents.size());
+        }
         req.exhaust_allowed = (m->flags & wire::msg_flags::exhaust_allowed) != 0;
         if (auto db = req.body.find("$db"); db && db->type() == bson::type::string) req.db = std::string(db->get_string());
         req.secondary_ok = non_primary_read_preference(req.body);

@@ -177,6 +177,8 @@ public:
     std::map<std::string, std::int64_t> opcounters;
     std::map<std::string, std::int64_t> opcounters_repl;  // what replication applied here
     std::int64_t bytes_in = 0, bytes_out = 0, requests = 0;
+    // OP_MSG document sequences received, by identifier ("documents": n), and their documents.
+    std::map<std::string, std::int64_t> sequences_in, sequence_documents_in;
     std::map<std::int64_t, running_op> ops;  // by opid
     std::int64_t next_opid = 1;
     std::chrono::system_clock::time_point started_wall = std::chrono::system_clock::now();

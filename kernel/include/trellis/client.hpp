@@ -90,6 +90,9 @@ public:
 
     /// run_command on database `db` (see database::run_command).
     bson::document run_command(const std::string& db, bson::document command);
+    /// The same in an explicit session of this client (errc::invalid_argument for another
+    /// client's or an ended session, as with_session).
+    bson::document run_command(const client_session& session, const std::string& db, bson::document command);
 
     /// The topology as last seen (a snapshot; never null).
     std::shared_ptr<const sdk::topology_description> topology() const;
@@ -145,6 +148,10 @@ public:
     std::vector<bson::document> list_databases(bson::document filter = {});
     std::vector<std::string> database_names();
     void drop_database(const std::string& name);
+    /// The same in an explicit session of this client.
+    std::vector<bson::document> list_databases(const client_session& session, bson::document filter = {});
+    std::vector<std::string> database_names(const client_session& session);
+    void drop_database(const client_session& session, const std::string& name);
     /// buildInfo of the server in use.
     bson::document server_info();
 

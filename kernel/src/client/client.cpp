@@ -139,8 +139,24 @@ client::~client() { shutdown(); }
 
 database client::get_database(std::string name) const { return database(database::target{core_, std::move(name), {}, {}, {}}); }
 
+namespace {
+// A session bound to a handle of `core`: the same client's, not ended.
+std::shared_ptr<detail::session_state> bindable(const std::shared_ptr<detail::client_core>& core, const client_session& s,
+                                                const char* where) {
+    if (!s.state()) throw error(errc::invalid_argument, std::string(where) + ": the session was moved from");
+    if (s.state()->core != core)
+        throw error(errc::invalid_argument, std::string(where) + ": the session was started by a different client");
+    if (s.has_ended()) throw error(errc::invalid_argument, std::string(where) + ": the session has ended");
+    return s.state();
+}
+}  // namespace
+
 bson::document client::run_command(const std::string& db, bson::document command) {
     return get_database(db).run_command(std::move(command));
+}
+
+bson::document client::run_command(const client_session& session, const std::string& db, bson::document command) {
+    return get_database(db).with_session(session).run_command(std::move(command));
 }
 
 std::shared_ptr<const sdk::topology_description> client::topology() const { return core_->snapshot(); }
@@ -225,21 +241,35 @@ void client::close_cursor(std::int64_t id, const std::string& ns, const std::str
     });
 }
 
-std::vector<bson::document> client::list_databases(bson::document filter) {
-    const auto reply = wait(core_, core_->list_databases(std::move(filter), false));
+namespace {
+std::vector<bson::document> databases_in(const bson::document& reply) {
     std::vector<bson::document> out;
     for (const auto& d : reply["databases"].get_array()) out.emplace_back(d.get_document());
     return out;
 }
-
-std::vector<std::string> client::database_names() {
-    const auto reply = wait(core_, core_->list_databases({}, true));
+std::vector<std::string> names_in(const bson::document& reply) {
     std::vector<std::string> out;
     for (const auto& d : reply["databases"].get_array()) out.emplace_back(d.get_document()["name"].get_string());
     return out;
 }
+}  // namespace
+
+std::vector<bson::document> client::list_databases(bson::document filter) {
+    return databases_in(wait(core_, core_->list_databases(std::move(filter), false)));
+}
+std::vector<bson::document> client::list_databases(const client_session& session, bson::document filter) {
+    return databases_in(wait(core_, core_->list_databases(std::move(filter), false, bindable(core_, session, "client::list_databases"))));
+}
+
+std::vector<std::string> client::database_names() { return names_in(wait(core_, core_->list_databases({}, true))); }
+std::vector<std::string> client::database_names(const client_session& session) {
+    return names_in(wait(core_, core_->list_databases({}, true, bindable(core_, session, "client::database_names"))));
+}
 
 void client::drop_database(const std::string& name) { get_database(name).drop(); }
+void client::drop_database(const client_session& session, const std::string& name) {
+    get_database(name).with_session(session).drop();
+}
 
 bson::document client::server_info() { return run_command("admin", bson::make_document(bson::kvp("buildInfo", 1))); }
 
@@ -289,18 +319,6 @@ asio::any_io_executor client::get_executor() const { return core_->strand(); }
 collection database::get_collection(std::string name) const {
     return collection(collection::target{t_.core, t_.db, std::move(name), t_.settings, t_.session});
 }
-
-namespace {
-// A session bound to a handle of `core`: the same client's, not ended.
-std::shared_ptr<detail::session_state> bindable(const std::shared_ptr<detail::client_core>& core, const client_session& s,
-                                                const char* where) {
-    if (!s.state()) throw error(errc::invalid_argument, std::string(where) + ": the session was moved from");
-    if (s.state()->core != core)
-        throw error(errc::invalid_argument, std::string(where) + ": the session was started by a different client");
-    if (s.has_ended()) throw error(errc::invalid_argument, std::string(where) + ": the session has ended");
-    return s.state();
-}
-}  // namespace
 
 database database::with_session(const client_session& session) const {
     database d(*this);

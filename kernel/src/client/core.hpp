@@ -55,6 +55,7 @@ struct server_state {
     // From the last successful hello (the seeds' properties answer from them).
     std::int32_t max_bson_size = 16 * 1024 * 1024;
     std::int32_t max_message_size = 48'000'000;
+    std::int32_t max_write_batch_size = 100'000;
 
     // Monitor.
     sdam::rtt_estimator rtt;
@@ -246,6 +247,18 @@ public:
         /// A command that takes readConcern afterClusterTime in a causally consistent session
         /// (the read-write-concern spec's list; never a user's run_command).
         bool causal = false;
+        /// Refused before sending (errc::invalid_argument, saying why) by a server below this
+        /// wire version: what older servers would silently misapply (an unacknowledged hint).
+        int min_wire_version = 0;
+        std::string min_wire_reason;
+        /// A hint with w: 0 needs a server that knows it (4.2, wire 8, for update; 4.4, wire 9,
+        /// for delete and findAndModify): the CRUD spec's client-side error.
+        void require_for_unacknowledged_hint(bool hint, const write_concern& wc, int wire, std::string_view what) {
+            if (!hint || !ops::unacknowledged(wc)) return;
+            min_wire_version = wire;
+            min_wire_reason = std::string(what) + ": a hint with an unacknowledged write concern needs MongoDB " +
+                              (wire >= 9 ? "4.4" : "4.2") + " or later";
+        }
     };
     asio::awaitable<reply_on> execute(operation op);
 
@@ -277,6 +290,11 @@ public:
                                                   bulk_write_options options, write_concern wc, session_ptr session = {});
     /// Sends the op's batches; a bulk_write_error carries the models' indexes and the partial result.
     asio::awaitable<bulk_write_result> run_bulk(std::string db, const ops::bulk_write_op& op, session_ptr session = {});
+    // The limits of the server a write would go to now (selected as for a write).
+    asio::awaitable<ops::connection_limits> write_limits();
+    // Selection requirements with the client's settings (read preference: rp, or the client's).
+    sdk::operation_requirements requirements_for(sdk::operation_requirements::kind what,
+                                                 std::optional<read_preference> rp = std::nullopt) const;
     asio::awaitable<update_result> update(std::string db, std::string coll, bson::document filter, update_spec update,
                                           update_options options, bool multi, bool replace, write_concern wc,
                                           session_ptr session = {});
@@ -352,6 +370,7 @@ private:
     void on_server_description(const sdk::server_description& d);
     void apply_description(const sdk::server_description& d);
     void drain_deferred();
+    void flush_refreshed();
     void publish(std::shared_ptr<const sdk::topology_description> previous, std::shared_ptr<const sdk::topology_description> next,
                  const sdk::server_description* processed);
     void reconcile_servers();
@@ -451,6 +470,11 @@ private:
     /// in slices of bounded time so that thousands of them never hold the strand (strand).
     std::map<std::string, sdk::server_description> deferred_;
     bool draining_ = false;  // strand
+    // Checks that changed no observable field (only round trip time, lastWriteDate, last update
+    // time), waiting for flush_refreshed(): one copy of the topology per refresh interval for
+    // all of them, not one per heartbeat (each copy is O(servers)).
+    std::map<std::string, sdk::server_description> refreshed_;
+    bool refresh_armed_ = false;  // strand
     std::atomic<bool> final_{false};
     std::mt19937_64 random_{std::random_device{}()};
 };

@@ -100,9 +100,10 @@ asio::awaitable<bulk_write_result> client_core::bulk_write(std::string db, std::
 }
 
 asio::awaitable<bulk_write_result> client_core::run_bulk(std::string db, const ops::bulk_write_op& op, session_ptr session) {
-    // Batches by the limits every server since 3.6 reports (16 MiB documents, 100,000 writes);
-    // a server that reports less is told by its own error.
-    const ops::connection_limits limits;
+    // Several models are batched by the limits of the server selected for the write (its
+    // maxBsonObjectSize and maxWriteBatchSize); one model is one batch whatever they are (the
+    // connection refuses a document over its server's limit).
+    const ops::connection_limits limits = op.models.size() > 1 ? co_await write_limits() : ops::connection_limits{};
     bulk_write_result result;
     result.acknowledged = !ops::unacknowledged(op.wc);
     std::vector<write_error_detail> errors;
@@ -116,6 +117,9 @@ asio::awaitable<bulk_write_result> client_core::run_bulk(std::string db, const o
                                : batch.what == ops::bulk_write_op::kind::update ? "updates"
                                                                                 : "deletes";
             o.explicit_session = session;
+            if (batch.what != ops::bulk_write_op::kind::insert)
+                o.require_for_unacknowledged_hint(batch.hinted, op.wc, batch.what == ops::bulk_write_op::kind::remove ? 9 : 8,
+                                                  "bulk_write");
             const auto r = co_await execute(std::move(o));
             op.merge(batch, r.reply.view(), {}, result);
             continue;
@@ -147,6 +151,17 @@ asio::awaitable<bulk_write_result> client_core::run_bulk(std::string db, const o
     co_return result;
 }
 
+asio::awaitable<ops::connection_limits> client_core::write_limits() {
+    const auto chosen = co_await select(requirements_for(sdk::operation_requirements::kind::write), {});
+    const server_state& s = *chosen.servers.front();
+    ops::connection_limits limits;
+    limits.max_bson_object_size = s.max_bson_size;
+    limits.max_message_size_bytes = s.max_message_size;
+    limits.max_write_batch_size = s.max_write_batch_size;
+    if (const auto* d = current_->find(s.address)) limits.max_wire_version = d->max_wire_version;
+    co_return limits;
+}
+
 asio::awaitable<update_result> client_core::update(std::string db, std::string coll, bson::document filter,
                                                    update_spec update, update_options options, bool multi, bool replace,
                                                    write_concern wc, session_ptr session) {
@@ -173,6 +188,7 @@ asio::awaitable<update_result> client_core::update(std::string db, std::string c
     op.wc = std::move(wc);
     auto o = write_operation(std::move(db), op.command(), op.retryable(), op.wc);
     o.explicit_session = std::move(session);
+    o.require_for_unacknowledged_hint(op.statement.hint.has_value(), op.wc, 8, replace ? "replace_one" : "update");
     auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
@@ -191,6 +207,7 @@ asio::awaitable<delete_result> client_core::remove(std::string db, std::string c
     op.wc = std::move(wc);
     auto o = write_operation(std::move(db), op.command(), op.retryable(), op.wc);
     o.explicit_session = std::move(session);
+    o.require_for_unacknowledged_hint(op.hint.has_value(), op.wc, 9, "delete");
     auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
@@ -200,6 +217,7 @@ asio::awaitable<std::optional<bson::document>> client_core::find_and_modify(std:
     op.validate();
     auto o = write_operation(std::move(db), op.command(), true, op.wc);
     o.explicit_session = std::move(session);
+    o.require_for_unacknowledged_hint(op.options.hint.has_value(), op.wc, 9, "find_one_and_modify");
     auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
@@ -291,6 +309,8 @@ asio::awaitable<cursor> client_core::aggregate(std::string db, std::string coll,
     // balancer counts as 5.0+): then the read preference selects, as the CRUD spec says.
     bool by_read_preference = false;
     if (op.writes() && options.read_preference && options.read_preference->mode != read_preference_mode::primary) {
+        // Decided on a discovered topology: a selection by the read preference waits for one.
+        co_await select(requirements_for(sdk::operation_requirements::kind::read, options.read_preference), {});
         by_read_preference = true;
         if (current_->type != sdk::topology_type::load_balanced)
             for (const auto& server : current_->servers)

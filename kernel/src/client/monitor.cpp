@@ -25,6 +25,8 @@ void note_limits(server_state& s, bson::document_view hello) {
     if (auto e = hello.find("maxBsonObjectSize"); e && e->is_number()) s.max_bson_size = static_cast<std::int32_t>(e->as_int64());
     if (auto e = hello.find("maxMessageSizeBytes"); e && e->is_number())
         s.max_message_size = static_cast<std::int32_t>(e->as_int64());
+    if (auto e = hello.find("maxWriteBatchSize"); e && e->is_number())
+        s.max_write_batch_size = static_cast<std::int32_t>(e->as_int64());
 }
 
 std::string errmsg_of(bson::document_view reply) {

@@ -11,6 +11,7 @@
 #include "trellis/bson/builder.hpp"
 #include "trellis/bson/json.hpp"
 #include "trellis/errors.hpp"
+#include "trellis/reply.hpp"
 #include "trellis/selection.hpp"
 
 namespace trellis::detail {
@@ -38,9 +39,12 @@ std::string code_name_of(bson::document_view reply) {
 
 
 // The bulk_write_error of a reply with write errors or a write concern error.
-std::exception_ptr write_failure_of(bson::document_view reply, const std::string& where) {
+// `labels`: the reply's, unless the driver added one (pre-4.4 servers).
+std::exception_ptr write_failure_of(bson::document_view reply, const std::string& where,
+                                    std::optional<std::vector<std::string>> labels = std::nullopt) {
     return std::make_exception_ptr(ops::write_failure(ops::write_errors_of(reply), ops::write_concern_error_of(reply),
-                                                      ops::error_labels(reply), bson::document(reply), where, std::nullopt));
+                                                      labels ? std::move(*labels) : ops::error_labels(reply),
+                                                      bson::document(reply), where, std::nullopt));
 }
 
 // A failure of the connection during an operation (its session becomes dirty).
@@ -173,6 +177,13 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         }
     } holding(checked_out ? &s.operation_connections : nullptr);
     const auto& d = connection->description();
+    if (d.max_wire_version < op.min_wire_version) {
+        failed(errc::invalid_argument,
+               make_failure(errc::invalid_argument, op.min_wire_reason + " (" + s.address + " has wire version " +
+                                                        std::to_string(d.max_wire_version) + ")"),
+               false);
+        co_return out;
+    }
     const auto* described = current_->find(s.address);
     const auto server_type = described ? described->type : sdk::server_type::unknown;
 
@@ -217,6 +228,7 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
     request.database = op.db;
     request.command = b.extract();
     request.has_db = true;
+    request.more_to_come = op.unacknowledged;  // w: 0: nothing to wait for (OP_MSG moreToCome)
     // The document sequence's spans point into `whole`, which lives until the reply is in.
     bson::document whole;
     if (!op.sequence_field.empty()) {
@@ -262,7 +274,8 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         }
         co_return out;
     }
-    bson::document body(reply.body);
+    // Sent with moreToCome, a w: 0 write has no reply: {ok: 1}, as the command monitoring spec says.
+    bson::document body = op.unacknowledged && reply.body.empty() ? bson::make_document(bson::kvp("ok", 1)) : bson::document(reply.body);
     if (!op.unacknowledged) observe_times(body.view(), st.explicit_session);
     if (auto ce = sdam::command_error_of(body.view())) {
         const bool state_change = sdam::is_state_change(*ce);
@@ -279,8 +292,13 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         auto labels = ops::error_labels(body.view());
         const std::int32_t code = ce->code.value_or(0);
         bool retryable = retryable_code(code);
+        // The retryable writes spec: a pre-4.4 mongos's writeConcernError code says nothing
+        // (mongos may have retried internally already).
+        const bool mongos_wce = server_type == sdk::server_type::mongos && reply_ok(body.view());
         if (op.retryable_write && d.max_wire_version >= 9)  // 4.4+: the server labels what is retryable
             retryable = std::find(labels.begin(), labels.end(), "RetryableWriteError") != labels.end();
+        else if (op.retryable_write && mongos_wce)
+            retryable = false;
         else if (op.retryable_write && supports_retryable_writes && retryable &&
                  std::find(labels.begin(), labels.end(), "RetryableWriteError") == labels.end())
             labels.emplace_back("RetryableWriteError");  // before 4.4 the driver adds the label
@@ -294,7 +312,7 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         if (op.kind == op_kind::write && body.find("writeConcernError")) {
             // ok: 1 with a write concern error: the write was applied; the error keeps every
             // write error and the write concern error with the reply's counts.
-            out.failure = write_failure_of(body.view(), s.address);
+            out.failure = write_failure_of(body.view(), s.address, labels);
             out.kind = errc::write_error;
         }
         co_return out;
@@ -630,13 +648,18 @@ void client_core::kill_pinned(pinned_ptr pinned, const std::string& address, con
     }, asio::detached);
 }
 
-asio::awaitable<client_core::reply_on> client_core::server_in_use() {
+sdk::operation_requirements client_core::requirements_for(sdk::operation_requirements::kind what,
+                                                          std::optional<read_preference> rp) const {
     sdk::operation_requirements req;
-    req.what = sdk::operation_requirements::kind::command;
-    req.read_preference = current_read_preference();
+    req.what = what;
+    req.read_preference = rp ? std::move(*rp) : current_read_preference();
     req.in_request = in_request();
     req.heartbeat_frequency = options_.heartbeat_frequency;
-    const auto chosen = co_await select(req, {});
+    return req;
+}
+
+asio::awaitable<client_core::reply_on> client_core::server_in_use() {
+    const auto chosen = co_await select(requirements_for(sdk::operation_requirements::kind::command), {});
     const auto& s = *chosen.servers.front();
     reply_on out;
     out.address = s.address;

@@ -355,7 +355,46 @@ void client_core::on_server_description(const sdk::server_description& d) {
         return;
     }
     deferred_.erase(d.address);  // older than this one
+    if (now && d.type != sdk::server_type::unknown && sdam::same_description(*now, d)) {
+        // SDAM would only replace the description: done here, coalesced, without the strategy.
+        // The pool is made ready now (CMAP: a successful check does, even one changing nothing).
+        if (auto it = servers_.find(d.address); it != servers_.end()) it->second->pool->ready();
+        refreshed_.insert_or_assign(d.address, d);
+        if (!refresh_armed_) {
+            refresh_armed_ = true;
+            constexpr auto refresh_interval = std::chrono::milliseconds(100);
+            auto timer = std::make_shared<asio::steady_timer>(strand_, refresh_interval);
+            timer->async_wait([self = shared_from_this(), timer](const boost::system::error_code&) { self->flush_refreshed(); });
+        }
+        return;
+    }
+    refreshed_.erase(d.address);  // older than this one
     apply_description(d);
+}
+
+// At most refresh_interval late: round trip times (the latency window) and lastWriteDate /
+// lastUpdateTime (staleness, whose smallest bound is 90 s) of checks that changed nothing else.
+void client_core::flush_refreshed() {
+    refresh_armed_ = false;
+    if (!open_ || refreshed_.empty()) {
+        refreshed_.clear();
+        return;
+    }
+    auto next = std::make_shared<sdk::topology_description>(*current_);
+    bool any = false;
+    for (auto& s : next->servers) {
+        const auto it = refreshed_.find(s.address);
+        if (it == refreshed_.end() || !sdam::same_description(s, it->second)) continue;
+        s = std::move(it->second);
+        any = true;
+    }
+    refreshed_.clear();
+    if (!any) return;
+    {
+        std::lock_guard lock(mutex_);
+        current_ = std::move(next);
+    }
+    wake_selectors();
 }
 
 // Each update copies the whole description (the strategy's pure function): with thousands of

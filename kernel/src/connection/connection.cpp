@@ -182,6 +182,7 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
         auto e = event<command_succeeded_event>();
         e.duration = r.duration;
         if (!sensitive && !r.body.empty()) e.reply = bson::document(r.body);
+        else if (!sensitive && unacknowledged) e.reply = bson::make_document(bson::kvp("ok", 1));  // w: 0 (command monitoring spec)
         settings.on_command(e);
     }
 

@@ -129,6 +129,9 @@ std::vector<bulk_write_op::batch> bulk_write_op::batches(const connection_limits
         }
         out.back().models.push_back(i);
         if (multi(models[i])) out.back().retryable = false;
+        std::visit([&](const auto& m) {
+            if constexpr (requires { m.hint; }) if (m.hint) out.back().hinted = true;
+        }, models[i]);
         bytes += cost;
     }
     return out;

@@ -19,6 +19,7 @@ struct bulk_write_op {
         std::vector<std::size_t> models;
         /// Retryable as a write: no multi-document statement (update_many, delete_many).
         bool retryable = true;
+        bool hinted = false;  ///< a statement has a hint
     };
 
     std::string collection;

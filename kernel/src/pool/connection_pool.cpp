@@ -187,6 +187,10 @@ private:
                        },
                        a);
         }
+        // The maintenance timer sleeps while there is nothing to maintain; any change that
+        // gives it work (a check-in, ready(), a waiter) wakes it here.
+        if (maintenance_idle_ && core_.needs_background_run() && config_.maintenance_interval)
+            schedule_maintenance(*config_.maintenance_interval);
     }
 
     void stop_timer(request_id r) {
@@ -231,6 +235,7 @@ private:
         if (!config_.maintenance_interval || core_.state() == pool_state::closed) return;
         // A newer schedule replaces an older one, even one whose timer already fired.
         const std::uint64_t seq = ++maintenance_seq_;
+        maintenance_idle_ = false;
         maintenance_.expires_after(delay);
         maintenance_.async_wait([self = shared_from_this(), seq](const boost::system::error_code& ec) {
             if (ec || seq != self->maintenance_seq_) return;
@@ -239,10 +244,13 @@ private:
     }
 
     void maintenance_run() {
+        const std::uint64_t seq_at_start = maintenance_seq_;
         pool_actions actions;
         core_.background_run(now(), actions);
         run(std::move(actions));
-        schedule_maintenance(*config_.maintenance_interval);
+        if (maintenance_seq_ != seq_at_start) return;  // run() scheduled the next one already
+        if (core_.needs_background_run()) schedule_maintenance(*config_.maintenance_interval);
+        else maintenance_idle_ = true;
     }
 
     connection_pool::executor_type strand_;
@@ -253,6 +261,7 @@ private:
     std::unordered_map<connection_id, std::unique_ptr<asio::cancellation_signal>> signals_;
     asio::steady_timer maintenance_;
     std::uint64_t maintenance_seq_ = 0;
+    bool maintenance_idle_ = false;  // no timer armed: nothing to maintain
 };
 
 }  // namespace detail

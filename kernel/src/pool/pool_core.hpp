@@ -130,6 +130,14 @@ public:
     /// (ready pools only) start establishing connections up to min_pool_size, as far as
     /// max_connecting allows right now. Never waits for anything.
     void background_run(time_point now, pool_actions& out);
+    /// Whether a background run could do anything: available connections that may perish, a
+    /// ready pool below min_pool_size, or waiters. An idle pool of a monitored server needs no
+    /// timer (a client watching 100 servers would otherwise wake 200 times a second for nothing).
+    bool needs_background_run() const noexcept {
+        return state_ != pool_state::closed &&
+               (!available_.empty() || !wait_queue_.empty() ||
+                (state_ == pool_state::ready && total() < options_.min_pool_size));
+    }
 
     pool_state state() const noexcept { return state_; }
     std::uint64_t generation() const noexcept { return generation_; }

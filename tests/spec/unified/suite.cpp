@@ -76,13 +76,24 @@ std::string with_credentials(const std::string& uri, const std::string& credenti
 }
 
 // topology: "single", "replicaset", "sharded", or "replicaset+auth" (a replica set with a user).
+// The wire version trellis-sim announces for a server version it can play.
+int wire_version_of(std::string_view version) {
+    if (version.starts_with("4.2")) return 8;
+    if (version.starts_with("4.4")) return 9;
+    return 21;  // 7.0
+}
+
+// key: topology, then "+auth", then "@version" when not 7.0.0 (candidate::key()).
 target& sim_target(const std::string& key) {
     auto& slot = targets()[key];
     if (slot) return slot->t;
-    const bool auth = key.ends_with("+auth");
-    const std::string topology = auth ? key.substr(0, key.size() - 5) : key;
+    const auto at = key.find('@');
+    const std::string base = key.substr(0, at);
+    const bool auth = base.ends_with("+auth");
+    const std::string topology = auth ? base.substr(0, base.size() - 5) : base;
     auto owned = std::make_unique<owned_target>();
     sim::sim_config cfg;
+    if (at != std::string::npos) cfg.max_wire_version = wire_version_of(std::string_view(key).substr(at + 1));
     if (auth) cfg.users.push_back({auth_user, auth_password, "admin"});
     if (topology == "single") {
         cfg.topology = sim::topology_kind::standalone;
@@ -176,7 +187,7 @@ struct candidate {
     bool auth = false;
     bool sim = true;
     target* started = nullptr;  // --uri: the deployment, to ask serverParameters
-    std::string key() const { return auth ? topology + "+auth" : topology; }
+    std::string key() const { return (auth ? topology + "+auth" : topology) + (version == "7.0.0" ? "" : "@" + version); }
 };
 
 struct verdict {
@@ -266,6 +277,9 @@ target* choose(const json::value* file_reqs, const json::value* test_reqs, std::
     } else {
         for (const char* topology : {"single", "replicaset", "sharded"}) candidates.push_back({topology, "7.0.0", false, true, nullptr});
         candidates.push_back({"replicaset", "7.0.0", true, true, nullptr});  // for "auth": true
+        // Older servers, for the tests of what they refuse (trellis-sim plays their differences).
+        for (const char* version : {"4.4.0", "4.2.0"})
+            for (const char* topology : {"single", "replicaset", "sharded"}) candidates.push_back({topology, version, false, true, nullptr});
     }
     // The reason to give: from the candidate that came closest (a test's own requirements over
     // the file's, a version or auth over a topology).

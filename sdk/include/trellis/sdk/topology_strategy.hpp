@@ -54,7 +54,10 @@ public:
                                                                          const strategy_context& options) = 0;
 
     /// The topology description after `updated` replaces the server of the same
-    /// address (SDAM's "updating the TopologyDescription" for this strategy).
+    /// address (SDAM's "updating the TopologyDescription" for this strategy). Not called when
+    /// `updated` equals the known description of a server that is not Unknown (same_description:
+    /// only round trip time, lastWriteDate, opTime or update time differ): the kernel then
+    /// replaces it itself, batching such checks (at most 100 ms late).
     virtual std::shared_ptr<const topology_description> on_server_description(
         const std::shared_ptr<const topology_description>& current, const server_description& updated) = 0;
 

@@ -64,6 +64,8 @@ struct sim_config {
     std::chrono::milliseconds latency{0};    // added before every reply
     std::chrono::milliseconds cursor_timeout{std::chrono::minutes(10)};
     int max_wire_version = 21;
+    /// hello's maxWriteBatchSize; an insert, update or delete with more statements fails (16).
+    std::int32_t max_write_batch_size = 100000;
     int min_wire_version = 0;
     std::vector<user_config> users;
     tls_config tls;
