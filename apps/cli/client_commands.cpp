@@ -86,6 +86,7 @@ int ping_command(args a) {
         if (const auto* ok = std::get_if<command_succeeded_event>(&e); ok && ok->command_name == "ping") {
             std::lock_guard lock(seen->mutex);
             seen->address = ok->address;
+            if (ok->service_id) *seen->address += " (serviceId " + ok->service_id->to_hex() + ")";  // load balanced
             seen->duration = ok->duration;
         }
     };

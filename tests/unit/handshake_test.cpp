@@ -167,6 +167,16 @@ private slots:
         QCOMPARE(d.logical_session_timeout_minutes.value_or(0), 30);
     }
 
+    void reply_service_id() {
+        const auto d = hs::parse_hello_reply(
+            "h:1", reply(R"({"ok": 1, "maxWireVersion": 21, "serviceId": {"$oid": "0123456789abcdef01234567"}})"), {});
+        QCOMPARE(d.service_id.value_or(bson::oid()).to_hex(), std::string("0123456789abcdef01234567"));
+        QVERIFY(!hs::parse_hello_reply("h:1", reply(R"({"ok": 1, "maxWireVersion": 21})"), {}).service_id);
+        expect_error(errc::protocol_error, "h:1: hello reply field 'serviceId' is not an ObjectId", [] {
+            hs::parse_hello_reply("h:1", reply(R"({"ok": 1, "maxWireVersion": 21, "serviceId": "lb"})"), {});
+        });
+    }
+
     void bad_replies_are_clear_errors() {
         expect_error(errc::operation_failure, "h:1: hello failed: boom (code 8000 AtlasError)", [] {
             hs::parse_hello_reply("h:1", reply(R"({"ok": 0, "errmsg": "boom", "code": 8000, "codeName": "AtlasError"})"), {});

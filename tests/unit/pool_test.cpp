@@ -44,8 +44,10 @@ struct connection_log {
 
 class test_connection final : public pool::pooled_connection {
 public:
-    explicit test_connection(std::shared_ptr<connection_log> log) : log_(std::move(log)) {}
+    explicit test_connection(std::shared_ptr<connection_log> log, std::optional<trellis::bson::oid> service = {})
+        : log_(std::move(log)), service_(service) {}
     bool is_perished() const noexcept override { return perished_; }
+    std::optional<trellis::bson::oid> service_id() const noexcept override { return service_; }
     void close() noexcept override { ++log_->closed; }
     void interrupt() noexcept override {
         ++log_->interrupted;
@@ -55,6 +57,7 @@ public:
 
 private:
     std::shared_ptr<connection_log> log_;
+    std::optional<trellis::bson::oid> service_;
     std::atomic<bool> perished_{false};
 };
 
@@ -100,13 +103,15 @@ private:
 // ---- core helpers
 
 struct core_fixture {
-    explicit core_fixture(trellis::connection_pool_options options = {}, bool clear_on_error = true)
-        : core("db:27017", options, events.handler(), clear_on_error) {}
+    explicit core_fixture(trellis::connection_pool_options options = {}, bool clear_on_error = true,
+                          bool load_balanced = false)
+        : core("db:27017", options, events.handler(), clear_on_error, load_balanced) {}
 
     event_recorder events;
     pool::pool_core core;
     pool::time_point now{};  // the fake clock
     std::shared_ptr<connection_log> log = std::make_shared<connection_log>();
+    std::optional<trellis::bson::oid> service;  // the serviceId of the connections established next
 
     // Runs one input and answers its establish actions at once with new connections (or
     // with `fail` when given); returns the completions, in order.
@@ -117,7 +122,7 @@ struct core_fixture {
             for (auto& a : actions) {
                 if (auto* e = std::get_if<pool::action::establish>(&a)) {
                     if (fail) core.establish_failed(e->id, *fail, now, next);
-                    else core.establish_succeeded(e->id, std::make_unique<test_connection>(log), now, next);
+                    else core.establish_succeeded(e->id, std::make_unique<test_connection>(log, service), now, next);
                 } else if (auto* c = std::get_if<pool::action::complete>(&a)) {
                     done.push_back(std::move(*c));
                 }
@@ -225,6 +230,68 @@ private slots:
         f.check_in(std::move(fresh));
         QCOMPARE(f.core.counts().available, std::size_t(1));
         QCOMPARE(f.log->closed.load(), 1);
+    }
+
+    // CMAP load balancer mode: generations per serviceId; clearing one service leaves the pool
+    // ready, the other service's connections current, and drops an entry at zero connections.
+    void core_load_balancer_mode_clears_per_service() {
+        core_fixture f({}, false, true);
+        pool::pool_actions out;
+        f.core.ready(out);
+        const auto a_id = trellis::bson::oid::generate(), b_id = trellis::bson::oid::generate();
+        f.service = a_id;
+        auto a1 = f.check_out(1);
+        auto a2 = f.check_out(2);
+        f.service = b_id;
+        auto b1 = f.check_out(3);
+        QVERIFY(a1 && a2 && b1);
+        QCOMPARE(f.core.service_connections(a_id), std::size_t(2));
+        QCOMPARE(f.core.service_connections(b_id), std::size_t(1));
+        f.check_in(std::move(a2));  // available, then stale
+        f.events.reset();
+        f.core.clear_service(a_id, std::uint64_t(0), f.now, out);
+        QCOMPARE(f.core.service_generation(a_id), std::uint64_t(1));
+        QCOMPARE(f.core.service_generation(b_id), std::uint64_t(0));
+        QCOMPARE(f.core.generation(), std::uint64_t(0));
+        QCOMPARE(f.core.state(), pool::pool_state::ready);
+        const auto events = f.events.events();
+        QCOMPARE(events.size(), std::size_t(1));
+        const auto& cleared = std::get<trellis::pool_cleared_event>(events[0]);
+        QVERIFY(cleared.service_id.has_value());
+        QCOMPARE(*cleared.service_id, a_id);
+        // A second error from a connection of the old generation clears nothing more.
+        f.core.clear_service(a_id, std::uint64_t(0), f.now, out);
+        QCOMPARE(f.core.service_generation(a_id), std::uint64_t(1));
+        QCOMPARE(f.events.count("ConnectionPoolCleared"), 1);
+        // The background run closes the available stale one; checked in, a1 is stale too, b1 not.
+        f.answer([&] {
+            pool::pool_actions bg;
+            f.core.background_run(f.now, bg);
+            return bg;
+        }());
+        QCOMPARE(f.events.count("ConnectionClosed:stale"), 1);
+        f.check_in(std::move(a1));
+        QCOMPARE(f.events.count("ConnectionClosed:stale"), 2);
+        QCOMPARE(f.core.service_connections(a_id), std::size_t(0));
+        QCOMPARE(f.core.service_generation(a_id), std::uint64_t(0));  // entry dropped at zero
+        f.check_in(std::move(b1));
+        QCOMPARE(f.core.counts().available, std::size_t(1));
+        // b1 is reused; a new connection to service a is current (the pool never paused).
+        f.service = a_id;
+        auto b_again = f.check_out(4);
+        QVERIFY(b_again && b_again->service_id() == b_id);
+        auto a3 = f.check_out(5);
+        QVERIFY(a3 && a3->service_id() == a_id);
+        QCOMPARE(a3->generation(), std::uint64_t(0));
+        f.check_in(std::move(a3));
+        f.check_in(std::move(b_again));
+        QCOMPARE(f.events.count("ConnectionClosed:stale"), 2);
+        QCOMPARE(f.core.counts().available, std::size_t(2));
+        // Outside load balancer mode clear_service does nothing.
+        core_fixture plain;
+        plain.core.ready(out);
+        plain.core.clear_service(a_id, std::nullopt, plain.now, out);
+        QCOMPARE(plain.events.count("ConnectionPoolCleared"), 0);
     }
 
     void core_paused_pool_fails_at_once() {

@@ -549,6 +549,34 @@ private slots:
         QCOMPARE(trellis::event_name(close[2]), std::string_view("TopologyDescriptionChanged"));
         QCOMPARE(trellis::event_name(close[3]), std::string_view("TopologyClosed"));
     }
+
+    // The load balancers spec: no monitor, yet the server goes Unknown -> LoadBalancer.
+    void load_balanced_opening_events() {
+        const auto t = sdam::initial_topology({"lb:27017"}, std::nullopt, false, true);
+        const auto open = sdam::opening_events(t);
+        std::vector<std::string_view> names;
+        for (const auto& e : open) names.push_back(trellis::event_name(e));
+        const std::vector<std::string_view> expected = {"TopologyOpening", "TopologyDescriptionChanged", "ServerOpening",
+                                                        "ServerDescriptionChanged", "TopologyDescriptionChanged"};
+        QCOMPARE(names, expected);
+        const auto& first = std::get<trellis::topology_description_changed_event>(open[1]);
+        QCOMPARE(first.previous_description.type, trellis::sdk::topology_type::unknown);
+        QVERIFY(first.previous_description.servers.empty());
+        QCOMPARE(first.new_description.type, trellis::sdk::topology_type::load_balanced);
+        QCOMPARE(first.new_description.servers.at(0).type, trellis::sdk::server_type::unknown);
+        QCOMPARE(first.new_description.servers.at(0).address, std::string("lb:27017"));
+        const auto& server = std::get<trellis::server_description_changed_event>(open[3]);
+        QCOMPARE(server.previous_description.type, trellis::sdk::server_type::unknown);
+        QCOMPARE(server.new_description.type, trellis::sdk::server_type::load_balancer);
+        const auto& second = std::get<trellis::topology_description_changed_event>(open[4]);
+        QCOMPARE(second.previous_description.servers.at(0).type, trellis::sdk::server_type::unknown);
+        QCOMPARE(second.new_description.servers.at(0).type, trellis::sdk::server_type::load_balancer);
+        QVERIFY(second.new_description.compatible);
+        const auto close = sdam::closing_events(t);
+        QCOMPARE(close.size(), std::size_t{3});
+        QCOMPARE(std::get<trellis::topology_description_changed_event>(close[1]).new_description.type,
+                 trellis::sdk::topology_type::unknown);
+    }
 };
 
 QTEST_APPLESS_MAIN(SdamTest)

@@ -220,6 +220,13 @@ struct context {
     bool close_connection = false;                   // cut short: no reply, the connection closes
 };
 
+// Counts an operation where the data lives and, as mongos's own opcounters do, on the router
+// that received it.
+void count_op(context& c, const char* kind) {
+    ++c.target.opcounters[kind];
+    if (&c.self != &c.target && c.self.current == role::mongos) ++c.self.opcounters[kind];
+}
+
 // A retry record of a write cut short: {$statements: [{i: <statement index>, r: <its result>}]}.
 // (A complete write's record is its reply, which never starts with "$statements".)
 bson::document partial_record(const std::map<std::size_t, bson::document>& executed) {
@@ -409,7 +416,7 @@ asio::awaitable<bson::document> cmd_insert(context& c) {
                 if (!target) target = &write_collection(c, coll, log);
                 target->insert(bson::document(doc), log);
                 ++n;
-                ++c.target.opcounters["insert"];
+                count_op(c, "insert");
                 return bson::make_document(bson::kvp("n", 1));
             },
             [&](bson::document_view) { ++n; });
@@ -455,7 +462,7 @@ asio::awaitable<bson::document> cmd_update(context& c) {
                     up->type() == bson::type::array
                         ? target.update_pipeline(q->get_document(), up->get_array(), upsert, multi, log, extras)
                         : target.update(q->get_document(), up->get_document(), upsert, multi, log, extras);
-                ++c.target.opcounters["update"];
+                count_op(c, "update");
                 bson::builder rb;
                 rb.append("n", r.matched + (r.upserted_id ? 1 : 0)).append("nModified", r.modified);
                 if (r.upserted_id) rb.append("upserted", *r.upserted_id);
@@ -490,7 +497,7 @@ asio::awaitable<bson::document> cmd_delete(context& c) {
                 refuse_view(c, coll);
                 std::int64_t removed = 0;
                 if (collection* target = c.target.data.find(c.db, coll)) removed = target->remove(q->get_document(), limit == 1, log, let);
-                ++c.target.opcounters["delete"];
+                count_op(c, "delete");
                 n += removed;
                 return bson::make_document(bson::kvp("n", removed));
             },
@@ -576,7 +583,7 @@ bson::document cmd_find(context& c) {
     std::int64_t batch = int_or(c.req.body, "batchSize", 101);
     if (batch < 0) throw command_error(51024, "Location51024", "BSON field 'batchSize' value must be >= 0");
     if (limit > 0 && (batch == 0 || batch > limit)) batch = limit;
-    ++c.target.opcounters["query"];
+    count_op(c, "query");
     std::vector<bson::document> docs;
     if (c.target.data.find_view(c.db, coll)) {
         bson::builder more(bson::builder::root::array);
@@ -605,7 +612,7 @@ asio::awaitable<bson::document> cmd_get_more(context& c) {
     const auto id = c.req.body.begin()->is_number() ? c.req.body.begin()->as_int64() : 0;
     auto it = c.self.cursors.find(id);
     if (it == c.self.cursors.end()) throw command_error(43, "CursorNotFound", "cursor id " + std::to_string(id) + " not found");
-    ++c.target.opcounters["getmore"];
+    count_op(c, "getmore");
     it->second.last_used = steady::now();
     const std::int64_t batch = int_or(c.req.body, "batchSize", 0);
     if (it->second.tail && it->second.remaining.empty()) {
@@ -1901,6 +1908,7 @@ bson::document hello_reply(session& s, const request& req) {
         b.close_array();
     }
     add_hello_auth_fields(s, req, b);
+    if (std::exchange(s.lb_send_service_id, false)) b.append("serviceId", m.service_id);
     b.append("ok", 1.0);
     return b.extract();
 }
@@ -2386,6 +2394,19 @@ asio::awaitable<command_result> execute(session& s, request& req) {
         if (auto client = req.body.find("client"); client && client->type() == bson::type::document)
             if (auto app = client->get_document().find("application"); app && app->type() == bson::type::document)
                 if (auto n = app->get_document().find("name"); n && n->type() == bson::type::string) s.app_name = std::string(n->get_string());
+    }
+    // Through the load balancer, as mongos with loadBalancerPort: the first hello must declare
+    // it (else 354, a CloseConnectionError) and gets the serviceId.
+    if (spec && spec->name == "hello" && s.via_load_balancer && !s.lb_hello_seen) {
+        s.lb_hello_seen = true;
+        if (!bool_or(req.body, "loadBalanced", false)) {
+            out.reply = error_reply(354, "LoadBalancerSupportMismatch",
+                                    "The server is being accessed through a load balancer, but this driver does not have "
+                                    "load balancing enabled");
+            out.close_after_reply = true;
+            co_return out;
+        }
+        s.lb_send_service_id = true;
     }
     if (req.db.empty() && !req.legacy) {
         out.reply = error_reply(40571, "Location40571", "OP_MSG requests require a $db argument");

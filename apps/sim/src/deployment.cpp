@@ -124,6 +124,11 @@ deployment::impl::impl(sim_config c) : cfg(std::move(c)), data_changed(io) {
         compressors->add(c);
         counted.push_back(std::move(c));
     }
+    if (cfg.load_balancer && cfg.topology != topology_kind::sharded)
+        throw configuration_error("trellis-sim: a load balancer stands in front of mongos routers: it needs the sharded "
+                                  "topology");
+    if (cfg.load_balancer && cfg.mongos < 1)
+        throw configuration_error("trellis-sim: a load balancer needs at least one router (mongos)");
     auto member_cfg = [&](int i) {
         member_config mc = i < static_cast<int>(cfg.members.size()) ? cfg.members[static_cast<std::size_t>(i)] : member_config{};
         if (mc.lag.count() == 0) mc.lag = cfg.lag;
@@ -212,6 +217,62 @@ asio::awaitable<void> accept_loop(member& m, tcp::acceptor& acceptor) {
     }
 }
 }  // namespace
+
+// The load balancer: each connection goes to the next router that is up, and becomes a session
+// of that router (it sees the client's own address: the proxy protocol is not simulated).
+member* deployment::impl::next_router() {
+    std::vector<member*> routers;
+    for (auto& m : members)
+        if (m->current == role::mongos) routers.push_back(m.get());
+    for (std::size_t i = 0; i < routers.size(); ++i) {
+        member* r = routers[(lb_next + i) % routers.size()];
+        if (r->up && !r->partitioned && !r->removed) {
+            lb_next = (lb_next + i + 1) % routers.size();
+            return r;
+        }
+    }
+    return nullptr;
+}
+
+namespace {
+asio::awaitable<void> lb_accept_loop(deployment::impl& d) {
+    for (;;) {
+        boost::system::error_code ec;
+        tcp::socket socket = co_await d.lb->async_accept(asio::redirect_error(use_awaitable, ec));
+        if (ec) co_return;  // closed
+        member* router = d.next_router();
+        if (!router) {
+            log_line("load balancer " + d.lb_addr + ": no router is up; connection closed");
+            socket.close(ec);
+            continue;
+        }
+        socket.set_option(tcp::no_delay(true), ec);
+        std::shared_ptr<session> s;
+        if (d.tls) s = std::make_shared<session>(*router, session::tls_stream(std::move(socket), *d.tls));
+        else s = std::make_shared<session>(*router, std::move(socket));
+        s->via_load_balancer = true;
+        ++router->lb_connections;
+        router->sessions.insert(s);
+        s->start();
+    }
+}
+}  // namespace
+
+void deployment::impl::start_load_balancer(std::uint16_t port) {
+    tcp::endpoint ep(asio::ip::make_address(cfg.host), port);
+    tcp::acceptor acceptor(io);
+    acceptor.open(ep.protocol());
+    acceptor.set_option(tcp::acceptor::reuse_address(true));
+    boost::system::error_code ec;
+    acceptor.bind(ep, ec);
+    if (ec)
+        throw trellis::error(errc::connection_failure, "trellis-sim: cannot listen on " + cfg.host + ":" +
+                                                           std::to_string(port) + " (load balancer): " + ec.message());
+    acceptor.listen();
+    lb_addr = cfg.host + ":" + std::to_string(acceptor.local_endpoint().port());
+    lb.emplace(std::move(acceptor));
+    asio::co_spawn(io, lb_accept_loop(*this), asio::detached);
+}
 
 void deployment::impl::start_listening(member& m) {
     if (m.acceptor) return;
@@ -463,8 +524,13 @@ bson::document deployment::impl::status_document() const {
             .append("lagMs", static_cast<std::int64_t>(m->config.lag.count()))
             .append("latencyMs", static_cast<std::int64_t>(m->latency.count()))
             .append("oplogSize", static_cast<std::int64_t>(m->log.size()))
-            .append("connections", static_cast<std::int64_t>(m->sessions.size()))
-            .close_document();
+            .append("connections", static_cast<std::int64_t>(m->sessions.size()));
+        b.open_document("opcounters");
+        for (const char* k : {"insert", "query", "update", "delete", "getmore", "command"}) b.append(k, m->opcounters[k]);
+        b.close_document();
+        if (lb && m->current == role::mongos)
+            b.append("serviceId", m->service_id).append("lbConnections", m->lb_connections);
+        b.close_document();
     }
     b.close_array();
     if (primary) b.append("primary", primary->address());
@@ -527,6 +593,7 @@ bson::document deployment::impl::control_command(bson::document_view cmd) {
             if (m.up) return ok_reply();
             m.up = true;
             m.process_id = bson::oid::generate();
+            m.service_id = bson::oid::generate();  // a new process behind the load balancer
             m.tv_counter = 0;
             if (m.current == role::primary) m.current = role::secondary;
             if (primary == &m) primary = nullptr;
@@ -702,6 +769,10 @@ void deployment::start() {
         d.start_listening(*m);
         if (port != 0) ++port;
     }
+    if (d.cfg.load_balancer) {
+        d.start_load_balancer(port);
+        if (port != 0) ++port;
+    }
     {
         tcp::endpoint ep(asio::ip::make_address(d.cfg.host), port);
         tcp::acceptor acceptor(d.io);
@@ -754,6 +825,7 @@ void deployment::impl::begin_stop() {
     running = false;
     boost::system::error_code ec;
     if (control) control->close(ec);
+    if (lb) lb->close(ec);
     for (tcp::socket* s : control_sockets) {
         s->shutdown(tcp::socket::shutdown_both, ec);
         s->close(ec);
@@ -797,6 +869,7 @@ std::string deployment::uri() const {
 
 std::string deployment::uri_on_io() const {
     const impl& d = *impl_;
+    if (!d.lb_addr.empty()) return "mongodb://" + d.lb_addr + "/?loadBalanced=true" + (d.cfg.tls.enabled() ? "&tls=true" : "");
     std::string hosts;
     std::size_t count = 0;
     for (const auto& m : d.members) {
@@ -816,6 +889,8 @@ std::string deployment::uri_on_io() const {
     (void)count;
     return uri;
 }
+
+std::string deployment::load_balancer_address() const { return impl_->lb_addr; }
 
 std::string deployment::control_address() const { return impl_->control_addr; }
 

@@ -24,6 +24,8 @@ constexpr const char* usage_text =
     "  --set-name NAME           replica set name (default rs0)\n"
     "  --mongos N                sharded: number of routers (default 2)\n"
     "  --shard-replset           sharded: the shard is a replica set (default: a standalone)\n"
+    "  --load-balancer           sharded: a load balancer in front of the routers (its own port;\n"
+    "                            the printed URI is then mongodb://LB/?loadBalanced=true)\n"
     "  --election-delay-ms N     time to elect a new primary (default 200)\n"
     "  --lag-ms N                replication delay of every secondary/slave (default 0)\n"
     "  --latency-ms N            delay added to every reply (default 0)\n"
@@ -37,7 +39,8 @@ constexpr const char* usage_text =
     "                            \"\" for none)\n"
     "  --port P                  first port (0, the default: the OS picks every port)\n"
     "  --config FILE             TOML file with the same settings (flags win)\n"
-    "  --ready-file FILE         write {\"uri\", \"control\", \"members\"} as JSON when listening\n"
+    "  --ready-file FILE         write {\"uri\", \"control\", \"members\"} (and \"loadBalancer\") as JSON\n"
+    "                            when listening\n"
     "  --verbose                 log every command\n"
     "Prints 'ready <uri> control=<host:port>' when listening; stops on SIGINT or SIGTERM.\n"
     "\n"
@@ -109,6 +112,7 @@ void apply_toml(const std::string& path, sim_config& cfg) {
         else if (key == "set_name") cfg.set_name = node.value_or(std::string("rs0"));
         else if (key == "mongos") cfg.mongos = static_cast<int>(integer(node, key));
         else if (key == "shard_replset") cfg.shard_is_replica_set = node.value_or(false);
+        else if (key == "load_balancer") cfg.load_balancer = node.value_or(false);
         else if (key == "election_delay_ms") cfg.election_delay = std::chrono::milliseconds(integer(node, key));
         else if (key == "lag_ms") cfg.lag = std::chrono::milliseconds(integer(node, key));
         else if (key == "latency_ms") cfg.latency = std::chrono::milliseconds(integer(node, key));
@@ -195,6 +199,7 @@ cli_options parse_args(int argc, char** argv) {
         else if (f == "--set-name") o.cfg.set_name = value(i);
         else if (f == "--mongos") o.cfg.mongos = to_int(f, value(i));
         else if (f == "--shard-replset") o.cfg.shard_is_replica_set = true;
+        else if (f == "--load-balancer") o.cfg.load_balancer = true;
         else if (f == "--election-delay-ms") o.cfg.election_delay = std::chrono::milliseconds(to_int(f, value(i)));
         else if (f == "--lag-ms") o.cfg.lag = std::chrono::milliseconds(to_int(f, value(i)));
         else if (f == "--latency-ms") o.cfg.latency = std::chrono::milliseconds(to_int(f, value(i)));
@@ -222,6 +227,8 @@ cli_options parse_args(int argc, char** argv) {
         else throw usage_error{"unknown option \"" + f + "\""};
     }
     if (o.cfg.nodes < 1) throw usage_error{"--nodes must be at least 1"};
+    if (o.cfg.load_balancer && o.cfg.topology != topology_kind::sharded)
+        throw usage_error{"--load-balancer needs --topology sharded (it stands in front of the routers)"};
     for (std::size_t i = 0; i < o.cfg.compressors.size(); ++i) {
         const std::string& c = o.cfg.compressors[i];
         if (c != "snappy" && c != "zlib" && c != "zstd")
@@ -330,6 +337,7 @@ int main(int argc, char** argv) {
         if (!o.ready_file.empty()) {
             bson::builder b;
             b.append("uri", d.uri()).append("control", d.control_address());
+            if (!d.load_balancer_address().empty()) b.append("loadBalancer", d.load_balancer_address());
             b.open_array("members");
             for (const auto& m : members) b.append(m);
             b.close_array();

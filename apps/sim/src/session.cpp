@@ -247,6 +247,10 @@ asio::awaitable<bool> session::handle(const wire::message& msg) {
                 out.swap(wrapped);
             }
         co_await send(out);
+        if (result.close_after_reply) {
+            fail("the client came through the load balancer without loadBalanced: true");
+            co_return false;
+        }
         if (!stream) co_return true;
         if (stream_hello) req.body = with_topology_version(req.body, result.reply);
     }

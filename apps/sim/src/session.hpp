@@ -27,6 +27,7 @@ struct command_result {
     bson::document reply;
     bool close_connection = false;  // failCommand closeConnection, or a hostile request
     bool no_reply = false;          // failCommand closeConnection also sends nothing
+    bool close_after_reply = false;  // the reply goes out, then the connection closes
     bool corrupt_compression = false;  // failCommand corruptCompressedReply: cut the compressed reply short
 };
 
@@ -48,6 +49,11 @@ public:
     std::string user;     // "db.name" once authenticated
     std::shared_ptr<auth::auth_session> auth;  // this connection's authentication state
     std::optional<std::string> client_subject;  // TLS client certificate subject (RFC 2253)
+    // Came through the load balancer: the first hello must say loadBalanced: true, and its
+    // reply (only that one) carries the router's serviceId.
+    bool via_load_balancer = false;
+    bool lb_hello_seen = false;
+    bool lb_send_service_id = false;
 
 private:
     asio::awaitable<void> run();

@@ -158,6 +158,8 @@ public:
 
     // Identity and SDAM.
     bson::oid process_id = bson::oid::generate();
+    bson::oid service_id = bson::oid::generate();  // behind the load balancer; new on restart
+    std::int64_t lb_connections = 0;  // connections the load balancer has sent here
     std::int64_t tv_counter = 0;
     signal changed;  // topologyVersion changed (awaitable hello)
 
@@ -213,6 +215,10 @@ struct deployment::impl {
     std::optional<tcp::acceptor> control;
     std::set<tcp::socket*> control_sockets;  // open control-port connections, closed by stop()
     std::string control_addr;
+    // The load balancer in front of the routers (cfg.load_balancer).
+    std::optional<tcp::acceptor> lb;
+    std::string lb_addr;
+    std::size_t lb_next = 0;  // round robin: the router index to try first
     std::mt19937_64 rng{std::random_device{}()};
     bool running = false;
 
@@ -246,6 +252,9 @@ struct deployment::impl {
     /// The latest optime handed out (the cluster time); {0, 0} before the first write.
     bson::timestamp latest_written() const { return {ts_seconds, ts_increment}; }
 
+    void start_load_balancer(std::uint16_t port);
+    /// The router the load balancer sends the next connection to: the next one up, or none.
+    member* next_router();
     void start_listening(member& m);
     void stop_listening(member& m);
     void schedule_election(std::chrono::milliseconds delay);

@@ -186,6 +186,7 @@ struct command_started_event {
     std::string address;                  // "host:port"
     std::int64_t connection_id = 0;       // the pool's id of the connection
     std::optional<std::int64_t> server_connection_id;
+    std::optional<bson::oid> service_id;  // load-balanced mode: the connection's serviceId
     std::int32_t request_id = 0;
     std::string database_name;
     std::string command_name;
@@ -197,6 +198,7 @@ struct command_succeeded_event {
     std::string address;
     std::int64_t connection_id = 0;
     std::optional<std::int64_t> server_connection_id;
+    std::optional<bson::oid> service_id;  // load-balanced mode: the connection's serviceId
     std::int32_t request_id = 0;
     std::string database_name;
     std::string command_name;
@@ -209,6 +211,7 @@ struct command_failed_event {
     std::string address;
     std::int64_t connection_id = 0;
     std::optional<std::int64_t> server_connection_id;
+    std::optional<bson::oid> service_id;  // load-balanced mode: the connection's serviceId
     std::int32_t request_id = 0;
     std::string database_name;
     std::string command_name;

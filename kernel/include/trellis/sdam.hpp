@@ -311,7 +311,10 @@ std::vector<sdam_event> description_events(const topology_description& previous,
                                            const server_description& processed, const bson::oid& topology_id = {});
 
 /// What opening a topology publishes: TopologyOpening, TopologyDescriptionChanged from an
-/// empty Unknown description to `initial`, ServerOpening for each of its servers.
+/// empty Unknown description to `initial`, ServerOpening for each of its servers. LoadBalanced
+/// (the load balancers spec): TopologyOpening, TopologyDescriptionChanged to LoadBalanced with an
+/// Unknown server, ServerOpening, ServerDescriptionChanged Unknown -> LoadBalancer,
+/// TopologyDescriptionChanged to `initial`.
 std::vector<sdam_event> opening_events(const topology_description& initial, const bson::oid& topology_id = {});
 
 /// What closing a topology publishes (the logging and monitoring spec: the description becomes

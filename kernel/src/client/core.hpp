@@ -48,7 +48,11 @@ struct server_state {
     std::unique_ptr<pool::connection_pool> pool;
     std::int64_t pool_generation = 0;
     std::atomic<int> in_flight{0};
+    // Load balanced: checked-out connections by purpose (the spec's connection tracking).
+    std::atomic<int> cursor_connections{0};     // pinned to cursors
+    std::atomic<int> operation_connections{0};  // held by an operation's attempt
     std::string last_establish_error;  // the pool's last failed establishment, for errors
+    std::optional<bson::oid> last_establish_service;  // load balanced: its serviceId, if the hello succeeded
     // From the last successful hello (the seeds' properties answer from them).
     std::int32_t max_bson_size = 16 * 1024 * 1024;
     std::int32_t max_message_size = 48'000'000;
@@ -71,6 +75,23 @@ struct server_state {
     bool stopped = false;
     bool streaming = false;
 };
+
+/// Load-balanced mode: a connection a cursor keeps for its getMores and killCursors (the load
+/// balancers spec's pinning), checked in when the last holder lets go of it.
+struct pinned_connection {
+    pinned_connection(pool::checked_out_connection c, std::weak_ptr<server_state> s) : connection(std::move(c)), server(std::move(s)) {
+        if (auto st = server.lock()) ++st->cursor_connections;
+    }
+    ~pinned_connection() {
+        if (auto st = server.lock()) --st->cursor_connections;
+    }
+    pinned_connection(const pinned_connection&) = delete;
+    pinned_connection& operator=(const pinned_connection&) = delete;
+    pool::checked_out_connection connection;
+    std::weak_ptr<server_state> server;
+    bool broken = false;  // a network error on it: no killCursors, just checked in
+};
+using pinned_ptr = std::shared_ptr<pinned_connection>;
 
 /// Server sessions (lsid; txnNumber for retryable writes), reused LIFO.
 struct server_session {
@@ -134,6 +155,7 @@ struct cursor_state {
     bool close_requested = false;
     std::optional<server_session> session;  // the implicit session of find, for getMore
     session_ptr explicit_session;           // or the explicit one it was started in
+    pinned_ptr pinned;                      // load balanced: the connection its getMores use
     int max_wire_version = 0;                   // of the server the cursor lives on
     std::optional<comment_type> comment;        // find's, repeated on getMore (4.4+)
     std::optional<std::chrono::milliseconds> max_await_time;  // tailable_await: getMore's maxTimeMS
@@ -199,6 +221,7 @@ public:
         int min_wire_version = 0, max_wire_version = 0;
         std::optional<server_session> session;  // kept for the caller when keep_session
         session_ptr explicit_session;           // the operation's explicit session, for its cursor
+        pinned_ptr pinned;                      // load balanced: a cursor's connection (id != 0)
     };
     enum class op_kind { read, write, command };
     struct operation {
@@ -209,6 +232,7 @@ public:
         bool retryable = false;                    // retry once on a newly selected server
         bool retryable_write = false;              // add lsid + txnNumber (when supported)
         std::optional<std::string> pinned;         // this server only (getMore, killCursors)
+        pinned_ptr pinned_connection;              // load balanced: this connection only (a cursor's)
         bool secondary_ok = false;                 // set for reads tried in turn (master-slave)
         bool unacknowledged = false;               // w: 0: no implicit session (the sessions spec)
         bool no_session = false;                   // endSessions: sent without an lsid of its own
@@ -310,6 +334,9 @@ public:
     /// A cursor the application let go of: the cursor manager decides when to kill it.
     void cursor_closed(cursor_state& c);
     void kill_cursors(const std::string& address, const std::string& ns, std::vector<std::int64_t> ids);
+    /// Load balanced: killCursors on the cursor's own connection, which then goes back.
+    void kill_pinned(pinned_ptr pinned, const std::string& address, const std::string& ns, std::int64_t id);
+    bool load_balanced() const noexcept { return initial_->type == sdk::topology_type::load_balanced; }
     asio::awaitable<void> flush_cursors_loop();
     /// The server writes would go to, with its facts from its last hello: no round trip when
     /// one is known (waits for selection only when none is yet).

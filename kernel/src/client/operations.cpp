@@ -96,7 +96,8 @@ server_session client_core::acquire_session(std::optional<int> timeout_minutes) 
         sessions_.pop_back();
         // A session the server may have expired (timeout less a minute of margin) is dropped.
         const auto timeout = std::chrono::minutes(timeout_minutes.value_or(30));
-        if (now - s.last_used < timeout - std::chrono::minutes(1)) return s;
+        // Load balanced: logicalSessionTimeoutMinutes is ignored and nothing pruned (the spec).
+        if (load_balanced() || now - s.last_used < timeout - std::chrono::minutes(1)) return s;
     }
     server_session s;
     std::uniform_int_distribution<int> byte(0, 255);
@@ -129,24 +130,60 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
     } guard(s);
     const auto found = servers_.find(s.address);
     const auto state = found == servers_.end() ? nullptr : found->second;  // keep it alive across awaits
-    auto [labelled_ec, checked_out] = co_await s.pool->async_check_out(asio::as_tuple(asio::use_awaitable));
-    if (labelled_ec) {
-        // A failure to connect or during the hello carries the backpressure labels (CMAP).
-        const auto labels = conn::backpressure_labels(labelled_ec);
-        const std::error_code ec = conn::without_labels(labelled_ec);
-        const bool retry = op.retryable && ec != errc::authentication_failed;
-        if (ec == errc::pool_cleared || ec == errc::pool_closed) {
+    pool::checked_out_connection checked_out;
+    conn::connection* connection = nullptr;
+    if (op.pinned_connection) {
+        // A cursor's connection (load balanced): no check-out, and it stays the cursor's.
+        if (op.pinned_connection->broken || !op.pinned_connection->connection) {
             failed(errc::auto_reconnect,
-                   make_failure(errc::auto_reconnect, s.address + ": " + ec.message() + " (the server is being checked again)"), retry);
-        } else {
-            const std::string why = s.last_establish_error.empty() ? s.address + ": " + ec.message() : s.last_establish_error;
-            const errc kind = ec == errc::authentication_failed ? errc::authentication_failed : errc::connection_failure;
-            if (labels.empty()) failed(kind, make_failure(kind, why), retry);
-            else failed(kind, std::make_exception_ptr(operation_failure(0, "", labels, why, kind)), retry);
+                   make_failure(errc::auto_reconnect, s.address + ": the cursor's connection failed earlier; the cursor is lost"),
+                   false);
+            co_return out;
         }
-        co_return out;
+        connection = static_cast<conn::connection*>(op.pinned_connection->connection.get());
+    } else {
+        auto [labelled_ec, c] = co_await s.pool->async_check_out(asio::as_tuple(asio::use_awaitable));
+        if (labelled_ec) {
+            // A failure to connect or during the hello carries the backpressure labels (CMAP).
+            const auto labels = conn::backpressure_labels(labelled_ec);
+            const std::error_code ec = conn::without_labels(labelled_ec);
+            const bool retry = op.retryable && ec != errc::authentication_failed && ec != errc::incompatible_server;
+            if (ec == errc::pool_cleared || ec == errc::pool_closed) {
+                failed(errc::auto_reconnect,
+                       make_failure(errc::auto_reconnect, s.address + ": " + ec.message() + " (the server is being checked again)"), retry);
+            } else if (ec == errc::wait_queue_timeout && current_->type == sdk::topology_type::load_balanced) {
+                // The load balancers spec's message, with the connections in use by purpose.
+                failed(errc::wait_queue_timeout,
+                       make_failure(errc::wait_queue_timeout,
+                                    s.address + ": Timeout waiting for connection from the connection pool. maxPoolSize: " +
+                                        std::to_string(options_.max_pool_size) + ", connections in use by cursors: " +
+                                        std::to_string(s.cursor_connections.load()) +
+                                        ", connections in use by transactions: 0, connections in use by other operations: " +
+                                        std::to_string(s.operation_connections.load())),
+                       retry);
+            } else {
+                const std::string why = s.last_establish_error.empty() ? s.address + ": " + ec.message() : s.last_establish_error;
+                const errc kind = ec == errc::authentication_failed ? errc::authentication_failed
+                                  : ec == errc::incompatible_server ? errc::incompatible_server
+                                                                    : errc::connection_failure;
+                if (labels.empty()) failed(kind, make_failure(kind, why), retry);
+                else failed(kind, std::make_exception_ptr(operation_failure(0, "", labels, why, kind)), retry);
+            }
+            co_return out;
+        }
+        checked_out = std::move(c);
+        connection = static_cast<conn::connection*>(checked_out.get());
     }
-    auto* connection = static_cast<conn::connection*>(checked_out.get());
+    // Counted while this attempt holds a connection of its own (a cursor's is counted apart).
+    struct holding_guard {
+        std::atomic<int>* count = nullptr;
+        explicit holding_guard(std::atomic<int>* c) : count(c) {
+            if (count) ++*count;
+        }
+        ~holding_guard() {
+            if (count) --*count;
+        }
+    } holding(checked_out ? &s.operation_connections : nullptr);
     const auto& d = connection->description();
     if (d.max_wire_version < op.min_wire_version) {
         failed(errc::invalid_argument,
@@ -162,8 +199,11 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
     b.concat(op.command.view());
     // Implicit sessions: every acknowledged operation on a deployment that supports sessions
     // carries an lsid; the same one on a retry and on a cursor's getMore.
-    const bool sessions_supported = !op.no_session && current_->logical_session_timeout_minutes.has_value() &&
-                                    d.logical_session_timeout_minutes.has_value() && !op.unacknowledged;
+    // Load balanced: sessions are always supported (the load balancers spec).
+    const bool sessions_supported = !op.no_session && !op.unacknowledged &&
+                                    (current_->type == sdk::topology_type::load_balanced ||
+                                     (current_->logical_session_timeout_minutes.has_value() &&
+                                      d.logical_session_timeout_minutes.has_value()));
     const bool supports_retryable_writes = op.retryable_write && options_.retry_writes && sessions_supported &&
                                            server_type != sdk::server_type::standalone;
     if (st.explicit_session && !sessions_supported) {
@@ -221,6 +261,8 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         f.generation = static_cast<std::int64_t>(connection->generation());
         f.max_wire_version = d.max_wire_version;
         f.message = connection->last_error();
+        f.service_id = d.service_id;
+        if (op.pinned_connection) op.pinned_connection->broken = true;  // stays the cursor's until it closes
         if (state) handle_application_error(s, f);
         if (session) session->dirty = true;  // the sessions spec: the server session is not reused
         // A reply that could not be decoded (a corrupt or undecompressable frame) keeps its own
@@ -252,6 +294,7 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
             f.max_wire_version = d.max_wire_version;
             f.command = ce;
             f.message = ce->message;
+            f.service_id = d.service_id;
             handle_application_error(s, f);
         }
         auto labels = ops::error_labels(body.view());
@@ -296,6 +339,11 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
     r.max_message_size = d.max_message_size_bytes;
     r.min_wire_version = d.min_wire_version;
     r.max_wire_version = d.max_wire_version;
+    // Load balanced: a cursor left open on the service keeps this connection for its getMores.
+    if (checked_out && current_->type == sdk::topology_type::load_balanced)
+        if (auto c = r.reply.view().find("cursor"); c && c->type() == bson::type::document)
+            if (auto id = c->get_document().find("id"); id && id->is_number() && id->as_int64() != 0)
+                r.pinned = std::make_shared<pinned_connection>(std::move(checked_out), state);
     co_return out;
 }
 
@@ -507,6 +555,7 @@ cursor client_core::cursor_from(reply_on r, std::string db, std::string coll, st
         else release_session(*r.session);
     }
     if (state->id != 0) state->explicit_session = std::move(r.explicit_session);
+    if (state->id != 0) state->pinned = std::move(r.pinned);
     return make_cursor(std::move(state));
 }
 
@@ -539,6 +588,7 @@ asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::sha
         op.command = cmd.extract();
         op.kind = op_kind::command;
         op.pinned = c->address;
+        op.pinned_connection = c->pinned;
         op.session = c->session;
         op.explicit_session = c->explicit_session;
         reply_on r;
@@ -553,6 +603,7 @@ asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::sha
                 c->session.reset();
             }
             c->closed = true;  // the server's cursor is gone or unreachable
+            c->pinned.reset();  // no killCursors for it: its connection goes back (closed if broken)
             throw;
         }
         c->getmore_in_flight = false;
@@ -567,6 +618,7 @@ asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::sha
             c->session.reset();
         }
         if (c->id == 0) c->explicit_session.reset();
+        if (c->id == 0) c->pinned.reset();  // drained: its connection goes back to the pool
         const auto next_batch = cur["nextBatch"].get_array();
         c->batch.assign(std::move(r.reply), next_batch);
         // A tailable cursor with nothing new yet: no document now, the cursor stays open for more.
@@ -585,7 +637,14 @@ void client_core::cursor_closed(cursor_state& c) {
     }
     c.explicit_session.reset();  // the application ends an explicit session itself
     const bool was_closed = std::exchange(c.closed, true);
+    pinned_ptr pinned = std::move(c.pinned);
     if (was_closed || c.id == 0) return;
+    if (pinned) {
+        // Load balanced: killCursors on the cursor's own connection (none on a broken one), then
+        // the connection goes back; the cursor manager never sees it.
+        if (!pinned->broken) kill_pinned(std::move(pinned), c.address, c.ns, c.id);
+        return;
+    }
     core_killer killer(*this);
     const sdk::closed_cursor closed{c.id, c.ns, c.address, c.server_connection_id};
     // A manager that throws has not taken the cursor: kill it now rather than leave it open.
@@ -642,6 +701,26 @@ void client_core::kill_cursors(const std::string& address, const std::string& ns
     }, asio::detached);
 }
 
+void client_core::kill_pinned(pinned_ptr pinned, const std::string& address, const std::string& ns, std::int64_t id) {
+    const auto dot = ns.find('.');
+    if (dot == std::string::npos) return;
+    bson::builder cmd;
+    cmd.append("killCursors", ns.substr(dot + 1)).open_array("cursors").append(id).close_array();
+    operation op;
+    op.db = ns.substr(0, dot);
+    op.command = cmd.extract();
+    op.pinned = address;
+    op.pinned_connection = std::move(pinned);
+    auto self = shared_from_this();
+    asio::co_spawn(strand_, [self, op = std::move(op)]() mutable -> asio::awaitable<void> {
+        try {
+            co_await self->execute(std::move(op));
+        } catch (const std::exception&) {
+            // Whatever the result, the connection goes back (the load balancers spec).
+        }
+    }, asio::detached);
+}
+
 sdk::operation_requirements client_core::requirements_for(sdk::operation_requirements::kind what,
                                                           std::optional<read_preference> rp) const {
     sdk::operation_requirements req;
@@ -667,7 +746,7 @@ asio::awaitable<client_core::reply_on> client_core::server_in_use() {
 }
 
 asio::awaitable<void> client_core::end_sessions() {
-    if (!open_ || !current_->logical_session_timeout_minutes) co_return;
+    if (!open_ || (!current_->logical_session_timeout_minutes && current_->type != sdk::topology_type::load_balanced)) co_return;
     // The sessions spec: to a server a primaryPreferred read could use; here the first available
     // data-bearing one of the snapshot (no selection wait while closing).
     std::optional<std::string> target;

@@ -564,17 +564,25 @@ std::shared_ptr<server_state> client_core::add_server(const std::string& address
     std::weak_ptr<server_state> weak = s;
     auto self = shared_from_this();
     cfg.establisher = conn::make_pool_establisher(strand_, settings, [weak, self](const conn::establish_failure& f) {
-        asio::post(self->strand_, [weak, text = f.message] {
-            if (auto st = weak.lock()) st->last_establish_error = text;
+        asio::post(self->strand_, [weak, text = f.message, service = f.service_id] {
+            if (auto st = weak.lock()) {
+                st->last_establish_error = text;
+                st->last_establish_service = service;
+            }
         });
     });
     cfg.on_event = settings_.on_cmap;
+    cfg.load_balanced = load_balanced();
     cfg.on_establish_error = [weak, self](std::error_code ec, std::uint64_t generation) {
         asio::post(self->strand_, [weak, self, ec, generation] {
             auto st = weak.lock();
             if (!st || st->stopped) return;
+            // Load balanced: errors up to the end of the hello are not SDAM's (the load balancers
+            // spec); later ones (authentication) clear the connection's service only.
+            if (self->load_balanced() && !st->last_establish_service) return;
             sdam::application_error f;
             const std::error_code plain = conn::without_labels(ec);
+            f.service_id = st->last_establish_service;
             f.kind = plain == errc::network_timeout ? sdam::error_kind::network_timeout
                      : plain == errc::authentication_failed ? sdam::error_kind::authentication
                                                             : sdam::error_kind::network;
@@ -587,6 +595,11 @@ std::shared_ptr<server_state> client_core::add_server(const std::string& address
     };
     s->pool = std::make_unique<pool::connection_pool>(strand_.get_inner_executor(), std::move(cfg));
     servers_[address] = s;
+    if (load_balanced()) {
+        // A load balancer is never monitored: its pool is ready from the start.
+        s->pool->ready();
+        return s;
+    }
     asio::co_spawn(strand_, monitor_loop(s), asio::detached);
     return s;
 }
@@ -633,7 +646,12 @@ void client_core::handle_application_error(server_state& s, sdam::application_er
     const auto r = sdam::handle_application_error(*current_, e, s.pool_generation);
     if (r.marked_unknown)
         if (const auto* d = r.topology.find(s.address)) on_server_description(*d);
-    if (r.clear_pool) {
+    if (r.clear_pool && r.clear_service_id) {
+        // Load balanced: that service's connections only, unless they were cleared already.
+        std::optional<std::uint64_t> generation;
+        if (e.handshake_completed) generation = static_cast<std::uint64_t>(e.generation);
+        s.pool->clear_service(*r.clear_service_id, generation);
+    } else if (r.clear_pool) {
         s.pool->clear();
         ++s.pool_generation;
     }
@@ -749,6 +767,10 @@ std::shared_ptr<const sdk::topology_description> client_core::wait_for_discovery
         asio::dispatch(strand_, [this, &p, &dns_failure] {
             if (seedlist_ == seedlist_state::failed) dns_failure = seedlist_failure_;
             if (!open_) start_topology();
+            if (load_balanced()) {  // nothing to discover: the load balancer is all there is
+                p.set_value({true, current_});
+                return;
+            }
             // A seed list still to come from DNS: nothing has been checked yet.
             bool all = seedlist_ != seedlist_state::pending && seedlist_ != seedlist_state::resolving;
             for (auto& [a, s] : servers_) all = all && (s->last_heartbeat || (s->last_check != std::chrono::steady_clock::time_point{} && !s->check_requested));

@@ -163,6 +163,7 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
         e.address = settings.address;
         e.connection_id = event_id;
         e.server_connection_id = description.server_connection_id;
+        e.service_id = description.service_id;
         e.request_id = request_id;
         e.database_name = database;
         e.command_name = command_name;

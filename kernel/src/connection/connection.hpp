@@ -127,6 +127,7 @@ public:
     bool is_perished() const noexcept override;
     void close() noexcept override;
     void interrupt() noexcept override;
+    std::optional<bson::oid> service_id() const noexcept override { return description().service_id; }
 
 private:
     void start_command(command_request request, boost::asio::any_completion_handler<command_signature> handler);

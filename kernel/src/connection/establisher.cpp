@@ -111,6 +111,7 @@ struct establish_op : std::enable_shared_from_this<establish_op> {
     bool hello_op_query = true;  // the initial hello was legacy (isMaster over OP_QUERY)
     bool cancelled = false;  // on executor
     bool done = false;
+    std::optional<bson::oid> service_id;  // from the hello, once it succeeded (load balanced)
 
     std::string address() const { return settings->connection.address.empty() ? address_of(settings->connect) : settings->connection.address; }
 
@@ -119,6 +120,7 @@ struct establish_op : std::enable_shared_from_this<establish_op> {
         done = true;
         asio::get_associated_cancellation_slot(handler).clear();
         if (f && conn) conn->close();
+        if (f) f.service_id = service_id;
         asio::any_completion_handler<establish_signature> h(std::move(handler));
         std::unique_ptr<connection> c = f ? nullptr : std::move(conn);
         adapter.reset();
@@ -220,6 +222,11 @@ struct establish_op : std::enable_shared_from_this<establish_op> {
             return finish(std::move(f));
         }
         if (!hello_op_query) d.hello_ok = true;  // hello was spoken: monitors keep to it
+        if (settings->hello.load_balanced && !d.service_id)
+            return finish({make_error_code(errc::incompatible_server),
+                           conn->address() + ": Driver attempted to initialize in load balancing mode, but the server "
+                                             "does not support this mode. (its hello reply has no serviceId)"});
+        service_id = d.service_id;
         d.hello_reply = bson::document(reply.body);
         d.hello_duration = reply.duration;
         conn->set_description(std::move(d));

@@ -43,6 +43,9 @@ struct establish_failure {
     /// TLS refusal that is no I/O error, or anything in authentication), or the labels of a
     /// hello error reply that says SystemOverloadedError. Empty otherwise.
     std::vector<std::string> error_labels{};
+    /// Load-balanced mode: the service a connection that failed after its hello belonged to
+    /// (authentication); unset for failures before the handshake completed.
+    std::optional<bson::oid> service_id{};
     explicit operator bool() const noexcept { return static_cast<bool>(code); }
 };
 

@@ -289,6 +289,11 @@ connection_description parse_hello_reply(std::string address, bson::document_vie
         if (pid && pid->type() == bson::type::oid && counter && counter->is_number())
             d.topology_version = sdk::topology_version{pid->get_oid(), counter->as_int64()};
     }
+    if (auto e = reply.find("serviceId")) {
+        if (e->type() != bson::type::oid)
+            throw protocol_error(errc::protocol_error, d.address + ": hello reply field 'serviceId' is not an ObjectId");
+        d.service_id = e->get_oid();
+    }
     return d;
 }
 

@@ -87,6 +87,7 @@ struct connection_description {
     std::vector<std::string> sasl_supported_mechs;
     std::optional<bson::document> speculative_authenticate;  // the server's first auth reply
     std::optional<sdk::topology_version> topology_version;
+    std::optional<bson::oid> service_id;                 // behind a load balancer (serviceId)
     bool op_msg = true;                                  // maxWireVersion >= 6
     /// Set by the establisher: the whole reply (SDAM reads it) and the hello's round trip.
     bson::document hello_reply;

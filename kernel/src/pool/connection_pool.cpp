@@ -53,7 +53,7 @@ public:
     pool_impl(connection_pool::executor_type strand, pool_config config)
         : strand_(std::move(strand)),
           config_(std::move(config)),
-          core_(config_.address, config_.options, config_.on_event, !config_.on_establish_error),
+          core_(config_.address, config_.options, config_.on_event, !config_.on_establish_error, config_.load_balanced),
           maintenance_(strand_) {}
 
     const connection_pool::executor_type& strand() const noexcept { return strand_; }
@@ -107,6 +107,12 @@ public:
     void clear(bool interrupt_in_use) {
         pool_actions actions;
         core_.clear(interrupt_in_use, now(), actions);
+        run(std::move(actions));
+    }
+
+    void clear_service(const bson::oid& service, std::optional<std::uint64_t> if_generation) {
+        pool_actions actions;
+        core_.clear_service(service, if_generation, now(), actions);
         run(std::move(actions));
     }
 
@@ -314,6 +320,10 @@ void connection_pool::ready() {
 
 void connection_pool::clear(clear_options options) {
     asio::post(impl_->strand(), [impl = impl_, interrupt = options.interrupt_in_use] { impl->clear(interrupt); });
+}
+
+void connection_pool::clear_service(bson::oid service, std::optional<std::uint64_t> if_generation) {
+    asio::post(impl_->strand(), [impl = impl_, service, if_generation] { impl->clear_service(service, if_generation); });
 }
 
 void connection_pool::close() {

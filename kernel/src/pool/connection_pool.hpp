@@ -98,6 +98,8 @@ struct pool_config {
     /// handler (called on the strand with the error and the connection's generation), which
     /// hands it to SDAM; SDAM then calls clear() if the generation is still current.
     std::function<void(std::error_code, std::uint64_t generation)> on_establish_error;
+    /// CMAP load balancer mode (see pool_core): generations per serviceId, clear_service().
+    bool load_balanced = false;
 };
 
 struct clear_options {
@@ -149,6 +151,9 @@ public:
     void ready();
     /// New generation, paused, wait queue failed; see clear_options.
     void clear(clear_options options = {});
+    /// Load balancer mode: only `service`'s connections go stale, if `if_generation` (a failed
+    /// connection's generation) is still its generation; the pool stays ready.
+    void clear_service(bson::oid service, std::optional<std::uint64_t> if_generation = std::nullopt);
     void close();
 
 private:

@@ -18,11 +18,12 @@ void validate_pool_options(const connection_pool_options& o) {
 }
 
 pool_core::pool_core(std::string address, connection_pool_options options, cmap_event_handler on_event,
-                     bool clear_on_establish_error)
+                     bool clear_on_establish_error, bool load_balanced)
     : address_(std::move(address)),
       options_(options),
       on_event_(std::move(on_event)),
-      clear_on_establish_error_(clear_on_establish_error) {
+      clear_on_establish_error_(clear_on_establish_error),
+      load_balanced_(load_balanced) {
     publish(pool_created_event{address_, options_});
 }
 
@@ -51,6 +52,32 @@ bool pool_core::is_waiting(request_id request) const noexcept {
 std::optional<std::uint64_t> pool_core::pending_generation(connection_id id) const noexcept {
     if (auto it = pending_.find(id); it != pending_.end()) return it->second.generation;
     return std::nullopt;
+}
+
+std::uint64_t pool_core::service_generation(const bson::oid& service) const noexcept {
+    const auto it = services_.find(service);
+    return it == services_.end() ? 0 : it->second.generation;
+}
+
+std::size_t pool_core::service_connections(const bson::oid& service) const noexcept {
+    const auto it = services_.find(service);
+    return it == services_.end() ? 0 : it->second.connections;
+}
+
+bool pool_core::stale(const pooled_connection& c) const noexcept {
+    if (load_balanced_)
+        if (const auto service = c.service_id()) return c.generation() != service_generation(*service);
+    return c.generation() != generation_;
+}
+
+void pool_core::forget_service(const pooled_connection& c) noexcept {
+    if (!load_balanced_) return;
+    const auto service = c.service_id();
+    if (!service) return;
+    const auto it = services_.find(*service);
+    if (it == services_.end()) return;
+    if (it->second.connections > 0) --it->second.connections;
+    if (it->second.connections == 0) services_.erase(it);
 }
 
 std::size_t pool_core::unclaimed_pending() const noexcept {
@@ -115,7 +142,7 @@ std::unique_ptr<pooled_connection> pool_core::take_available(time_point now) {
 
 std::optional<connection_closed_reason> pool_core::perished(const available_connection& a,
                                                             time_point now) const noexcept {
-    if (a.connection->generation() != generation_) return connection_closed_reason::stale;
+    if (stale(*a.connection)) return connection_closed_reason::stale;
     if (options_.max_idle_time.count() > 0 && now - a.since > options_.max_idle_time)
         return connection_closed_reason::idle;
     if (a.connection->is_perished()) return connection_closed_reason::error;
@@ -142,6 +169,7 @@ void pool_core::fail(const waiter& w, connection_check_out_failed_reason reason,
 }
 
 void pool_core::close_connection(std::unique_ptr<pooled_connection> c, connection_closed_reason reason) noexcept {
+    forget_service(*c);
     publish(connection_closed_event{address_, c->id(), reason});
     c->close();
 }
@@ -171,7 +199,7 @@ void pool_core::check_in(std::unique_ptr<pooled_connection> c, time_point now, p
     in_use_.erase(it);
     publish(connection_checked_in_event{address_, c->id()});
     if (state_ == pool_state::closed) close_connection(std::move(c), connection_closed_reason::pool_closed);
-    else if (c->generation() != generation_) close_connection(std::move(c), connection_closed_reason::stale);
+    else if (stale(*c)) close_connection(std::move(c), connection_closed_reason::stale);
     else if (c->is_perished()) close_connection(std::move(c), connection_closed_reason::error);
     else available_.push_back({std::move(c), now});
     service_wait_queue(now, out);
@@ -195,12 +223,19 @@ void pool_core::establish_succeeded(connection_id id, std::unique_ptr<pooled_con
     pending_.erase(it);
     c->id_ = id;
     c->generation_ = p.generation;
+    if (load_balanced_)
+        if (const auto service = c->service_id()) {
+            // CMAP load balancer mode: the generation of its service, which counts it.
+            service_entry& entry = services_[*service];
+            c->generation_ = entry.generation;
+            ++entry.connections;
+        }
     publish(connection_ready_event{address_, id, now - p.created});
     if (p.requester) {
         // Made for this request, which left the wait queue when it started: it gets it even if
         // the pool was cleared meanwhile (without interrupting); it is stale on check-in.
         hand_out(*p.requester, std::move(c), now, out);
-    } else if (p.generation != generation_) {
+    } else if (p.generation != generation_) {  // a clear of the whole pool meanwhile
         close_connection(std::move(c), connection_closed_reason::stale);
     } else {
         available_.push_back({std::move(c), now});
@@ -271,6 +306,21 @@ void pool_core::clear(bool interrupt_in_use, time_point now, pool_actions& out) 
         }
     }
     // CMAP: a clear SHOULD schedule the next background run at once, to close what is stale.
+    out.push_back(action::run_background{});
+}
+
+void pool_core::clear_service(const bson::oid& service, std::optional<std::uint64_t> if_generation, time_point now,
+                              pool_actions& out) {
+    (void)now;
+    if (!load_balanced_ || state_ == pool_state::closed) return;
+    const auto it = services_.find(service);
+    // No connection of it left: nothing is stale, and its entry is gone (CMAP drops it at zero).
+    if (it == services_.end()) return;
+    if (if_generation && *if_generation != it->second.generation) return;
+    ++it->second.generation;
+    publish(pool_cleared_event{address_, service, false});
+    // Not paused, the wait queue untouched (CMAP "Clearing a load balanced pool"); the
+    // background run closes the available connections now stale.
     out.push_back(action::run_background{});
 }
 

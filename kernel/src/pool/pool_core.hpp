@@ -89,8 +89,11 @@ public:
     /// connection clears the pool by itself. SDAM does that in a full client (a pre-handshake
     /// network error marks the server Unknown and clears its pool); a pool without SDAM above it
     /// keeps the rule here so that it stops hammering a server that is down.
+    /// load_balanced: CMAP's load balancer mode. Each connection takes the generation of its
+    /// service (pooled_connection::service_id()) when it is established, and clear_service()
+    /// makes one service's connections stale without pausing the pool.
     pool_core(std::string address, connection_pool_options options, cmap_event_handler on_event,
-              bool clear_on_establish_error = true);
+              bool clear_on_establish_error = true, bool load_balanced = false);
     pool_core(const pool_core&) = delete;
     pool_core& operator=(const pool_core&) = delete;
     /// Closes the connections it still holds, without events.
@@ -116,6 +119,12 @@ public:
 
     void ready(pool_actions& out);
     void clear(bool interrupt_in_use, time_point now, pool_actions& out);
+    /// Load balancer mode: the connections of `service` become stale (PoolClearedEvent with its
+    /// serviceId); the pool stays ready and its wait queue waits on. With `if_generation`, only
+    /// when that is still the service's generation (an error on a stale connection clears
+    /// nothing). No-op outside load balancer mode.
+    void clear_service(const bson::oid& service, std::optional<std::uint64_t> if_generation, time_point now,
+                       pool_actions& out);
     void close(time_point now, pool_actions& out);
     /// One run of the CMAP background thread: close perished available connections, then
     /// (ready pools only) start establishing connections up to min_pool_size, as far as
@@ -132,6 +141,10 @@ public:
 
     pool_state state() const noexcept { return state_; }
     std::uint64_t generation() const noexcept { return generation_; }
+    /// Load balancer mode: the generation of `service` (0 for one the pool has no connection to).
+    std::uint64_t service_generation(const bson::oid& service) const noexcept;
+    /// Load balancer mode: how many connections of `service` exist (established, not closed).
+    std::size_t service_connections(const bson::oid& service) const noexcept;
     pool_counts counts() const noexcept;
     bool is_waiting(request_id request) const noexcept;
     /// The generation of a connection being established, if `id` is one.
@@ -165,6 +178,10 @@ private:
               pool_actions& out);
     void close_connection(std::unique_ptr<pooled_connection> connection, connection_closed_reason reason) noexcept;
     void after_establishment(time_point now, pool_actions& out);
+    /// The connection's generation is behind its pool's (or its service's, load balanced).
+    bool stale(const pooled_connection& c) const noexcept;
+    /// A connection of a service goes: one fewer for its entry, dropped at zero (CMAP).
+    void forget_service(const pooled_connection& c) noexcept;
     std::size_t total() const noexcept { return available_.size() + pending_.size() + in_use_.size(); }
     std::size_t unclaimed_pending() const noexcept;
     bool below_max_size() const noexcept {
@@ -175,6 +192,15 @@ private:
     connection_pool_options options_;
     cmap_event_handler on_event_;
     bool clear_on_establish_error_;
+    bool load_balanced_;
+    struct service_entry {
+        std::uint64_t generation = 0;
+        std::size_t connections = 0;
+    };
+    struct oid_less {
+        bool operator()(const bson::oid& a, const bson::oid& b) const noexcept { return a.bytes() < b.bytes(); }
+    };
+    std::map<bson::oid, service_entry, oid_less> services_;  // load balancer mode, by serviceId
 
     pool_state state_ = pool_state::paused;
     std::uint64_t generation_ = 0;

@@ -5,6 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+
+#include "trellis/bson/oid.hpp"
 
 namespace trellis::pool {
 
@@ -44,6 +47,10 @@ public:
     /// cancellation to the connection's own executor). The default does nothing: such a
     /// connection still goes when it is checked in, as it is stale by then.
     virtual void interrupt() noexcept {}
+
+    /// Load-balanced mode: the service behind the load balancer this connection reached (the
+    /// handshake's serviceId). Its generation is that service's in the pool, not the pool's.
+    virtual std::optional<bson::oid> service_id() const noexcept { return std::nullopt; }
 
 private:
     friend class pool_core;

@@ -81,6 +81,24 @@ std::vector<sdam_event> description_events(const topology_description& previous,
 std::vector<sdam_event> opening_events(const topology_description& initial, const bson::oid& topology_id) {
     std::vector<sdam_event> out;
     out.emplace_back(topology_opening_event{topology_id});
+    if (initial.type == topology_type::load_balanced) {
+        // The load balancers spec: no monitor ever checks it, yet its server goes from Unknown to
+        // LoadBalancer as if one had.
+        topology_description unknown = initial;
+        for (server_description& s : unknown.servers) {
+            const std::string address = s.address;
+            s = server_description{};
+            s.address = address;
+        }
+        out.emplace_back(topology_description_changed_event{topology_id, topology_description{}, unknown});
+        for (std::size_t i = 0; i < initial.servers.size(); ++i) {
+            out.emplace_back(server_opening_event{topology_id, initial.servers[i].address});
+            out.emplace_back(server_description_changed_event{topology_id, initial.servers[i].address,
+                                                              unknown.servers[i], initial.servers[i]});
+        }
+        out.emplace_back(topology_description_changed_event{topology_id, unknown, initial});
+        return out;
+    }
     out.emplace_back(topology_description_changed_event{topology_id, topology_description{}, initial});
     for (const server_description& s : initial.servers) out.emplace_back(server_opening_event{topology_id, s.address});
     return out;

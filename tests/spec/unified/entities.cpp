@@ -315,7 +315,7 @@ void create_client(test_context& ctx, const std::string& id, const json::object&
                 json::object body;
                 body["commandName"] = e.command_name;
                 body["databaseName"] = e.database_name;
-                body["hasServiceId"] = false;
+                body["hasServiceId"] = e.service_id.has_value();
                 body["hasServerConnectionId"] = e.server_connection_id.has_value();
                 std::string name;
                 bool redacted = false;

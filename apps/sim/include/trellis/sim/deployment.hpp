@@ -52,6 +52,12 @@ struct sim_config {
     bool arbiter = false;          // replica set: one more member, an arbiter
     std::string set_name = "rs0";
     int mongos = 2;                // sharded: number of routers
+    /// Sharded: one more listening address, a load balancer in front of the routers. Each
+    /// connection to it goes to the next router that is up (round robin); a router answers the
+    /// first hello of such a connection with its serviceId when the client says loadBalanced:
+    /// true and refuses it (354 LoadBalancerSupportMismatch, then closes) when it does not.
+    /// Another topology with it is a trellis::configuration_error from the constructor.
+    bool load_balancer = false;
     bool shard_is_replica_set = false;
     std::chrono::milliseconds election_delay{200};
     std::chrono::milliseconds lag{0};        // default per-member replication delay
@@ -92,7 +98,10 @@ public:
     /// mongodb://host:port,host:port/?replicaSet=rs0 (data-bearing members and
     /// arbiters for a replica set; routers for sharded; the master and slaves,
     /// with directConnection, for master-slave: connect to each directly).
+    /// With a load balancer: mongodb://<load balancer>/?loadBalanced=true.
     std::string uri() const;
+    /// host:port of the load balancer; empty without one.
+    std::string load_balancer_address() const;
     std::string control_address() const;
     /// host:port of every member, in configuration order (routers first when sharded).
     std::vector<std::string> members() const;
@@ -110,7 +119,8 @@ public:
     std::string add_member();
     void remove_member(const std::string& member);
 
-    /// {members: [{host, state, role, ...}], primary, setVersion, term}.
+    /// {members: [{host, state, role, ..., opcounters, serviceId and lbConnections (routers
+    /// behind a load balancer)}], primary, setVersion, term}.
     bson::document status() const;
 
     /// Waits until a primary exists (or the timeout passes); returns it.
