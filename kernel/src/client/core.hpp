@@ -336,6 +336,8 @@ public:
     void kill_cursors(const std::string& address, const std::string& ns, std::vector<std::int64_t> ids);
     /// Load balanced: killCursors on the cursor's own connection, which then goes back.
     void kill_pinned(pinned_ptr pinned, const std::string& address, const std::string& ns, std::int64_t id);
+    void send_kill_cursors(const std::string& address, const std::string& ns, std::vector<std::int64_t> ids,
+                           pinned_ptr pinned);
     bool load_balanced() const noexcept { return initial_->type == sdk::topology_type::load_balanced; }
     asio::awaitable<void> flush_cursors_loop();
     /// The server writes would go to, with its facts from its last hello: no round trip when

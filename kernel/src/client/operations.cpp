@@ -681,6 +681,18 @@ asio::awaitable<void> client_core::flush_cursors_loop() {
 }
 
 void client_core::kill_cursors(const std::string& address, const std::string& ns, std::vector<std::int64_t> ids) {
+    send_kill_cursors(address, ns, std::move(ids), nullptr);
+}
+
+void client_core::kill_pinned(pinned_ptr pinned, const std::string& address, const std::string& ns, std::int64_t id) {
+    send_kill_cursors(address, ns, {id}, std::move(pinned));
+}
+
+// killCursors on `address`, on the cursor's own connection when pinned (load balanced: the
+// connection goes back whatever the result, as the load balancers spec says). The server kills
+// idle cursors itself, so a failed kill loses nothing.
+void client_core::send_kill_cursors(const std::string& address, const std::string& ns, std::vector<std::int64_t> ids,
+                                    pinned_ptr pinned) {
     const auto dot = ns.find('.');
     if (dot == std::string::npos || ids.empty()) return;
     bson::builder cmd;
@@ -691,32 +703,12 @@ void client_core::kill_cursors(const std::string& address, const std::string& ns
     op.db = ns.substr(0, dot);
     op.command = cmd.extract();
     op.pinned = address;
-    auto self = shared_from_this();
-    asio::co_spawn(strand_, [self, op = std::move(op)]() mutable -> asio::awaitable<void> {
-        try {
-            co_await self->execute(std::move(op));
-        } catch (const std::exception&) {
-            // The server kills idle cursors itself; a failed kill loses nothing.
-        }
-    }, asio::detached);
-}
-
-void client_core::kill_pinned(pinned_ptr pinned, const std::string& address, const std::string& ns, std::int64_t id) {
-    const auto dot = ns.find('.');
-    if (dot == std::string::npos) return;
-    bson::builder cmd;
-    cmd.append("killCursors", ns.substr(dot + 1)).open_array("cursors").append(id).close_array();
-    operation op;
-    op.db = ns.substr(0, dot);
-    op.command = cmd.extract();
-    op.pinned = address;
     op.pinned_connection = std::move(pinned);
     auto self = shared_from_this();
     asio::co_spawn(strand_, [self, op = std::move(op)]() mutable -> asio::awaitable<void> {
         try {
             co_await self->execute(std::move(op));
         } catch (const std::exception&) {
-            // Whatever the result, the connection goes back (the load balancers spec).
         }
     }, asio::detached);
 }
