@@ -313,6 +313,8 @@ private slots:
                      e.what());
         }
         QVERIFY(failed);
+        // The pool clears on its own strand: the event may follow the operation's error.
+        QVERIFY(eventually([&] { return !rec.cmap_of<trellis::pool_cleared_event>().empty(); }));
         const auto cleared = rec.cmap_of<trellis::pool_cleared_event>();
         QCOMPARE(cleared.size(), std::size_t(1));
         QVERIFY(cleared[0].service_id.has_value());
