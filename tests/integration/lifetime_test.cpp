@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "trellis/bson/builder.hpp"
@@ -239,6 +240,80 @@ private slots:
         QTRY_VERIFY_WITH_TIMEOUT(log.succeeded_count("killCursors") == 1, 5000);
         coll.insert_one(doc(R"({"i": 5})"));
         QCOMPARE(log.last_lsid("insert"), find_lsid);
+    }
+
+    // A client's own runtime lets a blocking caller run its io_context (client/runtime.hpp): the
+    // command is sent from the calling thread, with no hand-off to the client's thread and back.
+    // Monitoring goes on meanwhile and after.
+    void blocking_calls_run_on_the_calling_thread() {
+        sim::deployment d(sim::sim_config{});
+        d.start();
+        std::mutex m;
+        std::size_t pings_here = 0, pings_elsewhere = 0;
+        std::atomic<int> heartbeats{0};
+        const auto me = std::this_thread::get_id();
+        trellis::client_settings settings;
+        settings.on_command = [&](const trellis::command_event& e) {
+            if (const auto* st = std::get_if<trellis::command_started_event>(&e); st && st->command_name == "ping") {
+                std::lock_guard lock(m);
+                ++(std::this_thread::get_id() == me ? pings_here : pings_elsewhere);
+            }
+        };
+        settings.on_sdam = [&](const trellis::sdam_event& e) {
+            if (std::holds_alternative<trellis::server_heartbeat_succeeded_event>(e)) ++heartbeats;
+        };
+        trellis::client c(with(d.uri(), "heartbeatFrequencyMS=500"), std::move(settings));
+        c.run_command("admin", ping());
+        const auto before = heartbeats.load();
+        const auto until = std::chrono::steady_clock::now() + 1500ms;
+        int pings = 0;
+        while (std::chrono::steady_clock::now() < until) {
+            QCOMPARE(c.run_command("admin", ping())["ok"].as_double(), 1.0);
+            ++pings;
+        }
+        const auto during = heartbeats.load() - before;
+        {
+            std::lock_guard lock(m);
+            // Back to back, the caller keeps the io_context; the client's thread takes it back
+            // only when a caller was away for longer than the linger (a preempted test thread).
+            QVERIFY2(pings_here * 2 > pings_elsewhere + pings_here,
+                     qPrintable(QString("%1 pings sent from the caller, %2 from another thread").arg(pings_here).arg(pings_elsewhere)));
+        }
+        QVERIFY2(during >= 1, qPrintable(QString("%1 heartbeats in 1.5 s of back-to-back blocking calls (%2)").arg(during).arg(pings)));
+        // Left alone, the client's own thread runs the monitors again.
+        const auto idle = heartbeats.load();
+        QTRY_VERIFY_WITH_TIMEOUT(heartbeats.load() > idle, 3000);
+    }
+
+    // Blocking calls from several threads at once share the io_context: whoever holds it runs
+    // the others' operations, and hands it over when its own is done.
+    void blocking_calls_from_many_threads() {
+        sim::deployment d(sim::sim_config{});
+        d.start();
+        trellis::client c(d.uri());
+        auto coll = c["life"]["threads"];
+        coll.drop();
+        constexpr int threads = 8, each = 150;
+        std::atomic<int> failures{0};
+        std::vector<std::thread> workers;
+        for (int t = 0; t < threads; ++t)
+            workers.emplace_back([&, t] {
+                try {
+                    for (int i = 0; i < each; ++i) {
+                        coll.insert_one(bson::make_document(bson::kvp("_id", t * each + i)));
+                        auto got = coll.find_one(bson::make_document(bson::kvp("_id", t * each + i)));
+                        if (!got || (*got)["_id"].as_int64() != t * each + i) ++failures;
+                    }
+                } catch (...) {
+                    ++failures;
+                }
+            });
+        // An async operation from yet another thread completes meanwhile.
+        auto async_count = c["life"]["threads"].async_count_documents({}, trellis::count_options{}, asio::use_future);
+        must_finish(async_count, 20s, "an async operation beside blocking callers");
+        for (auto& w : workers) w.join();
+        QCOMPARE(failures.load(), 0);
+        QCOMPARE(coll.count_documents({}), std::int64_t(threads * each));
     }
 
     void a_failed_operation_returns_its_session() {

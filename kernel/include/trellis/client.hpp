@@ -12,8 +12,10 @@
 // Unknown, clear its pool and ask for a check; retryable reads and writes are retried once on a
 // newly selected server.
 //
-// Threads: the client runs on the executor it is given (all its state on one strand), or on a
-// thread of its own when none is given. Every method may be called from any thread; blocking
+// Threads: the client runs on the executor it is given (all its state on one strand), or on an
+// io_context and thread of its own when none is given; there a blocking call runs that io_context
+// on the calling thread while its operation is in flight (no hand-off between threads), and the
+// client's thread runs it otherwise. Every method may be called from any thread; blocking
 // calls must not be made on the client's own executor (they would wait for themselves).
 // Lifetime: database, collection and cursor handles are valid while their client lives.
 // Destroying a client closes it; with an executor of your own, keep its context running until
@@ -50,7 +52,8 @@ struct client_settings {
     /// [plugins]: search paths, the cursor manager ("immediate" when unset), per-plugin tables.
     plugin_settings plugins;
     /// Event subscribers; each may be empty. They run on the client's executor (SDAM events on
-    /// the client's strand, CMAP events on a pool's): keep them short, and use async forms
+    /// the client's strand, CMAP events on a pool's; with the client's own io_context, on
+    /// whichever thread runs it: its own, or a blocking caller's): keep them short, and use async forms
     /// there, since a blocking call on a thread that runs the client's executor throws
     /// configuration_error rather than wait for itself.
     /// One that throws loses that event only; the failure goes to on_callback_failure.

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "client/core.hpp"
+#include "client/runtime.hpp"
 #include "ops/ops.hpp"
 #include "trellis/bson/builder.hpp"
 #include "trellis/client.hpp"
@@ -22,44 +23,44 @@ namespace {
 template <class T>
 T wait(const std::shared_ptr<detail::client_core>& core, asio::awaitable<T> op) {
     core->check_blocking({});
-    return asio::co_spawn(core->strand(), std::move(op), asio::use_future).get();
+    detail::own_runtime* rt = core->own_runtime();
+    if (!rt) return asio::co_spawn(core->strand(), std::move(op), asio::use_future).get();
+    // The client's own io_context: this thread runs it until the operation is done.
+    detail::blocking_call call;
+    std::exception_ptr failure;
+    if constexpr (std::is_void_v<T>) {
+        asio::co_spawn(core->strand(), std::move(op), [rt, &call, &failure](std::exception_ptr e) {
+            failure = std::move(e);
+            rt->complete(call);
+        });
+        rt->wait(call);
+        if (failure) std::rethrow_exception(failure);
+    } else {
+        std::optional<T> result;
+        asio::co_spawn(core->strand(), std::move(op), [rt, &call, &failure, &result](std::exception_ptr e, T value) {
+            if (e) failure = std::move(e);
+            else result.emplace(std::move(value));
+            rt->complete(call);
+        });
+        rt->wait(call);
+        if (failure) std::rethrow_exception(failure);
+        return std::move(*result);
+    }
 }
 
 }  // namespace
 
 // ---------------------------------------------------------------- client
 
-// A thread running an io_context, for a client given no executor. The client and its core
-// share it: the io_context lives until the last handle (database, collection, cursor) goes,
-// the thread until the client goes.
-struct client::runtime {
-    asio::io_context io{1};
-    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work{io.get_executor()};
-    std::promise<void> finished;
-    std::shared_future<void> done = finished.get_future().share();
-    std::thread thread;
-
-    runtime() {
-        thread = std::thread([this] {
-            io.run();
-            finished.set_value();
-        });
-    }
-    /// Lets the client's last work (connections closing, coroutines ending) drain, at most 5 s,
-    /// then stops the thread and joins it. On the thread itself, only lets it run out.
-    void stop() {
-        work.reset();
-        if (thread.get_id() == std::this_thread::get_id()) return;
-        if (done.wait_for(std::chrono::seconds(5)) != std::future_status::ready) io.stop();
-        if (thread.joinable()) thread.join();
-    }
-    ~runtime() { stop(); }
-
-    /// The last owner may let go on the runtime's own thread (a handler destroying the client):
-    /// the io_context cannot be destroyed under its own run(), so another thread does it.
+// The io_context and thread of a client given no executor (client/runtime.hpp). The client and
+// its core share it: the io_context lives until the last handle (database, collection, cursor)
+// goes, the thread until the client goes.
+struct client::runtime : detail::own_runtime {
+    /// The last owner may let go while running the io_context (a handler destroying the client):
+    /// the io_context cannot be destroyed under its own run, so another thread does it.
     static std::shared_ptr<runtime> make() {
         return std::shared_ptr<runtime>(new runtime, [](runtime* r) {
-            if (r->thread.get_id() == std::this_thread::get_id()) std::thread([r] { delete r; }).detach();
+            if (r->running_here()) std::thread([r] { delete r; }).detach();
             else delete r;
         });
     }
@@ -67,6 +68,7 @@ struct client::runtime {
 
 client::client(std::shared_ptr<detail::client_core> core, std::shared_ptr<runtime> rt)
     : runtime_(std::move(rt)), core_(std::move(core)) {
+    if (runtime_) core_->set_own_runtime(runtime_.get());
     core_->set_face(this);
     core_->open();
 }
@@ -83,7 +85,7 @@ client::client(asio::any_io_executor executor, std::string_view uri, client_sett
     : client(std::move(executor), parse_uri(uri).options, std::move(settings)) {}
 client::client(client_options options, client_settings settings) {
     auto rt = runtime::make();
-    *this = client(new_core(rt->io.get_executor(), std::move(options), std::move(settings), rt), rt);
+    *this = client(new_core(rt->io().get_executor(), std::move(options), std::move(settings), rt), rt);
 }
 client::client(asio::any_io_executor executor, client_options options, client_settings settings)
     : client(new_core(std::move(executor), std::move(options), std::move(settings)), nullptr) {}

@@ -172,6 +172,8 @@ struct cursor_state {
     }
 };
 
+class own_runtime;
+
 class client_core : public std::enable_shared_from_this<client_core> {
 public:
     /// `owner`: what runs `executor` (a client's own io_context and thread), kept alive as long
@@ -189,6 +191,10 @@ public:
     void shutdown();
     void shutdown_async();
     strand_type strand() const { return strand_; }
+    /// The client's own io_context and thread, when it was given no executor (blocking calls
+    /// run it themselves); null otherwise. Kept alive by owner_.
+    detail::own_runtime* own_runtime() const noexcept { return own_runtime_; }
+    void set_own_runtime(detail::own_runtime* rt) noexcept { own_runtime_ = rt; }
     /// True on a thread that runs the client's executor: its strand, a pool's or a monitor's
     /// strand, an event handler. A blocking call there would wait for work this very thread
     /// must do.
@@ -461,6 +467,7 @@ private:
     void observe_times(bson::document_view reply, session_state* s);
 
     std::shared_ptr<void> owner_;  // first: destroyed after the strand and the timers below
+    detail::own_runtime* own_runtime_ = nullptr;  // owner_'s, when it is a client's own runtime
     strand_type strand_;
     asio::steady_timer flush_timer_{strand_};  // cursor managers' flush()
     std::uint64_t flush_generation_ = 0;       // strand
