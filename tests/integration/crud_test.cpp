@@ -103,6 +103,33 @@ private slots:
         QCOMPARE(c.count_documents(doc(R"({"x": {"$exists": true}})")), std::int64_t(2));
     }
 
+    // async_next with use_awaitable, on the embedder's own io_context: the documents of the batch
+    // in hand come without a post, the getMores through the client's strand, in order.
+    void async_next_awaitable_across_batches() {
+        auto c = (*client_)["crud"]["awaitable"];
+        c.drop();
+        std::vector<bson::document> many;
+        for (int i = 0; i < 250; ++i) many.push_back(bson::make_document(bson::kvp("_id", i)));
+        c.insert_many(std::move(many));
+        const auto get_mores = sent("getMore").size();
+        asio::io_context mine;
+        auto work = [c]() mutable -> asio::awaitable<std::vector<std::int64_t>> {
+            trellis::find_options o;
+            o.batch_size = 100;
+            o.sort = bson::make_document(bson::kvp("_id", 1));
+            auto cur = co_await c.async_find(bson::document{}, o, asio::use_awaitable);
+            std::vector<std::int64_t> ids;
+            while (auto d = co_await cur.async_next(asio::use_awaitable)) ids.push_back((*d)["_id"].as_int64());
+            co_return ids;
+        };
+        auto result = asio::co_spawn(mine, work(), asio::use_future);
+        mine.run();
+        const auto ids = result.get();
+        QCOMPARE(ids.size(), std::size_t(250));
+        for (std::size_t i = 0; i < ids.size(); ++i) QCOMPARE(ids[i], std::int64_t(i));
+        QCOMPARE(sent("getMore").size() - get_mores, std::size_t(2));
+    }
+
     void updates_replace_and_upsert() {
         auto c = (*client_)["crud"]["upd"];
         c.drop();

@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/append.hpp>
@@ -26,6 +27,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "trellis/bson/document.hpp"
 
@@ -78,21 +80,27 @@ public:
 
     /// The next document, or nullopt at the end. While the batch in hand lasts, the document is
     /// taken from it and the completion posted to the handler's executor; a getMore goes
-    /// through the client's strand.
+    /// through the client's strand. With asio::use_awaitable, a document in hand is the
+    /// awaitable's result at once (the coroutine goes on without being posted).
     template <boost::asio::completion_token_for<next_signature> CompletionToken = boost::asio::deferred_t>
     auto async_next(CompletionToken&& token = {}) {
         if (!state_) throw_empty();
-        return boost::asio::async_initiate<CompletionToken, next_signature>(
-            [](auto handler, std::shared_ptr<detail::cursor_state> state, boost::asio::any_io_executor strand) {
-                if (auto d = take_buffered(*state)) {
-                    // Posted, never run inline: a handler is not called from its initiating function.
-                    auto ex = boost::asio::get_associated_executor(handler, strand);
-                    boost::asio::post(ex, boost::asio::append(std::move(handler), std::exception_ptr(), std::move(d)));
-                    return;
-                }
-                boost::asio::co_spawn(strand, next_impl(std::move(state)), std::move(handler));
-            },
-            token, state_, executor());
+        if constexpr (std::is_same_v<std::decay_t<CompletionToken>, boost::asio::use_awaitable_t<boost::asio::any_io_executor>>) {
+            (void)token;
+            return next_awaitable(state_, executor());
+        } else {
+            return boost::asio::async_initiate<CompletionToken, next_signature>(
+                [](auto handler, std::shared_ptr<detail::cursor_state> state, boost::asio::any_io_executor strand) {
+                    if (auto d = take_buffered(*state)) {
+                        // Posted, never run inline: a handler is not called from its initiating function.
+                        auto ex = boost::asio::get_associated_executor(handler, strand);
+                        boost::asio::post(ex, boost::asio::append(std::move(handler), std::exception_ptr(), std::move(d)));
+                        return;
+                    }
+                    boost::asio::co_spawn(strand, next_impl(std::move(state)), std::move(handler));
+                },
+                token, state_, executor());
+        }
     }
 
     /// The server-side id; 0 once the server has no more results.
@@ -116,6 +124,8 @@ private:
     /// The next document of the batch in hand, if any (the limit allowing).
     static std::optional<bson::document> take_buffered(detail::cursor_state& state);
     static boost::asio::awaitable<std::optional<bson::document>> next_impl(std::shared_ptr<detail::cursor_state> state);
+    static boost::asio::awaitable<std::optional<bson::document>> next_awaitable(std::shared_ptr<detail::cursor_state> state,
+                                                                              boost::asio::any_io_executor strand);
 
     std::shared_ptr<detail::cursor_state> state_;
 };

@@ -609,6 +609,12 @@ asio::awaitable<std::optional<bson::document>> cursor::next_impl(std::shared_ptr
     co_return co_await state->core->cursor_next(state);
 }
 
+asio::awaitable<std::optional<bson::document>> cursor::next_awaitable(std::shared_ptr<detail::cursor_state> state,
+                                                                      asio::any_io_executor strand) {
+    if (auto d = take_buffered(*state)) co_return d;
+    co_return co_await asio::co_spawn(std::move(strand), next_impl(std::move(state)), asio::use_awaitable);
+}
+
 std::optional<bson::document> cursor::next() {
     if (!state_) return std::nullopt;
     if (auto d = state_->take_buffered()) return d;  // no strand round trip while the batch lasts
