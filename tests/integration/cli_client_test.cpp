@@ -17,37 +17,21 @@
 #include <memory>
 #include <string>
 
+#include "cli_runner.hpp"
 #include "trellis/sim/deployment.hpp"
 
 using namespace std::chrono_literals;
 
 namespace {
 
-struct result {
-    int code;
-    QString out;
-    QString err;
-    qint64 elapsed_ms;
-};
+using result = trellis_test::cli_result;
+using trellis_test::report;
 
 result run(const QStringList& args, int timeout_ms = 60000) {
-    QProcess p;
-    QElapsedTimer timer;
-    timer.start();
-    p.start(QStringLiteral(TRELLIS_CLI_PATH), args);
-    if (!p.waitForStarted()) qFatal("cannot start %s", TRELLIS_CLI_PATH);
-    p.closeWriteChannel();
-    if (!p.waitForFinished(timeout_ms)) {
-        p.kill();
-        p.waitForFinished();
-        return {-1, QString::fromUtf8(p.readAllStandardOutput()), "timed out: " + QString::fromUtf8(p.readAllStandardError()),
-                timer.elapsed()};
-    }
-    return {p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -2, QString::fromUtf8(p.readAllStandardOutput()),
-            QString::fromUtf8(p.readAllStandardError()), timer.elapsed()};
+    trellis_test::cli_options o;
+    o.timeout_ms = timeout_ms;
+    return trellis_test::run_cli(args, o);
 }
-
-QString report(const result& r) { return "exit " + QString::number(r.code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err; }
 
 QString with_options(const std::string& uri, const QString& options) {
     const QString u = QString::fromStdString(uri);

@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "cli_runner.hpp"
 #include "trellis/bson/builder.hpp"
 #include "trellis/bson/json.hpp"
 #include "trellis/client.hpp"
@@ -404,26 +405,16 @@ private slots:
     }
 
     void cli_ping() {
-        QProcess p;
-        p.start(QStringLiteral(TRELLIS_CLI_PATH), {QStringLiteral("ping"), QString::fromStdString(uri())});
-        QVERIFY(p.waitForStarted());
-        p.closeWriteChannel();
-        QVERIFY(p.waitForFinished(30000));
-        const QString out = QString::fromUtf8(p.readAllStandardOutput());
-        const QString err = QString::fromUtf8(p.readAllStandardError());
-        QVERIFY2(p.exitStatus() == QProcess::NormalExit && p.exitCode() == 0, qPrintable(out + err));
-        QVERIFY2(out.contains(QString::fromStdString(sim_->load_balancer_address() + " (serviceId ")), qPrintable(out));
-        QVERIFY2(out.contains(": ok, round trip"), qPrintable(out));
+        const auto ok = trellis_test::run_cli({QStringLiteral("ping"), QString::fromStdString(uri())});
+        QVERIFY2(ok.code == 0, qPrintable(trellis_test::report(ok)));
+        QVERIFY2(ok.out.contains(QString::fromStdString(sim_->load_balancer_address() + " (serviceId ")), qPrintable(ok.out));
+        QVERIFY2(ok.out.contains(": ok, round trip"), qPrintable(ok.out));
         // Without loadBalanced=true the router behind the load balancer refuses the CLI's client.
-        QProcess q;
-        q.start(QStringLiteral(TRELLIS_CLI_PATH),
-                {QStringLiteral("ping"),
-                 QString::fromStdString("mongodb://" + sim_->load_balancer_address() + "/?serverSelectionTimeoutMS=500")});
-        QVERIFY(q.waitForStarted());
-        q.closeWriteChannel();
-        QVERIFY(q.waitForFinished(30000));
-        const QString qerr = QString::fromUtf8(q.readAllStandardError());
-        QVERIFY2(q.exitStatus() == QProcess::NormalExit && q.exitCode() != 0, qPrintable(qerr));
+        const auto refused = trellis_test::run_cli(
+            {QStringLiteral("ping"),
+             QString::fromStdString("mongodb://" + sim_->load_balancer_address() + "/?serverSelectionTimeoutMS=500")});
+        const QString qerr = refused.err;
+        QVERIFY2(refused.code > 0, qPrintable(trellis_test::report(refused)));
         QVERIFY2(qerr.contains("LoadBalancerSupportMismatch"), qPrintable(qerr));
     }
 };

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "cli_runner.hpp"
 #include "trellis/bson/builder.hpp"
 #include "trellis/bson/json.hpp"
 #include "trellis/client.hpp"
@@ -210,7 +211,6 @@ private slots:
     }
 
     void cli_output() {
-        const QString cli = QStringLiteral(TRELLIS_CLI_PATH);
         const std::string good = uri(password, "authMechanism=SCRAM-SHA-256");
         const std::string good1 = uri(password, "authMechanism=SCRAM-SHA-1");
         const std::string bad = uri(wrong_password, "authMechanism=SCRAM-SHA-256");
@@ -247,13 +247,10 @@ private slots:
         };
         bool some_failure = false, masked = false;
         for (const auto& args : runs) {
-            QProcess p;
-            p.start(cli, args);
-            QVERIFY(p.waitForStarted());
-            p.closeWriteChannel();
-            QVERIFY(p.waitForFinished(60000));
-            const std::string out = p.readAllStandardOutput().toStdString(), err = p.readAllStandardError().toStdString();
-            if (p.exitCode() != 0) some_failure = true;
+            const auto r = trellis_test::run_cli(args);
+            QVERIFY2(r.code >= 0, qPrintable(trellis_test::report(r)));  // neither hung nor crashed
+            const std::string out = r.out.toStdString(), err = r.err.toStdString();
+            if (r.code != 0) some_failure = true;
             if (out.find("***") != std::string::npos) masked = true;
             everything_ += "$ trellis " + args.join(' ').toStdString() + "\n" + out + err;
         }

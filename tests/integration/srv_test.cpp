@@ -24,6 +24,7 @@
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include "cli_runner.hpp"
 #include "trellis/bson/builder.hpp"
 #include "trellis/client.hpp"
 #include "trellis/dns.hpp"
@@ -92,27 +93,7 @@ struct event_log {
     }
 };
 
-struct cli_result {
-    int code;
-    QString out, err;
-    qint64 elapsed_ms;
-};
-
-cli_result run_cli(const QStringList& args) {
-    QProcess p;
-    QElapsedTimer timer;
-    timer.start();
-    p.start(QStringLiteral(TRELLIS_CLI_PATH), args);
-    if (!p.waitForStarted()) qFatal("cannot start %s", TRELLIS_CLI_PATH);
-    p.closeWriteChannel();
-    if (!p.waitForFinished(30000)) {
-        p.kill();
-        p.waitForFinished();
-        return {-1, {}, "timed out", timer.elapsed()};
-    }
-    return {p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -2, QString::fromUtf8(p.readAllStandardOutput()),
-            QString::fromUtf8(p.readAllStandardError()), timer.elapsed()};
-}
+using trellis_test::run_cli;
 
 }  // namespace
 
@@ -436,13 +417,11 @@ private slots:
         QVERIFY2(bad.err.contains("dns_servers: DNS server 'dns.example.com'"), qPrintable(bad.err));
 
         // The environment variable is the fallback.
-        QProcess p;
-        auto env = QProcessEnvironment::systemEnvironment();
-        env.insert(trellis::dns::server_environment_variable, dns_server());
-        p.setProcessEnvironment(env);
-        p.start(QStringLiteral(TRELLIS_CLI_PATH), {"ping", uri});
-        QVERIFY(p.waitForFinished(30000));
-        QVERIFY2(p.exitCode() == 0, p.readAllStandardError().constData());
+        trellis_test::cli_options o;
+        o.environment = QProcessEnvironment::systemEnvironment();
+        o.environment->insert(trellis::dns::server_environment_variable, dns_server());
+        const auto from_env = run_cli({"ping", uri}, o);
+        QVERIFY2(from_env.code == 0, qPrintable(trellis_test::report(from_env)));
     }
 };
 

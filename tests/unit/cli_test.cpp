@@ -4,22 +4,17 @@
 #include <QProcess>
 #include <QTemporaryDir>
 
+#include "cli_runner.hpp"
+
 namespace {
 
-struct result {
-    int code;
-    QString out;
-    QString err;
-};
+using result = trellis_test::cli_result;
 
 result run(const QStringList& args, const QByteArray& input = {}) {
-    QProcess p;
-    p.start(QStringLiteral(TRELLIS_CLI_PATH), args);
-    if (!p.waitForStarted()) qFatal("cannot start %s", TRELLIS_CLI_PATH);
-    if (!input.isEmpty()) p.write(input);
-    p.closeWriteChannel();
-    p.waitForFinished(30000);
-    return {p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()), QString::fromUtf8(p.readAllStandardError())};
+    trellis_test::cli_options o;
+    o.input = input;
+    o.timeout_ms = 30000;
+    return trellis_test::run_cli(args, o);
 }
 
 void write_file(const QString& path, const QByteArray& bytes) {
