@@ -88,14 +88,16 @@ public:
                 return fail(q, "unexpected 0x00 before the end of the document (the stated length is too long)");
             if (!is_known_type(t)) [[unlikely]]
                 return fail(q, "unknown element type " + hex_byte(t));
-            // Keys are short: a plain loop beats memchr over the rest of the document.
+            // Keys are short: a plain loop beats memchr over the rest of the document. It also
+            // notes whether any byte is non-ASCII: only such a key needs the UTF-8 check.
             const std::uint8_t* key = q + 1;
             const std::uint8_t* k = key;
-            while (k < last && *k != 0) ++k;
+            std::uint8_t seen = 0;
+            while (k < last && *k != 0) seen |= *k++;
             if (k == last) [[unlikely]]
                 return fail(key, "element key is not terminated inside the document");
             const std::size_t key_size = static_cast<std::size_t>(k - key);
-            if (options_.check_utf8 && !detail::utf8_valid(key, key_size)) [[unlikely]]
+            if (options_.check_utf8 && (seen & 0x80) != 0 && !detail::utf8_valid(key, key_size)) [[unlikely]]
                 return fail(key + detail::utf8_valid_prefix(key, key_size), "element key is not valid UTF-8");
             const std::uint8_t* after =
                 value(t, k + 1, last, depth, std::string_view(reinterpret_cast<const char*>(key), key_size));
