@@ -63,10 +63,10 @@ private slots:
     void bulk_groups_models_and_merges_replies() {
         std::vector<write_model> models;
         models.emplace_back(insert_one_model{doc(R"({"_id": 1})")});
-        models.emplace_back(update_one_model{doc(R"({"_id": 1})"), doc(R"({"$inc": {"x": 1}})"), false, {}, {}, {}});
+        models.emplace_back(update_one_model{doc(R"({"_id": 1})"), doc(R"({"$inc": {"x": 1}})"), false, {}, {}, {}, {}});
         models.emplace_back(delete_many_model{doc(R"({"x": 9})"), {}, {}});
         models.emplace_back(insert_one_model{doc(R"({"_id": 2})")});
-        models.emplace_back(replace_one_model{doc(R"({"_id": 3})"), doc(R"({"y": 1})"), true, {}, {}});
+        models.emplace_back(replace_one_model{doc(R"({"_id": 3})"), doc(R"({"y": 1})"), true, {}, {}, {}});
         // Ordered: a command per run of one kind, in order.
         auto ordered = ops::bulk_write_op::make("c", models, {}, write_concern{});
         const auto ob = ordered.batches({});
