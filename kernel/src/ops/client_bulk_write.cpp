@@ -1,6 +1,7 @@
 #include "ops/client_bulk_write.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "trellis/errors.hpp"
 
@@ -286,8 +287,9 @@ client_bulk_write_error client_bulk_write_results::failure(std::exception_ptr to
             code = write_concern_errors_.front().code;
             code_name = write_concern_errors_.front().code_name;
         }
+        bool first = write_errors_.empty();
         for (const auto& w : write_concern_errors_) {
-            if (text.size() > 12) text += "; ";
+            text += std::exchange(first, false) ? "" : "; ";
             text += "write concern error: " + w.message + " (code " + std::to_string(w.code) + ")";
         }
     }
