@@ -477,9 +477,9 @@ private slots:
         std::vector<trellis::write_model> models;
         models.emplace_back(trellis::insert_one_model{doc(R"({"_id": 1, "x": 1})")});
         models.emplace_back(trellis::insert_one_model{doc(R"({"_id": 2, "x": 2})")});
-        models.emplace_back(trellis::update_one_model{doc(R"({"_id": 1})"), doc(R"({"$inc": {"x": 10}})"), false, {}, {}, {}});
-        models.emplace_back(trellis::update_many_model{doc(R"({"x": {"$gt": 0}})"), doc(R"({"$set": {"seen": true}})"), false, {}, {}, {}});
-        models.emplace_back(trellis::replace_one_model{doc(R"({"_id": 3})"), doc(R"({"x": 3})"), true, {}, {}});
+        models.emplace_back(trellis::update_one_model{doc(R"({"_id": 1})"), doc(R"({"$inc": {"x": 10}})"), false, {}, {}, {}, {}});
+        models.emplace_back(trellis::update_many_model{doc(R"({"x": {"$gt": 0}})"), doc(R"({"$set": {"seen": true}})"), false, {}, {}, {}, {}});
+        models.emplace_back(trellis::replace_one_model{doc(R"({"_id": 3})"), doc(R"({"x": 3})"), true, {}, {}, {}});
         models.emplace_back(trellis::delete_one_model{doc(R"({"_id": 2})"), {}, {}});
         const auto r = c.bulk_write(models);
         QCOMPARE(r.inserted_count, std::int64_t(2));
@@ -517,7 +517,7 @@ private slots:
         // Refused before sending: no models, an update without operators (named by index).
         QVERIFY_THROWS_EXCEPTION(trellis::error, c.bulk_write({}));
         std::vector<trellis::write_model> bad;
-        bad.emplace_back(trellis::update_one_model{doc("{}"), doc(R"({"x": 1})"), false, {}, {}, {}});
+        bad.emplace_back(trellis::update_one_model{doc("{}"), doc(R"({"x": 1})"), false, {}, {}, {}, {}});
         try {
             c.bulk_write(bad);
             QFAIL("an update without operators must be refused");

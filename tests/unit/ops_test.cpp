@@ -3,6 +3,7 @@
 #include <QtTest/QtTest>
 
 #include "ops/bulk_write.hpp"
+#include "ops/client_bulk_write.hpp"
 #include "ops/find_and_modify.hpp"
 #include "ops/ops.hpp"
 #include "trellis/bson/json.hpp"
@@ -20,6 +21,111 @@ class OpsTest : public QObject {
     Q_OBJECT
 
 private slots:
+    // client::bulk_write's batching: in order, by maxWriteBatchSize and by maxMessageSizeBytes
+    // less 1000 bytes and the command; nsInfo per batch; retryable without multi models.
+    void client_bulk_write_batches() {
+        std::vector<namespace_write_model> models;
+        for (int i = 0; i < 4; ++i)
+            models.push_back({i % 2 ? "db1.b" : "db0.a", insert_one_model{bson::make_document(bson::kvp("_id", i),
+                                                                                              bson::kvp("s", std::string(300, 'x')))}});
+        delete_many_model dm;
+        dm.filter = doc("{}");
+        models.push_back({"db0.a", dm});
+        auto op = ops::client_bulk_write_op::make(std::move(models), {}, write_concern{});
+        ops::connection_limits limits;
+        limits.max_write_batch_size = 3;
+        auto b = op.batches(limits);
+        QCOMPARE(b.size(), std::size_t(2));
+        QCOMPARE(b[0].first, std::size_t(0));
+        QCOMPARE(b[0].count, std::size_t(3));
+        QVERIFY(b[0].retryable);
+        QCOMPARE(b[1].count, std::size_t(2));
+        QVERIFY(!b[1].retryable);  // delete_many
+        const auto cmd = op.command(b[1]);
+        QCOMPARE(cmd["bulkWrite"].as_int64(), std::int64_t(1));
+        QCOMPARE(cmd["errorsOnly"].get_bool(), true);  // summary results unless verbose_results
+        QCOMPARE(cmd["ordered"].get_bool(), true);
+        QCOMPARE(cmd["nsInfo"].get_array().size(), std::size_t(2));
+        QCOMPARE(json((*cmd["nsInfo"].get_array().begin()).get_document()), std::string(R"({"ns": "db1.b"})"));
+        const auto last = (*std::next(cmd["ops"].get_array().begin())).get_document();
+        QCOMPARE(json(last), std::string(R"({"delete": 1, "filter": {}, "multi": true})"));
+        // By size: 800 bytes for ops and nsInfo hold two ~350-byte inserts (and their two
+        // nsInfo entries), then two more and the small delete.
+        limits.max_write_batch_size = 100;
+        limits.max_message_size_bytes = 1000 + static_cast<std::int32_t>(op.base_command().view().size()) + 800;
+        b = op.batches(limits);
+        QCOMPARE(b.size(), std::size_t(2));
+        QCOMPARE(b[0].count, std::size_t(2));
+        QCOMPARE(b[1].count, std::size_t(3));
+        limits.max_message_size_bytes -= 100;  // 700: one insert per message, the last with the delete
+        QCOMPARE(op.batches(limits).size(), std::size_t(4));
+        limits.max_message_size_bytes = 1000 + static_cast<std::int32_t>(op.base_command().view().size()) + 100;
+        try {
+            (void)op.batches(limits);
+            QFAIL("an op larger than a message must be refused");
+        } catch (const error& e) {
+            QCOMPARE(e.code(), make_error_code(errc::invalid_argument));
+            QVERIFY2(std::string(e.what()).find("model 0 is") != std::string::npos, e.what());
+        }
+    }
+
+    // The results of a batch: counts from the reply, verbose results and errors from the cursor's
+    // documents by the models' indexes, and when a partial result is set.
+    void client_bulk_write_results() {
+        std::vector<namespace_write_model> models;
+        models.push_back({"d.c", insert_one_model{doc(R"({"_id": 1})")}});
+        update_one_model u;
+        u.filter = doc("{}");
+        u.update = doc(R"({"$set": {"a": 1}})");
+        u.upsert = true;
+        models.push_back({"d.c", u});
+        models.push_back({"d.c", insert_one_model{doc(R"({"_id": 1})")}});
+        client_bulk_write_options o;
+        o.verbose_results = true;
+        const auto op = ops::client_bulk_write_op::make(std::move(models), o, write_concern{});
+        ops::client_bulk_write_results results(op);
+        const ops::client_bulk_write_op::batch all{0, 3, true};
+        results.reply(all, doc(R"({"ok": 1, "nErrors": 1, "nInserted": 1, "nUpserted": 1, "nMatched": 0, "nModified": 0, "nDeleted": 0,
+            "writeConcernError": {"code": 64, "errmsg": "waiting"}})"));
+        results.result(all, doc(R"({"ok": 1, "idx": 0, "n": 1})"));
+        results.result(all, doc(R"({"ok": 1, "idx": 1, "n": 1, "nModified": 0, "upserted": {"_id": null}})"));
+        results.result(all, doc(R"({"ok": 0, "idx": 2, "code": 11000, "codeName": "DuplicateKey", "errmsg": "dup"})"));
+        results.end_batch(all);
+        QVERIFY(results.stopped());
+        try {
+            (void)results.finish();
+            QFAIL("expected a client_bulk_write_error");
+        } catch (const client_bulk_write_error& e) {
+            QCOMPARE(e.code(), make_error_code(errc::duplicate_key));
+            QCOMPARE(e.write_errors().at(2).message, std::string("dup"));
+            QCOMPARE(e.write_concern_errors().size(), std::size_t(1));
+            QVERIFY(e.partial_result());
+            QCOMPARE(e.partial_result()->upserted_count, std::int64_t(1));
+            QCOMPARE(json(e.partial_result()->update_results.at(1).upserted_id->view()), std::string(R"({"_id": null})"));
+            QCOMPARE(json(e.partial_result()->insert_results.at(0).inserted_id.view()), std::string(R"({"_id": 1})"));
+        }
+        // The first of an ordered batch failing: nothing is known to have succeeded.
+        ops::client_bulk_write_results none(op);
+        none.reply(all, doc(R"({"ok": 1, "nErrors": 1})"));
+        none.result(all, doc(R"({"ok": 0, "idx": 0, "code": 2, "errmsg": "bad"})"));
+        none.end_batch(all);
+        try {
+            (void)none.finish();
+            QFAIL("expected a client_bulk_write_error");
+        } catch (const client_bulk_write_error& e) {
+            QVERIFY(!e.partial_result());
+        }
+        // Refusals: unacknowledged with the default ordered; update_many with sort.
+        std::vector<namespace_write_model> one;
+        one.push_back({"d.c", insert_one_model{doc("{}")}});
+        try {
+            (void)ops::client_bulk_write_op::make(one, {}, write_concern{0, std::nullopt, std::nullopt, std::nullopt});
+            QFAIL("expected a refusal");
+        } catch (const error& e) {
+            QVERIFY(std::string(e.what()).find("Cannot request unacknowledged write concern and ordered writes") != std::string::npos);
+        }
+    }
+
     void bulk_inserts_get_ids_and_split_batches() {
         std::vector<write_model> models;
         models.emplace_back(insert_one_model{doc(R"({"_id": 7, "a": 1})")});
@@ -63,10 +169,10 @@ private slots:
     void bulk_groups_models_and_merges_replies() {
         std::vector<write_model> models;
         models.emplace_back(insert_one_model{doc(R"({"_id": 1})")});
-        models.emplace_back(update_one_model{doc(R"({"_id": 1})"), doc(R"({"$inc": {"x": 1}})"), false, {}, {}, {}});
+        models.emplace_back(update_one_model{doc(R"({"_id": 1})"), doc(R"({"$inc": {"x": 1}})"), false, {}, {}, {}, {}});
         models.emplace_back(delete_many_model{doc(R"({"x": 9})"), {}, {}});
         models.emplace_back(insert_one_model{doc(R"({"_id": 2})")});
-        models.emplace_back(replace_one_model{doc(R"({"_id": 3})"), doc(R"({"y": 1})"), true, {}, {}});
+        models.emplace_back(replace_one_model{doc(R"({"_id": 3})"), doc(R"({"y": 1})"), true, {}, {}, {}});
         // Ordered: a command per run of one kind, in order.
         auto ordered = ops::bulk_write_op::make("c", models, {}, write_concern{});
         const auto ob = ordered.batches({});
@@ -105,7 +211,7 @@ private slots:
         // Invalid models are named by index.
         std::vector<write_model> bad;
         bad.emplace_back(insert_one_model{doc("{}")});
-        bad.emplace_back(update_many_model{doc("{}"), doc(R"({"x": 1})"), false, {}, {}, {}});
+        bad.emplace_back(update_many_model{doc("{}"), doc(R"({"x": 1})"), false, {}, {}, {}, {}});
         try {
             (void)ops::bulk_write_op::make("c", std::move(bad), {}, write_concern{});
             QFAIL("an update without operators must be refused");

@@ -99,6 +99,7 @@ enum command_flag : unsigned {
 };
 
 std::string version_for_wire(int wire) {
+    if (wire >= 25) return "8.0.0";
     if (wire >= 21) return "7.0.0";
     if (wire >= 17) return "6.0.0";
     if (wire >= 13) return "5.0.0";
@@ -427,8 +428,55 @@ asio::awaitable<bson::document> cmd_insert(context& c) {
     co_return co_await finish_write(c, std::move(log), b);
 }
 
+// An update statement's sort (8.0): which of the matching documents a single update changes.
+// The filter narrowed to that document's _id (the original filter kept for positional $
+// updates), or the filter itself when none matches (an upsert then starts from it).
+bson::document sorted_target(const collection& target, bson::document_view filter, bson::document_view sort,
+                             bson::document_view let) {
+    find_options o;
+    o.filter = bson::document(filter);
+    o.sort = bson::document(sort);
+    o.limit = 1;
+    o.let = bson::document(let);
+    const auto first = target.find(o);
+    if (first.empty()) return bson::document(filter);
+    bson::builder b;
+    b.open_array("$and").append(filter).open_document().append(first.front().view()["_id"]).close_document().close_array();
+    return b.extract();
+}
+
+// The statement's sort document (nullopt without one): 14 TypeMismatch for another type; a sort
+// with multi: true is refused before any statement runs (9 FailedToParse, as mongod 8.0).
+std::optional<bson::document> statement_sort(bson::document_view statement, std::string_view where) {
+    const auto e = statement.find("sort");
+    if (!e) return std::nullopt;
+    if (e->type() != bson::type::document)
+        throw command_error(14, "TypeMismatch", "BSON field '" + std::string(where) + ".sort' is the wrong type '" +
+                                                    std::string(bson::type_name(e->type())) + "', expected type 'object'");
+    return bson::document(e->get_document());
+}
+
+void refuse_multi_sort(bson::document_view body, std::string_view field, std::string_view multi_key, std::string_view where) {
+    if (auto statements = body.find(field); statements && statements->type() == bson::type::array)
+        for (const auto& st : statements->get_array())
+            if (st.type() == bson::type::document && st.get_document().contains("sort") && bool_or(st.get_document(), multi_key, false))
+                throw command_error(9, "FailedToParse", "Cannot specify sort with multi=true (" + std::string(where) + ")");
+}
+
+// One update statement on `target`: updateMods a document (operators or a replacement) or a
+// pipeline; a sort picks the document a single update changes.
+update_result apply_update(collection& target, bson::document_view filter, const bson::element& mods, bool upsert, bool multi,
+                           const std::optional<bson::document>& sort, oplog& log, const write_extras& extras) {
+    bson::document narrowed;
+    if (sort && !sort->view().empty() && !multi) narrowed = sorted_target(target, filter, sort->view(), extras.let);
+    const bson::document_view q = narrowed.view().empty() ? filter : narrowed.view();
+    return mods.type() == bson::type::array ? target.update_pipeline(q, mods.get_array(), upsert, multi, log, extras)
+                                            : target.update(q, mods.get_document(), upsert, multi, log, extras);
+}
+
 asio::awaitable<bson::document> cmd_update(context& c) {
     const std::string coll = collection_arg(c.req);
+    refuse_multi_sort(c.req.body, "updates", "multi", "update.updates");
     oplog log;
     std::int64_t n = 0, modified = 0;
     bson::builder upserted(bson::builder::root::array);
@@ -459,9 +507,7 @@ asio::awaitable<bson::document> cmd_update(context& c) {
                 collection& target = write_collection(c, coll, log);
                 const bool upsert = bool_or(u, "upsert", false), multi = bool_or(u, "multi", false);
                 const update_result r =
-                    up->type() == bson::type::array
-                        ? target.update_pipeline(q->get_document(), up->get_array(), upsert, multi, log, extras)
-                        : target.update(q->get_document(), up->get_document(), upsert, multi, log, extras);
+                    apply_update(target, q->get_document(), *up, upsert, multi, statement_sort(u, "update.updates"), log, extras);
                 count_op(c, "update");
                 bson::builder rb;
                 rb.append("n", r.matched + (r.upserted_id ? 1 : 0)).append("nModified", r.modified);
@@ -548,6 +594,150 @@ asio::awaitable<bson::document> cmd_find_and_modify(context& c) {
             return result;
         },
         [&](bson::document_view r) { b.concat(r); });
+    co_return co_await finish_write(c, std::move(log), b);
+}
+
+// bulkWrite (8.0): ops on any namespaces (nsInfo), results in a cursor ({ok, idx, n, nModified,
+// upserted} per op unless errorsOnly; {ok: 0, idx, code, codeName, errmsg} per failed op) and
+// the counts. A failed op is a result, not a command error; ordered stops at the first.
+asio::awaitable<bson::document> cmd_bulk_write(context& c) {
+    const bson::document_view body = c.req.body.view();
+    const auto array_field = [&](std::string_view key) {
+        const auto e = body.find(key);
+        if (!e) throw command_error(40414, "Location40414", "BSON field 'bulkWrite." + std::string(key) + "' is missing but a required field");
+        if (e->type() != bson::type::array)
+            throw command_error(14, "TypeMismatch", "BSON field 'bulkWrite." + std::string(key) + "' is the wrong type '" +
+                                                        std::string(bson::type_name(e->type())) + "', expected type 'array'");
+        return e->get_array();
+    };
+    const bson::array_view ops = array_field("ops");
+    std::vector<std::pair<std::string, std::string>> namespaces;  // nsInfo: (db, collection)
+    for (const auto& e : array_field("nsInfo")) {
+        const auto ns = e.type() == bson::type::document ? e.get_document().find("ns") : std::nullopt;
+        const std::string full = ns && ns->type() == bson::type::string ? std::string(ns->get_string()) : std::string();
+        const auto dot = full.find('.');
+        if (dot == std::string::npos || dot == 0 || dot + 1 == full.size())
+            throw command_error(73, "InvalidNamespace", "Invalid namespace specified '" + full + "' in bulkWrite.nsInfo");
+        namespaces.emplace_back(full.substr(0, dot), full.substr(dot + 1));
+    }
+    const std::size_t count = ops.size();
+    const auto max_batch = static_cast<std::size_t>(c.self.dep.cfg.max_write_batch_size);
+    if (count == 0 || count > max_batch)
+        throw command_error(16, "InvalidLength", "Write batch sizes must be between 1 and " + std::to_string(max_batch) +
+                                                     ". Got " + std::to_string(count) + " operations.");
+    const bool ordered = bool_or(body, "ordered", true), errors_only = bool_or(body, "errorsOnly", false);
+    const bson::document let = doc_or_empty(body, "let");
+    std::int64_t n_errors = 0, n_inserted = 0, n_matched = 0, n_modified = 0, n_upserted = 0, n_deleted = 0;
+    std::vector<bson::document> results;
+    oplog log;
+    // Each op's namespace, checked before anything runs (a bad index is the command's error).
+    std::vector<std::size_t> ns_of;
+    std::size_t idx = 0;
+    for (const auto& op : ops) {
+        if (op.type() != bson::type::document || op.get_document().empty())
+            throw command_error(14, "TypeMismatch", "bulkWrite.ops entries must be objects (entry " + std::to_string(idx) + ")");
+        const bson::element first = *op.get_document().begin();
+        const std::string_view kind = first.key();
+        if (kind != "insert" && kind != "update" && kind != "delete")
+            throw command_error(40415, "Location40415", "BSON field 'bulkWrite.ops." + std::string(kind) + "' is an unknown field.");
+        if (!first.is_number() || first.as_int64() < 0 || static_cast<std::size_t>(first.as_int64()) >= namespaces.size())
+            throw command_error(2, "BadValue", "BulkWrite ops entry " + std::to_string(idx) + " has an invalid nsInfo index");
+        ns_of.push_back(static_cast<std::size_t>(first.as_int64()));
+        if (kind == "update" && op.get_document().contains("sort") && bool_or(op.get_document(), "multi", false))
+            throw command_error(9, "FailedToParse", "Cannot specify sort with multi=true (bulkWrite.ops)");
+        ++idx;
+    }
+    idx = 0;
+    for (const auto& op_element : ops) {
+        const bson::document_view op = op_element.get_document();
+        const std::string_view kind = (*op.begin()).key();
+        const auto& [db, coll] = namespaces[ns_of[idx]];
+        // A result counts into the summary here, whether it ran now or is replayed on a retry.
+        const auto count_result = [&](bson::document_view r) {
+            if (kind == "insert") n_inserted += r["n"].as_int64();
+            else if (kind == "delete") n_deleted += r["n"].as_int64();
+            else {
+                const bool upserted = r.contains("upserted");
+                n_upserted += upserted ? 1 : 0;
+                n_matched += r["n"].as_int64() - (upserted ? 1 : 0);
+                n_modified += r["nModified"].as_int64();
+            }
+            if (!errors_only) results.emplace_back(r);
+        };
+        try {
+            const auto filter = [&] {
+                auto f = op.find("filter");
+                if (!f || f->type() != bson::type::document)
+                    throw command_error(40414, "Location40414", "BSON field 'bulkWrite.ops.filter' is missing but a required field");
+                return f->get_document();
+            };
+            const bool go_on = run_statement(
+                c, idx,
+                [&] {
+                    const auto view = c.target.data.find_view(db, coll);
+                    if (view)
+                        throw command_error(166, "CommandNotSupportedOnView", "Namespace " + db + "." + coll + " is a view, not a collection");
+                    bson::builder rb;
+                    rb.append("ok", 1.0).append("idx", static_cast<std::int32_t>(idx));
+                    if (kind == "insert") {
+                        auto d = op.find("document");
+                        if (!d || d->type() != bson::type::document)
+                            throw command_error(40414, "Location40414", "BSON field 'bulkWrite.ops.document' is missing but a required field");
+                        const bypass_guard bypass(body);
+                        c.target.data.get_or_create(db, coll, log).insert(bson::document(d->get_document()), log);
+                        count_op(c, "insert");
+                        rb.append("n", 1);
+                    } else if (kind == "update") {
+                        const auto mods = op.find("updateMods");
+                        if (!mods || (mods->type() != bson::type::document && mods->type() != bson::type::array))
+                            throw command_error(40414, "Location40414", "BSON field 'bulkWrite.ops.updateMods' is missing but a required field");
+                        const collation_guard by(op);
+                        const bypass_guard bypass(body);
+                        write_extras extras;
+                        extras.let = let;
+                        if (auto af = op.find("arrayFilters"); af && af->type() == bson::type::array) extras.array_filters = af->get_array();
+                        collection& target = c.target.data.get_or_create(db, coll, log);
+                        const update_result r = apply_update(target, filter(), *mods, bool_or(op, "upsert", false), bool_or(op, "multi", false),
+                                                             statement_sort(op, "bulkWrite.ops"), log, extras);
+                        count_op(c, "update");
+                        rb.append("n", static_cast<std::int32_t>(r.matched + (r.upserted_id ? 1 : 0)))
+                            .append("nModified", static_cast<std::int32_t>(r.modified));
+                        if (r.upserted_id) rb.append("upserted", *r.upserted_id);
+                    } else {
+                        const collation_guard by(op);
+                        std::int64_t removed = 0;
+                        if (collection* target = c.target.data.find(db, coll))
+                            removed = target->remove(filter(), !bool_or(op, "multi", false), log, let);
+                        count_op(c, "delete");
+                        rb.append("n", static_cast<std::int32_t>(removed));
+                    }
+                    bson::document r = rb.extract();
+                    count_result(r);
+                    return r;
+                },
+                count_result);
+            if (!go_on) break;
+        } catch (const command_error& e) {
+            ++n_errors;
+            bson::builder eb;
+            eb.append("ok", 0.0).append("idx", static_cast<std::int32_t>(idx)).append("code", e.code())
+                .append("codeName", e.code_name()).append("errmsg", e.message()).concat(e.extra());
+            results.push_back(eb.extract());
+            if (ordered) break;
+        }
+        ++idx;
+    }
+    // mongod orders the cursor by idx; a replayed result keeps its place too.
+    std::stable_sort(results.begin(), results.end(),
+                     [](const bson::document& a, const bson::document& b) { return a.view()["idx"].as_int64() < b.view()["idx"].as_int64(); });
+    std::int64_t batch = c.self.dep.cfg.bulk_write_cursor_batch_size;
+    if (auto cur = body.find("cursor"); cur && cur->type() == bson::type::document) batch = int_or(cur->get_document(), "batchSize", batch);
+    const bson::document cursor = cursor_reply(c.self, "admin.$cmd.bulkWrite", std::move(results), batch, false, false);
+    bson::builder b;
+    b.append(cursor.view()["cursor"]);
+    b.append("nErrors", static_cast<std::int32_t>(n_errors)).append("nInserted", static_cast<std::int32_t>(n_inserted))
+        .append("nMatched", static_cast<std::int32_t>(n_matched)).append("nModified", static_cast<std::int32_t>(n_modified))
+        .append("nUpserted", static_cast<std::int32_t>(n_upserted)).append("nDeleted", static_cast<std::int32_t>(n_deleted));
     co_return co_await finish_write(c, std::move(log), b);
 }
 
@@ -1977,6 +2167,7 @@ struct command_spec {
     std::vector<std::string_view> aliases;
     handler run;
     unsigned flags;
+    int min_wire = 0;  // older versions do not know it (59 CommandNotFound): bulkWrite is 8.0's (25)
 };
 
 // Flag sets of the usual kinds of command.
@@ -2010,6 +2201,7 @@ const std::vector<command_spec>& command_table() {
         {"update", {}, cmd_update, crud_write},
         {"delete", {}, cmd_delete, crud_write},
         {"findAndModify", {"findandmodify"}, cmd_find_and_modify, crud_write},
+        {"bulkWrite", {}, cmd_bulk_write, crud_write, 25},
 
         {"find", {}, now<cmd_find>, crud_read},
         {"getMore", {}, cmd_get_more, needs_auth | on_secondary},
@@ -2121,6 +2313,10 @@ std::optional<bson::document> unknown_to_version(const request& req, int wire) {
         return error_reply(40415, "Location40415", "BSON field '" + field + "' is an unknown field.");
     };
     const bool crud_write = n == "insert" || n == "update" || n == "delete" || n == "findAndModify";
+    if (wire < 25 && n == "update")  // an update statement's sort is 8.0's
+        if (auto ups = b.find("updates"); ups && ups->type() == bson::type::array)
+            for (const auto& u : ups->get_array())
+                if (u.type() == bson::type::document && u.get_document().contains("sort")) return unknown("update.updates.sort");
     if (wire < 13) {
         // count and distinct took a document comment from 4.4.14; wire version 9 plays 4.4.0.
         if (n == "count" && b.contains("comment")) return unknown("count.comment");
@@ -2412,7 +2608,7 @@ asio::awaitable<command_result> execute(session& s, request& req) {
         out.reply = error_reply(40571, "Location40571", "OP_MSG requests require a $db argument");
         co_return out;
     }
-    if (!spec) {
+    if (!spec || d.cfg.max_wire_version < spec->min_wire) {
         out.reply = error_reply(59, "CommandNotFound", "no such command: '" + name + "'");
         co_return out;
     }

@@ -33,7 +33,11 @@
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 
+#include "trellis/client_bulk_write.hpp"
 #include "trellis/config.hpp"
 #include "trellis/database.hpp"
 #include "trellis/events.hpp"
@@ -100,6 +104,23 @@ public:
     /// The same in an explicit session of this client (errc::invalid_argument for another
     /// client's or an ended session, as with_session).
     bson::document run_command(const client_session& session, const std::string& db, bson::document command);
+
+    using bulk_write_signature = void(std::exception_ptr, client_bulk_write_result);
+    /// MongoDB 8.0's bulkWrite (trellis/client_bulk_write.hpp): the models on any namespaces, in
+    /// their order, in as few commands as the selected server's limits allow (each batch
+    /// retryable when it has no update_many or delete_many). Refused before anything is sent
+    /// (invalid_argument) for no models, an unacknowledged write concern with ordered or
+    /// verbose_results, a model the server would refuse (an update without operators, ...), a
+    /// model too large for a message, or a server older than 8.0. Write errors, write concern
+    /// errors, and a later batch's network or command error are a client_bulk_write_error
+    /// (with partial_result() when a write succeeded); a top-level error before any result is
+    /// thrown as it is.
+    template <boost::asio::completion_token_for<bulk_write_signature> T = boost::asio::deferred_t>
+    auto async_bulk_write(std::vector<namespace_write_model> models, client_bulk_write_options options = {}, T&& token = {}) {
+        return boost::asio::co_spawn(strand_executor(), bulk_write_impl(core_, std::move(models), std::move(options)),
+                                     std::forward<T>(token));
+    }
+    client_bulk_write_result bulk_write(std::vector<namespace_write_model> models, client_bulk_write_options options = {});
 
     /// The topology as last seen (a snapshot; never null).
     std::shared_ptr<const sdk::topology_description> topology() const;
@@ -186,6 +207,11 @@ public:
 
 private:
     struct runtime;  // the thread and io_context of a client that was given no executor
+    /// The strand operations run on (connection_failure once the client is gone).
+    boost::asio::any_io_executor strand_executor() const;
+    static boost::asio::awaitable<client_bulk_write_result> bulk_write_impl(std::shared_ptr<detail::client_core> core,
+                                                                            std::vector<namespace_write_model> models,
+                                                                            client_bulk_write_options options);
     client(std::shared_ptr<detail::client_core> core, std::shared_ptr<runtime> rt);
     void shutdown() noexcept;
 

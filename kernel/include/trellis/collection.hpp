@@ -92,6 +92,9 @@ struct update_options {
     std::optional<bson::document> let;
     std::optional<bool> bypass_document_validation;
     std::optional<comment_type> comment;
+    /// update_one and replace_one (MongoDB 8.0+): the first match in this order is the one
+    /// changed. update_many refuses it (invalid_argument); older servers refuse it themselves.
+    std::optional<bson::document> sort;
 };
 
 struct update_result {
@@ -182,6 +185,9 @@ struct update_model {
     std::optional<bson::array> array_filters;
     std::optional<bson::document> collation;
     std::optional<hint_type> hint;
+    /// update_one_model only (MongoDB 8.0+): which match is updated. update_many_model refuses
+    /// it (invalid_argument naming the model).
+    std::optional<bson::document> sort;
 };
 using update_one_model = update_model<false>;
 using update_many_model = update_model<true>;
@@ -191,6 +197,7 @@ struct replace_one_model {
     bool upsert = false;
     std::optional<bson::document> collation;
     std::optional<hint_type> hint;
+    std::optional<bson::document> sort;  ///< MongoDB 8.0+: which match is replaced
 };
 /// delete_one_model (Many = false) and delete_many_model (Many = true).
 template <bool Many>

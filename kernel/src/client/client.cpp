@@ -395,6 +395,21 @@ asio::awaitable<void> database::drop_impl(target t) {
 }
 void database::drop() { wait(t_.core, drop_impl(t_)); }
 
+asio::any_io_executor client::strand_executor() const {
+    if (!core_) throw error(errc::connection_failure, "the client was moved from");
+    core_->check_usable();
+    return core_->strand();
+}
+
+asio::awaitable<client_bulk_write_result> client::bulk_write_impl(std::shared_ptr<detail::client_core> core,
+                                                                  std::vector<namespace_write_model> models,
+                                                                  client_bulk_write_options options) {
+    co_return co_await core->client_bulk_write(std::move(models), std::move(options));
+}
+client_bulk_write_result client::bulk_write(std::vector<namespace_write_model> models, client_bulk_write_options options) {
+    return wait(core_, bulk_write_impl(core_, std::move(models), std::move(options)));
+}
+
 // ---------------------------------------------------------------- collection
 
 asio::any_io_executor collection::executor() const {

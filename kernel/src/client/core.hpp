@@ -27,6 +27,7 @@
 #include "ops/find_and_modify.hpp"
 #include "pool/connection_pool.hpp"
 #include "trellis/client.hpp"
+#include "trellis/client_bulk_write.hpp"
 #include "trellis/dns.hpp"
 #include "trellis/sdam.hpp"
 #include "trellis/session.hpp"
@@ -242,9 +243,10 @@ public:
         bool secondary_ok = false;                 // set for reads tried in turn (master-slave)
         bool unacknowledged = false;               // w: 0: no implicit session (the sessions spec)
         bool no_session = false;                   // endSessions: sent without an lsid of its own
-        /// A top-level array of the command sent as an OP_MSG document sequence (bulk writes:
-        /// "documents", "updates", "deletes") rather than inside the command document.
-        std::string sequence_field;
+        /// Top-level arrays of the command sent as OP_MSG document sequences (bulk writes:
+        /// "documents", "updates", "deletes"; bulkWrite: "ops" and "nsInfo") rather than inside
+        /// the command document.
+        std::vector<std::string> sequence_fields;
         /// The session to use (a cursor's, for getMore); unset: an implicit one, released at
         /// the end unless keep_session (find: the cursor keeps it while it lives on the server).
         std::optional<server_session> session;
@@ -295,6 +297,9 @@ public:
                                                     insert_many_options options, write_concern wc, session_ptr session = {});
     asio::awaitable<bulk_write_result> bulk_write(std::string db, std::string coll, std::vector<write_model> models,
                                                   bulk_write_options options, write_concern wc, session_ptr session = {});
+    /// client::bulk_write: the bulkWrite command (client_bulk_write.cpp).
+    asio::awaitable<client_bulk_write_result> client_bulk_write(std::vector<namespace_write_model> models,
+                                                                client_bulk_write_options options);
     /// Sends the op's batches; a bulk_write_error carries the models' indexes and the partial result.
     asio::awaitable<bulk_write_result> run_bulk(std::string db, const ops::bulk_write_op& op, session_ptr session = {});
     // The limits of the server a write would go to now (selected as for a write).

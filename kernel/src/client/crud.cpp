@@ -113,9 +113,9 @@ asio::awaitable<bulk_write_result> client_core::run_bulk(std::string db, const o
     for (const auto& batch : op.batches(limits)) {
         try {
             auto o = write_operation(db, op.command(batch), batch.retryable, op.wc);
-            o.sequence_field = batch.what == ops::bulk_write_op::kind::insert   ? "documents"
-                               : batch.what == ops::bulk_write_op::kind::update ? "updates"
-                                                                                : "deletes";
+            o.sequence_fields = {batch.what == ops::bulk_write_op::kind::insert   ? "documents"
+                                 : batch.what == ops::bulk_write_op::kind::update ? "updates"
+                                                                                  : "deletes"};
             o.explicit_session = session;
             if (batch.what != ops::bulk_write_op::kind::insert)
                 o.require_for_unacknowledged_hint(batch.hinted, op.wc, batch.what == ops::bulk_write_op::kind::remove ? 9 : 8,
@@ -172,6 +172,8 @@ asio::awaitable<update_result> client_core::update(std::string db, std::string c
         ops::validate_replacement(std::get<bson::document>(update).view());
     } else {
         ops::validate_update(update);
+        if (multi && options.sort)
+            throw error(errc::invalid_argument, "update_many: sort applies to update_one and replace_one only");
     }
     ops::update_op op;
     op.collection = std::move(coll);
@@ -182,6 +184,7 @@ asio::awaitable<update_result> client_core::update(std::string db, std::string c
     op.statement.array_filters = std::move(options.array_filters);
     op.statement.collation = std::move(options.collation);
     op.statement.hint = std::move(options.hint);
+    op.statement.sort = std::move(options.sort);
     op.let = std::move(options.let);
     op.bypass_document_validation = options.bypass_document_validation;
     op.comment = std::move(options.comment);

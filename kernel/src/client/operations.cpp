@@ -239,20 +239,21 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
     request.more_to_come = op.unacknowledged;  // w: 0: nothing to wait for (OP_MSG moreToCome)
     // The document sequence's spans point into `whole`, which lives until the reply is in.
     bson::document whole;
-    if (!op.sequence_field.empty()) {
+    if (!op.sequence_fields.empty()) {
         whole = std::move(request.command);
         bson::builder body;
-        wire::document_sequence seq;
-        seq.identifier = op.sequence_field;
         for (const auto& e : whole.view()) {
-            if (e.key() != op.sequence_field) {
+            const auto field = std::find(op.sequence_fields.begin(), op.sequence_fields.end(), e.key());
+            if (field == op.sequence_fields.end() || e.type() != bson::type::array) {
                 body.append(e);
                 continue;
             }
+            wire::document_sequence seq;
+            seq.identifier = *field;
             for (const auto& d : e.get_array()) seq.documents.push_back(d.get_document().bytes());
+            request.sequences.push_back(std::move(seq));
         }
         request.command = body.extract();
-        request.sequences.push_back(std::move(seq));
     }
     auto [ec2, reply] = co_await connection->async_run_command(std::move(request), asio::as_tuple(asio::use_awaitable));
     if (ec2) {

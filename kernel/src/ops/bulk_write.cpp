@@ -33,6 +33,7 @@ update_statement statement_of(const M& m, bool is_multi) {
     s.array_filters = m.array_filters;
     s.collation = m.collation;
     s.hint = m.hint;
+    s.sort = m.sort;
     return s;
 }
 
@@ -46,6 +47,7 @@ update_statement statement_of(const write_model& m) {
     s.upsert = r.upsert;
     s.collation = r.collation;
     s.hint = r.hint;
+    s.sort = r.sort;
     return s;
 }
 
@@ -90,6 +92,7 @@ bulk_write_op bulk_write_op::make(std::string collection, std::vector<write_mode
                 validate_update(u->update);
             } else if (const auto* um = std::get_if<update_many_model>(&m)) {
                 validate_update(um->update);
+                if (um->sort) throw error(errc::invalid_argument, "sort applies to update_one and replace_one, not update_many");
             } else if (const auto* r = std::get_if<replace_one_model>(&m)) {
                 validate_replacement(r->replacement.view());
             }

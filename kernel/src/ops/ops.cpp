@@ -167,6 +167,7 @@ void append_statement(bson::builder& b, const update_statement& statement) {
     if (statement.array_filters) b.append("arrayFilters", statement.array_filters->view());
     if (statement.collation) b.append("collation", statement.collation->view());
     append_hint(b, statement.hint);
+    if (statement.sort) b.append("sort", statement.sort->view());
 }
 
 bson::document update_op::command() const {

@@ -67,6 +67,7 @@ struct update_statement {
     std::optional<bson::array> array_filters;
     std::optional<bson::document> collation;
     std::optional<hint_type> hint;
+    std::optional<bson::document> sort;  // update_one and replace_one (8.0+)
 };
 
 /// Appends one update statement's fields ({q, u, multi, upsert, ...}) to an open document.

@@ -134,7 +134,6 @@ void validate_entities(const json::array& list, entity_map* existing) {
 
 // ---------------------------------------------------------------- options
 
-namespace {
 
 trellis::write_concern write_concern_of(const json::value& v) {
     const json::object& o = object_of(v, "writeConcern");
@@ -157,7 +156,6 @@ trellis::write_concern write_concern_of(const json::value& v) {
     return wc;
 }
 
-}  // namespace
 
 trellis::read_preference read_preference_of(const json::value& v) {
     const json::object& o = object_of(v, "readPreference");

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "trellis/bson/builder.hpp"
+#include "trellis/client_bulk_write.hpp"
 #include "trellis/errors.hpp"
 #include "unified.hpp"
 
@@ -253,6 +254,7 @@ update_options update_options_of(call& c) {
     o.hint = hint_of(c);
     o.bypass_document_validation = bool_opt(c, "bypassDocumentValidation");
     o.comment = comment_of(c);
+    o.sort = doc_opt<bson::document>(c, "sort");
     return o;
 }
 
@@ -310,17 +312,24 @@ json::value bulk_result_json(const bulk_write_result& r) {
     return out;
 }
 
-write_model model_of(const json::value& request) {
+// A bulkWrite request ({"updateOne": {...}}); with `ns`, a clientBulkWrite model, whose namespace
+// goes there.
+write_model model_of(const json::value& request, std::string* ns = nullptr) {
     const json::object& r = object_of(request, "a bulkWrite request");
     if (r.size() != 1) fail("a bulkWrite request has exactly one key");
     const std::string kind(r.begin()->key());
     const json::object& a = object_of(r.begin()->value(), kind);
-    const std::set<std::string_view> allowed = kind == "insertOne"                              ? std::set<std::string_view>{"document"}
-                                               : kind == "updateOne" || kind == "updateMany"    ? std::set<std::string_view>{"filter", "update", "upsert", "arrayFilters", "collation", "hint"}
-                                               : kind == "replaceOne"                          ? std::set<std::string_view>{"filter", "replacement", "upsert", "collation", "hint"}
-                                               : kind == "deleteOne" || kind == "deleteMany"    ? std::set<std::string_view>{"filter", "collation", "hint"}
-                                                                                               : std::set<std::string_view>{};
+    std::set<std::string_view> allowed = kind == "insertOne"                           ? std::set<std::string_view>{"document"}
+                                         : kind == "updateOne"                         ? std::set<std::string_view>{"filter", "update", "upsert", "arrayFilters", "collation", "hint", "sort"}
+                                         : kind == "updateMany"                        ? std::set<std::string_view>{"filter", "update", "upsert", "arrayFilters", "collation", "hint"}
+                                         : kind == "replaceOne"                        ? std::set<std::string_view>{"filter", "replacement", "upsert", "collation", "hint", "sort"}
+                                         : kind == "deleteOne" || kind == "deleteMany" ? std::set<std::string_view>{"filter", "collation", "hint"}
+                                                                                       : std::set<std::string_view>{};
     if (allowed.empty()) fail("unknown bulkWrite request " + kind);
+    if (ns) {
+        allowed.insert("namespace");
+        *ns = string_of(field(a, "namespace"), kind + ".namespace");
+    }
     for (const auto& [key, value] : a)
         if (!allowed.contains(key)) {
             if (known_arguments().contains(key)) skip("option " + kind + "." + std::string(key) + " not supported");
@@ -336,10 +345,14 @@ write_model model_of(const json::value& request) {
     if (const auto* v = a.if_contains("arrayFilters")) filters = array_bson(*v, "arrayFilters");
     if (kind == "insertOne") return insert_one_model{doc("document")};
     if (kind == "updateOne")
-        return update_one_model{doc("filter"), update_spec_of(field(a, "update")), upsert, filters, opt_doc("collation"), hint_in(a.if_contains("hint"))};
+        return update_one_model{doc("filter"), update_spec_of(field(a, "update")), upsert, filters, opt_doc("collation"),
+                                hint_in(a.if_contains("hint")), opt_doc("sort")};
     if (kind == "updateMany")
-        return update_many_model{doc("filter"), update_spec_of(field(a, "update")), upsert, filters, opt_doc("collation"), hint_in(a.if_contains("hint"))};
-    if (kind == "replaceOne") return replace_one_model{doc("filter"), doc("replacement"), upsert, opt_doc("collation"), hint_in(a.if_contains("hint"))};
+        return update_many_model{doc("filter"), update_spec_of(field(a, "update")), upsert, filters, opt_doc("collation"),
+                                 hint_in(a.if_contains("hint")), std::nullopt};
+    if (kind == "replaceOne")
+        return replace_one_model{doc("filter"), doc("replacement"), upsert, opt_doc("collation"), hint_in(a.if_contains("hint")),
+                                 opt_doc("sort")};
     if (kind == "deleteOne") return delete_one_model{doc("filter"), opt_doc("collation"), hint_in(a.if_contains("hint"))};
     return delete_many_model{doc("filter"), opt_doc("collation"), hint_in(a.if_contains("hint"))};
 }
@@ -353,6 +366,56 @@ op_result bulk_write(call& c) {
     o.let = doc_opt<bson::document>(c, "let");
     o.comment = comment_of(c);
     return value_result(bulk_result_json(coll_of(c).bulk_write(std::move(models), o)));
+}
+
+// ---- clientBulkWrite
+
+json::value client_bulk_result_json(const client_bulk_write_result& r) {
+    json::object out;
+    out["insertedCount"] = r.inserted_count;
+    out["upsertedCount"] = r.upserted_count;
+    out["matchedCount"] = r.matched_count;
+    out["modifiedCount"] = r.modified_count;
+    out["deletedCount"] = r.deleted_count;
+    if (r.has_verbose_results) {  // summary results leave the maps unset
+        json::object inserts, updates, deletes;
+        for (const auto& [i, v] : r.insert_results) inserts[std::to_string(i)] = json::object{{"insertedId", id_of(v.inserted_id)}};
+        for (const auto& [i, v] : r.update_results) {
+            json::object u{{"matchedCount", v.matched_count}, {"modifiedCount", v.modified_count}};
+            if (v.upserted_id) u["upsertedId"] = id_of(*v.upserted_id);
+            updates[std::to_string(i)] = std::move(u);
+        }
+        for (const auto& [i, v] : r.delete_results) deletes[std::to_string(i)] = json::object{{"deletedCount", v.deleted_count}};
+        out["insertResults"] = std::move(inserts);
+        out["updateResults"] = std::move(updates);
+        out["deleteResults"] = std::move(deletes);
+    }
+    return out;
+}
+
+// A write error or write concern error as expectError's writeErrors / writeConcernErrors see it.
+json::value write_error_json(const write_error_detail& w) {
+    json::object o{{"code", w.code}, {"message", w.message}};
+    if (!w.code_name.empty()) o["codeName"] = w.code_name;
+    if (!w.details.view().empty()) o["details"] = from_bson(w.details);
+    return o;
+}
+
+op_result client_bulk_write(call& c) {
+    std::vector<namespace_write_model> models;
+    for (const auto& m : array_of(c.arg("models"), "models")) {
+        namespace_write_model nm;
+        nm.model = model_of(m, &nm.ns);
+        models.push_back(std::move(nm));
+    }
+    client_bulk_write_options o;
+    if (const auto* v = c.opt("ordered")) o.ordered = v->as_bool();
+    if (const auto* v = c.opt("verboseResults")) o.verbose_results = v->as_bool();
+    o.bypass_document_validation = bool_opt(c, "bypassDocumentValidation");
+    o.let = doc_opt<bson::document>(c, "let");
+    o.comment = comment_of(c);
+    if (const auto* v = c.opt("writeConcern")) o.write_concern = write_concern_of(*v);
+    return value_result(client_bulk_result_json(c.object->client->client->bulk_write(std::move(models), o)));
 }
 
 // ---- findOneAnd*
@@ -735,9 +798,9 @@ const table& entity_operations() {
         {{k::collection, "findOne"}, {{"filter"}, find_arguments, find_one}},
         {{k::collection, "createFindCursor"}, {{"filter"}, find_arguments, create_find_cursor}},
         {{k::collection, "insertMany"}, {{"documents"}, {"ordered", "bypassDocumentValidation", "comment"}, insert_many}},
-        {{k::collection, "updateOne"}, {{"filter", "update"}, {"upsert", "arrayFilters", "collation", "hint", "let", "bypassDocumentValidation", "comment"}, update_one}},
+        {{k::collection, "updateOne"}, {{"filter", "update"}, {"upsert", "arrayFilters", "collation", "hint", "let", "bypassDocumentValidation", "comment", "sort"}, update_one}},
         {{k::collection, "updateMany"}, {{"filter", "update"}, {"upsert", "arrayFilters", "collation", "hint", "let", "bypassDocumentValidation", "comment"}, update_many}},
-        {{k::collection, "replaceOne"}, {{"filter", "replacement"}, {"upsert", "collation", "hint", "let", "bypassDocumentValidation", "comment"}, replace_one}},
+        {{k::collection, "replaceOne"}, {{"filter", "replacement"}, {"upsert", "collation", "hint", "let", "bypassDocumentValidation", "comment", "sort"}, replace_one}},
         {{k::collection, "deleteOne"}, {{"filter"}, {"collation", "hint", "let", "comment"}, delete_one}},
         {{k::collection, "deleteMany"}, {{"filter"}, {"collation", "hint", "let", "comment"}, delete_many}},
         {{k::collection, "bulkWrite"}, {{"requests"}, {"ordered", "bypassDocumentValidation", "let", "comment"}, bulk_write}},
@@ -755,6 +818,7 @@ const table& entity_operations() {
         {{k::database, "createCollection"}, {{"collection"}, {"capped", "size", "max", "validator", "validationLevel", "validationAction", "indexOptionDefaults", "viewOn", "pipeline", "collation", "expireAfterSeconds", "timeseries", "clusteredIndex", "changeStreamPreAndPostImages"}, create_collection}},
         {{k::database, "modifyCollection"}, {{"collection"}, {"validator", "validationLevel", "validationAction", "index", "changeStreamPreAndPostImages", "expireAfterSeconds", "timeseries"}, modify_collection}},
         {{k::client, "listDatabases"}, {{}, {"filter"}, list_databases}},
+        {{k::client, "clientBulkWrite"}, {{"models"}, {"ordered", "verboseResults", "bypassDocumentValidation", "let", "comment", "writeConcern"}, client_bulk_write}},
         {{k::collection, "createIndex"}, {{"keys"}, {"name", "unique"}, create_index}},
         {{k::collection, "listIndexes"}, {{}, {}, list_indexes}},
         {{k::collection, "dropIndex"}, {{"name"}, {}, drop_index}},
@@ -798,7 +862,18 @@ struct caught {
     std::vector<std::string> labels;
     std::optional<json::value> partial;  // a bulk write's partial result, as the format writes it
     std::optional<json::value> response;  // the server's reply (a write error: its writeErrors entry)
+    // A client bulk write's: write errors by model index, write concern errors (canonical).
+    std::optional<json::object> write_errors;
+    std::optional<json::array> write_concern_errors;
 };
+
+// The server answered (a command or write error), as opposed to a network, pool or client-side
+// failure, which may carry labels and so be an operation_failure too.
+bool server_answered(const operation_failure& e) {
+    if (&e.code().category() != &error_category()) return false;
+    const auto k = static_cast<errc>(e.code().value());
+    return k == errc::operation_failure || k == errc::not_primary || k == errc::write_error || k == errc::duplicate_key;
+}
 
 // The server response errorResponse matches: the reply of a command error; of a write error, the
 // write error's own document (keyPattern, keyValue, errInfo), as drivers expose it.
@@ -860,8 +935,23 @@ void check_error(test_context& ctx, const json::object& expected, const caught& 
             match(canonical(value), e.partial ? &*e.partial : nullptr, true, ctx.entities, "error result");
         } else if (key == "errorResponse") {
             match(canonical(value), e.response ? &*e.response : nullptr, true, ctx.entities, "errorResponse");
-        } else if (key == "writeErrors" || key == "writeConcernErrors") {
-            skip("expectError." + std::string(key) + " not supported");
+        } else if (key == "writeErrors") {
+            // Each expected index present and matching, and no other.
+            const json::object& want = object_of(value, "writeErrors");
+            const json::object none;
+            const json::object& got = e.write_errors ? *e.write_errors : none;
+            for (const auto& [index, w] : want)
+                match(canonical(w), got.if_contains(index), true, ctx.entities, "writeErrors." + std::string(index));
+            for (const auto& [index, w] : got)
+                if (!want.contains(index)) fail("an unexpected write error at index " + std::string(index) + ": " + show(w));
+        } else if (key == "writeConcernErrors") {
+            const json::array& want = array_of(value, "writeConcernErrors");
+            const json::array none;
+            const json::array& got = e.write_concern_errors ? *e.write_concern_errors : none;
+            if (got.size() != want.size())
+                fail("the error has " + std::to_string(got.size()) + " write concern error(s), expected " + std::to_string(want.size()));
+            for (std::size_t i = 0; i < want.size(); ++i)
+                match(canonical(want[i]), &got[i], true, ctx.entities, "writeConcernErrors." + std::to_string(i));
         } else {
             fail("unknown expectError field " + std::string(key));
         }
@@ -959,13 +1049,31 @@ void run_operation(test_context& ctx, const json::object& op) {
         throw;
     } catch (const test_skip&) {
         throw;
+    } catch (const client_bulk_write_error& e) {
+        // The top-level error, when there is one, is what errorCode, errorContains and errorResponse see.
+        error = caught{e.what(), server_answered(e), e.server_code(), e.code_name(), e.error_labels(), std::nullopt, std::nullopt, {}, {}};
+        if (e.top_level_error()) {
+            try {
+                std::rethrow_exception(e.top_level_error());
+            } catch (const operation_failure& top) {
+                error->response = response_of(top);
+            } catch (...) {
+            }
+        }
+        if (e.partial_result()) error->partial = client_bulk_result_json(*e.partial_result());
+        json::object we;
+        for (const auto& [i, w] : e.write_errors()) we[std::to_string(i)] = write_error_json(w);
+        error->write_errors = std::move(we);
+        json::array wce;
+        for (const auto& w : e.write_concern_errors()) wce.push_back(write_error_json(w));
+        error->write_concern_errors = std::move(wce);
     } catch (const bulk_write_error& e) {
-        error = caught{e.what(), true, e.server_code(), e.code_name(), e.error_labels(), std::nullopt, response_of(e)};
+        error = caught{e.what(), true, e.server_code(), e.code_name(), e.error_labels(), std::nullopt, response_of(e), {}, {}};
         if (e.partial_result()) error->partial = bulk_result_json(*e.partial_result());
     } catch (const operation_failure& e) {
-        error = caught{e.what(), true, e.server_code(), e.code_name(), e.error_labels(), std::nullopt, response_of(e)};
+        error = caught{e.what(), server_answered(e), e.server_code(), e.code_name(), e.error_labels(), std::nullopt, response_of(e), {}, {}};
     } catch (const std::exception& e) {
-        error = caught{e.what(), false, 0, "", {}, std::nullopt, std::nullopt};
+        error = caught{e.what(), false, 0, "", {}, std::nullopt, std::nullopt, {}, {}};
     }
 
     if (const auto* ignore = op.if_contains("ignoreResultAndError"); ignore && ignore->is_bool() && ignore->get_bool()) return;

@@ -80,6 +80,7 @@ std::string with_credentials(const std::string& uri, const std::string& credenti
 int wire_version_of(std::string_view version) {
     if (version.starts_with("4.2")) return 8;
     if (version.starts_with("4.4")) return 9;
+    if (version.starts_with("8.0")) return 25;
     return 21;  // 7.0
 }
 
@@ -280,6 +281,9 @@ target* choose(const json::value* file_reqs, const json::value* test_reqs, std::
         // Older servers, for the tests of what they refuse (trellis-sim plays their differences).
         for (const char* version : {"4.4.0", "4.2.0"})
             for (const char* topology : {"single", "replicaset", "sharded"}) candidates.push_back({topology, version, false, true, nullptr});
+        // 8.0, for its features (client bulkWrite, an update's sort); after 7.0, which the others keep.
+        for (const char* topology : {"single", "replicaset", "sharded"}) candidates.push_back({topology, "8.0.0", false, true, nullptr});
+        candidates.push_back({"replicaset", "8.0.0", true, true, nullptr});
     }
     // The reason to give: from the candidate that came closest (a test's own requirements over
     // the file's, a version or auth over a topology).

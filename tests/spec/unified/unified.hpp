@@ -156,6 +156,7 @@ void create_entities(test_context& ctx, const json::array& list);
 void validate_entities(const json::array& list, entity_map* existing = nullptr);
 
 trellis::read_preference read_preference_of(const json::value& v);
+trellis::write_concern write_concern_of(const json::value& v);
 
 /// Matches one observed event ({"commandStartedEvent": {...}}) against an expected one (canonical).
 void match_event(const json::value& expected, const json::object& actual, entity_map& entities, const std::string& path);

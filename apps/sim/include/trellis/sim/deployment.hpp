@@ -66,6 +66,9 @@ struct sim_config {
     int max_wire_version = 21;
     /// hello's maxWriteBatchSize; an insert, update or delete with more statements fails (16).
     std::int32_t max_write_batch_size = 100000;
+    /// Results per batch of bulkWrite's cursor (8.0) when the command asks for no batchSize;
+    /// 0: as mongod, up to 16 MiB (tests set a few to make clients getMore).
+    std::int32_t bulk_write_cursor_batch_size = 0;
     int min_wire_version = 0;
     std::vector<user_config> users;
     tls_config tls;
