@@ -252,6 +252,8 @@ public:
         /// wire version: what older servers would silently misapply (an unacknowledged hint).
         int min_wire_version = 0;
         std::string min_wire_reason;
+        /// rawData, appended at each attempt when the server has wire version 27 (8.2) or later.
+        std::optional<bool> raw_data;
         /// A hint with w: 0 needs a server that knows it (4.2, wire 8, for update; 4.4, wire 9,
         /// for delete and findAndModify): the CRUD spec's client-side error.
         void require_for_unacknowledged_hint(bool hint, const write_concern& wc, int wire, std::string_view what) {

@@ -197,6 +197,8 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
 
     bson::builder b;
     b.concat(op.command.view());
+    // rawData: for 8.2+ only; an older server, which would refuse it, never sees it (the CRUD spec).
+    if (op.raw_data && d.max_wire_version >= ops::wire_version_8_2) b.append("rawData", *op.raw_data);
     // Implicit sessions: every acknowledged operation on a deployment that supports sessions
     // carries an lsid; the same one on a retry and on a cursor's getMore.
     // Load balanced: sessions are always supported (the load balancers spec).

@@ -29,6 +29,9 @@ struct connection_limits {
 
 enum class op_kind { read, write, command };
 
+/// The wire version of MongoDB 8.2: rawData is sent from it on.
+inline constexpr int wire_version_8_2 = 27;
+
 /// {w, j, wtimeout, fsync}; empty for the server's default.
 bson::document write_concern_document(const write_concern& wc);
 /// w: 0 without j: the server sends nothing back worth reading.
