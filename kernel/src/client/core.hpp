@@ -158,7 +158,7 @@ struct cursor_state {
     pinned_ptr pinned;                      // load balanced: the connection its getMores use
     int max_wire_version = 0;                   // of the server the cursor lives on
     std::optional<comment_type> comment;        // find's, repeated on getMore (4.4+)
-    std::optional<std::chrono::milliseconds> max_await_time;  // tailable_await: getMore's maxTimeMS
+    std::optional<std::chrono::milliseconds> max_await_time;  // getMore's maxTimeMS (find: tailable_await only)
     bool tailable = false;  // an empty getMore ends next() (nullopt) but not the cursor
 
     /// The next document of the batch in hand, when there is one and the limit allows it:
@@ -281,6 +281,9 @@ public:
                              const read_concern& rc) const;
     asio::awaitable<bson::document> run_command(std::string db, bson::document command, std::optional<read_preference> rp,
                                                 session_ptr session = {});
+    /// A user's cursor command (database::run_cursor_command): the cursor over its reply.
+    asio::awaitable<cursor> run_cursor_command(std::string db, bson::document command, run_cursor_command_options o,
+                                               session_ptr session = {});
     /// A command for the server at `address` only (kill_cursors).
     asio::awaitable<bson::document> run_on(std::string address, std::string db, bson::document command);
 
