@@ -13,6 +13,11 @@ namespace bson = trellis::bson;
 
 namespace {
 bson::document doc(std::string_view json) { return bson::from_json(json); }
+std::string_view errc_name(const error& e) {
+    if (e.code() == errc::invalid_argument) return "invalid_argument";
+    if (e.code() == errc::operation_failure) return "operation_failure";
+    return "other";
+}
 std::string json(bson::document_view d) { return bson::to_json(d, bson::json_mode::relaxed); }
 bson::array arr(std::string_view json) { return bson::array(bson::from_json(json)); }
 }  // namespace
@@ -361,6 +366,44 @@ private slots:
         QCOMPARE(ci.names(), (std::vector<std::string>{"a_1", "mine"}));
         QCOMPARE(json(ci.command().view()), std::string(R"({"createIndexes": "c", "indexes": [{"key": {"a": 1}, "name": "a_1", )"
                                                         R"("unique": true}, {"key": {"b": 1}, "name": "mine"}]})"));
+    }
+
+    void cursor_command_replies_and_options_are_checked() {
+        const auto code_of = [](auto&& f) -> std::string {
+            try {
+                f();
+            } catch (const error& e) {
+                return std::string(errc_name(e)) + ": " + e.what();
+            }
+            return "accepted";
+        };
+        QCOMPARE(code_of([] { ops::check_cursor_reply(doc(R"({"cursor": {"id": 0, "ns": "d.c", "firstBatch": [{}]}, "ok": 1})").view(), "find"); }),
+                 std::string("accepted"));
+        QCOMPARE(code_of([] { ops::check_cursor_reply(doc(R"({"cursor": {"id": {"$numberInt": "5"}, "firstBatch": []}})").view(), "x"); }),
+                 std::string("accepted"));  // ns may be absent, id may be an int32
+        const auto refused = [&](std::string_view reply, std::string_view kind, std::string_view what) {
+            const std::string got = code_of([&] { ops::check_cursor_reply(doc(reply).view(), "find"); });
+            QVERIFY2(got.starts_with(kind), got.c_str());
+            QVERIFY2(got.find(what) != std::string::npos, got.c_str());
+        };
+        refused(R"({"ok": 1})", "invalid_argument", "\"find\" has no cursor document");
+        refused(R"({"cursor": 1})", "operation_failure", "cursor is of type int, not a document");
+        refused(R"({"cursor": {"firstBatch": []}})", "operation_failure", "cursor.id is missing");
+        refused(R"({"cursor": {"id": "1", "firstBatch": []}})", "operation_failure", "cursor.id is of type string");
+        refused(R"({"cursor": {"id": 0}})", "operation_failure", "cursor.firstBatch is missing");
+        refused(R"({"cursor": {"id": 0, "firstBatch": [{}, 2]}})", "operation_failure", "cursor.firstBatch.1 is of type int");
+        refused(R"({"cursor": {"id": 0, "firstBatch": [], "ns": "nodot"}})", "operation_failure", "cursor.ns");
+
+        run_cursor_command_options o;
+        QCOMPARE(code_of([&] { ops::validate_cursor_command(doc(R"({"find": "c"})").view(), o); }), std::string("accepted"));
+        QVERIFY(code_of([&] { ops::validate_cursor_command(doc("{}").view(), o); }).starts_with("invalid_argument"));
+        o.batch_size = 0;
+        QVERIFY(code_of([&] { ops::validate_cursor_command(doc(R"({"find": "c"})").view(), o); }).find("batch_size") != std::string::npos);
+        o.batch_size = 1;
+        o.max_time = std::chrono::milliseconds(-5);
+        QVERIFY(code_of([&] { ops::validate_cursor_command(doc(R"({"find": "c"})").view(), o); }).find("-5 ms") != std::string::npos);
+        o.max_time = std::chrono::milliseconds(0);  // zero: allowed (not negative)
+        QCOMPARE(code_of([&] { ops::validate_cursor_command(doc(R"({"find": "c"})").view(), o); }), std::string("accepted"));
     }
 };
 

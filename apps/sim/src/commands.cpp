@@ -99,7 +99,9 @@ enum command_flag : unsigned {
 };
 
 std::string version_for_wire(int wire) {
+    if (wire >= 27) return "8.2.0";
     if (wire >= 25) return "8.0.0";
+    if (wire >= 22) return "7.1.0";
     if (wire >= 21) return "7.0.0";
     if (wire >= 17) return "6.0.0";
     if (wire >= 13) return "5.0.0";
@@ -803,6 +805,9 @@ asio::awaitable<bson::document> cmd_get_more(context& c) {
     auto it = c.self.cursors.find(id);
     if (it == c.self.cursors.end()) throw command_error(43, "CursorNotFound", "cursor id " + std::to_string(id) + " not found");
     count_op(c, "getmore");
+    // As mongod: maxTimeMS on a getMore is for an awaitData cursor (how long to wait) only.
+    if (c.req.body.contains("maxTimeMS") && !(it->second.tail && it->second.tail->await_data))
+        throw command_error(2, "BadValue", "cannot set maxTimeMS on getMore command for a non-awaitData cursor");
     it->second.last_used = steady::now();
     const std::int64_t batch = int_or(c.req.body, "batchSize", 0);
     if (it->second.tail && it->second.remaining.empty()) {
@@ -883,6 +888,29 @@ bson::document cmd_count(context& c) {
     return b.extract();
 }
 
+// Whether a hint (an index name, or a key pattern) names one of the collection's indexes.
+bool hint_names_index(const collection& coll, const bson::element& hint) {
+    const auto same_keys = [](bson::document_view a, bson::document_view b) {
+        auto i = a.begin(), j = b.begin();
+        for (; i != a.end() && j != b.end(); ++i, ++j) {
+            if (i->key() != j->key()) return false;
+            if (i->is_number() && j->is_number()) {
+                if (i->as_double() != j->as_double()) return false;
+            } else if (i->type() == bson::type::string && j->type() == bson::type::string) {
+                if (i->get_string() != j->get_string()) return false;
+            } else {
+                return false;
+            }
+        }
+        return i == a.end() && j == b.end();
+    };
+    for (const auto& index : coll.indexes()) {
+        if (hint.type() == bson::type::string && index.name == hint.get_string()) return true;
+        if (hint.type() == bson::type::document && same_keys(index.key.view(), hint.get_document())) return true;
+    }
+    return false;
+}
+
 bson::document cmd_distinct(context& c) {
     const collation_guard by(c.req.body);
     const std::string coll = collection_arg(c.req);
@@ -890,6 +918,14 @@ bson::document cmd_distinct(context& c) {
     if (!key || key->type() != bson::type::string) throw command_error(9, "FailedToParse", "distinct needs a string key");
     bson::builder b;
     refuse_view(c, coll);  // not simulated on views
+    // A hint (7.1+; older versions refuse the field before this) must name an existing index.
+    if (auto hint = c.req.body.find("hint")) {
+        if (hint->type() != bson::type::string && hint->type() != bson::type::document)
+            throw command_error(14, "TypeMismatch", "BSON field 'distinct.hint' is the wrong type '" +
+                                                        std::string(bson::type_name(hint->type())) + "', expected types '[string, object]'");
+        if (const collection* target = c.target.data.find(c.db, coll); target && !hint_names_index(*target, *hint))
+            throw command_error(2, "BadValue", "hint provided does not correspond to an existing index");
+    }
     if (const collection* target = c.target.data.find(c.db, coll))
         b.append("values", target->distinct(key->get_string(), doc_or_empty(c.req.body, "query")));
     else
@@ -2317,6 +2353,15 @@ std::optional<bson::document> unknown_to_version(const request& req, int wire) {
         if (auto ups = b.find("updates"); ups && ups->type() == bson::type::array)
             for (const auto& u : ups->get_array())
                 if (u.type() == bson::type::document && u.get_document().contains("sort")) return unknown("update.updates.sort");
+    // rawData, a generic argument since 8.2 (wire 27); before, every command's unknown field.
+    if (auto raw = b.find("rawData")) {
+        if (wire < 27) return unknown(n + ".rawData");
+        if (raw->type() != bson::type::boolean)
+            return error_reply(14, "TypeMismatch", "BSON field '" + n + ".rawData' is the wrong type '" +
+                                                       std::string(bson::type_name(raw->type())) + "', expected type 'bool'");
+    }
+    // distinct takes a hint since 7.1 (wire 22).
+    if (wire < 22 && n == "distinct" && b.contains("hint")) return unknown("distinct.hint");
     if (wire < 13) {
         // count and distinct took a document comment from 4.4.14; wire version 9 plays 4.4.0.
         if (n == "count" && b.contains("comment")) return unknown("count.comment");

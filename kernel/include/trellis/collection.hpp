@@ -33,6 +33,10 @@ using comment_type = std::variant<std::string, bson::document>;
 /// An update: update operators ({$set: ...}), or an aggregation pipeline (MongoDB 4.2+).
 using update_spec = std::variant<bson::document, bson::array>;
 
+/// raw_data_note: the options' `raw_data` (rawData, MongoDB 8.2) is for MongoDB's own tools and
+/// not meant for applications: on a time-series collection it makes the operation work on the
+/// buckets as stored. It goes out only to a server of wire version 27 (8.2) or later, chosen at
+/// each attempt, and is left out for older servers, as the CRUD spec asks.
 enum class cursor_type {
     non_tailable,
     tailable,        ///< on a capped collection: the cursor stays open at the end of the data
@@ -56,11 +60,13 @@ struct find_options {
     std::optional<std::chrono::milliseconds> max_await_time;  ///< tailable_await: getMore's maxTimeMS
     /// Unset: the collection's read preference.
     std::optional<trellis::read_preference> read_preference;
+    std::optional<bool> raw_data;  ///< internal: see raw_data_note
 };
 
 struct insert_one_options {
     std::optional<bool> bypass_document_validation;
     std::optional<comment_type> comment;
+    std::optional<bool> raw_data;  ///< internal: see raw_data_note
 };
 
 struct insert_one_result {
@@ -77,6 +83,7 @@ struct insert_many_options {
     bool ordered = true;  ///< stop at the first error (true) or insert every document that can be
     std::optional<bool> bypass_document_validation;
     std::optional<comment_type> comment;
+    std::optional<bool> raw_data;  ///< internal: see raw_data_note
 };
 
 struct insert_many_result {
@@ -95,6 +102,7 @@ struct update_options {
     /// update_one and replace_one (MongoDB 8.0+): the first match in this order is the one
     /// changed. update_many refuses it (invalid_argument); older servers refuse it themselves.
     std::optional<bson::document> sort;
+    std::optional<bool> raw_data;  ///< internal: see raw_data_note
 };
 
 struct update_result {
@@ -109,6 +117,7 @@ struct delete_options {
     std::optional<hint_type> hint;
     std::optional<bson::document> let;
     std::optional<comment_type> comment;
+    std::optional<bool> raw_data;  ///< internal: see raw_data_note
 };
 
 struct count_options {
@@ -119,20 +128,23 @@ struct count_options {
     std::optional<std::chrono::milliseconds> max_time;
     std::optional<comment_type> comment;
     std::optional<trellis::read_preference> read_preference;
+    std::optional<bool> raw_data;  ///< internal: see raw_data_note
 };
 
 struct estimated_count_options {
     std::optional<std::chrono::milliseconds> max_time;
     std::optional<comment_type> comment;
     std::optional<trellis::read_preference> read_preference;
+    std::optional<bool> raw_data;  ///< internal: see raw_data_note
 };
 
 struct distinct_options {
     std::optional<bson::document> collation;
-    std::optional<hint_type> hint;
+    std::optional<hint_type> hint;  ///< MongoDB 7.1+; older servers refuse it (unknown field)
     std::optional<std::chrono::milliseconds> max_time;
     std::optional<comment_type> comment;
     std::optional<trellis::read_preference> read_preference;
+    std::optional<bool> raw_data;  ///< internal: see raw_data_note
 };
 
 struct aggregate_options {
@@ -149,6 +161,7 @@ struct aggregate_options {
     std::optional<trellis::read_preference> read_preference;
     /// For $out / $merge; unset: the collection's.
     std::optional<trellis::write_concern> write_concern;
+    std::optional<bool> raw_data;  ///< internal: see raw_data_note
 };
 
 enum class return_document { before, after };
@@ -167,6 +180,7 @@ struct find_one_and_modify_options {
     std::optional<std::chrono::milliseconds> max_time;
     std::optional<bool> bypass_document_validation;
     std::optional<comment_type> comment;
+    std::optional<bool> raw_data;  ///< internal: see raw_data_note
 };
 using find_one_and_update_options = find_one_and_modify_options;
 using find_one_and_replace_options = find_one_and_modify_options;
@@ -216,6 +230,7 @@ struct bulk_write_options {
     std::optional<bool> bypass_document_validation;
     std::optional<bson::document> let;
     std::optional<comment_type> comment;
+    std::optional<bool> raw_data;  ///< internal: see raw_data_note
 };
 
 /// One index: its key pattern and options ({name, unique, sparse, expireAfterSeconds, ...});

@@ -2,6 +2,8 @@
 // connection_failure; keeping or destroying it afterwards is safe.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +25,22 @@ struct list_collections_options {
     std::optional<bool> authorized_collections;
     std::optional<std::int32_t> batch_size;
     std::optional<comment_type> comment;
+};
+
+/// run_cursor_command's options. The command itself goes out as given (a maxTimeMS, batchSize or
+/// comment in it applies to that command only); batch_size, max_time and comment here apply to
+/// the cursor's getMores only.
+struct run_cursor_command_options {
+    /// Unset: the primary (a command does not inherit the handle's read preference); set: the
+    /// command is a read routed by it, and its getMores follow it to the same server.
+    std::optional<trellis::read_preference> read_preference;
+    /// The kind of cursor the command asks for (tailable, awaitData: the command must say so
+    /// too; a mismatch is undefined). A tailable cursor's next() answers nullopt when a getMore
+    /// brought nothing new, while the cursor stays alive.
+    trellis::cursor_type cursor_type = trellis::cursor_type::non_tailable;
+    std::optional<std::int32_t> batch_size;             ///< getMore's batchSize: positive
+    std::optional<std::chrono::milliseconds> max_time;  ///< getMore's maxTimeMS: not negative
+    std::optional<comment_type> comment;                ///< getMore's comment (sent to 4.4+ servers)
 };
 
 class database {
@@ -69,6 +87,22 @@ public:
     bson::document run_command(bson::document command);
     bson::document run_command(bson::document command, trellis::read_preference read_preference);
 
+    /// Runs a command that answers with a cursor ({find: ...}, {aggregate: ...}, {listIndexes: ...},
+    /// ...) and completes with that cursor: getMores on the server that answered, in the same
+    /// session (this handle's, else an implicit one kept while the server holds the cursor),
+    /// killCursors when it is closed early. Not retried. A reply without a cursor document is
+    /// errc::invalid_argument (the command returns no cursor); ok: 0 is an operation_failure;
+    /// bad options (batch_size < 1, a negative max_time) are errc::invalid_argument, nothing sent.
+    template <boost::asio::completion_token_for<cursor_signature> T = boost::asio::deferred_t>
+    auto async_run_cursor_command(bson::document command, run_cursor_command_options options = {}, T&& token = {}) {
+        return spawn(run_cursor_command_impl(t_, std::move(command), std::move(options)), std::forward<T>(token));
+    }
+    template <boost::asio::completion_token_for<cursor_signature> T>
+    auto async_run_cursor_command(bson::document command, T&& token) {
+        return async_run_cursor_command(std::move(command), run_cursor_command_options{}, std::forward<T>(token));
+    }
+    cursor run_cursor_command(bson::document command, run_cursor_command_options options = {});
+
     /// A cursor over the collections' descriptions ({name, type, options, info, idIndex}).
     template <boost::asio::completion_token_for<cursor_signature> T = boost::asio::deferred_t>
     auto async_list_collections(list_collections_options options = {}, T&& token = {}) {
@@ -114,6 +148,8 @@ private:
     }
     static boost::asio::awaitable<bson::document> run_command_impl(target t, bson::document command,
                                                                    std::optional<trellis::read_preference> read_preference);
+    static boost::asio::awaitable<cursor> run_cursor_command_impl(target t, bson::document command,
+                                                                  run_cursor_command_options o);
     static boost::asio::awaitable<cursor> list_collections_impl(target t, list_collections_options o);
     static boost::asio::awaitable<std::vector<std::string>> list_collection_names_impl(target t, bson::document filter);
     static boost::asio::awaitable<collection> create_collection_impl(target t, std::string name, bson::document options);

@@ -350,6 +350,13 @@ bson::document database::run_command(bson::document command, trellis::read_prefe
     return wait(t_.core, run_command_impl(t_, std::move(command), std::move(read_preference)));
 }
 
+asio::awaitable<cursor> database::run_cursor_command_impl(target t, bson::document command, run_cursor_command_options o) {
+    co_return co_await t.core->run_cursor_command(std::move(t.db), std::move(command), std::move(o), t.session);
+}
+cursor database::run_cursor_command(bson::document command, run_cursor_command_options options) {
+    return wait(t_.core, run_cursor_command_impl(t_, std::move(command), std::move(options)));
+}
+
 asio::awaitable<cursor> database::list_collections_impl(target t, list_collections_options o) {
     co_return co_await t.core->list_collections(std::move(t.db), std::move(o), t.session);
 }

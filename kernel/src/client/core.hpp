@@ -159,7 +159,7 @@ struct cursor_state {
     pinned_ptr pinned;                      // load balanced: the connection its getMores use
     int max_wire_version = 0;                   // of the server the cursor lives on
     std::optional<comment_type> comment;        // find's, repeated on getMore (4.4+)
-    std::optional<std::chrono::milliseconds> max_await_time;  // tailable_await: getMore's maxTimeMS
+    std::optional<std::chrono::milliseconds> max_await_time;  // getMore's maxTimeMS (find: tailable_await only)
     bool tailable = false;  // an empty getMore ends next() (nullopt) but not the cursor
 
     /// The next document of the batch in hand, when there is one and the limit allows it:
@@ -260,6 +260,8 @@ public:
         /// wire version: what older servers would silently misapply (an unacknowledged hint).
         int min_wire_version = 0;
         std::string min_wire_reason;
+        /// rawData, appended at each attempt when the server has wire version 27 (8.2) or later.
+        std::optional<bool> raw_data;
         /// A hint with w: 0 needs a server that knows it (4.2, wire 8, for update; 4.4, wire 9,
         /// for delete and findAndModify): the CRUD spec's client-side error.
         void require_for_unacknowledged_hint(bool hint, const write_concern& wc, int wire, std::string_view what) {
@@ -287,6 +289,9 @@ public:
                              const read_concern& rc) const;
     asio::awaitable<bson::document> run_command(std::string db, bson::document command, std::optional<read_preference> rp,
                                                 session_ptr session = {});
+    /// A user's cursor command (database::run_cursor_command): the cursor over its reply.
+    asio::awaitable<cursor> run_cursor_command(std::string db, bson::document command, run_cursor_command_options o,
+                                               session_ptr session = {});
     /// A command for the server at `address` only (kill_cursors).
     asio::awaitable<bson::document> run_on(std::string address, std::string db, bson::document command);
 

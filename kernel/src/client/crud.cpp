@@ -70,7 +70,8 @@ asio::awaitable<insert_one_result> client_core::insert_one(std::string db, std::
                                              {.ordered = true,
                                               .bypass_document_validation = options.bypass_document_validation,
                                               .let = std::nullopt,
-                                              .comment = std::move(options.comment)},
+                                              .comment = std::move(options.comment),
+                                              .raw_data = options.raw_data},
                                              std::move(wc));
     const auto r = co_await run_bulk(std::move(db), op, std::move(session));
     co_return insert_one_result{op.inserted_ids.front(), r.acknowledged};
@@ -87,7 +88,8 @@ asio::awaitable<insert_many_result> client_core::insert_many(std::string db, std
                                        {.ordered = options.ordered,
                                         .bypass_document_validation = options.bypass_document_validation,
                                         .let = std::nullopt,
-                                        .comment = std::move(options.comment)},
+                                        .comment = std::move(options.comment),
+                                        .raw_data = options.raw_data},
                                        std::move(wc));
     const auto r = co_await run_bulk(std::move(db), op, std::move(session));
     co_return insert_many_result{std::move(op.inserted_ids), r.acknowledged};
@@ -117,6 +119,7 @@ asio::awaitable<bulk_write_result> client_core::run_bulk(std::string db, const o
                                  : batch.what == ops::bulk_write_op::kind::update ? "updates"
                                                                                   : "deletes"};
             o.explicit_session = session;
+            o.raw_data = op.options.raw_data;
             if (batch.what != ops::bulk_write_op::kind::insert)
                 o.require_for_unacknowledged_hint(batch.hinted, op.wc, batch.what == ops::bulk_write_op::kind::remove ? 9 : 8,
                                                   "bulk_write");
@@ -191,6 +194,7 @@ asio::awaitable<update_result> client_core::update(std::string db, std::string c
     op.wc = std::move(wc);
     auto o = write_operation(std::move(db), op.command(), op.retryable(), op.wc);
     o.explicit_session = std::move(session);
+    o.raw_data = options.raw_data;
     o.require_for_unacknowledged_hint(op.statement.hint.has_value(), op.wc, 8, replace ? "replace_one" : "update");
     auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
@@ -210,6 +214,7 @@ asio::awaitable<delete_result> client_core::remove(std::string db, std::string c
     op.wc = std::move(wc);
     auto o = write_operation(std::move(db), op.command(), op.retryable(), op.wc);
     o.explicit_session = std::move(session);
+    o.raw_data = options.raw_data;
     o.require_for_unacknowledged_hint(op.hint.has_value(), op.wc, 9, "delete");
     auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
@@ -220,6 +225,7 @@ asio::awaitable<std::optional<bson::document>> client_core::find_and_modify(std:
     op.validate();
     auto o = write_operation(std::move(db), op.command(), true, op.wc);
     o.explicit_session = std::move(session);
+    o.raw_data = op.options.raw_data;
     o.require_for_unacknowledged_hint(op.options.hint.has_value(), op.wc, 9, "find_one_and_modify");
     auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
@@ -233,6 +239,7 @@ client_core::operation client_core::find_operation(const std::string& db, const 
     auto o = read_operation(db, op.command(), op.options.read_preference, rc);
     o.keep_session = true;  // for the cursor's getMores
     o.explicit_session = std::move(session);
+    o.raw_data = op.options.raw_data;
     return o;
 }
 
@@ -271,6 +278,7 @@ asio::awaitable<std::int64_t> client_core::count_documents(std::string db, std::
     ops::count_documents_op op{std::move(coll), std::move(filter), std::move(options)};
     auto o = read_operation(std::move(db), op.command(), op.options.read_preference, rc);
     o.explicit_session = std::move(session);
+    o.raw_data = op.options.raw_data;
     auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
@@ -280,6 +288,7 @@ asio::awaitable<std::int64_t> client_core::estimated_count(std::string db, std::
     ops::estimated_count_op op{std::move(coll), std::move(options)};
     auto o = read_operation(std::move(db), op.command(), op.options.read_preference, rc);
     o.explicit_session = std::move(session);
+    o.raw_data = op.options.raw_data;
     auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
@@ -289,6 +298,7 @@ asio::awaitable<std::int64_t> client_core::count(std::string db, std::string col
     ops::count_op op{std::move(coll), std::move(filter), std::move(options)};
     auto o = read_operation(std::move(db), op.command(), op.options.read_preference, rc);
     o.explicit_session = std::move(session);
+    o.raw_data = op.options.raw_data;
     auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
@@ -298,6 +308,7 @@ asio::awaitable<bson::array> client_core::distinct(std::string db, std::string c
     ops::distinct_op op{std::move(coll), std::move(key), std::move(filter), std::move(options)};
     auto o = read_operation(std::move(db), op.command(), op.options.read_preference, rc);
     o.explicit_session = std::move(session);
+    o.raw_data = op.options.raw_data;
     auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
@@ -325,6 +336,7 @@ asio::awaitable<cursor> client_core::aggregate(std::string db, std::string coll,
     if (op.writes()) o.retryable = false;
     o.keep_session = true;
     o.explicit_session = std::move(session);
+    o.raw_data = options.raw_data;
     auto r = co_await execute(std::move(o));
     auto c = cursor_from(std::move(r), std::move(db), std::move(coll), options.batch_size, 0);
     c.state_->comment = std::move(options.comment);

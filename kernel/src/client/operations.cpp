@@ -197,6 +197,8 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
 
     bson::builder b;
     b.concat(op.command.view());
+    // rawData: for 8.2+ only; an older server, which would refuse it, never sees it (the CRUD spec).
+    if (op.raw_data && d.max_wire_version >= ops::wire_version_8_2) b.append("rawData", *op.raw_data);
     // Implicit sessions: every acknowledged operation on a deployment that supports sessions
     // carries an lsid; the same one on a retry and on a cursor's getMore.
     // Load balanced: sessions are always supported (the load balancers spec).
@@ -522,6 +524,35 @@ asio::awaitable<bson::document> client_core::run_command(std::string db, bson::d
     op.explicit_session = std::move(session);  // never causal: a user's command gets no readConcern
     auto r = co_await execute(std::move(op));
     co_return std::move(r.reply);
+}
+
+asio::awaitable<cursor> client_core::run_cursor_command(std::string db, bson::document command, run_cursor_command_options o,
+                                                        session_ptr session) {
+    ops::validate_cursor_command(command.view(), o);
+    const bson::element first = *command.view().begin();
+    const std::string name(first.key());
+    // The collection getMore names when the reply has no ns (it usually has): the command's.
+    const std::string coll = first.type() == bson::type::string ? std::string(first.get_string()) : "$cmd";
+    // As run_command (never retried, no read concern), but the session stays with the cursor.
+    operation op;
+    op.db = db;
+    op.command = std::move(command);
+    op.kind = o.read_preference ? op_kind::read : op_kind::command;
+    op.read_pref = std::move(o.read_preference);
+    op.keep_session = true;
+    op.explicit_session = std::move(session);
+    auto r = co_await execute(std::move(op));
+    try {
+        ops::check_cursor_reply(r.reply.view(), name);
+    } catch (...) {
+        if (r.session) release_session(*r.session);  // no cursor to keep it for
+        throw;
+    }
+    auto c = cursor_from(std::move(r), std::move(db), coll, o.batch_size, 0);
+    c.state_->comment = std::move(o.comment);
+    c.state_->max_await_time = o.max_time;
+    c.state_->tailable = o.cursor_type != cursor_type::non_tailable;
+    co_return c;
 }
 
 asio::awaitable<bson::document> client_core::run_on(std::string address, std::string db, bson::document command) {

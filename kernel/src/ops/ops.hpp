@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "trellis/bson/builder.hpp"
@@ -28,6 +29,9 @@ struct connection_limits {
 };
 
 enum class op_kind { read, write, command };
+
+/// The wire version of MongoDB 8.2: rawData is sent from it on.
+inline constexpr int wire_version_8_2 = 27;
 
 /// {w, j, wtimeout, fsync}; empty for the server's default.
 bson::document write_concern_document(const write_concern& wc);
@@ -170,6 +174,15 @@ struct find_op {
 
 /// listCollections.
 bson::document list_collections_command(const list_collections_options& options);
+
+// ---- run_cursor_command
+
+/// invalid_argument for an empty command, batch_size < 1 or a negative max_time.
+void validate_cursor_command(bson::document_view command, const run_cursor_command_options& options);
+/// A cursor command's reply holds cursor {id: int32 or int64, firstBatch: [documents], ns: "db.coll"
+/// (optional)}: invalid_argument when it has no cursor document (the command returns none), an
+/// operation_failure error naming the field when that document is malformed.
+void check_cursor_reply(bson::document_view reply, std::string_view command_name);
 
 // ---- indexes and collections
 

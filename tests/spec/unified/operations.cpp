@@ -120,6 +120,31 @@ op_result run_command(call& c) {
     return value_result(from_bson(reply));
 }
 
+std::optional<comment_type> comment_of(call& c);
+
+// runCursorCommand and createCommandCursor: the command, and options for the cursor's getMores.
+cursor run_cursor_command_of(call& c) {
+    const json::value& command = c.arg("command");
+    const std::string name = string_of(c.arg("commandName"), "commandName");
+    const json::object& o = object_of(command, "command");
+    if (o.empty() || o.begin()->key() != name)
+        fail("runCursorCommand: commandName \"" + name + "\" is not the command's first key");
+    run_cursor_command_options options;
+    if (const auto* v = c.opt("readPreference")) options.read_preference = read_preference_of(*v);
+    if (const auto* v = c.opt("batchSize")) options.batch_size = static_cast<std::int32_t>(integer_of(*v, "batchSize"));
+    if (const auto* v = c.opt("maxTimeMS")) options.max_time = std::chrono::milliseconds(integer_of(*v, "maxTimeMS"));
+    options.comment = comment_of(c);
+    if (const auto* v = c.opt("cursorType")) {
+        const std::string t = string_of(*v, "cursorType");
+        if (t == "tailable") options.cursor_type = cursor_type::tailable;
+        else if (t == "tailableAwait") options.cursor_type = cursor_type::tailable_await;
+        else if (t == "nonTailable") options.cursor_type = cursor_type::non_tailable;
+        else fail("cursorType \"" + t + "\" is not tailable, tailableAwait or nonTailable");
+    }
+    return c.object->db->run_cursor_command(to_bson(command), std::move(options));
+}
+const std::vector<std::string_view> cursor_command_arguments = {"readPreference", "batchSize", "maxTimeMS", "comment", "cursorType"};
+
 // Not a name the format defines: Trellis's database::drop, for files written for Trellis.
 op_result drop_database(call& c) {
     c.object->db->drop();
@@ -184,6 +209,7 @@ op_result insert_one(call& c) {
     insert_one_options o;
     o.bypass_document_validation = bool_opt(c, "bypassDocumentValidation");
     o.comment = comment_of(c);
+    o.raw_data = bool_opt(c, "rawData");
     const insert_one_result r = coll_of(c).insert_one(to_bson(c.arg("document")), o);
     json::object out;
     const json::value id = from_bson(r.inserted_id);
@@ -205,10 +231,11 @@ find_options find_options_of(call& c) {
     o.allow_disk_use = bool_opt(c, "allowDiskUse");
     o.no_cursor_timeout = bool_opt(c, "noCursorTimeout");
     o.let = doc_opt<bson::document>(c, "let");
+    o.raw_data = bool_opt(c, "rawData");
     return o;
 }
 const std::vector<std::string_view> find_arguments = {"limit", "batchSize", "skip", "sort", "projection", "hint", "maxTimeMS",
-                                                      "comment", "collation", "allowDiskUse", "noCursorTimeout", "let"};
+                                                      "comment", "collation", "allowDiskUse", "noCursorTimeout", "let", "rawData"};
 
 op_result find(call& c) {
     cursor cur = coll_of(c).find(to_bson(c.arg("filter")), find_options_of(c));
@@ -230,6 +257,21 @@ op_result create_find_cursor(call& c) {
     return r;
 }
 
+op_result run_cursor_command(call& c) {
+    cursor cur = run_cursor_command_of(c);
+    return value_result(cursor_documents(cur), true);
+}
+
+// The command has run (its reply is the cursor's first batch); nothing is iterated yet.
+op_result create_command_cursor(call& c) {
+    op_result r;
+    entity e;
+    e.k = entity::kind::cursor;
+    e.cursor = std::make_shared<cursor>(run_cursor_command_of(c));
+    r.made = std::move(e);
+    return r;
+}
+
 op_result insert_many(call& c) {
     std::vector<bson::document> docs;
     for (const auto& d : array_of(c.arg("documents"), "documents")) docs.push_back(to_bson(d));
@@ -237,6 +279,7 @@ op_result insert_many(call& c) {
     if (const auto* v = c.opt("ordered")) o.ordered = v->as_bool();
     o.bypass_document_validation = bool_opt(c, "bypassDocumentValidation");
     o.comment = comment_of(c);
+    o.raw_data = bool_opt(c, "rawData");
     const insert_many_result r = coll_of(c).insert_many(std::move(docs), o);
     json::object ids;
     for (std::size_t i = 0; i < r.inserted_ids.size(); ++i) ids[std::to_string(i)] = id_of(r.inserted_ids[i]);
@@ -255,6 +298,7 @@ update_options update_options_of(call& c) {
     o.bypass_document_validation = bool_opt(c, "bypassDocumentValidation");
     o.comment = comment_of(c);
     o.sort = doc_opt<bson::document>(c, "sort");
+    o.raw_data = bool_opt(c, "rawData");
     return o;
 }
 
@@ -286,6 +330,7 @@ op_result delete_with(call& c, bool many) {
     o.hint = hint_of(c);
     o.let = doc_opt<bson::document>(c, "let");
     o.comment = comment_of(c);
+    o.raw_data = bool_opt(c, "rawData");
     const auto filter = to_bson(c.arg("filter"));
     const delete_result r = many ? coll_of(c).delete_many(filter, o) : coll_of(c).delete_one(filter, o);
     json::object out;
@@ -365,6 +410,7 @@ op_result bulk_write(call& c) {
     o.bypass_document_validation = bool_opt(c, "bypassDocumentValidation");
     o.let = doc_opt<bson::document>(c, "let");
     o.comment = comment_of(c);
+    o.raw_data = bool_opt(c, "rawData");
     return value_result(bulk_result_json(coll_of(c).bulk_write(std::move(models), o)));
 }
 
@@ -434,6 +480,7 @@ find_one_and_modify_options modify_options_of(call& c) {
     o.max_time = max_time_of(c);
     o.bypass_document_validation = bool_opt(c, "bypassDocumentValidation");
     o.comment = comment_of(c);
+    o.raw_data = bool_opt(c, "rawData");
     return o;
 }
 op_result document_or_null(const std::optional<bson::document>& d) { return value_result(d ? from_bson(*d) : json::value(nullptr)); }
@@ -456,6 +503,7 @@ count_options count_options_of(call& c) {
     o.hint = hint_of(c);
     o.max_time = max_time_of(c);
     o.comment = comment_of(c);
+    o.raw_data = bool_opt(c, "rawData");
     return o;
 }
 
@@ -477,6 +525,7 @@ op_result estimated_document_count(call& c) {
     estimated_count_options o;
     o.max_time = max_time_of(c);
     o.comment = comment_of(c);
+    o.raw_data = bool_opt(c, "rawData");
     return value_result(json::value(coll_of(c).estimated_document_count(o)));
 }
 
@@ -486,6 +535,7 @@ op_result distinct(call& c) {
     o.hint = hint_of(c);
     o.max_time = max_time_of(c);
     o.comment = comment_of(c);
+    o.raw_data = bool_opt(c, "rawData");
     const bson::array values = coll_of(c).distinct(string_of(c.arg("fieldName"), "fieldName"), to_bson(c.arg("filter")), o);
     bson::builder b;
     b.append("v", values.view());
@@ -503,6 +553,7 @@ op_result aggregate(call& c) {
     o.max_time = max_time_of(c);
     o.comment = comment_of(c);
     o.bypass_document_validation = bool_opt(c, "bypassDocumentValidation");
+    o.raw_data = bool_opt(c, "rawData");
     const auto pipeline = array_bson(c.arg("pipeline"), "pipeline");
     cursor cur = c.object->coll ? coll_of(c).aggregate(pipeline, o) : c.object->db->aggregate(pipeline, o);
     return value_result(cursor_documents(cur), true);
@@ -587,7 +638,13 @@ op_result list_databases(call& c) {
 // ---------------------------------------------------------------- cursor operations
 
 op_result iterate_until_document(call& c) {
+    // A tailable cursor answers nothing while it waits for data: it is asked again (for 10 s).
     std::optional<bson::document> d = c.object->cursor->next();
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!d && c.object->cursor->alive() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(10ms);
+        d = c.object->cursor->next();
+    }
     if (!d) fail("iterateUntilDocumentOrError: the cursor has no more documents");
     return value_result(from_bson(*d));
 }
@@ -793,26 +850,28 @@ const table& entity_operations() {
         {{k::client, "close"}, {{}, {}, close_client}},
         {{k::database, "runCommand"}, {{"command", "commandName"}, {"readPreference"}, run_command}},
         {{k::database, "dropDatabase"}, {{}, {}, drop_database}},
-        {{k::collection, "insertOne"}, {{"document"}, {"bypassDocumentValidation", "comment"}, insert_one}},
+        {{k::database, "runCursorCommand"}, {{"command", "commandName"}, cursor_command_arguments, run_cursor_command}},
+        {{k::database, "createCommandCursor"}, {{"command", "commandName"}, cursor_command_arguments, create_command_cursor}},
+        {{k::collection, "insertOne"}, {{"document"}, {"bypassDocumentValidation", "comment", "rawData"}, insert_one}},
         {{k::collection, "find"}, {{"filter"}, find_arguments, find}},
         {{k::collection, "findOne"}, {{"filter"}, find_arguments, find_one}},
         {{k::collection, "createFindCursor"}, {{"filter"}, find_arguments, create_find_cursor}},
-        {{k::collection, "insertMany"}, {{"documents"}, {"ordered", "bypassDocumentValidation", "comment"}, insert_many}},
-        {{k::collection, "updateOne"}, {{"filter", "update"}, {"upsert", "arrayFilters", "collation", "hint", "let", "bypassDocumentValidation", "comment", "sort"}, update_one}},
-        {{k::collection, "updateMany"}, {{"filter", "update"}, {"upsert", "arrayFilters", "collation", "hint", "let", "bypassDocumentValidation", "comment"}, update_many}},
-        {{k::collection, "replaceOne"}, {{"filter", "replacement"}, {"upsert", "collation", "hint", "let", "bypassDocumentValidation", "comment", "sort"}, replace_one}},
-        {{k::collection, "deleteOne"}, {{"filter"}, {"collation", "hint", "let", "comment"}, delete_one}},
-        {{k::collection, "deleteMany"}, {{"filter"}, {"collation", "hint", "let", "comment"}, delete_many}},
-        {{k::collection, "bulkWrite"}, {{"requests"}, {"ordered", "bypassDocumentValidation", "let", "comment"}, bulk_write}},
-        {{k::collection, "findOneAndUpdate"}, {{"filter", "update"}, {"projection", "sort", "upsert", "returnDocument", "arrayFilters", "collation", "hint", "let", "maxTimeMS", "bypassDocumentValidation", "comment"}, find_one_and_update}},
-        {{k::collection, "findOneAndReplace"}, {{"filter", "replacement"}, {"projection", "sort", "upsert", "returnDocument", "collation", "hint", "let", "maxTimeMS", "bypassDocumentValidation", "comment"}, find_one_and_replace}},
-        {{k::collection, "findOneAndDelete"}, {{"filter"}, {"projection", "sort", "collation", "hint", "let", "maxTimeMS", "comment"}, find_one_and_delete}},
-        {{k::collection, "countDocuments"}, {{"filter"}, {"skip", "limit", "collation", "hint", "maxTimeMS", "comment"}, count_documents}},
-        {{k::collection, "count"}, {{"filter"}, {"skip", "limit", "collation", "hint", "maxTimeMS", "comment"}, count}},
-        {{k::collection, "estimatedDocumentCount"}, {{}, {"maxTimeMS", "comment"}, estimated_document_count}},
-        {{k::collection, "distinct"}, {{"fieldName", "filter"}, {"collation", "hint", "maxTimeMS", "comment"}, distinct}},
-        {{k::collection, "aggregate"}, {{"pipeline"}, {"batchSize", "allowDiskUse", "collation", "hint", "let", "maxTimeMS", "comment", "bypassDocumentValidation"}, aggregate}},
-        {{k::database, "aggregate"}, {{"pipeline"}, {"batchSize", "allowDiskUse", "collation", "hint", "let", "maxTimeMS", "comment"}, aggregate}},
+        {{k::collection, "insertMany"}, {{"documents"}, {"ordered", "bypassDocumentValidation", "comment", "rawData"}, insert_many}},
+        {{k::collection, "updateOne"}, {{"filter", "update"}, {"upsert", "arrayFilters", "collation", "hint", "let", "bypassDocumentValidation", "comment", "sort", "rawData"}, update_one}},
+        {{k::collection, "updateMany"}, {{"filter", "update"}, {"upsert", "arrayFilters", "collation", "hint", "let", "bypassDocumentValidation", "comment", "rawData"}, update_many}},
+        {{k::collection, "replaceOne"}, {{"filter", "replacement"}, {"upsert", "collation", "hint", "let", "bypassDocumentValidation", "comment", "sort", "rawData"}, replace_one}},
+        {{k::collection, "deleteOne"}, {{"filter"}, {"collation", "hint", "let", "comment", "rawData"}, delete_one}},
+        {{k::collection, "deleteMany"}, {{"filter"}, {"collation", "hint", "let", "comment", "rawData"}, delete_many}},
+        {{k::collection, "bulkWrite"}, {{"requests"}, {"ordered", "bypassDocumentValidation", "let", "comment", "rawData"}, bulk_write}},
+        {{k::collection, "findOneAndUpdate"}, {{"filter", "update"}, {"projection", "sort", "upsert", "returnDocument", "arrayFilters", "collation", "hint", "let", "maxTimeMS", "bypassDocumentValidation", "comment", "rawData"}, find_one_and_update}},
+        {{k::collection, "findOneAndReplace"}, {{"filter", "replacement"}, {"projection", "sort", "upsert", "returnDocument", "collation", "hint", "let", "maxTimeMS", "bypassDocumentValidation", "comment", "rawData"}, find_one_and_replace}},
+        {{k::collection, "findOneAndDelete"}, {{"filter"}, {"projection", "sort", "collation", "hint", "let", "maxTimeMS", "comment", "rawData"}, find_one_and_delete}},
+        {{k::collection, "countDocuments"}, {{"filter"}, {"skip", "limit", "collation", "hint", "maxTimeMS", "comment", "rawData"}, count_documents}},
+        {{k::collection, "count"}, {{"filter"}, {"skip", "limit", "collation", "hint", "maxTimeMS", "comment", "rawData"}, count}},
+        {{k::collection, "estimatedDocumentCount"}, {{}, {"maxTimeMS", "comment", "rawData"}, estimated_document_count}},
+        {{k::collection, "distinct"}, {{"fieldName", "filter"}, {"collation", "hint", "maxTimeMS", "comment", "rawData"}, distinct}},
+        {{k::collection, "aggregate"}, {{"pipeline"}, {"batchSize", "allowDiskUse", "collation", "hint", "let", "maxTimeMS", "comment", "bypassDocumentValidation", "rawData"}, aggregate}},
+        {{k::database, "aggregate"}, {{"pipeline"}, {"batchSize", "allowDiskUse", "collation", "hint", "let", "maxTimeMS", "comment", "rawData"}, aggregate}},
         {{k::database, "listCollections"}, {{}, {"filter", "batchSize", "nameOnly", "authorizedCollections", "comment"}, list_collections}},
         {{k::database, "listCollectionNames"}, {{}, {"filter"}, list_collection_names}},
         {{k::database, "createCollection"}, {{"collection"}, {"capped", "size", "max", "validator", "validationLevel", "validationAction", "indexOptionDefaults", "viewOn", "pipeline", "collation", "expireAfterSeconds", "timeseries", "clusteredIndex", "changeStreamPreAndPostImages"}, create_collection}},

@@ -80,7 +80,9 @@ std::string with_credentials(const std::string& uri, const std::string& credenti
 int wire_version_of(std::string_view version) {
     if (version.starts_with("4.2")) return 8;
     if (version.starts_with("4.4")) return 9;
+    if (version.starts_with("7.1")) return 22;
     if (version.starts_with("8.0")) return 25;
+    if (version.starts_with("8.2")) return 27;
     return 21;  // 7.0
 }
 
@@ -278,12 +280,14 @@ target* choose(const json::value* file_reqs, const json::value* test_reqs, std::
     } else {
         for (const char* topology : {"single", "replicaset", "sharded"}) candidates.push_back({topology, "7.0.0", false, true, nullptr});
         candidates.push_back({"replicaset", "7.0.0", true, true, nullptr});  // for "auth": true
-        // Older servers, for the tests of what they refuse (trellis-sim plays their differences).
-        for (const char* version : {"4.4.0", "4.2.0"})
+        // Older servers, for the tests of what they refuse (trellis-sim plays their differences),
+        // then newer ones, for the tests of what they add (the oldest that qualifies is chosen).
+        for (const char* version : {"4.4.0", "4.2.0", "7.1.0"})
             for (const char* topology : {"single", "replicaset", "sharded"}) candidates.push_back({topology, version, false, true, nullptr});
         // 8.0, for its features (client bulkWrite, an update's sort); after 7.0, which the others keep.
         for (const char* topology : {"single", "replicaset", "sharded"}) candidates.push_back({topology, "8.0.0", false, true, nullptr});
         candidates.push_back({"replicaset", "8.0.0", true, true, nullptr});
+        for (const char* topology : {"single", "replicaset", "sharded"}) candidates.push_back({topology, "8.2.0", false, true, nullptr});
     }
     // The reason to give: from the candidate that came closest (a test's own requirements over
     // the file's, a version or auth over a topology).
@@ -352,6 +356,29 @@ void load_initial_data(target& t, const json::array& data) {
         if (!docs.empty())
             t.internal->run_command(db, to_bson(json::object{{"insert", coll}, {"documents", docs}, {"writeConcern", majority}}));
     }
+}
+
+// A file's tests run on whichever sims their requirements choose (7.0, 8.2, ...), so one sim
+// may see a file's tests without the files in between that a single server would also run:
+// data a file left behind there is dropped before the next file uses that sim (files are
+// independent; the databases are those its entities and initialData name).
+void start_file_on_sim(target& t, std::string_view file, const json::object& root) {
+    if (!t.sim || t.last_file == file) return;
+    t.last_file = std::string(file);
+    std::set<std::string> dbs;
+    const auto note = [&](const json::value* name) {
+        if (name && name->is_string()) dbs.insert(std::string(name->get_string()));
+    };
+    if (const auto* list = root.if_contains("createEntities"); list && list->is_array())
+        for (const auto& e : list->get_array())
+            if (e.is_object())
+                if (const auto* d = e.as_object().if_contains("database"); d && d->is_object()) note(d->as_object().if_contains("databaseName"));
+    if (const auto* data = root.if_contains("initialData"); data && data->is_array())
+        for (const auto& item : data->get_array())
+            if (item.is_object()) note(item.as_object().if_contains("databaseName"));
+    for (const auto& db : dbs)
+        if (db != "admin" && db != "config" && db != "local")
+            t.internal->run_command(db, to_bson(json::object{{"dropDatabase", 1}}));
 }
 
 void check_outcome(target& t, const json::array& outcome) {
@@ -470,6 +497,7 @@ void run_test(std::string_view file, const json::object& root, const json::objec
     enum { passed, failed, skipped } result = passed;
     std::string reason;
     try {
+        start_file_on_sim(*t, file, root);
         if (const auto* data = root.if_contains("initialData")) load_initial_data(*t, array_of(*data, "initialData"));
         lap("initialData");
         if (const auto* list = root.if_contains("createEntities")) create_entities(ctx, array_of(*list, "createEntities"));

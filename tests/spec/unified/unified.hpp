@@ -127,6 +127,7 @@ struct target {
     std::string topology;  // "single", "replicaset", "sharded", "load-balanced"
     bool auth = false;
     bool sim = true;  // an in-process trellis-sim deployment (false: --uri)
+    std::string last_file;  // the file of the last test run here (a sim starts each file afresh)
     std::string credentials;  // "user:password@" for deployments with authentication
     /// A URI for one server (a mongos, or a member with directConnection), keeping the
     /// deployment's credentials and options (TLS, authSource, ...) but not replicaSet.
