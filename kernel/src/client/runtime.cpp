@@ -19,7 +19,12 @@ void own_runtime::thread_main() {
             thread_wake_.wait_for(lock, linger);
             continue;
         }
-        if (!stopping_ && waiting_.empty()) {
+        if (!stopping_ && lone_caller_waits()) {  // its operation has started: it runs the rest
+            waiting_.front()->wake.notify_one();
+            thread_wake_.wait_for(lock, linger);
+            continue;
+        }
+        if (!stopping_ && callers_ == 0) {
             const auto until = released_ + linger;
             if (std::chrono::steady_clock::now() < until) {  // leave it to the caller that just let go
                 thread_wake_.wait_until(lock, until);
@@ -28,34 +33,40 @@ void own_runtime::thread_main() {
         }
         holder_ = holder::thread;
         lock.unlock();
-        const auto ran = io_.run_one();
+        // Handler after handler while no blocking call wants the baton (one atomic load each).
+        std::size_t ran = 0;
+        do ran = io_.run_one();
+        while (ran != 0 && callers_.load(std::memory_order_relaxed) == 0);
         lock.lock();
         holder_ = holder::none;
         if (ran == 0) break;  // stopped, or out of work after stop()
-        if (!waiting_.empty()) {  // a blocking caller's operation has started: it runs the rest
-            released_ = std::chrono::steady_clock::now();
-            waiting_.front()->wake.notify_one();
-        }
     }
     for (auto* c : waiting_) c->wake.notify_one();  // they find the io_context stopped
     lock.unlock();
     finished_.set_value();
 }
 
-// Called with the lock held and the baton free: the next sleeping caller may take it.
+// With the lock held and the baton free: who runs the io_context next. A lone blocking caller
+// may; with several, the client's thread does (callers taking turns would wake one another
+// at every hand-over), as it does when the last caller left and the work must go on.
 void own_runtime::hand_over(std::unique_lock<std::mutex>&) {
-    if (!waiting_.empty()) waiting_.front()->wake.notify_one();
-    else if (stopping_) thread_wake_.notify_one();
+    if (lone_caller_waits()) waiting_.front()->wake.notify_one();
+    else if (callers_ > 0 || stopping_) thread_wake_.notify_one();
 }
 
 void own_runtime::wait(blocking_call& call) {
     std::unique_lock lock(m_);
+    ++callers_;
+    const auto leave = [&] {
+        --callers_;
+        if (holder_ == holder::none) hand_over(lock);
+    };
     for (;;) {
         if (call.done) {
-            if (holder_ == holder::none) hand_over(lock);  // woken for the baton after all: pass it on
+            leave();
             return;
         }
-        if (holder_ == holder::none) {
+        if (holder_ == holder::none && callers_ == 1) {
             holder_ = holder::caller;
             bool stopped = false;
             try {
@@ -69,16 +80,19 @@ void own_runtime::wait(blocking_call& call) {
                 if (!lock.owns_lock()) lock.lock();
                 holder_ = holder::none;
                 released_ = std::chrono::steady_clock::now();
-                hand_over(lock);
+                leave();
                 throw;
             }
             holder_ = holder::none;
             released_ = std::chrono::steady_clock::now();
-            hand_over(lock);
+            leave();
             if (call.done) return;
             throw error(errc::connection_failure, "the client was closed while this blocking call was in flight");
         }
-        if (io_.stopped()) throw error(errc::connection_failure, "the client was closed while this blocking call was in flight");
+        if (io_.stopped()) {
+            leave();
+            throw error(errc::connection_failure, "the client was closed while this blocking call was in flight");
+        }
         waiting_.push_back(&call);
         call.wake.wait(lock);
         waiting_.erase(std::find(waiting_.begin(), waiting_.end(), &call));

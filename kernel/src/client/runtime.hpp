@@ -4,16 +4,18 @@
 // it, none of the caller to finish it), as a driver that does its I/O on the caller's thread.
 //
 // One thread at a time runs the io_context: whoever holds the baton, the client's own thread or
-// a blocking caller. A caller takes it when it is free; when the client's thread holds it (asleep
-// in epoll), the caller's operation, posted first, wakes it, and it hands the baton over after
-// that handler. After a caller lets go, the client's thread leaves the baton alone for `linger`
-// (back-to-back blocking calls keep it without waking anyone) and then runs the io_context again,
-// so timers and monitors wait at most that long between blocking calls.
-// Callers that find the baton taken sleep until their operation is done or the baton is theirs.
+// a blocking caller. A caller alone (no other blocking call in progress) takes it when it is free;
+// when the client's thread holds it (asleep in epoll), the caller's operation, posted first, wakes
+// it, and it hands the baton over after that handler. After a caller lets go, the client's thread
+// leaves the baton alone for `linger` (back-to-back blocking calls keep it without waking anyone)
+// and then runs the io_context again, so timers and monitors wait at most that long between
+// blocking calls. With several blocking calls at once, the client's thread runs the io_context
+// and wakes each caller when its operation is done, as a future would.
 #pragma once
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -57,6 +59,8 @@ private:
     enum class holder { none, thread, caller };
     void thread_main();
     void hand_over(std::unique_lock<std::mutex>& lock);
+    /// One blocking call in progress, asleep: it may run the io_context itself.
+    bool lone_caller_waits() const { return callers_ == 1 && waiting_.size() == 1; }
 
     boost::asio::io_context io_{1};
     std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{io_.get_executor()};
@@ -64,6 +68,7 @@ private:
     std::condition_variable thread_wake_;
     holder holder_ = holder::none;
     std::vector<blocking_call*> waiting_;  // callers asleep, their operation not done
+    std::atomic<int> callers_{0};           // blocking calls in progress (changed under m_)
     std::chrono::steady_clock::time_point released_;  // when a caller last let go
     bool stopping_ = false;
     std::promise<void> finished_;
