@@ -377,6 +377,37 @@ private slots:
 
     // sort (8.0): update_one, replace_one and a collection bulk_write's update_one_model change
     // the first match in that order; 7.0 refuses the field; update_many refuses it client-side.
+    // raw_data: left out for 8.0 (which would refuse it, 40415), sent to 8.2.
+    void raw_data_by_version() {
+        std::vector<trellis::namespace_write_model> models;
+        models.push_back(insert("cbw.raw", R"({"_id": 1})"));
+        trellis::client_bulk_write_options o;
+        o.raw_data = true;
+        QCOMPARE(client_->bulk_write(models, o).inserted_count, std::int64_t(1));
+        QVERIFY(!sent("bulkWrite").back().view().find("rawData"));
+        sim::sim_config cfg;
+        cfg.max_wire_version = 27;  // 8.2
+        sim::deployment v82(cfg);
+        v82.start();
+        std::mutex m;
+        std::vector<bson::document> commands;
+        trellis::client_settings settings;
+        settings.on_command = [&](const trellis::command_event& e) {
+            if (const auto* s = std::get_if<trellis::command_started_event>(&e); s && s->command_name == "bulkWrite") {
+                std::lock_guard lock(m);
+                commands.push_back(s->command);
+            }
+        };
+        {
+            trellis::client c82(v82.uri(), std::move(settings));
+            QCOMPARE(c82.bulk_write(models, o).inserted_count, std::int64_t(1));
+        }
+        QCOMPARE(commands.size(), std::size_t(1));
+        const auto raw = commands.front().view().find("rawData");
+        QVERIFY(raw && raw->get_bool());
+        v82.stop();
+    }
+
     void update_sort() {
         auto c = (*client_)["cbw"]["s"];
         c.insert_many({doc(R"({"_id": 1, "x": 1})"), doc(R"({"_id": 2, "x": 1})"), doc(R"({"_id": 3, "x": 1})")});

@@ -45,6 +45,7 @@ struct client_bulk_write_options {
     /// Results of every model that succeeded (insert_results, update_results, delete_results);
     /// false: the counts only (the server sends back errors alone, which is cheaper).
     bool verbose_results = false;
+    std::optional<bool> raw_data;  ///< internal: see raw_data_note (trellis/collection.hpp)
 };
 
 struct client_insert_one_result {

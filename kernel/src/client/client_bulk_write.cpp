@@ -22,6 +22,7 @@ asio::awaitable<client_bulk_write_result> client_core::client_bulk_write(std::ve
         auto o = write_operation("admin", op.command(batch), batch.retryable, op.wc);
         o.sequence_fields = {"ops", "nsInfo"};
         o.keep_session = true;  // the results cursor's getMores use it
+        o.raw_data = op.options.raw_data;
         o.min_wire_version = ops::client_bulk_write_min_wire;
         o.min_wire_reason = too_old;
         std::optional<reply_on> r;

@@ -461,6 +461,7 @@ op_result client_bulk_write(call& c) {
     o.let = doc_opt<bson::document>(c, "let");
     o.comment = comment_of(c);
     if (const auto* v = c.opt("writeConcern")) o.write_concern = write_concern_of(*v);
+    o.raw_data = bool_opt(c, "rawData");
     return value_result(client_bulk_result_json(c.object->client->client->bulk_write(std::move(models), o)));
 }
 
@@ -877,7 +878,7 @@ const table& entity_operations() {
         {{k::database, "createCollection"}, {{"collection"}, {"capped", "size", "max", "validator", "validationLevel", "validationAction", "indexOptionDefaults", "viewOn", "pipeline", "collation", "expireAfterSeconds", "timeseries", "clusteredIndex", "changeStreamPreAndPostImages"}, create_collection}},
         {{k::database, "modifyCollection"}, {{"collection"}, {"validator", "validationLevel", "validationAction", "index", "changeStreamPreAndPostImages", "expireAfterSeconds", "timeseries"}, modify_collection}},
         {{k::client, "listDatabases"}, {{}, {"filter"}, list_databases}},
-        {{k::client, "clientBulkWrite"}, {{"models"}, {"ordered", "verboseResults", "bypassDocumentValidation", "let", "comment", "writeConcern"}, client_bulk_write}},
+        {{k::client, "clientBulkWrite"}, {{"models"}, {"ordered", "verboseResults", "bypassDocumentValidation", "let", "comment", "writeConcern", "rawData"}, client_bulk_write}},
         {{k::collection, "createIndex"}, {{"keys"}, {"name", "unique"}, create_index}},
         {{k::collection, "listIndexes"}, {{}, {}, list_indexes}},
         {{k::collection, "dropIndex"}, {{"name"}, {}, drop_index}},
