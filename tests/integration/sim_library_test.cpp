@@ -119,6 +119,26 @@ private slots:
     // A retryable write the member already executed is answered from its record, but like
     // mongod it must still wait for the write concern: a retry must not acknowledge
     // w:majority for a write only the primary has (trellis-bench chaos lost such writes).
+    // A write that replicates nothing on a set that has written nothing yet (dropping a database
+    // that does not exist) is acknowledged at once by w:majority; it used to wait forever.
+    void majority_on_a_fresh_set_for_a_write_of_nothing() {
+        sim::sim_config cfg;
+        cfg.topology = sim::topology_kind::replica_set;
+        cfg.nodes = 3;
+        sim::deployment d(cfg);
+        d.start();
+        QVERIFY(d.wait_for_primary(std::chrono::seconds(10)));
+        bson::builder b;
+        b.append("dropDatabase", 1).open_document("writeConcern").append("w", "majority").append("wtimeout", 2000).close_document();
+        b.append("$db", "never_written");
+        const auto started = std::chrono::steady_clock::now();
+        const bson::document reply = run(*d.primary(), b.extract());
+        QVERIFY2(!reply.find("writeConcernError"), bson::to_json(reply.view()).c_str());
+        QCOMPARE(reply["ok"].as_double(), 1.0);
+        QVERIFY(std::chrono::steady_clock::now() - started < std::chrono::seconds(1));
+        d.stop();
+    }
+
     void retried_write_still_waits_for_write_concern() {
         sim::sim_config cfg;
         cfg.topology = sim::topology_kind::replica_set;

@@ -472,8 +472,10 @@ asio::awaitable<std::optional<bson::document>> deployment::impl::await_write_con
     const auto deadline = wtimeout.count() > 0 ? steady::now() + wtimeout : steady::time_point::max();
     for (;;) {
         std::size_t acked = 0;
+        // A member that has applied nothing yet is at optime zero: a write that replicated
+        // nothing (dropping a database that does not exist) is acknowledged by it.
         for (member* x : data_members())
-            if (x->up && !x->log.empty() && x->log.back().op >= op) ++acked;
+            if (x->up && (x->log.empty() ? optime{} : x->log.back().op) >= op) ++acked;
         if (acked >= needed) co_return std::nullopt;
         if (m.current != role::primary && m.current != role::master) {
             bson::builder b;
