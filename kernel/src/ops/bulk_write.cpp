@@ -72,6 +72,27 @@ std::size_t cost_of(const write_model& m) {
 
 }  // namespace
 
+bson::document prepare_write_model(write_model& m, std::size_t index) {
+    try {
+        if (auto* ins = std::get_if<insert_one_model>(&m)) {
+            auto [doc, id] = with_id(std::move(ins->document));
+            ins->document = std::move(doc);
+            return std::move(id);
+        }
+        if (const auto* u = std::get_if<update_one_model>(&m)) {
+            validate_update(u->update);
+        } else if (const auto* um = std::get_if<update_many_model>(&m)) {
+            validate_update(um->update);
+            if (um->sort) throw error(errc::invalid_argument, "sort applies to update_one and replace_one, not update_many");
+        } else if (const auto* r = std::get_if<replace_one_model>(&m)) {
+            validate_replacement(r->replacement.view());
+        }
+    } catch (const error& e) {
+        throw error(e.code(), "bulk_write: model " + std::to_string(index) + ": " + e.what());
+    }
+    return {};
+}
+
 bulk_write_op bulk_write_op::make(std::string collection, std::vector<write_model> models, bulk_write_options options,
                                   write_concern wc) {
     if (models.empty()) throw error(errc::invalid_argument, "bulk_write: no write models");
@@ -80,26 +101,7 @@ bulk_write_op bulk_write_op::make(std::string collection, std::vector<write_mode
     op.options = std::move(options);
     op.wc = std::move(wc);
     op.inserted_ids.resize(models.size());
-    for (std::size_t i = 0; i < models.size(); ++i) {
-        auto& m = models[i];
-        const std::string where = "bulk_write: model " + std::to_string(i) + ": ";
-        try {
-            if (auto* ins = std::get_if<insert_one_model>(&m)) {
-                auto [doc, id] = with_id(std::move(ins->document));
-                ins->document = std::move(doc);
-                op.inserted_ids[i] = std::move(id);
-            } else if (const auto* u = std::get_if<update_one_model>(&m)) {
-                validate_update(u->update);
-            } else if (const auto* um = std::get_if<update_many_model>(&m)) {
-                validate_update(um->update);
-                if (um->sort) throw error(errc::invalid_argument, "sort applies to update_one and replace_one, not update_many");
-            } else if (const auto* r = std::get_if<replace_one_model>(&m)) {
-                validate_replacement(r->replacement.view());
-            }
-        } catch (const error& e) {
-            throw error(e.code(), where + e.what());
-        }
-    }
+    for (std::size_t i = 0; i < models.size(); ++i) op.inserted_ids[i] = prepare_write_model(models[i], i);
     op.models = std::move(models);
     return op;
 }

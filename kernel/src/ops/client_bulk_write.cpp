@@ -65,26 +65,11 @@ client_bulk_write_op client_bulk_write_op::make(std::vector<namespace_write_mode
     op.namespaces.reserve(models.size());
     for (std::size_t i = 0; i < models.size(); ++i) {
         auto& [ns, m] = models[i];
-        const std::string where = "bulk_write: model " + std::to_string(i) + ": ";
         const auto dot = ns.find('.');
         if (dot == std::string::npos || dot == 0 || dot + 1 == ns.size())
-            throw error(errc::invalid_name, where + "the namespace \"" + ns + "\" is not \"database.collection\"");
-        try {
-            if (auto* ins = std::get_if<insert_one_model>(&m)) {
-                auto [doc, id] = with_id(std::move(ins->document));
-                ins->document = std::move(doc);
-                op.inserted_ids[i] = std::move(id);
-            } else if (const auto* u = std::get_if<update_one_model>(&m)) {
-                validate_update(u->update);
-            } else if (const auto* um = std::get_if<update_many_model>(&m)) {
-                validate_update(um->update);
-                if (um->sort) throw error(errc::invalid_argument, "sort applies to update_one and replace_one, not update_many");
-            } else if (const auto* r = std::get_if<replace_one_model>(&m)) {
-                validate_replacement(r->replacement.view());
-            }
-        } catch (const error& e) {
-            throw error(e.code(), where + e.what());
-        }
+            throw error(errc::invalid_name, "bulk_write: model " + std::to_string(i) + ": the namespace \"" + ns +
+                                                "\" is not \"database.collection\"");
+        op.inserted_ids[i] = prepare_write_model(m, i);
         op.namespaces.push_back({ns.substr(0, dot), ns.substr(dot + 1)});
         op.models.push_back(std::move(m));
     }

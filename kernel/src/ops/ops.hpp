@@ -97,6 +97,10 @@ struct update_op {
 void validate_update(const update_spec& update);
 /// Checks a replacement: no top-level key is an operator.
 void validate_replacement(bson::document_view replacement);
+/// A bulk write's model `index`, checked before anything is sent (update operators, a
+/// replacement without them, no sort on update_many; errors name the model) and, for an insert,
+/// given its _id. Returns {_id: v} for an insert, an empty document otherwise.
+bson::document prepare_write_model(write_model& m, std::size_t index);
 
 /// delete: one statement (delete_one, delete_many).
 struct delete_op {
