@@ -246,6 +246,15 @@ std::string cmap_name(std::string_view type_name) {
     return n + "Event";
 }
 
+// The first host:port of a mongodb:// URI's seed list.
+std::string first_seed(const std::string& uri) {
+    auto from = uri.find("://");
+    from = from == std::string::npos ? 0 : from + 3;
+    if (const auto at = uri.find('@', from); at != std::string::npos && at < uri.find_first_of("/?", from)) from = at + 1;
+    const auto to = uri.find_first_of(",/?", from);
+    return uri.substr(from, to == std::string::npos ? std::string::npos : to - from);
+}
+
 void create_client(test_context& ctx, const std::string& id, const json::object& o) {
     auto ce = std::make_shared<client_entity>();
     ce->log = std::make_shared<event_log>();
@@ -289,6 +298,10 @@ void create_client(test_context& ctx, const std::string& id, const json::object&
     // "not specified": also one router, which keeps fail points and operations together).
     if (!use_multiple && ctx.where.topology == "sharded" && !ctx.where.mongoses.empty())
         uri = ctx.where.uri_for(ctx.where.mongoses.front(), false);
+    // directConnection=true takes a single seed and no replicaSet (the format's rule): the first.
+    const bool direct = std::any_of(options.begin(), options.end(),
+                                    [](const auto& kv) { return kv.first == "directConnection" && kv.second == "true"; });
+    if (direct) uri = ctx.where.uri_for(first_seed(uri), false);
     std::set<std::string> given;
     for (const auto& [k, v] : options) {
         uri = with_option(uri, k, v);
@@ -404,7 +417,7 @@ void create_client(test_context& ctx, const std::string& id, const json::object&
     try {
         ce->client = std::make_unique<trellis::client>(uri, std::move(settings));
     } catch (const trellis::configuration_error& e) {
-        skip(std::string("client uriOptions not supported by the connection string parser"));
+        skip(std::string("client uriOptions refused by the connection string parser: ") + e.what());
     }
     entity e;
     e.k = entity::kind::client;
