@@ -117,26 +117,50 @@ struct session_state {
 };
 using session_ptr = std::shared_ptr<session_state>;
 
+/// A command's reply document, read in place in the frame it arrived in (kept alive with it):
+/// a cursor batch of up to 16 MB is not copied on its way to the cursor. Or an owned document.
+class reply_document {
+public:
+    reply_document() : view_(owned_.view()) {}
+    reply_document(bson::document d) noexcept : owned_(std::move(d)), view_(owned_.view()) {}
+    reply_document(std::shared_ptr<const void> frame, bson::document_view in_frame) noexcept
+        : frame_(std::move(frame)), view_(in_frame) {}
+    // Moving a document keeps its bytes where they are, so view_ stays valid.
+    reply_document(reply_document&&) noexcept = default;
+    reply_document& operator=(reply_document&&) noexcept = default;
+
+    bson::document_view view() const noexcept { return view_; }
+    bson::element operator[](std::string_view key) const { return view_[key]; }
+    std::optional<bson::element> find(std::string_view key) const noexcept { return view_.find(key); }
+    /// An owned document (a copy when the bytes are the frame's).
+    bson::document to_document() && { return frame_ ? bson::document(view_) : std::move(owned_); }
+
+private:
+    bson::document owned_;
+    std::shared_ptr<const void> frame_;
+    bson::document_view view_;
+};
+
 /// A find's cursor.
 /// A cursor's current batch, read in place from the reply it came in: each document is
 /// copied out once, when it is taken.
 class batch_queue {
 public:
     /// `docs` (firstBatch or nextBatch) lies inside `reply`, which the queue keeps.
-    void assign(bson::document reply, bson::array_view docs) {
+    void assign(reply_document reply, bson::array_view docs) {
         at_ = docs.begin();
-        reply_ = std::move(reply);  // moving a document keeps its bytes where they are
+        reply_ = std::move(reply);
     }
     bool empty() const noexcept { return at_ == bson::document_view::iterator(); }
     bson::document take() {
         bson::document d(at_->get_document());
         ++at_;
-        if (empty()) reply_ = bson::document();
+        if (empty()) reply_ = reply_document();
         return d;
     }
 
 private:
-    bson::document reply_;
+    reply_document reply_;
     bson::document_view::iterator at_;
 };
 
@@ -221,7 +245,7 @@ public:
 
     // ---- operations (coroutines on the strand)
     struct reply_on {
-        bson::document reply;
+        reply_document reply;
         std::string address;
         std::int64_t server_connection_id = 0;
         std::int32_t max_bson_size = 0, max_message_size = 0;

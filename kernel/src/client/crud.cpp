@@ -383,7 +383,7 @@ asio::awaitable<bson::document> client_core::list_databases(bson::document filte
     auto o = read_operation("admin", b.extract(), read_preference{}, {});
     o.explicit_session = std::move(session);
     auto r = co_await execute(std::move(o));
-    co_return std::move(r.reply);
+    co_return std::move(r.reply).to_document();
 }
 
 asio::awaitable<bson::document> client_core::write_command(std::string db, bson::document command, write_concern wc,
@@ -394,7 +394,7 @@ asio::awaitable<bson::document> client_core::write_command(std::string db, bson:
     auto o = write_operation(std::move(db), b.extract(), false, wc);
     o.explicit_session = std::move(session);
     auto r = co_await execute(std::move(o));
-    co_return std::move(r.reply);
+    co_return std::move(r.reply).to_document();
 }
 
 }  // namespace trellis::detail

@@ -286,7 +286,8 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         co_return out;
     }
     // Sent with moreToCome, a w: 0 write has no reply: {ok: 1}, as the command monitoring spec says.
-    bson::document body = op.unacknowledged && reply.body.empty() ? bson::make_document(bson::kvp("ok", 1)) : bson::document(reply.body);
+    reply_document body = op.unacknowledged && reply.body.empty() ? reply_document(bson::make_document(bson::kvp("ok", 1)))
+                                                                   : reply_document(reply.message.buffer, reply.body);
     if (!op.unacknowledged) observe_times(body.view(), st.explicit_session);
     if (auto ce = sdam::command_error_of(body.view())) {
         const bool state_change = sdam::is_state_change(*ce);
@@ -318,7 +319,7 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         std::string text = s.address + ": " + ce->message;
         if (code != 0) text += " (code " + std::to_string(code) + (code_name.empty() ? "" : " " + code_name) + ")";
         const errc kind = not_primary ? errc::not_primary : errc::operation_failure;
-        failed(kind, std::make_exception_ptr(command_failure(code, code_name, labels, text, kind, body)),
+        failed(kind, std::make_exception_ptr(command_failure(code, code_name, labels, text, kind, bson::document(body.view()))),
                op.retryable && retryable && (!op.retryable_write || supports_retryable_writes));
         if (op.kind == op_kind::write && body.find("writeConcernError")) {
             // ok: 1 with a write concern error: the write was applied; the error keeps every
@@ -523,7 +524,7 @@ asio::awaitable<bson::document> client_core::run_command(std::string db, bson::d
     op.read_pref = std::move(rp);
     op.explicit_session = std::move(session);  // never causal: a user's command gets no readConcern
     auto r = co_await execute(std::move(op));
-    co_return std::move(r.reply);
+    co_return std::move(r.reply).to_document();
 }
 
 asio::awaitable<cursor> client_core::run_cursor_command(std::string db, bson::document command, run_cursor_command_options o,
@@ -561,7 +562,7 @@ asio::awaitable<bson::document> client_core::run_on(std::string address, std::st
     op.command = std::move(command);
     op.pinned = std::move(address);
     auto r = co_await execute(std::move(op));
-    co_return std::move(r.reply);
+    co_return std::move(r.reply).to_document();
 }
 
 cursor client_core::cursor_from(reply_on r, std::string db, std::string coll, std::optional<std::int32_t> batch_size,
