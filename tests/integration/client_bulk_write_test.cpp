@@ -12,6 +12,7 @@
 #include "trellis/bson/json.hpp"
 #include "trellis/client.hpp"
 #include "trellis/sim/deployment.hpp"
+#include "command_recorder.hpp"
 
 namespace asio = boost::asio;
 namespace bson = trellis::bson;
@@ -52,21 +53,11 @@ class ClientBulkWriteTest : public QObject {
     Q_OBJECT
 
     std::unique_ptr<sim::deployment> sim_, old_;  // 8.0 and 7.0
+    trellis_test::command_recorder rec_;  // what client_ sent
     std::unique_ptr<trellis::client> client_, old_client_;
-    std::mutex m_;
-    std::vector<bson::document> started_;
 
-    std::vector<bson::document> sent(std::string_view name) {
-        std::lock_guard lock(m_);
-        std::vector<bson::document> out;
-        for (const auto& c : started_)
-            if ((*c.view().begin()).key() == name) out.push_back(c);
-        return out;
-    }
-    void forget() {
-        std::lock_guard lock(m_);
-        started_.clear();
-    }
+    std::vector<bson::document> sent(std::string_view name) { return rec_.sent(name); }
+    void forget() { rec_.clear(); }
 
 private slots:
     void initTestCase() {
@@ -76,14 +67,7 @@ private slots:
         cfg.bulk_write_cursor_batch_size = 2;  // a few results per cursor batch: getMore
         sim_ = std::make_unique<sim::deployment>(cfg);
         sim_->start();
-        trellis::client_settings settings;
-        settings.on_command = [this](const trellis::command_event& e) {
-            if (const auto* s = std::get_if<trellis::command_started_event>(&e)) {
-                std::lock_guard lock(m_);
-                started_.push_back(s->command);
-            }
-        };
-        client_ = std::make_unique<trellis::client>(sim_->uri(), std::move(settings));
+        client_ = std::make_unique<trellis::client>(sim_->uri(), rec_.settings());
         old_ = std::make_unique<sim::deployment>(sim::sim_config{});  // 7.0
         old_->start();
         old_client_ = std::make_unique<trellis::client>(old_->uri());

@@ -11,6 +11,7 @@
 #include "trellis/bson/json.hpp"
 #include "trellis/client.hpp"
 #include "trellis/sim/deployment.hpp"
+#include "command_recorder.hpp"
 
 namespace asio = boost::asio;
 namespace bson = trellis::bson;
@@ -38,30 +39,16 @@ class CrudTest : public QObject {
     Q_OBJECT
 
     std::unique_ptr<sim::deployment> sim_;
+    trellis_test::command_recorder rec_;  // what client_ sent
     std::unique_ptr<trellis::client> client_;
-    std::mutex m_;
-    std::vector<bson::document> started_;  // commands as sent
 
-    std::vector<bson::document> sent(std::string_view name) {
-        std::lock_guard lock(m_);
-        std::vector<bson::document> out;
-        for (const auto& c : started_)
-            if ((*c.view().begin()).key() == name) out.push_back(c);
-        return out;
-    }
+    std::vector<bson::document> sent(std::string_view name) { return rec_.sent(name); }
 
 private slots:
     void initTestCase() {
         sim_ = std::make_unique<sim::deployment>(sim::sim_config{});
         sim_->start();
-        trellis::client_settings settings;
-        settings.on_command = [this](const trellis::command_event& e) {
-            if (const auto* s = std::get_if<trellis::command_started_event>(&e)) {
-                std::lock_guard lock(m_);
-                started_.push_back(s->command);
-            }
-        };
-        client_ = std::make_unique<trellis::client>(sim_->uri(), std::move(settings));
+        client_ = std::make_unique<trellis::client>(sim_->uri(), rec_.settings());
     }
     void cleanupTestCase() {
         client_.reset();

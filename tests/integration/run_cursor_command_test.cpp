@@ -13,6 +13,7 @@
 #include "trellis/bson/json.hpp"
 #include "trellis/client.hpp"
 #include "trellis/sim/deployment.hpp"
+#include "command_recorder.hpp"
 
 namespace asio = boost::asio;
 namespace bson = trellis::bson;
@@ -29,46 +30,21 @@ std::string json(bson::document_view d) { return bson::to_json(d, bson::json_mod
 // A trellis-sim deployment and a client recording the commands it sends.
 struct rig {
     std::unique_ptr<sim::deployment> deployment;
+    trellis_test::command_recorder rec;
     std::unique_ptr<trellis::client> client;
-    std::mutex m;
-    std::vector<bson::document> started;
 
     explicit rig(sim::sim_config cfg) {
         deployment = std::make_unique<sim::deployment>(std::move(cfg));
         deployment->start();
-        trellis::client_settings settings;
-        settings.on_command = [this](const trellis::command_event& e) {
-            if (const auto* s = std::get_if<trellis::command_started_event>(&e)) {
-                std::lock_guard lock(m);
-                started.push_back(s->command);
-            }
-        };
-        client = std::make_unique<trellis::client>(deployment->uri(), std::move(settings));
+        client = std::make_unique<trellis::client>(deployment->uri(), rec.settings());
     }
     ~rig() {
         client.reset();
         deployment->stop();
     }
-    std::vector<bson::document> sent(std::string_view name) {
-        std::lock_guard lock(m);
-        std::vector<bson::document> out;
-        for (const auto& c : started)
-            if ((*c.view().begin()).key() == name) out.push_back(c);
-        return out;
-    }
-    std::size_t count() {
-        std::lock_guard lock(m);
-        return started.size();
-    }
-    // Waits (up to 5 s) until a command of that name has been sent.
-    bool wait_for(std::string_view name) {
-        const auto deadline = std::chrono::steady_clock::now() + 5s;
-        while (sent(name).empty()) {
-            if (std::chrono::steady_clock::now() > deadline) return false;
-            std::this_thread::sleep_for(5ms);
-        }
-        return true;
-    }
+    std::vector<bson::document> sent(std::string_view name) const { return rec.sent(name); }
+    std::size_t count() const { return rec.count(); }
+    bool wait_for(std::string_view name) const { return rec.wait_for(name); }
 };
 
 sim::sim_config standalone(int wire) {

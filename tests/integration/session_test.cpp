@@ -13,6 +13,7 @@
 #include "trellis/client.hpp"
 #include "trellis/session.hpp"
 #include "trellis/sim/deployment.hpp"
+#include "command_recorder.hpp"
 
 namespace asio = boost::asio;
 namespace bson = trellis::bson;
@@ -23,37 +24,7 @@ namespace {
 
 bson::document doc(std::string_view json) { return bson::from_json(json); }
 
-// What a client sent, by command name, in order.
-struct recorder {
-    std::mutex m;
-    std::vector<bson::document> started;
-    trellis::client_settings settings() {
-        trellis::client_settings s;
-        s.on_command = [this](const trellis::command_event& e) {
-            if (const auto* st = std::get_if<trellis::command_started_event>(&e)) {
-                std::lock_guard lock(m);
-                started.push_back(st->command);
-            }
-        };
-        return s;
-    }
-    std::vector<bson::document> sent(std::string_view name) {
-        std::lock_guard lock(m);
-        std::vector<bson::document> out;
-        for (const auto& c : started)
-            if ((*c.view().begin()).key() == name) out.push_back(c);
-        return out;
-    }
-    bson::document last(std::string_view name) {
-        auto all = sent(name);
-        if (all.empty()) throw std::runtime_error("no " + std::string(name) + " was sent");
-        return all.back();
-    }
-    void clear() {
-        std::lock_guard lock(m);
-        started.clear();
-    }
-};
+using recorder = trellis_test::command_recorder;
 
 std::string lsid_of(bson::document_view command) {
     const auto l = command.find("lsid");
