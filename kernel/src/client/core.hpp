@@ -26,6 +26,7 @@
 #include "ops/bulk_write.hpp"
 #include "ops/find_and_modify.hpp"
 #include "pool/connection_pool.hpp"
+#include "pool/strand.hpp"
 #include "trellis/client.hpp"
 #include "trellis/client_bulk_write.hpp"
 #include "trellis/dns.hpp"
@@ -38,7 +39,8 @@
 namespace trellis::detail {
 
 namespace asio = boost::asio;
-using strand_type = asio::strand<asio::any_io_executor>;
+/// The client's strand, type-erased (pool/strand.hpp: make_erased_strand).
+using strand_type = asio::any_io_executor;
 
 /// One server of the topology: its pool, its monitor's state and its load.
 struct server_state {
@@ -502,6 +504,7 @@ private:
 
     std::shared_ptr<void> owner_;  // first: destroyed after the strand and the timers below
     detail::own_runtime* own_runtime_ = nullptr;  // owner_'s, when it is a client's own runtime
+    asio::any_io_executor inner_;  // the executor the strand runs on
     strand_type strand_;
     asio::steady_timer flush_timer_{strand_};  // cursor managers' flush()
     std::uint64_t flush_generation_ = 0;       // strand

@@ -88,7 +88,8 @@ std::exception_ptr make_failure(errc code, const std::string& text) {
 client_core::client_core(asio::any_io_executor executor, client_options options, client_settings settings,
                          std::shared_ptr<void> owner)
     : owner_(std::move(owner)),
-      strand_(asio::make_strand(std::move(executor))),
+      inner_(executor),
+      strand_(make_erased_strand(executor)),
       options_(std::move(options)),
       settings_(std::move(settings)) {
     validate(options_);
@@ -167,7 +168,7 @@ client_core::client_core(asio::any_io_executor executor, client_options options,
         }
         const char* env = std::getenv(dns::server_environment_variable);
         dns_explicit_ = !ro.servers.empty() || (env && *env);
-        resolver_ = std::make_unique<dns::resolver>(strand_.get_inner_executor(), std::move(ro));
+        resolver_ = std::make_unique<dns::resolver>(inner_, std::move(ro));
         seedlist_ = seedlist_state::pending;
         initial_ = std::make_shared<const sdk::topology_description>();
     } else {
@@ -253,7 +254,7 @@ bool runs(const asio::any_io_executor& ex) {
 }  // namespace
 
 bool client_core::on_client_thread() const {
-    return strand_.running_in_this_thread() || runs(strand_.get_inner_executor());
+    return strand_running_here(strand_) || runs(inner_);
 }
 
 void client_core::check_usable() const {
@@ -593,7 +594,7 @@ std::shared_ptr<server_state> client_core::add_server(const std::string& address
             self->handle_application_error(*st, f);
         });
     };
-    s->pool = std::make_unique<pool::connection_pool>(strand_.get_inner_executor(), std::move(cfg));
+    s->pool = std::make_unique<pool::connection_pool>(inner_, std::move(cfg));
     servers_[address] = s;
     if (load_balanced()) {
         // A load balancer is never monitored: its pool is ready from the start.

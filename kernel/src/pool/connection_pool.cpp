@@ -1,4 +1,5 @@
 #include "pool/connection_pool.hpp"
+#include "pool/strand.hpp"
 
 #include <atomic>
 #include <unordered_map>
@@ -284,7 +285,7 @@ void check_in_deleter::operator()(pooled_connection* connection) const noexcept 
 connection_pool::connection_pool(asio::any_io_executor executor, pool_config config) {
     validate_pool_options(config.options);
     if (!config.establisher) throw configuration_error("a connection pool needs a connection establisher");
-    impl_ = std::make_shared<detail::pool_impl>(asio::make_strand(std::move(executor)), std::move(config));
+    impl_ = std::make_shared<detail::pool_impl>(trellis::detail::make_erased_strand(executor), std::move(config));
     asio::post(impl_->strand(), [impl = impl_] { impl->start(); });
 }
 

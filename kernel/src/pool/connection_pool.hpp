@@ -114,7 +114,7 @@ connection_pool_options pool_options_from(const client_options& options);
 
 class connection_pool {
 public:
-    using executor_type = boost::asio::strand<boost::asio::any_io_executor>;
+    using executor_type = boost::asio::any_io_executor;  // the pool's strand (strand.hpp)
     using check_out_signature = void(std::error_code, checked_out_connection);
 
     /// Emits ConnectionPoolCreated; the pool starts paused. Throws configuration_error for
