@@ -49,7 +49,11 @@ public:
         b_.patch_length(open_.back());
         open_.pop_back();
     }
-    bson::document extract() { return b_.extract(); }
+    bson::document extract() {
+        bson::document d = b_.extract();
+        b_ = bson::builder();  // header() writes raw bytes: the next root must be open already
+        return d;
+    }
 
 private:
     void header(bson::type t, std::string_view key) {

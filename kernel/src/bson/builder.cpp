@@ -40,12 +40,14 @@ void builder::patch_length(std::size_t at) {
     std::memcpy(data_.get() + at, &v, 4);
 }
 
-void builder::check_open_document(const char* what) const {
-    if (stack_.empty() || stack_.back().is_array)
+void builder::check_open_document(const char* what) {
+    ensure_started();
+    if (stack_.back().is_array)
         throw bson_error(errc::bson_invalid, std::string(what) + " needs an open document, but an array is open");
 }
 
 void builder::begin_element(type t, std::string_view key) {
+    ensure_started();
     if (stack_.back().is_array)
         throw bson_error(errc::bson_invalid, "append(\"" + std::string(key) +
                                                  "\", value) inside an array: use append(value), arrays take no keys");
@@ -54,6 +56,7 @@ void builder::begin_element(type t, std::string_view key) {
 }
 
 void builder::begin_array_element(type t) {
+    ensure_started();
     frame& f = stack_.back();
     if (!f.is_array)
         throw bson_error(errc::bson_invalid, "append(value) without a key inside a document: use append(key, value)");
@@ -93,6 +96,7 @@ builder& builder::close(bool is_array) {
 }
 
 document builder::extract() {
+    ensure_started();
     if (stack_.size() != 1)
         throw bson_error(errc::bson_invalid, "extract() with " + std::to_string(stack_.size() - 1) +
                                                  " nested document(s) or array(s) still open");
@@ -102,11 +106,11 @@ document builder::extract() {
     size_ = 0;
     cap_ = 0;
     stack_.clear();
-    start();
     return result;
 }
 
 document_view builder::view() {
+    ensure_started();
     if (stack_.size() != 1)
         throw bson_error(errc::bson_invalid, "view() with " + std::to_string(stack_.size() - 1) +
                                                  " nested document(s) or array(s) still open");

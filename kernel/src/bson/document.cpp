@@ -414,8 +414,6 @@ element array_view::operator[](std::size_t index) const {
                      "array index " + std::to_string(index) + " is out of range (size " + std::to_string(i) + ")");
 }
 
-document::document() : data_(new std::uint8_t[5]{5, 0, 0, 0, 0}), size_(5) {}
-
 document::document(document_view view) : data_(new std::uint8_t[view.size()]), size_(view.size()) {
     std::memcpy(data_.get(), view.data(), size_);
 }

@@ -19,6 +19,8 @@
 #include <type_traits>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "trellis/bson/document.hpp"
 
 namespace trellis::bson {
@@ -95,7 +97,8 @@ public:
     builder& close_document() { return close(false); }
     builder& close_array() { return close(true); }
 
-    /// The finished document; the builder starts over empty.
+    /// The finished document; the builder starts over empty (allocating again only when used:
+    /// the raw writing functions below need an append or open first).
     document extract();
     /// The current bytes as a view; every opened document must be closed.
     document_view view();
@@ -105,7 +108,8 @@ public:
         stack_.clear();
         start();
     }
-    std::size_t depth() const noexcept { return stack_.size(); }
+    /// Open documents and arrays, the root included.
+    std::size_t depth() const noexcept { return stack_.empty() ? 1 : stack_.size(); }
 
     // Raw writing, for value_traits specializations.
     void write_raw(const void* p, std::size_t n) {
@@ -146,10 +150,13 @@ private:
         stack_.push_back({size_, 0, root_is_array_});
         write_le<std::int32_t>(0);
     }
+    void ensure_started() {
+        if (stack_.empty()) start();
+    }
     void grow(std::size_t need);
     void begin_element(type t, std::string_view key);
     void begin_array_element(type t);
-    void check_open_document(const char* what) const;
+    void check_open_document(const char* what);
     builder& open(type t, std::string_view key);
     builder& open_in_array(type t);
     builder& close(bool is_array);
@@ -157,7 +164,7 @@ private:
     std::unique_ptr<std::uint8_t[]> data_;
     std::size_t size_ = 0;
     std::size_t cap_ = 0;
-    std::vector<frame> stack_;
+    boost::container::small_vector<frame, 8> stack_;  // open levels; the root first
     bool root_is_array_ = false;
 };
 

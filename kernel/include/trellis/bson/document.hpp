@@ -16,6 +16,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "trellis/bson/types.hpp"
 #include "trellis/errors.hpp"
@@ -254,30 +255,39 @@ struct code_w_scope {
     document_view scope;
 };
 
+namespace detail {
+inline constexpr std::uint8_t empty_document_bytes[5] = {5, 0, 0, 0, 0};
+}
+
 /// An owning BSON document: a buffer of bytes holding one valid document.
 class document {
 public:
-    /// The empty document {}.
-    document();
+    /// The empty document {} (no allocation: its bytes are static until something replaces them).
+    document() noexcept = default;
     /// Copies the bytes of a view.
     explicit document(document_view view);
     /// Takes ownership of a buffer holding a valid document of `size` bytes.
     document(std::unique_ptr<std::uint8_t[]> data, std::size_t size) noexcept : data_(std::move(data)), size_(size) {}
 
     document(const document& other) : document(other.view()) {}
-    document(document&&) noexcept = default;
+    /// The moved-from document is {}.
+    document(document&& other) noexcept : data_(std::move(other.data_)), size_(std::exchange(other.size_, 5)) {}
     document& operator=(const document& other) {
         if (this != &other) *this = document(other.view());
         return *this;
     }
-    document& operator=(document&&) noexcept = default;
+    document& operator=(document&& other) noexcept {
+        data_ = std::move(other.data_);
+        size_ = std::exchange(other.size_, 5);
+        return *this;
+    }
 
     /// Validates the bytes and copies them; throws bson_error.
     static document from_bytes(std::span<const std::uint8_t> bytes, const validation_options& options = {}) {
         return document(document_view::validated(bytes, options));
     }
 
-    document_view view() const noexcept { return {data_.get(), size_}; }
+    document_view view() const noexcept { return {data(), size_}; }
     operator document_view() const noexcept { return view(); }
 
     document_view::iterator begin() const noexcept { return view().begin(); }
@@ -286,21 +296,22 @@ public:
     bool contains(std::string_view key) const noexcept { return view().contains(key); }
     element operator[](std::string_view key) const { return view()[key]; }
     bool empty() const noexcept { return view().empty(); }
-    const std::uint8_t* data() const noexcept { return data_.get(); }
+    const std::uint8_t* data() const noexcept { return data_ ? data_.get() : detail::empty_document_bytes; }
     std::size_t size() const noexcept { return size_; }
     std::span<const std::uint8_t> bytes() const noexcept { return view().bytes(); }
 
-    /// Gives the buffer away; the document is left empty-handed (size 0).
-    std::unique_ptr<std::uint8_t[]> release() noexcept {
-        size_ = 0;
+    /// Gives the buffer (size() bytes) away; the document is left {}.
+    std::unique_ptr<std::uint8_t[]> release() {
+        if (!data_) data_.reset(new std::uint8_t[5]{5, 0, 0, 0, 0});
+        size_ = 5;
         return std::move(data_);
     }
 
     friend bool operator==(const document& a, const document& b) noexcept { return a.view() == b.view(); }
 
 private:
-    std::unique_ptr<std::uint8_t[]> data_;
-    std::size_t size_ = 0;
+    std::unique_ptr<std::uint8_t[]> data_;  // null: {} (detail::empty_document_bytes)
+    std::size_t size_ = 5;
 };
 
 /// An owning BSON array.
