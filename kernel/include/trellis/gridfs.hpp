@@ -264,8 +264,8 @@ public:
 
     const bucket_options& options() const noexcept;
     /// The files and chunks collections, with the bucket's concerns and read preference.
-    const collection& files_collection() const noexcept;
-    const collection& chunks_collection() const noexcept;
+    collection files_collection() const;
+    collection chunks_collection() const;
 
     // ---- upload
 

@@ -124,7 +124,8 @@ bool same_keys(bson::document_view a, bson::document_view b) {
 asio::awaitable<bool> has_index(collection coll, bson::document keys) {
     std::optional<cursor> c;
     try {
-        c.emplace(co_await coll.async_list_indexes(asio::use_awaitable));
+        cursor listed = co_await coll.async_list_indexes(asio::use_awaitable);
+        c.emplace(std::move(listed));
     } catch (const operation_failure& e) {
         if (e.server_code() == 26) co_return false;  // NamespaceNotFound: no collection, no index
         throw;
@@ -136,7 +137,8 @@ asio::awaitable<bool> has_index(collection coll, bson::document keys) {
 }
 
 asio::awaitable<void> ensure_index(collection coll, bson::document keys, bool unique) {
-    if (co_await has_index(coll, keys)) co_return;
+    const bool exists = co_await has_index(coll, keys);
+    if (exists) co_return;
     std::vector<index_model> models;
     models.push_back(index_model{std::move(keys), unique ? bson::make_document(bson::kvp("unique", true)) : bson::document()});
     co_await coll.async_create_indexes(std::move(models), asio::use_awaitable);
@@ -276,7 +278,8 @@ asio::awaitable<std::shared_ptr<detail::download_state>> open_download(state_ptr
     bson::document filter = eq_filter("files_id", d->id);
     find_options by_n;
     by_n.sort = bson::make_document(bson::kvp("n", 1));
-    d->chunk_cursor.emplace(co_await d->bucket->chunks.async_find(std::move(filter), std::move(by_n), asio::use_awaitable));
+    cursor chunks = co_await d->bucket->chunks.async_find(std::move(filter), std::move(by_n), asio::use_awaitable);
+    d->chunk_cursor.emplace(std::move(chunks));
     co_return d;
 }
 
@@ -319,11 +322,6 @@ asio::awaitable<bool> next_chunk(detail::download_state& d) {
     co_return true;
 }
 
-template <class Sink>
-asio::awaitable<void> drain(detail::download_state& d, Sink sink) {
-    while (co_await next_chunk(d)) sink(d.current);
-}
-
 asio::awaitable<bson::document> files_doc_by_id(state_ptr s, const file_id& id) {
     bson::document filter = eq_filter("_id", id);
     find_options none;
@@ -351,17 +349,23 @@ asio::awaitable<bson::document> files_doc_by_name(state_ptr s, std::string filen
 asio::awaitable<std::vector<std::uint8_t>> all_bytes(std::shared_ptr<detail::download_state> d) {
     std::vector<std::uint8_t> out;
     out.reserve(static_cast<std::size_t>(d->length));
-    co_await drain(*d, [&](const std::vector<std::uint8_t>& c) { out.insert(out.end(), c.begin(), c.end()); });
+    for (;;) {  // co_await as a statement: GCC 12 miscompiled it in a loop condition here
+        const bool more = co_await next_chunk(*d);
+        if (!more) break;
+        out.insert(out.end(), d->current.begin(), d->current.end());
+    }
     co_return out;
 }
 
 asio::awaitable<void> to_stream(std::shared_ptr<detail::download_state> d, std::ostream* out) {
-    co_await drain(*d, [&](const std::vector<std::uint8_t>& c) {
-        out->write(reinterpret_cast<const char*>(c.data()), static_cast<std::streamsize>(c.size()));
+    for (;;) {
+        const bool more = co_await next_chunk(*d);
+        if (!more) break;
+        out->write(reinterpret_cast<const char*>(d->current.data()), static_cast<std::streamsize>(d->current.size()));
         if (!*out)
             throw trellis::error(trellis::errc::invalid_argument, d->bucket->where() + ": writing file id " +
                                                                       d->id.to_string() + " to the destination stream failed");
-    });
+    }
 }
 
 }  // namespace
@@ -399,7 +403,10 @@ asio::any_io_executor download_stream::executor() const {
 asio::awaitable<std::size_t> download_stream::read_impl(std::shared_ptr<detail::download_state> s, std::span<std::uint8_t> out) {
     std::size_t copied = 0;
     while (copied < out.size()) {
-        if (s->pos == s->current.size() && !co_await next_chunk(*s)) break;
+        if (s->pos == s->current.size()) {
+            const bool more = co_await next_chunk(*s);
+            if (!more) break;
+        }
         const std::size_t n = std::min(out.size() - copied, s->current.size() - s->pos);
         std::copy_n(s->current.begin() + static_cast<std::ptrdiff_t>(s->pos), n, out.begin() + static_cast<std::ptrdiff_t>(copied));
         s->pos += n;
@@ -437,8 +444,8 @@ bucket::bucket(const database& db, bucket_options options) {
 }
 
 const bucket_options& bucket::options() const noexcept { return state_->options; }
-const collection& bucket::files_collection() const noexcept { return state_->files; }
-const collection& bucket::chunks_collection() const noexcept { return state_->chunks; }
+collection bucket::files_collection() const { return state_->files; }
+collection bucket::chunks_collection() const { return state_->chunks; }
 
 asio::any_io_executor bucket::executor() const {
     state_->core->check_usable();
@@ -454,7 +461,8 @@ asio::awaitable<file_id> bucket::upload_impl(state_ptr s, std::string filename, 
             stream->read(reinterpret_cast<char*>(block.data()), static_cast<std::streamsize>(block.size()));
             const auto got = static_cast<std::size_t>(stream->gcount());
             if (stream->bad()) break;
-            if (got > 0) co_await write_bytes(u, std::span<const std::uint8_t>(block.data(), got));
+            const std::span<const std::uint8_t> part(block.data(), got);
+            if (got > 0) co_await write_bytes(u, part);
         }
         if (stream->bad()) {
             const std::int64_t read = u->length;
@@ -497,7 +505,8 @@ std::vector<std::uint8_t> bucket::download(file_id id) {
 }
 asio::awaitable<download_stream> bucket::open_download_impl(state_ptr s, file_id id) {
     bson::document doc = co_await files_doc_by_id(s, id);
-    co_return download_stream(co_await open_download(s, std::move(doc)));
+    auto d = co_await open_download(s, std::move(doc));
+    co_return download_stream(std::move(d));
 }
 download_stream bucket::open_download_stream(file_id id) {
     return trellis::detail::wait(state_->core, open_download_impl(state_, std::move(id)));
@@ -524,7 +533,8 @@ void bucket::download_to_stream_by_name(std::string filename, std::ostream& dest
 asio::awaitable<download_stream> bucket::open_download_by_name_impl(state_ptr s, std::string filename,
                                                                     download_by_name_options o) {
     bson::document doc = co_await files_doc_by_name(s, std::move(filename), o);
-    co_return download_stream(co_await open_download(s, std::move(doc)));
+    auto d = co_await open_download(s, std::move(doc));
+    co_return download_stream(std::move(d));
 }
 download_stream bucket::open_download_stream_by_name(std::string filename, download_by_name_options options) {
     return trellis::detail::wait(state_->core, open_download_by_name_impl(state_, std::move(filename), options));
@@ -591,7 +601,8 @@ asio::awaitable<std::int64_t> set_filename(state_ptr s, bson::document filter, c
 
 asio::awaitable<void> bucket::rename_impl(state_ptr s, file_id id, std::string new_filename) {
     bson::document filter = eq_filter("_id", id);
-    if (co_await set_filename(s, std::move(filter), new_filename, false) == 0)
+    const std::int64_t matched = co_await set_filename(s, std::move(filter), new_filename, false);
+    if (matched == 0)
         throw file_not_found(errc::file_not_found, id, {}, s->where() + ": no file with id " + id.to_string() + " to rename");
 }
 void bucket::rename(file_id id, std::string new_filename) {
@@ -599,7 +610,8 @@ void bucket::rename(file_id id, std::string new_filename) {
 }
 asio::awaitable<void> bucket::rename_by_name_impl(state_ptr s, std::string filename, std::string new_filename) {
     bson::document filter = bson::make_document(bson::kvp("filename", filename));
-    if (co_await set_filename(s, std::move(filter), new_filename, true) == 0)
+    const std::int64_t matched = co_await set_filename(s, std::move(filter), new_filename, true);
+    if (matched == 0)
         throw file_not_found(errc::file_not_found, std::nullopt, filename, s->where() + ": no file named \"" + filename + "\" to rename");
 }
 void bucket::rename_by_name(std::string filename, std::string new_filename) {
