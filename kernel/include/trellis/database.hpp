@@ -19,6 +19,10 @@
 
 namespace trellis {
 
+namespace gridfs {
+class bucket;
+}
+
 struct list_collections_options {
     bson::document filter;  ///< on the collections' descriptions ({name: ..., type: ...})
     bool name_only = false;  ///< names and types only: cheaper, takes no collection locks
@@ -139,6 +143,7 @@ public:
 
 private:
     friend class client;
+    friend class gridfs::bucket;  // its coroutines run on this database's client
     using target = collection::target;
     explicit database(target t) : t_(std::move(t)) {}
     boost::asio::any_io_executor executor() const;

@@ -29,6 +29,7 @@ std::string_view kind_name(entity::kind k) {
         case entity::kind::collection: return "collection";
         case entity::kind::cursor: return "cursor";
         case entity::kind::session: return "session";
+        case entity::kind::bucket: return "bucket";
         case entity::kind::value: return "BSON value";
     }
     return "entity";
@@ -481,7 +482,30 @@ void create_entities(test_context& ctx, const json::array& list) {
             e.session = std::make_shared<trellis::client_session>(c.client->client->start_session(so));
             ctx.entities.add(id, std::move(e));
         } else if (type == "bucket") {
-            skip("GridFS buckets not implemented");
+            for (const auto& [key, value] : o)
+                if (key != "id" && key != "database" && key != "bucketOptions") fail("unknown bucket entity field " + std::string(key));
+            entity& d = ctx.entities.get(string_of(o.at("database"), "database"), entity::kind::database);
+            gridfs::bucket_options bo;
+            json::object concerns;  // readConcern, readPreference, writeConcern: as other entities'
+            if (const auto* v = o.if_contains("bucketOptions")) {
+                for (const auto& [key, value] : object_of(*v, "bucketOptions")) {
+                    if (key == "bucketName") bo.bucket_name = string_of(value, "bucketName");
+                    else if (key == "chunkSizeBytes") bo.chunk_size_bytes = static_cast<std::int32_t>(integer_of(value, "chunkSizeBytes"));
+                    else if (key == "disableMD5") (void)value.as_bool();  // MD5 is never computed
+                    else concerns[key] = value;
+                }
+            }
+            const json::object wrapped{{"bucketOptions", concerns}};
+            const handle_options h = handle_options_of(wrapped, "bucketOptions");
+            bo.read_concern = h.read_concern;
+            bo.read_preference = h.read_preference;
+            bo.write_concern = h.write_concern;
+            entity e;
+            e.k = entity::kind::bucket;
+            e.client = d.client;
+            e.client_id = d.client_id;
+            e.bucket = std::make_shared<gridfs::bucket>(*d.db, std::move(bo));
+            ctx.entities.add(id, std::move(e));
         } else if (type == "clientEncryption") {
             skip("client-side encryption not implemented");
         } else if (type == "thread") {

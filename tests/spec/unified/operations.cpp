@@ -12,6 +12,8 @@
 #include "trellis/bson/builder.hpp"
 #include "trellis/client_bulk_write.hpp"
 #include "trellis/errors.hpp"
+#include "trellis/gridfs.hpp"
+#include "../runner.hpp"
 #include "unified.hpp"
 
 namespace trellis::spec::unified {
@@ -66,7 +68,7 @@ const std::set<std::string, std::less<>>& known_operations() {
         // GridFS buckets
         "delete", "download", "downloadByName", "openDownloadStream", "openDownloadStreamByName", "openUploadStream",
         "openUploadStreamWithId", "upload", "uploadWithId", "downloadToStream", "downloadToStreamByName",
-        "uploadFromStream", "uploadFromStreamWithId",
+        "uploadFromStream", "uploadFromStreamWithId", "deleteByName", "renameByName",
         // clientEncryption
         "addKeyAltName", "createDataKey", "createEncryptedCollection", "decrypt", "deleteKey", "encrypt", "getKey",
         "getKeyByAltName", "getKeys", "removeKeyAltName", "rewrapManyDataKey",
@@ -666,6 +668,81 @@ op_result end_session(call& c) {
     return {};
 }
 
+// ---------------------------------------------------------------- bucket operations (GridFS)
+
+gridfs::bucket& bucket_of(call& c) { return *c.object->bucket; }
+
+gridfs::file_id file_id_of(call& c) {
+    const bson::document wrapped = to_bson(json::object{{"id", c.arg("id")}});
+    return gridfs::file_id(wrapped["id"]);
+}
+
+// upload's source: {$$hexBytes: "<even number of hex digits>"}, as the format asks.
+std::vector<std::uint8_t> hex_bytes_of(const json::value& source) {
+    const json::object& o = object_of(source, "source");
+    if (o.size() != 1 || !o.contains("$$hexBytes")) fail("upload: source is not {$$hexBytes: ...}: " + show(source));
+    const std::string hex = string_of(o.at("$$hexBytes"), "$$hexBytes");
+    if (hex.size() % 2 != 0 || !std::all_of(hex.begin(), hex.end(), [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)); }))
+        fail("upload: $$hexBytes \"" + hex + "\" is not an even number of hexadecimal digits");
+    return hex_decode(hex);
+}
+
+json::value bytes_json(const std::vector<std::uint8_t>& bytes) {
+    bson::builder b;
+    b.append("v", bson::binary{bson::binary_subtype::generic, bytes});
+    return from_bson(b.extract()).as_object().at("v");
+}
+
+op_result upload_with(call& c, std::optional<gridfs::file_id> id) {
+    // contentType and aliases are deprecated and not offered; MD5 is never computed, so
+    // disableMD5 changes nothing.
+    if (c.opt("contentType")) skip("option contentType not supported");
+    if (c.opt("aliases")) skip("option aliases not supported");
+    const std::vector<std::uint8_t> bytes = hex_bytes_of(c.arg("source"));
+    gridfs::upload_options o;
+    o.id = std::move(id);
+    if (const auto* v = c.opt("chunkSizeBytes")) o.chunk_size_bytes = static_cast<std::int32_t>(integer_of(*v, "chunkSizeBytes"));
+    o.metadata = doc_opt<bson::document>(c, "metadata");
+    const gridfs::file_id made = bucket_of(c).upload_from_bytes(string_of(c.arg("filename"), "filename"), bytes, std::move(o));
+    return value_result(from_bson(made.document()).as_object().at("_id"));
+}
+op_result upload(call& c) { return upload_with(c, std::nullopt); }
+op_result upload_with_id(call& c) { return upload_with(c, file_id_of(c)); }
+const std::vector<std::string_view> upload_arguments = {"chunkSizeBytes", "metadata", "contentType", "aliases", "disableMD5"};
+
+op_result download(call& c) { return value_result(bytes_json(bucket_of(c).download(file_id_of(c)))); }
+
+op_result download_by_name(call& c) {
+    gridfs::download_by_name_options o;
+    if (const auto* v = c.opt("revision")) o.revision = static_cast<std::int32_t>(integer_of(*v, "revision"));
+    return value_result(bytes_json(bucket_of(c).download_by_name(string_of(c.arg("filename"), "filename"), o)));
+}
+
+op_result delete_file(call& c) {
+    bucket_of(c).delete_file(file_id_of(c));
+    return {};
+}
+op_result delete_by_name(call& c) {
+    bucket_of(c).delete_by_name(string_of(c.arg("filename"), "filename"));
+    return {};
+}
+op_result rename_file(call& c) {
+    bucket_of(c).rename(file_id_of(c), string_of(c.arg("newFilename"), "newFilename"));
+    return {};
+}
+op_result rename_by_name(call& c) {
+    bucket_of(c).rename_by_name(string_of(c.arg("filename"), "filename"), string_of(c.arg("newFilename"), "newFilename"));
+    return {};
+}
+op_result drop_bucket(call& c) {
+    bucket_of(c).drop();
+    return {};
+}
+op_result find_files(call& c) {
+    cursor cur = bucket_of(c).find(to_bson(c.arg("filter")), find_options_of(c));
+    return value_result(cursor_documents(cur), true);
+}
+
 // ---------------------------------------------------------------- test runner operations
 
 client_entity& client_arg(call& c) {
@@ -888,6 +965,16 @@ const table& entity_operations() {
         {{k::cursor, "iterateOnce"}, {{}, {}, iterate_once}},
         {{k::cursor, "close"}, {{}, {}, close_cursor}},
         {{k::session, "endSession"}, {{}, {}, end_session}},
+        {{k::bucket, "upload"}, {{"filename", "source"}, upload_arguments, upload}},
+        {{k::bucket, "uploadWithId"}, {{"id", "filename", "source"}, upload_arguments, upload_with_id}},
+        {{k::bucket, "download"}, {{"id"}, {}, download}},
+        {{k::bucket, "downloadByName"}, {{"filename"}, {"revision"}, download_by_name}},
+        {{k::bucket, "delete"}, {{"id"}, {}, delete_file}},
+        {{k::bucket, "deleteByName"}, {{"filename"}, {}, delete_by_name}},
+        {{k::bucket, "rename"}, {{"id", "newFilename"}, {}, rename_file}},
+        {{k::bucket, "renameByName"}, {{"filename", "newFilename"}, {}, rename_by_name}},
+        {{k::bucket, "drop"}, {{}, {}, drop_bucket}},
+        {{k::bucket, "find"}, {{"filter"}, find_arguments, find_files}},
     };
     return t;
 }

@@ -26,6 +26,7 @@
 #include "trellis/collection.hpp"
 #include "trellis/cursor.hpp"
 #include "trellis/database.hpp"
+#include "trellis/gridfs.hpp"
 #include "trellis/session.hpp"
 
 namespace trellis::spec::unified {
@@ -79,12 +80,13 @@ struct client_entity {
 };
 
 struct entity {
-    enum class kind { client, database, collection, cursor, session, value } k = kind::value;
+    enum class kind { client, database, collection, cursor, session, bucket, value } k = kind::value;
     std::shared_ptr<client_entity> client;
     std::optional<trellis::database> db;
     std::optional<trellis::collection> coll;
     std::shared_ptr<trellis::cursor> cursor;
     std::shared_ptr<trellis::client_session> session;
+    std::shared_ptr<trellis::gridfs::bucket> bucket;
     json::value value;  // a BSON entity (saveResultAsEntity), canonical
     std::string client_id;  // for database and collection entities
 };
