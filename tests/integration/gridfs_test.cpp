@@ -15,6 +15,7 @@
 #include "trellis/client.hpp"
 #include "trellis/gridfs.hpp"
 #include "trellis/sim/deployment.hpp"
+#include "command_recorder.hpp"
 
 namespace asio = boost::asio;
 namespace bson = trellis::bson;
@@ -28,37 +29,20 @@ bson::document doc(std::string_view json) { return bson::from_json(json); }
 // A trellis-sim standalone and a client recording the commands it sends.
 struct rig {
     std::unique_ptr<sim::deployment> deployment;
+    trellis_test::command_recorder rec;
     std::unique_ptr<trellis::client> client;
-    std::mutex m;
-    std::vector<bson::document> started;
 
     rig() {
         deployment = std::make_unique<sim::deployment>(sim::sim_config{});
         deployment->start();
-        trellis::client_settings settings;
-        settings.on_command = [this](const trellis::command_event& e) {
-            if (const auto* s = std::get_if<trellis::command_started_event>(&e)) {
-                std::lock_guard lock(m);
-                started.push_back(s->command);
-            }
-        };
-        client = std::make_unique<trellis::client>(deployment->uri(), std::move(settings));
+        client = std::make_unique<trellis::client>(deployment->uri(), rec.settings());
     }
     ~rig() {
         client.reset();
         deployment->stop();
     }
-    std::vector<bson::document> sent(std::string_view name) {
-        std::lock_guard lock(m);
-        std::vector<bson::document> out;
-        for (const auto& c : started)
-            if ((*c.view().begin()).key() == name) out.push_back(c);
-        return out;
-    }
-    void forget() {
-        std::lock_guard lock(m);
-        started.clear();
-    }
+    std::vector<bson::document> sent(std::string_view name) const { return rec.sent(name); }
+    void forget() { rec.clear(); }
 };
 
 std::vector<std::uint8_t> pattern(std::size_t n, unsigned seed) {
