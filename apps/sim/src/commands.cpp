@@ -49,6 +49,8 @@ const char* code_name_of(int code) {
         case 43: return "CursorNotFound";
         case 50: return "MaxTimeMSExpired";
         case 59: return "CommandNotFound";
+        case 20: return "IllegalOperation";
+        case 24: return "LockTimeout";
         case 63: return "StaleShardVersion";
         case 64: return "WriteConcernFailed";
         case 89: return "NetworkTimeout";
@@ -57,6 +59,9 @@ const char* code_name_of(int code) {
         case 133: return "FailedToSatisfyReadPreference";
         case 150: return "StaleEpoch";
         case 189: return "PrimarySteppedDown";
+        case 225: return "TransactionTooOld";
+        case 251: return "NoSuchTransaction";
+        case 256: return "TransactionCommitted";
         case 322: return "APIVersionError";
         case 323: return "APIStrictError";
         case 324: return "APIDeprecationError";
@@ -66,6 +71,7 @@ const char* code_name_of(int code) {
         case 10107: return "NotWritablePrimary";
         case 11000: return "DuplicateKey";
         case 11600: return "InterruptedAtShutdown";
+        case 11601: return "Interrupted";
         case 11602: return "InterruptedDueToReplStateChange";
         case 13388: return "StaleConfig";
         case 13435: return "NotPrimaryNoSecondaryOk";
