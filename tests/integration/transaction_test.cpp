@@ -98,7 +98,8 @@ private slots:
         rs_ = std::make_unique<sim::deployment>(c);
         rs_->start();
         QVERIFY(rs_->wait_for_primary(std::chrono::seconds(10)));
-        client_ = std::make_unique<trellis::client>(rs_->uri(), rec_.settings());
+        // Frequent checks: after a network error the primary is found again quickly.
+        client_ = std::make_unique<trellis::client>(rs_->uri() + "&heartbeatFrequencyMS=500", rec_.settings());
         client_->wait_for_discovery();
     }
     void cleanupTestCase() {
@@ -232,6 +233,16 @@ private slots:
         s.start_transaction();
         expect_invalid_argument([&] { c.update_one(doc(R"({"_id": 1})"), doc(R"({"x": 1})")); }, "");
         QCOMPARE(s.transaction(), transaction_state::starting);
+        // run_command in a transaction: the transaction's fields added, its own readConcern refused.
+        auto db = (*client_)["txn"].with_session(s);
+        expect_invalid_argument([&] { db.run_command(doc(R"({"find": "state", "readConcern": {"level": "local"}})")); },
+                                "Cannot set read concern after starting a transaction");
+        rec_.clear();
+        db.run_command(doc(R"({"find": "state"})"));
+        const auto find = rec_.sent("find").front();
+        QCOMPARE(find["startTransaction"].get_bool(), true);
+        QCOMPARE(find["autocommit"].get_bool(), false);
+        QCOMPARE(s.transaction(), transaction_state::in_progress);
         s.abort_transaction();
         s.end_session();
         expect_invalid_argument([&] { s.start_transaction(); }, "has ended");

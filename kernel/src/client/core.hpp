@@ -263,6 +263,9 @@ public:
         /// commitTransaction or abortTransaction: the session's lsid, txnNumber and autocommit:
         /// false whatever its transaction state (an ended session too: end_session's abort).
         bool transaction_control = false;
+        /// A user's command (run_command, run_cursor_command): sent as given; in a transaction its
+        /// own readConcern is refused rather than dropped.
+        bool user_command = false;
         /// A command that takes readConcern afterClusterTime in a causally consistent session
         /// (the read-write-concern spec's list; never a user's run_command).
         bool causal = false;

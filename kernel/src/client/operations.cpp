@@ -428,6 +428,8 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
             st.in_transaction = op.transaction_control || es.txn == transaction_state::starting ||
                                 es.txn == transaction_state::in_progress;
             if (st.in_transaction) {
+                if (op.user_command && op.command.view().find("readConcern"))
+                    throw error(errc::invalid_argument, "Cannot set read concern after starting a transaction.");
                 txn_first = !op.transaction_control && es.txn == transaction_state::starting;
                 const auto rp = es.txn_options.read_preference.value_or(read_preference{});
                 if (rp.mode != read_preference_mode::primary && !op.transaction_control)
@@ -640,6 +642,7 @@ asio::awaitable<bson::document> client_core::run_command(std::string db, bson::d
     op.kind = rp ? op_kind::read : op_kind::command;
     op.read_pref = std::move(rp);
     op.explicit_session = std::move(session);  // never causal: a user's command gets no readConcern
+    op.user_command = true;
     auto r = co_await execute(std::move(op));
     co_return std::move(r.reply);
 }
@@ -659,6 +662,7 @@ asio::awaitable<cursor> client_core::run_cursor_command(std::string db, bson::do
     op.read_pref = std::move(o.read_preference);
     op.keep_session = true;
     op.explicit_session = std::move(session);
+    op.user_command = true;
     auto r = co_await execute(std::move(op));
     try {
         ops::check_cursor_reply(r.reply.view(), name);
