@@ -228,6 +228,8 @@ private slots:
         auto c = (*client_)["txn"]["state"].with_session(s);
         expect_invalid_argument([&] { c.find_one({}); }, "read preference in a transaction must be primary");
         QCOMPARE(s.transaction(), transaction_state::starting);  // nothing was sent
+        c.insert_one(doc(R"({"x": 1})"));                        // a write runs (on the primary)
+        QCOMPARE(s.transaction(), transaction_state::in_progress);
         s.abort_transaction();
         // A client-side refusal (an update without operators) leaves the transaction starting.
         s.start_transaction();

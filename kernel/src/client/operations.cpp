@@ -432,9 +432,9 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
                     throw error(errc::invalid_argument, "Cannot set read concern after starting a transaction.");
                 txn_first = !op.transaction_control && es.txn == transaction_state::starting;
                 const auto rp = es.txn_options.read_preference.value_or(read_preference{});
-                if (rp.mode != read_preference_mode::primary && !op.transaction_control)
+                if (rp.mode != read_preference_mode::primary && (op.kind == op_kind::read || op.user_command))
                     throw error(errc::invalid_argument, "read preference in a transaction must be primary (the transaction's "
-                                                        "read preference is not)");
+                                                        "read preference is not): a read cannot run in it");
                 op.read_pref = read_preference{};
                 if (txn_first) {
                     es.pinned.reset();  // a new transaction goes to the mongos selected for its first command
