@@ -386,7 +386,8 @@ private slots:
         s.async_with_transaction(
              [&](trellis::client_session&) -> asio::awaitable<void> {
                  ++calls;
-                 co_await c.async_insert_one(doc(R"({"_id": 3})"), asio::use_awaitable);
+                 bson::document d = doc(R"({"_id": 3})");  // named: see GCC 12 and co_await temporaries
+                 co_await c.async_insert_one(std::move(d), asio::use_awaitable);
              },
              std::nullopt, asio::use_future)
             .get();

@@ -215,8 +215,10 @@ asio::awaitable<void> client_core::commit_transaction(session_ptr s) {
     std::exception_ptr failure;
     for (int attempt = 0; attempt < 2; ++attempt) {
         failure = nullptr;
+        // Named first: GCC 12 may destroy a temporary in a co_await's arguments twice.
+        operation op = control_operation(s, "commitTransaction", retry || attempt > 0);
         try {
-            co_await execute(control_operation(s, "commitTransaction", retry || attempt > 0));
+            co_await execute(std::move(op));
         } catch (...) {
             failure = std::current_exception();
         }
@@ -260,8 +262,9 @@ asio::awaitable<void> client_core::abort_transaction(session_ptr s) {
 asio::awaitable<void> client_core::send_abort(session_ptr s) {
     for (int attempt = 0; attempt < 2; ++attempt) {
         std::exception_ptr failure;
+        operation op = control_operation(s, "abortTransaction", false);
         try {
-            co_await execute(control_operation(s, "abortTransaction", false));
+            co_await execute(std::move(op));
         } catch (...) {
             failure = std::current_exception();
         }
