@@ -9,8 +9,8 @@
 #include <random>
 #include <thread>
 
-#include "client/blocking.hpp"
 #include "client/core.hpp"
+#include "client/wait.hpp"
 #include "ops/ops.hpp"
 #include "trellis/bson/builder.hpp"
 #include "trellis/client.hpp"
