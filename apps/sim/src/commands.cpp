@@ -49,6 +49,8 @@ const char* code_name_of(int code) {
         case 43: return "CursorNotFound";
         case 50: return "MaxTimeMSExpired";
         case 59: return "CommandNotFound";
+        case 20: return "IllegalOperation";
+        case 24: return "LockTimeout";
         case 63: return "StaleShardVersion";
         case 64: return "WriteConcernFailed";
         case 89: return "NetworkTimeout";
@@ -57,6 +59,9 @@ const char* code_name_of(int code) {
         case 133: return "FailedToSatisfyReadPreference";
         case 150: return "StaleEpoch";
         case 189: return "PrimarySteppedDown";
+        case 225: return "TransactionTooOld";
+        case 251: return "NoSuchTransaction";
+        case 256: return "TransactionCommitted";
         case 322: return "APIVersionError";
         case 323: return "APIStrictError";
         case 324: return "APIDeprecationError";
@@ -66,6 +71,7 @@ const char* code_name_of(int code) {
         case 10107: return "NotWritablePrimary";
         case 11000: return "DuplicateKey";
         case 11600: return "InterruptedAtShutdown";
+        case 11601: return "Interrupted";
         case 11602: return "InterruptedDueToReplStateChange";
         case 13388: return "StaleConfig";
         case 13435: return "NotPrimaryNoSecondaryOk";
@@ -221,6 +227,7 @@ struct context {
     std::map<std::size_t, bson::document> done;      // results of statements an earlier attempt committed
     std::map<std::size_t, bson::document> executed;  // results of this attempt's statements (done's too)
     bool close_connection = false;                   // cut short: no reply, the connection closes
+    transaction* txn = nullptr;                      // a command of this transaction (target.data is its copy)
 };
 
 // Counts an operation where the data lives and, as mongos's own opcounters do, on the router
@@ -345,6 +352,12 @@ asio::awaitable<bson::document> with_write_concern(deployment::impl& d, member& 
 // Runs the writes of one command, records them (with the retry record) and waits for the write concern.
 asio::awaitable<bson::document> finish_write(context& c, oplog log, bson::builder& reply_body) {
     auto& d = c.target.dep;
+    if (c.txn) {
+        // In a transaction: kept for the commit, neither replicated nor waited for now.
+        for (auto& e : log) c.txn->entries.push_back(std::move(e));
+        reply_body.append("ok", 1.0);
+        co_return reply_body.extract();
+    }
     if (c.close_connection) {
         // Cut short by onPrimaryTransactionalWrite: what committed is recorded, the client hears nothing.
         std::optional<std::pair<retry_key, bson::document>> retry;
@@ -2213,6 +2226,8 @@ constexpr unsigned crud_read = needs_auth | on_secondary | reads;
 constexpr unsigned admin = needs_auth | on_secondary | on_arbiter;
 constexpr unsigned no_auth = on_secondary | on_arbiter;  // no authentication needed
 
+asio::awaitable<bson::document> cmd_end_transaction(context& c);  // commitTransaction, abortTransaction
+
 // Every command a member answers. Anything else: 59 CommandNotFound, as mongod.
 const std::vector<command_spec>& command_table() {
     // Never destroyed: a member thread may still dispatch a command while the process exits
@@ -2234,6 +2249,8 @@ const std::vector<command_spec>& command_table() {
         {"getLastError", {"getlasterror"}, now<cmd_get_last_error>, admin},
 
         {"insert", {}, cmd_insert, crud_write},
+        {"commitTransaction", {}, cmd_end_transaction, crud_write},
+        {"abortTransaction", {}, cmd_end_transaction, crud_write},
         {"update", {}, cmd_update, crud_write},
         {"delete", {}, cmd_delete, crud_write},
         {"findAndModify", {"findandmodify"}, cmd_find_and_modify, crud_write},
@@ -2448,6 +2465,124 @@ std::optional<bson::document> refused(const command_spec& spec, session& s, cons
     return std::nullopt;
 }
 
+// ---------------------------------------------------------------- transactions
+
+bson::document transient_label() {
+    bson::builder b(bson::builder::root::array);
+    b.append("TransientTransactionError");
+    return b.extract();
+}
+
+// A command with autocommit (or commitTransaction / abortTransaction): checked as mongod does,
+// and its transaction found or started (`txn`). An error reply, or nullopt to go on (txn null:
+// not a transaction's command).
+std::optional<bson::document> transaction_gate(session& s, const request& req, member& target, transaction*& txn) {
+    member& m = s.owner;
+    const bool control = req.name == "commitTransaction" || req.name == "abortTransaction";
+    if (req.body.find("txnNumber") && (m.current == role::standalone || m.current == role::master || m.current == role::slave))
+        return error_reply(20, "IllegalOperation", "Transaction numbers are only allowed on a replica set member or mongos");
+    const auto autocommit = req.body.find("autocommit");
+    if (!autocommit) {
+        if (control)
+            return error_reply(50768, "Location50768", req.name + " must be run within a transaction (autocommit: false, txnNumber)");
+        return std::nullopt;
+    }
+    if (autocommit->type() != bson::type::boolean || autocommit->get_bool())
+        return error_reply(72, "InvalidOptions", "Specifying autocommit=true is not allowed.");
+    const auto key = retry_key_of(req);
+    if (!key) return error_reply(72, "InvalidOptions", "'autocommit' requires an lsid and a txnNumber");
+    const std::int64_t n = key->txn_number;
+    const bool start = bool_or(req.body, "startTransaction", false);
+    if (auto st = req.body.find("startTransaction"); st && (st->type() != bson::type::boolean || !st->get_bool()))
+        return error_reply(72, "InvalidOptions", "'startTransaction' may only be true");
+    if (start && control) return error_reply(72, "InvalidOptions", req.name + " cannot start a transaction");
+    if (!start && req.body.find("readConcern"))
+        return error_reply(72, "InvalidOptions", "Only the first command in a transaction may specify a readConcern");
+    if (!control && req.body.find("writeConcern"))
+        return error_reply(72, "InvalidOptions", "Cannot set write concern after starting a transaction.");
+    const auto found = target.transactions.find(key->lsid);
+    if (found != target.transactions.end() && found->second.txn_number > n)
+        return error_reply(225, "TransactionTooOld",
+                           "Cannot start transaction " + std::to_string(n) + " on session because a newer transaction " +
+                               std::to_string(found->second.txn_number) + " has already started");
+    if (start) {
+        if (found != target.transactions.end() && found->second.txn_number == n)
+            return error_reply(251, "NoSuchTransaction",
+                               "Transaction " + std::to_string(n) + " has already been started on this session", transient_label());
+        transaction& t = target.transactions[key->lsid];
+        t = transaction{};
+        t.txn_number = n;
+        t.data = target.data.clone();
+        txn = &t;
+        return std::nullopt;
+    }
+    if (found == target.transactions.end() || found->second.txn_number != n)
+        return error_reply(251, "NoSuchTransaction",
+                           "Given transaction number " + std::to_string(n) + " does not match any in-progress transactions.",
+                           transient_label());
+    transaction& t = found->second;
+    switch (t.state) {
+        case transaction::state_kind::aborted:
+            return error_reply(251, "NoSuchTransaction", "Transaction " + std::to_string(n) + " has been aborted.", transient_label());
+        case transaction::state_kind::committed:
+            if (req.name == "commitTransaction") break;  // committing again answers as the first commit did
+            return error_reply(256, "TransactionCommitted", "Transaction " + std::to_string(n) + " has been committed.");
+        case transaction::state_kind::in_progress: break;
+    }
+    txn = &t;
+    return std::nullopt;
+}
+
+// After a transaction's command: an error aborts it (as mongod does), and through mongos a
+// successful reply carries the recoveryToken.
+void transaction_reply(member& m, transaction& t, bson::document& reply) {
+    const bool ok = reply.view().find("ok") && reply["ok"].as_bool();
+    const auto we = reply.view().find("writeErrors");
+    if (!ok || (we && we->type() == bson::type::array && !we->get_array().empty())) {
+        t.state = transaction::state_kind::aborted;
+        t.data = catalog();
+        t.entries.clear();
+    }
+    if (ok && m.current == role::mongos) {
+        bson::builder b;
+        b.concat(reply.view());
+        b.open_document("recoveryToken").append("recoveryShardId", m.dep.cfg.set_name.empty() ? "shard0" : m.dep.cfg.set_name)
+            .close_document();
+        reply = b.extract();
+    }
+}
+
+// commitTransaction: the transaction's writes applied to the member's data, replicated, and the
+// write concern waited for (again, for a commit already done); abortTransaction: dropped.
+asio::awaitable<bson::document> end_transaction(member& m, member& target, const request& req, transaction& t,
+                                                 const running_op& op) {
+    auto& d = target.dep;
+    bson::document ok = bson::make_document(bson::kvp("ok", 1.0));
+    if (req.name == "abortTransaction") {
+        t.state = transaction::state_kind::aborted;
+        t.data = catalog();
+        t.entries.clear();
+        transaction_reply(m, t, ok);
+        co_return ok;
+    }
+    optime at = target.applied();
+    if (t.state == transaction::state_kind::in_progress) {
+        t.state = transaction::state_kind::committed;
+        t.data = catalog();
+        std::vector<bson::document> entries = std::move(t.entries);
+        t.entries.clear();
+        for (const auto& e : entries) target.data.apply(e.view());
+        if (!entries.empty()) at = d.record_write(target, std::move(entries));
+    }
+    bson::document reply = co_await with_write_concern(d, target, at, req, ok, &op);
+    transaction_reply(m, t, reply);
+    co_return reply;
+}
+
+asio::awaitable<bson::document> cmd_end_transaction(context& c) {
+    co_return co_await end_transaction(c.self, c.target, c.req, *c.txn, *c.op);
+}
+
 asio::awaitable<command_result> run_command(session& s, request& req, const command_spec& spec, running_op& op) {
     member& m = s.owner;
     auto& d = m.dep;
@@ -2505,8 +2640,15 @@ asio::awaitable<command_result> run_command(session& s, request& req, const comm
         co_return out;
     }
 
+    transaction* txn = nullptr;
+    if (auto refusal = transaction_gate(s, req, *target, txn)) {
+        out.reply = std::move(*refusal);
+        co_return out;
+    }
+    const bool txn_control = name == "commitTransaction" || name == "abortTransaction";
+
     std::map<std::size_t, bson::document> done;
-    if (spec.flags & retryable) {
+    if ((spec.flags & retryable) && !req.body.find("autocommit")) {
         // Retryable writes: the same lsid + txnNumber is applied once; of one cut short, the
         // statements that committed are not applied again.
         if (auto key = retry_key_of(req)) {
@@ -2559,14 +2701,30 @@ asio::awaitable<command_result> run_command(session& s, request& req, const comm
     }
 
     if (counted_as_command(name)) ++m.opcounters["command"];
-    context c{s, req, m, *target, req.db, &op, std::move(done), {}, false};
-    try {
-        out.reply = co_await spec.run(c);
-    } catch (const command_error& e) {
-        out.reply = error_reply(e);
-    } catch (const trellis::bson_error& e) {
-        out.reply = error_reply(2, "BadValue", e.what());
+    context c{s, req, m, *target, req.db, &op, std::move(done), {}, false, txn};
+    {
+        // A transaction's command sees and changes the transaction's copy of the data.
+        struct data_swap {
+            transaction* t;
+            member& target;
+            data_swap(transaction* tx, member& m) : t(tx), target(m) {
+                if (t) std::swap(target.data, t->data);
+            }
+            ~data_swap() {
+                if (t) std::swap(target.data, t->data);
+            }
+            data_swap(const data_swap&) = delete;
+            data_swap& operator=(const data_swap&) = delete;
+        } swap(txn_control ? nullptr : txn, *target);
+        try {
+            out.reply = co_await spec.run(c);
+        } catch (const command_error& e) {
+            out.reply = error_reply(e);
+        } catch (const trellis::bson_error& e) {
+            out.reply = error_reply(2, "BadValue", e.what());
+        }
     }
+    if (txn && !txn_control) transaction_reply(m, *txn, out.reply);
     if (c.close_connection) {
         out.close_connection = true;
         co_return out;

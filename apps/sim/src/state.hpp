@@ -75,6 +75,19 @@ struct oplog_record {
     std::optional<std::pair<retry_key, bson::document>> retry;  // replicated retryable-write record
 };
 
+// ---------------------------------------------------------------- transactions
+
+/// A multi-document transaction of one session (autocommit: false). Its commands run against a
+/// private copy of the member's catalog taken when it started (snapshot isolation, no write
+/// conflict detection); its writes' oplog entries are applied to the member's catalog and
+/// replicated when it commits, and dropped when it aborts.
+struct transaction {
+    std::int64_t txn_number = 0;
+    enum class state_kind { in_progress, committed, aborted } state = state_kind::in_progress;
+    catalog data;
+    std::vector<bson::document> entries;
+};
+
 // ---------------------------------------------------------------- fail points
 
 struct fail_point {
@@ -154,6 +167,7 @@ public:
     catalog data;
     std::vector<oplog_record> log;
     std::map<retry_key, bson::document> retries;
+    std::map<std::string, transaction> transactions;  // by the raw bytes of lsid.id: the latest one
     steady::time_point stepdown_until{};
 
     // Identity and SDAM.

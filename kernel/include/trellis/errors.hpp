@@ -112,6 +112,10 @@ public:
             if (l == label) return true;
         return false;
     }
+    /// A label the driver adds (transactions: TransientTransactionError, UnknownTransactionCommitResult).
+    void add_error_label(std::string label) {
+        if (!has_error_label(label)) labels_.push_back(std::move(label));
+    }
 
 private:
     int server_code_;

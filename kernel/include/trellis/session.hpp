@@ -16,14 +16,38 @@
 // be used only with handles of the client that started it, and not after it ended: both are
 // errors (errc::invalid_argument). Unacknowledged writes (w: 0) are refused in an explicit
 // session, so causal consistency never silently misses one.
+//
+// Transactions (the transactions and convenient transactions API specs), on a replica set or
+// through mongos:
+//
+//   s.start_transaction();                           // local: the first operation starts it
+//   events.insert_one(doc);                          // events bound to s (with_session)
+//   s.commit_transaction();                          // or s.abort_transaction()
+//
+//   s.with_transaction([&](client_session&) { events.insert_one(doc); });  // commits, retries
+//
+// Every operation of a handle bound to the session between start and commit/abort belongs to the
+// transaction: it carries txnNumber and autocommit: false, is sent to the primary (a read
+// preference other than primary is refused), is never retried as a retryable read or write, and
+// through mongos goes to the router the transaction's first command went to.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 
 #include "trellis/bson/document.hpp"
 #include "trellis/bson/types.hpp"
+#include "trellis/options.hpp"
 
 namespace trellis {
 
@@ -33,12 +57,36 @@ namespace detail {
 struct session_state;
 }
 
+/// The transactions spec's TransactionOptions. Unset: the session's default_transaction_options,
+/// then the client's setting.
+struct transaction_options {
+    /// Sent with the transaction's first command (unset and no default: none, the server's).
+    std::optional<trellis::read_concern> read_concern;
+    /// Sent with commitTransaction and abortTransaction; an unacknowledged one (w: 0) is refused.
+    std::optional<trellis::write_concern> write_concern;
+    /// Reads in the transaction: only primary is allowed (others are refused when a read runs).
+    std::optional<trellis::read_preference> read_preference;
+    /// commitTransaction's maxTimeMS.
+    std::optional<std::chrono::milliseconds> max_commit_time;
+};
+
+/// Where a session's transaction stands (the spec's states).
+enum class transaction_state {
+    none,         ///< no transaction started on this session yet
+    starting,     ///< start_transaction() called, no operation sent yet
+    in_progress,  ///< at least one operation sent in it
+    committed,    ///< commit_transaction() returned or failed (it may be called again)
+    aborted,      ///< abort_transaction() called
+};
+
 struct session_options {
     /// Reads see the session's earlier reads and writes (readConcern afterClusterTime).
     /// Unset: true (false for snapshot sessions).
     std::optional<bool> causal_consistency;
     /// Snapshot reads: not supported (start_session refuses them with errc::invalid_argument).
     bool snapshot = false;
+    /// What start_transaction() and with_transaction() use where their options are unset.
+    transaction_options default_transaction_options;
 };
 
 class client_session {
@@ -74,12 +122,62 @@ public:
     /// The client that started this session; errc::invalid_argument once that client is gone.
     trellis::client& client() const;
 
+    // ---- transactions
+    /// Starts a transaction (local: its first operation carries startTransaction). Refused with
+    /// errc::invalid_argument when one is already starting or in progress, when the session has
+    /// ended, or for an unacknowledged write concern.
+    void start_transaction(transaction_options options = {});
+    /// Commits: nothing is sent when no operation ran in the transaction. Retried once (with
+    /// w: majority) on a retryable error; a failure whose outcome is unknown has the label
+    /// UnknownTransactionCommitResult, and may be retried by calling commit_transaction() again
+    /// (w: majority then too). errc::invalid_argument when no transaction was started ("No
+    /// transaction started") or after abort_transaction().
+    void commit_transaction();
+    /// Aborts: the server's errors are ignored (it aborts an abandoned transaction itself).
+    /// errc::invalid_argument when no transaction was started, after commit_transaction(), or
+    /// when called twice.
+    void abort_transaction();
+    using transaction_signature = void(std::exception_ptr);
+    template <boost::asio::completion_token_for<transaction_signature> T = boost::asio::deferred_t>
+    auto async_commit_transaction(T&& token = {}) {
+        return boost::asio::co_spawn(executor(), commit_impl(state_), std::forward<T>(token));
+    }
+    template <boost::asio::completion_token_for<transaction_signature> T = boost::asio::deferred_t>
+    auto async_abort_transaction(T&& token = {}) {
+        return boost::asio::co_spawn(executor(), abort_impl(state_), std::forward<T>(token));
+    }
+    /// The convenient API: starts a transaction, runs `callback`, commits. The whole transaction
+    /// is run again (after a short backoff) when the callback or the commit fails with the label
+    /// TransientTransactionError, the commit alone when it fails with
+    /// UnknownTransactionCommitResult (not MaxTimeMSExpired), for up to 120 seconds; then the
+    /// last error is thrown. Any other error of the callback aborts the transaction and is thrown.
+    /// The callback may run several times: it must be safe to repeat, and must let the errors of
+    /// its operations out (a swallowed error leaves a transaction the server aborted).
+    /// When the callback committed or aborted itself, nothing more is done.
+    void with_transaction(const std::function<void(client_session&)>& callback, std::optional<transaction_options> options = {});
+    /// The same with an asynchronous callback (it runs on the client's strand: it must not block,
+    /// and co_awaits the async forms of its operations). The session must outlive the operation.
+    using async_callback = std::function<boost::asio::awaitable<void>(client_session&)>;
+    template <boost::asio::completion_token_for<transaction_signature> T = boost::asio::deferred_t>
+    auto async_with_transaction(async_callback callback, std::optional<transaction_options> options = {}, T&& token = {}) {
+        return boost::asio::co_spawn(executor(), with_transaction_impl(this, std::move(callback), std::move(options)),
+                                     std::forward<T>(token));
+    }
+    transaction_state transaction() const noexcept;
+    /// Sharded: the mongos ("host:port") this session's transaction is pinned to, if any.
+    std::optional<std::string> pinned_server() const;
+
     /// Not for applications: the implementation, shared with handles bound to the session.
     const std::shared_ptr<detail::session_state>& state() const noexcept { return state_; }
 
 private:
     friend class trellis::client;
     explicit client_session(std::shared_ptr<detail::session_state> s) : state_(std::move(s)) {}
+    boost::asio::any_io_executor executor() const;
+    static boost::asio::awaitable<void> commit_impl(std::shared_ptr<detail::session_state> s);
+    static boost::asio::awaitable<void> abort_impl(std::shared_ptr<detail::session_state> s);
+    static boost::asio::awaitable<void> with_transaction_impl(client_session* self, async_callback callback,
+                                                              std::optional<transaction_options> options);
     std::shared_ptr<detail::session_state> state_;
 };
 

@@ -111,11 +111,18 @@ struct session_state {
     std::shared_ptr<client_core> core;
     session_options options;
     bool causal = true;
-    mutable std::mutex mutex;  // guards the four below
+    mutable std::mutex mutex;  // guards everything below
     server_session server;
     bool ended = false;
     std::optional<bson::document> cluster_time;  // {clusterTime, signature}
     std::optional<bson::timestamp> operation_time;
+    // Transactions (the transactions spec): the state, the options resolved when it started.
+    transaction_state txn = transaction_state::none;
+    transaction_options txn_options;
+    bool txn_empty = false;       // committed or aborted before any operation: nothing to send
+    bool commit_sent = false;     // a commitTransaction went out: the next one is a retry (w: majority)
+    std::optional<std::string> pinned;            // sharded: the mongos of the transaction
+    std::optional<bson::document> recovery_token;  // sharded: the last one a reply carried
 };
 using session_ptr = std::shared_ptr<session_state>;
 
@@ -279,6 +286,12 @@ public:
         bool keep_session = false;
         /// An explicit session instead (its lsid, txnNumber, cluster and operation times).
         session_ptr explicit_session;
+        /// commitTransaction or abortTransaction: the session's lsid, txnNumber and autocommit:
+        /// false whatever its transaction state (an ended session too: end_session's abort).
+        bool transaction_control = false;
+        /// A user's command (run_command, run_cursor_command): sent as given; in a transaction its
+        /// own readConcern is refused rather than dropped.
+        bool user_command = false;
         /// A command that takes readConcern afterClusterTime in a causally consistent session
         /// (the read-write-concern spec's list; never a user's run_command).
         bool causal = false;
@@ -393,8 +406,15 @@ public:
 
     // Explicit sessions (session.cpp). Any thread.
     session_ptr start_session(const session_options& o);
-    /// Returns an ended session's server session to the pool (a dirty one is dropped).
-    void end_session(session_state& s);
+    /// Returns an ended session's server session to the pool (a dirty one is dropped), after
+    /// aborting its transaction in progress (in the background, errors ignored).
+    void end_session(const session_ptr& s);
+    // Transactions (session.cpp). start_transaction: any thread; the others on the strand.
+    void start_transaction(session_state& s, const transaction_options& o);
+    asio::awaitable<void> commit_transaction(session_ptr s);
+    asio::awaitable<void> abort_transaction(session_ptr s);
+    /// abortTransaction (retried once), errors ignored; the session ends up aborted and unpinned.
+    asio::awaitable<void> send_abort(session_ptr s);
     /// The public client object this core serves (moves follow it); null once it is gone.
     void set_face(client* c) noexcept { face_ = c; }
     client* face() const noexcept { return face_.load(); }
@@ -470,6 +490,7 @@ private:
     struct outcome {
         std::optional<reply_on> reply;
         std::exception_ptr failure;
+        std::string address;  // the server of the attempt
         errc kind = errc::operation_failure;
         bool retry_allowed = false;
         /// The server answered (a command or write error), as opposed to a network or pool failure.
@@ -484,9 +505,14 @@ private:
         std::optional<server_session> session;
         bool txn_assigned = false;
         session_state* explicit_session = nullptr;  // its cluster time goes out, replies advance it
+        bool in_transaction = false;                 // the explicit session's transaction
     };
     asio::awaitable<outcome> attempt(server_state& s, const operation& op, const sdk::operation_requirements& req,
                                      attempt_state& st);
+    /// After an operation of a transaction: its state (in progress once the first command went
+    /// out), the mongos it is pinned to, the recovery token, and TransientTransactionError on a
+    /// network or selection failure (which unpins, as that label from the server does).
+    void note_transaction_outcome(session_state& es, outcome& last, bool first);
     /// Selection and the attempts (a retry on a newly selected server; each server in turn for
     /// in_turn strategies); the last outcome.
     asio::awaitable<outcome> run_attempts(operation& op, const sdk::operation_requirements& req, attempt_state& st);
@@ -563,6 +589,11 @@ private:
 
 /// The exception for an error code and text: the matching class of the error family.
 std::exception_ptr make_failure(errc code, const std::string& text);
+
+/// `e` with an error label added (a network or selection error becomes an operation_failure of
+/// the same kind carrying it).
+std::exception_ptr with_error_label(std::exception_ptr e, const std::string& label);
+bool has_error_label(const std::exception_ptr& e, std::string_view label);
 
 /// `command` with readConcern.afterClusterTime set to `t` (its level, if any, kept).
 bson::document with_after_cluster_time(bson::document_view command, bson::timestamp t);

@@ -118,6 +118,7 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
                                                              const sdk::operation_requirements& req, attempt_state& st) {
     auto& session = st.session;
     outcome out;
+    out.address = s.address;
     auto failed = [&out](errc kind, std::exception_ptr e, bool retry) {
         out.kind = kind;
         out.failure = std::move(e);
@@ -212,6 +213,15 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         failed(errc::invalid_argument,
                make_failure(errc::invalid_argument, s.address + ": an explicit session was given, but the server does not "
                                                                 "support sessions (no logicalSessionTimeoutMinutes)"),
+               false);
+        co_return out;
+    }
+    // Transactions need 4.0 on a replica set, 4.2 through mongos (wire versions 7 and 8).
+    if (st.in_transaction && d.max_wire_version < (server_type == sdk::server_type::mongos ? 8 : 7)) {
+        failed(errc::invalid_argument,
+               make_failure(errc::invalid_argument, s.address + ": transactions need MongoDB 4.0 on a replica set or 4.2 "
+                                                                "through mongos (the server has wire version " +
+                                                        std::to_string(d.max_wire_version) + ")"),
                false);
         co_return out;
     }
@@ -351,7 +361,114 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
     co_return out;
 }
 
+namespace {
+
+// The command of a transaction's operation: its own readConcern and writeConcern (the handle's)
+// dropped, txnNumber and autocommit: false added; the first also gets startTransaction and the
+// transaction's read concern (with afterClusterTime in a causally consistent session).
+bson::document transaction_command(bson::document_view command, std::int64_t txn_number, bool first,
+                                   const std::optional<read_concern>& rc, std::optional<bson::timestamp> after,
+                                   bool control) {
+    bson::builder b;
+    for (const auto& e : command)
+        if (control || (e.key() != "readConcern" && e.key() != "writeConcern")) b.append(e);
+    b.append("txnNumber", txn_number).append("autocommit", false);
+    if (first) {
+        b.append("startTransaction", true);
+        if ((rc && rc->level) || after) {
+            b.open_document("readConcern");
+            if (rc && rc->level) b.append("level", *rc->level);
+            if (after) b.append("afterClusterTime", *after);
+            b.close_document();
+        }
+    }
+    return b.extract();
+}
+
+}  // namespace
+
+std::exception_ptr with_error_label(std::exception_ptr e, const std::string& label) {
+    try {
+        std::rethrow_exception(e);
+    } catch (operation_failure& x) {
+        x.add_error_label(label);
+        return std::current_exception();
+    } catch (const error& x) {
+        // A network or selection error: the same kind, now with the label.
+        const errc kind = &x.code().category() == &error_category() ? static_cast<errc>(x.code().value())
+                                                                       : errc::connection_failure;
+        return std::make_exception_ptr(operation_failure(0, "", {label}, x.what(), kind));
+    } catch (...) {
+        return std::current_exception();
+    }
+}
+
+bool has_error_label(const std::exception_ptr& e, std::string_view label) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const operation_failure& x) {
+        return x.has_error_label(label);
+    } catch (...) {
+    }
+    return false;
+}
+
 asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
+    attempt_state st;
+    st.session = op.session;  // a cursor's, or an implicit one the first attempt takes
+    bool txn_first = false;  // the transaction's first command (startTransaction)
+    if (op.explicit_session) {
+        auto& es = *op.explicit_session;
+        std::optional<bson::timestamp> after;
+        std::optional<read_concern> txn_rc;
+        std::int64_t txn_number = 0;
+        {
+            std::lock_guard lock(es.mutex);
+            if (es.ended && !op.transaction_control) throw error(errc::invalid_argument, "the session has ended: start a new one");
+            st.session = es.server;
+            st.in_transaction = op.transaction_control || es.txn == transaction_state::starting ||
+                                es.txn == transaction_state::in_progress;
+            if (st.in_transaction) {
+                if (op.user_command && op.command.view().find("readConcern"))
+                    throw error(errc::invalid_argument, "Cannot set read concern after starting a transaction.");
+                txn_first = !op.transaction_control && es.txn == transaction_state::starting;
+                const auto rp = es.txn_options.read_preference.value_or(read_preference{});
+                if (rp.mode != read_preference_mode::primary && (op.kind == op_kind::read || op.user_command))
+                    throw error(errc::invalid_argument, "read preference in a transaction must be primary (the transaction's "
+                                                        "read preference is not): a read cannot run in it");
+                op.read_pref = read_preference{};
+                if (txn_first) {
+                    es.pinned.reset();  // a new transaction goes to the mongos selected for its first command
+                    es.recovery_token.reset();
+                    txn_rc = es.txn_options.read_concern;
+                    if (es.causal) after = es.operation_time;
+                }
+                if (es.pinned && !op.pinned) op.pinned = es.pinned;
+                txn_number = es.server.txn_number;
+            } else {
+                if (es.txn == transaction_state::committed || es.txn == transaction_state::aborted) {
+                    // A later operation outside the transaction ends it client-side and unpins.
+                    es.txn = transaction_state::none;
+                    es.pinned.reset();
+                    es.recovery_token.reset();
+                }
+                if (es.causal && op.causal) after = es.operation_time;
+            }
+        }
+        if (st.in_transaction) {
+            // Never retried as a retryable read or write; acknowledged whatever the handle's concern.
+            op.command = transaction_command(op.command.view(), txn_number, txn_first, txn_rc, after, op.transaction_control);
+            op.retryable = false;
+            op.retryable_write = false;
+            op.unacknowledged = false;
+        } else {
+            if (op.unacknowledged)
+                throw error(errc::invalid_argument,
+                            "an explicit session cannot be used with an unacknowledged write concern (w: 0)");
+            if (after) op.command = with_after_cluster_time(op.command.view(), *after);
+        }
+        st.explicit_session = &es;
+    }
     sdk::operation_requirements req;
     req.what = op.kind == op_kind::read    ? sdk::operation_requirements::kind::read
                : op.kind == op_kind::write ? sdk::operation_requirements::kind::write
@@ -359,23 +476,6 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
     req.read_preference = op.read_pref.value_or(current_read_preference());
     req.in_request = in_request();
     req.heartbeat_frequency = options_.heartbeat_frequency;
-    attempt_state st;
-    st.session = op.session;  // a cursor's, or an implicit one the first attempt takes
-    if (op.explicit_session) {
-        auto& es = *op.explicit_session;
-        std::optional<bson::timestamp> after;
-        {
-            std::lock_guard lock(es.mutex);
-            if (es.ended) throw error(errc::invalid_argument, "the session has ended: start a new one");
-            st.session = es.server;
-            if (es.causal && op.causal) after = es.operation_time;
-        }
-        if (op.unacknowledged)
-            throw error(errc::invalid_argument,
-                        "an explicit session cannot be used with an unacknowledged write concern (w: 0)");
-        if (after) op.command = with_after_cluster_time(op.command.view(), *after);
-        st.explicit_session = &es;
-    }
     const bool own_session = !op.session.has_value() && !op.explicit_session;
     // The implicit session goes back to the pool whatever happens, unless the caller keeps it.
     auto release = [&] {
@@ -392,12 +492,16 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
     outcome last;
     try {
         last = co_await run_attempts(op, req, st);
+    } catch (const error& e) {
+        // Selection failed (nothing was sent), or a refusal before sending.
+        last.failure = std::current_exception();
+        last.kind = &e.code().category() == &error_category() ? static_cast<errc>(e.code().value()) : errc::invalid_argument;
     } catch (...) {
-        keep_explicit();
-        release();
-        throw;
+        last.failure = std::current_exception();
+        last.kind = errc::invalid_argument;
     }
     keep_explicit();
+    if (st.in_transaction && !op.transaction_control) note_transaction_outcome(*op.explicit_session, last, txn_first);
     if (last.reply) {
         last.reply->explicit_session = op.explicit_session;
         if (own_session && st.session && op.keep_session) {
@@ -409,6 +513,22 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
     }
     release();
     std::rethrow_exception(last.failure);
+}
+
+void client_core::note_transaction_outcome(session_state& es, outcome& last, bool first) {
+    const bool sent = last.reply || (last.kind != errc::invalid_argument && last.kind != errc::server_selection_timeout);
+    // The transactions spec: a network or selection error in a transaction (commit aside) is
+    // transient: the whole transaction may be run again.
+    if (!last.reply && (network_failure(last.failure) || last.kind == errc::server_selection_timeout))
+        last.failure = with_error_label(last.failure, "TransientTransactionError");
+    std::lock_guard lock(es.mutex);
+    if (first && sent && es.txn == transaction_state::starting) es.txn = transaction_state::in_progress;
+    if (current_->type == sdk::topology_type::sharded && sent && !es.pinned && !last.address.empty())
+        es.pinned = last.address;
+    if (last.reply)
+        if (auto t = last.reply->reply.view().find("recoveryToken"); t && t->type() == bson::type::document)
+            es.recovery_token = bson::document(t->get_document());
+    if (!last.reply && has_error_label(last.failure, "TransientTransactionError")) es.pinned.reset();
 }
 
 namespace {
@@ -523,6 +643,7 @@ asio::awaitable<bson::document> client_core::run_command(std::string db, bson::d
     op.kind = rp ? op_kind::read : op_kind::command;
     op.read_pref = std::move(rp);
     op.explicit_session = std::move(session);  // never causal: a user's command gets no readConcern
+    op.user_command = true;
     auto r = co_await execute(std::move(op));
     co_return std::move(r.reply).to_document();
 }
@@ -542,6 +663,7 @@ asio::awaitable<cursor> client_core::run_cursor_command(std::string db, bson::do
     op.read_pref = std::move(o.read_preference);
     op.keep_session = true;
     op.explicit_session = std::move(session);
+    op.user_command = true;
     auto r = co_await execute(std::move(op));
     try {
         ops::check_cursor_reply(r.reply.view(), name);

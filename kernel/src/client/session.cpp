@@ -1,6 +1,17 @@
 // Explicit sessions: client_session, the server session it holds, and the cluster and operation
 // times gossiped through it (the driver sessions and causal consistency specs).
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cmath>
+#include <random>
+#include <thread>
+
 #include "client/core.hpp"
+#include "client/wait.hpp"
+#include "ops/ops.hpp"
 #include "trellis/bson/builder.hpp"
 #include "trellis/client.hpp"
 #include "trellis/errors.hpp"
@@ -44,15 +55,226 @@ session_ptr client_core::start_session(const session_options& o) {
     return s;
 }
 
-void client_core::end_session(session_state& s) {
+void client_core::end_session(const session_ptr& s) {
     server_session server;
+    bool abort = false;
     {
-        std::lock_guard lock(s.mutex);
-        if (s.ended) return;
-        s.ended = true;
-        server = s.server;
+        std::lock_guard lock(s->mutex);
+        if (s->ended) return;
+        s->ended = true;
+        server = s->server;
+        abort = s->txn == transaction_state::in_progress;
+        if (!abort) s->pinned.reset();
     }
-    release_session(server);  // a dirty one is dropped there
+    if (!abort) {
+        release_session(server);  // a dirty one is dropped there
+        return;
+    }
+    // The transactions spec: a transaction in progress is aborted (errors ignored); the server
+    // session goes back to the pool afterwards, so that nobody else uses its lsid meanwhile.
+    asio::co_spawn(strand_, [self = shared_from_this(), s]() -> asio::awaitable<void> {
+        co_await self->send_abort(s);
+        server_session back;
+        {
+            std::lock_guard lock(s->mutex);
+            back = s->server;
+        }
+        self->release_session(back);
+    }, asio::detached);
+}
+
+// ---------------------------------------------------------------- transactions
+
+namespace {
+
+bool has_fields(const write_concern& wc) { return wc.w || wc.wtimeout || wc.journal || wc.fsync; }
+
+// The retryable writes spec's retryable errors: network errors, and the codes (or, from 4.4,
+// the RetryableWriteError label) of a retryable write.
+bool retryable_error(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const operation_failure& x) {
+        if (x.has_error_label("RetryableWriteError")) return true;
+        const auto k = &x.code().category() == &error_category() ? static_cast<errc>(x.code().value()) : errc::operation_failure;
+        if (k == errc::auto_reconnect || k == errc::network_timeout || k == errc::connection_failure) return true;
+        switch (x.server_code()) {
+            case 6: case 7: case 89: case 91: case 189: case 262: case 9001: case 10107: case 11600: case 11602:
+            case 13435: case 13436: return true;
+            default: return false;
+        }
+    } catch (const error& x) {
+        const auto c = x.code();
+        return c == errc::auto_reconnect || c == errc::network_timeout || c == errc::connection_failure ||
+               c == errc::server_selection_timeout;
+    } catch (...) {
+    }
+    return false;
+}
+
+// The transactions spec's UnknownTransactionCommitResult: a commit failure after which the
+// transaction may or may not have committed (network, selection, retryable, MaxTimeMSExpired,
+// or a write concern error other than an unsatisfiable or unknown write concern).
+bool unknown_commit_result(const std::exception_ptr& e) {
+    if (retryable_error(e)) return true;
+    try {
+        std::rethrow_exception(e);
+    } catch (const operation_failure& x) {
+        if (x.server_code() == 50) return true;
+        if (const auto* c = dynamic_cast<const command_failure*>(&x))
+            if (c->reply().view().find("writeConcernError")) return x.server_code() != 100 && x.server_code() != 79;
+        return false;
+    } catch (...) {
+    }
+    return false;
+}
+
+}  // namespace
+
+void client_core::start_transaction(session_state& s, const transaction_options& o) {
+    transaction_options r;
+    const auto& d = s.options.default_transaction_options;
+    r.read_concern = o.read_concern ? o.read_concern : d.read_concern;
+    if (!r.read_concern) {
+        const auto rc = settings_for({}).rc;  // the client's
+        if (rc.level) r.read_concern = rc;
+    }
+    r.write_concern = o.write_concern ? o.write_concern : d.write_concern;
+    if (!r.write_concern) {
+        const auto wc = current_write_concern();
+        if (has_fields(wc)) r.write_concern = wc;
+    }
+    r.read_preference = o.read_preference ? o.read_preference : d.read_preference;
+    if (!r.read_preference) r.read_preference = current_read_preference();
+    r.max_commit_time = o.max_commit_time ? o.max_commit_time : d.max_commit_time;
+    if (r.write_concern && ops::unacknowledged(*r.write_concern))
+        throw error(errc::invalid_argument, "start_transaction: transactions do not support unacknowledged write concern (w: 0)");
+    std::lock_guard lock(s.mutex);
+    if (s.ended) throw error(errc::invalid_argument, "start_transaction: the session has ended: start a new one");
+    if (s.txn == transaction_state::starting || s.txn == transaction_state::in_progress)
+        throw error(errc::invalid_argument, "start_transaction: Transaction already in progress on this session");
+    ++s.server.txn_number;
+    s.txn = transaction_state::starting;
+    s.txn_options = std::move(r);
+    s.txn_empty = false;
+    s.commit_sent = false;
+    s.pinned.reset();
+    s.recovery_token.reset();
+}
+
+namespace {
+
+// commitTransaction or abortTransaction as the session's transaction sends it.
+client_core::operation control_operation(const session_ptr& s, std::string_view name, bool majority) {
+    bson::builder b;
+    b.append(name, 1);
+    std::lock_guard lock(s->mutex);
+    write_concern wc = s->txn_options.write_concern.value_or(write_concern{});
+    if (majority) {
+        // A retried commit: w: majority (other fields kept), wtimeout 10 s unless one is set.
+        wc.w = std::string("majority");
+        if (!wc.wtimeout) wc.wtimeout = std::chrono::milliseconds(10'000);
+    }
+    if (has_fields(wc)) b.append("writeConcern", ops::write_concern_document(wc).view());
+    if (name == "commitTransaction" && s->txn_options.max_commit_time)
+        b.append("maxTimeMS", static_cast<std::int64_t>(s->txn_options.max_commit_time->count()));
+    if (s->recovery_token) b.append("recoveryToken", s->recovery_token->view());
+    client_core::operation op;
+    op.db = "admin";
+    op.command = b.extract();
+    op.kind = client_core::op_kind::command;
+    op.read_pref = read_preference{};
+    op.explicit_session = s;
+    op.transaction_control = true;
+    return op;
+}
+
+}  // namespace
+
+asio::awaitable<void> client_core::commit_transaction(session_ptr s) {
+    bool retry = false;  // commit called again: a retry, with w: majority
+    {
+        std::lock_guard lock(s->mutex);
+        if (s->ended) throw error(errc::invalid_argument, "commit_transaction: the session has ended");
+        switch (s->txn) {
+            case transaction_state::none: throw error(errc::invalid_argument, "commit_transaction: No transaction started");
+            case transaction_state::aborted:
+                throw error(errc::invalid_argument, "commit_transaction: Cannot call commitTransaction after calling abortTransaction");
+            case transaction_state::starting:
+                s->txn = transaction_state::committed;  // nothing ran: nothing to commit
+                s->txn_empty = true;
+                co_return;
+            case transaction_state::committed:
+                if (s->txn_empty) co_return;
+                retry = true;
+                break;
+            case transaction_state::in_progress: retry = s->commit_sent; break;
+        }
+        s->commit_sent = true;
+    }
+    std::exception_ptr failure;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        failure = nullptr;
+        // Named first: GCC 12 may destroy a temporary in a co_await's arguments twice.
+        operation op = control_operation(s, "commitTransaction", retry || attempt > 0);
+        try {
+            co_await execute(std::move(op));
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        if (!failure) break;
+        const bool unknown = unknown_commit_result(failure);
+        if (unknown || has_error_label(failure, "TransientTransactionError")) {
+            std::lock_guard lock(s->mutex);
+            s->pinned.reset();  // the retry may go to any mongos (with the recovery token)
+        }
+        if (attempt > 0 || !retryable_error(failure)) break;
+    }
+    {
+        std::lock_guard lock(s->mutex);
+        s->txn = transaction_state::committed;
+    }
+    if (!failure) co_return;
+    if (unknown_commit_result(failure)) failure = with_error_label(failure, "UnknownTransactionCommitResult");
+    std::rethrow_exception(failure);
+}
+
+asio::awaitable<void> client_core::abort_transaction(session_ptr s) {
+    {
+        std::lock_guard lock(s->mutex);
+        if (s->ended) throw error(errc::invalid_argument, "abort_transaction: the session has ended");
+        switch (s->txn) {
+            case transaction_state::none: throw error(errc::invalid_argument, "abort_transaction: No transaction started");
+            case transaction_state::committed:
+                throw error(errc::invalid_argument, "abort_transaction: Cannot call abortTransaction after calling commitTransaction");
+            case transaction_state::aborted: throw error(errc::invalid_argument, "abort_transaction: Cannot call abortTransaction twice");
+            case transaction_state::starting:
+                s->txn = transaction_state::aborted;  // nothing ran: nothing to abort
+                s->txn_empty = true;
+                s->pinned.reset();
+                co_return;
+            case transaction_state::in_progress: break;
+        }
+    }
+    co_await send_abort(std::move(s));
+}
+
+asio::awaitable<void> client_core::send_abort(session_ptr s) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        std::exception_ptr failure;
+        operation op = control_operation(s, "abortTransaction", false);
+        try {
+            co_await execute(std::move(op));
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        if (!failure || !retryable_error(failure)) break;
+        std::lock_guard lock(s->mutex);
+        s->pinned.reset();  // the retry selects again
+    }
+    std::lock_guard lock(s->mutex);
+    s->txn = transaction_state::aborted;
+    s->pinned.reset();
 }
 
 std::optional<bson::document> client_core::cluster_time_to_send(const session_state* s) const {
@@ -156,7 +378,7 @@ void client_session::advance_operation_time(bson::timestamp operation_time) {
 void client_session::end_session() noexcept {
     if (!state_) return;
     try {
-        state_->core->end_session(*state_);
+        state_->core->end_session(state_);
     } catch (...) {
     }
 }
@@ -177,6 +399,161 @@ client& client_session::client() const {
     auto* c = live(state_).core->face();
     if (!c) throw error(errc::invalid_argument, "the session's client has been destroyed");
     return *c;
+}
+
+// ---------------------------------------------------------------- transactions
+
+namespace asio = boost::asio;
+
+boost::asio::any_io_executor client_session::executor() const {
+    auto& s = live(state_);
+    s.core->check_usable();
+    return s.core->strand();
+}
+
+void client_session::start_transaction(transaction_options options) {
+    auto& s = live(state_);
+    s.core->start_transaction(s, options);
+}
+
+asio::awaitable<void> client_session::commit_impl(std::shared_ptr<detail::session_state> s) {
+    co_await live(s).core->commit_transaction(s);
+}
+
+asio::awaitable<void> client_session::abort_impl(std::shared_ptr<detail::session_state> s) {
+    co_await live(s).core->abort_transaction(s);
+}
+
+void client_session::commit_transaction() { detail::wait(live(state_).core, commit_impl(state_)); }
+
+void client_session::abort_transaction() { detail::wait(live(state_).core, abort_impl(state_)); }
+
+transaction_state client_session::transaction() const noexcept {
+    if (!state_) return transaction_state::none;
+    std::lock_guard lock(state_->mutex);
+    return state_->txn;
+}
+
+std::optional<std::string> client_session::pinned_server() const {
+    const auto& s = live(state_);
+    std::lock_guard lock(s.mutex);
+    return s.pinned;
+}
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+// The convenient API's limit on retries, and its backoff: jitter * min(5 ms * 1.5^(n-1), 500 ms).
+constexpr auto with_transaction_limit = std::chrono::seconds(120);
+
+std::chrono::microseconds transaction_backoff(int attempt) {
+    thread_local std::mt19937_64 random{std::random_device{}()};
+    const double jitter = std::uniform_real_distribution<double>(0.0, 1.0)(random);
+    const double ms = jitter * std::min(5.0 * std::pow(1.5, attempt - 1), 500.0);
+    return std::chrono::microseconds(static_cast<std::int64_t>(ms * 1000));
+}
+
+bool max_time_expired(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const operation_failure& x) {
+        return x.server_code() == 50;
+    } catch (...) {
+    }
+    return false;
+}
+
+// What with_transaction does after a failure (the spec's sequence of actions).
+enum class next_step { retry_transaction, retry_commit, give_up };
+
+next_step after_callback_error(const std::exception_ptr& e, clock::time_point started) {
+    if (detail::has_error_label(e, "TransientTransactionError") && clock::now() - started < with_transaction_limit)
+        return next_step::retry_transaction;
+    return next_step::give_up;
+}
+
+next_step after_commit_error(const std::exception_ptr& e, clock::time_point started) {
+    if (clock::now() - started >= with_transaction_limit) return next_step::give_up;
+    if (!max_time_expired(e) && detail::has_error_label(e, "UnknownTransactionCommitResult")) return next_step::retry_commit;
+    if (detail::has_error_label(e, "TransientTransactionError")) return next_step::retry_transaction;
+    return next_step::give_up;
+}
+
+bool open_transaction(transaction_state t) { return t == transaction_state::starting || t == transaction_state::in_progress; }
+
+}  // namespace
+
+void client_session::with_transaction(const std::function<void(client_session&)>& callback,
+                                      std::optional<transaction_options> options) {
+    const auto started = clock::now();
+    for (int attempt = 0;; ++attempt) {
+        if (attempt > 0) std::this_thread::sleep_for(transaction_backoff(attempt));
+        start_transaction(options.value_or(transaction_options{}));
+        std::exception_ptr failure;
+        try {
+            callback(*this);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        if (failure) {
+            if (open_transaction(transaction())) abort_transaction();
+            if (after_callback_error(failure, started) == next_step::retry_transaction) continue;
+            std::rethrow_exception(failure);
+        }
+        if (!open_transaction(transaction())) return;  // the callback committed or aborted itself
+        for (;;) {
+            try {
+                commit_transaction();
+                return;
+            } catch (...) {
+                failure = std::current_exception();
+            }
+            const auto next = after_commit_error(failure, started);
+            if (next == next_step::retry_commit) continue;
+            if (next == next_step::retry_transaction) break;
+            std::rethrow_exception(failure);
+        }
+    }
+}
+
+asio::awaitable<void> client_session::with_transaction_impl(client_session* self, async_callback callback,
+                                                             std::optional<transaction_options> options) {
+    const auto started = clock::now();
+    const auto state = self->state_;
+    auto& core = *live(state).core;
+    for (int attempt = 0;; ++attempt) {
+        if (attempt > 0) {
+            asio::steady_timer timer(core.strand());
+            timer.expires_after(transaction_backoff(attempt));
+            co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+        self->start_transaction(options.value_or(transaction_options{}));
+        std::exception_ptr failure;
+        try {
+            co_await callback(*self);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        if (failure) {
+            if (open_transaction(self->transaction())) co_await core.send_abort(state);
+            if (after_callback_error(failure, started) == next_step::retry_transaction) continue;
+            std::rethrow_exception(failure);
+        }
+        if (!open_transaction(self->transaction())) co_return;
+        for (;;) {
+            failure = nullptr;
+            try {
+                co_await core.commit_transaction(state);
+            } catch (...) {
+                failure = std::current_exception();
+            }
+            if (!failure) co_return;
+            const auto next = after_commit_error(failure, started);
+            if (next == next_step::retry_commit) continue;
+            if (next == next_step::retry_transaction) break;
+            std::rethrow_exception(failure);
+        }
+    }
 }
 
 }  // namespace trellis

@@ -186,6 +186,27 @@ trellis::read_preference read_preference_of(const json::value& v) {
     return rp;
 }
 
+trellis::transaction_options transaction_options_of(const json::object& o, std::string_view what) {
+    trellis::transaction_options out;
+    for (const auto& [key, value] : o) {
+        if (key == "readConcern") {
+            trellis::read_concern rc;
+            for (const auto& [k, level] : object_of(value, "readConcern")) {
+                if (k != "level") skip("option " + std::string(what) + ".readConcern." + std::string(k) + " not supported");
+                rc.level = string_of(level, "readConcern.level");
+            }
+            out.read_concern = std::move(rc);
+        } else if (key == "writeConcern") {
+            out.write_concern = write_concern_of(value);
+        } else if (key == "readPreference") {
+            out.read_preference = read_preference_of(value);
+        } else if (key == "maxCommitTimeMS") {
+            out.max_commit_time = std::chrono::milliseconds(integer_of(value, "maxCommitTimeMS"));
+        }
+    }
+    return out;
+}
+
 namespace {
 
 trellis::handle_options handle_options_of(const json::object& o, std::string_view field) {
@@ -470,7 +491,13 @@ void create_entities(test_context& ctx, const json::array& list) {
                 for (const auto& [key, value] : object_of(*v, "sessionOptions")) {
                     if (key == "causalConsistency") so.causal_consistency = value.as_bool();
                     else if (key == "snapshot") so.snapshot = value.as_bool();
-                    else if (key == "defaultTransactionOptions") skip("transactions not implemented");
+                    else if (key == "defaultTransactionOptions") {
+                        const json::object& d = object_of(value, "defaultTransactionOptions");
+                        for (const auto& [k, v] : d)
+                            if (k != "readConcern" && k != "writeConcern" && k != "readPreference" && k != "maxCommitTimeMS")
+                                fail("unknown defaultTransactionOptions field " + std::string(k));
+                        so.default_transaction_options = transaction_options_of(d, "defaultTransactionOptions");
+                    }
                     else fail("unknown sessionOptions field " + std::string(key));
                 }
             }

@@ -743,6 +743,39 @@ op_result find_files(call& c) {
     return value_result(cursor_documents(cur), true);
 }
 
+// ---------------------------------------------------------------- transactions
+
+op_result start_transaction(call& c) {
+    c.object->session->start_transaction(transaction_options_of(c.args, "startTransaction"));
+    return {};
+}
+
+op_result commit_transaction(call& c) {
+    c.object->session->commit_transaction();
+    return {};
+}
+
+op_result abort_transaction(call& c) {
+    c.object->session->abort_transaction();
+    return {};
+}
+
+op_result with_transaction(call& c) {
+    const json::array& ops = array_of(c.arg("callback"), "callback");
+    const trellis::transaction_options o = transaction_options_of(c.args, "withTransaction");
+    c.object->session->with_transaction([&](client_session&) {
+        const bool outer = std::exchange(c.ctx.rethrow_errors, true);
+        try {
+            for (const auto& op : ops) run_operation(c.ctx, object_of(op, "callback operation"));
+        } catch (...) {
+            c.ctx.rethrow_errors = outer;
+            throw;
+        }
+        c.ctx.rethrow_errors = outer;
+    }, o);
+    return {};
+}
+
 // ---------------------------------------------------------------- test runner operations
 
 client_entity& client_arg(call& c) {
@@ -759,6 +792,45 @@ op_result assert_session_dirty(call& c) {
 }
 op_result assert_session_not_dirty(call& c) {
     if (session_arg(c).dirty()) fail("session " + string_of(c.arg("session"), "session") + " is dirty");
+    return {};
+}
+
+op_result assert_transaction_state(call& c) {
+    const std::string want = string_of(c.arg("state"), "state");
+    const char* got = "none";
+    switch (session_arg(c).transaction()) {
+        case transaction_state::none: got = "none"; break;
+        case transaction_state::starting: got = "starting"; break;
+        case transaction_state::in_progress: got = "in_progress"; break;
+        case transaction_state::committed: got = "committed"; break;
+        case transaction_state::aborted: got = "aborted"; break;
+    }
+    if (want != "none" && want != "starting" && want != "in_progress" && want != "committed" && want != "aborted")
+        fail("assertSessionTransactionState: unknown state \"" + want + "\"");
+    if (want != got) fail("session " + string_of(c.arg("session"), "session") + " is in transaction state " + got + ", expected " + want);
+    return {};
+}
+
+op_result assert_session_pinned(call& c) {
+    if (!session_arg(c).pinned_server()) fail("session " + string_of(c.arg("session"), "session") + " is not pinned");
+    return {};
+}
+
+op_result assert_session_unpinned(call& c) {
+    if (auto p = session_arg(c).pinned_server())
+        fail("session " + string_of(c.arg("session"), "session") + " is pinned to " + *p);
+    return {};
+}
+
+// A fail point on the mongos the session is pinned to.
+op_result targeted_fail_point(call& c) {
+    const auto address = session_arg(c).pinned_server();
+    if (!address) fail("targetedFailPoint: session " + string_of(c.arg("session"), "session") + " is not pinned");
+    const json::object& fp = object_of(c.arg("failPoint"), "failPoint");
+    const std::string name = string_of(field(fp, "configureFailPoint"), "failPoint.configureFailPoint");
+    if (c.ctx.where.sim && name != "failCommand") skip("fail point " + name + " not supported by trellis-sim");
+    c.ctx.where.direct_client(*address).run_command("admin", to_bson(c.arg("failPoint")));
+    c.ctx.failpoints.push_back({*address, name});
     return {};
 }
 
@@ -975,6 +1047,11 @@ const table& entity_operations() {
         {{k::bucket, "renameByName"}, {{"filename", "newFilename"}, {}, rename_by_name}},
         {{k::bucket, "drop"}, {{}, {}, drop_bucket}},
         {{k::bucket, "find"}, {{"filter"}, find_arguments, find_files}},
+
+        {{k::session, "startTransaction"}, {{}, {"readConcern", "writeConcern", "readPreference", "maxCommitTimeMS"}, start_transaction}},
+        {{k::session, "commitTransaction"}, {{}, {}, commit_transaction}},
+        {{k::session, "abortTransaction"}, {{}, {}, abort_transaction}},
+        {{k::session, "withTransaction"}, {{"callback"}, {"readConcern", "writeConcern", "readPreference", "maxCommitTimeMS"}, with_transaction}},
     };
     return t;
 }
@@ -993,6 +1070,10 @@ const std::map<std::string, op_spec, std::less<>>& runner_operations() {
         {"assertDifferentLsidOnLastTwoCommands", {{"client"}, {}, assert_different_lsid}},
         {"assertSessionDirty", {{"session"}, {}, assert_session_dirty}},
         {"assertSessionNotDirty", {{"session"}, {}, assert_session_not_dirty}},
+        {"assertSessionTransactionState", {{"session", "state"}, {}, assert_transaction_state}},
+        {"assertSessionPinned", {{"session"}, {}, assert_session_pinned}},
+        {"assertSessionUnpinned", {{"session"}, {}, assert_session_unpinned}},
+        {"targetedFailPoint", {{"session", "failPoint"}, {}, targeted_fail_point}},
         {"waitForEvent", {{"client", "event", "count"}, {}, wait_for_event}},
         {"assertEventCount", {{"client", "event", "count"}, {}, assert_event_count}},
     };
@@ -1147,8 +1228,6 @@ void run_operation(test_context& ctx, const json::object& op) {
         auto it = runner_operations().find(name);
         if (it == runner_operations().end()) {
             if (!known_operations().contains(name)) fail("unsupported test runner operation " + name);
-            if (name == "assertSessionPinned" || name == "assertSessionUnpinned" || name == "assertSessionTransactionState")
-                skip("transactions not implemented");
             skip("operation " + name + " not implemented");
         }
         spec = &it->second;
@@ -1158,7 +1237,6 @@ void run_operation(test_context& ctx, const json::object& op) {
         auto it = entity_operations().find(std::pair(target->k, name));
         if (it == entity_operations().end()) {
             if (!known_operations().contains(name)) fail("unsupported operation " + name + " on " + object);
-            if (target->k == entity::kind::session || name.ends_with("Transaction")) skip("transactions not implemented");
             skip("operation " + name + " not implemented");
         }
         spec = &it->second;
@@ -1184,6 +1262,7 @@ void run_operation(test_context& ctx, const json::object& op) {
     call c{ctx, in_session ? &bound : target, args};
     op_result result;
     std::optional<caught> error;
+    std::exception_ptr raw;  // the error as thrown (rethrown inside withTransaction's callback)
     try {
         if (in_session) {
             const trellis::client_session& s =
@@ -1197,6 +1276,7 @@ void run_operation(test_context& ctx, const json::object& op) {
     } catch (const test_skip&) {
         throw;
     } catch (const client_bulk_write_error& e) {
+        raw = std::current_exception();
         // The top-level error, when there is one, is what errorCode, errorContains and errorResponse see.
         error = caught{e.what(), server_answered(e), e.server_code(), e.code_name(), e.error_labels(), std::nullopt, std::nullopt, {}, {}};
         if (e.top_level_error()) {
@@ -1215,11 +1295,14 @@ void run_operation(test_context& ctx, const json::object& op) {
         for (const auto& w : e.write_concern_errors()) wce.push_back(write_error_json(w));
         error->write_concern_errors = std::move(wce);
     } catch (const bulk_write_error& e) {
+        raw = std::current_exception();
         error = caught{e.what(), true, e.server_code(), e.code_name(), e.error_labels(), std::nullopt, response_of(e), {}, {}};
         if (e.partial_result()) error->partial = bulk_result_json(*e.partial_result());
     } catch (const operation_failure& e) {
+        raw = std::current_exception();
         error = caught{e.what(), server_answered(e), e.server_code(), e.code_name(), e.error_labels(), std::nullopt, response_of(e), {}, {}};
     } catch (const std::exception& e) {
+        raw = std::current_exception();
         error = caught{e.what(), false, 0, "", {}, std::nullopt, std::nullopt, {}, {}};
     }
 
@@ -1228,6 +1311,7 @@ void run_operation(test_context& ctx, const json::object& op) {
     if (const auto* expect_error = op.if_contains("expectError")) {
         if (!error) fail("operation " + name + " succeeded, expected an error" + (result.has ? ": got " + show(result.value) : ""));
         check_error(ctx, object_of(*expect_error, "expectError"), *error);
+        if (ctx.rethrow_errors && raw) std::rethrow_exception(raw);
         return;
     }
     if (error) fail("operation " + name + " failed: " + error->message);

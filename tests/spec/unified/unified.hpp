@@ -150,6 +150,9 @@ struct test_context {
     entity_map entities;
     std::vector<failpoint_record> failpoints;
     std::string schema_version;
+    /// Inside withTransaction's callback: an operation's error, once its expectError matched,
+    /// is thrown on to the driver (which decides whether to retry).
+    bool rethrow_errors = false;
 };
 
 /// Creates the entities of a createEntities list (used by the test and by the operation).
@@ -159,6 +162,8 @@ void create_entities(test_context& ctx, const json::array& list);
 void validate_entities(const json::array& list, entity_map* existing = nullptr);
 
 trellis::read_preference read_preference_of(const json::value& v);
+/// readConcern, writeConcern, readPreference and maxCommitTimeMS of `o` (other keys ignored).
+trellis::transaction_options transaction_options_of(const json::object& o, std::string_view what);
 trellis::write_concern write_concern_of(const json::value& v);
 
 /// Matches one observed event ({"commandStartedEvent": {...}}) against an expected one (canonical).
