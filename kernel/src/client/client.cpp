@@ -13,6 +13,7 @@
 #include "trellis/client.hpp"
 #include "trellis/errors.hpp"
 #include "trellis/uri.hpp"
+#include "client/blocking.hpp"
 
 namespace trellis {
 
@@ -20,33 +21,7 @@ namespace asio = boost::asio;
 
 namespace {
 
-template <class T>
-T wait(const std::shared_ptr<detail::client_core>& core, asio::awaitable<T> op) {
-    core->check_blocking({});
-    detail::own_runtime* rt = core->own_runtime();
-    if (!rt) return asio::co_spawn(core->strand(), std::move(op), asio::use_future).get();
-    // The client's own io_context: this thread runs it until the operation is done.
-    detail::blocking_call call;
-    std::exception_ptr failure;
-    if constexpr (std::is_void_v<T>) {
-        asio::co_spawn(core->strand(), std::move(op), [rt, &call, &failure](std::exception_ptr e) {
-            failure = std::move(e);
-            rt->complete(call);
-        });
-        rt->wait(call);
-        if (failure) std::rethrow_exception(failure);
-    } else {
-        std::optional<T> result;
-        asio::co_spawn(core->strand(), std::move(op), [rt, &call, &failure, &result](std::exception_ptr e, T value) {
-            if (e) failure = std::move(e);
-            else result.emplace(std::move(value));
-            rt->complete(call);
-        });
-        rt->wait(call);
-        if (failure) std::rethrow_exception(failure);
-        return std::move(*result);
-    }
-}
+using detail::wait;
 
 }  // namespace
 
