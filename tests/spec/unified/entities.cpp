@@ -30,6 +30,7 @@ std::string_view kind_name(entity::kind k) {
         case entity::kind::cursor: return "cursor";
         case entity::kind::session: return "session";
         case entity::kind::value: return "BSON value";
+        case entity::kind::change_stream: return "changeStream";
     }
     return "entity";
 }
