@@ -4,7 +4,8 @@
 #include <QtTest/QtTest>
 
 #include <boost/asio.hpp>
-#include <mutex>
+
+#include "command_recorder.hpp"
 
 #include "trellis/bson/builder.hpp"
 #include "trellis/bson/json.hpp"
@@ -42,16 +43,9 @@ class ChangeStreamTest : public QObject {
 
     std::unique_ptr<sim::deployment> sim_;
     std::unique_ptr<trellis::client> client_;
-    std::mutex m_;
-    std::vector<bson::document> started_;  // commands as sent
+    trellis_test::command_recorder recorder_;
 
-    std::vector<bson::document> sent(std::string_view name) {
-        std::lock_guard lock(m_);
-        std::vector<bson::document> out;
-        for (const auto& c : started_)
-            if ((*c.view().begin()).key() == name) out.push_back(c);
-        return out;
-    }
+    std::vector<bson::document> sent(std::string_view name) const { return recorder_.sent(name); }
     // The $changeStream stage of an aggregate as sent.
     static bson::document stage_of(const bson::document& aggregate) {
         return bson::document((*aggregate.view()["pipeline"].get_array().begin()).get_document()["$changeStream"].get_document());
@@ -73,16 +67,9 @@ private slots:
         cfg.topology = sim::topology_kind::replica_set;
         sim_ = std::make_unique<sim::deployment>(cfg);
         sim_->start();
-        trellis::client_settings settings;
-        settings.on_command = [this](const trellis::command_event& e) {
-            if (const auto* s = std::get_if<trellis::command_started_event>(&e)) {
-                std::lock_guard lock(m_);
-                started_.push_back(s->command);
-            }
-        };
         // Polling monitors check at once when an operation asks (after the network error below);
         // a streaming one would wait out its awaitable hello (10 s).
-        client_ = std::make_unique<trellis::client>(sim_->uri() + "&serverMonitoringMode=poll", std::move(settings));
+        client_ = std::make_unique<trellis::client>(sim_->uri() + "&serverMonitoringMode=poll", recorder_.settings());
     }
     void cleanupTestCase() {
         client_.reset();
