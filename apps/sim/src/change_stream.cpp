@@ -361,7 +361,6 @@ bson::document open_change_stream(member& self, member& target, const std::strin
     else if (start_after) cs.after = start_after->pos;
     else if (start_at) cs.after = {*start_at, 0};
     else cs.after = {target.applied().ts, end_of_write};
-    if (start_at && start_at->seconds == 0 && start_at->increment == 0) cs.after = {};
 
     scan_result r = scan(cs, target, batch_size);
     const std::string ns = first.type() == bson::type::string ? db + "." + cs.coll : db + ".$cmd.aggregate";
