@@ -274,6 +274,16 @@ const std::set<std::string_view>& allowed_stages() {
     return names;
 }
 
+// Other stages mongod knows: refused after $changeStream (20); any other name is unrecognized (40324).
+const std::set<std::string_view>& known_stages() {
+    static const std::set<std::string_view> names{
+        "$bucket", "$bucketAuto", "$collStats", "$count", "$currentOp", "$densify", "$documents", "$facet",
+        "$fill", "$geoNear", "$graphLookup", "$group", "$indexStats", "$limit", "$listLocalSessions",
+        "$listSessions", "$lookup", "$merge", "$out", "$sample", "$search", "$setWindowFields", "$skip",
+        "$sort", "$sortByCount", "$unionWith", "$unwind", "$changeStreamSplitLargeEvent"};
+    return names;
+}
+
 }  // namespace
 
 bson::document open_change_stream(member& self, member& target, const std::string& db, const request& req,
@@ -350,8 +360,11 @@ bson::document open_change_stream(member& self, member& target, const std::strin
                                           ? st.get_document().begin()->key() : std::string_view();
         if (name == "$changeStream")
             throw command_error(40602, "Location40602", "$changeStream is only valid as the first stage in a pipeline");
-        if (!allowed_stages().count(name))
+        if (!allowed_stages().count(name)) {
+            if (!known_stages().count(name))
+                throw command_error(40324, "Location40324", "Unrecognized pipeline stage name: '" + std::string(name) + "'");
             throw command_error(20, "IllegalOperation", std::string(name) + " is not permitted in a $changeStream pipeline");
+        }
         rest.append_value(st);
     }
     cs.stages = bson::array(rest.extract());
