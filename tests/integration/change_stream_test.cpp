@@ -243,6 +243,43 @@ private slots:
         QVERIFY(!s.alive());
     }
 
+    // MongoDB 4.0 (wire 7): no ResumableChangeStreamError labels (the spec's code list decides),
+    // and the server returns an event whose _id a stage removed: the stream refuses it.
+    void older_server_code_list_and_missing_token() {
+        sim::sim_config cfg;
+        cfg.topology = sim::topology_kind::replica_set;
+        cfg.max_wire_version = 7;
+        sim::deployment old(cfg);
+        old.start();
+        {
+            trellis_test::command_recorder recorder;
+            trellis::client c(old.uri() + "&serverMonitoringMode=poll", recorder.settings());
+            auto coll = c["cs"]["old"];
+            auto s = coll.watch({}, short_wait());
+            bson::builder fp;
+            fp.append("configureFailPoint", "failCommand").append("mode", doc(R"({"times": 1})"))
+                .append("data", doc(R"({"failCommands": ["getMore"], "errorCode": 6})"));  // HostUnreachable, no label
+            c.run_command("admin", fp.extract());
+            coll.insert_one(doc(R"({"_id": 1})"));
+            auto e = next_event(s);
+            QVERIFY(e);
+            QCOMPARE(e->view()["documentKey"].get_document()["_id"].as_int64(), std::int64_t(1));
+            QCOMPARE(recorder.sent("aggregate").size(), std::size_t(2));
+
+            auto no_id = coll.watch(arr(R"([{"$project": {"_id": 0}}])"), short_wait());
+            coll.insert_one(doc(R"({"_id": 2})"));
+            try {
+                (void)next_event(no_id);
+                QFAIL("an event without its resume token was returned");
+            } catch (const trellis::error& x) {
+                QCOMPARE(x.code(), std::error_code(trellis::errc::invalid_argument));
+                QVERIFY(std::string(x.what()).find("resume token is missing") != std::string::npos);
+            }
+            QVERIFY(!no_id.alive());
+        }
+        old.stop();
+    }
+
     void standalone_refuses_with_a_clear_error() {
         sim::deployment standalone(sim::sim_config{});
         standalone.start();

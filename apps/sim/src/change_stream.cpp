@@ -205,8 +205,9 @@ std::vector<bson::document> events_of(const change_stream_cursor& cs, const memb
     return out;
 }
 
-// Runs the stream's later stages on one event. mongod refuses an event whose _id they changed.
-std::optional<bson::document> through_stages(const change_stream_cursor& cs, bson::document event) {
+// Runs the stream's later stages on one event. mongod 4.2+ (wire 8) refuses an event whose _id
+// they changed; older ones returned it (drivers then refuse it themselves).
+std::optional<bson::document> through_stages(const change_stream_cursor& cs, bson::document event, bool check_id) {
     if (cs.stages.view().empty()) return event;
     const bson::document token(event.view()["_id"].get_document());
     std::vector<bson::document> one;
@@ -214,7 +215,7 @@ std::optional<bson::document> through_stages(const change_stream_cursor& cs, bso
     auto result = run_pipeline(std::move(one), cs.stages.view());
     if (result.empty()) return std::nullopt;
     const auto id = result.front().view().find("_id");
-    if (!id || id->type() != bson::type::document || bson::document(id->get_document()) != token)
+    if (check_id && (!id || id->type() != bson::type::document || bson::document(id->get_document()) != token))
         throw command_error(280, "ChangeStreamFatalError",
                             "Encountered an event whose _id field, which contains the resume token, was modified by the "
                             "pipeline. Modifying the _id field of an event makes it impossible to resume the stream from "
@@ -245,7 +246,8 @@ scan_result scan(change_stream_cursor& cs, const member& target, std::int64_t ba
             if (rename && k > 0) continue;
             for (auto& ev : events_of(cs, target, rec, rec.entries[k].view(), pos)) {
                 const bool inv = ev.view()["operationType"].get_string() == "invalidate";
-                if (auto kept = through_stages(cs, std::move(ev))) r.events.push_back(std::move(*kept));
+                if (auto kept = through_stages(cs, std::move(ev), target.dep.cfg.max_wire_version >= 8))
+                    r.events.push_back(std::move(*kept));
                 if (inv) cs.invalidated = true;
             }
             if (cs.invalidated || (batch > 0 && static_cast<std::int64_t>(r.events.size()) >= batch)) {
