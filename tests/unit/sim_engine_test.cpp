@@ -1386,16 +1386,17 @@ private slots:
         SAME_LIST(log,
                   "[{'op': 'c', 'ns': 'db.$cmd', 'o': {'create': 'c'}},"
                   " {'op': 'i', 'ns': 'db.c', 'o': {'_id': 1, 'a': 1}},"
-                  " {'op': 'u', 'ns': 'db.c', 'o2': {'_id': 1}, 'o': {'_id': 1, 'a': 1, 'b': 2}},"
+                  " {'op': 'u', 'ns': 'db.c', 'o2': {'_id': 1}, 'o': {'_id': 1, 'a': 1, 'b': 2}, 'pre': {'_id': 1, 'a': 1}},"
                   " {'op': 'i', 'ns': 'db.c', 'o': {'_id': 2, 'b': 3}},"
-                  " {'op': 'd', 'ns': 'db.c', 'o': {'_id': 1}},"
+                  " {'op': 'd', 'ns': 'db.c', 'o': {'_id': 1}, 'pre': {'_id': 1, 'a': 1, 'b': 2}},"
                   " {'op': 'c', 'ns': 'db.$cmd', 'o': {'createIndexes': 'c', 'key': {'b': 1}, 'name': 'b_1', 'unique': "
                   "true}},"
                   " {'op': 'c', 'ns': 'db.$cmd', 'o': {'dropIndexes': 'c', 'index': 'b_1'}},"
-                  " {'op': 'u', 'ns': 'db.c', 'o2': {'_id': 2}, 'o': {'_id': 2, 'b': 4}},"
-                  " {'op': 'd', 'ns': 'db.c', 'o': {'_id': 2}},"
+                  " {'op': 'u', 'ns': 'db.c', 'o2': {'_id': 2}, 'o': {'_id': 2, 'b': 4}, 'pre': {'_id': 2, 'b': 3}},"
+                  " {'op': 'd', 'ns': 'db.c', 'o': {'_id': 2}, 'pre': {'_id': 2, 'b': 4}},"
                   " {'op': 'c', 'ns': 'db.$cmd', 'o': {'create': 'd'}},"
                   " {'op': 'c', 'ns': 'db.$cmd', 'o': {'drop': 'd'}},"
+                  " {'op': 'c', 'ns': 'db.$cmd', 'o': {'drop': 'c'}},"
                   " {'op': 'c', 'ns': 'db.$cmd', 'o': {'dropDatabase': 1}}]");
         // Nothing changed, nothing logged; failures log nothing either.
         oplog quiet;

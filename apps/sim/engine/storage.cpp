@@ -349,10 +349,28 @@ bson::document id_document(const bson::element& id) {
     return w.extract();
 }
 
-void log_update(oplog& log, std::string_view ns, const bson::document& doc) {
+// An update's entry also keeps the document before it (pre) and whether it was a replacement:
+// change streams read them; a secondary's apply() ignores them.
+void log_update(oplog& log, std::string_view ns, const bson::document& doc, const bson::document& pre, bool replacement) {
     const bson::document id = id_document(*doc.find("_id"));
-    log.push_back(
-        bson::make_document(bson::kvp("op", "u"), bson::kvp("ns", ns), bson::kvp("o2", id), bson::kvp("o", doc)));
+    writer w;
+    w.append("op", "u");
+    w.append("ns", ns);
+    w.append("o2", id);
+    w.append("o", doc);
+    w.append("pre", pre);
+    if (replacement) w.append("replace", true);
+    log.push_back(w.extract());
+}
+
+// A delete's entry, with the deleted document (pre) for change streams.
+bson::document delete_entry(std::string_view ns, const bson::document& old) {
+    writer w;
+    w.append("op", "d");
+    w.append("ns", ns);
+    w.append("o", id_document(*old.find("_id")));
+    w.append("pre", old);
+    return w.extract();
 }
 
 void check_id(bson::document_view doc) {
@@ -468,8 +486,9 @@ update_result collection::update_with(bson::document_view filter, const detail::
             *st.slots[i], false, pos == detail::path_item::npos ? std::nullopt : std::optional<std::size_t>(pos));
         if (changed != *st.slots[i]) {
             check_id(changed);
+            const bson::document pre = *st.slots[i];
             st.store(std::move(changed), i);
-            log_update(log, ns_, *st.slots[i]);
+            log_update(log, ns_, *st.slots[i], pre, plan.is_replacement());
             ++r.modified;
         }
         if (!multi) break;
@@ -489,9 +508,9 @@ std::int64_t collection::remove(bson::document_view filter, bool just_one, oplog
     std::int64_t n = 0;
     for (std::size_t i : st.candidates(filter)) {
         if (!f.matches(*st.slots[i])) continue;
-        const bson::document id = id_document(*st.slots[i]->find("_id"));
+        bson::document e = delete_entry(ns_, *st.slots[i]);
         st.erase(i);
-        log.push_back(entry("d", ns_, id));
+        log.push_back(std::move(e));
         ++n;
         if (just_one) break;
     }
@@ -546,7 +565,7 @@ find_and_modify_result collection::find_and_modify(const find_and_modify_options
         if (options.remove) {
             r.value = p.apply(old);
             st.erase(*target);
-            log.push_back(entry("d", ns_, id_document(*old.find("_id"))));
+            log.push_back(delete_entry(ns_, old));
             st.compact();
             return r;
         }
@@ -557,7 +576,7 @@ find_and_modify_result collection::find_and_modify(const find_and_modify_options
         if (changed != old) {
             check_id(changed);
             st.store(std::move(changed), *target);
-            log_update(log, ns_, *st.slots[*target]);
+            log_update(log, ns_, *st.slots[*target], old, plan->is_replacement());
         }
         r.updated_existing = true;
         r.value = p.apply(options.return_new ? *st.slots[*target] : old);
@@ -889,7 +908,12 @@ bool catalog::drop_database(std::string_view db, oplog& log) {
     if (had_views) impl_->views.erase(vd);
     const auto d = impl_->dbs.find(db);
     if (d == impl_->dbs.end() && !had_views) return false;
-    if (d != impl_->dbs.end()) impl_->dbs.erase(d);
+    if (d != impl_->dbs.end()) {
+        // Each collection's drop first, as mongod logs them (change streams see each one).
+        for (const auto& [name, c] : d->second)
+            log.push_back(entry("c", std::string(db) + ".$cmd", command("drop", name)));
+        impl_->dbs.erase(d);
+    }
     log.push_back(entry("c", std::string(db) + ".$cmd", bson::make_document(bson::kvp("dropDatabase", 1))));
     return true;
 }

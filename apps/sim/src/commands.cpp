@@ -9,6 +9,7 @@
 
 #include "auth/crypto.hpp"
 #include "auth_glue.hpp"
+#include "change_stream.hpp"
 #include "trellis/bson/json.hpp"
 #include "session.hpp"
 
@@ -182,7 +183,7 @@ bson::document cursor_reply(member& m, const std::string& ns, std::vector<bson::
     if ((!rest.empty() || tail) && !single_batch) {
         do id = static_cast<std::int64_t>(m.rng() & 0x3FFFFFFFFFFFFFFFULL);
         while (id == 0 || m.cursors.count(id));
-        m.cursors[id] = cursor{id, ns, std::move(rest), steady::now(), no_timeout, std::move(tail)};
+        m.cursors[id] = cursor{id, ns, std::move(rest), steady::now(), no_timeout, std::move(tail), nullptr};
     }
     b.append("id", id).append("ns", ns).close_document().append("ok", 1.0);
     return b.extract();
@@ -818,6 +819,7 @@ asio::awaitable<bson::document> cmd_get_more(context& c) {
     auto it = c.self.cursors.find(id);
     if (it == c.self.cursors.end()) throw command_error(43, "CursorNotFound", "cursor id " + std::to_string(id) + " not found");
     count_op(c, "getmore");
+    if (it->second.stream) co_return co_await change_stream_get_more(c.self, c.target, id, c.req, *c.op);
     // As mongod: maxTimeMS on a getMore is for an awaitData cursor (how long to wait) only.
     if (c.req.body.contains("maxTimeMS") && !(it->second.tail && it->second.tail->await_data))
         throw command_error(2, "BadValue", "cannot set maxTimeMS on getMore command for a non-awaitData cursor");
@@ -1235,6 +1237,9 @@ asio::awaitable<bson::document> cmd_aggregate(context& c) {
     if (auto cur = c.req.body.find("cursor"); cur && cur->type() == bson::type::document) batch = int_or(cur->get_document(), "batchSize", 101);
     const bson::array_view stages = pipeline->get_array();
     const std::string ns = first.type() == bson::type::string ? c.db + "." + std::string(first.get_string()) : c.db + ".$cmd.aggregate";
+    if (!stages.empty() && (*stages.begin()).type() == bson::type::document && (*stages.begin()).get_document().find("$changeStream")) {
+        co_return open_change_stream(c.self, c.target, c.db, c.req, stages, batch);
+    }
 
     // $out / $merge (last stage only): the rest of the pipeline, then a write.
     std::optional<bson::element> write_stage;
@@ -1553,7 +1558,9 @@ asio::awaitable<bson::document> cmd_rename_collection(context& c) {
     const collection* from_coll = data.find(src->first, src->second);
     if (!from_coll) co_return error_reply(26, "NamespaceNotFound", "Source collection " + source + " does not exist");
     if (source == dest) co_return error_reply(20, "IllegalOperation", "Can't rename a collection to itself");
-    oplog log;
+    // A no-op marker first: change streams show the rename, not its parts.
+    oplog log{bson::make_document(bson::kvp("op", "n"), bson::kvp("ns", "admin.$cmd"),
+                                  bson::kvp("o", bson::make_document(bson::kvp("renameCollection", source), bson::kvp("to", dest))))};
     if (data.find(dst->first, dst->second)) {
         if (!bool_or(c.req.body, "dropTarget", false)) co_return error_reply(48, "NamespaceExists", "target namespace exists");
         data.drop(dst->first, dst->second, log);

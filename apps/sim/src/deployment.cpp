@@ -430,7 +430,7 @@ asio::awaitable<void> deployment::impl::replicate(member& m) {
         }
         for (const auto& entry : rec.entries) {
             m.data.apply(entry);
-            if (auto op = entry.view().find("op"); op && op->type() == bson::type::string) {
+            if (auto op = entry.view().find("op"); op && op->type() == bson::type::string && op->get_string() != "n") {
                 const auto o = op->get_string();
                 ++m.opcounters_repl[o == "i" ? "insert" : o == "u" ? "update" : o == "d" ? "delete" : "command"];
             }

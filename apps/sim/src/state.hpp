@@ -109,6 +109,8 @@ struct fail_point {
 
 // ---------------------------------------------------------------- cursors
 
+struct change_stream_cursor;  // change_stream.hpp
+
 struct cursor {
     std::int64_t id = 0;
     std::string ns;
@@ -124,6 +126,7 @@ struct cursor {
         bool await_data = false;
     };
     std::optional<tail_state> tail;
+    std::shared_ptr<change_stream_cursor> stream;  // a $changeStream's cursor (getMore reads the oplog)
 };
 
 // ---------------------------------------------------------------- operations in progress

@@ -122,6 +122,14 @@ public:
     }
     client_bulk_write_result bulk_write(std::vector<namespace_write_model> models, client_bulk_write_options options = {});
 
+    /// A change stream on every database of the cluster (admin, allChangesForCluster).
+    template <boost::asio::completion_token_for<collection::change_stream_signature> T = boost::asio::deferred_t>
+    auto async_watch(bson::array pipeline = {}, change_stream_options options = {}, T&& token = {}) {
+        return boost::asio::co_spawn(strand_executor(), watch_impl(core_, std::move(pipeline), std::move(options)),
+                                     std::forward<T>(token));
+    }
+    change_stream watch(bson::array pipeline = {}, change_stream_options options = {});
+
     /// The topology as last seen (a snapshot; never null).
     std::shared_ptr<const sdk::topology_description> topology() const;
     /// Waits until each seed and each discovered member has been checked once, or
@@ -212,6 +220,8 @@ private:
     static boost::asio::awaitable<client_bulk_write_result> bulk_write_impl(std::shared_ptr<detail::client_core> core,
                                                                             std::vector<namespace_write_model> models,
                                                                             client_bulk_write_options options);
+    static boost::asio::awaitable<change_stream> watch_impl(std::shared_ptr<detail::client_core> core, bson::array pipeline,
+                                                            change_stream_options options);
     client(std::shared_ptr<detail::client_core> core, std::shared_ptr<runtime> rt);
     void shutdown() noexcept;
 

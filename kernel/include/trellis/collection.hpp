@@ -19,6 +19,7 @@
 #include <boost/asio/deferred.hpp>
 
 #include "trellis/bson/document.hpp"
+#include "trellis/change_stream.hpp"
 #include "trellis/cursor.hpp"
 #include "trellis/options.hpp"
 #include "trellis/session.hpp"
@@ -429,6 +430,15 @@ public:
     }
     cursor aggregate(bson::array pipeline, aggregate_options options = {});
 
+    using change_stream_signature = void(std::exception_ptr, change_stream);
+    /// A change stream on this collection (trellis/change_stream.hpp); `pipeline` ($match,
+    /// $project, ...) runs on each event. Needs a replica set or a sharded cluster.
+    template <boost::asio::completion_token_for<change_stream_signature> T = boost::asio::deferred_t>
+    auto async_watch(bson::array pipeline = {}, change_stream_options options = {}, T&& token = {}) {
+        return spawn(watch_impl(t_, std::move(pipeline), std::move(options)), std::forward<T>(token));
+    }
+    change_stream watch(bson::array pipeline = {}, change_stream_options options = {});
+
     // ---- indexes and the collection itself
 
     /// The names of the indexes created, in order.
@@ -503,6 +513,7 @@ private:
     static boost::asio::awaitable<bson::array> distinct_impl(target t, std::string key, bson::document filter,
                                                              distinct_options o);
     static boost::asio::awaitable<cursor> aggregate_impl(target t, bson::array pipeline, aggregate_options o);
+    static boost::asio::awaitable<change_stream> watch_impl(target t, bson::array pipeline, change_stream_options o);
     static boost::asio::awaitable<std::vector<std::string>> create_indexes_impl(target t, std::vector<index_model> indexes);
     static boost::asio::awaitable<cursor> list_indexes_impl(target t);
     static boost::asio::awaitable<void> drop_index_impl(target t, std::string index);

@@ -134,6 +134,13 @@ public:
     }
     cursor aggregate(bson::array pipeline, aggregate_options options = {});
 
+    /// A change stream on every collection of this database ({aggregate: 1}).
+    template <boost::asio::completion_token_for<collection::change_stream_signature> T = boost::asio::deferred_t>
+    auto async_watch(bson::array pipeline = {}, change_stream_options options = {}, T&& token = {}) {
+        return spawn(watch_impl(t_, std::move(pipeline), std::move(options)), std::forward<T>(token));
+    }
+    change_stream watch(bson::array pipeline = {}, change_stream_options options = {});
+
     /// dropDatabase.
     template <boost::asio::completion_token_for<done_signature> T = boost::asio::deferred_t>
     auto async_drop(T&& token = {}) {
@@ -159,6 +166,7 @@ private:
     static boost::asio::awaitable<std::vector<std::string>> list_collection_names_impl(target t, bson::document filter);
     static boost::asio::awaitable<collection> create_collection_impl(target t, std::string name, bson::document options);
     static boost::asio::awaitable<cursor> aggregate_impl(target t, bson::array pipeline, aggregate_options o);
+    static boost::asio::awaitable<change_stream> watch_impl(target t, bson::array pipeline, change_stream_options o);
     static boost::asio::awaitable<void> drop_impl(target t);
 
     target t_;

@@ -194,6 +194,9 @@ struct cursor_state {
     std::optional<comment_type> comment;        // find's, repeated on getMore (4.4+)
     std::optional<std::chrono::milliseconds> max_await_time;  // getMore's maxTimeMS (find: tailable_await only)
     bool tailable = false;  // an empty getMore ends next() (nullopt) but not the cursor
+    // A change stream's: the last reply's postBatchResumeToken, the aggregate's operationTime.
+    std::optional<bson::document> post_batch_resume_token;
+    std::optional<bson::timestamp> operation_time;
 
     /// The next document of the batch in hand, when there is one and the limit allows it:
     /// what next() and async_next() return without going through the client's strand. A
@@ -421,6 +424,8 @@ public:
 
     /// Wraps a result as a cursor (cursor's constructor is private to it and its friend).
     static cursor make_cursor(std::shared_ptr<cursor_state> s) { return cursor(std::move(s)); }
+    /// The state of a cursor, which lets go of it (a change stream drives it itself).
+    static std::shared_ptr<cursor_state> release_cursor(cursor&& c) { return std::move(c.state_); }
 
 private:
     // topology (topology.cpp)

@@ -703,6 +703,10 @@ cursor client_core::cursor_from(reply_on r, std::string db, std::string coll, st
     // getMore names the collection of the cursor's namespace (listIndexes: "coll", aggregate: the source).
     const auto dot = state->ns.find('.');
     state->collection = dot == std::string::npos ? coll : state->ns.substr(dot + 1);
+    if (auto t = c.find("postBatchResumeToken"); t && t->type() == bson::type::document)
+        state->post_batch_resume_token = bson::document(t->get_document());
+    if (auto t = r.reply.view().find("operationTime"); t && t->type() == bson::type::timestamp)
+        state->operation_time = t->get_timestamp();
     const auto first_batch = c["firstBatch"].get_array();
     state->batch.assign(std::move(r.reply), first_batch);
     if (r.session) {
@@ -764,6 +768,9 @@ asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::sha
         c->getmore_in_flight = false;
         const auto cur = r.reply["cursor"].get_document();
         c->id = cur["id"].as_int64();
+        c->post_batch_resume_token.reset();
+        if (auto t = cur.find("postBatchResumeToken"); t && t->type() == bson::type::document)
+            c->post_batch_resume_token = bson::document(t->get_document());
         if (c->close_requested) {  // closed while the getMore ran: now the close can happen
             cursor_closed(*c);
             co_return std::nullopt;

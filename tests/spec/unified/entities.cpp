@@ -31,6 +31,7 @@ std::string_view kind_name(entity::kind k) {
         case entity::kind::session: return "session";
         case entity::kind::bucket: return "bucket";
         case entity::kind::value: return "BSON value";
+        case entity::kind::change_stream: return "changeStream";
     }
     return "entity";
 }

@@ -663,6 +663,58 @@ op_result close_cursor(call& c) {
     return {};
 }
 
+// ---------------------------------------------------------------- change streams
+
+op_result create_change_stream(call& c) {
+    change_stream_options o;
+    if (const auto* v = c.opt("batchSize")) o.batch_size = static_cast<std::int32_t>(integer_of(*v, "batchSize"));
+    if (const auto* v = c.opt("fullDocument")) o.full_document = string_of(*v, "fullDocument");
+    if (const auto* v = c.opt("fullDocumentBeforeChange")) o.full_document_before_change = string_of(*v, "fullDocumentBeforeChange");
+    o.resume_after = doc_opt<bson::document>(c, "resumeAfter");
+    o.start_after = doc_opt<bson::document>(c, "startAfter");
+    if (const auto* v = c.opt("startAtOperationTime")) {
+        const bson::document d = to_bson(json::object{{"v", *v}});
+        if (d.view()["v"].type() != bson::type::timestamp) fail("startAtOperationTime must be a BSON timestamp: " + show(*v));
+        o.start_at_operation_time = d.view()["v"].get_timestamp();
+    }
+    if (const auto* v = c.opt("maxAwaitTimeMS")) o.max_await_time = std::chrono::milliseconds(integer_of(*v, "maxAwaitTimeMS"));
+    o.collation = doc_opt<bson::document>(c, "collation");
+    o.comment = comment_of(c);
+    o.show_expanded_events = bool_opt(c, "showExpandedEvents");
+    const bson::array pipeline(bson::document(to_bson(json::object{{"p", c.arg("pipeline")}}).view()["p"].get_array()));
+    entity e;
+    e.k = entity::kind::change_stream;
+    if (c.object->coll) e.stream = std::make_shared<change_stream>(coll_of(c).watch(pipeline, o));
+    else if (c.object->db) e.stream = std::make_shared<change_stream>(c.object->db->watch(pipeline, o));
+    else e.stream = std::make_shared<change_stream>(c.object->client->client->watch(pipeline, o));
+    op_result r;
+    r.made = std::move(e);
+    return r;
+}
+const std::vector<std::string_view> change_stream_arguments = {
+    "batchSize", "fullDocument", "fullDocumentBeforeChange", "resumeAfter", "startAfter", "startAtOperationTime",
+    "maxAwaitTimeMS", "collation", "comment", "showExpandedEvents"};
+
+op_result iterate_stream_until_document(call& c) {
+    // Empty getMores are answers: it asks again, for 10 s at most, while the stream lives.
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    std::optional<bson::document> d = c.object->stream->try_next();
+    while (!d && c.object->stream->alive() && std::chrono::steady_clock::now() < deadline) d = c.object->stream->try_next();
+    if (!d) fail("iterateUntilDocumentOrError: the change stream has ended or gave no event in 10 s");
+    return value_result(from_bson(*d));
+}
+
+op_result iterate_stream_once(call& c) {
+    std::optional<bson::document> d = c.object->stream->try_next();
+    if (!d) return {};
+    return value_result(from_bson(*d));
+}
+
+op_result close_stream(call& c) {
+    c.object->stream->close();
+    return {};
+}
+
 op_result end_session(call& c) {
     c.object->session->end_session();
     return {};
@@ -1036,6 +1088,12 @@ const table& entity_operations() {
         {{k::cursor, "iterateUntilDocumentOrError"}, {{}, {}, iterate_until_document}},
         {{k::cursor, "iterateOnce"}, {{}, {}, iterate_once}},
         {{k::cursor, "close"}, {{}, {}, close_cursor}},
+        {{k::client, "createChangeStream"}, {{"pipeline"}, change_stream_arguments, create_change_stream}},
+        {{k::database, "createChangeStream"}, {{"pipeline"}, change_stream_arguments, create_change_stream}},
+        {{k::collection, "createChangeStream"}, {{"pipeline"}, change_stream_arguments, create_change_stream}},
+        {{k::change_stream, "iterateUntilDocumentOrError"}, {{}, {}, iterate_stream_until_document}},
+        {{k::change_stream, "iterateOnce"}, {{}, {}, iterate_stream_once}},
+        {{k::change_stream, "close"}, {{}, {}, close_stream}},
         {{k::session, "endSession"}, {{}, {}, end_session}},
         {{k::bucket, "upload"}, {{"filename", "source"}, upload_arguments, upload}},
         {{k::bucket, "uploadWithId"}, {{"id", "filename", "source"}, upload_arguments, upload_with_id}},

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "trellis/bson/document.hpp"
+#include "trellis/change_stream.hpp"
 #include "trellis/client.hpp"
 #include "trellis/collection.hpp"
 #include "trellis/cursor.hpp"
@@ -80,11 +81,12 @@ struct client_entity {
 };
 
 struct entity {
-    enum class kind { client, database, collection, cursor, session, bucket, value } k = kind::value;
+    enum class kind { client, database, collection, cursor, session, bucket, value, change_stream } k = kind::value;
     std::shared_ptr<client_entity> client;
     std::optional<trellis::database> db;
     std::optional<trellis::collection> coll;
     std::shared_ptr<trellis::cursor> cursor;
+    std::shared_ptr<trellis::change_stream> stream;
     std::shared_ptr<trellis::client_session> session;
     std::shared_ptr<trellis::gridfs::bucket> bucket;
     json::value value;  // a BSON entity (saveResultAsEntity), canonical
