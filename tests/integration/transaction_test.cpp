@@ -15,6 +15,7 @@
 #include "trellis/errors.hpp"
 #include "trellis/session.hpp"
 #include "trellis/sim/deployment.hpp"
+#include "command_recorder.hpp"
 
 namespace asio = boost::asio;
 namespace bson = trellis::bson;
@@ -26,39 +27,7 @@ namespace {
 
 bson::document doc(std::string_view json) { return bson::from_json(json); }
 
-// What a client sent, in order, with the server it went to.
-struct recorder {
-    std::mutex m;
-    std::vector<std::pair<std::string, bson::document>> started;  // address, command
-    trellis::client_settings settings() {
-        trellis::client_settings s;
-        s.on_command = [this](const trellis::command_event& e) {
-            if (const auto* st = std::get_if<trellis::command_started_event>(&e)) {
-                std::lock_guard lock(m);
-                started.emplace_back(st->address, st->command);
-            }
-        };
-        return s;
-    }
-    std::vector<bson::document> sent(std::string_view name) {
-        std::lock_guard lock(m);
-        std::vector<bson::document> out;
-        for (const auto& [a, c] : started)
-            if ((*c.view().begin()).key() == name) out.push_back(c);
-        return out;
-    }
-    std::vector<std::string> addresses(std::string_view name) {
-        std::lock_guard lock(m);
-        std::vector<std::string> out;
-        for (const auto& [a, c] : started)
-            if ((*c.view().begin()).key() == name) out.push_back(a);
-        return out;
-    }
-    void clear() {
-        std::lock_guard lock(m);
-        started.clear();
-    }
-};
+using recorder = trellis_test::command_recorder;
 
 template <class F>
 void expect_invalid_argument(F&& f, std::string_view text) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "trellis/client.hpp"
@@ -22,7 +23,7 @@ public:
         settings.on_command = [this](const trellis::command_event& e) {
             if (const auto* s = std::get_if<trellis::command_started_event>(&e)) {
                 std::lock_guard lock(m_);
-                started_.push_back(s->command);
+                started_.emplace_back(s->address, s->command);
             }
         };
     }
@@ -37,8 +38,16 @@ public:
     std::vector<trellis::bson::document> sent(std::string_view name) const {
         std::lock_guard lock(m_);
         std::vector<trellis::bson::document> out;
-        for (const auto& c : started_)
+        for (const auto& [address, c] : started_)
             if (!c.empty() && (*c.view().begin()).key() == name) out.push_back(c);
+        return out;
+    }
+    /// The servers ("host:port") the commands of that name went to, in order.
+    std::vector<std::string> addresses(std::string_view name) const {
+        std::lock_guard lock(m_);
+        std::vector<std::string> out;
+        for (const auto& [address, c] : started_)
+            if (!c.empty() && (*c.view().begin()).key() == name) out.push_back(address);
         return out;
     }
     /// The last command of that name; std::runtime_error when none was sent.
@@ -68,7 +77,7 @@ public:
 
 private:
     mutable std::mutex m_;
-    std::vector<trellis::bson::document> started_;
+    std::vector<std::pair<std::string, trellis::bson::document>> started_;  // address, command
 };
 
 }  // namespace trellis_test
