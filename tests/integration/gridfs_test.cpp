@@ -15,7 +15,7 @@
 #include "trellis/client.hpp"
 #include "trellis/gridfs.hpp"
 #include "trellis/sim/deployment.hpp"
-#include "command_recorder.hpp"
+#include "sim_rig.hpp"
 
 namespace asio = boost::asio;
 namespace bson = trellis::bson;
@@ -26,24 +26,7 @@ namespace {
 
 bson::document doc(std::string_view json) { return bson::from_json(json); }
 
-// A trellis-sim standalone and a client recording the commands it sends.
-struct rig {
-    std::unique_ptr<sim::deployment> deployment;
-    trellis_test::command_recorder rec;
-    std::unique_ptr<trellis::client> client;
-
-    rig() {
-        deployment = std::make_unique<sim::deployment>(sim::sim_config{});
-        deployment->start();
-        client = std::make_unique<trellis::client>(deployment->uri(), rec.settings());
-    }
-    ~rig() {
-        client.reset();
-        deployment->stop();
-    }
-    std::vector<bson::document> sent(std::string_view name) const { return rec.sent(name); }
-    void forget() { rec.clear(); }
-};
+using rig = trellis_test::sim_rig;
 
 std::vector<std::uint8_t> pattern(std::size_t n, unsigned seed) {
     std::vector<std::uint8_t> v(n);

@@ -13,7 +13,7 @@
 #include "trellis/bson/json.hpp"
 #include "trellis/client.hpp"
 #include "trellis/sim/deployment.hpp"
-#include "command_recorder.hpp"
+#include "sim_rig.hpp"
 
 namespace asio = boost::asio;
 namespace bson = trellis::bson;
@@ -27,25 +27,7 @@ bson::document doc(std::string_view json) { return bson::from_json(json); }
 bson::array arr(std::string_view json) { return bson::array(bson::from_json(json)); }
 std::string json(bson::document_view d) { return bson::to_json(d, bson::json_mode::canonical); }
 
-// A trellis-sim deployment and a client recording the commands it sends.
-struct rig {
-    std::unique_ptr<sim::deployment> deployment;
-    trellis_test::command_recorder rec;
-    std::unique_ptr<trellis::client> client;
-
-    explicit rig(sim::sim_config cfg) {
-        deployment = std::make_unique<sim::deployment>(std::move(cfg));
-        deployment->start();
-        client = std::make_unique<trellis::client>(deployment->uri(), rec.settings());
-    }
-    ~rig() {
-        client.reset();
-        deployment->stop();
-    }
-    std::vector<bson::document> sent(std::string_view name) const { return rec.sent(name); }
-    std::size_t count() const { return rec.count(); }
-    bool wait_for(std::string_view name) const { return rec.wait_for(name); }
-};
+using rig = trellis_test::sim_rig;
 
 sim::sim_config standalone(int wire) {
     sim::sim_config cfg;
