@@ -166,7 +166,8 @@ private slots:
         // The spec: no query on the chunks collection for an empty file.
         for (const auto& f : rig_->sent("find")) QCOMPARE(f["find"].get_string(), std::string_view("fs.files"));
         // The file id was asked for with $eq.
-        const auto filter = rig_->sent("find").front()["filter"].get_document();
+        const auto finds = rig_->sent("find");  // the views below point into it
+        const auto filter = finds.front()["filter"].get_document();
         QVERIFY(filter["_id"].get_document()["$eq"].get_oid() == id.value().get_oid());
     }
 

@@ -137,7 +137,8 @@ private slots:
         // Committing again is a retry: w: majority and wtimeout 10 s.
         rec_.clear();
         s.commit_transaction();
-        const auto again = rec_.sent("commitTransaction").front()["writeConcern"].get_document();
+        const auto retried = rec_.sent("commitTransaction");  // the view below points into it
+        const auto again = retried.front()["writeConcern"].get_document();
         QCOMPARE(again["w"].get_string(), std::string_view("majority"));
         QCOMPARE(again["wtimeout"].as_int64(), std::int64_t(10000));
     }
