@@ -90,8 +90,8 @@ private:
         case task_id::insert_one: blocking_ops(blocking_, task, 0, w_.ops, 1, check, t); break;
         case task_id::find_many: {
             auto cursor = blocking_[w_.db][w_.find_coll].find();
-            for (auto doc = cursor.next(); doc; doc = cursor.next())
-                if (check) t.add(doc->view());
+            while (const auto doc = cursor.next_view())  // in place, as mongoc_cursor_next's
+                if (check) t.add(*doc);
             break;
         }
         case task_id::insert_many: blocking_[w_.db][w_.insert_coll].insert_many(std::move(many)); break;

@@ -277,6 +277,39 @@ private slots:
         expect_error([&] { (void)document::from_bytes(bad); }, errc::bson_invalid);
     }
 
+    void borrowed_documents() {
+        // The library's blocking calls pass a caller's view down as a document that does not own it.
+        const document owner = make_document(kvp("x", 1), kvp("s", "text"));
+        document b = bson::detail::borrow(owner.view());
+        QCOMPARE(b.data(), owner.data());  // no copy
+        QVERIFY(b == owner);
+        const document copied = b;  // a copy owns its bytes
+        QVERIFY(copied.data() != owner.data());
+        QVERIFY(copied == owner);
+        document moved = std::move(b);  // a move carries the borrow
+        QCOMPARE(moved.data(), owner.data());
+        QVERIFY(b.empty());
+        document assigned = make_document(kvp("y", 2));
+        assigned = std::move(moved);  // frees its own bytes (ASan: no leak), takes the borrow
+        QCOMPARE(assigned.data(), owner.data());
+        assigned = std::move(assigned);  // self-move: unchanged
+        QCOMPARE(assigned.data(), owner.data());
+        auto released = assigned.release();  // a borrowed buffer cannot be given away: a copy
+        QVERIFY(released.get() != owner.data());
+        QVERIFY(std::memcmp(released.get(), owner.data(), owner.size()) == 0);
+        QVERIFY(assigned.empty());
+        const document retaken(std::move(released), owner.size());
+        QVERIFY(retaken == owner);
+        auto from_empty = document().release();  // {} gives five bytes of its own
+        QCOMPARE(from_empty[0], std::uint8_t{5});
+        QCOMPARE(bson::detail::borrow(document_view()).size(), std::size_t{5});
+        // An array over borrowed bytes.
+        const array owned_array = make_array(1, 2, 3);
+        const array borrowed_array(bson::detail::borrow(owned_array.view()));
+        QCOMPARE(borrowed_array.bytes().data(), owned_array.bytes().data());
+        QCOMPARE(borrowed_array.size(), std::size_t{3});
+    }
+
     void builder_view_while_building() {
         builder b;
         b.append("a", 1);

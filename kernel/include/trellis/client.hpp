@@ -100,10 +100,10 @@ public:
     database operator[](std::string name) const { return get_database(std::move(name)); }
 
     /// run_command on database `db` (see database::run_command).
-    bson::document run_command(const std::string& db, bson::document command);
+    bson::document run_command(const std::string& db, bson::document_view command);
     /// The same in an explicit session of this client (errc::invalid_argument for another
     /// client's or an ended session, as with_session).
-    bson::document run_command(const client_session& session, const std::string& db, bson::document command);
+    bson::document run_command(const client_session& session, const std::string& db, bson::document_view command);
 
     using bulk_write_signature = void(std::exception_ptr, client_bulk_write_result);
     /// MongoDB 8.0's bulkWrite (trellis/client_bulk_write.hpp): the models on any namespaces, in

@@ -4,12 +4,18 @@
 // Every operation exists as an async operation taking any completion token (a callback
 // receiving (std::exception_ptr, result), asio::use_future, asio::use_awaitable,
 // asio::deferred) and as a blocking call that throws the typed trellis error.
+//
+// The blocking calls take filters, documents and pipelines as views (bson::document_view,
+// array_view; a document or array converts): they read them before returning, so nothing is
+// copied. The async ones take them by value, as the operation may outlive the caller's frame.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 #include <variant>
 #include <vector>
@@ -33,6 +39,23 @@ using hint_type = std::variant<std::string, bson::document>;
 using comment_type = std::variant<std::string, bson::document>;
 /// An update: update operators ({$set: ...}), or an aggregation pipeline (MongoDB 4.2+).
 using update_spec = std::variant<bson::document, bson::array>;
+/// What a blocking update takes: an update_spec's content as a view (the call reads it before
+/// it returns, so nothing is copied): a bson::document or bson::array, a view of either, or an
+/// update_spec.
+class update_view {
+public:
+    update_view(const bson::document& operators) noexcept : v_(std::in_place_index<0>, operators.view()) {}
+    update_view(bson::document_view operators) noexcept : v_(std::in_place_index<0>, operators) {}
+    update_view(const bson::array& pipeline) noexcept : v_(std::in_place_index<1>, pipeline.view()) {}
+    update_view(bson::array_view pipeline) noexcept : v_(std::in_place_index<1>, pipeline) {}
+    update_view(const update_spec& update) noexcept
+        : v_(update.index() == 0 ? decltype(v_)(std::in_place_index<0>, std::get<0>(update).view())
+                                 : decltype(v_)(std::in_place_index<1>, std::get<1>(update).view())) {}
+    const std::variant<bson::document_view, bson::array_view>& get() const noexcept { return v_; }
+
+private:
+    std::variant<bson::document_view, bson::array_view> v_;
+};
 
 /// raw_data_note: the options' `raw_data` (rawData, MongoDB 8.2) is for MongoDB's own tools and
 /// not meant for applications: on a time-series collection it makes the operation work on the
@@ -292,7 +315,7 @@ public:
     auto async_insert_one(bson::document document, insert_one_options options = {}, T&& token = {}) {
         return spawn(insert_one_impl(t_, std::move(document), std::move(options)), std::forward<T>(token));
     }
-    insert_one_result insert_one(bson::document document, insert_one_options options = {});
+    insert_one_result insert_one(bson::document_view document, insert_one_options options = {});
     template <boost::asio::completion_token_for<insert_signature> T>
     auto async_insert_one(bson::document document, T&& token) {
         return async_insert_one(std::move(document), insert_one_options{}, std::forward<T>(token));
@@ -303,37 +326,40 @@ public:
     auto async_insert_many(std::vector<bson::document> documents, insert_many_options options = {}, T&& token = {}) {
         return spawn(insert_many_impl(t_, std::move(documents), std::move(options)), std::forward<T>(token));
     }
-    insert_many_result insert_many(std::vector<bson::document> documents, insert_many_options options = {});
+    insert_many_result insert_many(std::span<const bson::document> documents, insert_many_options options = {});
+    insert_many_result insert_many(std::initializer_list<bson::document> documents, insert_many_options options = {}) {
+        return insert_many(std::span<const bson::document>(documents.begin(), documents.size()), std::move(options));
+    }
 
     /// `update`: update operators ($set, ...) or a pipeline; invalid_argument otherwise.
     template <boost::asio::completion_token_for<update_signature> T = boost::asio::deferred_t>
     auto async_update_one(bson::document filter, update_spec update, update_options options = {}, T&& token = {}) {
         return spawn(update_impl(t_, std::move(filter), std::move(update), std::move(options), false, false), std::forward<T>(token));
     }
-    update_result update_one(bson::document filter, update_spec update, update_options options = {});
+    update_result update_one(bson::document_view filter, update_view update, update_options options = {});
     template <boost::asio::completion_token_for<update_signature> T = boost::asio::deferred_t>
     auto async_update_many(bson::document filter, update_spec update, update_options options = {}, T&& token = {}) {
         return spawn(update_impl(t_, std::move(filter), std::move(update), std::move(options), true, false), std::forward<T>(token));
     }
-    update_result update_many(bson::document filter, update_spec update, update_options options = {});
+    update_result update_many(bson::document_view filter, update_view update, update_options options = {});
     /// `replacement` holds no operator; invalid_argument otherwise (array_filters too).
     template <boost::asio::completion_token_for<update_signature> T = boost::asio::deferred_t>
     auto async_replace_one(bson::document filter, bson::document replacement, update_options options = {}, T&& token = {}) {
         return spawn(update_impl(t_, std::move(filter), std::move(replacement), std::move(options), false, true),
                      std::forward<T>(token));
     }
-    update_result replace_one(bson::document filter, bson::document replacement, update_options options = {});
+    update_result replace_one(bson::document_view filter, bson::document_view replacement, update_options options = {});
 
     template <boost::asio::completion_token_for<delete_signature> T = boost::asio::deferred_t>
     auto async_delete_one(bson::document filter, delete_options options = {}, T&& token = {}) {
         return spawn(delete_impl(t_, std::move(filter), std::move(options), false), std::forward<T>(token));
     }
-    delete_result delete_one(bson::document filter, delete_options options = {});
+    delete_result delete_one(bson::document_view filter, delete_options options = {});
     template <boost::asio::completion_token_for<delete_signature> T = boost::asio::deferred_t>
     auto async_delete_many(bson::document filter, delete_options options = {}, T&& token = {}) {
         return spawn(delete_impl(t_, std::move(filter), std::move(options), true), std::forward<T>(token));
     }
-    delete_result delete_many(bson::document filter, delete_options options = {});
+    delete_result delete_many(bson::document_view filter, delete_options options = {});
 
     /// The models in as few insert/update/delete commands as the server's limits allow: in order
     /// (ordered: stop at the first write error) or grouped by kind (unordered). A failure is a
@@ -351,7 +377,7 @@ public:
         return spawn(find_and_modify_impl(t_, std::move(filter), std::move(update), std::move(options), modify_kind::update),
                      std::forward<T>(token));
     }
-    std::optional<bson::document> find_one_and_update(bson::document filter, update_spec update,
+    std::optional<bson::document> find_one_and_update(bson::document_view filter, update_view update,
                                                       find_one_and_update_options options = {});
     template <boost::asio::completion_token_for<find_one_signature> T = boost::asio::deferred_t>
     auto async_find_one_and_replace(bson::document filter, bson::document replacement,
@@ -359,14 +385,14 @@ public:
         return spawn(find_and_modify_impl(t_, std::move(filter), std::move(replacement), std::move(options), modify_kind::replace),
                      std::forward<T>(token));
     }
-    std::optional<bson::document> find_one_and_replace(bson::document filter, bson::document replacement,
+    std::optional<bson::document> find_one_and_replace(bson::document_view filter, bson::document_view replacement,
                                                        find_one_and_replace_options options = {});
     template <boost::asio::completion_token_for<find_one_signature> T = boost::asio::deferred_t>
     auto async_find_one_and_delete(bson::document filter, find_one_and_delete_options options = {}, T&& token = {}) {
         return spawn(find_and_modify_impl(t_, std::move(filter), bson::document(), std::move(options), modify_kind::remove),
                      std::forward<T>(token));
     }
-    std::optional<bson::document> find_one_and_delete(bson::document filter, find_one_and_delete_options options = {});
+    std::optional<bson::document> find_one_and_delete(bson::document_view filter, find_one_and_delete_options options = {});
 
     // ---- reads
 
@@ -374,14 +400,14 @@ public:
     auto async_find(bson::document filter, find_options options = {}, T&& token = {}) {
         return spawn(find_impl(t_, std::move(filter), std::move(options)), std::forward<T>(token));
     }
-    cursor find(bson::document filter = {}, find_options options = {});
+    cursor find(bson::document_view filter = {}, find_options options = {});
 
     /// The first match (limit and single batch: no cursor is left open); nullopt when none.
     template <boost::asio::completion_token_for<find_one_signature> T = boost::asio::deferred_t>
     auto async_find_one(bson::document filter, find_options options = {}, T&& token = {}) {
         return spawn(find_one_impl(t_, std::move(filter), std::move(options)), std::forward<T>(token));
     }
-    std::optional<bson::document> find_one(bson::document filter = {}, find_options options = {});
+    std::optional<bson::document> find_one(bson::document_view filter = {}, find_options options = {});
     template <boost::asio::completion_token_for<find_one_signature> T>
     auto async_find_one(bson::document filter, T&& token) {
         return async_find_one(std::move(filter), find_options{}, std::forward<T>(token));
@@ -391,7 +417,7 @@ public:
     auto async_count_documents(bson::document filter, count_options options = {}, T&& token = {}) {
         return spawn(count_documents_impl(t_, std::move(filter), std::move(options)), std::forward<T>(token));
     }
-    std::int64_t count_documents(bson::document filter = {}, count_options options = {});
+    std::int64_t count_documents(bson::document_view filter = {}, count_options options = {});
     /// Deprecated (the CRUD spec's `count`): the count command, {count, query, skip, limit, ...}.
     /// Its result can be wrong on a sharded cluster (orphans, migrations) and after an unclean
     /// shutdown; use count_documents (an exact aggregate) or estimated_document_count instead.
@@ -401,7 +427,7 @@ public:
         return spawn(count_impl(t_, std::move(filter), std::move(options)), std::forward<T>(token));
     }
     [[deprecated("count is deprecated: use count_documents or estimated_document_count")]]
-    std::int64_t count(bson::document filter = {}, count_options options = {});
+    std::int64_t count(bson::document_view filter = {}, count_options options = {});
     /// The collection's metadata count (fast; may be off after an unclean shutdown or in a sharded cluster).
     template <boost::asio::completion_token_for<count_signature> T = boost::asio::deferred_t>
     auto async_estimated_document_count(estimated_count_options options = {}, T&& token = {}) {
@@ -417,7 +443,7 @@ public:
     auto async_distinct(std::string key, bson::document filter = {}, distinct_options options = {}, T&& token = {}) {
         return spawn(distinct_impl(t_, std::move(key), std::move(filter), std::move(options)), std::forward<T>(token));
     }
-    bson::array distinct(std::string key, bson::document filter = {}, distinct_options options = {});
+    bson::array distinct(std::string key, bson::document_view filter = {}, distinct_options options = {});
     template <boost::asio::completion_token_for<distinct_signature> T>
     auto async_distinct(std::string key, bson::document filter, T&& token) {
         return async_distinct(std::move(key), std::move(filter), distinct_options{}, std::forward<T>(token));
@@ -428,7 +454,7 @@ public:
     auto async_aggregate(bson::array pipeline, aggregate_options options = {}, T&& token = {}) {
         return spawn(aggregate_impl(t_, std::move(pipeline), std::move(options)), std::forward<T>(token));
     }
-    cursor aggregate(bson::array pipeline, aggregate_options options = {});
+    cursor aggregate(bson::array_view pipeline, aggregate_options options = {});
 
     using change_stream_signature = void(std::exception_ptr, change_stream);
     /// A change stream on this collection (trellis/change_stream.hpp); `pipeline` ($match,

@@ -5,6 +5,7 @@
 //
 //   auto c = coll.find(filter, {.batch_size = 100});
 //   while (auto doc = c.next()) use(*doc);
+//   while (auto view = c.next_view()) use(*view);                     // no copy: valid until the next call
 //   for (const bson::document& doc : coll.find(filter)) use(doc);   // the same, blocking
 //
 //   // async: any completion token; completes with (std::exception_ptr, std::optional<document>)
@@ -53,6 +54,10 @@ public:
     /// getMore brought nothing new (tailable_await: after waiting up to max_await_time) while the
     /// server keeps the cursor: alive() is then still true and a later next() looks again.
     std::optional<bson::document> next();
+    /// The next document as a view into the batch in hand, or nullopt at the end, as next() but
+    /// without a copy: it stays valid until this cursor's next call to next(), next_view() or
+    /// async_next(), or its end (take a bson::document of it to keep it longer).
+    std::optional<bson::document_view> next_view();
 
     /// An input iterator over the remaining documents (blocking, as next()).
     class iterator {
@@ -124,6 +129,7 @@ private:
     /// The next document of the batch in hand, if any (the limit allowing).
     static std::optional<bson::document> take_buffered(detail::cursor_state& state);
     static boost::asio::awaitable<std::optional<bson::document>> next_impl(std::shared_ptr<detail::cursor_state> state);
+    static boost::asio::awaitable<bool> fill_impl(std::shared_ptr<detail::cursor_state> state);
     static boost::asio::awaitable<std::optional<bson::document>> next_awaitable(std::shared_ptr<detail::cursor_state> state,
                                                                               boost::asio::any_io_executor strand);
 

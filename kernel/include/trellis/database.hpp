@@ -88,8 +88,8 @@ public:
     auto async_run_command(bson::document command, trellis::read_preference read_preference, T&& token = {}) {
         return spawn(run_command_impl(t_, std::move(command), std::move(read_preference)), std::forward<T>(token));
     }
-    bson::document run_command(bson::document command);
-    bson::document run_command(bson::document command, trellis::read_preference read_preference);
+    bson::document run_command(bson::document_view command);
+    bson::document run_command(bson::document_view command, trellis::read_preference read_preference);
 
     /// Runs a command that answers with a cursor ({find: ...}, {aggregate: ...}, {listIndexes: ...},
     /// ...) and completes with that cursor: getMores on the server that answered, in the same
@@ -105,7 +105,7 @@ public:
     auto async_run_cursor_command(bson::document command, T&& token) {
         return async_run_cursor_command(std::move(command), run_cursor_command_options{}, std::forward<T>(token));
     }
-    cursor run_cursor_command(bson::document command, run_cursor_command_options options = {});
+    cursor run_cursor_command(bson::document_view command, run_cursor_command_options options = {});
 
     /// A cursor over the collections' descriptions ({name, type, options, info, idIndex}).
     template <boost::asio::completion_token_for<cursor_signature> T = boost::asio::deferred_t>
@@ -132,7 +132,7 @@ public:
     auto async_aggregate(bson::array pipeline, aggregate_options options = {}, T&& token = {}) {
         return spawn(aggregate_impl(t_, std::move(pipeline), std::move(options)), std::forward<T>(token));
     }
-    cursor aggregate(bson::array pipeline, aggregate_options options = {});
+    cursor aggregate(bson::array_view pipeline, aggregate_options options = {});
 
     /// A change stream on every collection of this database ({aggregate: 1}).
     template <boost::asio::completion_token_for<collection::change_stream_signature> T = boost::asio::deferred_t>

@@ -414,8 +414,10 @@ element array_view::operator[](std::size_t index) const {
                      "array index " + std::to_string(index) + " is out of range (size " + std::to_string(i) + ")");
 }
 
-document::document(document_view view) : data_(new std::uint8_t[view.size()]), size_(view.size()) {
-    std::memcpy(data_.get(), view.data(), size_);
+document::document(document_view view) : size_(static_cast<std::uint32_t>(view.size())), owned_(true) {
+    auto* bytes = new std::uint8_t[size_];
+    std::memcpy(bytes, view.data(), size_);
+    data_ = bytes;
 }
 
 }  // namespace trellis::bson

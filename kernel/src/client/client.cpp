@@ -21,6 +21,17 @@ namespace asio = boost::asio;
 
 using detail::wait;
 
+namespace {
+// A blocking call's views, passed down the operation path without a copy: the call returns
+// only once its operation is done with them (detail::wait).
+bson::document borrowed(bson::document_view v) noexcept { return bson::detail::borrow(v); }
+bson::array borrowed(bson::array_view v) noexcept { return bson::array(bson::detail::borrow(v)); }
+update_spec borrowed(const update_view& u) {
+    if (const auto* d = std::get_if<bson::document_view>(&u.get())) return borrowed(*d);
+    return borrowed(std::get<bson::array_view>(u.get()));
+}
+}  // namespace
+
 // ---------------------------------------------------------------- client
 
 // The io_context and thread of a client given no executor (client/runtime.hpp). The client and
@@ -124,12 +135,12 @@ std::shared_ptr<detail::session_state> bindable(const std::shared_ptr<detail::cl
 }
 }  // namespace
 
-bson::document client::run_command(const std::string& db, bson::document command) {
-    return get_database(db).run_command(std::move(command));
+bson::document client::run_command(const std::string& db, bson::document_view command) {
+    return get_database(db).run_command(command);
 }
 
-bson::document client::run_command(const client_session& session, const std::string& db, bson::document command) {
-    return get_database(db).with_session(session).run_command(std::move(command));
+bson::document client::run_command(const client_session& session, const std::string& db, bson::document_view command) {
+    return get_database(db).with_session(session).run_command(command);
 }
 
 std::shared_ptr<const sdk::topology_description> client::topology() const { return core_->snapshot(); }
@@ -314,18 +325,18 @@ asio::awaitable<bson::document> database::run_command_impl(target t, bson::docum
                                                            std::optional<trellis::read_preference> read_preference) {
     co_return co_await t.core->run_command(std::move(t.db), std::move(command), std::move(read_preference), t.session);
 }
-bson::document database::run_command(bson::document command) {
-    return wait(t_.core, run_command_impl(t_, std::move(command), std::nullopt));
+bson::document database::run_command(bson::document_view command) {
+    return wait(t_.core, run_command_impl(t_, borrowed(command), std::nullopt));
 }
-bson::document database::run_command(bson::document command, trellis::read_preference read_preference) {
-    return wait(t_.core, run_command_impl(t_, std::move(command), std::move(read_preference)));
+bson::document database::run_command(bson::document_view command, trellis::read_preference read_preference) {
+    return wait(t_.core, run_command_impl(t_, borrowed(command), std::move(read_preference)));
 }
 
 asio::awaitable<cursor> database::run_cursor_command_impl(target t, bson::document command, run_cursor_command_options o) {
     co_return co_await t.core->run_cursor_command(std::move(t.db), std::move(command), std::move(o), t.session);
 }
-cursor database::run_cursor_command(bson::document command, run_cursor_command_options options) {
-    return wait(t_.core, run_cursor_command_impl(t_, std::move(command), std::move(options)));
+cursor database::run_cursor_command(bson::document_view command, run_cursor_command_options options) {
+    return wait(t_.core, run_cursor_command_impl(t_, borrowed(command), std::move(options)));
 }
 
 asio::awaitable<cursor> database::list_collections_impl(target t, list_collections_options o) {
@@ -363,8 +374,8 @@ asio::awaitable<cursor> database::aggregate_impl(target t, bson::array pipeline,
     std::string none;  // a database aggregate
     co_return co_await t.core->aggregate(std::move(t.db), std::move(none), std::move(pipeline), std::move(o), s, t.session);
 }
-cursor database::aggregate(bson::array pipeline, aggregate_options options) {
-    return wait(t_.core, aggregate_impl(t_, std::move(pipeline), std::move(options)));
+cursor database::aggregate(bson::array_view pipeline, aggregate_options options) {
+    return wait(t_.core, aggregate_impl(t_, borrowed(pipeline), std::move(options)));
 }
 
 asio::awaitable<void> database::drop_impl(target t) {
@@ -405,8 +416,8 @@ asio::awaitable<insert_one_result> collection::insert_one_impl(target t, bson::d
     const auto wc = t.core->settings_for(t.settings).wc;
     co_return co_await t.core->insert_one(std::move(t.db), std::move(t.coll), std::move(document), std::move(o), wc, t.session);
 }
-insert_one_result collection::insert_one(bson::document document, insert_one_options options) {
-    return wait(t_.core, insert_one_impl(t_, std::move(document), std::move(options)));
+insert_one_result collection::insert_one(bson::document_view document, insert_one_options options) {
+    return wait(t_.core, insert_one_impl(t_, borrowed(document), std::move(options)));
 }
 
 asio::awaitable<insert_many_result> collection::insert_many_impl(target t, std::vector<bson::document> documents,
@@ -414,8 +425,11 @@ asio::awaitable<insert_many_result> collection::insert_many_impl(target t, std::
     const auto wc = t.core->settings_for(t.settings).wc;
     co_return co_await t.core->insert_many(std::move(t.db), std::move(t.coll), std::move(documents), std::move(o), wc, t.session);
 }
-insert_many_result collection::insert_many(std::vector<bson::document> documents, insert_many_options options) {
-    return wait(t_.core, insert_many_impl(t_, std::move(documents), std::move(options)));
+insert_many_result collection::insert_many(std::span<const bson::document> documents, insert_many_options options) {
+    std::vector<bson::document> views;
+    views.reserve(documents.size());
+    for (const auto& d : documents) views.push_back(borrowed(d.view()));
+    return wait(t_.core, insert_many_impl(t_, std::move(views), std::move(options)));
 }
 
 asio::awaitable<update_result> collection::update_impl(target t, bson::document filter, update_spec update, update_options o,
@@ -424,25 +438,25 @@ asio::awaitable<update_result> collection::update_impl(target t, bson::document 
     co_return co_await t.core->update(std::move(t.db), std::move(t.coll), std::move(filter), std::move(update), std::move(o),
                                       multi, replace, wc, t.session);
 }
-update_result collection::update_one(bson::document filter, update_spec update, update_options options) {
-    return wait(t_.core, update_impl(t_, std::move(filter), std::move(update), std::move(options), false, false));
+update_result collection::update_one(bson::document_view filter, update_view update, update_options options) {
+    return wait(t_.core, update_impl(t_, borrowed(filter), borrowed(update), std::move(options), false, false));
 }
-update_result collection::update_many(bson::document filter, update_spec update, update_options options) {
-    return wait(t_.core, update_impl(t_, std::move(filter), std::move(update), std::move(options), true, false));
+update_result collection::update_many(bson::document_view filter, update_view update, update_options options) {
+    return wait(t_.core, update_impl(t_, borrowed(filter), borrowed(update), std::move(options), true, false));
 }
-update_result collection::replace_one(bson::document filter, bson::document replacement, update_options options) {
-    return wait(t_.core, update_impl(t_, std::move(filter), std::move(replacement), std::move(options), false, true));
+update_result collection::replace_one(bson::document_view filter, bson::document_view replacement, update_options options) {
+    return wait(t_.core, update_impl(t_, borrowed(filter), borrowed(replacement), std::move(options), false, true));
 }
 
 asio::awaitable<delete_result> collection::delete_impl(target t, bson::document filter, delete_options o, bool multi) {
     const auto wc = t.core->settings_for(t.settings).wc;
     co_return co_await t.core->remove(std::move(t.db), std::move(t.coll), std::move(filter), std::move(o), multi, wc, t.session);
 }
-delete_result collection::delete_one(bson::document filter, delete_options options) {
-    return wait(t_.core, delete_impl(t_, std::move(filter), std::move(options), false));
+delete_result collection::delete_one(bson::document_view filter, delete_options options) {
+    return wait(t_.core, delete_impl(t_, borrowed(filter), std::move(options), false));
 }
-delete_result collection::delete_many(bson::document filter, delete_options options) {
-    return wait(t_.core, delete_impl(t_, std::move(filter), std::move(options), true));
+delete_result collection::delete_many(bson::document_view filter, delete_options options) {
+    return wait(t_.core, delete_impl(t_, borrowed(filter), std::move(options), true));
 }
 
 asio::awaitable<bulk_write_result> collection::bulk_write_impl(target t, std::vector<write_model> models, bulk_write_options o) {
@@ -468,17 +482,17 @@ asio::awaitable<std::optional<bson::document>> collection::find_and_modify_impl(
     op.wc = t.core->settings_for(t.settings).wc;
     co_return co_await t.core->find_and_modify(std::move(t.db), std::move(op), t.session);
 }
-std::optional<bson::document> collection::find_one_and_update(bson::document filter, update_spec update,
+std::optional<bson::document> collection::find_one_and_update(bson::document_view filter, update_view update,
                                                               find_one_and_update_options options) {
-    return wait(t_.core, find_and_modify_impl(t_, std::move(filter), std::move(update), std::move(options), modify_kind::update));
+    return wait(t_.core, find_and_modify_impl(t_, borrowed(filter), borrowed(update), std::move(options), modify_kind::update));
 }
-std::optional<bson::document> collection::find_one_and_replace(bson::document filter, bson::document replacement,
+std::optional<bson::document> collection::find_one_and_replace(bson::document_view filter, bson::document_view replacement,
                                                                find_one_and_replace_options options) {
     return wait(t_.core,
-                find_and_modify_impl(t_, std::move(filter), std::move(replacement), std::move(options), modify_kind::replace));
+                find_and_modify_impl(t_, borrowed(filter), borrowed(replacement), std::move(options), modify_kind::replace));
 }
-std::optional<bson::document> collection::find_one_and_delete(bson::document filter, find_one_and_delete_options options) {
-    return wait(t_.core, find_and_modify_impl(t_, std::move(filter), bson::document(), std::move(options), modify_kind::remove));
+std::optional<bson::document> collection::find_one_and_delete(bson::document_view filter, find_one_and_delete_options options) {
+    return wait(t_.core, find_and_modify_impl(t_, borrowed(filter), bson::document(), std::move(options), modify_kind::remove));
 }
 
 
@@ -489,8 +503,8 @@ asio::awaitable<cursor> collection::find_impl(target t, bson::document filter, f
     ops::find_op op{std::move(t.coll), std::move(filter), std::move(o), false};
     co_return co_await t.core->find(std::move(t.db), std::move(op), rc, t.session);
 }
-cursor collection::find(bson::document filter, find_options options) {
-    return wait(t_.core, find_impl(t_, std::move(filter), std::move(options)));
+cursor collection::find(bson::document_view filter, find_options options) {
+    return wait(t_.core, find_impl(t_, borrowed(filter), std::move(options)));
 }
 asio::awaitable<std::optional<bson::document>> collection::find_one_impl(target t, bson::document filter, find_options o) {
     if (!o.read_preference) o.read_preference = t.settings.read_preference;
@@ -498,8 +512,8 @@ asio::awaitable<std::optional<bson::document>> collection::find_one_impl(target 
     ops::find_op op{std::move(t.coll), std::move(filter), std::move(o), true};
     co_return co_await t.core->find_one(std::move(t.db), std::move(op), rc, t.session);
 }
-std::optional<bson::document> collection::find_one(bson::document filter, find_options options) {
-    return wait(t_.core, find_one_impl(t_, std::move(filter), std::move(options)));
+std::optional<bson::document> collection::find_one(bson::document_view filter, find_options options) {
+    return wait(t_.core, find_one_impl(t_, borrowed(filter), std::move(options)));
 }
 
 asio::awaitable<std::int64_t> collection::count_documents_impl(target t, bson::document filter, count_options o) {
@@ -507,8 +521,8 @@ asio::awaitable<std::int64_t> collection::count_documents_impl(target t, bson::d
     const auto rc = t.core->settings_for(t.settings).rc;
     co_return co_await t.core->count_documents(std::move(t.db), std::move(t.coll), std::move(filter), std::move(o), rc, t.session);
 }
-std::int64_t collection::count_documents(bson::document filter, count_options options) {
-    return wait(t_.core, count_documents_impl(t_, std::move(filter), std::move(options)));
+std::int64_t collection::count_documents(bson::document_view filter, count_options options) {
+    return wait(t_.core, count_documents_impl(t_, borrowed(filter), std::move(options)));
 }
 asio::awaitable<std::int64_t> collection::estimated_count_impl(target t, estimated_count_options o) {
     if (!o.read_preference) o.read_preference = t.settings.read_preference;
@@ -523,23 +537,23 @@ asio::awaitable<std::int64_t> collection::count_impl(target t, bson::document fi
     const auto rc = t.core->settings_for(t.settings).rc;
     co_return co_await t.core->count(std::move(t.db), std::move(t.coll), std::move(filter), std::move(o), rc, t.session);
 }
-std::int64_t collection::count(bson::document filter, count_options options) {
-    return wait(t_.core, count_impl(t_, std::move(filter), std::move(options)));
+std::int64_t collection::count(bson::document_view filter, count_options options) {
+    return wait(t_.core, count_impl(t_, borrowed(filter), std::move(options)));
 }
 asio::awaitable<bson::array> collection::distinct_impl(target t, std::string key, bson::document filter, distinct_options o) {
     if (!o.read_preference) o.read_preference = t.settings.read_preference;
     const auto rc = t.core->settings_for(t.settings).rc;
     co_return co_await t.core->distinct(std::move(t.db), std::move(t.coll), std::move(key), std::move(filter), std::move(o), rc, t.session);
 }
-bson::array collection::distinct(std::string key, bson::document filter, distinct_options options) {
-    return wait(t_.core, distinct_impl(t_, std::move(key), std::move(filter), std::move(options)));
+bson::array collection::distinct(std::string key, bson::document_view filter, distinct_options options) {
+    return wait(t_.core, distinct_impl(t_, std::move(key), borrowed(filter), std::move(options)));
 }
 asio::awaitable<cursor> collection::aggregate_impl(target t, bson::array pipeline, aggregate_options o) {
     const auto s = t.core->settings_for(t.settings);
     co_return co_await t.core->aggregate(std::move(t.db), std::move(t.coll), std::move(pipeline), std::move(o), s, t.session);
 }
-cursor collection::aggregate(bson::array pipeline, aggregate_options options) {
-    return wait(t_.core, aggregate_impl(t_, std::move(pipeline), std::move(options)));
+cursor collection::aggregate(bson::array_view pipeline, aggregate_options options) {
+    return wait(t_.core, aggregate_impl(t_, borrowed(pipeline), std::move(options)));
 }
 
 asio::awaitable<std::vector<std::string>> collection::create_indexes_impl(target t, std::vector<index_model> indexes) {
@@ -612,6 +626,17 @@ std::optional<bson::document> cursor::next() {
     if (!state_) return std::nullopt;
     if (auto d = state_->take_buffered()) return d;  // no strand round trip while the batch lasts
     return wait(state_->core, next_impl(state_));
+}
+
+asio::awaitable<bool> cursor::fill_impl(std::shared_ptr<detail::cursor_state> state) {
+    co_return co_await state->core->cursor_fill(state);
+}
+
+std::optional<bson::document_view> cursor::next_view() {
+    if (!state_) return std::nullopt;
+    if (!state_->buffered() && !wait(state_->core, fill_impl(state_))) return std::nullopt;
+    ++state_->returned;
+    return state_->batch.take_view();
 }
 
 std::int64_t cursor::id() const noexcept { return state_ ? state_->id : 0; }

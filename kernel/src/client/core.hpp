@@ -167,6 +167,12 @@ public:
         if (empty()) reply_ = reply_document();
         return d;
     }
+    /// The next document in place: valid until the next assign (the reply is kept till then).
+    bson::document_view take_view() {
+        const bson::document_view d = at_->get_document();
+        ++at_;
+        return d;
+    }
 
 private:
     reply_document reply_;
@@ -202,8 +208,9 @@ struct cursor_state {
     /// what next() and async_next() return without going through the client's strand. A
     /// cursor is used by one caller at a time, and the strand touches its state only while
     /// that caller waits for a getMore, so no lock is needed.
+    bool buffered() const noexcept { return !closed && !batch.empty() && (limit == 0 || returned < limit); }
     std::optional<bson::document> take_buffered() {
-        if (closed || batch.empty() || (limit > 0 && returned >= limit)) return std::nullopt;
+        if (!buffered()) return std::nullopt;
         ++returned;
         return batch.take();
     }
@@ -367,6 +374,9 @@ public:
     asio::awaitable<std::optional<bson::document>> find_one(std::string db, ops::find_op op, read_concern rc,
                                                            session_ptr session = {});
     asio::awaitable<std::optional<bson::document>> cursor_next(std::shared_ptr<cursor_state> c);
+    /// Brings the cursor to a document in hand (a getMore when the batch is spent): false at the
+    /// end, or, for a tailable cursor, when nothing new came.
+    asio::awaitable<bool> cursor_fill(std::shared_ptr<cursor_state> c);
     /// A cursor over a cursor command's reply (find, aggregate, listIndexes, listCollections).
     cursor cursor_from(reply_on r, std::string db, std::string coll, std::optional<std::int32_t> batch_size, std::int64_t limit);
     asio::awaitable<std::int64_t> count_documents(std::string db, std::string coll, bson::document filter, count_options options,

@@ -719,20 +719,24 @@ cursor client_core::cursor_from(reply_on r, std::string db, std::string coll, st
 }
 
 asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::shared_ptr<cursor_state> c) {
+    const bool ready = co_await cursor_fill(c);
+    if (!ready) co_return std::nullopt;
+    ++c->returned;
+    co_return c->batch.take();
+}
+
+asio::awaitable<bool> client_core::cursor_fill(std::shared_ptr<cursor_state> c) {
     for (;;) {
-        if (c->closed) co_return std::nullopt;
+        if (c->closed) co_return false;
         if (c->limit > 0 && c->returned >= c->limit) {
             cursor_closed(*c);
             c->closed = true;
-            co_return std::nullopt;
+            co_return false;
         }
-        if (!c->batch.empty()) {
-            ++c->returned;
-            co_return c->batch.take();
-        }
+        if (!c->batch.empty()) co_return true;
         if (c->id == 0) {
             c->closed = true;
-            co_return std::nullopt;
+            co_return false;
         }
         bson::builder cmd;
         cmd.append("getMore", c->id).append("collection", c->collection);
@@ -773,7 +777,7 @@ asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::sha
             c->post_batch_resume_token = bson::document(t->get_document());
         if (c->close_requested) {  // closed while the getMore ran: now the close can happen
             cursor_closed(*c);
-            co_return std::nullopt;
+            co_return false;
         }
         if (c->id == 0 && c->session) {  // exhausted: the session is free again
             release_session(*c->session);
@@ -784,7 +788,7 @@ asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::sha
         const auto next_batch = cur["nextBatch"].get_array();
         c->batch.assign(std::move(r.reply), next_batch);
         // A tailable cursor with nothing new yet: no document now, the cursor stays open for more.
-        if (c->tailable && c->batch.empty() && c->id != 0) co_return std::nullopt;
+        if (c->tailable && c->batch.empty() && c->id != 0) co_return false;
     }
 }
 

@@ -259,6 +259,11 @@ namespace detail {
 inline constexpr std::uint8_t empty_document_bytes[5] = {5, 0, 0, 0, 0};
 }
 
+class document;
+namespace detail {
+document borrow(document_view view) noexcept;
+}
+
 /// An owning BSON document: a buffer of bytes holding one valid document.
 class document {
 public:
@@ -267,18 +272,27 @@ public:
     /// Copies the bytes of a view.
     explicit document(document_view view);
     /// Takes ownership of a buffer holding a valid document of `size` bytes.
-    document(std::unique_ptr<std::uint8_t[]> data, std::size_t size) noexcept : data_(std::move(data)), size_(size) {}
+    document(std::unique_ptr<std::uint8_t[]> data, std::size_t size) noexcept
+        : data_(data.release()), size_(static_cast<std::uint32_t>(size)), owned_(true) {}
+    ~document() { reset(); }
 
+    /// A copy owns its bytes, whatever the original does.
     document(const document& other) : document(other.view()) {}
     /// The moved-from document is {}.
-    document(document&& other) noexcept : data_(std::move(other.data_)), size_(std::exchange(other.size_, 5)) {}
+    document(document&& other) noexcept
+        : data_(std::exchange(other.data_, detail::empty_document_bytes)), size_(std::exchange(other.size_, 5)),
+          owned_(std::exchange(other.owned_, false)) {}
     document& operator=(const document& other) {
         if (this != &other) *this = document(other.view());
         return *this;
     }
     document& operator=(document&& other) noexcept {
-        data_ = std::move(other.data_);
-        size_ = std::exchange(other.size_, 5);
+        if (this != &other) {
+            reset();
+            data_ = std::exchange(other.data_, detail::empty_document_bytes);
+            size_ = std::exchange(other.size_, 5);
+            owned_ = std::exchange(other.owned_, false);
+        }
         return *this;
     }
 
@@ -287,7 +301,7 @@ public:
         return document(document_view::validated(bytes, options));
     }
 
-    document_view view() const noexcept { return {data(), size_}; }
+    document_view view() const noexcept { return {data_, size_}; }
     operator document_view() const noexcept { return view(); }
 
     document_view::iterator begin() const noexcept { return view().begin(); }
@@ -296,23 +310,51 @@ public:
     bool contains(std::string_view key) const noexcept { return view().contains(key); }
     element operator[](std::string_view key) const { return view()[key]; }
     bool empty() const noexcept { return view().empty(); }
-    const std::uint8_t* data() const noexcept { return data_ ? data_.get() : detail::empty_document_bytes; }
+    const std::uint8_t* data() const noexcept { return data_; }
     std::size_t size() const noexcept { return size_; }
     std::span<const std::uint8_t> bytes() const noexcept { return view().bytes(); }
 
     /// Gives the buffer (size() bytes) away; the document is left {}.
     std::unique_ptr<std::uint8_t[]> release() {
-        if (!data_) data_.reset(new std::uint8_t[5]{5, 0, 0, 0, 0});
+        std::unique_ptr<std::uint8_t[]> out;
+        if (owned_) {
+            out.reset(const_cast<std::uint8_t*>(data_));
+        } else {  // {} or borrowed bytes: a copy
+            out.reset(new std::uint8_t[size_]);
+            std::memcpy(out.get(), data_, size_);
+        }
+        data_ = detail::empty_document_bytes;
         size_ = 5;
-        return std::move(data_);
+        owned_ = false;
+        return out;
     }
 
     friend bool operator==(const document& a, const document& b) noexcept { return a.view() == b.view(); }
 
 private:
-    std::unique_ptr<std::uint8_t[]> data_;  // null: {} (detail::empty_document_bytes)
-    std::size_t size_ = 5;
+    friend document detail::borrow(document_view view) noexcept;
+    void reset() noexcept {
+        if (owned_) delete[] data_;
+    }
+
+    // Owned (new[]), detail::empty_document_bytes, or, inside the library only, bytes borrowed
+    // for the length of a blocking call (detail::borrow).
+    const std::uint8_t* data_ = detail::empty_document_bytes;
+    std::uint32_t size_ = 5;  // a BSON document is at most 2^31 - 1 bytes
+    bool owned_ = false;
 };
+
+namespace detail {
+/// Internal: a document over `view`'s bytes that does not own them. The library's blocking
+/// calls use it to pass a caller's view through the operation path without a copy; it must
+/// not outlive the bytes (copies of it own their bytes; a move carries the borrow along).
+inline document borrow(document_view view) noexcept {
+    document d;
+    d.data_ = view.data();
+    d.size_ = static_cast<std::uint32_t>(view.size());
+    return d;
+}
+}  // namespace detail
 
 /// An owning BSON array.
 class array {

@@ -1,0 +1,228 @@
+// The blocking calls take filters, documents and pipelines as views (collection.hpp): views of
+// every origin work against trellis-sim, and the operation path does not copy what it is given.
+#include <QtTest/QtTest>
+
+#include <atomic>
+#include <boost/asio/use_future.hpp>
+#include <cstdlib>
+#include <new>
+#include <vector>
+
+#include "trellis/bson/builder.hpp"
+#include "trellis/bson/json.hpp"
+#include "trellis/client.hpp"
+#include "sim_rig.hpp"
+
+namespace bson = trellis::bson;
+
+// Counts the heap blocks of exactly one size (all threads): a copy of a document is one block of
+// its size, and nothing else in an operation has that (odd) size by chance.
+namespace {
+std::atomic<std::size_t> watched_size{0};
+std::atomic<int> watched_blocks{0};
+}  // namespace
+
+void* operator new(std::size_t n) {
+    if (n != 0 && n == watched_size.load(std::memory_order_relaxed)) watched_blocks.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void* operator new[](std::size_t n) { return operator new(n); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+
+namespace {
+
+bson::document doc(std::string_view json) { return bson::from_json(json); }
+std::string json(bson::document_view d) { return bson::to_json(d, bson::json_mode::canonical); }
+
+// {_id: id, blob: <binary of n bytes>}: a document of an unusual size.
+bson::document big(int id, std::size_t n) {
+    std::vector<std::uint8_t> bytes(n, 0x5a);
+    return bson::make_document(bson::kvp("_id", id), bson::kvp("blob", bson::binary{bson::binary_subtype::generic, bytes}));
+}
+
+// The blocks of `d.size()` bytes allocated while `f` runs.
+template <class F>
+int blocks_of_its_size(const bson::document& d, F&& f) {
+    watched_blocks = 0;
+    watched_size = d.size();
+    f();
+    watched_size = 0;
+    return watched_blocks.load();
+}
+
+}  // namespace
+
+class ViewArgsTest : public QObject {
+    Q_OBJECT
+
+    std::unique_ptr<trellis_test::sim_rig> rig_;
+    trellis::collection coll() { return (*rig_->client)["views"]["c"]; }
+
+private slots:
+    void initTestCase() { rig_ = std::make_unique<trellis_test::sim_rig>(); }
+    void cleanupTestCase() { rig_.reset(); }
+    void init() {
+        coll().drop();
+        rig_->forget();
+    }
+
+    void views_of_every_origin_work() {
+        auto c = coll();
+        // A view over the caller's own bytes: {_id: 1, x: 1} written out by hand.
+        const std::vector<std::uint8_t> raw = {21, 0, 0, 0, 0x10, '_', 'i', 'd', 0, 1, 0, 0, 0, 0x10, 'x', 0, 1, 0, 0, 0, 0};
+        const auto mine = bson::document_view::validated(raw);
+        c.insert_one(mine);
+        // A builder's view, a document lvalue, a temporary, an initializer list of documents.
+        bson::builder b;
+        b.append("_id", 2).append("x", 2);
+        c.insert_one(b.view());
+        const auto three = doc(R"({"_id": 3, "x": 3})");
+        c.insert_one(three);
+        c.insert_many({doc(R"({"_id": 4, "x": 4})"), doc(R"({"_id": 5, "x": 5})")});
+        const std::vector<bson::document> more = {doc(R"({"_id": 6, "x": 6})"), doc(R"({"_id": 7, "x": 7})")};
+        const auto many = c.insert_many(more);
+        QCOMPARE(many.inserted_ids.size(), std::size_t{2});
+        QCOMPARE(json(many.inserted_ids[1]), json(doc(R"({"_id": {"$numberInt": "7"}})")));
+        QCOMPARE(c.count_documents({}), std::int64_t{7});
+
+        // A document read from the server is a view into its reply: used as a filter as it is.
+        const auto first = c.find_one(doc(R"({"_id": 1})"));
+        QVERIFY(first);
+        const bson::document_view as_filter = first->view();
+        QCOMPARE(c.count_documents(as_filter), std::int64_t{1});
+
+        // Updates as a document view, an array view (pipeline), an update_spec.
+        const auto set = doc(R"({"$set": {"y": 1}})");
+        QCOMPARE(c.update_one(doc(R"({"_id": 1})").view(), set.view()).modified_count, std::int64_t{1});
+        const bson::array pipeline(doc(R"({"0": {"$set": {"z": 2}}})"));
+        QCOMPARE(c.update_many(doc(R"({"x": {"$gte": 6}})"), pipeline.view()).modified_count, std::int64_t{2});
+        const trellis::update_spec spec = doc(R"({"$inc": {"x": 10}})");
+        QCOMPARE(c.update_one(doc(R"({"_id": 2})"), spec).modified_count, std::int64_t{1});
+        QCOMPARE(c.replace_one(doc(R"({"_id": 3})"), doc(R"({"x": 33})").view()).modified_count, std::int64_t{1});
+        const auto after = c.find_one_and_update(doc(R"({"_id": 4})"), set, [] {
+            trellis::find_one_and_update_options o;
+            o.return_document = trellis::return_document::after;
+            return o;
+        }());
+        QVERIFY(after);
+        QCOMPARE((*after)["y"].get_int32(), 1);
+        QVERIFY(c.find_one_and_replace(doc(R"({"_id": 5})"), doc(R"({"x": 55})")));
+        QVERIFY(c.find_one_and_delete(doc(R"({"_id": 5})")));
+
+        // Reads and commands.
+        QCOMPARE(json(*c.find_one(doc(R"({"_id": 2})"))), json(doc(R"({"_id": 2, "x": 12})")));
+        QCOMPARE(json(*c.find_one(doc(R"({"_id": 3})"))), json(doc(R"({"_id": 3, "x": 33})")));
+        auto cur = c.find(doc(R"({"z": 2})"));
+        int z = 0;
+        while (cur.next()) ++z;
+        QCOMPARE(z, 2);
+        QCOMPARE(c.distinct("x", doc(R"({"y": {"$exists": true}})")).size(), std::size_t{2});
+        const bson::array count_stage(doc(R"({"0": {"$count": "n"}})"));
+        auto agg = c.aggregate(count_stage.view());
+        const auto n = agg.next();
+        QVERIFY(n);
+        QCOMPARE((*n)["n"].get_int32(), 6);
+        const auto ping = doc(R"({"ping": 1})");
+        QCOMPARE((*rig_->client)["views"].run_command(ping.view())["ok"].as_double(), 1.0);
+        QCOMPARE(rig_->client->run_command("admin", ping)["ok"].as_double(), 1.0);
+        QCOMPARE(c.delete_many(doc(R"({"x": {"$gte": 0}})").view()).deleted_count, std::int64_t{6});
+
+        // What went on the wire is what the views held.
+        const auto inserts = rig_->sent("insert");
+        QVERIFY(!inserts.empty());
+        bool saw_mine = false;
+        for (const auto& cmd : rig_->sent("insert"))
+            if (auto docs = cmd.find("documents"))
+                for (const auto& d : docs->get_array())
+                    if (json(d.get_document()) == json(mine)) saw_mine = true;
+        QVERIFY2(saw_mine, "the hand-written document did not reach the server as it was");
+    }
+
+    void a_cursor_hands_out_views() {
+        auto c = coll();
+        std::vector<bson::document> docs;
+        for (int i = 1; i <= 10; ++i) docs.push_back(bson::make_document(bson::kvp("_id", i), bson::kvp("sq", i * i)));
+        c.insert_many(docs);
+        trellis::find_options o;
+        o.batch_size = 3;  // four batches: firstBatch and three getMores
+        o.sort = doc(R"({"_id": 1})");
+        auto cur = c.find({}, o);
+        std::vector<int> ids;
+        std::optional<bson::document_view> previous;
+        while (const auto v = cur.next_view()) {
+            if (previous) QCOMPARE((*previous)["sq"].get_int32(), ids.back() * ids.back());  // still valid here
+            ids.push_back((*v)["_id"].get_int32());
+            previous = v;
+        }
+        QCOMPARE(ids, (std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+        QCOMPARE(rig_->sent("getMore").size(), std::size_t{3});
+        QVERIFY(!cur.alive());
+        QVERIFY(!cur.next_view());
+
+        // Mixed with next(), and within a limit.
+        o.limit = 5;
+        auto mixed = c.find({}, o);
+        QCOMPARE((*mixed.next())["_id"].get_int32(), 1);
+        QCOMPARE((*mixed.next_view())["_id"].get_int32(), 2);
+        QCOMPARE((*mixed.next_view())["_id"].get_int32(), 3);
+        QCOMPARE((*mixed.next())["_id"].get_int32(), 4);
+        QCOMPARE((*mixed.next_view())["_id"].get_int32(), 5);
+        QVERIFY(!mixed.next_view());
+        QVERIFY(!mixed.next());
+
+        // No copy of a document: next() makes one block of its size, next_view() none.
+        c.drop();
+        const auto d = big(1, 1'234'566);
+        c.insert_one(d);
+        const auto by_copy = blocks_of_its_size(d, [&] {
+            auto k = c.find();
+            QVERIFY(k.next());
+        });
+        const auto by_view = blocks_of_its_size(d, [&] {
+            auto k = c.find();
+            const auto v = k.next_view();
+            QVERIFY(v && v->size() == d.size());
+        });
+        QCOMPARE(by_view, by_copy - 1);
+    }
+
+    void the_blocking_calls_do_not_copy_what_they_are_given() {
+        auto c = coll();
+        const auto d = big(1, 1'234'566);
+        QCOMPARE(d.size() % 2, std::size_t{1});  // odd: no buffer grows to it
+        // The async face owns its arguments: an lvalue is copied into the call (the counter works).
+        const int async_blocks = blocks_of_its_size(d, [&] { c.async_insert_one(d, boost::asio::use_future).get(); });
+        c.delete_many({});
+        const int async_again = blocks_of_its_size(d, [&] { c.async_insert_one(d, boost::asio::use_future).get(); });
+        c.delete_many({});
+        const int blocking_blocks = blocks_of_its_size(d, [&] { c.insert_one(d); });
+        // The sim keeps a copy of what it stores, the same in both; the blocking call adds none.
+        QCOMPARE(async_again, async_blocks);
+        QCOMPARE(blocking_blocks, async_blocks - 1);
+
+        // A filter of that size: find_one, count_documents, update_one, delete_one.
+        const auto filter = bson::make_document(bson::kvp("_id", 1), bson::kvp("blob", d["blob"].get_binary()));
+        const auto probe = [&](auto&& call) { return blocks_of_its_size(filter, call); };
+        // Each against its async twin, which copies the lvalue once.
+        using boost::asio::use_future;
+        QCOMPARE(probe([&] { QVERIFY(c.find_one(filter)); }),
+                 probe([&] { QVERIFY(c.async_find_one(filter, use_future).get()); }) - 1);
+        QCOMPARE(probe([&] { QCOMPARE(c.count_documents(filter), std::int64_t{1}); }),
+                 probe([&] { QCOMPARE(c.async_count_documents(filter, {}, use_future).get(), std::int64_t{1}); }) - 1);
+        const auto set = doc(R"({"$set": {"k": 1}})");
+        c.update_one(filter, set);  // from here on the server changes nothing: both probes do the same
+        const int u_async = probe([&] { QCOMPARE(c.async_update_one(filter, set, {}, use_future).get().matched_count, std::int64_t{1}); });
+        const int u_blocking = probe([&] { QCOMPARE(c.update_one(filter, set).matched_count, std::int64_t{1}); });
+        QCOMPARE(u_blocking, u_async - 1);
+        const int async_delete = probe([&] { QCOMPARE(c.async_delete_one(filter, {}, use_future).get().deleted_count, std::int64_t{1}); });
+        c.insert_one(d);
+        QCOMPARE(probe([&] { QCOMPARE(c.delete_one(filter).deleted_count, std::int64_t{1}); }), async_delete - 1);
+    }
+};
+
+QTEST_GUILESS_MAIN(ViewArgsTest)
+#include "view_args_test.moc"
