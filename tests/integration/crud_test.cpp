@@ -4,6 +4,8 @@
 #include <QtTest/QtTest>
 
 #include <boost/asio.hpp>
+#include <algorithm>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -636,6 +638,78 @@ private slots:
         const auto reply = client_->kill_cursors({id}, cur.ns(), cur.address());
         QCOMPARE(reply["cursorsKilled"].get_array().size(), std::size_t(1));
         QVERIFY_THROWS_EXCEPTION(trellis::error, client_->kill_cursors({id}, "nodot", cur.address()));
+    }
+
+    void admin_surface_async() {
+        using asio::use_future;
+        auto& cl = *client_;
+        QCOMPARE(cl.async_fsync(false, use_future).get()["ok"].as_double(), 1.0);
+        QVERIFY(!cl.async_is_locked(use_future).get());
+        cl.async_fsync(true, use_future).get();
+        QCOMPARE(sent("fsync").back()["lock"].get_bool(), true);
+        QVERIFY(cl.async_is_locked(use_future).get());
+        cl.async_unlock(use_future).get();
+        QVERIFY(!cl.async_is_locked(use_future).get());
+        QVERIFY_THROWS_EXCEPTION(trellis::operation_failure, cl.async_unlock(use_future).get());
+        QVERIFY(cl.async_server_info(use_future).get().find("version"));
+        QCOMPARE(cl.async_run_command("admin", doc(R"({"ping": 1})"), use_future).get()["ok"].as_double(), 1.0);
+
+        // Databases: listed, named, dropped.
+        (*client_)["crud_async_admin"]["c"].insert_one(doc(R"({"x": 1})"));
+        const auto listed = cl.async_list_databases(use_future).get();
+        QVERIFY(std::any_of(listed.begin(), listed.end(), [](const bson::document& d) { return d["name"].get_string() == "crud_async_admin"; }));
+        const auto filtered = cl.async_list_databases(doc(R"({"name": "crud_async_admin"})"), use_future).get();
+        QCOMPARE(filtered.size(), std::size_t(1));
+        QCOMPARE(sent("listDatabases").back()["filter"].get_document()["name"].get_string(), std::string_view("crud_async_admin"));
+        auto names = cl.async_database_names(use_future).get();
+        QVERIFY(std::find(names.begin(), names.end(), "crud_async_admin") != names.end());
+        QCOMPARE(sent("listDatabases").back()["nameOnly"].get_bool(), true);
+        cl.async_drop_database("crud_async_admin", use_future).get();
+        names = cl.async_database_names(use_future).get();
+        QVERIFY(std::find(names.begin(), names.end(), "crud_async_admin") == names.end());
+
+        // copy_database: refused by version here (typed, through the token), sent to an older server.
+        try {
+            cl.async_copy_database("crud", "crud_copy", use_future).get();
+            QFAIL("copydb must be refused on wire version 21");
+        } catch (const trellis::error& e) {
+            QCOMPARE(e.code(), make_error_code(errc::incompatible_server));
+        }
+        sim::sim_config old;
+        old.max_wire_version = 7;
+        sim::deployment legacy(old);
+        legacy.start();
+        {
+            trellis::client lc(legacy.uri());
+            lc["src"]["c"].insert_many(docs({R"({"_id": 1})", R"({"_id": 2})", R"({"_id": 3})"}));
+            lc.async_copy_database("src", "dst", std::nullopt, use_future).get();
+            QCOMPARE(lc["dst"]["c"].count_documents(), std::int64_t(3));
+        }
+        legacy.stop();
+
+        // kill_cursors, with a callback: the reply, and a typed error for a bad namespace.
+        auto c = (*client_)["crud"]["kill_async"];
+        c.drop();
+        std::vector<bson::document> many;
+        for (int i = 0; i < 6; ++i) many.push_back(bson::make_document(bson::kvp("i", i)));
+        c.insert_many(many);
+        trellis::find_options fo;
+        fo.batch_size = 2;
+        auto cur = c.find({}, fo);
+        QVERIFY(cur.next());
+        std::promise<bson::document> killed;
+        cl.async_kill_cursors({cur.id()}, cur.ns(), cur.address(), [&](std::exception_ptr e, bson::document reply) {
+            if (e) killed.set_exception(e);
+            else killed.set_value(std::move(reply));
+        });
+        QCOMPARE(killed.get_future().get()["cursorsKilled"].get_array().size(), std::size_t(1));
+        try {
+            cl.async_kill_cursors({1}, "nodot", cur.address(), use_future).get();
+            QFAIL("a namespace without a dot must be refused");
+        } catch (const trellis::error& e) {
+            QCOMPARE(e.code(), make_error_code(errc::invalid_argument));
+            QVERIFY2(std::string(e.what()).find("\"nodot\" is not a namespace") != std::string::npos, e.what());
+        }
     }
 
     // w: 0 goes out with moreToCome: nothing is read back, so nothing the server might say

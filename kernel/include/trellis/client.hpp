@@ -206,6 +206,63 @@ public:
     /// manager involved. The reply lists cursorsKilled, cursorsNotFound, ...
     bson::document kill_cursors(const std::vector<std::int64_t>& ids, const std::string& ns, const std::string& address);
 
+    // ---- the same, async: any completion token, as the handles' operations.
+    using document_signature = void(std::exception_ptr, bson::document);
+    using documents_signature = void(std::exception_ptr, std::vector<bson::document>);
+    using names_signature = void(std::exception_ptr, std::vector<std::string>);
+    using flag_signature = void(std::exception_ptr, bool);
+    using done_signature = void(std::exception_ptr);
+
+    template <boost::asio::completion_token_for<document_signature> T = boost::asio::deferred_t>
+    auto async_run_command(std::string db, bson::document command, T&& token = {}) {
+        return spawn(admin_impl(core_, std::move(db), std::move(command)), std::forward<T>(token));
+    }
+    template <boost::asio::completion_token_for<documents_signature> T = boost::asio::deferred_t>
+    auto async_list_databases(bson::document filter = {}, T&& token = {}) {
+        return spawn(list_databases_impl(core_, std::move(filter), {}), std::forward<T>(token));
+    }
+    template <boost::asio::completion_token_for<documents_signature> T>
+    auto async_list_databases(T&& token) {
+        return async_list_databases(bson::document(), std::forward<T>(token));
+    }
+    template <boost::asio::completion_token_for<names_signature> T = boost::asio::deferred_t>
+    auto async_database_names(T&& token = {}) {
+        return spawn(database_names_impl(core_, {}), std::forward<T>(token));
+    }
+    template <boost::asio::completion_token_for<done_signature> T = boost::asio::deferred_t>
+    auto async_drop_database(std::string name, T&& token = {}) {
+        return get_database(std::move(name)).async_drop(std::forward<T>(token));
+    }
+    template <boost::asio::completion_token_for<document_signature> T = boost::asio::deferred_t>
+    auto async_server_info(T&& token = {}) {
+        return spawn(admin_impl(core_, "admin", build_info_command()), std::forward<T>(token));
+    }
+    /// `lock` has no default here: a callback could otherwise be taken for it.
+    template <boost::asio::completion_token_for<document_signature> T = boost::asio::deferred_t>
+    auto async_fsync(bool lock, T&& token = {}) {
+        return spawn(admin_impl(core_, "admin", fsync_command(lock)), std::forward<T>(token));
+    }
+    template <boost::asio::completion_token_for<document_signature> T = boost::asio::deferred_t>
+    auto async_unlock(T&& token = {}) {
+        return spawn(admin_impl(core_, "admin", unlock_command()), std::forward<T>(token));
+    }
+    template <boost::asio::completion_token_for<flag_signature> T = boost::asio::deferred_t>
+    auto async_is_locked(T&& token = {}) {
+        return spawn(is_locked_impl(core_), std::forward<T>(token));
+    }
+    template <boost::asio::completion_token_for<document_signature> T = boost::asio::deferred_t>
+    auto async_copy_database(std::string from_db, std::string to_db, std::optional<std::string> from_host, T&& token = {}) {
+        return spawn(copy_database_impl(core_, std::move(from_db), std::move(to_db), std::move(from_host)), std::forward<T>(token));
+    }
+    template <boost::asio::completion_token_for<document_signature> T>
+    auto async_copy_database(std::string from_db, std::string to_db, T&& token) {
+        return async_copy_database(std::move(from_db), std::move(to_db), std::nullopt, std::forward<T>(token));
+    }
+    template <boost::asio::completion_token_for<document_signature> T = boost::asio::deferred_t>
+    auto async_kill_cursors(std::vector<std::int64_t> ids, std::string ns, std::string address, T&& token = {}) {
+        return spawn(kill_cursors_impl(core_, std::move(ids), std::move(ns), std::move(address)), std::forward<T>(token));
+    }
+
     /// The read concern of operations whose handle sets none (readConcernLevel).
     trellis::read_concern read_concern() const;
 
@@ -222,6 +279,24 @@ private:
                                                                             client_bulk_write_options options);
     static boost::asio::awaitable<change_stream> watch_impl(std::shared_ptr<detail::client_core> core, bson::array pipeline,
                                                             change_stream_options options);
+    template <class Awaitable, class T>
+    auto spawn(Awaitable op, T&& token) const {
+        return boost::asio::co_spawn(strand_executor(), std::move(op), std::forward<T>(token));
+    }
+    using core_ptr = std::shared_ptr<detail::client_core>;
+    using session_ptr = std::shared_ptr<detail::session_state>;
+    static bson::document build_info_command();
+    static bson::document fsync_command(bool lock);
+    static bson::document unlock_command();
+    static boost::asio::awaitable<bson::document> admin_impl(core_ptr core, std::string db, bson::document command);
+    static boost::asio::awaitable<std::vector<bson::document>> list_databases_impl(core_ptr core, bson::document filter,
+                                                                                 session_ptr session);
+    static boost::asio::awaitable<std::vector<std::string>> database_names_impl(core_ptr core, session_ptr session);
+    static boost::asio::awaitable<bool> is_locked_impl(core_ptr core);
+    static boost::asio::awaitable<bson::document> copy_database_impl(core_ptr core, std::string from_db, std::string to_db,
+                                                                     std::optional<std::string> from_host);
+    static boost::asio::awaitable<bson::document> kill_cursors_impl(core_ptr core, std::vector<std::int64_t> ids,
+                                                                    std::string ns, std::string address);
     client(std::shared_ptr<detail::client_core> core, std::shared_ptr<runtime> rt);
     void shutdown() noexcept;
 

@@ -238,16 +238,25 @@ std::vector<std::string> names_in(const bson::document& reply) {
 }
 }  // namespace
 
+asio::awaitable<std::vector<bson::document>> client::list_databases_impl(core_ptr core, bson::document filter,
+                                                                         session_ptr session) {
+    const auto reply = co_await core->list_databases(std::move(filter), false, std::move(session));
+    co_return databases_in(reply);
+}
+asio::awaitable<std::vector<std::string>> client::database_names_impl(core_ptr core, session_ptr session) {
+    bson::document all;
+    const auto reply = co_await core->list_databases(std::move(all), true, std::move(session));
+    co_return names_in(reply);
+}
 std::vector<bson::document> client::list_databases(bson::document filter) {
-    return databases_in(wait(core_, core_->list_databases(std::move(filter), false)));
+    return wait(core_, list_databases_impl(core_, std::move(filter), {}));
 }
 std::vector<bson::document> client::list_databases(const client_session& session, bson::document filter) {
-    return databases_in(wait(core_, core_->list_databases(std::move(filter), false, bindable(core_, session, "client::list_databases"))));
+    return wait(core_, list_databases_impl(core_, std::move(filter), bindable(core_, session, "client::list_databases")));
 }
-
-std::vector<std::string> client::database_names() { return names_in(wait(core_, core_->list_databases({}, true))); }
+std::vector<std::string> client::database_names() { return wait(core_, database_names_impl(core_, {})); }
 std::vector<std::string> client::database_names(const client_session& session) {
-    return names_in(wait(core_, core_->list_databases({}, true, bindable(core_, session, "client::database_names"))));
+    return wait(core_, database_names_impl(core_, bindable(core_, session, "client::database_names")));
 }
 
 void client::drop_database(const std::string& name) { get_database(name).drop(); }
@@ -255,23 +264,35 @@ void client::drop_database(const client_session& session, const std::string& nam
     get_database(name).with_session(session).drop();
 }
 
-bson::document client::server_info() { return run_command("admin", bson::make_document(bson::kvp("buildInfo", 1))); }
-
-bson::document client::fsync(bool lock) {
-    return run_command("admin", lock ? bson::make_document(bson::kvp("fsync", 1), bson::kvp("lock", true))
-                                     : bson::make_document(bson::kvp("fsync", 1)));
+asio::awaitable<bson::document> client::admin_impl(core_ptr core, std::string db, bson::document command) {
+    std::optional<trellis::read_preference> by_default;  // named: GCC 12 and temporaries in co_await
+    session_ptr none;
+    co_return co_await core->run_command(std::move(db), std::move(command), std::move(by_default), std::move(none));
 }
-bson::document client::unlock() { return run_command("admin", bson::make_document(bson::kvp("fsyncUnlock", 1))); }
-bool client::is_locked() {
-    const auto reply = run_command("admin", bson::make_document(bson::kvp("currentOp", 1)));
+bson::document client::build_info_command() { return bson::make_document(bson::kvp("buildInfo", 1)); }
+bson::document client::fsync_command(bool lock) {
+    return lock ? bson::make_document(bson::kvp("fsync", 1), bson::kvp("lock", true)) : bson::make_document(bson::kvp("fsync", 1));
+}
+bson::document client::unlock_command() { return bson::make_document(bson::kvp("fsyncUnlock", 1)); }
+
+bson::document client::server_info() { return wait(core_, admin_impl(core_, "admin", build_info_command())); }
+bson::document client::fsync(bool lock) { return wait(core_, admin_impl(core_, "admin", fsync_command(lock))); }
+bson::document client::unlock() { return wait(core_, admin_impl(core_, "admin", unlock_command())); }
+
+asio::awaitable<bool> client::is_locked_impl(core_ptr core) {
+    std::string admin = "admin";
+    auto current_op = bson::make_document(bson::kvp("currentOp", 1));
+    const auto reply = co_await admin_impl(core, std::move(admin), std::move(current_op));
     const auto lock = reply.find("fsyncLock");
-    return lock && (lock->type() == bson::type::boolean ? lock->get_bool() : lock->is_number() && lock->as_int64() != 0);
+    co_return lock && (lock->type() == bson::type::boolean ? lock->get_bool() : lock->is_number() && lock->as_int64() != 0);
 }
+bool client::is_locked() { return wait(core_, is_locked_impl(core_)); }
 
-bson::document client::copy_database(const std::string& from_db, const std::string& to_db, std::optional<std::string> from_host) {
+asio::awaitable<bson::document> client::copy_database_impl(core_ptr core, std::string from_db, std::string to_db,
+                                                           std::optional<std::string> from_host) {
     // copydb went with MongoDB 4.2 (wire version 8): refuse before sending rather than let a
     // newer server answer "no such command".
-    const auto in_use = wait(core_, core_->server_in_use());
+    const auto in_use = co_await core->server_in_use();
     if (in_use.max_wire_version >= 8)
         throw error(errc::incompatible_server, in_use.address + " has wire version " + std::to_string(in_use.max_wire_version) +
                                                    " (MongoDB 4.2 or later), which has no copydb command; copy_database "
@@ -279,10 +300,15 @@ bson::document client::copy_database(const std::string& from_db, const std::stri
     bson::builder b;
     b.append("copydb", 1).append("fromdb", from_db).append("todb", to_db);
     if (from_host) b.append("fromhost", *from_host);
-    return run_command("admin", b.extract());
+    std::string admin = "admin";
+    co_return co_await admin_impl(std::move(core), std::move(admin), b.extract());
+}
+bson::document client::copy_database(const std::string& from_db, const std::string& to_db, std::optional<std::string> from_host) {
+    return wait(core_, copy_database_impl(core_, from_db, to_db, std::move(from_host)));
 }
 
-bson::document client::kill_cursors(const std::vector<std::int64_t>& ids, const std::string& ns, const std::string& address) {
+asio::awaitable<bson::document> client::kill_cursors_impl(core_ptr core, std::vector<std::int64_t> ids, std::string ns,
+                                                          std::string address) {
     const auto dot = ns.find('.');
     if (dot == std::string::npos || dot == 0 || dot + 1 == ns.size())
         throw error(errc::invalid_argument, "kill_cursors: \"" + ns + "\" is not a namespace (\"db.collection\")");
@@ -291,7 +317,10 @@ bson::document client::kill_cursors(const std::vector<std::int64_t>& ids, const 
     b.append("killCursors", ns.substr(dot + 1)).open_array("cursors");
     for (auto id : ids) b.append(id);
     b.close_array();
-    return wait(core_, core_->run_on(address, ns.substr(0, dot), b.extract()));
+    co_return co_await core->run_on(std::move(address), ns.substr(0, dot), b.extract());
+}
+bson::document client::kill_cursors(const std::vector<std::int64_t>& ids, const std::string& ns, const std::string& address) {
+    return wait(core_, kill_cursors_impl(core_, ids, ns, address));
 }
 
 trellis::read_concern client::read_concern() const { return core_->options().read_concern; }
