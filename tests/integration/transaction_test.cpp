@@ -4,6 +4,7 @@
 // sharded sim, a connection pinned behind a load balancer, and write conflicts.
 #include <QtTest/QtTest>
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <mutex>
@@ -562,6 +563,27 @@ private slots:
         QCOMPARE(s.transaction(), transaction_state::aborted);
         QCOMPARE(count(base), std::int64_t(1));
 
+        // The async face: the same error through the completion.
+        client_->run_command("admin", doc(R"({"configureFailPoint": "failCommand", "mode": "alwaysOn", "data":
+            {"failCommands": ["insert"], "errorCode": 112, "errorLabels": ["TransientTransactionError"]}})"));
+        std::atomic<int> async_calls{0};
+        auto done = s.async_with_transaction(
+            [&](trellis::client_session&) -> asio::awaitable<void> {
+                ++async_calls;
+                bson::document d = doc(R"({"_id": 1})");  // named: see GCC 12 and co_await temporaries
+                co_await c.async_insert_one(std::move(d), asio::use_awaitable);
+            },
+            std::nullopt, asio::use_future);
+        try {
+            done.get();
+            QFAIL("expected transaction_timeout");
+        } catch (const trellis::transaction_timeout& e) {
+            QCOMPARE(e.server_code(), 112);
+            QVERIFY(e.has_error_label("TransientTransactionError"));
+        }
+        fail_point_off(*client_);
+        QVERIFY(async_calls.load() > 1);
+
         // The commit fails with an unknown result each time: committed again until the limit,
         // the callback running once.
         client_->run_command("admin", doc(R"({"configureFailPoint": "failCommand", "mode": "alwaysOn", "data":
@@ -733,6 +755,40 @@ private slots:
         QVERIFY(eventually([&] { return rec.checked(third).second == rec.checked(third).first; }));
         s.abort_transaction();
         other.commit_transaction();
+        QCOMPARE(count(base), std::int64_t(5));
+
+        // A network error: the connection goes back (closed) at once, although a cursor of the
+        // transaction still holds it. The fail point is set on both routers, directly.
+        std::vector<std::string> routers;
+        for (const auto& m : lb.status()["members"].get_array())
+            if (m.get_document()["role"].get_string() == "mongos") routers.emplace_back(m.get_document()["host"].get_string());
+        QCOMPARE(routers.size(), std::size_t(2));
+        for (const auto& r : routers) {
+            trellis::client direct("mongodb://" + r + "/?directConnection=true");
+            fail_command(direct, R"({"failCommands": ["update"], "closeConnection": true})");
+        }
+        s.start_transaction();
+        coll.insert_one(doc(R"({"_id": 13})"));
+        const std::int64_t fourth = rec.connections("insert").back();
+        auto held = coll.find({}, two);
+        QVERIFY(held.next());
+        QCOMPARE(rec.connections("find").back(), fourth);
+        const auto net = expect_failure([&] { coll.update_one(doc(R"({"_id": 13})"), doc(R"({"$set": {"y": 3}})")); });
+        QVERIFY2(net.has_error_label("TransientTransactionError"), net.what());
+        QVERIFY(!s.pinned_server());
+        QVERIFY(eventually([&] { return rec.checked(fourth).second == rec.checked(fourth).first; }));
+        QVERIFY(eventually([&] {
+            std::lock_guard lock(rec.m);
+            return std::any_of(rec.cmap.begin(), rec.cmap.end(), [&](const trellis::cmap_event& e) {
+                const auto* closed = std::get_if<trellis::connection_closed_event>(&e);
+                return closed && closed->connection_id == fourth;
+            });
+        }));
+        s.abort_transaction();
+        for (const auto& r : routers) {
+            trellis::client direct("mongodb://" + r + "/?directConnection=true");
+            fail_point_off(direct);
+        }
         QCOMPARE(count(base), std::int64_t(5));
         lb.stop();
     }
