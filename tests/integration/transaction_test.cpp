@@ -760,7 +760,8 @@ private slots:
         // A network error: the connection goes back (closed) at once, although a cursor of the
         // transaction still holds it. The fail point is set on both routers, directly.
         std::vector<std::string> routers;
-        for (const auto& m : lb.status()["members"].get_array())
+        const bson::document status = lb.status();  // the views below point into it
+        for (const auto& m : status["members"].get_array())
             if (m.get_document()["role"].get_string() == "mongos") routers.emplace_back(m.get_document()["host"].get_string());
         QCOMPARE(routers.size(), std::size_t(2));
         for (const auto& r : routers) {
