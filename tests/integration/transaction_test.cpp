@@ -1,11 +1,15 @@
 // Transactions against trellis-sim: what a transaction's commands carry, commit making its writes
 // visible and abort discarding them, the state machine and its errors, with_transaction's retries
-// (failCommand), the async faces, a standalone's refusal, and mongos pinning on a sharded sim.
+// (failCommand) and its time limit, the async faces, a standalone's refusal, mongos pinning on a
+// sharded sim, a connection pinned behind a load balancer, and write conflicts.
 #include <QtTest/QtTest>
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <mutex>
+#include <set>
+#include <thread>
 
 #include <boost/asio.hpp>
 
@@ -15,6 +19,8 @@
 #include "trellis/errors.hpp"
 #include "trellis/session.hpp"
 #include "trellis/sim/deployment.hpp"
+#include "trellis/transaction_timeout.hpp"
+#include "client/session_knobs.hpp"
 #include "command_recorder.hpp"
 
 namespace asio = boost::asio;
@@ -49,6 +55,66 @@ void fail_command(trellis::client& c, std::string_view data, std::string_view mo
 }
 
 std::int64_t count(trellis::collection c) { return c.count_documents({}); }
+
+void fail_point_off(trellis::client& c) {
+    c.run_command("admin", doc(R"({"configureFailPoint": "failCommand", "mode": "off"})"));
+}
+
+template <class F>
+trellis::operation_failure expect_failure(F&& f) {
+    try {
+        f();
+    } catch (const trellis::operation_failure& e) {
+        return e;
+    }
+    throw std::runtime_error("expected an operation_failure");
+}
+
+// A check-in reaches the pool (and its event the handler) after the operation returned.
+template <class F>
+bool eventually(F&& f) {
+    for (int i = 0; i < 200 && !f(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return f();
+}
+
+// Commands and CMAP events of a client behind the load balancer.
+struct lb_recorder {
+    std::mutex m;
+    std::vector<trellis::command_started_event> started;
+    std::vector<trellis::cmap_event> cmap;
+    trellis::client_settings settings() {
+        trellis::client_settings s;
+        s.on_command = [this](const trellis::command_event& e) {
+            if (const auto* x = std::get_if<trellis::command_started_event>(&e)) {
+                std::lock_guard lock(m);
+                started.push_back(*x);
+            }
+        };
+        s.on_cmap = [this](const trellis::cmap_event& e) {
+            std::lock_guard lock(m);
+            cmap.push_back(e);
+        };
+        return s;
+    }
+    // The connections the commands of that name went over, in order.
+    std::vector<std::int64_t> connections(std::string_view name) {
+        std::lock_guard lock(m);
+        std::vector<std::int64_t> out;
+        for (const auto& e : started)
+            if (e.command_name == name) out.push_back(e.connection_id);
+        return out;
+    }
+    // Check-outs and check-ins of one connection.
+    std::pair<int, int> checked(std::int64_t id) {
+        std::lock_guard lock(m);
+        std::pair<int, int> out{0, 0};
+        for (const auto& e : cmap) {
+            if (const auto* o = std::get_if<trellis::connection_checked_out_event>(&e); o && o->connection_id == id) ++out.first;
+            if (const auto* i = std::get_if<trellis::connection_checked_in_event>(&e); i && i->connection_id == id) ++out.second;
+        }
+        return out;
+    }
+};
 
 }  // namespace
 
@@ -454,6 +520,279 @@ private slots:
         QCOMPARE(count(base), std::int64_t(9));
         s.end_session();
         sharded.stop();
+    }
+
+    // with_transaction's time limit (shortened here from 120 s): the error it throws names the
+    // limit and carries the last error's code and labels.
+    void with_transaction_time_limit() {
+        auto base = (*client_)["txn"]["limit"];
+        base.drop();
+        base.insert_one(doc(R"({"_id": 0})"));
+        auto s = client_->start_session();
+        trellis::detail::set_with_transaction_limit(s, std::chrono::milliseconds(150));
+        auto c = base.with_session(s);
+        // Every insert fails with a transient error: the transaction runs until the limit.
+        client_->run_command("admin", doc(R"({"configureFailPoint": "failCommand", "mode": "alwaysOn", "data":
+            {"failCommands": ["insert"], "errorCode": 112, "errorLabels": ["TransientTransactionError"]}})"));
+        int calls = 0;
+        const auto started = std::chrono::steady_clock::now();
+        try {
+            s.with_transaction([&](trellis::client_session&) {
+                ++calls;
+                c.insert_one(doc(R"({"_id": 1})"));
+            });
+            QFAIL("expected transaction_timeout");
+        } catch (const trellis::transaction_timeout& e) {
+            QCOMPARE(e.code(), make_error_code(errc::operation_failure));
+            QCOMPARE(e.server_code(), 112);
+            QCOMPARE(e.code_name(), std::string("WriteConflict"));
+            QVERIFY(e.has_error_label("TransientTransactionError"));
+            const std::string what = e.what();
+            QVERIFY2(what.find("time limit of 150 ms") != std::string::npos, e.what());
+            QVERIFY2(what.find("Failing command via 'failCommand' failpoint") != std::string::npos, e.what());
+            try {
+                std::rethrow_exception(e.last_error());
+            } catch (const trellis::operation_failure& last) {
+                QCOMPARE(last.server_code(), 112);
+                QCOMPARE(last.code(), make_error_code(errc::operation_failure));
+            }
+        }
+        fail_point_off(*client_);
+        const auto took = std::chrono::steady_clock::now() - started;
+        QVERIFY2(calls > 1, qPrintable(QString::number(calls)));
+        QVERIFY(took < std::chrono::seconds(5));
+        QCOMPARE(s.transaction(), transaction_state::aborted);
+        QCOMPARE(count(base), std::int64_t(1));
+
+        // The async face: the same error through the completion.
+        client_->run_command("admin", doc(R"({"configureFailPoint": "failCommand", "mode": "alwaysOn", "data":
+            {"failCommands": ["insert"], "errorCode": 112, "errorLabels": ["TransientTransactionError"]}})"));
+        std::atomic<int> async_calls{0};
+        auto done = s.async_with_transaction(
+            [&](trellis::client_session&) -> asio::awaitable<void> {
+                ++async_calls;
+                bson::document d = doc(R"({"_id": 1})");  // named: see GCC 12 and co_await temporaries
+                co_await c.async_insert_one(std::move(d), asio::use_awaitable);
+            },
+            std::nullopt, asio::use_future);
+        try {
+            done.get();
+            QFAIL("expected transaction_timeout");
+        } catch (const trellis::transaction_timeout& e) {
+            QCOMPARE(e.server_code(), 112);
+            QVERIFY(e.has_error_label("TransientTransactionError"));
+        }
+        fail_point_off(*client_);
+        QVERIFY(async_calls.load() > 1);
+
+        // The commit fails with an unknown result each time: committed again until the limit,
+        // the callback running once.
+        client_->run_command("admin", doc(R"({"configureFailPoint": "failCommand", "mode": "alwaysOn", "data":
+            {"failCommands": ["commitTransaction"], "errorCode": 262}})"));
+        calls = 0;
+        try {
+            s.with_transaction([&](trellis::client_session&) {
+                ++calls;
+                c.insert_one(doc(R"({"_id": 2})"));
+            });
+            QFAIL("expected transaction_timeout");
+        } catch (const trellis::transaction_timeout& e) {
+            QCOMPARE(e.server_code(), 262);
+            QVERIFY2(e.has_error_label("UnknownTransactionCommitResult"), e.what());
+        }
+        fail_point_off(*client_);
+        QCOMPARE(calls, 1);
+        s.commit_transaction();  // the application may still commit it
+        QCOMPARE(count(base), std::int64_t(2));
+    }
+
+    // Two sessions writing one document: the second transaction gets WriteConflict (112, transient)
+    // and is aborted by the server, the first commits; a write after a transaction's snapshot
+    // conflicts too; a write outside any transaction waits for the transaction that wrote its
+    // document (up to its maxTimeMS).
+    void write_conflicts() {
+        auto base = (*client_)["txn"]["conflict"];
+        base.drop();
+        base.insert_many({doc(R"({"_id": 1, "n": 0})"), doc(R"({"_id": 2, "n": 0})")});
+        auto s1 = client_->start_session();
+        auto s2 = client_->start_session();
+        auto c1 = base.with_session(s1);
+        auto c2 = base.with_session(s2);
+        s1.start_transaction();
+        c1.update_one(doc(R"({"_id": 1})"), doc(R"({"$inc": {"n": 1}})"));
+        s2.start_transaction();
+        c2.insert_one(doc(R"({"_id": 3})"));
+        auto e = expect_failure([&] { c2.update_one(doc(R"({"_id": 1})"), doc(R"({"$inc": {"n": 10}})")); });
+        QCOMPARE(e.server_code(), 112);
+        QCOMPARE(e.code_name(), std::string("WriteConflict"));
+        QVERIFY(e.has_error_label("TransientTransactionError"));
+        e = expect_failure([&] { s2.commit_transaction(); });  // aborted by the server
+        QCOMPARE(e.server_code(), 251);
+        s1.commit_transaction();
+        QCOMPARE(base.find_one(doc(R"({"_id": 1})"))->view()["n"].as_int64(), std::int64_t(1));
+        QCOMPARE(count(base), std::int64_t(2));  // s2's insert is not applied
+
+        // Written (outside a transaction) after the transaction's snapshot.
+        s2.start_transaction();
+        QVERIFY(c2.find_one(doc(R"({"_id": 2})")));
+        base.update_one(doc(R"({"_id": 2})"), doc(R"({"$set": {"x": 1}})"));
+        e = expect_failure([&] { c2.update_one(doc(R"({"_id": 2})"), doc(R"({"$inc": {"n": 1}})")); });
+        QCOMPARE(e.server_code(), 112);
+        s2.abort_transaction();
+
+        // A write outside a transaction waits for the open transaction that wrote its document.
+        s1.start_transaction();
+        c1.update_one(doc(R"({"_id": 1})"), doc(R"({"$set": {"y": 1}})"));
+        e = expect_failure([&] {
+            (*client_)["txn"].run_command(doc(R"({"update": "conflict", "updates": [{"q": {"_id": 1}, "u": {"$set": {"z": 1}}}],
+                                                   "maxTimeMS": 100})"));
+        });
+        QCOMPARE(e.server_code(), 50);
+        base.update_one(doc(R"({"_id": 2})"), doc(R"({"$set": {"y": 2}})"));  // another document: not held
+        auto waiting = std::async(std::launch::async, [&] { base.update_one(doc(R"({"_id": 1})"), doc(R"({"$set": {"z": 2}})")); });
+        QVERIFY(waiting.wait_for(std::chrono::milliseconds(200)) == std::future_status::timeout);
+        s1.commit_transaction();
+        QVERIFY(waiting.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+        waiting.get();
+        const auto one = *base.find_one(doc(R"({"_id": 1})"));
+        QCOMPARE(one["n"].as_int64(), std::int64_t(1));
+        QCOMPARE(one["y"].as_int64(), std::int64_t(1));  // the transaction's write
+        QCOMPARE(one["z"].as_int64(), std::int64_t(2));  // then the one that waited for it
+    }
+
+    // with_transaction runs a conflicting transaction again until the other one commits.
+    void with_transaction_retries_a_conflict() {
+        auto base = (*client_)["txn"]["conflict_retry"];
+        base.drop();
+        base.insert_one(doc(R"({"_id": 1, "n": 0})"));
+        auto s1 = client_->start_session();
+        auto s2 = client_->start_session();
+        s1.start_transaction();
+        base.with_session(s1).update_one(doc(R"({"_id": 1})"), doc(R"({"$inc": {"n": 1}})"));
+        std::thread committer([&] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(150));
+            s1.commit_transaction();
+        });
+        auto c2 = base.with_session(s2);
+        int calls = 0;
+        rec_.clear();
+        s2.with_transaction([&](trellis::client_session&) {
+            ++calls;
+            c2.update_one(doc(R"({"_id": 1})"), doc(R"({"$inc": {"n": 10}})"));
+        });
+        committer.join();
+        QVERIFY2(calls > 1, qPrintable(QString::number(calls)));
+        QCOMPARE(rec_.sent("abortTransaction").size(), std::size_t(calls - 1));
+        QCOMPARE(base.find_one(doc(R"({"_id": 1})"))->view()["n"].as_int64(), std::int64_t(11));
+    }
+
+    // Load balanced: the transaction's commands, a cursor of it, and its commit go over the
+    // connection its first command checked out, which goes back to the pool after the commit. The
+    // sim's routers keep their own transaction state, so a command on another connection (another
+    // router, round robin) would fail with NoSuchTransaction.
+    void load_balanced_pins_a_connection() {
+        sim::sim_config cfg;
+        cfg.topology = sim::topology_kind::sharded;
+        cfg.mongos = 2;
+        cfg.load_balancer = true;
+        sim::deployment lb(cfg);
+        lb.start();
+        lb_recorder rec;
+        trellis::client c(lb.uri(), rec.settings());
+        auto base = c["txn"]["lb"];
+        base.insert_many({doc(R"({"_id": 0})"), doc(R"({"_id": 1})"), doc(R"({"_id": 2})")});
+        auto s = c.start_session();
+        auto coll = base.with_session(s);
+        s.start_transaction();
+        coll.insert_one(doc(R"({"_id": 10})"));
+        QVERIFY(s.pinned_server() == lb.load_balancer_address());
+        const std::int64_t pinned = rec.connections("insert").back();
+        const auto at_pin = rec.checked(pinned);  // (insert_many had it before)
+        QCOMPARE(at_pin.second, at_pin.first - 1);
+        // Outside the transaction meanwhile: a cursor keeps a connection of its own.
+        trellis::find_options two;
+        two.batch_size = 2;
+        auto outside = base.find({}, two);
+        QVERIFY(outside.next());
+        QVERIFY(rec.connections("find").back() != pinned);
+        coll.insert_one(doc(R"({"_id": 11})"));
+        coll.update_one(doc(R"({"_id": 0})"), doc(R"({"$set": {"x": 1}})"));
+        int seen = 0;
+        for (auto cur = coll.find({}, two); cur.next();) ++seen;  // its getMores on the transaction's connection
+        QCOMPARE(seen, 5);
+        QVERIFY(rec.checked(pinned) == at_pin);  // checked out once for the transaction, still out
+        s.commit_transaction();
+        QVERIFY(!s.pinned_server());
+        // Back in the pool.
+        QVERIFY(eventually([&] { return rec.checked(pinned) == std::make_pair(at_pin.first, at_pin.first); }));
+        const auto inserts = rec.connections("insert");
+        QCOMPARE(std::vector<std::int64_t>(inserts.end() - 2, inserts.end()), std::vector<std::int64_t>({pinned, pinned}));
+        QCOMPARE(rec.connections("update").back(), pinned);
+        QCOMPARE(rec.connections("find").back(), pinned);
+        for (auto id : rec.connections("getMore")) QCOMPARE(id, pinned);
+        QCOMPARE(rec.connections("commitTransaction"), std::vector<std::int64_t>({pinned}));
+        while (outside.next()) {
+        }
+        QCOMPARE(count(base), std::int64_t(5));
+
+        // A transient error (a write conflict) unpins, and the connection goes back at once; a
+        // non-transient one (a duplicate key) does not.
+        auto other = c.start_session();
+        other.start_transaction();
+        base.with_session(other).update_one(doc(R"({"_id": 1})"), doc(R"({"$set": {"y": 1}})"));
+        s.start_transaction();
+        QVERIFY(expect_failure([&] { coll.insert_one(doc(R"({"_id": 0})")); }).server_code() == 11000);
+        QVERIFY(s.pinned_server());
+        const std::int64_t second = rec.connections("insert").back();
+        QCOMPARE(rec.checked(second).second, rec.checked(second).first - 1);  // still out
+        s.abort_transaction();
+        QVERIFY(eventually([&] { return rec.checked(second).second == rec.checked(second).first; }));
+        s.start_transaction();
+        coll.insert_one(doc(R"({"_id": 12})"));
+        const std::int64_t third = rec.connections("insert").back();
+        const auto e = expect_failure([&] { coll.update_one(doc(R"({"_id": 1})"), doc(R"({"$set": {"y": 2}})")); });
+        QCOMPARE(e.server_code(), 112);
+        QVERIFY(!s.pinned_server());
+        QVERIFY(eventually([&] { return rec.checked(third).second == rec.checked(third).first; }));
+        s.abort_transaction();
+        other.commit_transaction();
+        QCOMPARE(count(base), std::int64_t(5));
+
+        // A network error: the connection goes back (closed) at once, although a cursor of the
+        // transaction still holds it. The fail point is set on both routers, directly.
+        std::vector<std::string> routers;
+        const bson::document status = lb.status();  // the views below point into it
+        for (const auto& m : status["members"].get_array())
+            if (m.get_document()["role"].get_string() == "mongos") routers.emplace_back(m.get_document()["host"].get_string());
+        QCOMPARE(routers.size(), std::size_t(2));
+        for (const auto& r : routers) {
+            trellis::client direct("mongodb://" + r + "/?directConnection=true");
+            fail_command(direct, R"({"failCommands": ["update"], "closeConnection": true})");
+        }
+        s.start_transaction();
+        coll.insert_one(doc(R"({"_id": 13})"));
+        const std::int64_t fourth = rec.connections("insert").back();
+        auto held = coll.find({}, two);
+        QVERIFY(held.next());
+        QCOMPARE(rec.connections("find").back(), fourth);
+        const auto net = expect_failure([&] { coll.update_one(doc(R"({"_id": 13})"), doc(R"({"$set": {"y": 3}})")); });
+        QVERIFY2(net.has_error_label("TransientTransactionError"), net.what());
+        QVERIFY(!s.pinned_server());
+        QVERIFY(eventually([&] { return rec.checked(fourth).second == rec.checked(fourth).first; }));
+        QVERIFY(eventually([&] {
+            std::lock_guard lock(rec.m);
+            return std::any_of(rec.cmap.begin(), rec.cmap.end(), [&](const trellis::cmap_event& e) {
+                const auto* closed = std::get_if<trellis::connection_closed_event>(&e);
+                return closed && closed->connection_id == fourth;
+            });
+        }));
+        s.abort_transaction();
+        for (const auto& r : routers) {
+            trellis::client direct("mongodb://" + r + "/?directConnection=true");
+            fail_point_off(direct);
+        }
+        QCOMPARE(count(base), std::int64_t(5));
+        lb.stop();
     }
 };
 

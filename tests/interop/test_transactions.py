@@ -1,5 +1,6 @@
 """PyMongo runs transactions on a trellis-sim replica set: commit, abort, the convenient API's
-retry of a transient error, and the server errors a driver relies on."""
+retry of a transient error, write conflicts, and the server errors a driver relies on."""
+import threading
 import unittest
 
 import pymongo
@@ -106,6 +107,51 @@ class Transactions(unittest.TestCase):
                 c.admin.command({"abortTransaction": 1, "txnNumber": s._server_session.transaction_id,
                                  "autocommit": False}, session=s)
             self.assertEqual(e.exception.code, 256)
+
+    def test_write_conflict(self):
+        c, _ = self.client()
+        coll = self.fresh(c, "conflict")
+        with c.start_session() as s1, c.start_session() as s2:
+            s1.start_transaction()
+            coll.update_one({"_id": 0}, {"$set": {"by": 1}}, session=s1)
+            s2.start_transaction()
+            coll.insert_one({"_id": 2}, session=s2)
+            with self.assertRaises(OperationFailure) as e:
+                coll.update_one({"_id": 0}, {"$set": {"by": 2}}, session=s2)
+            self.assertEqual(e.exception.code, 112)
+            self.assertEqual(e.exception.details["codeName"], "WriteConflict")
+            self.assertTrue(e.exception.has_error_label("TransientTransactionError"))
+            with self.assertRaises(OperationFailure) as e:
+                s2.commit_transaction()  # the server aborted it
+            self.assertEqual(e.exception.code, 251)
+            # Outside a transaction, a write to the document waits for s1 (here up to its maxTimeMS).
+            with self.assertRaises(OperationFailure) as e:
+                c.txn.command({"update": "conflict", "updates": [{"q": {"_id": 0}, "u": {"$set": {"x": 1}}}],
+                               "maxTimeMS": 100})
+            self.assertEqual(e.exception.code, 50)
+            s1.commit_transaction()
+        self.assertEqual(list(coll.find()), [{"_id": 0, "by": 1}])
+
+    def test_with_transaction_retries_a_write_conflict(self):
+        c, _ = self.client()
+        coll = self.fresh(c, "conflict_retry")
+        s1 = c.start_session()
+        self.addCleanup(s1.end_session)
+        s1.start_transaction()
+        coll.update_one({"_id": 0}, {"$inc": {"n": 1}}, session=s1)
+        committer = threading.Timer(0.2, s1.commit_transaction)
+        committer.start()
+        calls = []
+
+        def callback(s):
+            calls.append(1)
+            coll.update_one({"_id": 0}, {"$inc": {"n": 10}}, session=s)
+
+        with c.start_session() as s2:
+            s2.with_transaction(callback)
+        committer.join()
+        self.assertGreater(len(calls), 1)
+        self.assertEqual(coll.find_one({"_id": 0})["n"], 11)
 
 
 if __name__ == "__main__":

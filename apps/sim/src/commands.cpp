@@ -229,7 +229,47 @@ struct context {
     std::map<std::size_t, bson::document> executed;  // results of this attempt's statements (done's too)
     bool close_connection = false;                   // cut short: no reply, the connection closes
     transaction* txn = nullptr;                      // a command of this transaction (target.data is its copy)
+    // Outside a transaction, while one is open: a write to a document an open transaction wrote
+    // stops (write_blocked) before it is recorded, and run_command restores the data and waits.
+    bool may_block = false;
 };
+
+// What finish_write throws for a write that must wait for open transactions (their documents).
+struct write_blocked {
+    std::vector<std::string> keys;
+};
+
+const char* const write_conflict_message =
+    "WriteConflict error: this operation conflicted with another operation. Please retry your operation or "
+    "multi-document transaction.";
+
+// A transaction's write (its oplog entries): WriteConflict, as mongod, when another open
+// transaction wrote one of its documents, or a write after its snapshot did.
+void check_write_conflicts(const member& m, const transaction& t, const oplog& log) {
+    for (const auto& k : written_keys(log)) {
+        bool conflict = false;
+        if (auto w = m.doc_writes.find(k); w != m.doc_writes.end() && w->second > t.snapshot) conflict = true;
+        for (const auto& [id, other] : m.transactions)
+            if (&other != &t && other.state == transaction::state_kind::in_progress && other.written.count(k)) conflict = true;
+        if (conflict) {
+            bson::builder labels;
+            labels.open_array("errorLabels").append("TransientTransactionError").close_array();
+            throw command_error(112, "WriteConflict", write_conflict_message, labels.extract());
+        }
+    }
+}
+
+// The documents of `log` an open transaction wrote (empty: none).
+std::vector<std::string> held_by_transactions(const member& m, const oplog& log) {
+    std::vector<std::string> held;
+    for (const auto& k : written_keys(log))
+        for (const auto& [id, t] : m.transactions)
+            if (t.state == transaction::state_kind::in_progress && t.written.count(k)) {
+                held.push_back(k);
+                break;
+            }
+    return held;
+}
 
 // Counts an operation where the data lives and, as mongos's own opcounters do, on the router
 // that received it.
@@ -355,10 +395,14 @@ asio::awaitable<bson::document> finish_write(context& c, oplog log, bson::builde
     auto& d = c.target.dep;
     if (c.txn) {
         // In a transaction: kept for the commit, neither replicated nor waited for now.
+        check_write_conflicts(c.target, *c.txn, log);
+        for (auto& k : written_keys(log)) c.txn->written.insert(std::move(k));
         for (auto& e : log) c.txn->entries.push_back(std::move(e));
         reply_body.append("ok", 1.0);
         co_return reply_body.extract();
     }
+    if (c.may_block)
+        if (auto held = held_by_transactions(c.target, log); !held.empty()) throw write_blocked{std::move(held)};
     if (c.close_connection) {
         // Cut short by onPrimaryTransactionalWrite: what committed is recorded, the client hears nothing.
         std::optional<std::pair<retry_key, bson::document>> retry;
@@ -2480,6 +2524,20 @@ bson::document transient_label() {
     return b.extract();
 }
 
+// mongod's transactionLifetimeLimitSeconds default: an older open transaction is aborted (here
+// when a write waits for it).
+constexpr auto transaction_lifetime = std::chrono::seconds(60);
+
+// Ends a transaction without committing it: its copy, its writes and its documents dropped;
+// writes waiting for it go on.
+void abort_transaction_state(member& target, transaction& t) {
+    t.state = transaction::state_kind::aborted;
+    t.data = catalog();
+    t.entries.clear();
+    t.written.clear();
+    target.dep.data_changed.notify();
+}
+
 // A command with autocommit (or commitTransaction / abortTransaction): checked as mongod does,
 // and its transaction found or started (`txn`). An error reply, or nullopt to go on (txn null:
 // not a transaction's command).
@@ -2503,6 +2561,20 @@ std::optional<bson::document> transaction_gate(session& s, const request& req, m
     if (auto st = req.body.find("startTransaction"); st && (st->type() != bson::type::boolean || !st->get_bool()))
         return error_reply(72, "InvalidOptions", "'startTransaction' may only be true");
     if (start && control) return error_reply(72, "InvalidOptions", req.name + " cannot start a transaction");
+    if (m.current == role::mongos && !start) {
+        // The router keeps its own transaction state: a transaction continues only on the router
+        // it started on; a commit elsewhere recovers the outcome with the recoveryToken.
+        const auto r = m.router_transactions.find(key->lsid);
+        if (r == m.router_transactions.end() || r->second != n) {
+            if (req.name == "abortTransaction")
+                return error_reply(251, "NoSuchTransaction", "no known command has been sent by this router for this transaction",
+                                   transient_label());
+            if (req.name != "commitTransaction" || !req.body.find("recoveryToken"))
+                return error_reply(251, "NoSuchTransaction",
+                                   "cannot continue transaction " + std::to_string(n) + ": it was not started on this router",
+                                   transient_label());
+        }
+    }
     if (!start && req.body.find("readConcern"))
         return error_reply(72, "InvalidOptions", "Only the first command in a transaction may specify a readConcern");
     if (!control && req.body.find("writeConcern"))
@@ -2517,10 +2589,14 @@ std::optional<bson::document> transaction_gate(session& s, const request& req, m
             return error_reply(251, "NoSuchTransaction",
                                "Transaction " + std::to_string(n) + " has already been started on this session", transient_label());
         transaction& t = target.transactions[key->lsid];
+        if (t.state == transaction::state_kind::in_progress) abort_transaction_state(target, t);  // an older one
         t = transaction{};
         t.txn_number = n;
         t.data = target.data.clone();
+        t.snapshot = target.write_seq;
+        t.started = steady::now();
         txn = &t;
+        if (m.current == role::mongos) m.router_transactions[key->lsid] = n;
         return std::nullopt;
     }
     if (found == target.transactions.end() || found->second.txn_number != n)
@@ -2542,14 +2618,12 @@ std::optional<bson::document> transaction_gate(session& s, const request& req, m
 
 // After a transaction's command: an error aborts it (as mongod does), and through mongos a
 // successful reply carries the recoveryToken.
-void transaction_reply(member& m, transaction& t, bson::document& reply) {
+void transaction_reply(member& m, member& target, transaction& t, bson::document& reply) {
     const bool ok = reply.view().find("ok") && reply["ok"].as_bool();
     const auto we = reply.view().find("writeErrors");
-    if (!ok || (we && we->type() == bson::type::array && !we->get_array().empty())) {
-        t.state = transaction::state_kind::aborted;
-        t.data = catalog();
-        t.entries.clear();
-    }
+    if ((!ok || (we && we->type() == bson::type::array && !we->get_array().empty())) &&
+        t.state == transaction::state_kind::in_progress)
+        abort_transaction_state(target, t);
     if (ok && m.current == role::mongos) {
         bson::builder b;
         b.concat(reply.view());
@@ -2566,28 +2640,74 @@ asio::awaitable<bson::document> end_transaction(member& m, member& target, const
     auto& d = target.dep;
     bson::document ok = bson::make_document(bson::kvp("ok", 1.0));
     if (req.name == "abortTransaction") {
-        t.state = transaction::state_kind::aborted;
-        t.data = catalog();
-        t.entries.clear();
-        transaction_reply(m, t, ok);
+        abort_transaction_state(target, t);
+        transaction_reply(m, target, t, ok);
         co_return ok;
     }
     optime at = target.applied();
     if (t.state == transaction::state_kind::in_progress) {
         t.state = transaction::state_kind::committed;
         t.data = catalog();
+        t.written.clear();
         std::vector<bson::document> entries = std::move(t.entries);
         t.entries.clear();
         for (const auto& e : entries) target.data.apply(e.view());
         if (!entries.empty()) at = d.record_write(target, std::move(entries));
     }
     bson::document reply = co_await with_write_concern(d, target, at, req, ok, &op);
-    transaction_reply(m, t, reply);
+    transaction_reply(m, target, t, reply);
     co_return reply;
 }
 
 asio::awaitable<bson::document> cmd_end_transaction(context& c) {
     co_return co_await end_transaction(c.self, c.target, c.req, *c.txn, *c.op);
+}
+
+// A write outside a transaction waits while open transactions hold its documents (`keys`): until
+// they end, its maxTimeMS (MaxTimeMSExpired), killOp (Interrupted) or the deployment stopping
+// (ShutdownInProgress). A transaction older than transactionLifetimeLimitSeconds is aborted.
+// nullopt: the write may run again.
+// Whether a transaction in progress on `target` has written anything (one older than
+// transactionLifetimeLimitSeconds is aborted first, as mongod's reaper would have).
+bool open_writers(member& target) {
+    bool any = false;
+    for (auto& [id, t] : target.transactions) {
+        if (t.state != transaction::state_kind::in_progress) continue;
+        if (steady::now() - t.started >= transaction_lifetime) {
+            log_line(target.address() + ": aborting a transaction older than transactionLifetimeLimitSeconds (60)");
+            abort_transaction_state(target, t);
+            continue;
+        }
+        if (!t.written.empty()) any = true;
+    }
+    return any;
+}
+
+asio::awaitable<std::optional<bson::document>> wait_for_transactions(member& target, const std::vector<std::string>& keys,
+                                                                     const request& req, const running_op& op) {
+    auto& d = target.dep;
+    const auto max_time = req.body.find("maxTimeMS");
+    const auto deadline = max_time && max_time->is_number() && max_time->as_int64() > 0
+                              ? steady::now() + std::chrono::milliseconds(max_time->as_int64())
+                              : steady::time_point::max();
+    for (;;) {
+        bool held = false;
+        for (auto& [id, t] : target.transactions) {
+            if (t.state != transaction::state_kind::in_progress) continue;
+            if (std::none_of(keys.begin(), keys.end(), [&](const std::string& k) { return t.written.count(k) > 0; })) continue;
+            if (steady::now() - t.started >= transaction_lifetime) {
+                log_line(target.address() + ": aborting a transaction older than transactionLifetimeLimitSeconds (60)");
+                abort_transaction_state(target, t);
+                continue;
+            }
+            held = true;
+        }
+        if (!held) co_return std::nullopt;
+        if (!d.running) co_return error_reply(91, "ShutdownInProgress", "the deployment is stopping");
+        if (op.killed) co_return error_reply(11601, "Interrupted", "operation was interrupted");
+        if (steady::now() >= deadline) co_return error_reply(50, "MaxTimeMSExpired", "operation exceeded time limit");
+        co_await d.data_changed.wait_until(std::min(deadline, steady::now() + std::chrono::milliseconds(50)));
+    }
 }
 
 asio::awaitable<command_result> run_command(session& s, request& req, const command_spec& spec, running_op& op) {
@@ -2708,8 +2828,17 @@ asio::awaitable<command_result> run_command(session& s, request& req, const comm
     }
 
     if (counted_as_command(name)) ++m.opcounters["command"];
-    context c{s, req, m, *target, req.db, &op, std::move(done), {}, false, txn};
-    {
+    context c{s, req, m, *target, req.db, &op, std::move(done), {}, false, txn, false};
+    for (;;) {
+        // A write outside a transaction while one with writes is open runs on the data as it is,
+        // with a copy kept: if it touches a document an open transaction wrote it is undone (the
+        // copy back) and runs again once that transaction ended, as mongod's write conflict retry
+        // does. Handlers do not suspend before finish_write, so nothing else changes the data
+        // between the copy and the undo.
+        std::optional<catalog> before;
+        c.may_block = !txn && (spec.flags & writes) && open_writers(*target);
+        if (c.may_block) before = target->data.clone();
+        std::optional<write_blocked> blocked;
         // A transaction's command sees and changes the transaction's copy of the data.
         struct data_swap {
             transaction* t;
@@ -2729,9 +2858,19 @@ asio::awaitable<command_result> run_command(session& s, request& req, const comm
             out.reply = error_reply(e);
         } catch (const trellis::bson_error& e) {
             out.reply = error_reply(2, "BadValue", e.what());
+        } catch (write_blocked& b) {
+            blocked = std::move(b);
+        }
+        if (!blocked) break;
+        target->data = std::move(*before);
+        c.executed.clear();
+        c.close_connection = false;
+        if (auto refusal = co_await wait_for_transactions(*target, blocked->keys, req, op)) {
+            out.reply = std::move(*refusal);
+            break;
         }
     }
-    if (txn && !txn_control) transaction_reply(m, *txn, out.reply);
+    if (txn && !txn_control) transaction_reply(m, *target, *txn, out.reply);
     if (c.close_connection) {
         out.close_connection = true;
         co_return out;

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <future>
 #include <mutex>
 #include <iomanip>
@@ -441,6 +442,32 @@ asio::awaitable<void> deployment::impl::replicate(member& m) {
     }
 }
 
+std::string doc_key(std::string_view ns, const bson::element& id) {
+    std::string k(ns);
+    k.push_back('\0');
+    k.push_back(static_cast<char>(id.type()));
+    const auto v = id.raw_value();
+    k.append(reinterpret_cast<const char*>(v.data()), v.size());
+    return k;
+}
+
+std::vector<std::string> written_keys(const std::vector<bson::document>& entries) {
+    std::vector<std::string> out;
+    for (const auto& e : entries) {
+        const auto op = e.view().find("op");
+        const auto ns = e.view().find("ns");
+        if (!op || op->type() != bson::type::string || !ns || ns->type() != bson::type::string) continue;
+        const std::string_view kind = op->get_string();
+        // The _id: o's for an insert or a delete, o2's for an update.
+        const char* holder = kind == "u" ? "o2" : (kind == "i" || kind == "d") ? "o" : nullptr;
+        if (!holder) continue;
+        const auto doc = e.view().find(holder);
+        if (!doc || doc->type() != bson::type::document) continue;
+        if (const auto id = doc->get_document().find("_id")) out.push_back(doc_key(ns->get_string(), *id));
+    }
+    return out;
+}
+
 optime deployment::impl::record_write(member& p, std::vector<bson::document> entries,
                                       std::optional<std::pair<retry_key, bson::document>> retry) {
     oplog_record rec;
@@ -448,6 +475,15 @@ optime deployment::impl::record_write(member& p, std::vector<bson::document> ent
     rec.written = steady::now();
     rec.wall = std::chrono::system_clock::now();
     rec.entries = std::move(entries);
+    // Write conflicts: the documents written after an open transaction's snapshot (none kept
+    // while no transaction is open).
+    ++p.write_seq;
+    const bool open = std::any_of(p.transactions.begin(), p.transactions.end(), [](const auto& t) {
+        return t.second.state == transaction::state_kind::in_progress;
+    });
+    if (!open) p.doc_writes.clear();
+    else
+        for (auto& k : written_keys(rec.entries)) p.doc_writes[std::move(k)] = p.write_seq;
     if (retry) p.retries[retry->first] = retry->second;
     rec.retry = std::move(retry);
     p.log.push_back(std::move(rec));

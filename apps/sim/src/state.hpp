@@ -78,15 +78,25 @@ struct oplog_record {
 // ---------------------------------------------------------------- transactions
 
 /// A multi-document transaction of one session (autocommit: false). Its commands run against a
-/// private copy of the member's catalog taken when it started (snapshot isolation, no write
-/// conflict detection); its writes' oplog entries are applied to the member's catalog and
-/// replicated when it commits, and dropped when it aborts.
+/// private copy of the member's catalog taken when it started (snapshot isolation); its writes'
+/// oplog entries are applied to the member's catalog and replicated when it commits, and dropped
+/// when it aborts. As mongod, a write to a document another open transaction wrote, or that was
+/// written since this one's snapshot, is a WriteConflict that aborts it; a write outside any
+/// transaction to a document an open one wrote waits until that one ends.
 struct transaction {
     std::int64_t txn_number = 0;
     enum class state_kind { in_progress, committed, aborted } state = state_kind::in_progress;
     catalog data;
     std::vector<bson::document> entries;
+    std::uint64_t snapshot = 0;     // the member's write_seq when it started
+    std::set<std::string> written;  // document keys (doc_key) of its writes while in progress
+    steady::time_point started;     // for transactionLifetimeLimitSeconds
 };
+
+/// A document's key for write conflicts: "db.coll", a NUL, and its _id value's bytes.
+std::string doc_key(std::string_view ns, const bson::element& id);
+/// The documents an oplog entry writes (none for commands such as create or drop).
+std::vector<std::string> written_keys(const std::vector<bson::document>& entries);
 
 // ---------------------------------------------------------------- fail points
 
@@ -171,6 +181,13 @@ public:
     std::vector<oplog_record> log;
     std::map<retry_key, bson::document> retries;
     std::map<std::string, transaction> transactions;  // by the raw bytes of lsid.id: the latest one
+    // Write conflicts: a counter of recorded writes, and (while a transaction is in progress) the
+    // last one that wrote each document, by doc_key.
+    std::uint64_t write_seq = 0;
+    std::map<std::string, std::uint64_t> doc_writes;
+    // A router's own transaction state (mongos): the txnNumber each session (raw lsid.id) started
+    // through it; a transaction's later commands on another router fail as on a real one.
+    std::map<std::string, std::int64_t> router_transactions;
     steady::time_point stepdown_until{};
 
     // Identity and SDAM.

@@ -29,7 +29,9 @@
 // Every operation of a handle bound to the session between start and commit/abort belongs to the
 // transaction: it carries txnNumber and autocommit: false, is sent to the primary (a read
 // preference other than primary is refused), is never retried as a retryable read or write, and
-// through mongos goes to the router the transaction's first command went to.
+// through mongos goes to the router the transaction's first command went to. Load balanced, the
+// transaction keeps the connection its first command checked out (its cursors share it) until
+// it commits, aborts, or fails with a transient or network error.
 #pragma once
 
 #include <chrono>
@@ -149,8 +151,10 @@ public:
     /// The convenient API: starts a transaction, runs `callback`, commits. The whole transaction
     /// is run again (after a short backoff) when the callback or the commit fails with the label
     /// TransientTransactionError, the commit alone when it fails with
-    /// UnknownTransactionCommitResult (not MaxTimeMSExpired), for up to 120 seconds; then the
-    /// last error is thrown. Any other error of the callback aborts the transaction and is thrown.
+    /// UnknownTransactionCommitResult (not MaxTimeMSExpired), for up to 120 seconds; then it
+    /// throws transaction_timeout (trellis/transaction_timeout.hpp), which carries the last error
+    /// (its code and labels, and last_error()). Any other error of the callback aborts the
+    /// transaction and is thrown as it is.
     /// The callback may run several times: it must be safe to repeat, and must let the errors of
     /// its operations out (a swallowed error leaves a transaction the server aborted).
     /// When the callback committed or aborted itself, nothing more is done.

@@ -53,6 +53,7 @@ struct server_state {
     std::atomic<int> in_flight{0};
     // Load balanced: checked-out connections by purpose (the spec's connection tracking).
     std::atomic<int> cursor_connections{0};     // pinned to cursors
+    std::atomic<int> transaction_connections{0};  // pinned to transactions (a cursor of one shares it)
     std::atomic<int> operation_connections{0};  // held by an operation's attempt
     std::string last_establish_error;  // the pool's last failed establishment, for errors
     std::optional<bson::oid> last_establish_service;  // load balanced: its serviceId, if the hello succeeded
@@ -79,20 +80,26 @@ struct server_state {
     bool streaming = false;
 };
 
-/// Load-balanced mode: a connection a cursor keeps for its getMores and killCursors (the load
-/// balancers spec's pinning), checked in when the last holder lets go of it.
+/// Load-balanced mode: a connection a cursor keeps for its getMores and killCursors, or a
+/// transaction for all its commands (the load balancers spec's pinning), checked in when the last
+/// holder lets go of it (a transaction's after a network error at once, cursor or not).
 struct pinned_connection {
-    pinned_connection(pool::checked_out_connection c, std::weak_ptr<server_state> s) : connection(std::move(c)), server(std::move(s)) {
-        if (auto st = server.lock()) ++st->cursor_connections;
+    pinned_connection(pool::checked_out_connection c, std::weak_ptr<server_state> s, bool transaction = false)
+        : connection(std::move(c)), server(std::move(s)), for_transaction(transaction) {
+        if (auto st = server.lock()) ++count(*st);
     }
     ~pinned_connection() {
-        if (auto st = server.lock()) --st->cursor_connections;
+        if (auto st = server.lock()) --count(*st);
     }
     pinned_connection(const pinned_connection&) = delete;
     pinned_connection& operator=(const pinned_connection&) = delete;
     pool::checked_out_connection connection;
     std::weak_ptr<server_state> server;
+    bool for_transaction = false;
     bool broken = false;  // a network error on it: no killCursors, just checked in
+
+private:
+    std::atomic<int>& count(server_state& s) const { return for_transaction ? s.transaction_connections : s.cursor_connections; }
 };
 using pinned_ptr = std::shared_ptr<pinned_connection>;
 
@@ -111,6 +118,9 @@ struct session_state {
     std::shared_ptr<client_core> core;
     session_options options;
     bool causal = true;
+    /// with_transaction's limit on retries (the convenient API spec's 120 s); tests shorten it
+    /// before using the session.
+    std::chrono::steady_clock::duration with_transaction_limit = std::chrono::seconds(120);
     mutable std::mutex mutex;  // guards everything below
     server_session server;
     bool ended = false;
@@ -121,10 +131,19 @@ struct session_state {
     transaction_options txn_options;
     bool txn_empty = false;       // committed or aborted before any operation: nothing to send
     bool commit_sent = false;     // a commitTransaction went out: the next one is a retry (w: majority)
-    std::optional<std::string> pinned;            // sharded: the mongos of the transaction
+    std::optional<std::string> pinned;            // sharded: the mongos of the transaction (load balanced: the balancer)
+    pinned_ptr pinned_connection;                 // load balanced: the connection of the transaction
     std::optional<bson::document> recovery_token;  // sharded: the last one a reply carried
 };
 using session_ptr = std::shared_ptr<session_state>;
+
+/// Unpins a session (the transactions spec's "when to unpin"), under its mutex. The connection
+/// returned goes back to the pool when the caller lets go of it: after the lock, since a check-in
+/// emits a CMAP event to the application's handler.
+[[nodiscard]] inline pinned_ptr unpin(session_state& s) {
+    s.pinned.reset();
+    return std::move(s.pinned_connection);
+}
 
 /// A command's reply document, read in place in the frame it arrived in (kept alive with it):
 /// a cursor batch of up to 16 MB is not copied on its way to the cursor. Or an owned document.
@@ -521,13 +540,17 @@ private:
         bool txn_assigned = false;
         session_state* explicit_session = nullptr;  // its cluster time goes out, replies advance it
         bool in_transaction = false;                 // the explicit session's transaction
+        /// Load balanced: the transaction's first command keeps the connection it checks out.
+        bool pin_connection = false;
+        pinned_ptr transaction_connection;  // that connection, once checked out
     };
     asio::awaitable<outcome> attempt(server_state& s, const operation& op, const sdk::operation_requirements& req,
                                      attempt_state& st);
     /// After an operation of a transaction: its state (in progress once the first command went
-    /// out), the mongos it is pinned to, the recovery token, and TransientTransactionError on a
-    /// network or selection failure (which unpins, as that label from the server does).
-    void note_transaction_outcome(session_state& es, outcome& last, bool first);
+    /// out), the mongos (load balanced: the connection) it is pinned to, the recovery token, and
+    /// TransientTransactionError on a network or selection failure (which unpins, as that label
+    /// from the server does).
+    void note_transaction_outcome(session_state& es, outcome& last, bool first, attempt_state& st);
     /// Selection and the attempts (a retry on a newly selected server; each server in turn for
     /// in_turn strategies); the last outcome.
     asio::awaitable<outcome> run_attempts(operation& op, const sdk::operation_requirements& req, attempt_state& st);

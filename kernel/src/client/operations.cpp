@@ -159,7 +159,9 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
                                     s.address + ": Timeout waiting for connection from the connection pool. maxPoolSize: " +
                                         std::to_string(options_.max_pool_size) + ", connections in use by cursors: " +
                                         std::to_string(s.cursor_connections.load()) +
-                                        ", connections in use by transactions: 0, connections in use by other operations: " +
+                                        ", connections in use by transactions: " +
+                                        std::to_string(s.transaction_connections.load()) +
+                                        ", connections in use by other operations: " +
                                         std::to_string(s.operation_connections.load())),
                        retry);
             } else {
@@ -174,6 +176,8 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         }
         checked_out = std::move(c);
         connection = static_cast<conn::connection*>(checked_out.get());
+        // Load balanced: a transaction's first command keeps its connection for the transaction.
+        if (st.pin_connection) st.transaction_connection = std::make_shared<pinned_connection>(std::move(checked_out), state, true);
     }
     // Counted while this attempt holds a connection of its own (a cursor's is counted apart).
     struct holding_guard {
@@ -275,7 +279,10 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         f.max_wire_version = d.max_wire_version;
         f.message = connection->last_error();
         f.service_id = d.service_id;
-        if (op.pinned_connection) op.pinned_connection->broken = true;  // stays the cursor's until it closes
+        // A cursor's connection stays the cursor's until it closes; a transaction's goes back now
+        // (below), even when a cursor of the transaction shares it (the load balancers spec).
+        pinned_connection* pinned = op.pinned_connection ? op.pinned_connection.get() : st.transaction_connection.get();
+        if (pinned) pinned->broken = true;
         if (state) handle_application_error(s, f);
         if (session) session->dirty = true;  // the sessions spec: the server session is not reused
         // A reply that could not be decoded (a corrupt or undecompressable frame) keeps its own
@@ -293,6 +300,7 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         } else {
             failed(kind, make_failure(kind, connection->last_error()), retry);
         }
+        if (pinned && pinned->for_transaction) pinned->connection.reset();
         co_return out;
     }
     // Sent with moreToCome, a w: 0 write has no reply: {ok: 1}, as the command monitoring spec says.
@@ -353,11 +361,15 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
     r.max_message_size = d.max_message_size_bytes;
     r.min_wire_version = d.min_wire_version;
     r.max_wire_version = d.max_wire_version;
-    // Load balanced: a cursor left open on the service keeps this connection for its getMores.
-    if (checked_out && current_->type == sdk::topology_type::load_balanced)
+    // Load balanced: a cursor left open on the service keeps this connection for its getMores
+    // (a cursor of a transaction shares the transaction's).
+    if (current_->type == sdk::topology_type::load_balanced)
         if (auto c = r.reply.view().find("cursor"); c && c->type() == bson::type::document)
-            if (auto id = c->get_document().find("id"); id && id->is_number() && id->as_int64() != 0)
-                r.pinned = std::make_shared<pinned_connection>(std::move(checked_out), state);
+            if (auto id = c->get_document().find("id"); id && id->is_number() && id->as_int64() != 0) {
+                if (checked_out) r.pinned = std::make_shared<pinned_connection>(std::move(checked_out), state);
+                else if (st.transaction_connection) r.pinned = st.transaction_connection;
+                else if (op.pinned_connection && op.pinned_connection->for_transaction) r.pinned = op.pinned_connection;
+            }
     co_return out;
 }
 
@@ -423,6 +435,7 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
         std::optional<read_concern> txn_rc;
         std::int64_t txn_number = 0;
         {
+            pinned_ptr dropped;  // an unpinned connection goes back after the lock
             std::lock_guard lock(es.mutex);
             if (es.ended && !op.transaction_control) throw error(errc::invalid_argument, "the session has ended: start a new one");
             st.session = es.server;
@@ -438,18 +451,21 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
                                                         "read preference is not): a read cannot run in it");
                 op.read_pref = read_preference{};
                 if (txn_first) {
-                    es.pinned.reset();  // a new transaction goes to the mongos selected for its first command
+                    dropped = unpin(es);  // a new transaction goes to the mongos selected for its first command
                     es.recovery_token.reset();
                     txn_rc = es.txn_options.read_concern;
                     if (es.causal) after = es.operation_time;
                 }
                 if (es.pinned && !op.pinned) op.pinned = es.pinned;
+                // Load balanced: the transaction's connection, or the first command pins the one it gets.
+                if (es.pinned_connection && !op.pinned_connection) op.pinned_connection = es.pinned_connection;
+                st.pin_connection = load_balanced() && !es.pinned_connection && !op.transaction_control;
                 txn_number = es.server.txn_number;
             } else {
                 if (es.txn == transaction_state::committed || es.txn == transaction_state::aborted) {
                     // A later operation outside the transaction ends it client-side and unpins.
                     es.txn = transaction_state::none;
-                    es.pinned.reset();
+                    dropped = unpin(es);
                     es.recovery_token.reset();
                 }
                 if (es.causal && op.causal) after = es.operation_time;
@@ -501,7 +517,7 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
         last.kind = errc::invalid_argument;
     }
     keep_explicit();
-    if (st.in_transaction && !op.transaction_control) note_transaction_outcome(*op.explicit_session, last, txn_first);
+    if (st.in_transaction && !op.transaction_control) note_transaction_outcome(*op.explicit_session, last, txn_first, st);
     if (last.reply) {
         last.reply->explicit_session = op.explicit_session;
         if (own_session && st.session && op.keep_session) {
@@ -515,20 +531,30 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
     std::rethrow_exception(last.failure);
 }
 
-void client_core::note_transaction_outcome(session_state& es, outcome& last, bool first) {
+void client_core::note_transaction_outcome(session_state& es, outcome& last, bool first, attempt_state& st) {
     const bool sent = last.reply || (last.kind != errc::invalid_argument && last.kind != errc::server_selection_timeout);
     // The transactions spec: a network or selection error in a transaction (commit aside) is
     // transient: the whole transaction may be run again.
     if (!last.reply && (network_failure(last.failure) || last.kind == errc::server_selection_timeout))
         last.failure = with_error_label(last.failure, "TransientTransactionError");
+    const bool transient = !last.reply && has_error_label(last.failure, "TransientTransactionError");
+    // A connection this command checked out and did not keep goes back when `st` goes.
+    pinned_ptr dropped;
     std::lock_guard lock(es.mutex);
     if (first && sent && es.txn == transaction_state::starting) es.txn = transaction_state::in_progress;
     if (current_->type == sdk::topology_type::sharded && sent && !es.pinned && !last.address.empty())
         es.pinned = last.address;
+    // Load balanced: kept after a success or a server error (the transaction goes on), not after
+    // a transient one (below) or a network error (the connection is gone).
+    if (st.transaction_connection && st.transaction_connection->connection && !st.transaction_connection->broken &&
+        !es.ended && (es.txn == transaction_state::in_progress)) {
+        es.pinned_connection = std::move(st.transaction_connection);
+        es.pinned = last.address;
+    }
     if (last.reply)
         if (auto t = last.reply->reply.view().find("recoveryToken"); t && t->type() == bson::type::document)
             es.recovery_token = bson::document(t->get_document());
-    if (!last.reply && has_error_label(last.failure, "TransientTransactionError")) es.pinned.reset();
+    if (transient) dropped = unpin(es);
 }
 
 namespace {

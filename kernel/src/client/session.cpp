@@ -10,12 +10,14 @@
 #include <thread>
 
 #include "client/core.hpp"
+#include "client/session_knobs.hpp"
 #include "client/wait.hpp"
 #include "ops/ops.hpp"
 #include "trellis/bson/builder.hpp"
 #include "trellis/client.hpp"
 #include "trellis/errors.hpp"
 #include "trellis/session.hpp"
+#include "trellis/transaction_timeout.hpp"
 
 namespace trellis {
 
@@ -59,12 +61,13 @@ void client_core::end_session(const session_ptr& s) {
     server_session server;
     bool abort = false;
     {
+        pinned_ptr dropped;
         std::lock_guard lock(s->mutex);
         if (s->ended) return;
         s->ended = true;
         server = s->server;
         abort = s->txn == transaction_state::in_progress;
-        if (!abort) s->pinned.reset();
+        if (!abort) dropped = unpin(*s);
     }
     if (!abort) {
         release_session(server);  // a dirty one is dropped there
@@ -149,6 +152,7 @@ void client_core::start_transaction(session_state& s, const transaction_options&
     r.max_commit_time = o.max_commit_time ? o.max_commit_time : d.max_commit_time;
     if (r.write_concern && ops::unacknowledged(*r.write_concern))
         throw error(errc::invalid_argument, "start_transaction: transactions do not support unacknowledged write concern (w: 0)");
+    pinned_ptr dropped;
     std::lock_guard lock(s.mutex);
     if (s.ended) throw error(errc::invalid_argument, "start_transaction: the session has ended: start a new one");
     if (s.txn == transaction_state::starting || s.txn == transaction_state::in_progress)
@@ -158,7 +162,7 @@ void client_core::start_transaction(session_state& s, const transaction_options&
     s.txn_options = std::move(r);
     s.txn_empty = false;
     s.commit_sent = false;
-    s.pinned.reset();
+    dropped = unpin(s);
     s.recovery_token.reset();
 }
 
@@ -225,14 +229,19 @@ asio::awaitable<void> client_core::commit_transaction(session_ptr s) {
         if (!failure) break;
         const bool unknown = unknown_commit_result(failure);
         if (unknown || has_error_label(failure, "TransientTransactionError")) {
+            pinned_ptr dropped;
             std::lock_guard lock(s->mutex);
-            s->pinned.reset();  // the retry may go to any mongos (with the recovery token)
+            dropped = unpin(*s);  // the retry may go to any mongos (with the recovery token)
         }
         if (attempt > 0 || !retryable_error(failure)) break;
     }
     {
+        pinned_ptr dropped;
         std::lock_guard lock(s->mutex);
         s->txn = transaction_state::committed;
+        // Load balanced: the connection goes back (the load balancers spec's tests); a commit
+        // called again checks one out. Through mongos the session stays pinned to the router.
+        if (load_balanced()) dropped = unpin(*s);
     }
     if (!failure) co_return;
     if (unknown_commit_result(failure)) failure = with_error_label(failure, "UnknownTransactionCommitResult");
@@ -251,7 +260,7 @@ asio::awaitable<void> client_core::abort_transaction(session_ptr s) {
             case transaction_state::starting:
                 s->txn = transaction_state::aborted;  // nothing ran: nothing to abort
                 s->txn_empty = true;
-                s->pinned.reset();
+                s->pinned.reset();  // nothing ran: no connection either
                 co_return;
             case transaction_state::in_progress: break;
         }
@@ -269,12 +278,14 @@ asio::awaitable<void> client_core::send_abort(session_ptr s) {
             failure = std::current_exception();
         }
         if (!failure || !retryable_error(failure)) break;
+        pinned_ptr dropped;
         std::lock_guard lock(s->mutex);
-        s->pinned.reset();  // the retry selects again
+        dropped = unpin(*s);  // the retry selects again
     }
+    pinned_ptr dropped;
     std::lock_guard lock(s->mutex);
     s->txn = transaction_state::aborted;
-    s->pinned.reset();
+    dropped = unpin(*s);
 }
 
 std::optional<bson::document> client_core::cluster_time_to_send(const session_state* s) const {
@@ -310,6 +321,11 @@ bson::document with_after_cluster_time(bson::document_view command, bson::timest
             if (e.key() != "afterClusterTime") b.append(e);
     b.append("afterClusterTime", t).close_document();
     return b.extract();
+}
+
+void set_with_transaction_limit(client_session& s, std::chrono::steady_clock::duration limit) {
+    if (!s.state()) throw error(errc::invalid_argument, "use of a moved-from client_session");
+    s.state()->with_transaction_limit = limit;
 }
 
 }  // namespace detail
@@ -443,9 +459,8 @@ std::optional<std::string> client_session::pinned_server() const {
 namespace {
 
 using clock = std::chrono::steady_clock;
-// The convenient API's limit on retries, and its backoff: jitter * min(5 ms * 1.5^(n-1), 500 ms).
-constexpr auto with_transaction_limit = std::chrono::seconds(120);
 
+// The convenient API's backoff before transaction attempt n: jitter * min(5 ms * 1.5^(n-1), 500 ms).
 std::chrono::microseconds transaction_backoff(int attempt) {
     thread_local std::mt19937_64 random{std::random_device{}()};
     const double jitter = std::uniform_real_distribution<double>(0.0, 1.0)(random);
@@ -463,31 +478,82 @@ bool max_time_expired(const std::exception_ptr& e) {
     return false;
 }
 
-// What with_transaction does after a failure (the spec's sequence of actions).
-enum class next_step { retry_transaction, retry_commit, give_up };
-
-next_step after_callback_error(const std::exception_ptr& e, clock::time_point started) {
-    if (detail::has_error_label(e, "TransientTransactionError") && clock::now() - started < with_transaction_limit)
-        return next_step::retry_transaction;
-    return next_step::give_up;
+std::string millis(clock::duration d) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
 }
 
-next_step after_commit_error(const std::exception_ptr& e, clock::time_point started) {
-    if (clock::now() - started >= with_transaction_limit) return next_step::give_up;
-    if (!max_time_expired(e) && detail::has_error_label(e, "UnknownTransactionCommitResult")) return next_step::retry_commit;
-    if (detail::has_error_label(e, "TransientTransactionError")) return next_step::retry_transaction;
-    return next_step::give_up;
+// The convenient API spec's timeout error: the limit ran out while retrying; it wraps `last`,
+// the error that made with_transaction retry, with its code and labels.
+std::exception_ptr timed_out(const std::exception_ptr& last, clock::duration limit, clock::time_point started) {
+    int code = 0;
+    std::string code_name;
+    std::vector<std::string> labels;
+    std::string what = "unknown error";
+    try {
+        std::rethrow_exception(last);
+    } catch (const operation_failure& x) {
+        code = x.server_code();
+        code_name = x.code_name();
+        labels = x.error_labels();
+        what = x.what();
+    } catch (const std::exception& x) {
+        what = x.what();
+    } catch (...) {
+    }
+    return std::make_exception_ptr(transaction_timeout(
+        last, code, std::move(code_name), std::move(labels),
+        "with_transaction: its time limit of " + millis(limit) + " ran out while retrying (" +
+            millis(clock::now() - started) + " since it started); the last error: " + what));
 }
 
 bool open_transaction(transaction_state t) { return t == transaction_state::starting || t == transaction_state::in_progress; }
+
+// The spec's sequence of actions, shared by the blocking and the async with_transaction: each
+// step answers what to do next.
+class transaction_retries {
+public:
+    explicit transaction_retries(clock::duration limit) : limit_(limit), started_(clock::now()) {}
+
+    // Before attempt `n` (n > 0): the backoff to wait, or the timeout error (the backoff would
+    // end past the limit).
+    std::chrono::microseconds backoff(int n) {
+        const auto wait = transaction_backoff(n);
+        if (clock::now() + wait - started_ >= limit_) std::rethrow_exception(timed_out(last_, limit_, started_));
+        return wait;
+    }
+    // After the callback failed (the transaction aborted): true to run it again; otherwise throws
+    // (its own error, or the timeout error for a transient one past the limit).
+    bool callback_failed(const std::exception_ptr& e) {
+        last_ = e;
+        if (!detail::has_error_label(e, "TransientTransactionError")) std::rethrow_exception(e);
+        if (clock::now() - started_ >= limit_) std::rethrow_exception(timed_out(e, limit_, started_));
+        return true;
+    }
+    enum class after_commit { retry_commit, retry_transaction };
+    // After the commit failed; throws when neither is retried (past the limit: the timeout error,
+    // for an error that would have been retried).
+    after_commit commit_failed(const std::exception_ptr& e) {
+        last_ = e;
+        const bool commit_again = !max_time_expired(e) && detail::has_error_label(e, "UnknownTransactionCommitResult");
+        const bool again = commit_again || detail::has_error_label(e, "TransientTransactionError");
+        if (!again) std::rethrow_exception(e);
+        if (clock::now() - started_ >= limit_) std::rethrow_exception(timed_out(e, limit_, started_));
+        return commit_again ? after_commit::retry_commit : after_commit::retry_transaction;
+    }
+
+private:
+    clock::duration limit_;
+    clock::time_point started_;
+    std::exception_ptr last_;
+};
 
 }  // namespace
 
 void client_session::with_transaction(const std::function<void(client_session&)>& callback,
                                       std::optional<transaction_options> options) {
-    const auto started = clock::now();
+    transaction_retries retries(live(state_).with_transaction_limit);
     for (int attempt = 0;; ++attempt) {
-        if (attempt > 0) std::this_thread::sleep_for(transaction_backoff(attempt));
+        if (attempt > 0) std::this_thread::sleep_for(retries.backoff(attempt));
         start_transaction(options.value_or(transaction_options{}));
         std::exception_ptr failure;
         try {
@@ -497,8 +563,8 @@ void client_session::with_transaction(const std::function<void(client_session&)>
         }
         if (failure) {
             if (open_transaction(transaction())) abort_transaction();
-            if (after_callback_error(failure, started) == next_step::retry_transaction) continue;
-            std::rethrow_exception(failure);
+            retries.callback_failed(failure);
+            continue;
         }
         if (!open_transaction(transaction())) return;  // the callback committed or aborted itself
         for (;;) {
@@ -508,23 +574,20 @@ void client_session::with_transaction(const std::function<void(client_session&)>
             } catch (...) {
                 failure = std::current_exception();
             }
-            const auto next = after_commit_error(failure, started);
-            if (next == next_step::retry_commit) continue;
-            if (next == next_step::retry_transaction) break;
-            std::rethrow_exception(failure);
+            if (retries.commit_failed(failure) == transaction_retries::after_commit::retry_transaction) break;
         }
     }
 }
 
 asio::awaitable<void> client_session::with_transaction_impl(client_session* self, async_callback callback,
                                                              std::optional<transaction_options> options) {
-    const auto started = clock::now();
     const auto state = self->state_;
     auto& core = *live(state).core;
+    transaction_retries retries(state->with_transaction_limit);
     for (int attempt = 0;; ++attempt) {
         if (attempt > 0) {
             asio::steady_timer timer(core.strand());
-            timer.expires_after(transaction_backoff(attempt));
+            timer.expires_after(retries.backoff(attempt));
             co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
         }
         self->start_transaction(options.value_or(transaction_options{}));
@@ -536,8 +599,8 @@ asio::awaitable<void> client_session::with_transaction_impl(client_session* self
         }
         if (failure) {
             if (open_transaction(self->transaction())) co_await core.send_abort(state);
-            if (after_callback_error(failure, started) == next_step::retry_transaction) continue;
-            std::rethrow_exception(failure);
+            retries.callback_failed(failure);
+            continue;
         }
         if (!open_transaction(self->transaction())) co_return;
         for (;;) {
@@ -548,10 +611,7 @@ asio::awaitable<void> client_session::with_transaction_impl(client_session* self
                 failure = std::current_exception();
             }
             if (!failure) co_return;
-            const auto next = after_commit_error(failure, started);
-            if (next == next_step::retry_commit) continue;
-            if (next == next_step::retry_transaction) break;
-            std::rethrow_exception(failure);
+            if (retries.commit_failed(failure) == transaction_retries::after_commit::retry_transaction) break;
         }
     }
 }
