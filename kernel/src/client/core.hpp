@@ -381,8 +381,12 @@ public:
     asio::awaitable<cursor> aggregate(std::string db, std::string coll, bson::array pipeline, aggregate_options options,
                                       op_settings s, session_ptr session = {});
     asio::awaitable<std::vector<std::string>> create_indexes(std::string db, std::string coll, std::vector<index_model> indexes,
-                                                             write_concern wc, session_ptr session = {});
-    asio::awaitable<cursor> list_indexes(std::string db, std::string coll, session_ptr session = {});
+                                                             write_concern wc, session_ptr session = {},
+                                                             create_indexes_options options = {});
+    asio::awaitable<cursor> list_indexes(std::string db, std::string coll, session_ptr session = {},
+                                         list_indexes_options options = {});
+    asio::awaitable<void> drop_index(std::string db, std::string coll, std::string index, write_concern wc,
+                                     session_ptr session = {}, drop_index_options options = {});
     asio::awaitable<cursor> list_collections(std::string db, list_collections_options options, session_ptr session = {});
     /// listDatabases' reply: a retryable read on the primary.
     asio::awaitable<bson::document> list_databases(bson::document filter, bool name_only, session_ptr session = {});

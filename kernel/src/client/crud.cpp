@@ -347,23 +347,37 @@ asio::awaitable<cursor> client_core::aggregate(std::string db, std::string coll,
 
 asio::awaitable<std::vector<std::string>> client_core::create_indexes(std::string db, std::string coll,
                                                                       std::vector<index_model> indexes, write_concern wc,
-                                                                      session_ptr session) {
+                                                                      session_ptr session, create_indexes_options options) {
     if (indexes.empty()) throw error(errc::invalid_argument, "create_indexes: no index given");
     ops::create_indexes_op op{std::move(coll), std::move(indexes), std::move(wc)};
     auto o = write_operation(std::move(db), op.command(), false, op.wc);
     o.explicit_session = std::move(session);
+    o.raw_data = options.raw_data;  // the index management spec: 8.2+ only, as everywhere
     co_await execute(std::move(o));
     co_return op.names();
 }
 
-asio::awaitable<cursor> client_core::list_indexes(std::string db, std::string coll, session_ptr session) {
+asio::awaitable<cursor> client_core::list_indexes(std::string db, std::string coll, session_ptr session,
+                                                  list_indexes_options options) {
     // The primary: listIndexes is not a secondary read.
     auto o = read_operation(db, bson::make_document(bson::kvp("listIndexes", coll), bson::kvp("cursor", bson::document())),
                             read_preference{}, {});
     o.keep_session = true;
     o.explicit_session = std::move(session);
+    o.raw_data = options.raw_data;
     auto r = co_await execute(std::move(o));
     co_return cursor_from(std::move(r), std::move(db), std::move(coll), std::nullopt, 0);
+}
+
+asio::awaitable<void> client_core::drop_index(std::string db, std::string coll, std::string index, write_concern wc,
+                                              session_ptr session, drop_index_options options) {
+    bson::builder b;
+    b.append("dropIndexes", coll).append("index", index);
+    ops::append_write_concern(b, wc);
+    auto o = write_operation(std::move(db), b.extract(), false, wc);
+    o.explicit_session = std::move(session);
+    o.raw_data = options.raw_data;
+    co_await execute(std::move(o));
 }
 
 asio::awaitable<cursor> client_core::list_collections(std::string db, list_collections_options options, session_ptr session) {
