@@ -188,6 +188,7 @@ struct cursor_state {
     bool getmore_in_flight = false;
     bool close_requested = false;
     std::optional<server_session> session;  // the implicit session of find, for getMore
+    bool session_borrowed = false;          // a change stream's: the stream, not the cursor, releases it
     session_ptr explicit_session;           // or the explicit one it was started in
     pinned_ptr pinned;                      // load balanced: the connection its getMores use
     int max_wire_version = 0;                   // of the server the cursor lives on
@@ -210,6 +211,7 @@ struct cursor_state {
 };
 
 class own_runtime;
+struct change_stream_state;
 
 class client_core : public std::enable_shared_from_this<client_core> {
 public:
@@ -378,8 +380,10 @@ public:
     asio::awaitable<bson::array> distinct(std::string db, std::string coll, std::string key, bson::document filter,
                                           distinct_options options, read_concern rc, session_ptr session = {});
     /// `coll` empty: a database aggregate.
+    /// `implicit_session`: a change stream's, kept across resumes (the change streams spec).
     asio::awaitable<cursor> aggregate(std::string db, std::string coll, bson::array pipeline, aggregate_options options,
-                                      op_settings s, session_ptr session = {});
+                                      op_settings s, session_ptr session = {},
+                                      std::optional<server_session> implicit_session = std::nullopt);
     asio::awaitable<std::vector<std::string>> create_indexes(std::string db, std::string coll, std::vector<index_model> indexes,
                                                              write_concern wc, session_ptr session = {},
                                                              create_indexes_options options = {});
@@ -432,6 +436,7 @@ public:
     static std::shared_ptr<cursor_state> release_cursor(cursor&& c) { return std::move(c.state_); }
 
 private:
+    friend struct change_stream_state;  // keeps an implicit session across resumes (release_session)
     // topology (topology.cpp)
     void start_topology();
     void stop_topology();
@@ -595,6 +600,10 @@ private:
     std::uint64_t srv_poll_generation_ = 0;
     std::shared_ptr<asio::steady_timer> srv_timer_;
 };
+
+/// An explicit session given to a client-level operation (`where`): this client's and not ended,
+/// else errc::invalid_argument.
+session_ptr client_session_for(const std::shared_ptr<client_core>& core, const session_ptr& s, const char* where);
 
 /// The exception for an error code and text: the matching class of the error family.
 std::exception_ptr make_failure(errc code, const std::string& text);

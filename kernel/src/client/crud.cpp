@@ -314,7 +314,8 @@ asio::awaitable<bson::array> client_core::distinct(std::string db, std::string c
 }
 
 asio::awaitable<cursor> client_core::aggregate(std::string db, std::string coll, bson::array pipeline,
-                                               aggregate_options options, op_settings s, session_ptr session) {
+                                               aggregate_options options, op_settings s, session_ptr session,
+                                               std::optional<server_session> implicit_session) {
     if (!options.write_concern) options.write_concern = s.wc;
     if (!options.read_preference) options.read_preference = s.read_pref;
     ops::aggregate_op op{coll, std::move(pipeline), options};
@@ -335,6 +336,7 @@ asio::awaitable<cursor> client_core::aggregate(std::string db, std::string coll,
     if (op.writes() && !by_read_preference) o.command = with_read_concern(std::move(o.command), s.rc);
     if (op.writes()) o.retryable = false;
     o.keep_session = true;
+    o.session = std::move(implicit_session);  // the caller's, which it keeps (a change stream's resume)
     o.explicit_session = std::move(session);
     o.raw_data = options.raw_data;
     auto r = co_await execute(std::move(o));

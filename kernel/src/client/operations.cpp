@@ -758,8 +758,8 @@ asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::sha
             c->getmore_in_flight = false;
             if (c->session) {
                 c->session->dirty = network_failure(std::current_exception());
-                release_session(*c->session);
-                c->session.reset();
+                if (!c->session_borrowed) release_session(*c->session);  // a borrowed one: its owner's
+                if (!c->session_borrowed) c->session.reset();
             }
             c->closed = true;  // the server's cursor is gone or unreachable
             c->pinned.reset();  // no killCursors for it: its connection goes back (closed if broken)
@@ -775,8 +775,8 @@ asio::awaitable<std::optional<bson::document>> client_core::cursor_next(std::sha
             cursor_closed(*c);
             co_return std::nullopt;
         }
-        if (c->id == 0 && c->session) {  // exhausted: the session is free again
-            release_session(*c->session);
+        if (c->id == 0 && c->session) {  // exhausted: the session is free again (a borrowed one: its owner's)
+            if (!c->session_borrowed) release_session(*c->session);
             c->session.reset();
         }
         if (c->id == 0) c->explicit_session.reset();
@@ -794,7 +794,7 @@ void client_core::cursor_closed(cursor_state& c) {
         return;
     }
     if (c.session) {
-        release_session(*c.session);
+        if (!c.session_borrowed) release_session(*c.session);
         c.session.reset();
     }
     c.explicit_session.reset();  // the application ends an explicit session itself
