@@ -121,6 +121,18 @@ public:
                                      std::forward<T>(token));
     }
     client_bulk_write_result bulk_write(std::vector<namespace_write_model> models, client_bulk_write_options options = {});
+    /// The same in an explicit session of this client: its lsid on every bulkWrite and getMore,
+    /// its transaction's txnNumber when one is in progress. errc::invalid_argument (through the
+    /// token) for another client's or an ended session.
+    template <boost::asio::completion_token_for<bulk_write_signature> T = boost::asio::deferred_t>
+    auto async_bulk_write(const client_session& session, std::vector<namespace_write_model> models,
+                          client_bulk_write_options options = {}, T&& token = {}) {
+        return boost::asio::co_spawn(strand_executor(),
+                                     bulk_write_impl(core_, session.state(), std::move(models), std::move(options)),
+                                     std::forward<T>(token));
+    }
+    client_bulk_write_result bulk_write(const client_session& session, std::vector<namespace_write_model> models,
+                                        client_bulk_write_options options = {});
 
     /// A change stream on every database of the cluster (admin, allChangesForCluster).
     template <boost::asio::completion_token_for<collection::change_stream_signature> T = boost::asio::deferred_t>

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -269,6 +270,13 @@ public:
         pinned_ptr pinned;                      // load balanced: a cursor's connection (id != 0)
     };
     enum class op_kind { read, write, command };
+    /// One batch of a batched write: OP_MSG document sequences and what they allow.
+    struct write_batch {
+        std::vector<std::pair<std::string, std::vector<bson::document>>> sequences;  // identifier, documents
+        bool retryable = true;  // no multi-document statement
+        int min_wire_version = 0;
+        std::string min_wire_reason;
+    };
     struct operation {
         std::string db;
         bson::document command;
@@ -306,6 +314,10 @@ public:
         std::string min_wire_reason;
         /// rawData, appended at each attempt when the server has wire version 27 (8.2) or later.
         std::optional<bool> raw_data;
+        /// A batched write: `command` is the command without its batch, and the batch (document
+        /// sequences) is cut at the first attempt by the limits of the connection that sends it
+        /// (its hello); a retry sends the same batch.
+        std::function<write_batch(const ops::connection_limits&)> batch_for;
         /// A hint with w: 0 needs a server that knows it (4.2, wire 8, for update; 4.4, wire 9,
         /// for delete and findAndModify): the CRUD spec's client-side error.
         void require_for_unacknowledged_hint(bool hint, const write_concern& wc, int wire, std::string_view what) {
@@ -348,11 +360,9 @@ public:
                                                   bulk_write_options options, write_concern wc, session_ptr session = {});
     /// client::bulk_write: the bulkWrite command (client_bulk_write.cpp).
     asio::awaitable<client_bulk_write_result> client_bulk_write(std::vector<namespace_write_model> models,
-                                                                client_bulk_write_options options);
+                                                                client_bulk_write_options options, session_ptr session = {});
     /// Sends the op's batches; a bulk_write_error carries the models' indexes and the partial result.
     asio::awaitable<bulk_write_result> run_bulk(std::string db, const ops::bulk_write_op& op, session_ptr session = {});
-    // The limits of the server a write would go to now (selected as for a write).
-    asio::awaitable<ops::connection_limits> write_limits();
     // Selection requirements with the client's settings (read preference: rp, or the client's).
     sdk::operation_requirements requirements_for(sdk::operation_requirements::kind what,
                                                  std::optional<read_preference> rp = std::nullopt) const;
@@ -520,6 +530,7 @@ private:
         bool txn_assigned = false;
         session_state* explicit_session = nullptr;  // its cluster time goes out, replies advance it
         bool in_transaction = false;                 // the explicit session's transaction
+        std::optional<write_batch> batch;            // a batched write's, cut at the first attempt
     };
     asio::awaitable<outcome> attempt(server_state& s, const operation& op, const sdk::operation_requirements& req,
                                      attempt_state& st);
