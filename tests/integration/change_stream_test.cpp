@@ -360,6 +360,93 @@ private slots:
         QVERIFY(e);
         QCOMPARE(e->view()["documentKey"].get_document()["_id"].as_int64(), std::int64_t(9));
     }
+
+    // The change streams spec: "the resume attempt MUST use the same session as the previous
+    // attempt's command". Without an explicit session the first aggregate's implicit session
+    // serves its getMores and the resumed aggregate; it goes back to the pool when the stream
+    // closes (the next operation takes it), unless a network error made it dirty.
+    void resume_uses_the_same_implicit_session() {
+        auto c = (*client_)["cs"]["same_session"];
+        auto s = c.watch({}, short_wait());
+        const auto aggregates = sent("aggregate").size();
+        const bson::document lsid(sent("aggregate").back()["lsid"].get_document());
+        fail_get_more(R"({"failCommands": ["getMore"], "errorCode": 6, "errorLabels": ["ResumableChangeStreamError"]})");
+        c.insert_one(doc(R"({"_id": 1})"));
+        QVERIFY(next_event(s));
+        const auto all_aggregates = sent("aggregate");
+        QCOMPARE(all_aggregates.size(), aggregates + 1);
+        QCOMPARE(all_aggregates.back()["lsid"].get_document(), lsid.view());
+        for (const auto& g : sent("getMore"))
+            if (g["collection"].get_string() == "same_session") QCOMPARE(g["lsid"].get_document(), lsid.view());
+        // The stream ends (an invalidate: the collection dropped, no killCursors): the session
+        // goes back to the top of the pool, so the next operation gets it.
+        c.drop();
+        auto invalidate = next_event(s);
+        while (invalidate && type_of(*invalidate) != "invalidate") invalidate = next_event(s);
+        QVERIFY(invalidate);
+        QVERIFY(!s.try_next());  // the server closed the cursor with the invalidate: the stream ends
+        QVERIFY(!s.alive());
+        (void)c.find_one(doc("{}"));
+        QCOMPARE(sent("find").back()["lsid"].get_document(), lsid.view());
+
+        // A network error: the resume still uses the (now dirty) session, which is then discarded.
+        auto t = c.watch({}, short_wait());
+        const bson::document second(sent("aggregate").back()["lsid"].get_document());
+        fail_get_more(R"({"failCommands": ["getMore"], "closeConnection": true})");
+        c.insert_one(doc(R"({"_id": 2})"));
+        QVERIFY(next_event(t));
+        QCOMPARE(sent("aggregate").back()["lsid"].get_document(), second.view());
+        t.close();
+        (void)c.find_one(doc("{}"));
+        QVERIFY(sent("find").back()["lsid"].get_document() != second.view());  // never pooled again
+    }
+
+    // client::watch in an explicit session: the aggregate, its getMores and a resume carry the
+    // session's lsid, and the replies advance its times. Another client's or an ended session is
+    // refused with invalid_argument (through the token for async_watch), nothing sent.
+    void client_watch_in_an_explicit_session() {
+        auto session = client_->start_session();
+        const auto lsid = session.id();
+        recorder_.clear();
+        auto s = client_->watch(session, {}, short_wait());
+        QCOMPARE(sent("aggregate").back()["lsid"].get_document(), lsid.view());
+        QCOMPARE(sent("aggregate").back()["$db"].get_string(), std::string_view("admin"));
+        QVERIFY(session.cluster_time());
+        QVERIFY(session.operation_time());
+        fail_get_more(R"({"failCommands": ["getMore"], "errorCode": 6, "errorLabels": ["ResumableChangeStreamError"]})");
+        (*client_)["cs"]["explicit"].insert_one(doc(R"({"_id": 1})"));
+        QVERIFY(next_event(s));
+        const auto aggregates = sent("aggregate");
+        QCOMPARE(aggregates.size(), std::size_t(2));  // the first and the resume
+        for (const auto& a : aggregates) QCOMPARE(a["lsid"].get_document(), lsid.view());
+        const auto get_mores = sent("getMore");
+        QVERIFY(!get_mores.empty());  // the failed one (the resumed aggregate's batch had the event)
+        for (const auto& g : get_mores) QCOMPARE(g["lsid"].get_document(), lsid.view());
+        s.close();
+
+        const auto refused = [&](const trellis::client_session& bad, std::string_view why) {
+            recorder_.clear();
+            try {
+                (void)client_->watch(bad);
+                QFAIL("a bad session was accepted");
+            } catch (const trellis::error& e) {
+                QCOMPARE(e.code(), make_error_code(trellis::errc::invalid_argument));
+                QVERIFY2(std::string_view(e.what()).find(why) != std::string_view::npos, e.what());
+            }
+            try {
+                (void)client_->async_watch(bad, {}, {}, asio::use_future).get();
+                QFAIL("a bad session was accepted (async)");
+            } catch (const trellis::error& e) {
+                QCOMPARE(e.code(), make_error_code(trellis::errc::invalid_argument));
+            }
+            QCOMPARE(sent("aggregate").size(), std::size_t(0));
+        };
+        trellis::client other(sim_->uri());
+        auto foreign = other.start_session();
+        refused(foreign, "different client");
+        session.end_session();
+        refused(session, "has ended");
+    }
 };
 
 QTEST_GUILESS_MAIN(ChangeStreamTest)

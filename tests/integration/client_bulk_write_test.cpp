@@ -6,13 +6,16 @@
 #include <QtTest/QtTest>
 
 #include <boost/asio.hpp>
+#include <map>
 #include <mutex>
+#include <set>
 
 #include "trellis/bson/builder.hpp"
 #include "trellis/bson/json.hpp"
 #include "trellis/client.hpp"
 #include "trellis/sim/deployment.hpp"
 #include "command_recorder.hpp"
+#include "sim_rig.hpp"
 
 namespace asio = boost::asio;
 namespace bson = trellis::bson;
@@ -57,6 +60,15 @@ class ClientBulkWriteTest : public QObject {
     std::unique_ptr<trellis::client> client_, old_client_;
 
     std::vector<bson::document> sent(std::string_view name) { return rec_.sent(name); }
+    // A replica set playing 8.0: 2 models per bulkWrite, 1 result per cursor batch.
+    static sim::sim_config replica_set_8_0() {
+        sim::sim_config cfg;
+        cfg.topology = sim::topology_kind::replica_set;
+        cfg.max_wire_version = 25;
+        cfg.max_write_batch_size = 2;
+        cfg.bulk_write_cursor_batch_size = 1;
+        return cfg;
+    }
     void forget() { rec_.clear(); }
 
 private slots:
@@ -436,6 +448,131 @@ private slots:
             QCOMPARE(e.server_code(), 40415);
             QVERIFY2(QString(e.what()).contains("update.updates.sort"), e.what());
         }
+    }
+
+    // bulk_write in an explicit session, on a replica set playing 8.0 (2 models per command, 1
+    // result per cursor batch): the session's lsid on every bulkWrite and getMore, a txnNumber
+    // on each bulkWrite (retryable, one per command), the replies advance the session's times,
+    // and the next causally consistent read carries afterClusterTime.
+    void explicit_session_on_every_command() {
+        trellis_test::sim_rig rs(replica_set_8_0());
+        auto session = rs.client->start_session();
+        const auto lsid = session.id();
+        std::vector<trellis::namespace_write_model> models;
+        for (int i = 0; i < 3; ++i) models.push_back(insert("sess.a", R"({"x": 1})"));
+        trellis::client_bulk_write_options o;
+        o.verbose_results = true;
+        const auto r = rs.client->bulk_write(session, std::move(models), o);
+        QCOMPARE(r.inserted_count, std::int64_t(3));
+        const auto bulk = rs.sent("bulkWrite");
+        QCOMPARE(bulk.size(), std::size_t(2));
+        QVERIFY(bulk[0]["txnNumber"].as_int64() != bulk[1]["txnNumber"].as_int64());
+        for (const auto& b : bulk) QCOMPARE(b["lsid"].get_document(), lsid.view());
+        const auto more = rs.sent("getMore");
+        QVERIFY(!more.empty());  // the first batch's second result
+        for (const auto& g : more) QCOMPARE(g["lsid"].get_document(), lsid.view());
+        QVERIFY(session.cluster_time());
+        QVERIFY(session.operation_time());
+        const auto after = *session.operation_time();
+        (void)(*rs.client)["sess"]["a"].with_session(session).find_one(doc("{}"));
+        const auto find = rs.sent("find").back();
+        QCOMPARE(find["lsid"].get_document(), lsid.view());
+        QVERIFY(find["readConcern"].get_document()["afterClusterTime"].get_timestamp() == after);
+
+        // The async form, with any token: the same session's lsid.
+        rs.forget();
+        std::vector<trellis::namespace_write_model> one;
+        one.push_back(insert("sess.a", R"({"x": 2})"));
+        QCOMPARE(rs.client->async_bulk_write(session, std::move(one), {}, asio::use_future).get().inserted_count, std::int64_t(1));
+        QCOMPARE(rs.sent("bulkWrite").back()["lsid"].get_document(), lsid.view());
+    }
+
+    // In a transaction (the transactions spec): every bulkWrite of it carries the transaction's
+    // txnNumber and autocommit: false, the first startTransaction, none a writeConcern; the
+    // writes appear at commit.
+    void explicit_session_in_a_transaction() {
+        trellis_test::sim_rig rs(replica_set_8_0());
+        auto session = rs.client->start_session();
+        session.start_transaction();
+        std::vector<trellis::namespace_write_model> models;
+        for (int i = 0; i < 3; ++i) models.push_back(insert("txn.a", "{\"_id\": " + std::to_string(i) + "}"));
+        QCOMPARE(rs.client->bulk_write(session, std::move(models)).inserted_count, std::int64_t(3));
+        QCOMPARE(ids((*rs.client)["txn"]["a"]), (std::vector<std::int64_t>{}));  // not committed yet
+        session.commit_transaction();
+        QCOMPARE(ids((*rs.client)["txn"]["a"]), (std::vector<std::int64_t>{0, 1, 2}));
+        const auto bulk = rs.sent("bulkWrite");
+        QCOMPARE(bulk.size(), std::size_t(2));
+        for (std::size_t i = 0; i < bulk.size(); ++i) {
+            const auto v = bulk[i].view();
+            QCOMPARE(v["lsid"].get_document(), session.id().view());
+            QCOMPARE(v["txnNumber"].as_int64(), bulk[0]["txnNumber"].as_int64());
+            QCOMPARE(v["autocommit"].get_bool(), false);
+            QCOMPARE(bool(v.find("startTransaction")), i == 0);
+            QVERIFY(!v.find("writeConcern"));
+        }
+        QCOMPARE(rs.sent("commitTransaction").size(), std::size_t(1));
+    }
+
+    // Another client's or an ended session: invalid_argument, blocking or through the token,
+    // and nothing sent.
+    void bad_sessions_are_refused() {
+        auto foreign = old_client_->start_session();
+        auto ended = client_->start_session();
+        ended.end_session();
+        for (const auto* s : {&foreign, &ended}) {
+            const std::string why = s == &foreign ? "different client" : "has ended";
+            std::vector<trellis::namespace_write_model> models;
+            models.push_back(insert("cbw.a", R"({"x": 1})"));
+            try {
+                (void)client_->bulk_write(*s, models);
+                QFAIL("a bad session was accepted");
+            } catch (const trellis::error& e) {
+                QCOMPARE(e.code(), make_error_code(errc::invalid_argument));
+                QVERIFY2(std::string_view(e.what()).find(why) != std::string_view::npos, e.what());
+            }
+            try {
+                (void)client_->async_bulk_write(*s, models, {}, asio::use_future).get();
+                QFAIL("a bad session was accepted (async)");
+            } catch (const trellis::error& e) {
+                QCOMPARE(e.code(), make_error_code(errc::invalid_argument));
+            }
+        }
+        QCOMPARE(sent("bulkWrite").size(), std::size_t(0));
+    }
+
+    // Sharded, two mongoses playing 8.0 with maxWriteBatchSize 2 and 3: each bulkWrite holds as
+    // many ops as the router it went to allows (the batch is cut for the connection that sends it).
+    void batches_follow_the_limits_of_the_router_that_gets_them() {
+        sim::sim_config cfg;
+        cfg.topology = sim::topology_kind::sharded;
+        cfg.max_wire_version = 25;
+        cfg.routers.resize(2);
+        cfg.routers[0].max_write_batch_size = 2;
+        cfg.routers[1].max_write_batch_size = 3;
+        trellis_test::sim_rig rs(cfg);
+        const auto routers = rs.deployment->members();
+        const std::map<std::string, std::size_t> limit{{routers.at(0), 2}, {routers.at(1), 3}};
+        constexpr int rounds = 8, per_round = 7;
+        for (int round = 0; round < rounds; ++round) {
+            std::vector<trellis::namespace_write_model> models;
+            for (int i = 0; i < per_round; ++i) models.push_back(insert(i % 2 ? "cbw.r1" : "cbw.r2", "{}"));
+            QCOMPARE(rs.client->bulk_write(std::move(models)).inserted_count, std::int64_t(per_round));
+        }
+        const auto commands = rs.sent("bulkWrite");
+        const auto addresses = rs.rec.addresses("bulkWrite");
+        QCOMPARE(commands.size(), addresses.size());
+        std::set<std::string> used;
+        std::size_t total = 0, left = per_round;
+        for (std::size_t i = 0; i < commands.size(); ++i) {
+            const std::size_t n = commands[i]["ops"].get_array().size();
+            QCOMPARE(n, std::min(limit.at(addresses[i]), left));
+            used.insert(addresses[i]);
+            total += n;
+            left -= n;
+            if (left == 0) left = per_round;
+        }
+        QCOMPARE(total, std::size_t(rounds * per_round));
+        QCOMPARE(used.size(), std::size_t(2));
     }
 };
 

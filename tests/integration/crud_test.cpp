@@ -6,7 +6,10 @@
 #include <boost/asio.hpp>
 #include <algorithm>
 #include <future>
+#include <map>
 #include <mutex>
+#include <set>
+#include <tuple>
 #include <thread>
 
 #include "trellis/bson/builder.hpp"
@@ -14,6 +17,7 @@
 #include "trellis/client.hpp"
 #include "trellis/sim/deployment.hpp"
 #include "command_recorder.hpp"
+#include "sim_rig.hpp"
 
 namespace asio = boost::asio;
 namespace bson = trellis::bson;
@@ -1038,6 +1042,100 @@ private slots:
         QVERIFY(!txn.at("update-multi"));
         QVERIFY(txn.at("delete"));
         rs.stop();
+    }
+
+    // rawData on createIndexes, listIndexes and dropIndexes (the index management spec): sent to
+    // a server of wire version 27 (8.2), left out for 7.0 (which refuses the field as unknown, so
+    // a success there proves it was left out), blocking and async.
+    void index_commands_send_raw_data_to_8_2_only() {
+        for (const int wire : {27, 21}) {
+            sim::sim_config cfg;
+            cfg.max_wire_version = wire;
+            trellis_test::sim_rig r(cfg);
+            const bool sends = wire >= 27;
+            const auto checked = [&](std::string_view command, std::size_t n) {
+                const auto all_sent = r.sent(command);
+                QCOMPARE(all_sent.size(), n);
+                for (const auto& c : all_sent) {
+                    const auto f = c.view().find("rawData");
+                    QVERIFY2(sends ? f && f->get_bool() : !f, (std::string(command) + " to wire " + std::to_string(wire)).c_str());
+                }
+            };
+            auto coll = (*r.client)["raw"]["idx"];
+            trellis::create_indexes_options co;
+            co.raw_data = true;
+            std::vector<trellis::index_model> one;
+            one.push_back(trellis::index_model{doc(R"({"a": 1})"), {}});
+            QCOMPARE(coll.create_indexes(std::move(one), co), (std::vector<std::string>{"a_1"}));
+            std::vector<trellis::index_model> two;
+            two.push_back(trellis::index_model{doc(R"({"b": 1})"), {}});
+            QCOMPARE(coll.async_create_indexes(std::move(two), co, asio::use_future).get(), (std::vector<std::string>{"b_1"}));
+            checked("createIndexes", 2);
+            trellis::list_indexes_options lo;
+            lo.raw_data = true;
+            QCOMPARE(all(coll.list_indexes(lo)).size(), std::size_t(3));  // _id_, a_1, b_1
+            QCOMPARE(all(coll.async_list_indexes(lo, asio::use_future).get()).size(), std::size_t(3));
+            checked("listIndexes", 2);
+            trellis::drop_index_options dopt;
+            dopt.raw_data = true;
+            coll.drop_index("a_1", dopt);
+            coll.async_drop_index("b_1", dopt, asio::use_future).get();
+            checked("dropIndexes", 2);
+            QCOMPARE(all(coll.list_indexes()).size(), std::size_t(1));
+            QVERIFY(!r.sent("listIndexes").back().view().find("rawData"));  // unset: never sent
+        }
+    }
+
+    // Sharded, two mongoses of different maxWriteBatchSize (2 and 5): each insert or update
+    // command holds as many statements as the mongos it went to allows, since the batch is cut
+    // for the connection that sends it (cut by one router's limits and sent to the other, a
+    // batch of 5 would be refused by the router of 2 with InvalidLength).
+    void batches_follow_the_limits_of_the_router_that_gets_them() {
+        sim::sim_config cfg;
+        cfg.topology = sim::topology_kind::sharded;
+        cfg.mongos = 2;
+        cfg.routers.resize(2);
+        cfg.routers[0].max_write_batch_size = 2;
+        cfg.routers[1].max_write_batch_size = 5;
+        trellis_test::sim_rig r(cfg);
+        const auto routers = r.deployment->members();
+        const std::map<std::string, std::size_t> limit{{routers.at(0), 2}, {routers.at(1), 5}};
+        auto coll = (*r.client)["crud"]["routers"];
+        constexpr int rounds = 8, per_round = 11;
+        for (int round = 0; round < rounds; ++round) {
+            std::vector<bson::document> many;
+            for (int i = 0; i < per_round; ++i) many.push_back(bson::make_document(bson::kvp("_id", round * 100 + i)));
+            QCOMPARE(coll.insert_many(std::move(many)).inserted_ids.size(), std::size_t(per_round));
+        }
+        std::vector<trellis::write_model> models;
+        for (int i = 0; i < per_round; ++i) {
+            trellis::update_one_model u;
+            u.filter = bson::make_document(bson::kvp("_id", i));
+            u.update = doc(R"({"$set": {"u": 1}})");
+            models.emplace_back(std::move(u));
+        }
+        QCOMPARE(coll.bulk_write(std::move(models)).modified_count, std::int64_t(per_round));
+        std::set<std::string> used;
+        for (const auto& [command, field, expected_total] :
+             {std::tuple<const char*, const char*, std::size_t>{"insert", "documents", rounds * per_round},
+              std::tuple<const char*, const char*, std::size_t>{"update", "updates", per_round}}) {
+            const auto commands = r.rec.sent(command);
+            const auto addresses = r.rec.addresses(command);
+            QCOMPARE(commands.size(), addresses.size());
+            std::size_t total = 0, left = per_round;
+            for (std::size_t i = 0; i < commands.size(); ++i) {
+                const std::size_t n = commands[i][field].get_array().size();
+                const std::size_t allowed = limit.at(addresses[i]);
+                // Full batches: as many as the receiving router allows, or what was left.
+                QCOMPARE(n, std::min(allowed, left));
+                used.insert(addresses[i]);
+                total += n;
+                left -= n;
+                if (left == 0) left = per_round;
+            }
+            QCOMPARE(total, expected_total);
+        }
+        QCOMPARE(used.size(), std::size_t(2));  // both routers got batches (selection is random in the window)
     }
 };
 

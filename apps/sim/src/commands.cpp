@@ -441,7 +441,7 @@ std::optional<bson::array> run_statements(const context& c, std::string_view fie
         throw command_error(40414, "Location40414",
                             "BSON field '" + req.name + "." + std::string(field) + "' is missing but a required field");
     const std::size_t count = statements->get_array().size();
-    const auto max_batch = static_cast<std::size_t>(c.self.dep.cfg.max_write_batch_size);
+    const auto max_batch = static_cast<std::size_t>(c.self.config.max_write_batch_size.value_or(c.self.dep.cfg.max_write_batch_size));
     if (count == 0 || count > max_batch)
         throw command_error(16, "InvalidLength", "Write batch sizes must be between 1 and " + std::to_string(max_batch) +
                                                      ". Got " + std::to_string(count) + " operations.");
@@ -681,7 +681,7 @@ asio::awaitable<bson::document> cmd_bulk_write(context& c) {
         namespaces.emplace_back(full.substr(0, dot), full.substr(dot + 1));
     }
     const std::size_t count = ops.size();
-    const auto max_batch = static_cast<std::size_t>(c.self.dep.cfg.max_write_batch_size);
+    const auto max_batch = static_cast<std::size_t>(c.self.config.max_write_batch_size.value_or(c.self.dep.cfg.max_write_batch_size));
     if (count == 0 || count > max_batch)
         throw command_error(16, "InvalidLength", "Write batch sizes must be between 1 and " + std::to_string(max_batch) +
                                                      ". Got " + std::to_string(count) + " operations.");
@@ -2184,7 +2184,7 @@ bson::document hello_reply(session& s, const request& req) {
             .append("majorityOpTime", optime_doc(op)).append("majorityWriteDate", bson::date_time(wall)).close_document();
     }
     b.append("maxBsonObjectSize", max_bson_size).append("maxMessageSizeBytes", max_message_size)
-        .append("maxWriteBatchSize", d.cfg.max_write_batch_size).append("localTime", bson::date_time(std::chrono::system_clock::now()))
+        .append("maxWriteBatchSize", m.config.max_write_batch_size.value_or(d.cfg.max_write_batch_size)).append("localTime", bson::date_time(std::chrono::system_clock::now()))
         .append("logicalSessionTimeoutMinutes", 30).append("connectionId", static_cast<std::int32_t>(s.connection_id))
         .append("minWireVersion", d.cfg.min_wire_version).append("maxWireVersion", d.cfg.max_wire_version)
         .append("readOnly", false);

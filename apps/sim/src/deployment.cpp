@@ -114,6 +114,11 @@ deployment::impl::impl(sim_config c) : cfg(std::move(c)), data_changed(io) {
     // The cluster time starts at the start time, as a new set's first optime would.
     ts_seconds = static_cast<std::uint32_t>(
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+    for (const auto& list : {cfg.members, cfg.routers})
+        for (const auto& m : list)
+            if (m.max_write_batch_size && *m.max_write_batch_size < 1)
+                throw configuration_error("trellis-sim: a member's max_write_batch_size must be at least 1, got " +
+                                          std::to_string(*m.max_write_batch_size));
     if (cfg.max_write_batch_size < 1)
         throw configuration_error("trellis-sim: max_write_batch_size must be at least 1, got " +
                                   std::to_string(cfg.max_write_batch_size));
@@ -157,7 +162,12 @@ deployment::impl::impl(sim_config c) : cfg(std::move(c)), data_changed(io) {
             for (int i = 1; i < std::max(cfg.nodes, 2); ++i) add(role::slave, member_cfg(i));
             break;
         case topology_kind::sharded:
-            for (int i = 0; i < cfg.mongos; ++i) add(role::mongos, member_config{});
+            for (int i = 0; i < cfg.mongos; ++i) {
+                member_config router;
+                if (i < static_cast<int>(cfg.routers.size()))
+                    router.max_write_batch_size = cfg.routers[static_cast<std::size_t>(i)].max_write_batch_size;
+                add(role::mongos, router);
+            }
             if (cfg.shard_is_replica_set) {
                 for (int i = 0; i < cfg.nodes; ++i) add(role::secondary, member_cfg(i));
             } else {

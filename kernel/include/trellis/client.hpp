@@ -121,6 +121,18 @@ public:
                                      std::forward<T>(token));
     }
     client_bulk_write_result bulk_write(std::vector<namespace_write_model> models, client_bulk_write_options options = {});
+    /// The same in an explicit session of this client: its lsid on every bulkWrite and getMore,
+    /// its transaction's txnNumber when one is in progress. errc::invalid_argument (through the
+    /// token) for another client's or an ended session.
+    template <boost::asio::completion_token_for<bulk_write_signature> T = boost::asio::deferred_t>
+    auto async_bulk_write(const client_session& session, std::vector<namespace_write_model> models,
+                          client_bulk_write_options options = {}, T&& token = {}) {
+        return boost::asio::co_spawn(strand_executor(),
+                                     bulk_write_impl(core_, session.state(), std::move(models), std::move(options)),
+                                     std::forward<T>(token));
+    }
+    client_bulk_write_result bulk_write(const client_session& session, std::vector<namespace_write_model> models,
+                                        client_bulk_write_options options = {});
 
     /// A change stream on every database of the cluster (admin, allChangesForCluster).
     template <boost::asio::completion_token_for<collection::change_stream_signature> T = boost::asio::deferred_t>
@@ -129,6 +141,16 @@ public:
                                      std::forward<T>(token));
     }
     change_stream watch(bson::array pipeline = {}, change_stream_options options = {});
+    /// The same in an explicit session of this client (the aggregate, every getMore and a
+    /// resume carry its lsid). errc::invalid_argument for another client's or an ended session.
+    template <boost::asio::completion_token_for<collection::change_stream_signature> T = boost::asio::deferred_t>
+    auto async_watch(const client_session& session, bson::array pipeline = {}, change_stream_options options = {},
+                     T&& token = {}) {
+        return boost::asio::co_spawn(strand_executor(),
+                                     watch_impl(core_, session.state(), std::move(pipeline), std::move(options)),
+                                     std::forward<T>(token));
+    }
+    change_stream watch(const client_session& session, bson::array pipeline = {}, change_stream_options options = {});
 
     /// The topology as last seen (a snapshot; never null).
     std::shared_ptr<const sdk::topology_description> topology() const;
@@ -297,6 +319,14 @@ private:
                                                                      std::optional<std::string> from_host);
     static boost::asio::awaitable<bson::document> kill_cursors_impl(core_ptr core, std::vector<std::int64_t> ids,
                                                                     std::string ns, std::string address);
+    // The explicit session forms (checked on the strand: a refusal goes to the token).
+    static boost::asio::awaitable<client_bulk_write_result> bulk_write_impl(std::shared_ptr<detail::client_core> core,
+                                                                            std::shared_ptr<detail::session_state> session,
+                                                                            std::vector<namespace_write_model> models,
+                                                                            client_bulk_write_options options);
+    static boost::asio::awaitable<change_stream> watch_impl(std::shared_ptr<detail::client_core> core,
+                                                            std::shared_ptr<detail::session_state> session,
+                                                            bson::array pipeline, change_stream_options options);
     client(std::shared_ptr<detail::client_core> core, std::shared_ptr<runtime> rt);
     void shutdown() noexcept;
 

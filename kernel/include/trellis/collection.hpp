@@ -264,6 +264,17 @@ struct index_model {
     bson::document options;
 };
 
+/// The index management spec's options of createIndexes, listIndexes and dropIndexes.
+struct create_indexes_options {
+    std::optional<bool> raw_data;  ///< internal: see raw_data_note
+};
+struct list_indexes_options {
+    std::optional<bool> raw_data;  ///< internal: see raw_data_note
+};
+struct drop_index_options {
+    std::optional<bool> raw_data;  ///< internal: see raw_data_note
+};
+
 class collection {
 public:
     using find_signature = void(std::exception_ptr, cursor);
@@ -470,23 +481,35 @@ public:
     /// The names of the indexes created, in order.
     template <boost::asio::completion_token_for<names_signature> T = boost::asio::deferred_t>
     auto async_create_indexes(std::vector<index_model> indexes, T&& token = {}) {
-        return spawn(create_indexes_impl(t_, std::move(indexes)), std::forward<T>(token));
+        return spawn(create_indexes_impl(t_, std::move(indexes), {}), std::forward<T>(token));
     }
-    std::vector<std::string> create_indexes(std::vector<index_model> indexes);
+    template <boost::asio::completion_token_for<names_signature> T = boost::asio::deferred_t>
+    auto async_create_indexes(std::vector<index_model> indexes, create_indexes_options options, T&& token = {}) {
+        return spawn(create_indexes_impl(t_, std::move(indexes), std::move(options)), std::forward<T>(token));
+    }
+    std::vector<std::string> create_indexes(std::vector<index_model> indexes, create_indexes_options options = {});
     std::string create_index(bson::document keys, bson::document options = {});
     /// A cursor over the index descriptions ({v, key, name, ...}).
     template <boost::asio::completion_token_for<find_signature> T = boost::asio::deferred_t>
     auto async_list_indexes(T&& token = {}) {
-        return spawn(list_indexes_impl(t_), std::forward<T>(token));
+        return spawn(list_indexes_impl(t_, {}), std::forward<T>(token));
     }
-    cursor list_indexes();
+    template <boost::asio::completion_token_for<find_signature> T = boost::asio::deferred_t>
+    auto async_list_indexes(list_indexes_options options, T&& token = {}) {
+        return spawn(list_indexes_impl(t_, std::move(options)), std::forward<T>(token));
+    }
+    cursor list_indexes(list_indexes_options options = {});
     /// dropIndexes by name ("*": every index but _id's).
     template <boost::asio::completion_token_for<done_signature> T = boost::asio::deferred_t>
     auto async_drop_index(std::string index_name, T&& token = {}) {
-        return spawn(drop_index_impl(t_, std::move(index_name)), std::forward<T>(token));
+        return spawn(drop_index_impl(t_, std::move(index_name), {}), std::forward<T>(token));
     }
-    void drop_index(std::string index_name);
-    void drop_indexes() { drop_index("*"); }
+    template <boost::asio::completion_token_for<done_signature> T = boost::asio::deferred_t>
+    auto async_drop_index(std::string index_name, drop_index_options options, T&& token = {}) {
+        return spawn(drop_index_impl(t_, std::move(index_name), std::move(options)), std::forward<T>(token));
+    }
+    void drop_index(std::string index_name, drop_index_options options = {});
+    void drop_indexes(drop_index_options options = {}) { drop_index("*", std::move(options)); }
 
     /// Drops the collection; dropping one that does not exist is not an error.
     template <boost::asio::completion_token_for<done_signature> T = boost::asio::deferred_t>
@@ -540,9 +563,10 @@ private:
                                                              distinct_options o);
     static boost::asio::awaitable<cursor> aggregate_impl(target t, bson::array pipeline, aggregate_options o);
     static boost::asio::awaitable<change_stream> watch_impl(target t, bson::array pipeline, change_stream_options o);
-    static boost::asio::awaitable<std::vector<std::string>> create_indexes_impl(target t, std::vector<index_model> indexes);
-    static boost::asio::awaitable<cursor> list_indexes_impl(target t);
-    static boost::asio::awaitable<void> drop_index_impl(target t, std::string index);
+    static boost::asio::awaitable<std::vector<std::string>> create_indexes_impl(target t, std::vector<index_model> indexes,
+                                                                                create_indexes_options o);
+    static boost::asio::awaitable<cursor> list_indexes_impl(target t, list_indexes_options o);
+    static boost::asio::awaitable<void> drop_index_impl(target t, std::string index, drop_index_options o);
     static boost::asio::awaitable<void> drop_impl(target t);
     static boost::asio::awaitable<void> rename_impl(target t, std::string to, bool drop_target);
 

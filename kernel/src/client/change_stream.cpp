@@ -1,6 +1,7 @@
 // Change streams (the change streams spec): the watch helpers, the resume token, and the one
 // resume after a resumable error. The stream drives a tailable cursor of its aggregate.
 #include <algorithm>
+#include <utility>
 
 #include "client/wait.hpp"
 #include "client/core.hpp"
@@ -37,7 +38,28 @@ bool resumable(const std::exception_ptr& e, int max_wire_version) {
     return false;
 }
 
+// A failure of the connection (the server session it used is not pooled again).
+bool network_kind(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const error& x) {
+        const auto c = x.code();
+        return c == errc::auto_reconnect || c == errc::network_timeout || c == errc::protocol_error ||
+               c == errc::compression_error || c == errc::connection_failure;
+    } catch (...) {
+    }
+    return false;
+}
+
 }  // namespace
+
+session_ptr client_session_for(const std::shared_ptr<client_core>& core, const session_ptr& s, const char* where) {
+    if (!s) throw error(errc::invalid_argument, std::string(where) + ": the session was moved from");
+    if (s->core != core) throw error(errc::invalid_argument, std::string(where) + ": the session was started by a different client");
+    std::lock_guard lock(s->mutex);
+    if (s->ended) throw error(errc::invalid_argument, std::string(where) + ": the session has ended");
+    return s;
+}
 
 struct change_stream_state {
     std::shared_ptr<client_core> core;
@@ -47,6 +69,9 @@ struct change_stream_state {
     change_stream_options options;
     client_core::op_settings settings;
     session_ptr session;
+    // Without an explicit session: the implicit one of the first aggregate, which every getMore
+    // and a resume use too ("the resume attempt MUST use the same session"); released at the end.
+    std::optional<server_session> implicit;
     std::shared_ptr<cursor_state> cursor;
     std::optional<bson::document> resume_token;
     std::optional<bson::timestamp> operation_time;  // startAtOperationTime, given or saved
@@ -110,9 +135,24 @@ struct change_stream_state {
         o.comment = options.comment;
         const bool first_open = !cursor;
         bson::array stages(all.extract());
-        auto c = co_await core->aggregate(db, coll, std::move(stages), std::move(o), settings, session);
-        cursor = client_core::release_cursor(std::move(c));
+        std::exception_ptr failed;
+        try {
+            auto c = co_await core->aggregate(db, coll, std::move(stages), std::move(o), settings, session, implicit);
+            cursor = client_core::release_cursor(std::move(c));
+        } catch (...) {
+            failed = std::current_exception();
+        }
+        if (failed) {
+            if (implicit && network_kind(failed)) implicit->dirty = true;
+            std::rethrow_exception(failed);
+        }
         if (!cursor) throw error(errc::protocol_error, "watch: the aggregate gave no cursor");
+        // The stream keeps the implicit session; the cursor uses it without releasing it.
+        if (implicit && !cursor->session && cursor->id != 0) cursor->session = implicit;
+        if (cursor->session) {
+            implicit = cursor->session;
+            cursor->session_borrowed = true;
+        }
         cursor->tailable = true;  // an empty getMore is an answer, not the end
         cursor->max_await_time = options.max_await_time;
         if (cursor->batch.empty() && cursor->post_batch_resume_token) resume_token = cursor->post_batch_resume_token;
@@ -122,10 +162,24 @@ struct change_stream_state {
             operation_time = cursor->operation_time;
     }
 
+    // The stream is over: its cursor goes, and its implicit session back to the pool.
+    void finish() {
+        ended = true;
+        if (cursor && cursor->getmore_in_flight && implicit) {
+            // A getMore still uses the session: the cursor releases it when that is back.
+            cursor->session = std::exchange(implicit, std::nullopt);
+            cursor->session_borrowed = false;
+        }
+        let_go_of_cursor();
+        if (implicit) core->release_session(*implicit);
+        implicit.reset();
+    }
+
     // Kills the server cursor, if any (errors are the cursor manager's and never reach here).
     void let_go_of_cursor() {
         if (!cursor) return;
         const auto c = std::move(cursor);
+        if (c->session && implicit) implicit->dirty = implicit->dirty || c->session->dirty;  // a failed getMore's
         if (!c->closed) {
             core->cursor_closed(*c);
         } else if (c->id != 0) {
@@ -146,8 +200,7 @@ struct change_stream_state {
             }
             if (failure) {
                 if (!resumable(failure, c->max_wire_version)) {
-                    ended = true;
-                    let_go_of_cursor();
+                    finish();
                     std::rethrow_exception(failure);
                 }
                 // Resume once: a failure of the new aggregate is the caller's.
@@ -162,7 +215,7 @@ struct change_stream_state {
                 }
                 if (again) {
                     cursor.reset();
-                    ended = true;
+                    finish();
                     std::rethrow_exception(again);
                 }
                 continue;
@@ -170,8 +223,7 @@ struct change_stream_state {
             if (d) {
                 const auto id = d->view().find("_id");
                 if (!id || id->type() != bson::type::document) {
-                    ended = true;
-                    let_go_of_cursor();
+                    finish();
                     throw error(errc::invalid_argument,
                                 "change stream: an event has no _id (its resume token), so the stream could not resume "
                                 "after it: the pipeline must keep _id (cannot provide resume functionality when the resume "
@@ -184,8 +236,8 @@ struct change_stream_state {
             }
             if (c->batch.empty() && c->post_batch_resume_token) resume_token = c->post_batch_resume_token;
             if (c->closed || c->id == 0) {  // the server ended it (after an invalidate)
-                ended = true;
                 cursor.reset();
+                finish();
                 co_return std::nullopt;
             }
             if (!wait) co_return std::nullopt;
@@ -231,10 +283,7 @@ void change_stream::close() noexcept {
     auto s = std::move(state_);
     if (s->core->finished()) return;
     try {
-        asio::post(s->core->strand(), [s] {
-            s->ended = true;
-            s->let_go_of_cursor();
-        });
+        asio::post(s->core->strand(), [s] { s->finish(); });
     } catch (...) {
     }
 }
@@ -269,8 +318,21 @@ asio::awaitable<change_stream> client::watch_impl(std::shared_ptr<detail::client
     co_return co_await detail::change_stream_state::open(std::move(core), std::move(admin), std::move(none), true, std::move(s),
                                                          std::move(no_session), std::move(pipeline), std::move(o));
 }
+asio::awaitable<change_stream> client::watch_impl(std::shared_ptr<detail::client_core> core,
+                                                  std::shared_ptr<detail::session_state> session, bson::array pipeline,
+                                                  change_stream_options o) {
+    session = detail::client_session_for(core, session, "client::watch");
+    const handle_options defaults;
+    auto s = core->settings_for(defaults);
+    std::string admin = "admin", none;
+    co_return co_await detail::change_stream_state::open(std::move(core), std::move(admin), std::move(none), true, std::move(s),
+                                                         std::move(session), std::move(pipeline), std::move(o));
+}
 change_stream client::watch(bson::array pipeline, change_stream_options options) {
     return detail::wait(core_, watch_impl(core_, std::move(pipeline), std::move(options)));
+}
+change_stream client::watch(const client_session& session, bson::array pipeline, change_stream_options options) {
+    return detail::wait(core_, watch_impl(core_, session.state(), std::move(pipeline), std::move(options)));
 }
 
 }  // namespace trellis

@@ -585,28 +585,31 @@ cursor collection::aggregate(bson::array_view pipeline, aggregate_options option
     return wait(t_.core, aggregate_impl(t_, borrowed(pipeline), std::move(options)));
 }
 
-asio::awaitable<std::vector<std::string>> collection::create_indexes_impl(target t, std::vector<index_model> indexes) {
+asio::awaitable<std::vector<std::string>> collection::create_indexes_impl(target t, std::vector<index_model> indexes,
+                                                                          create_indexes_options o) {
     const auto wc = t.core->settings_for(t.settings).wc;
-    co_return co_await t.core->create_indexes(std::move(t.db), std::move(t.coll), std::move(indexes), wc, t.session);
+    co_return co_await t.core->create_indexes(std::move(t.db), std::move(t.coll), std::move(indexes), wc, t.session,
+                                              std::move(o));
 }
-std::vector<std::string> collection::create_indexes(std::vector<index_model> indexes) {
-    return wait(t_.core, create_indexes_impl(t_, std::move(indexes)));
+std::vector<std::string> collection::create_indexes(std::vector<index_model> indexes, create_indexes_options options) {
+    return wait(t_.core, create_indexes_impl(t_, std::move(indexes), std::move(options)));
 }
 std::string collection::create_index(bson::document keys, bson::document options) {
     std::vector<index_model> one;
     one.push_back(index_model{std::move(keys), std::move(options)});
     return create_indexes(std::move(one)).front();
 }
-asio::awaitable<cursor> collection::list_indexes_impl(target t) {
-    co_return co_await t.core->list_indexes(std::move(t.db), std::move(t.coll), t.session);
+asio::awaitable<cursor> collection::list_indexes_impl(target t, list_indexes_options o) {
+    co_return co_await t.core->list_indexes(std::move(t.db), std::move(t.coll), t.session, std::move(o));
 }
-cursor collection::list_indexes() { return wait(t_.core, list_indexes_impl(t_)); }
-asio::awaitable<void> collection::drop_index_impl(target t, std::string index) {
+cursor collection::list_indexes(list_indexes_options options) { return wait(t_.core, list_indexes_impl(t_, std::move(options))); }
+asio::awaitable<void> collection::drop_index_impl(target t, std::string index, drop_index_options o) {
     const auto wc = t.core->settings_for(t.settings).wc;
-    co_await t.core->write_command(std::move(t.db), bson::make_document(bson::kvp("dropIndexes", t.coll), bson::kvp("index", index)),
-                                   wc, t.session);
+    co_await t.core->drop_index(std::move(t.db), std::move(t.coll), std::move(index), wc, t.session, std::move(o));
 }
-void collection::drop_index(std::string index_name) { wait(t_.core, drop_index_impl(t_, std::move(index_name))); }
+void collection::drop_index(std::string index_name, drop_index_options options) {
+    wait(t_.core, drop_index_impl(t_, std::move(index_name), std::move(options)));
+}
 asio::awaitable<void> collection::drop_impl(target t) {
     const auto wc = t.core->settings_for(t.settings).wc;
     try {

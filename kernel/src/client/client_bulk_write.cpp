@@ -1,30 +1,37 @@
 // client::bulk_write: each batch of ops/client_bulk_write.hpp is one bulkWrite command on
-// "admin" (retryable when it has no multi-document model); its results cursor is read to the
-// end (getMore in the command's session, on its server) before the next batch goes out.
+// "admin" (retryable when it has no multi-document model), cut by the limits of the connection
+// that sends it; its results cursor is read to the end (getMore in the command's session, on its
+// server) before the next batch goes out. In an explicit session every command carries its lsid.
 #include "client/core.hpp"
+#include "client/wait.hpp"
 #include "ops/client_bulk_write.hpp"
 
 namespace trellis::detail {
 
 asio::awaitable<client_bulk_write_result> client_core::client_bulk_write(std::vector<namespace_write_model> models,
-                                                                         client_bulk_write_options options) {
+                                                                         client_bulk_write_options options,
+                                                                         session_ptr session) {
     write_concern wc = options.write_concern ? *options.write_concern : current_write_concern();
     const auto op = ops::client_bulk_write_op::make(std::move(models), std::move(options), std::move(wc));
-    const ops::connection_limits limits = co_await write_limits();
-    const std::string too_old = "bulk_write: the bulkWrite command needs MongoDB 8.0 (wire version 25) or later";
-    // A load balancer's description has no wire version: the connection's is checked below.
-    if (limits.max_wire_version > 0 && limits.max_wire_version < ops::client_bulk_write_min_wire)
-        throw error(errc::invalid_argument,
-                    too_old + "; the server writes go to has wire version " + std::to_string(limits.max_wire_version));
     ops::client_bulk_write_results results(op);
     const bool unacknowledged = ops::unacknowledged(op.wc);
-    for (const auto& batch : op.batches(limits)) {
-        auto o = write_operation("admin", op.command(batch), batch.retryable, op.wc);
-        o.sequence_fields = {"ops", "nsInfo"};
+    for (std::size_t from = 0; from < op.models.size();) {
+        std::optional<ops::client_bulk_write_op::batch> sent;  // what batch_for cut
+        auto o = write_operation("admin", op.base_command(), true, op.wc);  // batch_for says if retryable
         o.keep_session = true;  // the results cursor's getMores use it
+        o.explicit_session = session;
         o.raw_data = op.options.raw_data;
         o.min_wire_version = ops::client_bulk_write_min_wire;
-        o.min_wire_reason = too_old;
+        o.min_wire_reason = "bulk_write: the bulkWrite command needs MongoDB 8.0 (wire version 25) or later";
+        o.batch_for = [&op, &sent, from](const ops::connection_limits& limits) {
+            sent = op.next_batch(limits, from);
+            auto seq = op.sequences_of(*sent);
+            write_batch b;
+            b.retryable = sent->retryable;
+            b.sequences.emplace_back("ops", std::move(seq.ops));
+            b.sequences.emplace_back("nsInfo", std::move(seq.ns_info));
+            return b;
+        };
         std::optional<reply_on> r;
         std::exception_ptr top;
         std::optional<bson::document> with_wce;
@@ -39,18 +46,21 @@ asio::awaitable<client_bulk_write_result> client_core::client_bulk_write(std::ve
             top = std::current_exception();
         }
         if (top) std::rethrow_exception(results.top_level(top));
+        const auto batch = *sent;  // a reply: the batch was cut and sent
+        from += batch.count;
         if (unacknowledged) {
             results.unacknowledged();
             continue;
         }
         if (with_wce) {
-            // The failure kept neither the session nor the server: the cursor is where writes go
-            // (the server that just answered, unless the primary changed meanwhile).
+            // The failure kept neither the implicit session nor the server: the cursor is where
+            // writes go (the server that just answered, unless the primary changed meanwhile).
             const reply_on in_use = co_await server_in_use();
             reply_on rebuilt;
             rebuilt.reply = std::move(*with_wce);
             rebuilt.address = in_use.address;
             rebuilt.max_wire_version = in_use.max_wire_version;
+            rebuilt.explicit_session = session;
             r = std::move(rebuilt);
         }
         results.reply(batch, r->reply.view());
@@ -69,3 +79,22 @@ asio::awaitable<client_bulk_write_result> client_core::client_bulk_write(std::ve
 }
 
 }  // namespace trellis::detail
+
+namespace trellis {
+
+namespace asio = boost::asio;
+
+asio::awaitable<client_bulk_write_result> client::bulk_write_impl(std::shared_ptr<detail::client_core> core,
+                                                                  std::shared_ptr<detail::session_state> session,
+                                                                  std::vector<namespace_write_model> models,
+                                                                  client_bulk_write_options options) {
+    auto s = detail::client_session_for(core, session, "client::bulk_write");
+    co_return co_await core->client_bulk_write(std::move(models), std::move(options), std::move(s));
+}
+
+client_bulk_write_result client::bulk_write(const client_session& session, std::vector<namespace_write_model> models,
+                                            client_bulk_write_options options) {
+    return detail::wait(core_, bulk_write_impl(core_, session.state(), std::move(models), std::move(options)));
+}
+
+}  // namespace trellis

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -213,6 +214,7 @@ struct cursor_state {
     bool getmore_in_flight = false;
     bool close_requested = false;
     std::optional<server_session> session;  // the implicit session of find, for getMore
+    bool session_borrowed = false;          // a change stream's: the stream, not the cursor, releases it
     session_ptr explicit_session;           // or the explicit one it was started in
     pinned_ptr pinned;                      // load balanced: the connection its getMores use
     int max_wire_version = 0;                   // of the server the cursor lives on
@@ -236,6 +238,7 @@ struct cursor_state {
 };
 
 class own_runtime;
+struct change_stream_state;
 
 class client_core : public std::enable_shared_from_this<client_core> {
 public:
@@ -293,6 +296,13 @@ public:
         pinned_ptr pinned;                      // load balanced: a cursor's connection (id != 0)
     };
     enum class op_kind { read, write, command };
+    /// One batch of a batched write: OP_MSG document sequences and what they allow.
+    struct write_batch {
+        std::vector<std::pair<std::string, std::vector<bson::document>>> sequences;  // identifier, documents
+        bool retryable = true;  // no multi-document statement
+        int min_wire_version = 0;
+        std::string min_wire_reason;
+    };
     struct operation {
         std::string db;
         bson::document command;
@@ -330,6 +340,10 @@ public:
         std::string min_wire_reason;
         /// rawData, appended at each attempt when the server has wire version 27 (8.2) or later.
         std::optional<bool> raw_data;
+        /// A batched write: `command` is the command without its batch, and the batch (document
+        /// sequences) is cut at the first attempt by the limits of the connection that sends it
+        /// (its hello); a retry sends the same batch.
+        std::function<write_batch(const ops::connection_limits&)> batch_for;
         /// A hint with w: 0 needs a server that knows it (4.2, wire 8, for update; 4.4, wire 9,
         /// for delete and findAndModify): the CRUD spec's client-side error.
         void require_for_unacknowledged_hint(bool hint, const write_concern& wc, int wire, std::string_view what) {
@@ -372,11 +386,9 @@ public:
                                                   bulk_write_options options, write_concern wc, session_ptr session = {});
     /// client::bulk_write: the bulkWrite command (client_bulk_write.cpp).
     asio::awaitable<client_bulk_write_result> client_bulk_write(std::vector<namespace_write_model> models,
-                                                                client_bulk_write_options options);
+                                                                client_bulk_write_options options, session_ptr session = {});
     /// Sends the op's batches; a bulk_write_error carries the models' indexes and the partial result.
     asio::awaitable<bulk_write_result> run_bulk(std::string db, const ops::bulk_write_op& op, session_ptr session = {});
-    // The limits of the server a write would go to now (selected as for a write).
-    asio::awaitable<ops::connection_limits> write_limits();
     // Selection requirements with the client's settings (read preference: rp, or the client's).
     sdk::operation_requirements requirements_for(sdk::operation_requirements::kind what,
                                                  std::optional<read_preference> rp = std::nullopt) const;
@@ -407,11 +419,17 @@ public:
     asio::awaitable<bson::array> distinct(std::string db, std::string coll, std::string key, bson::document filter,
                                           distinct_options options, read_concern rc, session_ptr session = {});
     /// `coll` empty: a database aggregate.
+    /// `implicit_session`: a change stream's, kept across resumes (the change streams spec).
     asio::awaitable<cursor> aggregate(std::string db, std::string coll, bson::array pipeline, aggregate_options options,
-                                      op_settings s, session_ptr session = {});
+                                      op_settings s, session_ptr session = {},
+                                      std::optional<server_session> implicit_session = std::nullopt);
     asio::awaitable<std::vector<std::string>> create_indexes(std::string db, std::string coll, std::vector<index_model> indexes,
-                                                             write_concern wc, session_ptr session = {});
-    asio::awaitable<cursor> list_indexes(std::string db, std::string coll, session_ptr session = {});
+                                                             write_concern wc, session_ptr session = {},
+                                                             create_indexes_options options = {});
+    asio::awaitable<cursor> list_indexes(std::string db, std::string coll, session_ptr session = {},
+                                         list_indexes_options options = {});
+    asio::awaitable<void> drop_index(std::string db, std::string coll, std::string index, write_concern wc,
+                                     session_ptr session = {}, drop_index_options options = {});
     asio::awaitable<cursor> list_collections(std::string db, list_collections_options options, session_ptr session = {});
     /// listDatabases' reply: a retryable read on the primary.
     asio::awaitable<bson::document> list_databases(bson::document filter, bool name_only, session_ptr session = {});
@@ -457,6 +475,7 @@ public:
     static std::shared_ptr<cursor_state> release_cursor(cursor&& c) { return std::move(c.state_); }
 
 private:
+    friend struct change_stream_state;  // keeps an implicit session across resumes (release_session)
     // topology (topology.cpp)
     void start_topology();
     void stop_topology();
@@ -543,6 +562,7 @@ private:
         /// Load balanced: the transaction's first command keeps the connection it checks out.
         bool pin_connection = false;
         pinned_ptr transaction_connection;  // that connection, once checked out
+        std::optional<write_batch> batch;            // a batched write's, cut at the first attempt
     };
     asio::awaitable<outcome> attempt(server_state& s, const operation& op, const sdk::operation_requirements& req,
                                      attempt_state& st);
@@ -624,6 +644,10 @@ private:
     std::uint64_t srv_poll_generation_ = 0;
     std::shared_ptr<asio::steady_timer> srv_timer_;
 };
+
+/// An explicit session given to a client-level operation (`where`): this client's and not ended,
+/// else errc::invalid_argument.
+session_ptr client_session_for(const std::shared_ptr<client_core>& core, const session_ptr& s, const char* where);
 
 /// The exception for an error code and text: the matching class of the error family.
 std::exception_ptr make_failure(errc code, const std::string& text);

@@ -102,31 +102,43 @@ asio::awaitable<bulk_write_result> client_core::bulk_write(std::string db, std::
 }
 
 asio::awaitable<bulk_write_result> client_core::run_bulk(std::string db, const ops::bulk_write_op& op, session_ptr session) {
-    // Several models are batched by the limits of the server selected for the write (its
-    // maxBsonObjectSize and maxWriteBatchSize); one model is one batch whatever they are (the
-    // connection refuses a document over its server's limit).
-    const ops::connection_limits limits = op.models.size() > 1 ? co_await write_limits() : ops::connection_limits{};
+    // Each batch is cut by the limits (maxBsonObjectSize, maxWriteBatchSize) of the connection
+    // that sends it, at its first attempt: operation::batch_for.
     bulk_write_result result;
     result.acknowledged = !ops::unacknowledged(op.wc);
     std::vector<write_error_detail> errors;
     std::optional<write_error_detail> wce;
     std::vector<std::string> labels;
     bson::document last_reply;
-    for (const auto& batch : op.batches(limits)) {
+    for (std::size_t from = 0; from < op.order.size();) {
+        std::optional<ops::bulk_write_op::batch> sent;  // what batch_for cut
+        const auto what = op.kind_at(from);
         try {
-            auto o = write_operation(db, op.command(batch), batch.retryable, op.wc);
-            o.sequence_fields = {batch.what == ops::bulk_write_op::kind::insert   ? "documents"
-                                 : batch.what == ops::bulk_write_op::kind::update ? "updates"
-                                                                                  : "deletes"};
+            auto o = write_operation(db, op.head(what), true, op.wc);  // batch_for says if the batch is retryable
             o.explicit_session = session;
             o.raw_data = op.options.raw_data;
-            if (batch.what != ops::bulk_write_op::kind::insert)
-                o.require_for_unacknowledged_hint(batch.hinted, op.wc, batch.what == ops::bulk_write_op::kind::remove ? 9 : 8,
-                                                  "bulk_write");
+            o.batch_for = [&op, &sent, from, what](const ops::connection_limits& limits) {
+                sent = op.next_batch(limits, from);
+                write_batch b;
+                b.retryable = sent->retryable;
+                b.sequences.emplace_back(ops::bulk_write_op::sequence_of(what), op.statements(*sent));
+                if (what != ops::bulk_write_op::kind::insert) {
+                    operation hint_check;
+                    hint_check.require_for_unacknowledged_hint(sent->hinted, op.wc,
+                                                               what == ops::bulk_write_op::kind::remove ? 9 : 8, "bulk_write");
+                    b.min_wire_version = hint_check.min_wire_version;
+                    b.min_wire_reason = std::move(hint_check.min_wire_reason);
+                }
+                return b;
+            };
             const auto r = co_await execute(std::move(o));
-            op.merge(batch, r.reply.view(), {}, result);
+            from += sent->models.size();
+            op.merge(*sent, r.reply.view(), {}, result);
             continue;
         } catch (const bulk_write_error& e) {
+            if (!sent) throw;
+            const auto& batch = *sent;  // a reply: the batch was cut and sent
+            from += batch.models.size();
             op.merge(batch, e.reply().view(), e.write_errors(), result);
             for (auto we : e.write_errors()) {
                 if (we.index >= 0 && static_cast<std::size_t>(we.index) < batch.models.size())
@@ -152,17 +164,6 @@ asio::awaitable<bulk_write_result> client_core::run_bulk(std::string db, const o
     if (!errors.empty() || wce) throw ops::write_failure(std::move(errors), std::move(wce), std::move(labels),
                                                          std::move(last_reply), db + "." + op.collection, result);
     co_return result;
-}
-
-asio::awaitable<ops::connection_limits> client_core::write_limits() {
-    const auto chosen = co_await select(requirements_for(sdk::operation_requirements::kind::write), {});
-    const server_state& s = *chosen.servers.front();
-    ops::connection_limits limits;
-    limits.max_bson_object_size = s.max_bson_size;
-    limits.max_message_size_bytes = s.max_message_size;
-    limits.max_write_batch_size = s.max_write_batch_size;
-    if (const auto* d = current_->find(s.address)) limits.max_wire_version = d->max_wire_version;
-    co_return limits;
 }
 
 asio::awaitable<update_result> client_core::update(std::string db, std::string coll, bson::document filter,
@@ -314,7 +315,8 @@ asio::awaitable<bson::array> client_core::distinct(std::string db, std::string c
 }
 
 asio::awaitable<cursor> client_core::aggregate(std::string db, std::string coll, bson::array pipeline,
-                                               aggregate_options options, op_settings s, session_ptr session) {
+                                               aggregate_options options, op_settings s, session_ptr session,
+                                               std::optional<server_session> implicit_session) {
     if (!options.write_concern) options.write_concern = s.wc;
     if (!options.read_preference) options.read_preference = s.read_pref;
     ops::aggregate_op op{coll, std::move(pipeline), options};
@@ -335,6 +337,7 @@ asio::awaitable<cursor> client_core::aggregate(std::string db, std::string coll,
     if (op.writes() && !by_read_preference) o.command = with_read_concern(std::move(o.command), s.rc);
     if (op.writes()) o.retryable = false;
     o.keep_session = true;
+    o.session = std::move(implicit_session);  // the caller's, which it keeps (a change stream's resume)
     o.explicit_session = std::move(session);
     o.raw_data = options.raw_data;
     auto r = co_await execute(std::move(o));
@@ -347,23 +350,37 @@ asio::awaitable<cursor> client_core::aggregate(std::string db, std::string coll,
 
 asio::awaitable<std::vector<std::string>> client_core::create_indexes(std::string db, std::string coll,
                                                                       std::vector<index_model> indexes, write_concern wc,
-                                                                      session_ptr session) {
+                                                                      session_ptr session, create_indexes_options options) {
     if (indexes.empty()) throw error(errc::invalid_argument, "create_indexes: no index given");
     ops::create_indexes_op op{std::move(coll), std::move(indexes), std::move(wc)};
     auto o = write_operation(std::move(db), op.command(), false, op.wc);
     o.explicit_session = std::move(session);
+    o.raw_data = options.raw_data;  // the index management spec: 8.2+ only, as everywhere
     co_await execute(std::move(o));
     co_return op.names();
 }
 
-asio::awaitable<cursor> client_core::list_indexes(std::string db, std::string coll, session_ptr session) {
+asio::awaitable<cursor> client_core::list_indexes(std::string db, std::string coll, session_ptr session,
+                                                  list_indexes_options options) {
     // The primary: listIndexes is not a secondary read.
     auto o = read_operation(db, bson::make_document(bson::kvp("listIndexes", coll), bson::kvp("cursor", bson::document())),
                             read_preference{}, {});
     o.keep_session = true;
     o.explicit_session = std::move(session);
+    o.raw_data = options.raw_data;
     auto r = co_await execute(std::move(o));
     co_return cursor_from(std::move(r), std::move(db), std::move(coll), std::nullopt, 0);
+}
+
+asio::awaitable<void> client_core::drop_index(std::string db, std::string coll, std::string index, write_concern wc,
+                                              session_ptr session, drop_index_options options) {
+    bson::builder b;
+    b.append("dropIndexes", coll).append("index", index);
+    ops::append_write_concern(b, wc);
+    auto o = write_operation(std::move(db), b.extract(), false, wc);
+    o.explicit_session = std::move(session);
+    o.raw_data = options.raw_data;
+    co_await execute(std::move(o));
 }
 
 asio::awaitable<cursor> client_core::list_collections(std::string db, list_collections_options options, session_ptr session) {

@@ -197,6 +197,30 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
                false);
         co_return out;
     }
+    if (op.batch_for && !st.batch) {
+        // A batched write: its batch fits the connection that sends it (a retry resends it as cut).
+        ops::connection_limits limits;
+        limits.max_wire_version = d.max_wire_version;
+        limits.max_bson_object_size = d.max_bson_object_size;
+        limits.max_message_size_bytes = d.max_message_size_bytes;
+        limits.max_write_batch_size = d.max_write_batch_size;
+        try {
+            st.batch = op.batch_for(limits);
+        } catch (...) {
+            failed(errc::invalid_argument, std::current_exception(), false);
+            co_return out;
+        }
+    }
+    if (st.batch && d.max_wire_version < st.batch->min_wire_version) {
+        failed(errc::invalid_argument,
+               make_failure(errc::invalid_argument, st.batch->min_wire_reason + " (" + s.address + " has wire version " +
+                                                        std::to_string(d.max_wire_version) + ")"),
+               false);
+        co_return out;
+    }
+    // A batch with a multi-document statement is not retryable.
+    const bool op_retryable = op.retryable && (!st.batch || st.batch->retryable);
+    const bool op_retryable_write = op.retryable_write && (!st.batch || st.batch->retryable);
     const auto* described = current_->find(s.address);
     const auto server_type = described ? described->type : sdk::server_type::unknown;
 
@@ -211,7 +235,7 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
                                     (current_->type == sdk::topology_type::load_balanced ||
                                      (current_->logical_session_timeout_minutes.has_value() &&
                                       d.logical_session_timeout_minutes.has_value()));
-    const bool supports_retryable_writes = op.retryable_write && options_.retry_writes && sessions_supported &&
+    const bool supports_retryable_writes = op_retryable_write && options_.retry_writes && sessions_supported &&
                                            server_type != sdk::server_type::standalone;
     if (st.explicit_session && !sessions_supported) {
         failed(errc::invalid_argument,
@@ -271,6 +295,13 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         }
         request.command = body.extract();
     }
+    if (st.batch)
+        for (const auto& [identifier, documents] : st.batch->sequences) {
+            wire::document_sequence seq;
+            seq.identifier = identifier;
+            for (const auto& doc : documents) seq.documents.push_back(doc.view().bytes());
+            request.sequences.push_back(std::move(seq));
+        }
     auto [ec2, reply] = co_await connection->async_run_command(std::move(request), asio::as_tuple(asio::use_awaitable));
     if (ec2) {
         sdam::application_error f;
@@ -291,8 +322,8 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
                           : ec2 == errc::compression_error ? errc::compression_error
                           : ec2 == errc::protocol_error    ? errc::protocol_error
                                                            : errc::auto_reconnect;
-        const bool retry = op.retryable && (!op.retryable_write || supports_retryable_writes);
-        if (op.retryable_write && supports_retryable_writes) {
+        const bool retry = op_retryable && (!op_retryable_write || supports_retryable_writes);
+        if (op_retryable_write && supports_retryable_writes) {
             // The retryable writes spec: a network error on a retryable write carries the
             // RetryableWriteError label (the error keeps its network kind).
             failed(kind, std::make_exception_ptr(operation_failure(0, "", {"RetryableWriteError"}, connection->last_error(), kind)),
@@ -325,11 +356,11 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         // The retryable writes spec: a pre-4.4 mongos's writeConcernError code says nothing
         // (mongos may have retried internally already).
         const bool mongos_wce = server_type == sdk::server_type::mongos && reply_ok(body.view());
-        if (op.retryable_write && d.max_wire_version >= 9)  // 4.4+: the server labels what is retryable
+        if (op_retryable_write && d.max_wire_version >= 9)  // 4.4+: the server labels what is retryable
             retryable = std::find(labels.begin(), labels.end(), "RetryableWriteError") != labels.end();
-        else if (op.retryable_write && mongos_wce)
+        else if (op_retryable_write && mongos_wce)
             retryable = false;
-        else if (op.retryable_write && supports_retryable_writes && retryable &&
+        else if (op_retryable_write && supports_retryable_writes && retryable &&
                  std::find(labels.begin(), labels.end(), "RetryableWriteError") == labels.end())
             labels.emplace_back("RetryableWriteError");  // before 4.4 the driver adds the label
         const bool not_primary = sdam::is_not_writable_primary(*ce) || sdam::is_recovering(*ce);
@@ -338,7 +369,7 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         if (code != 0) text += " (code " + std::to_string(code) + (code_name.empty() ? "" : " " + code_name) + ")";
         const errc kind = not_primary ? errc::not_primary : errc::operation_failure;
         failed(kind, std::make_exception_ptr(command_failure(code, code_name, labels, text, kind, bson::document(body.view()))),
-               op.retryable && retryable && (!op.retryable_write || supports_retryable_writes));
+               op_retryable && retryable && (!op_retryable_write || supports_retryable_writes));
         if (op.kind == op_kind::write && body.find("writeConcernError")) {
             // ok: 1 with a write concern error: the write was applied; the error keeps every
             // write error and the write concern error with the reply's counts.
@@ -788,8 +819,8 @@ asio::awaitable<bool> client_core::cursor_fill(std::shared_ptr<cursor_state> c) 
             c->getmore_in_flight = false;
             if (c->session) {
                 c->session->dirty = network_failure(std::current_exception());
-                release_session(*c->session);
-                c->session.reset();
+                if (!c->session_borrowed) release_session(*c->session);  // a borrowed one: its owner's
+                if (!c->session_borrowed) c->session.reset();
             }
             c->closed = true;  // the server's cursor is gone or unreachable
             c->pinned.reset();  // no killCursors for it: its connection goes back (closed if broken)
@@ -805,8 +836,8 @@ asio::awaitable<bool> client_core::cursor_fill(std::shared_ptr<cursor_state> c) 
             cursor_closed(*c);
             co_return false;
         }
-        if (c->id == 0 && c->session) {  // exhausted: the session is free again
-            release_session(*c->session);
+        if (c->id == 0 && c->session) {  // exhausted: the session is free again (a borrowed one: its owner's)
+            if (!c->session_borrowed) release_session(*c->session);
             c->session.reset();
         }
         if (c->id == 0) c->explicit_session.reset();
@@ -824,7 +855,7 @@ void client_core::cursor_closed(cursor_state& c) {
         return;
     }
     if (c.session) {
-        release_session(*c.session);
+        if (!c.session_borrowed) release_session(*c.session);
         c.session.reset();
     }
     c.explicit_session.reset();  // the application ends an explicit session itself

@@ -103,22 +103,23 @@ bulk_write_op bulk_write_op::make(std::string collection, std::vector<write_mode
     op.inserted_ids.resize(models.size());
     for (std::size_t i = 0; i < models.size(); ++i) op.inserted_ids[i] = prepare_write_model(models[i], i);
     op.models = std::move(models);
+    // Ordered: the models in order, a new command at each change of kind. Unordered: inserts,
+    // then updates, then deletes, each kind in the models' order.
+    op.order.resize(op.models.size());
+    for (std::size_t i = 0; i < op.order.size(); ++i) op.order[i] = i;
+    if (!op.options.ordered)
+        std::stable_sort(op.order.begin(), op.order.end(),
+                         [&](std::size_t a, std::size_t b) { return kind_of(op.models[a]) < kind_of(op.models[b]); });
     return op;
 }
 
-std::vector<bulk_write_op::batch> bulk_write_op::batches(const connection_limits& limits) const {
+bulk_write_op::batch bulk_write_op::next_batch(const connection_limits& limits, std::size_t from) const {
     const std::size_t max_count = limits.max_write_batch_size > 0 ? static_cast<std::size_t>(limits.max_write_batch_size) : 100'000;
     const std::size_t max_bytes = static_cast<std::size_t>(limits.max_bson_object_size);
-    // Ordered: the models in order, a new command at each change of kind. Unordered: inserts,
-    // then updates, then deletes, each kind in the models' order.
-    std::vector<std::size_t> order(models.size());
-    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-    if (!options.ordered)
-        std::stable_sort(order.begin(), order.end(),
-                         [&](std::size_t a, std::size_t b) { return kind_of(models[a]) < kind_of(models[b]); });
-    std::vector<batch> out;
+    batch out;
     std::size_t bytes = 0;
-    for (const std::size_t i : order) {
+    for (std::size_t at = from; at < order.size(); ++at) {
+        const std::size_t i = order[at];
         const auto* insert = std::get_if<insert_one_model>(&models[i]);
         if (insert && insert->document.view().size() > max_bytes)
             throw error(errc::invalid_argument, "bulk_write: document " + std::to_string(i) + " is " +
@@ -127,60 +128,78 @@ std::vector<bulk_write_op::batch> bulk_write_op::batches(const connection_limits
                                                     std::to_string(max_bytes));
         const std::size_t cost = cost_of(models[i]);
         const kind k = kind_of(models[i]);
-        if (out.empty() || out.back().what != k || out.back().models.size() >= max_count ||
-            (bytes + cost > max_bytes && !out.back().models.empty())) {
-            out.push_back(batch{k, {}, true});
-            bytes = 0;
-        }
-        out.back().models.push_back(i);
-        if (multi(models[i])) out.back().retryable = false;
+        if (!out.models.empty() && (out.what != k || out.models.size() >= max_count || bytes + cost > max_bytes)) break;
+        out.what = k;
+        out.models.push_back(i);
+        if (multi(models[i])) out.retryable = false;
         std::visit([&](const auto& m) {
-            if constexpr (requires { m.hint; }) if (m.hint) out.back().hinted = true;
+            if constexpr (requires { m.hint; }) if (m.hint) out.hinted = true;
         }, models[i]);
         bytes += cost;
     }
     return out;
 }
 
-bson::document bulk_write_op::command(const batch& b) const {
-    bson::builder c;
-    switch (b.what) {
-        case kind::insert:
-            c.append("insert", collection).open_array("documents");
-            for (auto i : b.models) c.append(std::get<insert_one_model>(models[i]).document.view());
-            break;
-        case kind::update:
-            c.append("update", collection).open_array("updates");
-            for (auto i : b.models) {
-                c.open_document();
-                append_statement(c, statement_of(models[i]));
-                c.close_document();
-            }
-            break;
-        case kind::remove:
-            c.append("delete", collection).open_array("deletes");
-            for (auto i : b.models) {
-                std::visit(
-                    [&](const auto& m) {
-                        using T = std::decay_t<decltype(m)>;
-                        if constexpr (std::is_same_v<T, delete_one_model> || std::is_same_v<T, delete_many_model>) {
-                            c.open_document().append("q", m.filter.view());
-                            c.append("limit", std::is_same_v<T, delete_many_model> ? 0 : 1);
-                            if (m.collation) c.append("collation", m.collation->view());
-                            append_hint(c, m.hint);
-                            c.close_document();
-                        }
-                    },
-                    models[i]);
-            }
-            break;
+bulk_write_op::kind bulk_write_op::kind_at(std::size_t from) const { return kind_of(models[order.at(from)]); }
+
+std::vector<bulk_write_op::batch> bulk_write_op::batches(const connection_limits& limits) const {
+    std::vector<batch> out;
+    for (std::size_t from = 0; from < order.size(); from += out.back().models.size()) out.push_back(next_batch(limits, from));
+    return out;
+}
+
+std::vector<bson::document> bulk_write_op::statements(const batch& b) const {
+    std::vector<bson::document> out;
+    out.reserve(b.models.size());
+    for (auto i : b.models) {
+        std::visit(
+            [&](const auto& m) {
+                using T = std::decay_t<decltype(m)>;
+                if constexpr (std::is_same_v<T, insert_one_model>) {
+                    out.push_back(m.document);
+                } else if constexpr (std::is_same_v<T, delete_one_model> || std::is_same_v<T, delete_many_model>) {
+                    bson::builder c;
+                    c.append("q", m.filter.view());
+                    c.append("limit", std::is_same_v<T, delete_many_model> ? 0 : 1);
+                    if (m.collation) c.append("collation", m.collation->view());
+                    append_hint(c, m.hint);
+                    out.push_back(c.extract());
+                } else {
+                    bson::builder c;
+                    append_statement(c, statement_of(models[i]));
+                    out.push_back(c.extract());
+                }
+            },
+            models[i]);
     }
-    c.close_array().append("ordered", options.ordered);
-    if (b.what != kind::insert && options.let) c.append("let", options.let->view());
-    if (b.what != kind::remove && options.bypass_document_validation)
+    return out;
+}
+
+const char* bulk_write_op::sequence_of(kind k) {
+    return k == kind::insert ? "documents" : k == kind::update ? "updates" : "deletes";
+}
+
+bson::document bulk_write_op::head(kind k) const {
+    bson::builder c;
+    c.append(k == kind::insert ? "insert" : k == kind::update ? "update" : "delete", collection);
+    c.append("ordered", options.ordered);
+    if (k != kind::insert && options.let) c.append("let", options.let->view());
+    if (k != kind::remove && options.bypass_document_validation)
         c.append("bypassDocumentValidation", *options.bypass_document_validation);
     append_comment(c, options.comment);
     append_write_concern(c, wc);
+    return c.extract();
+}
+
+bson::document bulk_write_op::command(const batch& b) const {
+    bson::builder c;
+    const auto h = head(b.what);
+    auto it = h.view().begin();
+    c.append(*it);  // the command's name first
+    c.open_array(sequence_of(b.what));
+    for (const auto& d : statements(b)) c.append(d.view());
+    c.close_array();
+    for (++it; it != h.view().end(); ++it) c.append(*it);
     return c.extract();
 }
 

@@ -27,11 +27,20 @@ struct bulk_write_op {
     bulk_write_options options;
     write_concern wc;
     std::vector<bson::document> inserted_ids;  // {_id: v} per model (empty for non-inserts)
+    /// The models in the order they are sent (ordered: as given; unordered: by kind).
+    std::vector<std::size_t> order;
 
     /// Checks every model (invalid_argument naming the model's index) and gives inserts an _id.
     static bulk_write_op make(std::string collection, std::vector<write_model> models, bulk_write_options options,
                               write_concern wc);
+    /// The batch that starts at `from` (a place in `order`): one kind, within the limits.
+    batch next_batch(const connection_limits& limits, std::size_t from) const;
     std::vector<batch> batches(const connection_limits& limits) const;
+    /// The command of a batch's kind without its statements, which go in sequence_of(kind).
+    bson::document head(kind k) const;
+    static const char* sequence_of(kind k);
+    kind kind_at(std::size_t from) const;  ///< the kind of the model at `from` in `order`
+    std::vector<bson::document> statements(const batch& b) const;
     bson::document command(const batch& b) const;
 
     /// Adds what a batch's reply says was done (n, nModified, upserted; the inserts before the

@@ -113,7 +113,7 @@ bson::document client_bulk_write_op::op_document(std::size_t model, std::int32_t
     return b.extract();
 }
 
-std::vector<client_bulk_write_op::batch> client_bulk_write_op::batches(const connection_limits& limits) const {
+client_bulk_write_op::batch client_bulk_write_op::next_batch(const connection_limits& limits, std::size_t from) const {
     const std::size_t max_count = limits.max_write_batch_size > 0 ? static_cast<std::size_t>(limits.max_write_batch_size) : 100'000;
     const std::size_t command_bytes = base_command().view().size();
     const std::size_t message = static_cast<std::size_t>(limits.max_message_size_bytes);
@@ -121,10 +121,10 @@ std::vector<client_bulk_write_op::batch> client_bulk_write_op::batches(const con
         throw error(errc::invalid_argument, "bulk_write: the server's maxMessageSizeBytes (" + std::to_string(message) +
                                                 ") leaves no room for any write");
     const std::size_t max_bytes = message - message_overhead - command_bytes;
-    std::vector<batch> out;
-    std::vector<std::string> names;  // the current batch's nsInfo
+    batch out{from, 0, true};
+    std::vector<std::string> names;  // the batch's nsInfo
     std::size_t bytes = 0;
-    for (std::size_t i = 0; i < models.size(); ++i) {
+    for (std::size_t i = from; i < models.size(); ++i) {
         if (const auto* ins = std::get_if<insert_one_model>(&models[i]);
             ins && ins->document.view().size() > static_cast<std::size_t>(limits.max_bson_object_size))
             throw error(errc::invalid_argument, "bulk_write: model " + std::to_string(i) + ": the document is " +
@@ -141,35 +141,43 @@ std::vector<client_bulk_write_op::batch> client_bulk_write_op::batches(const con
                                                     std::to_string(message) + ")");
         const bool known = std::find(names.begin(), names.end(), ns) != names.end();
         const std::size_t added = op_bytes + (known ? 0 : ns_bytes);
-        if (out.empty() || out.back().count >= max_count || bytes + added > max_bytes) {
-            out.push_back(batch{i, 0, true});
-            names.clear();
-            bytes = 0;
-        }
-        if (std::find(names.begin(), names.end(), ns) == names.end()) {
-            names.push_back(ns);
-            bytes += ns_bytes;
-        }
-        bytes += op_bytes;
-        ++out.back().count;
-        if (is_multi(models[i])) out.back().retryable = false;
+        if (out.count > 0 && (out.count >= max_count || bytes + added > max_bytes)) break;
+        if (!known) names.push_back(ns);
+        bytes += added;
+        ++out.count;
+        if (is_multi(models[i])) out.retryable = false;
     }
     return out;
 }
 
-bson::document client_bulk_write_op::command(const batch& b) const {
+std::vector<client_bulk_write_op::batch> client_bulk_write_op::batches(const connection_limits& limits) const {
+    std::vector<batch> out;
+    for (std::size_t from = 0; from < models.size(); from += out.back().count) out.push_back(next_batch(limits, from));
+    return out;
+}
+
+client_bulk_write_op::sequences client_bulk_write_op::sequences_of(const batch& b) const {
+    sequences out;
     std::vector<std::string> names;
-    bson::builder c;
-    c.concat(base_command().view());
-    c.open_array("ops");
+    out.ops.reserve(b.count);
     for (std::size_t i = b.first; i < b.first + b.count; ++i) {
         const std::string ns = namespaces[i].db + "." + namespaces[i].coll;
         auto at = std::find(names.begin(), names.end(), ns);
         if (at == names.end()) at = names.insert(names.end(), ns);
-        c.append(op_document(i, static_cast<std::int32_t>(at - names.begin())).view());
+        out.ops.push_back(op_document(i, static_cast<std::int32_t>(at - names.begin())));
     }
+    for (const auto& n : names) out.ns_info.push_back(bson::make_document(bson::kvp("ns", n)));
+    return out;
+}
+
+bson::document client_bulk_write_op::command(const batch& b) const {
+    const auto seq = sequences_of(b);
+    bson::builder c;
+    c.concat(base_command().view());
+    c.open_array("ops");
+    for (const auto& d : seq.ops) c.append(d.view());
     c.close_array().open_array("nsInfo");
-    for (const auto& n : names) c.open_document().append("ns", n).close_document();
+    for (const auto& d : seq.ns_info) c.append(d.view());
     c.close_array();
     return c.extract();
 }

@@ -46,6 +46,13 @@ struct client_bulk_write_op {
     /// The batches for a connection's limits; invalid_argument when a model cannot fit in a
     /// message by itself (or an insert's document is over maxBsonObjectSize).
     std::vector<batch> batches(const connection_limits& limits) const;
+    /// The batch that starts at model `from`, for a connection's limits (as batches()).
+    batch next_batch(const connection_limits& limits, std::size_t from) const;
+    struct sequences {
+        std::vector<bson::document> ops, ns_info;
+    };
+    /// A batch's ops and nsInfo document sequences (command() is base_command() with them).
+    sequences sequences_of(const batch& b) const;
     /// {bulkWrite: 1, errorsOnly, ordered, ..., ops: [...], nsInfo: [...]}: ops and nsInfo go
     /// out as document sequences.
     bson::document command(const batch& b) const;

@@ -32,6 +32,8 @@ struct member_config {
     bool arbiter = false;
     std::map<std::string, std::string> tags;
     std::chrono::milliseconds lag{0};  // replication delay behind the primary/master
+    /// This member's hello maxWriteBatchSize, enforced as sim_config's (unset: sim_config's).
+    std::optional<std::int32_t> max_write_batch_size;
 };
 
 struct tls_config {
@@ -75,6 +77,8 @@ struct sim_config {
     std::string host = "127.0.0.1";
     std::uint16_t port = 0;        // first port; 0: the OS picks every port
     std::vector<member_config> members;  // optional per-member settings, by index
+    /// Sharded: optional per-router settings, by index (only max_write_batch_size applies).
+    std::vector<member_config> routers;
     /// What hello's "compression" may choose from: "snappy", "zlib", "zstd" (the simulator's own
     /// codecs). Replies to a compressed request use its compressor. An unknown name or a
     /// repeat is a trellis::configuration_error from the constructor.
