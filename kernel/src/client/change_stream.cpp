@@ -5,6 +5,7 @@
 
 #include "client/wait.hpp"
 #include "client/core.hpp"
+#include "client/failures.hpp"
 #include "trellis/bson/builder.hpp"
 #include "trellis/change_stream.hpp"
 #include "trellis/client.hpp"
@@ -33,19 +34,6 @@ bool resumable(const std::exception_ptr& e, int max_wire_version) {
         const auto c = x.code();
         return c == errc::connection_failure || c == errc::auto_reconnect || c == errc::network_timeout ||
                c == errc::protocol_error || c == errc::compression_error || c == errc::pool_cleared;
-    } catch (...) {
-    }
-    return false;
-}
-
-// A failure of the connection (the server session it used is not pooled again).
-bool network_kind(const std::exception_ptr& e) {
-    try {
-        std::rethrow_exception(e);
-    } catch (const error& x) {
-        const auto c = x.code();
-        return c == errc::auto_reconnect || c == errc::network_timeout || c == errc::protocol_error ||
-               c == errc::compression_error || c == errc::connection_failure;
     } catch (...) {
     }
     return false;
@@ -143,7 +131,7 @@ struct change_stream_state {
             failed = std::current_exception();
         }
         if (failed) {
-            if (implicit && network_kind(failed)) implicit->dirty = true;
+            if (implicit && network_failure(failed)) implicit->dirty = true;
             std::rethrow_exception(failed);
         }
         if (!cursor) throw error(errc::protocol_error, "watch: the aggregate gave no cursor");

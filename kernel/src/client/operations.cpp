@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "client/core.hpp"
+#include "client/failures.hpp"
 #include "ops/ops.hpp"
 #include "plugin/guard.hpp"
 #include "trellis/bson/builder.hpp"
@@ -51,19 +52,6 @@ std::exception_ptr write_failure_of(bson::document_view reply, const std::string
                                                       bson::document(reply), where, std::nullopt));
 }
 
-// A failure of the connection during an operation (its session becomes dirty).
-bool network_failure(const std::exception_ptr& e) {
-    try {
-        std::rethrow_exception(e);
-    } catch (const error& x) {
-        const auto c = x.code();
-        return c == errc::auto_reconnect || c == errc::network_timeout || c == errc::protocol_error ||
-               c == errc::compression_error || c == errc::connection_failure;
-    } catch (...) {
-    }
-    return false;
-}
-
 class core_killer final : public sdk::cursor_killer {
 public:
     explicit core_killer(client_core& core) : core_(core) {}
@@ -76,6 +64,18 @@ private:
 };
 
 }  // namespace
+
+bool network_failure(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const error& x) {
+        const auto c = x.code();
+        return c == errc::auto_reconnect || c == errc::network_timeout || c == errc::protocol_error ||
+               c == errc::compression_error || c == errc::connection_failure;
+    } catch (...) {
+    }
+    return false;
+}
 
 std::string client_core::outcome::message() const {
     try {
