@@ -297,24 +297,28 @@ change_stream database::watch(bson::array pipeline, change_stream_options option
     return detail::wait(t_.core, watch_impl(t_, std::move(pipeline), std::move(options)));
 }
 
-asio::awaitable<change_stream> client::watch_impl(std::shared_ptr<detail::client_core> core, bson::array pipeline,
-                                                  change_stream_options o) {
-    const handle_options defaults;
-    auto s = core->settings_for(defaults);
-    std::string admin = "admin", none;
-    detail::session_ptr no_session;
-    co_return co_await detail::change_stream_state::open(std::move(core), std::move(admin), std::move(none), true, std::move(s),
-                                                         std::move(no_session), std::move(pipeline), std::move(o));
-}
-asio::awaitable<change_stream> client::watch_impl(std::shared_ptr<detail::client_core> core,
-                                                  std::shared_ptr<detail::session_state> session, bson::array pipeline,
-                                                  change_stream_options o) {
-    session = detail::client_session_for(core, session, "client::watch");
+namespace {
+// A change stream on the whole cluster (admin, allChangesForCluster), in `session` if given.
+asio::awaitable<change_stream> cluster_stream(std::shared_ptr<detail::client_core> core, detail::session_ptr session,
+                                              bson::array pipeline, change_stream_options o) {
     const handle_options defaults;
     auto s = core->settings_for(defaults);
     std::string admin = "admin", none;
     co_return co_await detail::change_stream_state::open(std::move(core), std::move(admin), std::move(none), true, std::move(s),
                                                          std::move(session), std::move(pipeline), std::move(o));
+}
+}  // namespace
+
+asio::awaitable<change_stream> client::watch_impl(std::shared_ptr<detail::client_core> core, bson::array pipeline,
+                                                  change_stream_options o) {
+    detail::session_ptr no_session;
+    co_return co_await cluster_stream(std::move(core), std::move(no_session), std::move(pipeline), std::move(o));
+}
+asio::awaitable<change_stream> client::watch_impl(std::shared_ptr<detail::client_core> core,
+                                                  std::shared_ptr<detail::session_state> session, bson::array pipeline,
+                                                  change_stream_options o) {
+    session = detail::client_session_for(core, session, "client::watch");
+    co_return co_await cluster_stream(std::move(core), std::move(session), std::move(pipeline), std::move(o));
 }
 change_stream client::watch(bson::array pipeline, change_stream_options options) {
     return detail::wait(core_, watch_impl(core_, std::move(pipeline), std::move(options)));
