@@ -117,8 +117,7 @@ public:
     /// thrown as it is.
     template <boost::asio::completion_token_for<bulk_write_signature> T = boost::asio::deferred_t>
     auto async_bulk_write(std::vector<namespace_write_model> models, client_bulk_write_options options = {}, T&& token = {}) {
-        return boost::asio::co_spawn(strand_executor(), bulk_write_impl(core_, std::move(models), std::move(options)),
-                                     std::forward<T>(token));
+        return spawn(bulk_write_impl(core_, std::move(models), std::move(options)), std::forward<T>(token));
     }
     client_bulk_write_result bulk_write(std::vector<namespace_write_model> models, client_bulk_write_options options = {});
     /// The same in an explicit session of this client: its lsid on every bulkWrite and getMore,
@@ -127,9 +126,7 @@ public:
     template <boost::asio::completion_token_for<bulk_write_signature> T = boost::asio::deferred_t>
     auto async_bulk_write(const client_session& session, std::vector<namespace_write_model> models,
                           client_bulk_write_options options = {}, T&& token = {}) {
-        return boost::asio::co_spawn(strand_executor(),
-                                     bulk_write_impl(core_, session.state(), std::move(models), std::move(options)),
-                                     std::forward<T>(token));
+        return spawn(bulk_write_impl(core_, session.state(), std::move(models), std::move(options)), std::forward<T>(token));
     }
     client_bulk_write_result bulk_write(const client_session& session, std::vector<namespace_write_model> models,
                                         client_bulk_write_options options = {});
@@ -137,8 +134,7 @@ public:
     /// A change stream on every database of the cluster (admin, allChangesForCluster).
     template <boost::asio::completion_token_for<collection::change_stream_signature> T = boost::asio::deferred_t>
     auto async_watch(bson::array pipeline = {}, change_stream_options options = {}, T&& token = {}) {
-        return boost::asio::co_spawn(strand_executor(), watch_impl(core_, std::move(pipeline), std::move(options)),
-                                     std::forward<T>(token));
+        return spawn(watch_impl(core_, std::move(pipeline), std::move(options)), std::forward<T>(token));
     }
     change_stream watch(bson::array pipeline = {}, change_stream_options options = {});
     /// The same in an explicit session of this client (the aggregate, every getMore and a
@@ -146,9 +142,7 @@ public:
     template <boost::asio::completion_token_for<collection::change_stream_signature> T = boost::asio::deferred_t>
     auto async_watch(const client_session& session, bson::array pipeline = {}, change_stream_options options = {},
                      T&& token = {}) {
-        return boost::asio::co_spawn(strand_executor(),
-                                     watch_impl(core_, session.state(), std::move(pipeline), std::move(options)),
-                                     std::forward<T>(token));
+        return spawn(watch_impl(core_, session.state(), std::move(pipeline), std::move(options)), std::forward<T>(token));
     }
     change_stream watch(const client_session& session, bson::array pipeline = {}, change_stream_options options = {});
 
