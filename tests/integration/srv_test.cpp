@@ -21,6 +21,7 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/use_future.hpp>
 
@@ -49,10 +50,20 @@ bool contains(const std::string& text, std::string_view part) { return text.find
 
 std::uint16_t port_of(const std::string& member) { return static_cast<std::uint16_t>(std::stoi(member.substr(member.rfind(':') + 1))); }
 
-std::uint16_t free_udp_port() {
+// A port free on 127.0.0.1 for both UDP and TCP: dnsmasq binds both, and the other tests'
+// servers take TCP ports from the same ephemeral range.
+std::uint16_t free_dns_port() {
     asio::io_context io;
-    asio::ip::udp::socket s(io, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    return s.local_endpoint().port();
+    const auto loopback = asio::ip::make_address("127.0.0.1");
+    for (;;) {
+        asio::ip::udp::socket u(io, asio::ip::udp::endpoint(loopback, 0));
+        const auto port = u.local_endpoint().port();
+        asio::ip::tcp::acceptor t(io);
+        boost::system::error_code ec;
+        t.open(asio::ip::tcp::v4(), ec);
+        if (!ec) t.bind(asio::ip::tcp::endpoint(loopback, port), ec);
+        if (!ec) return port;
+    }
 }
 
 bson::document ping() {
@@ -161,13 +172,15 @@ private:
         }
     }
 
-    // Starts dnsmasq with the zone on port_ and waits until it answers.
-    bool start_dnsmasq(std::initializer_list<int> poll_targets) {
-        QStringList args = {"--port=" + QString::number(port_), "--listen-address=127.0.0.1", "--bind-interfaces",
-                            "--no-daemon", "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--pid-file=",
-                            "--log-facility=-", "--local-ttl=1"};
-        args += zone_arguments(poll_targets);
+    // Starts dnsmasq with the zone and waits until it answers. The first start may move to
+    // another port when someone else took it; a restart keeps port_, which clients already use.
+    bool start_dnsmasq(std::initializer_list<int> poll_targets, bool may_move = false) {
         for (int attempt = 0; attempt < 20; ++attempt) {  // the port may take a moment to be free again
+            if (may_move && attempt > 0) port_ = free_dns_port();
+            QStringList args = {"--port=" + QString::number(port_), "--listen-address=127.0.0.1", "--bind-interfaces",
+                                "--no-daemon", "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--pid-file=",
+                                "--log-facility=-", "--local-ttl=1"};
+            args += zone_arguments(poll_targets);
             dnsmasq_.setProcessChannelMode(QProcess::MergedChannels);
             dnsmasq_.start(program_, args);
             if (!dnsmasq_.waitForStarted(5000)) return false;
@@ -219,8 +232,8 @@ private slots:
         rs_->start();
         QVERIFY(rs_->wait_for_primary(10s));
 
-        port_ = free_udp_port();
-        QVERIFY2(start_dnsmasq({1, 2}), "dnsmasq is installed but never answered");
+        port_ = free_dns_port();
+        QVERIFY2(start_dnsmasq({1, 2}, true), "dnsmasq is installed but never answered");
     }
 
     void cleanupTestCase() {
