@@ -247,6 +247,55 @@ private slots:
         c.insert_one(d);
         QCOMPARE(probe([&] { QCOMPARE(c.delete_one(filter).deleted_count, std::int64_t{1}); }), async_delete - 1);
     }
+
+    // bulk_write's models, create_index's keys and list_collection_names' filter: read in place too.
+    void models_and_admin_arguments_are_not_copied() {
+        using boost::asio::use_future;
+        auto c = coll();
+        const auto d = big(1, 1'234'566);
+        // A filter matching d, of another odd size.
+        const auto filter = bson::make_document(bson::kvp("_id", 1), bson::kvp("blob", d["blob"].get_binary()),
+                                                bson::kvp("fff", doc(R"({"$exists": false})")));
+        QVERIFY(filter.size() % 2 == 1 && filter.size() != d.size());
+        trellis::update_one_model set_k;
+        set_k.filter = filter;
+        set_k.update = doc(R"({"$set": {"k": 1}})");
+        trellis::delete_one_model remove;
+        remove.filter = filter;
+        const std::vector<trellis::write_model> models = {trellis::insert_one_model{d}, set_k, remove};
+        const auto async_round = [&] {
+            const auto r = c.async_bulk_write(models, {}, use_future).get();
+            QCOMPARE(r.inserted_count, std::int64_t{1});
+            QCOMPARE(r.modified_count, std::int64_t{1});
+            QCOMPARE(r.deleted_count, std::int64_t{1});
+        };
+        const auto blocking_round = [&] {
+            const auto r = c.bulk_write(models);
+            QCOMPARE(r.inserted_count, std::int64_t{1});
+            QCOMPARE(r.modified_count, std::int64_t{1});
+            QCOMPARE(r.deleted_count, std::int64_t{1});
+        };
+        // The async face copies the models (d once, the filter twice); the blocking one not at all.
+        QCOMPARE(blocks_of_its_size(d, blocking_round), blocks_of_its_size(d, async_round) - 1);
+        QCOMPARE(blocks_of_its_size(filter, blocking_round), blocks_of_its_size(filter, async_round) - 2);
+
+        // An index on a key pattern of an unusual size (a long field name), and a filter on names.
+        const auto keys = bson::make_document(bson::kvp(std::string(332, 'k'), 1));
+        QCOMPARE(keys.size() % 2, std::size_t{1});
+        const int index_blocks = blocks_of_its_size(keys, [&] { QCOMPARE(c.create_index(keys), std::string(332, 'k') + "_1"); });
+        c.drop_index(std::string(332, 'k') + "_1");
+        const int async_index = blocks_of_its_size(keys, [&] {
+            std::vector<trellis::index_model> one;
+            one.push_back(trellis::index_model{keys, {}});  // the one copy the async face needs
+            QCOMPARE(c.async_create_indexes(std::move(one), use_future).get().front(), std::string(332, 'k') + "_1");
+        });
+        QCOMPARE(index_blocks, async_index - 1);
+        const auto names = bson::make_document(bson::kvp("name", std::string(333, 'n')));
+        QCOMPARE(names.size() % 2, std::size_t{1});
+        auto db = (*rig_->client)["views"];
+        QCOMPARE(blocks_of_its_size(names, [&] { QVERIFY(db.list_collection_names(names).empty()); }),
+                 blocks_of_its_size(names, [&] { QVERIFY(db.async_list_collection_names(names, use_future).get().empty()); }) - 1);
+    }
 };
 
 QTEST_GUILESS_MAIN(ViewArgsTest)

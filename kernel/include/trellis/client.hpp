@@ -119,7 +119,12 @@ public:
     auto async_bulk_write(std::vector<namespace_write_model> models, client_bulk_write_options options = {}, T&& token = {}) {
         return spawn(bulk_write_impl(core_, std::move(models), std::move(options)), std::forward<T>(token));
     }
-    client_bulk_write_result bulk_write(std::vector<namespace_write_model> models, client_bulk_write_options options = {});
+    /// Blocking: the models' documents are read in place (nothing is copied).
+    client_bulk_write_result bulk_write(std::span<const namespace_write_model> models, client_bulk_write_options options = {});
+    client_bulk_write_result bulk_write(std::initializer_list<namespace_write_model> models,
+                                        client_bulk_write_options options = {}) {
+        return bulk_write(std::span<const namespace_write_model>(models.begin(), models.size()), std::move(options));
+    }
     /// The same in an explicit session of this client: its lsid on every bulkWrite and getMore,
     /// its transaction's txnNumber when one is in progress. errc::invalid_argument (through the
     /// token) for another client's or an ended session.
@@ -128,8 +133,12 @@ public:
                           client_bulk_write_options options = {}, T&& token = {}) {
         return spawn(bulk_write_impl(core_, session.state(), std::move(models), std::move(options)), std::forward<T>(token));
     }
-    client_bulk_write_result bulk_write(const client_session& session, std::vector<namespace_write_model> models,
+    client_bulk_write_result bulk_write(const client_session& session, std::span<const namespace_write_model> models,
                                         client_bulk_write_options options = {});
+    client_bulk_write_result bulk_write(const client_session& session, std::initializer_list<namespace_write_model> models,
+                                        client_bulk_write_options options = {}) {
+        return bulk_write(session, std::span<const namespace_write_model>(models.begin(), models.size()), std::move(options));
+    }
 
     /// A change stream on every database of the cluster (admin, allChangesForCluster).
     template <boost::asio::completion_token_for<collection::change_stream_signature> T = boost::asio::deferred_t>
@@ -197,11 +206,11 @@ public:
     void close_cursor(std::int64_t id, const std::string& ns, const std::string& address);
 
     /// listDatabases: {name, sizeOnDisk, empty} per database (`filter` on those fields).
-    std::vector<bson::document> list_databases(bson::document filter = {});
+    std::vector<bson::document> list_databases(bson::document_view filter = {});
     std::vector<std::string> database_names();
     void drop_database(const std::string& name);
     /// The same in an explicit session of this client.
-    std::vector<bson::document> list_databases(const client_session& session, bson::document filter = {});
+    std::vector<bson::document> list_databases(const client_session& session, bson::document_view filter = {});
     std::vector<std::string> database_names(const client_session& session);
     void drop_database(const client_session& session, const std::string& name);
     /// buildInfo of the server in use.

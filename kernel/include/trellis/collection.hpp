@@ -379,7 +379,11 @@ public:
     auto async_bulk_write(std::vector<write_model> models, bulk_write_options options = {}, T&& token = {}) {
         return spawn(bulk_write_impl(t_, std::move(models), std::move(options)), std::forward<T>(token));
     }
-    bulk_write_result bulk_write(std::vector<write_model> models, bulk_write_options options = {});
+    /// Blocking: the models' documents are read in place (nothing is copied).
+    bulk_write_result bulk_write(std::span<const write_model> models, bulk_write_options options = {});
+    bulk_write_result bulk_write(std::initializer_list<write_model> models, bulk_write_options options = {}) {
+        return bulk_write(std::span<const write_model>(models.begin(), models.size()), std::move(options));
+    }
 
     /// findAndModify: the document before (or after) the change; nullopt when none matched.
     template <boost::asio::completion_token_for<find_one_signature> T = boost::asio::deferred_t>
@@ -487,8 +491,12 @@ public:
     auto async_create_indexes(std::vector<index_model> indexes, create_indexes_options options, T&& token = {}) {
         return spawn(create_indexes_impl(t_, std::move(indexes), std::move(options)), std::forward<T>(token));
     }
-    std::vector<std::string> create_indexes(std::vector<index_model> indexes, create_indexes_options options = {});
-    std::string create_index(bson::document keys, bson::document options = {});
+    /// Blocking: the models' documents are read in place (nothing is copied).
+    std::vector<std::string> create_indexes(std::span<const index_model> indexes, create_indexes_options options = {});
+    std::vector<std::string> create_indexes(std::initializer_list<index_model> indexes, create_indexes_options options = {}) {
+        return create_indexes(std::span<const index_model>(indexes.begin(), indexes.size()), std::move(options));
+    }
+    std::string create_index(bson::document_view keys, bson::document_view options = {});
     /// A cursor over the index descriptions ({v, key, name, ...}).
     template <boost::asio::completion_token_for<find_signature> T = boost::asio::deferred_t>
     auto async_list_indexes(T&& token = {}) {

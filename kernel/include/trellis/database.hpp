@@ -117,7 +117,7 @@ public:
     auto async_list_collection_names(bson::document filter = {}, T&& token = {}) {
         return spawn(list_collection_names_impl(t_, std::move(filter)), std::forward<T>(token));
     }
-    std::vector<std::string> list_collection_names(bson::document filter = {});
+    std::vector<std::string> list_collection_names(bson::document_view filter = {});
 
     /// The create command with `options` ({capped: true, size: N, validator: {...}, ...});
     /// NamespaceExists (48) when it exists already.
@@ -125,7 +125,7 @@ public:
     auto async_create_collection(std::string name, bson::document options = {}, T&& token = {}) {
         return spawn(create_collection_impl(t_, std::move(name), std::move(options)), std::forward<T>(token));
     }
-    collection create_collection(std::string name, bson::document options = {});
+    collection create_collection(std::string name, bson::document_view options = {});
 
     /// A database aggregate ({aggregate: 1}: $currentOp, $listLocalSessions, $documents, ...).
     template <boost::asio::completion_token_for<cursor_signature> T = boost::asio::deferred_t>

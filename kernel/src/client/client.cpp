@@ -6,6 +6,7 @@
 #include <future>
 #include <thread>
 
+#include "client/borrowed.hpp"
 #include "client/core.hpp"
 #include "client/runtime.hpp"
 #include "client/wait.hpp"
@@ -21,16 +22,7 @@ namespace asio = boost::asio;
 
 using detail::wait;
 
-namespace {
-// A blocking call's views, passed down the operation path without a copy: the call returns
-// only once its operation is done with them (detail::wait).
-bson::document borrowed(bson::document_view v) noexcept { return bson::detail::borrow(v); }
-bson::array borrowed(bson::array_view v) noexcept { return bson::array(bson::detail::borrow(v)); }
-update_spec borrowed(const update_view& u) {
-    if (const auto* d = std::get_if<bson::document_view>(&u.get())) return borrowed(*d);
-    return borrowed(std::get<bson::array_view>(u.get()));
-}
-}  // namespace
+using detail::borrowed;
 
 // ---------------------------------------------------------------- client
 
@@ -248,11 +240,11 @@ asio::awaitable<std::vector<std::string>> client::database_names_impl(core_ptr c
     const auto reply = co_await core->list_databases(std::move(all), true, std::move(session));
     co_return names_in(reply);
 }
-std::vector<bson::document> client::list_databases(bson::document filter) {
-    return wait(core_, list_databases_impl(core_, std::move(filter), {}));
+std::vector<bson::document> client::list_databases(bson::document_view filter) {
+    return wait(core_, list_databases_impl(core_, borrowed(filter), {}));
 }
-std::vector<bson::document> client::list_databases(const client_session& session, bson::document filter) {
-    return wait(core_, list_databases_impl(core_, std::move(filter), bindable(core_, session, "client::list_databases")));
+std::vector<bson::document> client::list_databases(const client_session& session, bson::document_view filter) {
+    return wait(core_, list_databases_impl(core_, borrowed(filter), bindable(core_, session, "client::list_databases")));
 }
 std::vector<std::string> client::database_names() { return wait(core_, database_names_impl(core_, {})); }
 std::vector<std::string> client::database_names(const client_session& session) {
@@ -383,8 +375,8 @@ asio::awaitable<std::vector<std::string>> database::list_collection_names_impl(t
     while (auto d = co_await c.async_next(asio::use_awaitable)) names.emplace_back((*d)["name"].get_string());
     co_return names;
 }
-std::vector<std::string> database::list_collection_names(bson::document filter) {
-    return wait(t_.core, list_collection_names_impl(t_, std::move(filter)));
+std::vector<std::string> database::list_collection_names(bson::document_view filter) {
+    return wait(t_.core, list_collection_names_impl(t_, borrowed(filter)));
 }
 
 asio::awaitable<collection> database::create_collection_impl(target t, std::string name, bson::document options) {
@@ -394,8 +386,8 @@ asio::awaitable<collection> database::create_collection_impl(target t, std::stri
     co_await t.core->write_command(t.db, b.extract(), wc, t.session);
     co_return collection(collection::target{t.core, t.db, std::move(name), t.settings, t.session});
 }
-collection database::create_collection(std::string name, bson::document options) {
-    return wait(t_.core, create_collection_impl(t_, std::move(name), std::move(options)));
+collection database::create_collection(std::string name, bson::document_view options) {
+    return wait(t_.core, create_collection_impl(t_, std::move(name), borrowed(options)));
 }
 
 asio::awaitable<cursor> database::aggregate_impl(target t, bson::array pipeline, aggregate_options o) {
@@ -424,8 +416,8 @@ asio::awaitable<client_bulk_write_result> client::bulk_write_impl(std::shared_pt
                                                                   client_bulk_write_options options) {
     co_return co_await core->client_bulk_write(std::move(models), std::move(options));
 }
-client_bulk_write_result client::bulk_write(std::vector<namespace_write_model> models, client_bulk_write_options options) {
-    return wait(core_, bulk_write_impl(core_, std::move(models), std::move(options)));
+client_bulk_write_result client::bulk_write(std::span<const namespace_write_model> models, client_bulk_write_options options) {
+    return wait(core_, bulk_write_impl(core_, borrowed(models), std::move(options)));
 }
 
 // ---------------------------------------------------------------- collection
@@ -492,8 +484,8 @@ asio::awaitable<bulk_write_result> collection::bulk_write_impl(target t, std::ve
     const auto wc = t.core->settings_for(t.settings).wc;
     co_return co_await t.core->bulk_write(std::move(t.db), std::move(t.coll), std::move(models), std::move(o), wc, t.session);
 }
-bulk_write_result collection::bulk_write(std::vector<write_model> models, bulk_write_options options) {
-    return wait(t_.core, bulk_write_impl(t_, std::move(models), std::move(options)));
+bulk_write_result collection::bulk_write(std::span<const write_model> models, bulk_write_options options) {
+    return wait(t_.core, bulk_write_impl(t_, borrowed(models), std::move(options)));
 }
 
 asio::awaitable<std::optional<bson::document>> collection::find_and_modify_impl(target t, bson::document filter,
@@ -591,13 +583,13 @@ asio::awaitable<std::vector<std::string>> collection::create_indexes_impl(target
     co_return co_await t.core->create_indexes(std::move(t.db), std::move(t.coll), std::move(indexes), wc, t.session,
                                               std::move(o));
 }
-std::vector<std::string> collection::create_indexes(std::vector<index_model> indexes, create_indexes_options options) {
-    return wait(t_.core, create_indexes_impl(t_, std::move(indexes), std::move(options)));
+std::vector<std::string> collection::create_indexes(std::span<const index_model> indexes, create_indexes_options options) {
+    return wait(t_.core, create_indexes_impl(t_, borrowed(indexes), std::move(options)));
 }
-std::string collection::create_index(bson::document keys, bson::document options) {
+std::string collection::create_index(bson::document_view keys, bson::document_view options) {
     std::vector<index_model> one;
-    one.push_back(index_model{std::move(keys), std::move(options)});
-    return create_indexes(std::move(one)).front();
+    one.push_back(index_model{borrowed(keys), borrowed(options)});
+    return wait(t_.core, create_indexes_impl(t_, std::move(one), {})).front();
 }
 asio::awaitable<cursor> collection::list_indexes_impl(target t, list_indexes_options o) {
     co_return co_await t.core->list_indexes(std::move(t.db), std::move(t.coll), t.session, std::move(o));

@@ -2,6 +2,7 @@
 // "admin" (retryable when it has no multi-document model), cut by the limits of the connection
 // that sends it; its results cursor is read to the end (getMore in the command's session, on its
 // server) before the next batch goes out. In an explicit session every command carries its lsid.
+#include "client/borrowed.hpp"
 #include "client/core.hpp"
 #include "client/wait.hpp"
 #include "ops/client_bulk_write.hpp"
@@ -92,9 +93,9 @@ asio::awaitable<client_bulk_write_result> client::bulk_write_impl(std::shared_pt
     co_return co_await core->client_bulk_write(std::move(models), std::move(options), std::move(s));
 }
 
-client_bulk_write_result client::bulk_write(const client_session& session, std::vector<namespace_write_model> models,
+client_bulk_write_result client::bulk_write(const client_session& session, std::span<const namespace_write_model> models,
                                             client_bulk_write_options options) {
-    return detail::wait(core_, bulk_write_impl(core_, session.state(), std::move(models), std::move(options)));
+    return detail::wait(core_, bulk_write_impl(core_, session.state(), detail::borrowed(models), std::move(options)));
 }
 
 }  // namespace trellis
