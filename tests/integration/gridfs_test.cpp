@@ -228,6 +228,75 @@ private slots:
         QVERIFY(dynamic_cast<const trellis::error*>(&ex) != nullptr);
     }
 
+    // A byte range: only its bytes, from only the chunks holding them; bad ranges refused early.
+    void byte_ranges() {
+        gridfs::bucket fs(db(), [] {
+            gridfs::bucket_options o;
+            o.chunk_size_bytes = 100;
+            return o;
+        }());
+        const auto data = pattern(1050, 7);  // chunks n 0..10, the last one 50 bytes
+        const auto id = fs.upload_from_bytes("ranged", data);
+        const auto slice = [&](std::int64_t from, std::int64_t to) {
+            return std::vector<std::uint8_t>(data.begin() + from, data.begin() + to);
+        };
+        const auto range = [](std::int64_t start, std::optional<std::int64_t> end) {
+            gridfs::download_options o;
+            o.range = {start, end};
+            return o;
+        };
+        // Inside one chunk, across chunk boundaries, to the end, from the start, nothing.
+        rig_->forget();
+        QVERIFY(fs.download(id, range(120, 180)) == slice(120, 180));
+        auto finds = rig_->sent("find");
+        QCOMPARE(finds.size(), std::size_t(2));  // the files document, then the chunks
+        bson::builder wanted;
+        wanted.open_document("files_id").append("$eq", id.value()).close_document();
+        wanted.open_document("n").append("$gte", std::int64_t(1)).close_document();
+        QCOMPARE(bson::to_json(finds[1]["filter"].get_document(), bson::json_mode::canonical),
+                 bson::to_json(wanted.extract(), bson::json_mode::canonical));
+        QCOMPARE(finds[1]["limit"].as_int64(), std::int64_t(1));
+        QVERIFY(fs.download(id, range(99, 901)) == slice(99, 901));
+        QVERIFY(fs.download(id, range(1000, std::nullopt)) == slice(1000, 1050));
+        QVERIFY(fs.download(id, range(0, 1)) == slice(0, 1));
+        QVERIFY(fs.download(id, range(1050, 1050)).empty());
+        QVERIFY(fs.download(id, range(0, std::nullopt)) == data);
+        std::ostringstream out;
+        fs.download_to_stream(id, out, range(250, 777));
+        const auto mid = slice(250, 777);
+        QVERIFY(out.str() == std::string(mid.begin(), mid.end()));
+        gridfs::download_by_name_options newest;
+        newest.range = {1049, 1050};
+        QVERIFY(fs.download_by_name("ranged", newest) == slice(1049, 1050));
+        // A reader of a part: its bytes in odd-sized reads; length() is the file's.
+        auto reader = fs.open_download_stream(id, range(333, 666));
+        QCOMPARE(reader.length(), std::int64_t(1050));
+        std::vector<std::uint8_t> got, part(70);
+        while (const std::size_t n = reader.read(part)) got.insert(got.end(), part.begin(), part.begin() + static_cast<std::ptrdiff_t>(n));
+        QVERIFY(got == slice(333, 666));
+        // Async.
+        QVERIFY(fs.async_download(id, range(5, 1049), asio::use_future).get() == slice(5, 1049));
+
+        // Bad ranges: invalid_argument naming the range and the length, before any chunk is read.
+        for (const auto& [start, end] : std::vector<std::pair<std::int64_t, std::int64_t>>{{-1, 10}, {20, 10}, {0, 1051}, {1051, 1051}}) {
+            rig_->forget();
+            const auto e = expect_throw<trellis::error>([&] { fs.download(id, range(start, end)); });
+            QCOMPARE(e.code(), trellis::make_error_code(trellis::errc::invalid_argument));
+            QVERIFY2(std::string(e.what()).find("[" + std::to_string(start) + ", " + std::to_string(end) + ")") != std::string::npos, e.what());
+            QVERIFY2(std::string(e.what()).find("1050 byte(s)") != std::string::npos, e.what());
+            QCOMPARE(rig_->sent("find").size(), std::size_t(1));  // the files document only
+        }
+
+        // A damaged chunk inside the range is still found; one outside it does not matter.
+        auto chunks = fs.chunks_collection();
+        chunks.delete_one(doc(R"({"n": 5})"));
+        const auto missing = expect_throw<gridfs::corrupt_file>([&] { fs.download(id, range(450, 650)); });
+        QCOMPARE(missing.code(), gridfs::make_error_code(gridfs::errc::chunk_is_missing));
+        QCOMPARE(missing.n(), std::int64_t(5));
+        QVERIFY(fs.download(id, range(600, 1050)) == slice(600, 1050));
+        QVERIFY(fs.download(id, range(0, 500)) == slice(0, 500));
+    }
+
     void delete_removes_files_and_chunks_and_reports_an_absent_file() {
         gridfs::bucket fs(db(), [] {
             gridfs::bucket_options o;

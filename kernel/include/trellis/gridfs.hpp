@@ -154,9 +154,22 @@ struct upload_options {
     std::optional<bson::document> metadata;
 };
 
+/// Which bytes of a file a download returns: [start, end). Refused with errc::invalid_argument
+/// (before any chunk is read) unless 0 <= start <= end <= the file's length. Only the chunks
+/// holding the range are fetched.
+struct byte_range {
+    std::int64_t start = 0;
+    std::optional<std::int64_t> end;  ///< unset: the file's length
+};
+
+struct download_options {
+    byte_range range;
+};
+
 struct download_by_name_options {
     /// 0 the first stored, 1 the second, ...; -1 the newest (default), -2 the one before, ...
     std::int32_t revision = -1;
+    byte_range range;
 };
 
 // ---------------------------------------------------------------- streams
@@ -290,23 +303,37 @@ public:
 
     // ---- download
 
-    /// The file's bytes into `destination` (not flushed nor closed; it must stay valid until
-    /// completion). file_not_found, or corrupt_file when the chunks disagree with the files document.
+    /// The file's bytes (options.range: a part of them) into `destination` (not flushed nor
+    /// closed; it must stay valid until completion). file_not_found, or corrupt_file when the
+    /// chunks disagree with the files document.
     template <boost::asio::completion_token_for<done_signature> T = boost::asio::deferred_t>
-    auto async_download_to_stream(file_id id, std::ostream& destination, T&& token = {}) {
-        return spawn(download_to_stream_impl(state_, std::move(id), &destination), std::forward<T>(token));
+    auto async_download_to_stream(file_id id, std::ostream& destination, download_options options = {}, T&& token = {}) {
+        return spawn(download_to_stream_impl(state_, std::move(id), &destination, options), std::forward<T>(token));
     }
-    void download_to_stream(file_id id, std::ostream& destination);
+    template <boost::asio::completion_token_for<done_signature> T>
+    auto async_download_to_stream(file_id id, std::ostream& destination, T&& token) {
+        return async_download_to_stream(std::move(id), destination, {}, std::forward<T>(token));
+    }
+    void download_to_stream(file_id id, std::ostream& destination, download_options options = {});
     template <boost::asio::completion_token_for<bytes_signature> T = boost::asio::deferred_t>
-    auto async_download(file_id id, T&& token = {}) {
-        return spawn(download_impl(state_, std::move(id)), std::forward<T>(token));
+    auto async_download(file_id id, download_options options = {}, T&& token = {}) {
+        return spawn(download_impl(state_, std::move(id), options), std::forward<T>(token));
     }
-    std::vector<std::uint8_t> download(file_id id);
+    template <boost::asio::completion_token_for<bytes_signature> T>
+    auto async_download(file_id id, T&& token) {
+        return async_download(std::move(id), {}, std::forward<T>(token));
+    }
+    std::vector<std::uint8_t> download(file_id id, download_options options = {});
+    /// A reader of the file (options.range: of a part of it; length() is still the file's).
     template <boost::asio::completion_token_for<download_signature> T = boost::asio::deferred_t>
-    auto async_open_download_stream(file_id id, T&& token = {}) {
-        return spawn(open_download_impl(state_, std::move(id)), std::forward<T>(token));
+    auto async_open_download_stream(file_id id, download_options options = {}, T&& token = {}) {
+        return spawn(open_download_impl(state_, std::move(id), options), std::forward<T>(token));
     }
-    download_stream open_download_stream(file_id id);
+    template <boost::asio::completion_token_for<download_signature> T>
+    auto async_open_download_stream(file_id id, T&& token) {
+        return async_open_download_stream(std::move(id), {}, std::forward<T>(token));
+    }
+    download_stream open_download_stream(file_id id, download_options options = {});
 
     /// A revision of the files named `filename`: file_not_found when none has that name,
     /// revision_not_found when the revision does not exist.
@@ -375,9 +402,9 @@ private:
     }
     static boost::asio::awaitable<file_id> upload_impl(state_ptr s, std::string filename, std::istream* stream,
                                                        std::span<const std::uint8_t> bytes, upload_options o);
-    static boost::asio::awaitable<void> download_to_stream_impl(state_ptr s, file_id id, std::ostream* out);
-    static boost::asio::awaitable<std::vector<std::uint8_t>> download_impl(state_ptr s, file_id id);
-    static boost::asio::awaitable<download_stream> open_download_impl(state_ptr s, file_id id);
+    static boost::asio::awaitable<void> download_to_stream_impl(state_ptr s, file_id id, std::ostream* out, download_options o);
+    static boost::asio::awaitable<std::vector<std::uint8_t>> download_impl(state_ptr s, file_id id, download_options o);
+    static boost::asio::awaitable<download_stream> open_download_impl(state_ptr s, file_id id, download_options o);
     static boost::asio::awaitable<std::vector<std::uint8_t>> download_by_name_impl(state_ptr s, std::string filename,
                                                                                    download_by_name_options o);
     static boost::asio::awaitable<void> download_to_stream_by_name_impl(state_ptr s, std::string filename, std::ostream* out,

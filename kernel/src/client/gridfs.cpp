@@ -87,6 +87,8 @@ struct download_state {
     std::int64_t length = 0;
     std::int64_t chunk_size = 0;
     std::int64_t chunks = 0;  // how many length and chunk_size give
+    std::int64_t start = 0, end = 0;  // the bytes wanted: [start, end)
+    std::int64_t end_n = 0;           // the chunks wanted: [start / chunk_size, end_n)
     std::int64_t next_n = 0;
     std::optional<cursor> chunk_cursor;
     std::vector<std::uint8_t> current;  // the chunk being read
@@ -256,7 +258,7 @@ std::int64_t number_field(const detail::download_state& d, std::string_view key)
     throw corrupt_file(code, d.id, n, expected, actual, d.bucket->where() + ", file id " + d.id.to_string() + ": " + what);
 }
 
-asio::awaitable<std::shared_ptr<detail::download_state>> open_download(state_ptr s, bson::document files_doc) {
+asio::awaitable<std::shared_ptr<detail::download_state>> open_download(state_ptr s, bson::document files_doc, byte_range range) {
     auto d = std::make_shared<detail::download_state>();
     d->bucket = std::move(s);
     d->files_doc = std::move(files_doc);
@@ -265,7 +267,14 @@ asio::awaitable<std::shared_ptr<detail::download_state>> open_download(state_ptr
     if (d->length < 0)
         throw trellis::error(trellis::errc::invalid_argument, d->bucket->where() + ": the files document of id " +
                                                                   d->id.to_string() + " has a negative length");
-    if (d->length == 0) {  // the spec: no query on the chunks for an empty file
+    d->start = range.start;
+    d->end = range.end.value_or(d->length);
+    if (d->start < 0 || d->start > d->end || d->end > d->length)
+        throw trellis::error(trellis::errc::invalid_argument,
+                             d->bucket->where() + ", file id " + d->id.to_string() + ": the byte range [" +
+                                 std::to_string(d->start) + ", " + std::to_string(d->end) + ") is not within the file's " +
+                                 std::to_string(d->length) + " byte(s) (0 <= start <= end <= length)");
+    if (d->start == d->end) {  // the spec: no query on the chunks for an empty file (nor for no bytes)
         d->finished = true;
         co_return d;
     }
@@ -275,10 +284,18 @@ asio::awaitable<std::shared_ptr<detail::download_state>> open_download(state_ptr
                                                                   d->id.to_string() + " has chunkSize " +
                                                                   std::to_string(d->chunk_size));
     d->chunks = (d->length + d->chunk_size - 1) / d->chunk_size;
-    bson::document filter = eq_filter("files_id", d->id);
+    d->next_n = d->start / d->chunk_size;
+    d->end_n = (d->end + d->chunk_size - 1) / d->chunk_size;
+    bson::builder filter;
+    filter.open_document("files_id").append("$eq", d->id.value()).close_document();
+    if (d->next_n > 0) filter.open_document("n").append("$gte", d->next_n).close_document();
     find_options by_n;
     by_n.sort = bson::make_document(bson::kvp("n", 1));
-    cursor chunks = co_await d->bucket->chunks.async_find(std::move(filter), std::move(by_n), asio::use_awaitable);
+    // A part that stops before the last chunk asks for no more; one reaching the end reads on,
+    // so that an extra chunk is still found.
+    if (d->end_n < d->chunks) by_n.limit = d->end_n - d->next_n;
+    bson::document wanted = filter.extract();
+    cursor chunks = co_await d->bucket->chunks.async_find(std::move(wanted), std::move(by_n), asio::use_awaitable);
     d->chunk_cursor.emplace(std::move(chunks));
     co_return d;
 }
@@ -286,9 +303,14 @@ asio::awaitable<std::shared_ptr<detail::download_state>> open_download(state_ptr
 // The next chunk into d.current, checked; false at the end (after checking nothing follows).
 asio::awaitable<bool> next_chunk(detail::download_state& d) {
     if (d.finished) co_return false;
+    if (d.end < d.length && d.next_n == d.end_n) {  // a part: its last chunk was read
+        d.finished = true;
+        d.chunk_cursor.reset();
+        co_return false;
+    }
     auto doc = co_await d.chunk_cursor->async_next(asio::use_awaitable);
     if (!doc) {
-        if (d.next_n < d.chunks)
+        if (d.next_n < d.end_n)
             throw_corrupt(d, errc::chunk_is_missing, d.next_n, 0, 0,
                           "chunk " + std::to_string(d.next_n) + " of " + std::to_string(d.chunks) + " is missing");
         d.finished = true;
@@ -316,7 +338,10 @@ asio::awaitable<bool> next_chunk(detail::download_state& d) {
         throw_corrupt(d, errc::chunk_is_wrong_size, n, expected, static_cast<std::int64_t>(bytes.size()),
                       "chunk " + std::to_string(n) + " holds " + std::to_string(bytes.size()) + " byte(s), expected " +
                           std::to_string(expected));
-    d.current.assign(bytes.begin(), bytes.end());
+    // Of the range's first and last chunks, only the bytes in the range.
+    const std::int64_t from = std::max<std::int64_t>(d.start - n * d.chunk_size, 0);
+    const std::int64_t to = std::min<std::int64_t>(d.end - n * d.chunk_size, expected);
+    d.current.assign(bytes.begin() + from, bytes.begin() + to);
     d.pos = 0;
     ++d.next_n;
     co_return true;
@@ -348,7 +373,7 @@ asio::awaitable<bson::document> files_doc_by_name(state_ptr s, std::string filen
 
 asio::awaitable<std::vector<std::uint8_t>> all_bytes(std::shared_ptr<detail::download_state> d) {
     std::vector<std::uint8_t> out;
-    out.reserve(static_cast<std::size_t>(d->length));
+    out.reserve(static_cast<std::size_t>(d->end - d->start));
     for (;;) {  // co_await as a statement: GCC 12 miscompiled it in a loop condition here
         const bool more = co_await next_chunk(*d);
         if (!more) break;
@@ -487,35 +512,35 @@ upload_stream bucket::open_upload_stream(std::string filename, upload_options op
     return upload_stream(new_upload(state_, std::move(filename), std::move(options)));
 }
 
-asio::awaitable<void> bucket::download_to_stream_impl(state_ptr s, file_id id, std::ostream* out) {
+asio::awaitable<void> bucket::download_to_stream_impl(state_ptr s, file_id id, std::ostream* out, download_options o) {
     bson::document doc = co_await files_doc_by_id(s, id);
-    auto d = co_await open_download(s, std::move(doc));
+    auto d = co_await open_download(s, std::move(doc), o.range);
     co_await to_stream(d, out);
 }
-void bucket::download_to_stream(file_id id, std::ostream& destination) {
-    trellis::detail::wait(state_->core, download_to_stream_impl(state_, std::move(id), &destination));
+void bucket::download_to_stream(file_id id, std::ostream& destination, download_options options) {
+    trellis::detail::wait(state_->core, download_to_stream_impl(state_, std::move(id), &destination, options));
 }
-asio::awaitable<std::vector<std::uint8_t>> bucket::download_impl(state_ptr s, file_id id) {
+asio::awaitable<std::vector<std::uint8_t>> bucket::download_impl(state_ptr s, file_id id, download_options o) {
     bson::document doc = co_await files_doc_by_id(s, id);
-    auto d = co_await open_download(s, std::move(doc));
+    auto d = co_await open_download(s, std::move(doc), o.range);
     co_return co_await all_bytes(d);
 }
-std::vector<std::uint8_t> bucket::download(file_id id) {
-    return trellis::detail::wait(state_->core, download_impl(state_, std::move(id)));
+std::vector<std::uint8_t> bucket::download(file_id id, download_options options) {
+    return trellis::detail::wait(state_->core, download_impl(state_, std::move(id), options));
 }
-asio::awaitable<download_stream> bucket::open_download_impl(state_ptr s, file_id id) {
+asio::awaitable<download_stream> bucket::open_download_impl(state_ptr s, file_id id, download_options o) {
     bson::document doc = co_await files_doc_by_id(s, id);
-    auto d = co_await open_download(s, std::move(doc));
+    auto d = co_await open_download(s, std::move(doc), o.range);
     co_return download_stream(std::move(d));
 }
-download_stream bucket::open_download_stream(file_id id) {
-    return trellis::detail::wait(state_->core, open_download_impl(state_, std::move(id)));
+download_stream bucket::open_download_stream(file_id id, download_options options) {
+    return trellis::detail::wait(state_->core, open_download_impl(state_, std::move(id), options));
 }
 
 asio::awaitable<std::vector<std::uint8_t>> bucket::download_by_name_impl(state_ptr s, std::string filename,
                                                                          download_by_name_options o) {
     bson::document doc = co_await files_doc_by_name(s, std::move(filename), o);
-    auto d = co_await open_download(s, std::move(doc));
+    auto d = co_await open_download(s, std::move(doc), o.range);
     co_return co_await all_bytes(d);
 }
 std::vector<std::uint8_t> bucket::download_by_name(std::string filename, download_by_name_options options) {
@@ -524,7 +549,7 @@ std::vector<std::uint8_t> bucket::download_by_name(std::string filename, downloa
 asio::awaitable<void> bucket::download_to_stream_by_name_impl(state_ptr s, std::string filename, std::ostream* out,
                                                               download_by_name_options o) {
     bson::document doc = co_await files_doc_by_name(s, std::move(filename), o);
-    auto d = co_await open_download(s, std::move(doc));
+    auto d = co_await open_download(s, std::move(doc), o.range);
     co_await to_stream(d, out);
 }
 void bucket::download_to_stream_by_name(std::string filename, std::ostream& destination, download_by_name_options options) {
@@ -533,7 +558,7 @@ void bucket::download_to_stream_by_name(std::string filename, std::ostream& dest
 asio::awaitable<download_stream> bucket::open_download_by_name_impl(state_ptr s, std::string filename,
                                                                     download_by_name_options o) {
     bson::document doc = co_await files_doc_by_name(s, std::move(filename), o);
-    auto d = co_await open_download(s, std::move(doc));
+    auto d = co_await open_download(s, std::move(doc), o.range);
     co_return download_stream(std::move(d));
 }
 download_stream bucket::open_download_stream_by_name(std::string filename, download_by_name_options options) {
