@@ -786,7 +786,11 @@ private slots:
                 return closed && closed->connection_id == fourth;
             });
         }));
-        s.abort_transaction();
+        // Its connection closed, the router aborted the transaction (the load balancers spec):
+        // a commit on another connection finds it aborted, and nothing it wrote is kept.
+        const auto gone = expect_failure([&] { s.commit_transaction(); });
+        QCOMPARE(gone.server_code(), 251);
+        QVERIFY2(std::string(gone.what()).find("aborted") != std::string::npos, gone.what());
         for (const auto& r : routers) {
             trellis::client direct("mongodb://" + r + "/?directConnection=true");
             fail_point_off(direct);

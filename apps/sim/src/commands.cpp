@@ -2597,6 +2597,7 @@ std::optional<bson::document> transaction_gate(session& s, const request& req, m
         t.started = steady::now();
         txn = &t;
         if (m.current == role::mongos) m.router_transactions[key->lsid] = n;
+        if (s.via_load_balancer) s.lb_transactions[key->lsid] = {&target, n};
         return std::nullopt;
     }
     if (found == target.transactions.end() || found->second.txn_number != n)
@@ -2880,6 +2881,22 @@ asio::awaitable<command_result> run_command(session& s, request& req, const comm
 }
 
 }  // namespace
+
+void abort_connection_transactions(session& s) {
+    for (const auto& [lsid, started] : s.lb_transactions) {
+        auto& [target, n] = started;
+        const auto& members = s.owner.dep.members;
+        if (std::none_of(members.begin(), members.end(), [t = target](const auto& m) { return m.get() == t; })) continue;
+        const auto found = target->transactions.find(lsid);
+        if (found == target->transactions.end() || found->second.txn_number != n ||
+            found->second.state != transaction::state_kind::in_progress)
+            continue;
+        abort_transaction_state(*target, found->second);
+        log_line(s.owner.address() + ": connection " + std::to_string(s.connection_id) +
+                 " closed: its transaction " + std::to_string(n) + " aborted");
+    }
+    s.lb_transactions.clear();
+}
 
 namespace {
 

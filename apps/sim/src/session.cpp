@@ -112,6 +112,7 @@ asio::awaitable<void> session::run() {
         // Garbage, truncated frames, absurd lengths, invalid BSON: close and log, never crash.
         fail(e.what());
     }
+    abort_connection_transactions(*this);
     owner.sessions.erase(self);
 }
 

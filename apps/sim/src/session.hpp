@@ -54,6 +54,10 @@ public:
     bool via_load_balancer = false;
     bool lb_hello_seen = false;
     bool lb_send_service_id = false;
+    // Through the load balancer: the transactions started on this connection (raw lsid.id -> the
+    // member holding it and its txnNumber). Closing the connection aborts those still in progress,
+    // as the load balancers spec asks of the services behind one.
+    std::map<std::string, std::pair<member*, std::int64_t>> lb_transactions;
 
 private:
     asio::awaitable<void> run();
@@ -69,6 +73,9 @@ private:
 
 /// Runs one command on a member (commands.cpp).
 asio::awaitable<command_result> execute(session& s, request& req);
+/// Aborts the transactions started on a connection through the load balancer that are still
+/// in progress (commands.cpp); called when the connection ends.
+void abort_connection_transactions(session& s);
 /// hello, isMaster or ismaster (commands.cpp's command table).
 bool is_hello_command(std::string_view name);
 /// The hello reply of a member (commands.cpp).
