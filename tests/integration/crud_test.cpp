@@ -5,6 +5,7 @@
 
 #include <boost/asio.hpp>
 #include <algorithm>
+#include <array>
 #include <future>
 #include <map>
 #include <mutex>
@@ -959,6 +960,99 @@ private slots:
         QCOMPARE(count("documents", "documents"), std::int64_t(25));
         QCOMPARE(count("updates", "sequences"), std::int64_t(2));
         QCOMPARE(count("updates", "documents"), std::int64_t(12));
+        small.stop();
+    }
+
+    // A server with small maxBsonObjectSize and maxMessageSizeBytes (the sim's knobs): the
+    // client cuts its batches by them and refuses a document over the limit; the server
+    // enforces both (a write error, a closed connection) and cuts its reply batches.
+    void batches_follow_the_servers_size_limits() {
+        for (const auto& [bson_size, message_size, what] :
+             std::vector<std::tuple<int, int, std::string>>{{1023, 48'000'000, "max_bson_object_size must be at least 1024, got 1023"},
+                                                            {4096, 20479, "max_message_size_bytes must be at least max_bson_object_size + 16384 (20480), got 20479"}}) {
+            sim::sim_config bad;
+            bad.max_bson_object_size = bson_size;
+            bad.max_message_size_bytes = message_size;
+            try {
+                sim::deployment refused(bad);
+                QFAIL("a sim with those limits must be refused");
+            } catch (const trellis::configuration_error& e) {
+                QVERIFY2(std::string_view(e.what()).find(what) != std::string_view::npos, e.what());
+            }
+        }
+        sim::sim_config cfg;
+        cfg.max_bson_object_size = 4096;
+        cfg.max_message_size_bytes = 4096 + 16 * 1024;
+        sim::deployment small(cfg);
+        small.start();
+        trellis_test::command_recorder rec;
+        trellis::client c(small.uri(), rec.settings());
+        QCOMPARE(c.max_bson_size(), 4096);
+        QCOMPARE(c.max_message_size(), 4096 + 16 * 1024);
+        auto coll = c["crud"]["sizes"];
+        const auto sized = [](int id, std::size_t n) {
+            return bson::make_document(bson::kvp("_id", id), bson::kvp("pad", std::string(n, 'p')));
+        };
+        // 60 documents of about 1 KB: more than fit in one message of 20 KiB.
+        std::vector<bson::document> many;
+        for (int i = 0; i < 60; ++i) many.push_back(sized(i, 1000));
+        QCOMPARE(coll.insert_many(many).inserted_ids.size(), std::size_t(60));
+        const auto inserts = rec.sent("insert");
+        QVERIFY2(inserts.size() >= 3, std::to_string(inserts.size()).c_str());
+        // (A message over the limit would have closed the connection: see the end.)
+        std::size_t total = 0;
+        for (const auto& cmd : inserts) total += cmd["documents"].get_array().size();
+        QCOMPARE(total, std::size_t(60));
+        QCOMPARE(coll.count_documents({}), std::int64_t(60));
+
+        // The server's reply batches hold at most maxBsonObjectSize bytes: four documents of 1024.
+        rec.clear();
+        std::size_t seen = 0;
+        for (auto cur = coll.find({}); cur.next();) ++seen;
+        QCOMPARE(seen, std::size_t(60));
+        QCOMPARE(rec.sent("getMore").size(), std::size_t(14));
+
+        // A document over the limit: refused by the client, nothing sent.
+        rec.clear();
+        try {
+            coll.insert_one(sized(100, 5000));
+            QFAIL("a document over the server's maxBsonObjectSize must be refused");
+        } catch (const trellis::error& e) {
+            QCOMPARE(e.code(), trellis::make_error_code(trellis::errc::invalid_argument));
+            QVERIFY2(std::string_view(e.what()).find("4096") != std::string_view::npos, e.what());
+        }
+        QVERIFY(rec.sent("insert").empty());
+        // Sent anyway (run_command checks only the message): the server's own write error.
+        bson::builder insert;
+        insert.append("insert", "sizes").open_array("documents").append(sized(100, 5000).view()).close_array();
+        try {
+            c["crud"].run_command(insert.extract());
+            QFAIL("the server must refuse a document over its maxBsonObjectSize");
+        } catch (const trellis::bulk_write_error& e) {
+            QCOMPARE(e.write_errors().size(), std::size_t(1));
+            QCOMPARE(e.write_errors().front().code, 2);
+            QVERIFY2(e.write_errors().front().message.find("object to insert too large. size in bytes: 5024, max size: 4096") !=
+                         std::string::npos,
+                     e.what());
+        }
+
+        // A message over maxMessageSizeBytes: the server closes the connection, as mongod does.
+        boost::asio::io_context io;
+        boost::asio::ip::tcp::socket raw(io);
+        const std::string address = small.members().front();
+        const auto colon = address.rfind(':');
+        raw.connect({boost::asio::ip::make_address(address.substr(0, colon)),
+                     static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1)))});
+        const std::int32_t too_long = 4096 + 16 * 1024 + 1;
+        std::array<std::uint8_t, 16> header{};
+        for (int i = 0; i < 4; ++i) header[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(too_long >> (8 * i));
+        header[12] = 0xDD;  // opCode 2013, OP_MSG
+        header[13] = 0x07;
+        boost::asio::write(raw, boost::asio::buffer(header));
+        std::array<std::uint8_t, 16> back{};
+        boost::system::error_code ec;
+        raw.read_some(boost::asio::buffer(back), ec);
+        QCOMPARE(ec, boost::system::error_code(boost::asio::error::eof));
         small.stop();
     }
 

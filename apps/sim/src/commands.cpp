@@ -19,9 +19,6 @@ using asio::use_awaitable;
 
 namespace {
 
-constexpr std::int32_t max_bson_size = 16 * 1024 * 1024;
-constexpr std::int32_t max_message_size = 48000000;
-
 // ---------------------------------------------------------------- replies
 
 bson::document error_reply(int code, std::string_view code_name, std::string_view msg,
@@ -157,13 +154,14 @@ std::optional<retry_key> retry_key_of(const request& req) {
 // ---------------------------------------------------------------- cursors
 
 // The one place that fills a cursor batch (find, aggregate, list*, getMore): up to batch_size
-// documents (0: no limit) and no more than 16 MiB, but always at least one document.
-void fill_batch(bson::builder& b, const char* batch_name, std::deque<bson::document>& rest, std::int64_t batch_size) {
+// documents (0: no limit) and no more than maxBsonObjectSize bytes, but always at least one document.
+void fill_batch(const member& m, bson::builder& b, const char* batch_name, std::deque<bson::document>& rest,
+                std::int64_t batch_size) {
     b.open_array(batch_name);
     std::size_t bytes = 0;
     std::int64_t n = 0;
     while (!rest.empty() && (batch_size <= 0 || n < batch_size)) {
-        if (n > 0 && bytes + rest.front().size() > static_cast<std::size_t>(max_bson_size)) break;
+        if (n > 0 && bytes + rest.front().size() > static_cast<std::size_t>(m.dep.cfg.max_bson_object_size)) break;
         bytes += rest.front().size();
         b.append(rest.front().view());
         rest.pop_front();
@@ -178,7 +176,7 @@ bson::document cursor_reply(member& m, const std::string& ns, std::vector<bson::
     std::deque<bson::document> rest(std::make_move_iterator(docs.begin()), std::make_move_iterator(docs.end()));
     bson::builder b;
     b.open_document("cursor");
-    fill_batch(b, "firstBatch", rest, batch_size);
+    fill_batch(m, b, "firstBatch", rest, batch_size);
     std::int64_t id = 0;
     if ((!rest.empty() || tail) && !single_batch) {
         do id = static_cast<std::int64_t>(m.rng() & 0x3FFFFFFFFFFFFFFFULL);
@@ -464,6 +462,14 @@ std::optional<bson::array> run_statements(const context& c, std::string_view fie
     return bson::array(errors.extract());
 }
 
+// mongod's check of a document to insert against maxBsonObjectSize: a write error of its own.
+void check_insert_size(const context& c, bson::document_view doc) {
+    const auto max = c.self.dep.cfg.max_bson_object_size;
+    if (doc.size() > static_cast<std::size_t>(max))
+        throw command_error(2, "BadValue", "object to insert too large. size in bytes: " + std::to_string(doc.size()) +
+                                               ", max size: " + std::to_string(max));
+}
+
 asio::awaitable<bson::document> cmd_insert(context& c) {
     const std::string coll = collection_arg(c.req);
     oplog log;
@@ -474,6 +480,7 @@ asio::awaitable<bson::document> cmd_insert(context& c) {
             c, i,
             [&] {
                 const bypass_guard bypass(c.req.body);
+                check_insert_size(c, doc);
                 if (!target) target = &write_collection(c, coll, log);
                 target->insert(bson::document(doc), log);
                 ++n;
@@ -744,6 +751,7 @@ asio::awaitable<bson::document> cmd_bulk_write(context& c) {
                         if (!d || d->type() != bson::type::document)
                             throw command_error(40414, "Location40414", "BSON field 'bulkWrite.ops.document' is missing but a required field");
                         const bypass_guard bypass(body);
+                        check_insert_size(c, d->get_document());
                         c.target.data.get_or_create(db, coll, log).insert(bson::document(d->get_document()), log);
                         count_op(c, "insert");
                         rb.append("n", 1);
@@ -900,7 +908,7 @@ asio::awaitable<bson::document> cmd_get_more(context& c) {
     cursor& cur = it->second;
     bson::builder b;
     b.open_document("cursor");
-    fill_batch(b, "nextBatch", cur.remaining, batch);
+    fill_batch(c.self, b, "nextBatch", cur.remaining, batch);
     const std::string ns = cur.ns;
     std::int64_t out_id = id;
     if (cur.remaining.empty() && !cur.tail) {
@@ -1830,7 +1838,7 @@ bson::document cmd_build_info(context& c) {
     std::sscanf(v.c_str(), "%d.%d.%d", &parts[0], &parts[1], &parts[2]);
     for (int p : parts) b.append(p);
     b.append(0).close_array();
-    b.append("bits", 64).append("debug", false).append("maxBsonObjectSize", max_bson_size).append("ok", 1.0);
+    b.append("bits", 64).append("debug", false).append("maxBsonObjectSize", c.self.dep.cfg.max_bson_object_size).append("ok", 1.0);
     return b.extract();
 }
 
@@ -2183,7 +2191,7 @@ bson::document hello_reply(session& s, const request& req) {
         b.open_document("lastWrite").append("opTime", optime_doc(op)).append("lastWriteDate", bson::date_time(wall))
             .append("majorityOpTime", optime_doc(op)).append("majorityWriteDate", bson::date_time(wall)).close_document();
     }
-    b.append("maxBsonObjectSize", max_bson_size).append("maxMessageSizeBytes", max_message_size)
+    b.append("maxBsonObjectSize", d.cfg.max_bson_object_size).append("maxMessageSizeBytes", d.cfg.max_message_size_bytes)
         .append("maxWriteBatchSize", m.config.max_write_batch_size.value_or(d.cfg.max_write_batch_size)).append("localTime", bson::date_time(std::chrono::system_clock::now()))
         .append("logicalSessionTimeoutMinutes", 30).append("connectionId", static_cast<std::int32_t>(s.connection_id))
         .append("minWireVersion", d.cfg.min_wire_version).append("maxWireVersion", d.cfg.max_wire_version)

@@ -122,6 +122,13 @@ deployment::impl::impl(sim_config c) : cfg(std::move(c)), data_changed(io) {
     if (cfg.max_write_batch_size < 1)
         throw configuration_error("trellis-sim: max_write_batch_size must be at least 1, got " +
                                   std::to_string(cfg.max_write_batch_size));
+    if (cfg.max_bson_object_size < 1024)
+        throw configuration_error("trellis-sim: max_bson_object_size must be at least 1024, got " +
+                                  std::to_string(cfg.max_bson_object_size));
+    if (static_cast<std::int64_t>(cfg.max_message_size_bytes) < std::int64_t{cfg.max_bson_object_size} + 16 * 1024)
+        throw configuration_error("trellis-sim: max_message_size_bytes must be at least max_bson_object_size + 16384 (" +
+                                  std::to_string(std::int64_t{cfg.max_bson_object_size} + 16 * 1024) + "), got " +
+                                  std::to_string(cfg.max_message_size_bytes));
     compressors = std::make_shared<wire::compressor_registry>(wire::compressor_registry::with_builtins());
     for (const auto& name : cfg.compressors) {
         auto c = make_compressor(name);

@@ -32,6 +32,8 @@ constexpr const char* usage_text =
     "  --cursor-timeout-ms N     idle cursors are killed after this (default 600000)\n"
     "  --max-wire-version N      (default 21)\n"
     "  --max-write-batch-size N  hello's maxWriteBatchSize, enforced (default 100000)\n"
+    "  --max-bson-object-size N  hello's maxBsonObjectSize, enforced on inserts (default 16777216)\n"
+    "  --max-message-size-bytes N  hello's maxMessageSizeBytes, enforced (default 48000000)\n"
     "  --user NAME:PASSWORD[@DB] a user (repeatable); with users, commands need authentication\n"
     "  --tls-cert FILE --tls-key FILE [--tls-ca FILE] [--tls-require-client-cert]\n"
     "  --tls-max-version V       newest TLS version offered: 1.0, 1.1, 1.2 or 1.3 (default: newest)\n"
@@ -119,6 +121,8 @@ void apply_toml(const std::string& path, sim_config& cfg) {
         else if (key == "cursor_timeout_ms") cfg.cursor_timeout = std::chrono::milliseconds(integer(node, key));
         else if (key == "max_wire_version") cfg.max_wire_version = static_cast<int>(integer(node, key));
         else if (key == "max_write_batch_size") cfg.max_write_batch_size = static_cast<std::int32_t>(integer(node, key));
+        else if (key == "max_bson_object_size") cfg.max_bson_object_size = static_cast<std::int32_t>(integer(node, key));
+        else if (key == "max_message_size_bytes") cfg.max_message_size_bytes = static_cast<std::int32_t>(integer(node, key));
         else if (key == "port") cfg.port = static_cast<std::uint16_t>(integer(node, key));
         else if (key == "verbose") cfg.verbose = node.value_or(false);
         else if (key == "compressors") {
@@ -206,6 +210,8 @@ cli_options parse_args(int argc, char** argv) {
         else if (f == "--cursor-timeout-ms") o.cfg.cursor_timeout = std::chrono::milliseconds(to_int(f, value(i)));
         else if (f == "--max-wire-version") o.cfg.max_wire_version = to_int(f, value(i));
         else if (f == "--max-write-batch-size") o.cfg.max_write_batch_size = to_int(f, value(i));
+        else if (f == "--max-bson-object-size") o.cfg.max_bson_object_size = to_int(f, value(i));
+        else if (f == "--max-message-size-bytes") o.cfg.max_message_size_bytes = to_int(f, value(i));
         else if (f == "--user") o.cfg.users.push_back(parse_user(value(i), "--user"));
         else if (f == "--tls-cert") o.cfg.tls.cert_file = value(i);
         else if (f == "--tls-key") o.cfg.tls.key_file = value(i);

@@ -89,7 +89,10 @@ asio::awaitable<void> session::run() {
             co_return;
         }
     }
-    wire::frame_decoder decoder(wire::limits{}, owner.dep.compressors);
+    wire::limits limits;  // hello's: a larger message (or document in one) closes the connection
+    limits.max_message_size = static_cast<std::size_t>(owner.dep.cfg.max_message_size_bytes);
+    limits.max_bson_object_size = static_cast<std::size_t>(owner.dep.cfg.max_bson_object_size);
+    wire::frame_decoder decoder(limits, owner.dep.compressors);
     try {
         while (!closed_) {
             while (auto msg = decoder.next()) {

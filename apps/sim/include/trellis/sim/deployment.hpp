@@ -68,6 +68,12 @@ struct sim_config {
     int max_wire_version = 21;
     /// hello's maxWriteBatchSize; an insert, update or delete with more statements fails (16).
     std::int32_t max_write_batch_size = 100000;
+    /// hello's maxBsonObjectSize: a larger document to insert is a write error (2 BadValue, as
+    /// mongod), and a reply batch holds no more. At least 1024.
+    std::int32_t max_bson_object_size = 16 * 1024 * 1024;
+    /// hello's maxMessageSizeBytes: a larger message closes the connection, as mongod does. At
+    /// least max_bson_object_size + 16 KiB (a command of one largest document).
+    std::int32_t max_message_size_bytes = 48'000'000;
     /// Results per batch of bulkWrite's cursor (8.0) when the command asks for no batchSize;
     /// 0: as mongod, up to 16 MiB (tests set a few to make clients getMore).
     std::int32_t bulk_write_cursor_batch_size = 0;
