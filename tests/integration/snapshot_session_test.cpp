@@ -105,7 +105,7 @@ class SnapshotSessionTest : public QObject {
     recorder rec_;
     std::unique_ptr<trellis::client> client_, other_;
 
-    // Fresh documents {_id: 1..3, x: 10, 20, 30} in `name`, written by the other client.
+    // Fresh documents {_id: 1..3, x: 10, 20, 30} in `name`, written by the other client (w: 3).
     trellis::collection fresh(std::string_view name) {
         auto c = (*other_)["snap"][std::string(name)];
         c.drop();
@@ -129,7 +129,7 @@ private slots:
         QVERIFY(rs_->wait_for_primary(std::chrono::seconds(10)));
         client_ = std::make_unique<trellis::client>(rs_->uri(), rec_.settings());
         client_->wait_for_discovery();
-        other_ = std::make_unique<trellis::client>(rs_->uri());
+        other_ = std::make_unique<trellis::client>(rs_->uri() + "&w=3");  // its writes are on every member
         other_->wait_for_discovery();
     }
     void cleanupTestCase() {
@@ -267,15 +267,45 @@ private slots:
                            "must not be greater than the current clusterTime");
     }
 
+    // The server's checks of readConcern, sent by hand (no session): atClusterTime with
+    // afterClusterTime, or without level snapshot (InvalidOptions); count at a snapshot.
+    void server_read_concern_checks() {
+        (void)fresh("checks");
+        auto db = (*client_)["snap"];
+        auto s = client_->start_session(snapshot_options());
+        (void)xs(db["checks"].with_session(s).find({}));
+        const auto t = *s.snapshot_time();
+        const auto with_rc = [&](std::string_view command, bson::document rc) {
+            bson::builder b;
+            b.concat(doc(command).view());
+            b.append("readConcern", rc.view());
+            return b.extract();
+        };
+        bson::builder both;
+        both.append("level", "snapshot").append("atClusterTime", t).append("afterClusterTime", t);
+        expect_server_code([&] { db.run_command(with_rc(R"({"find": "checks"})", both.extract())); }, 72,
+                           "Can not specify both afterClusterTime and atClusterTime");
+        bson::builder majority;
+        majority.append("level", "majority").append("atClusterTime", t);
+        expect_server_code([&] { db.run_command(with_rc(R"({"find": "checks"})", majority.extract())); }, 72,
+                           "atClusterTime field can be set only if level is equal to snapshot");
+        expect_server_code([&] { db.run_command(with_rc(R"({"count": "checks"})", doc(R"({"level": "snapshot"})"))); }, 72,
+                           "Command count does not support");
+        // At the snapshot by hand: the cursor says its time.
+        bson::builder at;
+        at.append("level", "snapshot").append("atClusterTime", t);
+        const auto reply = db.run_command(with_rc(R"({"find": "checks"})", at.extract()));
+        QCOMPARE(reply.view()["cursor"].get_document()["atClusterTime"].get_timestamp(), t);
+        const auto distinct = db.run_command(with_rc(R"({"distinct": "checks", "key": "x"})", doc(R"({"level": "snapshot"})")));
+        QVERIFY(distinct.view()["atClusterTime"].get_timestamp() >= t);
+    }
+
     // Read preference secondary: the snapshot is of that member's data, its time that member's;
     // a write after it is unseen there too.
     void reads_from_a_secondary() {
         auto base = fresh("secondary");
-        // Wait until the secondaries have the documents (w: 1 writes above).
         trellis::handle_options sec;
         sec.read_preference = secondary();
-        auto on_secondary = (*other_)["snap"]["secondary"].with_options(sec);
-        for (int i = 0; i < 200 && on_secondary.count_documents() != 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
         auto s = client_->start_session(snapshot_options());
         auto c = base.with_options(sec).with_session(s);
         rec_.clear();
@@ -284,8 +314,7 @@ private slots:
         const auto where = rec_.addresses("find");
         QCOMPARE(where.size(), std::size_t(1));
         QVERIFY(where[0] != primaries);
-        later_write("secondary");
-        for (int i = 0; i < 200 && on_secondary.count_documents() != 4; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        later_write("secondary");  // on both secondaries (w: 3)
         QCOMPARE(values(c.distinct("x")), (v{10, 20, 30}));
         QCOMPARE(xs(c.aggregate(pipeline("{}"))), (v{10, 20, 30}));
         expect_snapshot_rc(rec_.last("aggregate"), *s.snapshot_time());
@@ -300,7 +329,7 @@ private slots:
         cfg.nodes = 2;
         cfg.members = {sim::member_config{}, sim::member_config{}};
         cfg.members[1].priority = 0;
-        cfg.members[1].lag = std::chrono::milliseconds(600);
+        cfg.members[1].lag = std::chrono::milliseconds(1500);
         sim::deployment d(cfg);
         d.start();
         QVERIFY(d.wait_for_primary(std::chrono::seconds(10)));
@@ -310,21 +339,22 @@ private slots:
         sec.read_preference = secondary();
         auto coll = c["snap"]["lag"];
         coll.insert_one(doc(R"({"_id": 1, "x": 10})"));
-        std::this_thread::sleep_for(std::chrono::milliseconds(900));  // replicated
+        std::this_thread::sleep_for(std::chrono::milliseconds(1700));  // replicated
         coll.insert_one(doc(R"({"_id": 2, "x": 20})"));              // not yet on the secondary
         auto s = c.start_session(snapshot_options());
         QCOMPARE(xs(coll.with_options(sec).with_session(s).find({})), (v{10}));
-        std::this_thread::sleep_for(std::chrono::milliseconds(900));
+        std::this_thread::sleep_for(std::chrono::milliseconds(1700));
         QCOMPARE(xs(coll.with_options(sec).with_session(s).find({})), (v{10}));  // still its snapshot
         // The primary's snapshot after a third write, read on the secondary: it waits until it
         // has applied that time, then answers with the data of that time.
+        const auto written = std::chrono::steady_clock::now();
         coll.insert_one(doc(R"({"_id": 3, "x": 30})"));
         auto p = c.start_session(snapshot_options());
         QCOMPARE(xs(coll.with_session(p).find({})), (v{10, 20, 30}));
         auto late = c.start_session(snapshot_options(*p.snapshot_time()));
-        const auto started = std::chrono::steady_clock::now();
         QCOMPARE(xs(coll.with_options(sec).with_session(late).find({})), (v{10, 20, 30}));
-        QVERIFY(std::chrono::steady_clock::now() - started > std::chrono::milliseconds(200));
+        // The secondary could not have the write before its lag.
+        QVERIFY(std::chrono::steady_clock::now() - written >= std::chrono::milliseconds(1490));
         d.stop();
     }
 
