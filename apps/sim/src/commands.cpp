@@ -50,6 +50,9 @@ const char* code_name_of(int code) {
         case 20: return "IllegalOperation";
         case 24: return "LockTimeout";
         case 63: return "StaleShardVersion";
+        case 72: return "InvalidOptions";
+        case 123: return "NotAReplicaSet";
+        case 239: return "SnapshotTooOld";
         case 64: return "WriteConcernFailed";
         case 89: return "NetworkTimeout";
         case 91: return "ShutdownInProgress";
@@ -2719,6 +2722,158 @@ asio::awaitable<std::optional<bson::document>> wait_for_transactions(member& tar
     }
 }
 
+// ---------------------------------------------------------------- waiting for an optime
+
+// Waits until `target` has applied `wanted` (a lagging secondary), or no longer than what was
+// written (a later time has nothing to wait for), the command's maxTimeMS, or killOp. An error
+// reply when it gave up.
+asio::awaitable<std::optional<bson::document>> wait_until_applied(member& target, const request& req, const running_op& op,
+                                                                  bson::timestamp wanted) {
+    auto& d = target.dep;
+    const auto deadline = req.body.find("maxTimeMS") && req.body["maxTimeMS"].is_number() && req.body["maxTimeMS"].as_int64() > 0
+                              ? steady::now() + std::chrono::milliseconds(req.body["maxTimeMS"].as_int64())
+                              : steady::time_point::max();
+    const auto behind = [&] {
+        const bson::timestamp written = d.primary ? d.primary->applied().ts : target.applied().ts;
+        return target.applied().ts < std::min(wanted, written);
+    };
+    while (d.running && !op.killed && behind() && steady::now() < deadline)
+        co_await d.data_changed.wait_until(std::min(deadline, steady::now() + std::chrono::seconds(1)));
+    if (!behind()) co_return std::nullopt;
+    co_return op.killed ? error_reply(11601, "Interrupted", "operation was interrupted")
+                        : error_reply(50, "MaxTimeMSExpired", "operation exceeded time limit");
+}
+
+// ---------------------------------------------------------------- snapshot reads
+
+// Snapshot reads (readConcern level "snapshot" outside a transaction, 5.0+): find, aggregate and
+// distinct read the member's data as it was at readConcern.atClusterTime, or, without one, as it
+// is (at the member's last applied optime: the sim has no majority commit point apart), and say
+// at which time (atClusterTime in the cursor, or at the top level for distinct). A member keeps
+// the versions snapshot reads asked for, the latest snapshot_retention of them, shared with the
+// other members; a time before the oldest one it can rebuild is SnapshotTooOld. A time past the
+// cluster time is refused as mongod does (InvalidOptions); one the member has not applied yet (a
+// lagging secondary) is waited for.
+constexpr std::size_t snapshot_retention = 16;
+
+struct snapshot_read {
+    std::shared_ptr<catalog> data;
+    bson::timestamp at;
+};
+
+std::string timestamp_text(bson::timestamp t) {
+    return "Timestamp(" + std::to_string(t.seconds) + ", " + std::to_string(t.increment) + ")";
+}
+
+// The member's data as it was at `at`: a kept version, else one made (and kept) from the current
+// data (nothing written after `at`) or from the latest kept version before `at` and the oplog
+// records after it. Null when neither is there.
+std::shared_ptr<catalog> data_at(member& m, bson::timestamp at) {
+    auto& kept = m.snapshots;
+    for (const auto& v : kept)
+        if (v.at == at) return v.data;
+    std::shared_ptr<catalog> made;
+    if (m.log.empty() || m.log.back().op.ts <= at) {
+        made = std::make_shared<catalog>(m.data.clone());
+    } else {
+        const member::snapshot_version* base = nullptr;
+        for (const auto& v : kept)
+            if (v.at < at && (!base || base->at < v.at)) base = &v;
+        if (!base) return nullptr;
+        made = std::make_shared<catalog>(base->data->clone());
+        auto it = std::upper_bound(m.log.begin(), m.log.end(), base->at,
+                                   [](bson::timestamp t, const oplog_record& r) { return t < r.op.ts; });
+        for (; it != m.log.end() && it->op.ts <= at; ++it)
+            for (const auto& e : it->entries) made->apply(e.view());
+    }
+    // The members of the set hold one history: the version is every member's at that time (a
+    // read at it on another secondary finds it there; a member that rolls back drops its own).
+    for (member* x : m.dep.data_members()) {
+        auto& theirs = x->snapshots;
+        if (std::any_of(theirs.begin(), theirs.end(), [&](const auto& v) { return v.at == at; })) continue;
+        theirs.push_back({at, made});
+        if (theirs.size() > snapshot_retention) theirs.pop_front();
+    }
+    return made;
+}
+
+// A snapshot read concern on a command that takes none (writes, count, list*, ...), or on an
+// aggregate that writes or streams changes: mongod's InvalidOptions.
+std::optional<std::string> snapshot_unsupported(const request& req) {
+    const std::string& n = req.name;
+    if (n == "aggregate")
+        if (auto p = req.body.find("pipeline"); p && p->type() == bson::type::array)
+            for (const auto& st : p->get_array())
+                if (st.type() == bson::type::document && !st.get_document().empty()) {
+                    const std::string_view stage = st.get_document().begin()->key();
+                    if (stage == "$out" || stage == "$merge" || stage == "$changeStream")
+                        return std::string(stage) + " is not supported with read concern level snapshot";
+                }
+    if (n == "find" || n == "aggregate" || n == "distinct") return std::nullopt;
+    return std::string("read concern not supported");
+}
+
+// readConcern's checks for snapshot reads, in mongod's order; outside a transaction only (its
+// snapshot is the transaction's). An error reply; or the data to read at and its time; or
+// neither (not a snapshot read).
+asio::awaitable<std::optional<bson::document>> snapshot_gate(const request& req, member& target, const running_op& op,
+                                                             std::optional<snapshot_read>& out) {
+    auto& d = target.dep;
+    const auto rc = req.body.find("readConcern");
+    if (!rc || rc->type() != bson::type::document) co_return std::nullopt;
+    const bson::document_view args = rc->get_document();
+    const auto level = args.find("level");
+    const bool snapshot = level && level->type() == bson::type::string && level->get_string() == "snapshot";
+    const auto at = args.find("atClusterTime");
+    if (at && args.find("afterClusterTime"))
+        co_return error_reply(72, "InvalidOptions", "Can not specify both afterClusterTime and atClusterTime");
+    if (at && !snapshot)
+        co_return error_reply(72, "InvalidOptions", "atClusterTime field can be set only if level is equal to snapshot");
+    if (!snapshot) co_return std::nullopt;
+    if (at && at->type() != bson::type::timestamp)
+        co_return error_reply(14, "TypeMismatch", "BSON field 'atClusterTime' is the wrong type '" +
+                                                      std::string(bson::type_name(at->type())) + "', expected type 'timestamp'");
+    if (auto why = snapshot_unsupported(req))
+        co_return error_reply(72, "InvalidOptions", "Command " + req.name + " does not support { readConcern: { level: \"snapshot\" } } :: caused by :: " + *why);
+    if (!d.is_replica_set() || target.current == role::standalone || target.current == role::master ||
+        target.current == role::slave)
+        co_return error_reply(123, "NotAReplicaSet", "node needs to be a replica set member to use readConcern: snapshot");
+    bson::timestamp when = target.applied().ts;
+    if (at) {
+        when = at->get_timestamp();
+        const bson::timestamp now = std::max(d.latest_written(), d.primary ? d.primary->applied().ts : when);
+        if (now < when)
+            co_return error_reply(72, "InvalidOptions", "readConcern atClusterTime value must not be greater than the current "
+                                                        "clusterTime. Requested clusterTime: { ts: " + timestamp_text(when) +
+                                                        " }; current clusterTime: { ts: " + timestamp_text(now) + " }");
+        if (auto refusal = co_await wait_until_applied(target, req, op, when)) co_return refusal;
+    }
+    auto data = data_at(target, when);
+    if (!data)
+        co_return error_reply(239, "SnapshotTooOld", "Read timestamp " + timestamp_text(when) +
+                                                         " is older than the oldest available timestamp.");
+    out = snapshot_read{std::move(data), when};
+    co_return std::nullopt;
+}
+
+// A successful snapshot read's reply with its atClusterTime: in the cursor (find, aggregate), or
+// at the top level (distinct).
+bson::document with_at_cluster_time(bson::document reply, bson::timestamp at) {
+    if (!reply["ok"].as_bool()) return reply;
+    bson::builder b;
+    for (const auto& e : reply.view()) {
+        if (e.key() == "cursor" && e.type() == bson::type::document) {
+            b.open_document("cursor");
+            for (const auto& f : e.get_document()) b.append(f);
+            b.append("atClusterTime", at).close_document();
+        } else {
+            b.append(e);
+        }
+    }
+    if (!reply.view().find("cursor")) b.append("atClusterTime", at);
+    return b.extract();
+}
+
 asio::awaitable<command_result> run_command(session& s, request& req, const command_spec& spec, running_op& op) {
     member& m = s.owner;
     auto& d = m.dep;
@@ -2782,6 +2937,14 @@ asio::awaitable<command_result> run_command(session& s, request& req, const comm
         co_return out;
     }
     const bool txn_control = name == "commitTransaction" || name == "abortTransaction";
+    std::optional<snapshot_read> snapshot;
+    if (!txn) {
+        auto refusal = co_await snapshot_gate(req, *target, op, snapshot);
+        if (refusal) {
+            out.reply = std::move(*refusal);
+            co_return out;
+        }
+    }
 
     std::map<std::size_t, bson::document> done;
     if ((spec.flags & retryable) && !req.body.find("autocommit")) {
@@ -2815,25 +2978,13 @@ asio::awaitable<command_result> run_command(session& s, request& req, const comm
 
     if (spec.flags & reads) {
         // readConcern afterClusterTime (causal consistency): a lagging member answers once it has
-        // applied that time (of what was written: a later time has nothing to wait for).
+        // applied that time.
         if (auto rc = req.body.find("readConcern"); rc && rc->type() == bson::type::document)
-            if (auto after = rc->get_document().find("afterClusterTime"); after && after->type() == bson::type::timestamp) {
-                const bson::timestamp wanted = after->get_timestamp();
-                const auto deadline = req.body.find("maxTimeMS") && req.body["maxTimeMS"].is_number() && req.body["maxTimeMS"].as_int64() > 0
-                                          ? steady::now() + std::chrono::milliseconds(req.body["maxTimeMS"].as_int64())
-                                          : steady::time_point::max();
-                const auto behind = [&] {
-                    const bson::timestamp written = d.primary ? d.primary->applied().ts : target->applied().ts;
-                    return target->applied().ts < std::min(wanted, written);
-                };
-                while (d.running && !op.killed && behind() && steady::now() < deadline)
-                    co_await d.data_changed.wait_until(std::min(deadline, steady::now() + std::chrono::seconds(1)));
-                if (behind()) {
-                    out.reply = op.killed ? error_reply(11601, "Interrupted", "operation was interrupted")
-                                          : error_reply(50, "MaxTimeMSExpired", "operation exceeded time limit");
+            if (auto after = rc->get_document().find("afterClusterTime"); after && after->type() == bson::type::timestamp)
+                if (auto refusal = co_await wait_until_applied(*target, req, op, after->get_timestamp())) {
+                    out.reply = std::move(*refusal);
                     co_return out;
                 }
-            }
     }
 
     if (counted_as_command(name)) ++m.opcounters["command"];
@@ -2848,19 +2999,20 @@ asio::awaitable<command_result> run_command(session& s, request& req, const comm
         c.may_block = !txn && (spec.flags & writes) && open_writers(*target);
         if (c.may_block) before = target->data.clone();
         std::optional<write_blocked> blocked;
-        // A transaction's command sees and changes the transaction's copy of the data.
+        // A transaction's command sees and changes the transaction's copy of the data; a snapshot
+        // read reads the version at its time (its handlers do not suspend).
         struct data_swap {
-            transaction* t;
+            catalog* other;
             member& target;
-            data_swap(transaction* tx, member& m) : t(tx), target(m) {
-                if (t) std::swap(target.data, t->data);
+            data_swap(catalog* o, member& m) : other(o), target(m) {
+                if (other) std::swap(target.data, *other);
             }
             ~data_swap() {
-                if (t) std::swap(target.data, t->data);
+                if (other) std::swap(target.data, *other);
             }
             data_swap(const data_swap&) = delete;
             data_swap& operator=(const data_swap&) = delete;
-        } swap(txn_control ? nullptr : txn, *target);
+        } swap(snapshot ? snapshot->data.get() : txn && !txn_control ? &txn->data : nullptr, *target);
         try {
             out.reply = co_await spec.run(c);
         } catch (const command_error& e) {
@@ -2880,6 +3032,7 @@ asio::awaitable<command_result> run_command(session& s, request& req, const comm
         }
     }
     if (txn && !txn_control) transaction_reply(m, *target, *txn, out.reply);
+    if (snapshot) out.reply = with_at_cluster_time(std::move(out.reply), snapshot->at);
     if (c.close_connection) {
         out.close_connection = true;
         co_return out;

@@ -431,6 +431,7 @@ asio::awaitable<void> deployment::impl::replicate(member& m) {
                 m.log = src->log;
                 m.retries = src->retries;
                 m.cursors.clear();
+                m.snapshots.clear();
                 data_changed.notify();
                 continue;
             }

@@ -188,6 +188,14 @@ public:
     // A router's own transaction state (mongos): the txnNumber each session (raw lsid.id) started
     // through it; a transaction's later commands on another router fail as on a real one.
     std::map<std::string, std::int64_t> router_transactions;
+    // Snapshot reads (readConcern level "snapshot"): copies of the data at the cluster times
+    // snapshot reads asked for, oldest first, the latest few only (commands.cpp). Empty while
+    // nobody reads at a snapshot; cleared when the member rolls back.
+    struct snapshot_version {
+        bson::timestamp at;
+        std::shared_ptr<catalog> data;
+    };
+    std::deque<snapshot_version> snapshots;
     steady::time_point stepdown_until{};
 
     // Identity and SDAM.

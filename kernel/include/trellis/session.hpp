@@ -85,8 +85,15 @@ struct session_options {
     /// Reads see the session's earlier reads and writes (readConcern afterClusterTime).
     /// Unset: true (false for snapshot sessions).
     std::optional<bool> causal_consistency;
-    /// Snapshot reads: not supported (start_session refuses them with errc::invalid_argument).
+    /// Snapshot reads (the snapshot reads spec, MongoDB 5.0+): find, aggregate and distinct in
+    /// the session read one snapshot, that of its first read (or snapshot_time). Every command of
+    /// the session carries readConcern {level: "snapshot"} (with atClusterTime once known), so
+    /// the server refuses writes and commands that cannot read at a snapshot. Not with
+    /// causal_consistency: true, nor with transactions (both errc::invalid_argument).
     bool snapshot = false;
+    /// The snapshot to read at (snapshot sessions only, else errc::invalid_argument): e.g. another
+    /// session's snapshot_time(). Unset: the time of the session's first read.
+    std::optional<bson::timestamp> snapshot_time;
     /// What start_transaction() and with_transaction() use where their options are unset.
     transaction_options default_transaction_options;
 };
@@ -107,6 +114,9 @@ public:
     std::optional<bson::document> cluster_time() const;
     /// The operationTime of the session's last acknowledged operation (nullopt before one).
     std::optional<bson::timestamp> operation_time() const;
+    /// A snapshot session's snapshot (the atClusterTime its reads send): snapshot_time given when
+    /// it started, else the time the server gave its first read; nullopt until then.
+    std::optional<bson::timestamp> snapshot_time() const;
     /// Advances the session's cluster time (e.g. to one from another session); an older one is
     /// ignored. errc::invalid_argument unless `cluster_time` holds a timestamp clusterTime.
     void advance_cluster_time(bson::document_view cluster_time);
@@ -127,7 +137,7 @@ public:
     // ---- transactions
     /// Starts a transaction (local: its first operation carries startTransaction). Refused with
     /// errc::invalid_argument when one is already starting or in progress, when the session has
-    /// ended, or for an unacknowledged write concern.
+    /// ended, in a snapshot session, or for an unacknowledged write concern.
     void start_transaction(transaction_options options = {});
     /// Commits: nothing is sent when no operation ran in the transaction. Retried once (with
     /// w: majority) on a retryable error; a failure whose outcome is unknown has the label

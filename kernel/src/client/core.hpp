@@ -127,6 +127,7 @@ struct session_state {
     bool ended = false;
     std::optional<bson::document> cluster_time;  // {clusterTime, signature}
     std::optional<bson::timestamp> operation_time;
+    std::optional<bson::timestamp> snapshot_time;  // a snapshot session's atClusterTime, once known
     // Transactions (the transactions spec): the state, the options resolved when it started.
     transaction_state txn = transaction_state::none;
     transaction_options txn_options;
@@ -559,6 +560,7 @@ private:
         bool txn_assigned = false;
         session_state* explicit_session = nullptr;  // its cluster time goes out, replies advance it
         bool in_transaction = false;                 // the explicit session's transaction
+        bool snapshot = false;                       // a snapshot session's command (5.0+ only)
         /// Load balanced: the transaction's first command keeps the connection it checks out.
         bool pin_connection = false;
         pinned_ptr transaction_connection;  // that connection, once checked out
@@ -583,7 +585,7 @@ private:
     /// $clusterTime to send: the greater of the client's and the explicit session's (none: nullopt).
     std::optional<bson::document> cluster_time_to_send(const session_state* s) const;
     /// A reply's $clusterTime and operationTime: the client's and the session's cluster times and
-    /// the session's operation time advance.
+    /// the session's operation time advance; a snapshot session's first atClusterTime is kept.
     void observe_times(bson::document_view reply, session_state* s);
 
     std::shared_ptr<void> owner_;  // first: destroyed after the strand and the timers below
@@ -659,5 +661,8 @@ bool has_error_label(const std::exception_ptr& e, std::string_view label);
 
 /// `command` with readConcern.afterClusterTime set to `t` (its level, if any, kept).
 bson::document with_after_cluster_time(bson::document_view command, bson::timestamp t);
+/// `command` with readConcern {level: "snapshot"} (and atClusterTime `at`, once known) in place
+/// of its own: every command of a snapshot session (the snapshot reads spec).
+bson::document with_snapshot_read_concern(bson::document_view command, std::optional<bson::timestamp> at);
 
 }  // namespace trellis::detail

@@ -253,6 +253,13 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
                false);
         co_return out;
     }
+    if (st.snapshot && d.max_wire_version < 13) {
+        failed(errc::invalid_argument,
+               make_failure(errc::invalid_argument, "Snapshot reads require MongoDB 5.0 or later (" + s.address +
+                                                        " has wire version " + std::to_string(d.max_wire_version) + ")"),
+               false);
+        co_return out;
+    }
     if (sessions_supported && !session) session = acquire_session();
     if (session && sessions_supported) b.open_document("lsid").append("id", session->id).close_document();
     if (auto ct = cluster_time_to_send(st.explicit_session)) b.append("$clusterTime", ct->view());
@@ -463,6 +470,7 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
     if (op.explicit_session) {
         auto& es = *op.explicit_session;
         std::optional<bson::timestamp> after;
+        std::optional<bson::timestamp> snapshot_time;
         std::optional<read_concern> txn_rc;
         std::int64_t txn_number = 0;
         {
@@ -500,6 +508,11 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
                     es.recovery_token.reset();
                 }
                 if (es.causal && op.causal) after = es.operation_time;
+                // Snapshot sessions: every command but a cursor's getMore and killCursors (which
+                // take no read concern) reads at the session's snapshot, once it is known.
+                const std::string_view name = op.command.view().empty() ? std::string_view() : op.command.view().begin()->key();
+                st.snapshot = es.options.snapshot && name != "getMore" && name != "killCursors";
+                if (st.snapshot) snapshot_time = es.snapshot_time;
             }
         }
         if (st.in_transaction) {
@@ -513,6 +526,7 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
                 throw error(errc::invalid_argument,
                             "an explicit session cannot be used with an unacknowledged write concern (w: 0)");
             if (after) op.command = with_after_cluster_time(op.command.view(), *after);
+            if (st.snapshot) op.command = with_snapshot_read_concern(op.command.view(), snapshot_time);
         }
         st.explicit_session = &es;
     }

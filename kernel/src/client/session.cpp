@@ -48,11 +48,13 @@ void advance(std::optional<bson::document>& current, bson::document_view seen) {
 session_ptr client_core::start_session(const session_options& o) {
     if (o.snapshot && o.causal_consistency.value_or(false))
         throw error(errc::invalid_argument, "start_session: snapshot and causal_consistency are mutually exclusive");
-    if (o.snapshot) throw error(errc::invalid_argument, "start_session: snapshot sessions are not supported");
+    if (o.snapshot_time && !o.snapshot)
+        throw error(errc::invalid_argument, "start_session: snapshot_time is only valid with snapshot: true");
     auto s = std::make_shared<session_state>();
     s->core = shared_from_this();
     s->options = o;
-    s->causal = o.causal_consistency.value_or(true);
+    s->causal = o.causal_consistency.value_or(!o.snapshot);
+    s->snapshot_time = o.snapshot_time;
     s->server = acquire_session(snapshot()->logical_session_timeout_minutes);
     return s;
 }
@@ -135,6 +137,8 @@ bool unknown_commit_result(const std::exception_ptr& e) {
 }  // namespace
 
 void client_core::start_transaction(session_state& s, const transaction_options& o) {
+    if (s.options.snapshot)
+        throw error(errc::invalid_argument, "start_transaction: Transactions are not supported in snapshot sessions");
     transaction_options r;
     const auto& d = s.options.default_transaction_options;
     r.read_concern = o.read_concern ? o.read_concern : d.read_concern;
@@ -306,6 +310,13 @@ void client_core::observe_times(bson::document_view reply, session_state* s) {
     if (has_ct) advance(s->cluster_time, ct->get_document());
     if (const auto ot = reply.find("operationTime"); ot && ot->type() == bson::type::timestamp)
         if (!s->operation_time || *s->operation_time < ot->get_timestamp()) s->operation_time = ot->get_timestamp();
+    if (s->options.snapshot && !s->snapshot_time) {
+        // The snapshot reads spec: atClusterTime in the cursor (find, aggregate) or at the top
+        // level (distinct) of the session's first read.
+        auto at = reply.find("atClusterTime");
+        if (const auto c = reply.find("cursor"); c && c->type() == bson::type::document) at = c->get_document().find("atClusterTime");
+        if (at && at->type() == bson::type::timestamp) s->snapshot_time = at->get_timestamp();
+    }
 }
 
 bson::document with_after_cluster_time(bson::document_view command, bson::timestamp t) {
@@ -320,6 +331,16 @@ bson::document with_after_cluster_time(bson::document_view command, bson::timest
         for (const auto& e : *rc)
             if (e.key() != "afterClusterTime") b.append(e);
     b.append("afterClusterTime", t).close_document();
+    return b.extract();
+}
+
+bson::document with_snapshot_read_concern(bson::document_view command, std::optional<bson::timestamp> at) {
+    bson::builder b;
+    for (const auto& e : command)
+        if (e.key() != "readConcern") b.append(e);
+    b.open_document("readConcern").append("level", "snapshot");
+    if (at) b.append("atClusterTime", *at);
+    b.close_document();
     return b.extract();
 }
 
@@ -374,6 +395,12 @@ std::optional<bson::timestamp> client_session::operation_time() const {
     const auto& s = live(state_);
     std::lock_guard lock(s.mutex);
     return s.operation_time;
+}
+
+std::optional<bson::timestamp> client_session::snapshot_time() const {
+    const auto& s = live(state_);
+    std::lock_guard lock(s.mutex);
+    return s.snapshot_time;
 }
 
 void client_session::advance_cluster_time(bson::document_view cluster_time) {

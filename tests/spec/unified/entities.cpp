@@ -502,7 +502,6 @@ void create_entities(test_context& ctx, const json::array& list) {
                     else fail("unknown sessionOptions field " + std::string(key));
                 }
             }
-            if (so.snapshot) skip("snapshot sessions not implemented");
             entity e;
             e.k = entity::kind::session;
             e.client = c.client;
