@@ -465,12 +465,13 @@ std::optional<bson::array> run_statements(const context& c, std::string_view fie
     return bson::array(errors.extract());
 }
 
-// mongod's check of a document to insert against maxBsonObjectSize: a write error of its own.
+// A document to insert over the configured maxBsonObjectSize: the write error the storage
+// engine gives at its own 16 MiB (10334 BSONObjectTooLarge), at the configured size.
 void check_insert_size(const context& c, bson::document_view doc) {
     const auto max = c.self.dep.cfg.max_bson_object_size;
     if (doc.size() > static_cast<std::size_t>(max))
-        throw command_error(2, "BadValue", "object to insert too large. size in bytes: " + std::to_string(doc.size()) +
-                                               ", max size: " + std::to_string(max));
+        throw command_error(10334, "BSONObjectTooLarge", "object to insert too large, max size: " + std::to_string(max) +
+                                                             " (size in bytes: " + std::to_string(doc.size()) + ")");
 }
 
 asio::awaitable<bson::document> cmd_insert(context& c) {

@@ -68,8 +68,9 @@ struct sim_config {
     int max_wire_version = 21;
     /// hello's maxWriteBatchSize; an insert, update or delete with more statements fails (16).
     std::int32_t max_write_batch_size = 100000;
-    /// hello's maxBsonObjectSize: a larger document to insert is a write error (2 BadValue, as
-    /// mongod), and a reply batch holds no more. At least 1024.
+    /// hello's maxBsonObjectSize: a larger document to insert is a write error (10334
+    /// BSONObjectTooLarge), and a reply batch holds no more. At least 1024. (An update growing a
+    /// document is checked at mongod's 16 MiB.)
     std::int32_t max_bson_object_size = 16 * 1024 * 1024;
     /// hello's maxMessageSizeBytes: a larger message closes the connection, as mongod does. At
     /// least max_bson_object_size + 16 KiB (a command of one largest document).
