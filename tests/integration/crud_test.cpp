@@ -581,7 +581,8 @@ private slots:
         // Handles: read concern and write concern inherited database -> collection, overridable.
         auto majority = db.with_options({.read_preference = std::nullopt,
                                          .read_concern = trellis::read_concern{"majority"},
-                                         .write_concern = std::nullopt});
+                                         .write_concern = std::nullopt,
+                                         .timeout = std::nullopt});
         auto coll = majority["second"];
         QCOMPARE(coll.read_concern().level.value_or(""), std::string("majority"));
         coll.find_one();
@@ -589,7 +590,8 @@ private slots:
         trellis::write_concern w1;
         w1.w = 1;
         w1.journal = true;
-        auto journaled = coll.with_options({.read_preference = std::nullopt, .read_concern = std::nullopt, .write_concern = w1});
+        auto journaled = coll.with_options({.read_preference = std::nullopt, .read_concern = std::nullopt, .write_concern = w1,
+                                            .timeout = std::nullopt});
         journaled.insert_one(doc(R"({"x": 1})"));
         QCOMPARE(sent("insert").back()["writeConcern"].get_document()["j"].get_bool(), true);
         QCOMPARE(journaled.read_concern().level.value_or(""), std::string("majority"));  // kept
