@@ -34,6 +34,7 @@ public:
             case errc::incompatible_server: return "incompatible server wire version";
             case errc::authentication_failed: return "authentication failed";
             case errc::invalid_argument: return "invalid argument";
+            case errc::operation_timeout: return "operation timed out (timeoutMS)";
         }
         return "unknown trellis error " + std::to_string(value);
     }

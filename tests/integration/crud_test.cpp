@@ -582,7 +582,8 @@ private slots:
         // Handles: read concern and write concern inherited database -> collection, overridable.
         auto majority = db.with_options({.read_preference = std::nullopt,
                                          .read_concern = trellis::read_concern{"majority"},
-                                         .write_concern = std::nullopt});
+                                         .write_concern = std::nullopt,
+                                         .timeout = std::nullopt});
         auto coll = majority["second"];
         QCOMPARE(coll.read_concern().level.value_or(""), std::string("majority"));
         coll.find_one();
@@ -590,7 +591,8 @@ private slots:
         trellis::write_concern w1;
         w1.w = 1;
         w1.journal = true;
-        auto journaled = coll.with_options({.read_preference = std::nullopt, .read_concern = std::nullopt, .write_concern = w1});
+        auto journaled = coll.with_options({.read_preference = std::nullopt, .read_concern = std::nullopt, .write_concern = w1,
+                                            .timeout = std::nullopt});
         journaled.insert_one(doc(R"({"x": 1})"));
         QCOMPARE(sent("insert").back()["writeConcern"].get_document()["j"].get_bool(), true);
         QCOMPARE(journaled.read_concern().level.value_or(""), std::string("majority"));  // kept
@@ -773,8 +775,7 @@ private slots:
     }
 
     void unimplemented_options_are_refused() {
-        for (const char* uri : {"mongodb://127.0.0.1:9/?timeoutMS=100", "mongodb://127.0.0.1:9/?proxyHost=p",
-                                "mongodb://127.0.0.1:9/?waitQueueMultiple=2"}) {
+        for (const char* uri : {"mongodb://127.0.0.1:9/?proxyHost=p", "mongodb://127.0.0.1:9/?waitQueueMultiple=2"}) {
             try {
                 trellis::client c(uri);
                 QFAIL(uri);
@@ -782,7 +783,9 @@ private slots:
                 QVERIFY2(std::string(e.what()).find("not implemented") != std::string::npos, e.what());
             }
         }
-        trellis::client zero("mongodb://127.0.0.1:9/?timeoutMS=0");  // zero: no timeout, nothing to refuse
+        // timeoutMS is implemented (csot_test): accepted, zero (no limit) and positive.
+        trellis::client zero("mongodb://127.0.0.1:9/?timeoutMS=0");
+        trellis::client positive("mongodb://127.0.0.1:9/?timeoutMS=100");
     }
 
     void find_options_reach_the_server() {

@@ -275,7 +275,7 @@ private slots:
         auto rdb = (*rs.client)["rcc"];
         trellis::write_concern all;
         all.w = 3;
-        auto coll = rdb["rs"].with_options({std::nullopt, std::nullopt, all});
+        auto coll = rdb["rs"].with_options({std::nullopt, std::nullopt, all, std::nullopt});
         std::vector<bson::document> docs;
         for (int i = 0; i < 5; ++i) docs.push_back(bson::make_document(bson::kvp("_id", i)));
         coll.insert_many(std::move(docs));
@@ -291,7 +291,7 @@ private slots:
         QCOMPARE(rs.sent("find").back()["$readPreference"].get_document()["mode"].get_string(), std::string_view("secondary"));
         QVERIFY(!rs.sent("getMore").empty());
         // Without a read preference: the primary, whatever the handle's.
-        auto pc = rdb.with_options({secondary, std::nullopt, std::nullopt})
+        auto pc = rdb.with_options({secondary, std::nullopt, std::nullopt, std::nullopt})
                       .run_cursor_command(doc(R"({"find": "rs", "filter": {}, "batchSize": 2})"));
         QCOMPARE(pc.address(), *rs.deployment->primary());
     }

@@ -67,6 +67,7 @@ std::string errc_name(const std::error_code& ec) {
         case trellis::errc::incompatible_server: return "incompatible_server";
         case trellis::errc::authentication_failed: return "authentication_failed";
         case trellis::errc::invalid_argument: return "invalid_argument";
+        case trellis::errc::operation_timeout: return "operation_timeout";
     }
     return std::to_string(ec.value());
 }

@@ -85,12 +85,20 @@ struct find_options {
     /// Unset: the collection's read preference.
     std::optional<trellis::read_preference> read_preference;
     std::optional<bool> raw_data;  ///< internal: see raw_data_note
+    /// timeoutMS of this operation (CSOT); unset: the handle's, zero: no limit. With it the
+    /// deprecated limits (max_time, socketTimeoutMS, waitQueueTimeoutMS) are ignored.
+    std::optional<std::chrono::milliseconds> timeout;
+    /// How timeout bounds the cursor; unset: cursor_lifetime (tailable: iteration). Needs a timeout.
+    std::optional<trellis::timeout_mode> timeout_mode;
 };
 
 struct insert_one_options {
     std::optional<bool> bypass_document_validation;
     std::optional<comment_type> comment;
     std::optional<bool> raw_data;  ///< internal: see raw_data_note
+    /// timeoutMS of this operation (CSOT); unset: the handle's, zero: no limit. With it the
+    /// deprecated limits (max_time, socketTimeoutMS, waitQueueTimeoutMS) are ignored.
+    std::optional<std::chrono::milliseconds> timeout;
 };
 
 struct insert_one_result {
@@ -108,6 +116,9 @@ struct insert_many_options {
     std::optional<bool> bypass_document_validation;
     std::optional<comment_type> comment;
     std::optional<bool> raw_data;  ///< internal: see raw_data_note
+    /// timeoutMS of this operation (CSOT); unset: the handle's, zero: no limit. With it the
+    /// deprecated limits (max_time, socketTimeoutMS, waitQueueTimeoutMS) are ignored.
+    std::optional<std::chrono::milliseconds> timeout;
 };
 
 struct insert_many_result {
@@ -127,6 +138,9 @@ struct update_options {
     /// changed. update_many refuses it (invalid_argument); older servers refuse it themselves.
     std::optional<bson::document> sort;
     std::optional<bool> raw_data;  ///< internal: see raw_data_note
+    /// timeoutMS of this operation (CSOT); unset: the handle's, zero: no limit. With it the
+    /// deprecated limits (max_time, socketTimeoutMS, waitQueueTimeoutMS) are ignored.
+    std::optional<std::chrono::milliseconds> timeout;
 };
 
 struct update_result {
@@ -142,6 +156,9 @@ struct delete_options {
     std::optional<bson::document> let;
     std::optional<comment_type> comment;
     std::optional<bool> raw_data;  ///< internal: see raw_data_note
+    /// timeoutMS of this operation (CSOT); unset: the handle's, zero: no limit. With it the
+    /// deprecated limits (max_time, socketTimeoutMS, waitQueueTimeoutMS) are ignored.
+    std::optional<std::chrono::milliseconds> timeout;
 };
 
 struct count_options {
@@ -153,6 +170,9 @@ struct count_options {
     std::optional<comment_type> comment;
     std::optional<trellis::read_preference> read_preference;
     std::optional<bool> raw_data;  ///< internal: see raw_data_note
+    /// timeoutMS of this operation (CSOT); unset: the handle's, zero: no limit. With it the
+    /// deprecated limits (max_time, socketTimeoutMS, waitQueueTimeoutMS) are ignored.
+    std::optional<std::chrono::milliseconds> timeout;
 };
 
 struct estimated_count_options {
@@ -160,6 +180,9 @@ struct estimated_count_options {
     std::optional<comment_type> comment;
     std::optional<trellis::read_preference> read_preference;
     std::optional<bool> raw_data;  ///< internal: see raw_data_note
+    /// timeoutMS of this operation (CSOT); unset: the handle's, zero: no limit. With it the
+    /// deprecated limits (max_time, socketTimeoutMS, waitQueueTimeoutMS) are ignored.
+    std::optional<std::chrono::milliseconds> timeout;
 };
 
 struct distinct_options {
@@ -169,6 +192,9 @@ struct distinct_options {
     std::optional<comment_type> comment;
     std::optional<trellis::read_preference> read_preference;
     std::optional<bool> raw_data;  ///< internal: see raw_data_note
+    /// timeoutMS of this operation (CSOT); unset: the handle's, zero: no limit. With it the
+    /// deprecated limits (max_time, socketTimeoutMS, waitQueueTimeoutMS) are ignored.
+    std::optional<std::chrono::milliseconds> timeout;
 };
 
 struct aggregate_options {
@@ -186,6 +212,11 @@ struct aggregate_options {
     /// For $out / $merge; unset: the collection's.
     std::optional<trellis::write_concern> write_concern;
     std::optional<bool> raw_data;  ///< internal: see raw_data_note
+    /// timeoutMS of this operation (CSOT); unset: the handle's, zero: no limit. With it the
+    /// deprecated limits (max_time, socketTimeoutMS, waitQueueTimeoutMS) are ignored.
+    std::optional<std::chrono::milliseconds> timeout;
+    /// How timeout bounds the cursor; unset: cursor_lifetime (tailable: iteration). Needs a timeout.
+    std::optional<trellis::timeout_mode> timeout_mode;
 };
 
 enum class return_document { before, after };
@@ -205,6 +236,9 @@ struct find_one_and_modify_options {
     std::optional<bool> bypass_document_validation;
     std::optional<comment_type> comment;
     std::optional<bool> raw_data;  ///< internal: see raw_data_note
+    /// timeoutMS of this operation (CSOT); unset: the handle's, zero: no limit. With it the
+    /// deprecated limits (max_time, socketTimeoutMS, waitQueueTimeoutMS) are ignored.
+    std::optional<std::chrono::milliseconds> timeout;
 };
 using find_one_and_update_options = find_one_and_modify_options;
 using find_one_and_replace_options = find_one_and_modify_options;
@@ -255,6 +289,9 @@ struct bulk_write_options {
     std::optional<bson::document> let;
     std::optional<comment_type> comment;
     std::optional<bool> raw_data;  ///< internal: see raw_data_note
+    /// timeoutMS of this operation (CSOT); unset: the handle's, zero: no limit. With it the
+    /// deprecated limits (max_time, socketTimeoutMS, waitQueueTimeoutMS) are ignored.
+    std::optional<std::chrono::milliseconds> timeout;
 };
 
 /// One index: its key pattern and options ({name, unique, sparse, expireAfterSeconds, ...});
@@ -267,12 +304,21 @@ struct index_model {
 /// The index management spec's options of createIndexes, listIndexes and dropIndexes.
 struct create_indexes_options {
     std::optional<bool> raw_data;  ///< internal: see raw_data_note
+    /// timeoutMS of this operation (CSOT); unset: the handle's, zero: no limit. With it the
+    /// deprecated limits (max_time, socketTimeoutMS, waitQueueTimeoutMS) are ignored.
+    std::optional<std::chrono::milliseconds> timeout;
 };
 struct list_indexes_options {
     std::optional<bool> raw_data;  ///< internal: see raw_data_note
+    /// timeoutMS of this operation (CSOT); unset: the handle's, zero: no limit. With it the
+    /// deprecated limits (max_time, socketTimeoutMS, waitQueueTimeoutMS) are ignored.
+    std::optional<std::chrono::milliseconds> timeout;
 };
 struct drop_index_options {
     std::optional<bool> raw_data;  ///< internal: see raw_data_note
+    /// timeoutMS of this operation (CSOT); unset: the handle's, zero: no limit. With it the
+    /// deprecated limits (max_time, socketTimeoutMS, waitQueueTimeoutMS) are ignored.
+    std::optional<std::chrono::milliseconds> timeout;
 };
 
 class collection {

@@ -29,6 +29,8 @@ struct list_collections_options {
     std::optional<bool> authorized_collections;
     std::optional<std::int32_t> batch_size;
     std::optional<comment_type> comment;
+    /// timeoutMS of this operation (CSOT); unset: the handle's, zero: no limit.
+    std::optional<std::chrono::milliseconds> timeout;
 };
 
 /// run_cursor_command's options. The command itself goes out as given (a maxTimeMS, batchSize or
@@ -45,6 +47,10 @@ struct run_cursor_command_options {
     std::optional<std::int32_t> batch_size;             ///< getMore's batchSize: positive
     std::optional<std::chrono::milliseconds> max_time;  ///< getMore's maxTimeMS: not negative
     std::optional<comment_type> comment;                ///< getMore's comment (sent to 4.4+ servers)
+    /// timeoutMS of the command and its cursor (CSOT); unset: the handle's, zero: no limit.
+    std::optional<std::chrono::milliseconds> timeout;
+    /// How timeout bounds the cursor; unset: cursor_lifetime (tailable: iteration).
+    std::optional<trellis::timeout_mode> timeout_mode;
 };
 
 class database {

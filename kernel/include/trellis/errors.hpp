@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <exception>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -44,6 +45,7 @@ enum class errc : int {
     incompatible_server,    // the server's wire versions do not overlap ours (6 to 25)
     authentication_failed,  // a wrong password, a refused certificate, no such mechanism
     invalid_argument,       // refused before sending: an update without operators, an oversized document
+    operation_timeout,      // MongoOperationTimeoutError: the operation's timeoutMS (CSOT) expired
 };
 
 }  // namespace trellis
@@ -121,6 +123,30 @@ private:
     int server_code_;
     std::string code_name_;
     std::vector<std::string> labels_;
+};
+
+/// An operation's timeoutMS (client-side operations timeout) expired: the spec's
+/// MongoOperationTimeoutError. cause() is the error of the blocking step that ran out of time
+/// (server selection, connection check-out, a socket timeout, the server's MaxTimeMSExpired 50),
+/// null when the timeout was found before a step began; what() includes its text.
+class operation_timeout : public error {
+public:
+    operation_timeout(const std::string& what, std::exception_ptr cause = nullptr)
+        : error(errc::operation_timeout, what), cause_(std::move(cause)) {}
+    const std::exception_ptr& cause() const noexcept { return cause_; }
+    /// The cause's code (errc::operation_timeout when there is none).
+    std::error_code cause_code() const noexcept {
+        try {
+            if (cause_) std::rethrow_exception(cause_);
+        } catch (const std::system_error& e) {
+            return e.code();
+        } catch (...) {
+        }
+        return code();
+    }
+
+private:
+    std::exception_ptr cause_;
 };
 
 /// A plugin that cannot be loaded or created: path() names its file, kind()

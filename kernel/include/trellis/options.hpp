@@ -91,14 +91,22 @@ struct handle_options {
     std::optional<trellis::read_preference> read_preference;
     std::optional<trellis::read_concern> read_concern;
     std::optional<trellis::write_concern> write_concern;
+    /// timeoutMS (client-side operations timeout) of the handle's operations; zero: no limit.
+    std::optional<std::chrono::milliseconds> timeout;
 
     /// `over` where set, this otherwise.
     handle_options merged(const handle_options& over) const {
         return {over.read_preference ? over.read_preference : read_preference,
-                over.read_concern ? over.read_concern : read_concern, over.write_concern ? over.write_concern : write_concern};
+                over.read_concern ? over.read_concern : read_concern, over.write_concern ? over.write_concern : write_concern,
+                over.timeout ? over.timeout : timeout};
     }
     friend bool operator==(const handle_options&, const handle_options&) = default;
 };
+
+/// How timeoutMS bounds a cursor (the CSOT spec's timeoutMode): the cursor's whole life, its
+/// first command and every getMore (the default of a non-tailable cursor), or each iteration
+/// that goes to the server afresh (the default and only mode of a tailable cursor).
+enum class timeout_mode { cursor_lifetime, iteration };
 
 // ---------------------------------------------------------------- TLS, proxy, monitoring
 

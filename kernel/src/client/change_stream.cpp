@@ -75,6 +75,10 @@ struct change_stream_state {
                         "watch: batch_size must not be negative (got " + std::to_string(*options.batch_size) + ")");
         if (options.max_await_time && options.max_await_time->count() < 0)
             throw error(errc::invalid_argument, "watch: max_await_time must not be negative");
+        if (const auto t = core->effective_timeout(settings.timeout);
+            options.max_await_time && t.count() > 0 && *options.max_await_time >= t)
+            throw error(errc::invalid_argument, "watch: max_await_time (" + std::to_string(options.max_await_time->count()) +
+                                                    " ms) must be less than timeoutMS (" + std::to_string(t.count()) + " ms)");
         auto st = std::make_shared<change_stream_state>();
         st->core = std::move(core);
         st->db = std::move(db);
@@ -121,6 +125,8 @@ struct change_stream_state {
         o.batch_size = options.batch_size;
         o.collation = options.collation;
         o.comment = options.comment;
+        // CSOT: a change stream is an awaitData cursor: each next() gets the whole timeoutMS.
+        if (settings.timeout || core->options().timeout) o.timeout_mode = timeout_mode::iteration;
         const bool first_open = !cursor;
         bson::array stages(all.extract());
         std::exception_ptr failed;

@@ -344,7 +344,8 @@ asio::any_io_executor database::executor() const {
 
 asio::awaitable<bson::document> database::run_command_impl(target t, bson::document command,
                                                            std::optional<trellis::read_preference> read_preference) {
-    co_return co_await t.core->run_command(std::move(t.db), std::move(command), std::move(read_preference), t.session);
+    co_return co_await t.core->run_command(std::move(t.db), std::move(command), std::move(read_preference), t.session,
+                                              t.settings.timeout);
 }
 bson::document database::run_command(bson::document_view command) {
     return wait(t_.core, run_command_impl(t_, borrowed(command), std::nullopt));
@@ -354,6 +355,7 @@ bson::document database::run_command(bson::document_view command, trellis::read_
 }
 
 asio::awaitable<cursor> database::run_cursor_command_impl(target t, bson::document command, run_cursor_command_options o) {
+    if (!o.timeout) o.timeout = t.settings.timeout;
     co_return co_await t.core->run_cursor_command(std::move(t.db), std::move(command), std::move(o), t.session);
 }
 cursor database::run_cursor_command(bson::document_view command, run_cursor_command_options options) {
@@ -361,6 +363,7 @@ cursor database::run_cursor_command(bson::document_view command, run_cursor_comm
 }
 
 asio::awaitable<cursor> database::list_collections_impl(target t, list_collections_options o) {
+    if (!o.timeout) o.timeout = t.settings.timeout;
     co_return co_await t.core->list_collections(std::move(t.db), std::move(o), t.session);
 }
 cursor database::list_collections(list_collections_options options) {
@@ -383,7 +386,7 @@ asio::awaitable<collection> database::create_collection_impl(target t, std::stri
     bson::builder b;
     b.append("create", name).concat(options.view());
     const auto wc = t.core->settings_for(t.settings).wc;
-    co_await t.core->write_command(t.db, b.extract(), wc, t.session);
+    co_await t.core->write_command(t.db, b.extract(), wc, t.session, t.settings.timeout);
     co_return collection(collection::target{t.core, t.db, std::move(name), t.settings, t.session});
 }
 collection database::create_collection(std::string name, bson::document_view options) {
@@ -391,6 +394,7 @@ collection database::create_collection(std::string name, bson::document_view opt
 }
 
 asio::awaitable<cursor> database::aggregate_impl(target t, bson::array pipeline, aggregate_options o) {
+    if (!o.timeout) o.timeout = t.settings.timeout;
     const auto s = t.core->settings_for(t.settings);
     std::string none;  // a database aggregate
     co_return co_await t.core->aggregate(std::move(t.db), std::move(none), std::move(pipeline), std::move(o), s, t.session);
@@ -401,7 +405,8 @@ cursor database::aggregate(bson::array_view pipeline, aggregate_options options)
 
 asio::awaitable<void> database::drop_impl(target t) {
     const auto wc = t.core->settings_for(t.settings).wc;
-    co_await t.core->write_command(std::move(t.db), bson::make_document(bson::kvp("dropDatabase", 1)), wc, t.session);
+    co_await t.core->write_command(std::move(t.db), bson::make_document(bson::kvp("dropDatabase", 1)), wc, t.session,
+                                   t.settings.timeout);
 }
 void database::drop() { wait(t_.core, drop_impl(t_)); }
 
@@ -434,6 +439,7 @@ trellis::read_concern collection::read_concern() const { return t_.core->setting
 trellis::write_concern collection::write_concern() const { return t_.core->settings_for(t_.settings).wc; }
 
 asio::awaitable<insert_one_result> collection::insert_one_impl(target t, bson::document document, insert_one_options o) {
+    if (!o.timeout) o.timeout = t.settings.timeout;
     const auto wc = t.core->settings_for(t.settings).wc;
     co_return co_await t.core->insert_one(std::move(t.db), std::move(t.coll), std::move(document), std::move(o), wc, t.session);
 }
@@ -443,6 +449,7 @@ insert_one_result collection::insert_one(bson::document_view document, insert_on
 
 asio::awaitable<insert_many_result> collection::insert_many_impl(target t, std::vector<bson::document> documents,
                                                                  insert_many_options o) {
+    if (!o.timeout) o.timeout = t.settings.timeout;
     const auto wc = t.core->settings_for(t.settings).wc;
     co_return co_await t.core->insert_many(std::move(t.db), std::move(t.coll), std::move(documents), std::move(o), wc, t.session);
 }
@@ -455,6 +462,7 @@ insert_many_result collection::insert_many(std::span<const bson::document> docum
 
 asio::awaitable<update_result> collection::update_impl(target t, bson::document filter, update_spec update, update_options o,
                                                        bool multi, bool replace) {
+    if (!o.timeout) o.timeout = t.settings.timeout;
     const auto wc = t.core->settings_for(t.settings).wc;
     co_return co_await t.core->update(std::move(t.db), std::move(t.coll), std::move(filter), std::move(update), std::move(o),
                                       multi, replace, wc, t.session);
@@ -470,6 +478,7 @@ update_result collection::replace_one(bson::document_view filter, bson::document
 }
 
 asio::awaitable<delete_result> collection::delete_impl(target t, bson::document filter, delete_options o, bool multi) {
+    if (!o.timeout) o.timeout = t.settings.timeout;
     const auto wc = t.core->settings_for(t.settings).wc;
     co_return co_await t.core->remove(std::move(t.db), std::move(t.coll), std::move(filter), std::move(o), multi, wc, t.session);
 }
@@ -481,6 +490,7 @@ delete_result collection::delete_many(bson::document_view filter, delete_options
 }
 
 asio::awaitable<bulk_write_result> collection::bulk_write_impl(target t, std::vector<write_model> models, bulk_write_options o) {
+    if (!o.timeout) o.timeout = t.settings.timeout;
     const auto wc = t.core->settings_for(t.settings).wc;
     co_return co_await t.core->bulk_write(std::move(t.db), std::move(t.coll), std::move(models), std::move(o), wc, t.session);
 }
@@ -492,6 +502,7 @@ asio::awaitable<std::optional<bson::document>> collection::find_and_modify_impl(
                                                                                 update_spec change,
                                                                                 find_one_and_modify_options o,
                                                                                 modify_kind kind) {
+    if (!o.timeout) o.timeout = t.settings.timeout;
     ops::find_and_modify_op op;
     op.collection = std::move(t.coll);
     op.filter = std::move(filter);
@@ -518,6 +529,7 @@ std::optional<bson::document> collection::find_one_and_delete(bson::document_vie
 
 
 asio::awaitable<cursor> collection::find_impl(target t, bson::document filter, find_options o) {
+    if (!o.timeout) o.timeout = t.settings.timeout;
     if (!o.read_preference) o.read_preference = t.settings.read_preference;
     const auto rc = t.core->settings_for(t.settings).rc;
     // Named, not a temporary in the co_await expression: GCC 12 destroys such temporaries twice.
@@ -528,6 +540,7 @@ cursor collection::find(bson::document_view filter, find_options options) {
     return wait(t_.core, find_impl(t_, borrowed(filter), std::move(options)));
 }
 asio::awaitable<std::optional<bson::document>> collection::find_one_impl(target t, bson::document filter, find_options o) {
+    if (!o.timeout) o.timeout = t.settings.timeout;
     if (!o.read_preference) o.read_preference = t.settings.read_preference;
     const auto rc = t.core->settings_for(t.settings).rc;
     ops::find_op op{std::move(t.coll), std::move(filter), std::move(o), true};
@@ -538,6 +551,7 @@ std::optional<bson::document> collection::find_one(bson::document_view filter, f
 }
 
 asio::awaitable<std::int64_t> collection::count_documents_impl(target t, bson::document filter, count_options o) {
+    if (!o.timeout) o.timeout = t.settings.timeout;
     if (!o.read_preference) o.read_preference = t.settings.read_preference;
     const auto rc = t.core->settings_for(t.settings).rc;
     co_return co_await t.core->count_documents(std::move(t.db), std::move(t.coll), std::move(filter), std::move(o), rc, t.session);
@@ -546,6 +560,7 @@ std::int64_t collection::count_documents(bson::document_view filter, count_optio
     return wait(t_.core, count_documents_impl(t_, borrowed(filter), std::move(options)));
 }
 asio::awaitable<std::int64_t> collection::estimated_count_impl(target t, estimated_count_options o) {
+    if (!o.timeout) o.timeout = t.settings.timeout;
     if (!o.read_preference) o.read_preference = t.settings.read_preference;
     const auto rc = t.core->settings_for(t.settings).rc;
     co_return co_await t.core->estimated_count(std::move(t.db), std::move(t.coll), std::move(o), rc, t.session);
@@ -554,6 +569,7 @@ std::int64_t collection::estimated_document_count(estimated_count_options option
     return wait(t_.core, estimated_count_impl(t_, std::move(options)));
 }
 asio::awaitable<std::int64_t> collection::count_impl(target t, bson::document filter, count_options o) {
+    if (!o.timeout) o.timeout = t.settings.timeout;
     if (!o.read_preference) o.read_preference = t.settings.read_preference;
     const auto rc = t.core->settings_for(t.settings).rc;
     co_return co_await t.core->count(std::move(t.db), std::move(t.coll), std::move(filter), std::move(o), rc, t.session);
@@ -562,6 +578,7 @@ std::int64_t collection::count(bson::document_view filter, count_options options
     return wait(t_.core, count_impl(t_, borrowed(filter), std::move(options)));
 }
 asio::awaitable<bson::array> collection::distinct_impl(target t, std::string key, bson::document filter, distinct_options o) {
+    if (!o.timeout) o.timeout = t.settings.timeout;
     if (!o.read_preference) o.read_preference = t.settings.read_preference;
     const auto rc = t.core->settings_for(t.settings).rc;
     co_return co_await t.core->distinct(std::move(t.db), std::move(t.coll), std::move(key), std::move(filter), std::move(o), rc, t.session);
@@ -570,6 +587,7 @@ bson::array collection::distinct(std::string key, bson::document_view filter, di
     return wait(t_.core, distinct_impl(t_, std::move(key), borrowed(filter), std::move(options)));
 }
 asio::awaitable<cursor> collection::aggregate_impl(target t, bson::array pipeline, aggregate_options o) {
+    if (!o.timeout) o.timeout = t.settings.timeout;
     const auto s = t.core->settings_for(t.settings);
     co_return co_await t.core->aggregate(std::move(t.db), std::move(t.coll), std::move(pipeline), std::move(o), s, t.session);
 }
@@ -579,6 +597,7 @@ cursor collection::aggregate(bson::array_view pipeline, aggregate_options option
 
 asio::awaitable<std::vector<std::string>> collection::create_indexes_impl(target t, std::vector<index_model> indexes,
                                                                           create_indexes_options o) {
+    if (!o.timeout) o.timeout = t.settings.timeout;
     const auto wc = t.core->settings_for(t.settings).wc;
     co_return co_await t.core->create_indexes(std::move(t.db), std::move(t.coll), std::move(indexes), wc, t.session,
                                               std::move(o));
@@ -592,10 +611,12 @@ std::string collection::create_index(bson::document_view keys, bson::document_vi
     return wait(t_.core, create_indexes_impl(t_, std::move(one), {})).front();
 }
 asio::awaitable<cursor> collection::list_indexes_impl(target t, list_indexes_options o) {
+    if (!o.timeout) o.timeout = t.settings.timeout;
     co_return co_await t.core->list_indexes(std::move(t.db), std::move(t.coll), t.session, std::move(o));
 }
 cursor collection::list_indexes(list_indexes_options options) { return wait(t_.core, list_indexes_impl(t_, std::move(options))); }
 asio::awaitable<void> collection::drop_index_impl(target t, std::string index, drop_index_options o) {
+    if (!o.timeout) o.timeout = t.settings.timeout;
     const auto wc = t.core->settings_for(t.settings).wc;
     co_await t.core->drop_index(std::move(t.db), std::move(t.coll), std::move(index), wc, t.session, std::move(o));
 }
@@ -605,7 +626,8 @@ void collection::drop_index(std::string index_name, drop_index_options options) 
 asio::awaitable<void> collection::drop_impl(target t) {
     const auto wc = t.core->settings_for(t.settings).wc;
     try {
-        co_await t.core->write_command(std::move(t.db), bson::make_document(bson::kvp("drop", t.coll)), wc, t.session);
+        co_await t.core->write_command(std::move(t.db), bson::make_document(bson::kvp("drop", t.coll)), wc, t.session,
+                                       t.settings.timeout);
     } catch (const operation_failure& e) {
         // Dropping what is not there is done (NamespaceNotFound; "ns not found" before 3.2).
         if (e.server_code() != 26 && std::string_view(e.what()).find("ns not found") == std::string_view::npos) throw;
@@ -617,7 +639,7 @@ asio::awaitable<void> collection::rename_impl(target t, std::string to, bool dro
     co_await t.core->write_command("admin",
                                    bson::make_document(bson::kvp("renameCollection", t.db + "." + t.coll),
                                                        bson::kvp("to", t.db + "." + to), bson::kvp("dropTarget", drop_target)),
-                                   wc, t.session);
+                                   wc, t.session, t.settings.timeout);
 }
 void collection::rename(std::string new_name, bool drop_target) {
     wait(t_.core, rename_impl(t_, std::move(new_name), drop_target));

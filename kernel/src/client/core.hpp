@@ -221,6 +221,10 @@ struct cursor_state {
     int max_wire_version = 0;                   // of the server the cursor lives on
     std::optional<comment_type> comment;        // find's, repeated on getMore (4.4+)
     std::optional<std::chrono::milliseconds> max_await_time;  // getMore's maxTimeMS (find: tailable_await only)
+    // timeoutMS (CSOT) of the command that made it (zero: none) and, in cursor_lifetime mode, the
+    // deadline its getMores share; in iteration mode each getMore gets the whole timeout.
+    std::chrono::milliseconds timeout{0};
+    std::optional<std::chrono::steady_clock::time_point> deadline;
     bool tailable = false;  // an empty getMore ends next() (nullopt) but not the cursor
     // A change stream's: the last reply's postBatchResumeToken, the aggregate's operationTime.
     std::optional<bson::document> post_batch_resume_token;
@@ -295,6 +299,8 @@ public:
         std::optional<server_session> session;  // kept for the caller when keep_session
         session_ptr explicit_session;           // the operation's explicit session, for its cursor
         pinned_ptr pinned;                      // load balanced: a cursor's connection (id != 0)
+        std::chrono::milliseconds timeout{0};   // the operation's timeoutMS (zero: none)
+        std::optional<std::chrono::steady_clock::time_point> deadline;  // and its deadline
     };
     enum class op_kind { read, write, command };
     /// One batch of a batched write: OP_MSG document sequences and what they allow.
@@ -345,6 +351,14 @@ public:
         /// sequences) is cut at the first attempt by the limits of the connection that sends it
         /// (its hello); a retry sends the same batch.
         std::function<write_batch(const ops::connection_limits&)> batch_for;
+        /// timeoutMS (CSOT) of this operation: unset: the client's; zero: no limit.
+        std::optional<std::chrono::milliseconds> timeout;
+        /// The deadline, when the caller computed it once for several commands (a bulk write's
+        /// batches, a cursor's getMores in cursor_lifetime mode): wins over `timeout`.
+        std::optional<std::chrono::steady_clock::time_point> deadline;
+        /// With a deadline: no maxTimeMS derived from it (getMore, an iteration-mode cursor's
+        /// command), and the command's own maxTimeMS kept (getMore's is maxAwaitTimeMS).
+        bool no_max_time = false;
         /// A hint with w: 0 needs a server that knows it (4.2, wire 8, for update; 4.4, wire 9,
         /// for delete and findAndModify): the CRUD spec's client-side error.
         void require_for_unacknowledged_hint(bool hint, const write_concern& wc, int wire, std::string_view what) {
@@ -362,7 +376,19 @@ public:
         std::optional<read_preference> read_pref;
         read_concern rc;
         write_concern wc;
+        std::optional<std::chrono::milliseconds> timeout;  // the handle's timeoutMS (unset: the client's)
     };
+    /// timeoutMS in force: `own`, else the client's; zero: none.
+    std::chrono::milliseconds effective_timeout(std::optional<std::chrono::milliseconds> own) const {
+        return own ? *own : options_.timeout.value_or(std::chrono::milliseconds(0));
+    }
+    /// The deadline of an operation starting now with timeoutMS `own` (else the client's); none
+    /// without a limit.
+    std::optional<std::chrono::steady_clock::time_point> deadline_for(std::optional<std::chrono::milliseconds> own) const {
+        const auto t = effective_timeout(own);
+        if (t.count() <= 0) return std::nullopt;
+        return std::chrono::steady_clock::now() + t;
+    }
     op_settings settings_for(const handle_options& h) const;
     /// A write: to the primary, retryable when single_statement (and acknowledged, retryWrites).
     operation write_operation(std::string db, bson::document command, bool single_statement, const write_concern& wc) const;
@@ -371,7 +397,8 @@ public:
     operation read_operation(std::string db, bson::document command, std::optional<read_preference> rp,
                              const read_concern& rc) const;
     asio::awaitable<bson::document> run_command(std::string db, bson::document command, std::optional<read_preference> rp,
-                                                session_ptr session = {});
+                                                session_ptr session = {},
+                                                std::optional<std::chrono::milliseconds> timeout = std::nullopt);
     /// A user's cursor command (database::run_cursor_command): the cursor over its reply.
     asio::awaitable<cursor> run_cursor_command(std::string db, bson::document command, run_cursor_command_options o,
                                                session_ptr session = {});
@@ -436,7 +463,8 @@ public:
     asio::awaitable<bson::document> list_databases(bson::document filter, bool name_only, session_ptr session = {});
     /// A command that changes the deployment (drop, dropIndexes, renameCollection): to the primary.
     asio::awaitable<bson::document> write_command(std::string db, bson::document command, write_concern wc,
-                                                  session_ptr session = {});
+                                                  session_ptr session = {},
+                                                  std::optional<std::chrono::milliseconds> timeout = std::nullopt);
     /// A cursor the application let go of: the cursor manager decides when to kill it.
     void cursor_closed(cursor_state& c);
     void kill_cursors(const std::string& address, const std::string& ns, std::vector<std::int64_t> ids);
@@ -505,7 +533,9 @@ private:
         std::vector<std::shared_ptr<server_state>> servers;  // one, or in_turn: all in order
         sdk::selection_policy policy = sdk::selection_policy::latency_window;
     };
-    asio::awaitable<selected> select(const sdk::operation_requirements& req, const std::vector<std::string>& deprioritized);
+    /// `limit`: the operation's deadline (timeoutMS), when sooner than serverSelectionTimeoutMS.
+    asio::awaitable<selected> select(const sdk::operation_requirements& req, const std::vector<std::string>& deprioritized,
+                                     std::optional<std::chrono::steady_clock::time_point> limit = std::nullopt);
 
     // mongodb+srv:// (srv.cpp): the seed list from DNS before the first server, then SRV polling.
     /// Strand. Starts the SRV and TXT lookups when the seed list is still to be resolved (or
@@ -565,6 +595,10 @@ private:
         bool pin_connection = false;
         pinned_ptr transaction_connection;  // that connection, once checked out
         std::optional<write_batch> batch;            // a batched write's, cut at the first attempt
+        // CSOT: the operation's deadline and timeoutMS (for messages); none without timeoutMS.
+        std::optional<std::chrono::steady_clock::time_point> deadline;
+        std::chrono::milliseconds timeout{0};
+        bool out_of_time = false;  // the attempts stopped because the deadline passed
     };
     asio::awaitable<outcome> attempt(server_state& s, const operation& op, const sdk::operation_requirements& req,
                                      attempt_state& st);

@@ -9,7 +9,7 @@ namespace trellis::detail {
 
 client_core::op_settings client_core::settings_for(const handle_options& h) const {
     return {h.read_preference, h.read_concern.value_or(options_.read_concern),
-            h.write_concern ? *h.write_concern : current_write_concern()};
+            h.write_concern ? *h.write_concern : current_write_concern(), h.timeout};
 }
 
 namespace {
@@ -60,6 +60,28 @@ client_core::operation client_core::read_operation(std::string db, bson::documen
     return o;
 }
 
+namespace {
+// CSOT for a command that makes a cursor (the spec's timeoutMode rules): refuses what the spec
+// refuses, and says whether the cursor's getMores share the command's deadline
+// (cursor_lifetime) or each iteration gets the whole timeout.
+bool lifetime_mode(const char* what, std::optional<timeout_mode> mode, bool timeout_set, std::chrono::milliseconds timeout,
+                   cursor_type type, std::optional<std::chrono::milliseconds> max_await, bool writes) {
+    if (mode && !timeout_set)
+        throw error(errc::invalid_argument, std::string(what) + ": timeout_mode needs a timeout (timeoutMS) on the operation, "
+                                                                "its collection, database or client");
+    const bool tailable = type != cursor_type::non_tailable;
+    if (tailable && mode == timeout_mode::cursor_lifetime)
+        throw error(errc::invalid_argument, std::string(what) + ": a tailable cursor supports timeout_mode iteration only");
+    if (type == cursor_type::tailable_await && max_await && timeout.count() > 0 && *max_await >= timeout)
+        throw error(errc::invalid_argument, std::string(what) + ": max_await_time (" + std::to_string(max_await->count()) +
+                                                " ms) must be less than timeoutMS (" + std::to_string(timeout.count()) + " ms)");
+    if (writes && mode == timeout_mode::iteration)
+        throw error(errc::invalid_argument,
+                    std::string(what) + ": timeout_mode iteration cannot be used with a $out or $merge stage");
+    return !tailable && mode.value_or(timeout_mode::cursor_lifetime) == timeout_mode::cursor_lifetime;
+}
+}  // namespace
+
 // ---------------------------------------------------------------- writes
 
 asio::awaitable<insert_one_result> client_core::insert_one(std::string db, std::string coll, bson::document doc,
@@ -71,7 +93,8 @@ asio::awaitable<insert_one_result> client_core::insert_one(std::string db, std::
                                               .bypass_document_validation = options.bypass_document_validation,
                                               .let = std::nullopt,
                                               .comment = std::move(options.comment),
-                                              .raw_data = options.raw_data},
+                                              .raw_data = options.raw_data,
+                                              .timeout = options.timeout},
                                              std::move(wc));
     const auto r = co_await run_bulk(std::move(db), op, std::move(session));
     co_return insert_one_result{op.inserted_ids.front(), r.acknowledged};
@@ -89,7 +112,8 @@ asio::awaitable<insert_many_result> client_core::insert_many(std::string db, std
                                         .bypass_document_validation = options.bypass_document_validation,
                                         .let = std::nullopt,
                                         .comment = std::move(options.comment),
-                                        .raw_data = options.raw_data},
+                                        .raw_data = options.raw_data,
+                                        .timeout = options.timeout},
                                        std::move(wc));
     const auto r = co_await run_bulk(std::move(db), op, std::move(session));
     co_return insert_many_result{std::move(op.inserted_ids), r.acknowledged};
@@ -110,6 +134,8 @@ asio::awaitable<bulk_write_result> client_core::run_bulk(std::string db, const o
     std::optional<write_error_detail> wce;
     std::vector<std::string> labels;
     bson::document last_reply;
+    // CSOT: timeoutMS bounds the whole bulk write, every batch (the spec's batching rule).
+    const auto deadline = deadline_for(op.options.timeout);
     for (std::size_t from = 0; from < op.order.size();) {
         std::optional<ops::bulk_write_op::batch> sent;  // what batch_for cut
         const auto what = op.kind_at(from);
@@ -117,6 +143,8 @@ asio::awaitable<bulk_write_result> client_core::run_bulk(std::string db, const o
             auto o = write_operation(db, op.head(what), true, op.wc);  // batch_for says if the batch is retryable
             o.explicit_session = session;
             o.raw_data = op.options.raw_data;
+            o.timeout = op.options.timeout;
+            o.deadline = deadline;
             o.batch_for = [&op, &sent, from, what](const ops::connection_limits& limits) {
                 sent = op.next_batch(limits, from);
                 write_batch b;
@@ -197,6 +225,7 @@ asio::awaitable<update_result> client_core::update(std::string db, std::string c
     o.explicit_session = std::move(session);
     o.raw_data = options.raw_data;
     o.require_for_unacknowledged_hint(op.statement.hint.has_value(), op.wc, 8, replace ? "replace_one" : "update");
+    o.timeout = options.timeout;
     auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
@@ -217,6 +246,7 @@ asio::awaitable<delete_result> client_core::remove(std::string db, std::string c
     o.explicit_session = std::move(session);
     o.raw_data = options.raw_data;
     o.require_for_unacknowledged_hint(op.hint.has_value(), op.wc, 9, "delete");
+    o.timeout = options.timeout;
     auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
@@ -228,6 +258,7 @@ asio::awaitable<std::optional<bson::document>> client_core::find_and_modify(std:
     o.explicit_session = std::move(session);
     o.raw_data = op.options.raw_data;
     o.require_for_unacknowledged_hint(op.options.hint.has_value(), op.wc, 9, "find_one_and_modify");
+    o.timeout = op.options.timeout;
     auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
@@ -245,7 +276,17 @@ client_core::operation client_core::find_operation(const std::string& db, const 
 }
 
 asio::awaitable<cursor> client_core::find(std::string db, ops::find_op op, read_concern rc, session_ptr session) {
-    auto r = co_await execute(find_operation(db, op, rc, std::move(session)));
+    const auto timeout = effective_timeout(op.options.timeout);
+    const bool timeout_set = op.options.timeout || options_.timeout;
+    const bool lifetime = lifetime_mode("find", op.options.timeout_mode, timeout_set, timeout, op.options.cursor_type,
+                                        op.options.max_await_time, false);
+    if (timeout.count() > 0) op.options.max_time.reset();  // deprecated: timeoutMS gives maxTimeMS
+    auto o = find_operation(db, op, rc, std::move(session));
+    o.timeout = op.options.timeout;
+    // Iteration mode and tailable cursors: no maxTimeMS (an awaitData cursor's first find keeps it).
+    o.no_max_time = !lifetime && op.options.cursor_type != cursor_type::tailable_await;
+    auto r = co_await execute(std::move(o));
+    if (!lifetime) r.deadline.reset();  // each getMore gets the whole timeout
     auto c = cursor_from(std::move(r), std::move(db), std::move(op.collection), op.options.batch_size,
                          op.options.limit.value_or(0));
     c.state_->comment = std::move(op.options.comment);
@@ -259,7 +300,10 @@ asio::awaitable<std::optional<bson::document>> client_core::find_one(std::string
     op.options.limit = 1;
     op.options.batch_size.reset();
     op.single_batch = true;
-    auto r = co_await execute(find_operation(db, op, rc, std::move(session)));
+    if (effective_timeout(op.options.timeout).count() > 0) op.options.max_time.reset();  // timeoutMS gives maxTimeMS
+    auto o = find_operation(db, op, rc, std::move(session));
+    o.timeout = op.options.timeout;
+    auto r = co_await execute(std::move(o));
     const auto reply_cursor = r.reply["cursor"].get_document();
     if (reply_cursor["id"].as_int64() == 0) {
         // The usual answer: one batch, no cursor left on the server. Its first document is the
@@ -280,6 +324,7 @@ asio::awaitable<std::int64_t> client_core::count_documents(std::string db, std::
     auto o = read_operation(std::move(db), op.command(), op.options.read_preference, rc);
     o.explicit_session = std::move(session);
     o.raw_data = op.options.raw_data;
+    o.timeout = op.options.timeout;
     auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
@@ -290,6 +335,7 @@ asio::awaitable<std::int64_t> client_core::estimated_count(std::string db, std::
     auto o = read_operation(std::move(db), op.command(), op.options.read_preference, rc);
     o.explicit_session = std::move(session);
     o.raw_data = op.options.raw_data;
+    o.timeout = op.options.timeout;
     auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
@@ -300,6 +346,7 @@ asio::awaitable<std::int64_t> client_core::count(std::string db, std::string col
     auto o = read_operation(std::move(db), op.command(), op.options.read_preference, rc);
     o.explicit_session = std::move(session);
     o.raw_data = op.options.raw_data;
+    o.timeout = op.options.timeout;
     auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
@@ -310,6 +357,7 @@ asio::awaitable<bson::array> client_core::distinct(std::string db, std::string c
     auto o = read_operation(std::move(db), op.command(), op.options.read_preference, rc);
     o.explicit_session = std::move(session);
     o.raw_data = op.options.raw_data;
+    o.timeout = op.options.timeout;
     auto r = co_await execute(std::move(o));
     co_return op.parse(r.reply.view());
 }
@@ -319,14 +367,20 @@ asio::awaitable<cursor> client_core::aggregate(std::string db, std::string coll,
                                                std::optional<server_session> implicit_session) {
     if (!options.write_concern) options.write_concern = s.wc;
     if (!options.read_preference) options.read_preference = s.read_pref;
+    if (!options.timeout) options.timeout = s.timeout;
+    const auto timeout = effective_timeout(options.timeout);
+    if (timeout.count() > 0) options.max_time.reset();  // deprecated: timeoutMS gives maxTimeMS
     ops::aggregate_op op{coll, std::move(pipeline), options};
+    const bool lifetime = lifetime_mode("aggregate", options.timeout_mode, options.timeout || options_.timeout, timeout,
+                                        cursor_type::non_tailable, std::nullopt, op.writes());
+    const auto deadline = deadline_for(options.timeout);
     // $out / $merge: a write, never retried, with the write concern; to the primary, unless the
     // read preference is not primary and no available server is older than 5.0 (wire 13; a load
     // balancer counts as 5.0+): then the read preference selects, as the CRUD spec says.
     bool by_read_preference = false;
     if (op.writes() && options.read_preference && options.read_preference->mode != read_preference_mode::primary) {
         // Decided on a discovered topology: a selection by the read preference waits for one.
-        co_await select(requirements_for(sdk::operation_requirements::kind::read, options.read_preference), {});
+        co_await select(requirements_for(sdk::operation_requirements::kind::read, options.read_preference), {}, deadline);
         by_read_preference = true;
         if (current_->type != sdk::topology_type::load_balanced)
             for (const auto& server : current_->servers)
@@ -340,7 +394,11 @@ asio::awaitable<cursor> client_core::aggregate(std::string db, std::string coll,
     o.session = std::move(implicit_session);  // the caller's, which it keeps (a change stream's resume)
     o.explicit_session = std::move(session);
     o.raw_data = options.raw_data;
+    o.timeout = options.timeout;
+    o.deadline = deadline;
+    o.no_max_time = !lifetime;
     auto r = co_await execute(std::move(o));
+    if (!lifetime) r.deadline.reset();  // each getMore gets the whole timeout
     auto c = cursor_from(std::move(r), std::move(db), std::move(coll), options.batch_size, 0);
     c.state_->comment = std::move(options.comment);
     co_return c;
@@ -356,6 +414,7 @@ asio::awaitable<std::vector<std::string>> client_core::create_indexes(std::strin
     auto o = write_operation(std::move(db), op.command(), false, op.wc);
     o.explicit_session = std::move(session);
     o.raw_data = options.raw_data;  // the index management spec: 8.2+ only, as everywhere
+    o.timeout = options.timeout;
     co_await execute(std::move(o));
     co_return op.names();
 }
@@ -368,6 +427,7 @@ asio::awaitable<cursor> client_core::list_indexes(std::string db, std::string co
     o.keep_session = true;
     o.explicit_session = std::move(session);
     o.raw_data = options.raw_data;
+    o.timeout = options.timeout;
     auto r = co_await execute(std::move(o));
     co_return cursor_from(std::move(r), std::move(db), std::move(coll), std::nullopt, 0);
 }
@@ -380,6 +440,7 @@ asio::awaitable<void> client_core::drop_index(std::string db, std::string coll, 
     auto o = write_operation(std::move(db), b.extract(), false, wc);
     o.explicit_session = std::move(session);
     o.raw_data = options.raw_data;
+    o.timeout = options.timeout;
     co_await execute(std::move(o));
 }
 
@@ -388,6 +449,7 @@ asio::awaitable<cursor> client_core::list_collections(std::string db, list_colle
     auto o = read_operation(db, ops::list_collections_command(options), read_preference{}, {});
     o.keep_session = true;
     o.explicit_session = std::move(session);
+    o.timeout = options.timeout;
     auto r = co_await execute(std::move(o));
     co_return cursor_from(std::move(r), std::move(db), "$cmd.listCollections", options.batch_size, 0);
 }
@@ -404,12 +466,13 @@ asio::awaitable<bson::document> client_core::list_databases(bson::document filte
 }
 
 asio::awaitable<bson::document> client_core::write_command(std::string db, bson::document command, write_concern wc,
-                                                           session_ptr session) {
+                                                           session_ptr session, std::optional<std::chrono::milliseconds> timeout) {
     bson::builder b;
     b.concat(command.view());
     ops::append_write_concern(b, wc);
     auto o = write_operation(std::move(db), b.extract(), false, wc);
     o.explicit_session = std::move(session);
+    o.timeout = timeout;
     auto r = co_await execute(std::move(o));
     co_return std::move(r.reply).to_document();
 }

@@ -1,6 +1,8 @@
 // Operations: selection, a pooled connection, the command, and what its outcome tells SDAM;
 // retryable reads and writes (once, on a newly selected server); cursors and killCursors.
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -51,6 +53,31 @@ std::exception_ptr write_failure_of(bson::document_view reply, const std::string
                                                       labels ? std::move(*labels) : ops::error_labels(reply),
                                                       bson::document(reply), where, std::nullopt));
 }
+
+// CSOT: the failures that say time ran out (the spec's error transformations: a selection,
+// check-out or socket timeout, the server's MaxTimeMSExpired, code 50, in any of its places).
+bool timeout_cause(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const operation_timeout&) {
+        return false;  // already one
+    } catch (const bulk_write_error& x) {
+        for (const auto& w : x.write_errors())
+            if (w.code == 50) return true;
+        return x.write_concern_error() && x.write_concern_error()->code == 50;
+    } catch (const operation_failure& x) {
+        if (x.server_code() == 50) return true;
+        const auto c = x.code();
+        return c == errc::server_selection_timeout || c == errc::wait_queue_timeout || c == errc::network_timeout;
+    } catch (const error& x) {
+        const auto c = x.code();
+        return c == errc::server_selection_timeout || c == errc::wait_queue_timeout || c == errc::network_timeout;
+    } catch (...) {
+    }
+    return false;
+}
+
+std::string ms_text(std::chrono::milliseconds t) { return std::to_string(t.count()) + " ms"; }
 
 class core_killer final : public sdk::cursor_killer {
 public:
@@ -143,7 +170,34 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         }
         connection = static_cast<conn::connection*>(op.pinned_connection->connection.get());
     } else {
-        auto [labelled_ec, c] = co_await s.pool->async_check_out(asio::as_tuple(asio::use_awaitable));
+        std::error_code labelled_ec;
+        pool::checked_out_connection c;
+        if (st.deadline) {
+            // CSOT: the wait for a connection ends at the deadline (the pool drops the request).
+            struct watch {
+                asio::cancellation_signal signal;
+                bool done = false;
+            };
+            auto w = std::make_shared<watch>();
+            asio::steady_timer timer(strand_, *st.deadline);
+            timer.async_wait([w](std::error_code e) {
+                if (!e && !w->done) w->signal.emit(asio::cancellation_type::terminal);
+            });
+            auto token = asio::bind_cancellation_slot(w->signal.slot(), asio::as_tuple(asio::use_awaitable));
+            std::tie(labelled_ec, c) = co_await s.pool->async_check_out(token);
+            w->done = true;
+            timer.cancel();
+            if (labelled_ec && std::chrono::steady_clock::now() >= *st.deadline && !c) {
+                failed(errc::operation_timeout,
+                       std::make_exception_ptr(operation_timeout(
+                           s.address + ": no connection from the pool within the operation's timeoutMS (" +
+                           ms_text(st.timeout) + "); connection check-out: " + conn::without_labels(labelled_ec).message())),
+                       false);
+                co_return out;
+            }
+        } else {
+            std::tie(labelled_ec, c) = co_await s.pool->async_check_out(asio::as_tuple(asio::use_awaitable));
+        }
         if (labelled_ec) {
             // A failure to connect or during the hello carries the backpressure labels (CMAP).
             const auto labels = conn::backpressure_labels(labelled_ec);
@@ -223,9 +277,37 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
     const bool op_retryable_write = op.retryable_write && (!st.batch || st.batch->retryable);
     const auto* described = current_->find(s.address);
     const auto server_type = described ? described->type : sdk::server_type::unknown;
+    // CSOT: maxTimeMS is what remains less the server's minimum round trip time; with no more
+    // than that left, nothing is sent (the connection goes back). The socket waits what remains.
+    std::optional<std::chrono::milliseconds> max_time, socket_limit;
+    if (st.deadline) {
+        using std::chrono::milliseconds;
+        const auto remaining = std::chrono::duration_cast<milliseconds>(*st.deadline - std::chrono::steady_clock::now());
+        const auto min_rtt = described && described->min_round_trip_time
+                                 ? std::chrono::ceil<milliseconds>(*described->min_round_trip_time)
+                                 : milliseconds(0);
+        if (remaining <= min_rtt) {
+            failed(errc::operation_timeout,
+                   std::make_exception_ptr(operation_timeout(
+                       s.address + ": the operation's timeoutMS (" + ms_text(st.timeout) + ") expired before its command was sent (" +
+                       ms_text(std::max(remaining, milliseconds(0))) + " left, the server's minimum round trip time is " +
+                       ms_text(min_rtt) + ")")),
+                   false);
+            co_return out;
+        }
+        if (!op.no_max_time) max_time = remaining - min_rtt;
+        socket_limit = remaining;
+    }
 
     bson::builder b;
-    b.concat(op.command.view());
+    if (st.deadline && !op.no_max_time) {
+        // The deprecated per-operation maxTimeMS gives way to the one timeoutMS gives.
+        for (const auto& e : op.command.view())
+            if (e.key() != "maxTimeMS") b.append(e);
+    } else {
+        b.concat(op.command.view());
+    }
+    if (max_time) b.append("maxTimeMS", static_cast<std::int64_t>(max_time->count()));
     // rawData: for 8.2+ only; an older server, which would refuse it, never sees it (the CRUD spec).
     if (op.raw_data && d.max_wire_version >= ops::wire_version_8_2) b.append("rawData", *op.raw_data);
     // Implicit sessions: every acknowledged operation on a deployment that supports sessions
@@ -284,6 +366,7 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
     request.command = b.extract();
     request.has_db = true;
     request.more_to_come = op.unacknowledged;  // w: 0: nothing to wait for (OP_MSG moreToCome)
+    request.timeout = socket_limit;
     // The document sequence's spans point into `whole`, which lives until the reply is in.
     bson::document whole;
     if (!op.sequence_fields.empty()) {
@@ -465,6 +548,12 @@ bool has_error_label(const std::exception_ptr& e, std::string_view label) {
 
 asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
     attempt_state st;
+    if (op.timeout && op.timeout->count() < 0)
+        throw error(errc::invalid_argument, "timeoutMS: must not be negative (got " + ms_text(*op.timeout) + ")");
+    // CSOT: one deadline for the whole operation, from here (or the caller's, computed once for
+    // several commands), bounding selection, check-out, the round trip and every retry.
+    st.timeout = effective_timeout(op.timeout);
+    st.deadline = op.deadline ? op.deadline : deadline_for(op.timeout);
     st.session = op.session;  // a cursor's, or an implicit one the first attempt takes
     bool txn_first = false;  // the transaction's first command (startTransaction)
     if (op.explicit_session) {
@@ -565,6 +654,8 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
     if (st.in_transaction && !op.transaction_control) note_transaction_outcome(*op.explicit_session, last, txn_first, st);
     if (last.reply) {
         last.reply->explicit_session = op.explicit_session;
+        last.reply->timeout = st.timeout;
+        last.reply->deadline = st.deadline;
         if (own_session && st.session && op.keep_session) {
             last.reply->session = std::move(st.session);
             st.session.reset();  // the caller's now: not back to the pool
@@ -573,6 +664,11 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
         co_return std::move(*last.reply);
     }
     release();
+    if (st.deadline && (st.out_of_time || timeout_cause(last.failure))) {
+        // The CSOT spec's timeout error, the failure of the step that ran out of time its cause.
+        const std::string cause = last.message();
+        throw operation_timeout("the operation exceeded its timeoutMS (" + ms_text(st.timeout) + "): " + cause, last.failure);
+    }
     std::rethrow_exception(last.failure);
 }
 
@@ -655,6 +751,16 @@ asio::awaitable<client_core::outcome> client_core::run_attempts(operation& op, c
     std::vector<std::string> deprioritized;
     outcome last;
     for (;;) {
+        if (st.deadline && std::chrono::steady_clock::now() >= *st.deadline) {
+            // CSOT: no time left (a retry's cause stays the failure; none yet: said so).
+            st.out_of_time = true;
+            if (!last.failure) {
+                last.kind = errc::operation_timeout;
+                last.failure = std::make_exception_ptr(operation_timeout(
+                    "the operation's timeoutMS (" + ms_text(st.timeout) + ") had expired before server selection"));
+            }
+            co_return last;
+        }
         selected chosen;
         if (op.pinned) {
             auto it = servers_.find(*op.pinned);
@@ -665,7 +771,7 @@ asio::awaitable<client_core::outcome> client_core::run_attempts(operation& op, c
             }
             chosen.servers.push_back(it->second);
         } else {
-            chosen = co_await select(req, deprioritized);
+            chosen = co_await select(req, deprioritized, st.deadline);
         }
         if (chosen.policy == sdk::selection_policy::in_turn) {
             // Each server in turn until one succeeds (master-slave reads); a server's own command
@@ -682,14 +788,26 @@ asio::awaitable<client_core::outcome> client_core::run_attempts(operation& op, c
             co_return last;
         }
         const std::string address = chosen.servers.front()->address;
+        // CSOT: a retry refused for lack of time reports the failure that made it retry.
+        const std::exception_ptr before = last.failure;
+        const errc before_kind = last.kind;
         last = co_await attempt(*chosen.servers.front(), op, req, st);
         if (last.reply) co_return last;
+        if (before && last.kind == errc::operation_timeout) {
+            last.failure = before;
+            last.kind = before_kind;
+            st.out_of_time = true;
+            co_return last;
+        }
         const overload_facts o = overload_facts_of(last.failure);
         const bool overload_retry = o.overloaded && o.retryable && overload_policy;
         if (!last.retry_allowed && !overload_retry) co_return last;
         ++retries;
         if (o.overloaded) allowed = options_.max_adaptive_retries;
-        if (retries > allowed) co_return last;
+        // CSOT: with timeoutMS a retryable error is retried as long as time remains (overload
+        // retries keep their own limit).
+        const bool until_deadline = st.deadline && !o.overloaded;
+        if (!until_deadline && retries > allowed) co_return last;
         // Sharded: the failed router is avoided on every retry (retryable reads and writes);
         // otherwise only after an overload error, when enableOverloadRetargeting asks for it.
         const auto* described = current_->find(address);
@@ -700,6 +818,7 @@ asio::awaitable<client_core::outcome> client_core::run_attempts(operation& op, c
             if (wait.count() > 0) {
                 asio::steady_timer timer(strand_);
                 timer.expires_after(wait);
+                if (st.deadline && *st.deadline < timer.expiry()) timer.expires_at(*st.deadline);
                 co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
             }
         }
@@ -707,8 +826,10 @@ asio::awaitable<client_core::outcome> client_core::run_attempts(operation& op, c
 }
 
 asio::awaitable<bson::document> client_core::run_command(std::string db, bson::document command,
-                                                         std::optional<read_preference> rp, session_ptr session) {
+                                                         std::optional<read_preference> rp, session_ptr session,
+                                                         std::optional<std::chrono::milliseconds> timeout) {
     operation op;
+    op.timeout = timeout;
     op.db = std::move(db);
     op.command = std::move(command);
     op.kind = rp ? op_kind::read : op_kind::command;
@@ -735,7 +856,22 @@ asio::awaitable<cursor> client_core::run_cursor_command(std::string db, bson::do
     op.keep_session = true;
     op.explicit_session = std::move(session);
     op.user_command = true;
+    op.timeout = o.timeout;
+    const auto timeout = effective_timeout(o.timeout);
+    if (o.timeout_mode && !o.timeout && !options_.timeout)
+        throw error(errc::invalid_argument, "run_cursor_command: timeout_mode needs a timeout (timeoutMS) on the operation, "
+                                            "its database or client");
+    const bool tailable = o.cursor_type != cursor_type::non_tailable;
+    if (tailable && o.timeout_mode == timeout_mode::cursor_lifetime)
+        throw error(errc::invalid_argument, "run_cursor_command: a tailable cursor supports timeout_mode iteration only");
+    if (o.cursor_type == cursor_type::tailable_await && o.max_time && timeout.count() > 0 && *o.max_time >= timeout)
+        throw error(errc::invalid_argument, "run_cursor_command: max_time (getMore's maxTimeMS, " +
+                                                std::to_string(o.max_time->count()) + " ms) must be less than timeoutMS (" +
+                                                std::to_string(timeout.count()) + " ms)");
+    const bool lifetime = !tailable && o.timeout_mode.value_or(timeout_mode::cursor_lifetime) == timeout_mode::cursor_lifetime;
+    op.no_max_time = !lifetime;
     auto r = co_await execute(std::move(op));
+    if (!lifetime) r.deadline.reset();  // each getMore gets the whole timeout
     try {
         ops::check_cursor_reply(r.reply.view(), name);
     } catch (...) {
@@ -768,6 +904,8 @@ cursor client_core::cursor_from(reply_on r, std::string db, std::string coll, st
     state->max_wire_version = r.max_wire_version;
     state->batch_size = batch_size;
     state->limit = limit;
+    state->timeout = r.timeout;
+    state->deadline = r.deadline;
     const auto c = r.reply["cursor"].get_document();
     state->id = c["id"].as_int64();
     state->ns = c.find("ns") ? std::string(c["ns"].get_string()) : state->db + "." + coll;
@@ -825,6 +963,11 @@ asio::awaitable<bool> client_core::cursor_fill(std::shared_ptr<cursor_state> c) 
         op.pinned_connection = c->pinned;
         op.session = c->session;
         op.explicit_session = c->explicit_session;
+        // CSOT: the cursor's deadline (cursor_lifetime) or the whole timeout for this getMore
+        // (iteration); never a maxTimeMS from it (an awaitData cursor's is maxAwaitTimeMS).
+        op.timeout = c->timeout;
+        op.deadline = c->deadline;
+        op.no_max_time = true;
         reply_on r;
         c->getmore_in_flight = true;
         try {

@@ -533,6 +533,13 @@ std::exception_ptr timed_out(const std::exception_ptr& last, clock::duration lim
             millis(clock::now() - started) + " since it started); the last error: " + what));
 }
 
+// The limit on with_transaction's retries: the client's timeoutMS when set (the CSOT spec), else
+// the convenient API's 120 s.
+clock::duration with_transaction_limit(const detail::session_state& s) {
+    const auto t = s.core->options().timeout;
+    return t && t->count() > 0 ? clock::duration(*t) : s.with_transaction_limit;
+}
+
 bool open_transaction(transaction_state t) { return t == transaction_state::starting || t == transaction_state::in_progress; }
 
 // The spec's sequence of actions, shared by the blocking and the async with_transaction: each
@@ -578,7 +585,7 @@ private:
 
 void client_session::with_transaction(const std::function<void(client_session&)>& callback,
                                       std::optional<transaction_options> options) {
-    transaction_retries retries(live(state_).with_transaction_limit);
+    transaction_retries retries(with_transaction_limit(live(state_)));
     for (int attempt = 0;; ++attempt) {
         if (attempt > 0) std::this_thread::sleep_for(retries.backoff(attempt));
         start_transaction(options.value_or(transaction_options{}));
@@ -610,7 +617,7 @@ asio::awaitable<void> client_session::with_transaction_impl(client_session* self
                                                              std::optional<transaction_options> options) {
     const auto state = self->state_;
     auto& core = *live(state).core;
-    transaction_retries retries(state->with_transaction_limit);
+    transaction_retries retries(with_transaction_limit(*state));
     for (int attempt = 0;; ++attempt) {
         if (attempt > 0) {
             asio::steady_timer timer(core.strand());

@@ -95,10 +95,6 @@ client_core::client_core(asio::any_io_executor executor, client_options options,
     validate(options_);
     // Options Trellis parses (they are valid in a URI) but does not implement: refused here,
     // where every source (URI, TOML, code) passes, rather than silently ignored.
-    if (options_.timeout && options_.timeout->count() > 0)
-        throw configuration_error("timeoutMS: client-side operation timeouts (CSOT) are not implemented; bound operations "
-                                  "with serverSelectionTimeoutMS, socketTimeoutMS, waitQueueTimeoutMS and each "
-                                  "operation's max_time (maxTimeMS) instead");
     if (options_.proxy.host)
         throw configuration_error("proxyHost: connecting through a SOCKS5 proxy is not implemented");
     if (options_.wait_queue_multiple)
@@ -660,9 +656,12 @@ void client_core::handle_application_error(server_state& s, sdam::application_er
 }
 
 asio::awaitable<client_core::selected> client_core::select(const sdk::operation_requirements& req,
-                                                            const std::vector<std::string>& deprioritized) {
+                                                            const std::vector<std::string>& deprioritized,
+                                                            std::optional<std::chrono::steady_clock::time_point> limit) {
     const auto started = std::chrono::steady_clock::now();
-    const auto deadline = started + options_.server_selection_timeout;
+    // The CSOT spec's computedServerSelectionTimeout: min(serverSelectionTimeoutMS, remaining timeoutMS).
+    const bool by_timeout = limit && *limit < started + options_.server_selection_timeout;
+    const auto deadline = by_timeout ? *limit : started + options_.server_selection_timeout;
     bool asked = false;
     // A failed seed list resolution is tried again by each operation that starts afterwards.
     if (seedlist_ == seedlist_state::failed && open_) start_seedlist();
@@ -731,7 +730,12 @@ asio::awaitable<client_core::selected> client_core::select(const sdk::operation_
             const char* what = req.what == sdk::operation_requirements::kind::read ? "read" : req.what == sdk::operation_requirements::kind::write ? "write" : "command";
             msg << "no suitable server for a " << what;
             if (req.what == sdk::operation_requirements::kind::read) msg << " (" << selection::to_string(req.read_preference) << ")";
-            msg << " within " << options_.server_selection_timeout.count() << " ms; topology " << to_string(t->type);
+            if (by_timeout)
+                msg << " within the operation's remaining timeoutMS ("
+                    << std::chrono::duration_cast<std::chrono::milliseconds>(deadline - started).count() << " ms)";
+            else
+                msg << " within " << options_.server_selection_timeout.count() << " ms";
+            msg << "; topology " << to_string(t->type);
             if (t->set_name) msg << " (set " << *t->set_name << ")";
             msg << ": ";
             list_some(msg, why.size(), "; ", [&](std::size_t i) { return why[i]; });

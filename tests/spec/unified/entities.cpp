@@ -226,7 +226,9 @@ trellis::handle_options handle_options_of(const json::object& o, std::string_vie
                 rc.level = string_of(level, "readConcern.level");
             }
             out.read_concern = std::move(rc);
-        } else if (key == "timeoutMS" || key == "batchSize") {
+        } else if (key == "timeoutMS") {
+            out.timeout = std::chrono::milliseconds(integer_of(value, std::string(field) + ".timeoutMS"));
+        } else if (key == "batchSize") {
             skip("option " + std::string(field) + "." + std::string(key) + " not supported");
         } else {
             fail("unknown " + std::string(field) + " field " + std::string(key));
@@ -291,7 +293,7 @@ void create_client(test_context& ctx, const std::string& id, const json::object&
         if (key == "uriOptions") {
             for (const auto& [k, v] : object_of(value, "uriOptions")) {
                 // Refused by the client as not implemented (configuration_error): the test cannot run.
-                if (k == "timeoutMS" || k == "proxyHost" || k == "waitQueueMultiple")
+                if (k == "proxyHost" || k == "waitQueueMultiple")
                     skip("uriOption " + std::string(k) + " not implemented");
                 options.emplace_back(std::string(k), uri_value(std::string(k), v));
             }

@@ -1151,6 +1151,7 @@ struct caught {
     // A client bulk write's: write errors by model index, write concern errors (canonical).
     std::optional<json::object> write_errors;
     std::optional<json::array> write_concern_errors;
+    bool timeout = false;  // trellis::operation_timeout (isTimeoutError)
 };
 
 // The server answered (a command or write error), as opposed to a network, pool or client-side
@@ -1192,7 +1193,9 @@ void check_error(test_context& ctx, const json::object& expected, const caught& 
             if (want == e.from_server)
                 fail(std::string("expected ") + (want ? "a client" : "a server") + " error, got: " + e.message);
         } else if (key == "isTimeoutError") {
-            skip("expectError.isTimeoutError not supported");
+            const bool want = value.is_bool() && value.get_bool();
+            if (want != e.timeout)
+                fail(std::string("expected ") + (want ? "a timeout error" : "an error other than a timeout") + ", got: " + e.message);
         } else if (key == "errorContains") {
             const std::string s = string_of(value, "errorContains");
             if (!contains_nocase(e.message, s)) fail("the error \"" + e.message + "\" does not contain \"" + s + "\"");
@@ -1305,6 +1308,7 @@ void run_operation(test_context& ctx, const json::object& op) {
         if (std::find(spec->required.begin(), spec->required.end(), key) != spec->required.end()) continue;
         if (std::find(spec->optional.begin(), spec->optional.end(), key) != spec->optional.end()) continue;
         if (key == "session" && target) continue;  // bound to the handle below
+        if (key == "timeoutMS" && target && (target->coll || target->db)) continue;  // the handle's, below
         if (known_arguments().contains(key)) skip("option " + std::string(key) + " not supported");
         fail("unsupported argument " + std::string(key) + " for operation " + name);
     }
@@ -1317,7 +1321,17 @@ void run_operation(test_context& ctx, const json::object& op) {
         bound = *target;
         if (!bound.coll && !bound.db) skip("operations of a client entity in a session not supported");
     }
-    call c{ctx, in_session ? &bound : target, args};
+    // An operation's timeoutMS: on a copy of its handle (the operation's own beats the handle's,
+    // as a handle override does).
+    const json::value* op_timeout = target && (target->coll || target->db) ? args.if_contains("timeoutMS") : nullptr;
+    if (op_timeout) {
+        if (!in_session) bound = *target;
+        trellis::handle_options t;
+        t.timeout = std::chrono::milliseconds(integer_of(*op_timeout, "timeoutMS"));
+        if (bound.coll) bound.coll = bound.coll->with_options(t);
+        else bound.db = bound.db->with_options(t);
+    }
+    call c{ctx, in_session || op_timeout ? &bound : target, args};
     op_result result;
     std::optional<caught> error;
     std::exception_ptr raw;  // the error as thrown (rethrown inside withTransaction's callback)
@@ -1362,6 +1376,14 @@ void run_operation(test_context& ctx, const json::object& op) {
     } catch (const std::exception& e) {
         raw = std::current_exception();
         error = caught{e.what(), false, 0, "", {}, std::nullopt, std::nullopt, {}, {}};
+    }
+    if (error && raw) {
+        try {
+            std::rethrow_exception(raw);
+        } catch (const trellis::operation_timeout&) {
+            error->timeout = true;
+        } catch (...) {
+        }
     }
 
     if (const auto* ignore = op.if_contains("ignoreResultAndError"); ignore && ignore->is_bool() && ignore->get_bool()) return;
