@@ -156,19 +156,31 @@ std::optional<retry_key> retry_key_of(const request& req) {
 
 // ---------------------------------------------------------------- cursors
 
-// The one place that fills a cursor batch (find, aggregate, list*, getMore): up to batch_size
+// The one place that sizes a cursor batch (find, aggregate, list*, getMore): up to batch_size
 // documents (0: no limit) and no more than maxBsonObjectSize bytes, but always at least one document.
-void fill_batch(const member& m, bson::builder& b, const char* batch_name, std::deque<bson::document>& rest,
-                std::int64_t batch_size) {
-    b.open_array(batch_name);
+struct batch_extent {
+    std::size_t count = 0;
+    std::size_t reply_bytes = 0;  // enough for the whole reply: one allocation, not a doubling series
+};
+batch_extent next_batch(const member& m, const std::deque<bson::document>& rest, std::int64_t batch_size,
+                        std::size_t ns_size) {
+    batch_extent e;
     std::size_t bytes = 0;
-    std::int64_t n = 0;
-    while (!rest.empty() && (batch_size <= 0 || n < batch_size)) {
-        if (n > 0 && bytes + rest.front().size() > static_cast<std::size_t>(m.dep.cfg.max_bson_object_size)) break;
-        bytes += rest.front().size();
+    for (const auto& d : rest) {
+        if (batch_size > 0 && e.count >= static_cast<std::size_t>(batch_size)) break;
+        if (e.count > 0 && bytes + d.size() > static_cast<std::size_t>(m.dep.cfg.max_bson_object_size)) break;
+        bytes += d.size();
+        ++e.count;
+    }
+    e.reply_bytes = bytes + e.count * 9 + ns_size + 128;  // each element's type and index key; envelope
+    return e;
+}
+
+void fill_batch(bson::builder& b, const char* batch_name, std::deque<bson::document>& rest, std::size_t count) {
+    b.open_array(batch_name);
+    for (; count > 0; --count) {
         b.append(rest.front().view());
         rest.pop_front();
-        ++n;
     }
     b.close_array();
 }
@@ -177,9 +189,10 @@ void fill_batch(const member& m, bson::builder& b, const char* batch_name, std::
 bson::document cursor_reply(member& m, const std::string& ns, std::vector<bson::document> docs, std::int64_t batch_size,
                             bool single_batch, bool no_timeout, std::optional<cursor::tail_state> tail = std::nullopt) {
     std::deque<bson::document> rest(std::make_move_iterator(docs.begin()), std::make_move_iterator(docs.end()));
-    bson::builder b;
+    const auto extent = next_batch(m, rest, batch_size, ns.size());
+    bson::builder b(bson::builder::root::document, extent.reply_bytes);
     b.open_document("cursor");
-    fill_batch(m, b, "firstBatch", rest, batch_size);
+    fill_batch(b, "firstBatch", rest, extent.count);
     std::int64_t id = 0;
     if ((!rest.empty() || tail) && !single_batch) {
         do id = static_cast<std::int64_t>(m.rng() & 0x3FFFFFFFFFFFFFFFULL);
@@ -910,9 +923,10 @@ asio::awaitable<bson::document> cmd_get_more(context& c) {
         }
     }
     cursor& cur = it->second;
-    bson::builder b;
+    const auto extent = next_batch(c.self, cur.remaining, batch, cur.ns.size());
+    bson::builder b(bson::builder::root::document, extent.reply_bytes);
     b.open_document("cursor");
-    fill_batch(c.self, b, "nextBatch", cur.remaining, batch);
+    fill_batch(b, "nextBatch", cur.remaining, extent.count);
     const std::string ns = cur.ns;
     std::int64_t out_id = id;
     if (cur.remaining.empty() && !cur.tail) {
