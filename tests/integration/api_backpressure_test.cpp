@@ -19,6 +19,7 @@
 #include "trellis/sim/deployment.hpp"
 #include "trellis/uri.hpp"
 #include "trellis/write_error.hpp"
+#include "fail_point.hpp"
 
 namespace sim = trellis::sim;
 namespace bson = trellis::bson;
@@ -31,7 +32,7 @@ std::string with(std::string uri, const std::string& options) {
     return uri + (uri.find('?') == std::string::npos ? (uri.find('/', 10) == std::string::npos ? "/?" : "?") : "&") + options;
 }
 
-bson::document doc(const char* json) { return bson::from_json(json); }
+using trellis_test::doc;
 
 // What the client did, from its events.
 struct recorder {

@@ -19,6 +19,7 @@
 #include "trellis/sdk/authenticator.hpp"
 #include "trellis/sim/deployment.hpp"
 #include "trellis/uri.hpp"
+#include "fail_point.hpp"
 
 namespace asio = boost::asio;
 namespace sdk = trellis::sdk;
@@ -28,7 +29,7 @@ using trellis::errc;
 
 namespace {
 
-bson::document doc(const char* json) { return bson::from_json(json); }
+using trellis_test::doc;
 
 // An auth_connection over a trellis::client with one pooled connection (so saslStart and
 // saslContinue share it): no speculative reply, a hello reply the test writes, and a hook to

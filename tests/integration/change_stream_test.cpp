@@ -13,6 +13,7 @@
 #include "trellis/client.hpp"
 #include "trellis/errors.hpp"
 #include "trellis/sim/deployment.hpp"
+#include "fail_point.hpp"
 
 namespace asio = boost::asio;
 namespace bson = trellis::bson;
@@ -21,7 +22,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-bson::document doc(std::string_view json) { return bson::from_json(json); }
+using trellis_test::doc;
 bson::array arr(std::string_view json) {
     const bson::document d = bson::from_json("{\"a\": " + std::string(json) + "}");
     return bson::array(bson::document(d.view()["a"].get_array()));
@@ -51,9 +52,7 @@ class ChangeStreamTest : public QObject {
         return bson::document((*aggregate.view()["pipeline"].get_array().begin()).get_document()["$changeStream"].get_document());
     }
     void fail_get_more(std::string_view data) {
-        bson::builder b;
-        b.append("configureFailPoint", "failCommand").append("mode", doc(R"({"times": 1})")).append("data", doc(data));
-        client_->run_command("admin", b.extract());
+        trellis_test::fail_command(*client_, data);
     }
     trellis::change_stream_options short_wait() {
         trellis::change_stream_options o;
@@ -256,10 +255,7 @@ private slots:
             trellis::client c(old.uri() + "&serverMonitoringMode=poll", recorder.settings());
             auto coll = c["cs"]["old"];
             auto s = coll.watch({}, short_wait());
-            bson::builder fp;
-            fp.append("configureFailPoint", "failCommand").append("mode", doc(R"({"times": 1})"))
-                .append("data", doc(R"({"failCommands": ["getMore"], "errorCode": 6})"));  // HostUnreachable, no label
-            c.run_command("admin", fp.extract());
+            trellis_test::fail_command(c, R"({"failCommands": ["getMore"], "errorCode": 6})");  // HostUnreachable, no label
             coll.insert_one(doc(R"({"_id": 1})"));
             auto e = next_event(s);
             QVERIFY(e);

@@ -16,6 +16,7 @@
 #include "trellis/sim/deployment.hpp"
 #include "command_recorder.hpp"
 #include "sim_rig.hpp"
+#include "fail_point.hpp"
 
 namespace asio = boost::asio;
 namespace bson = trellis::bson;
@@ -24,7 +25,7 @@ using trellis::errc;
 
 namespace {
 
-bson::document doc(std::string_view json) { return bson::from_json(json); }
+using trellis_test::doc;
 
 trellis::namespace_write_model insert(std::string ns, std::string_view json) {
     return {std::move(ns), trellis::insert_one_model{doc(json)}};
@@ -233,8 +234,7 @@ private slots:
     // A command error on the second batch: the error holds it (with the server's reply) and
     // the first batch's result.
     void top_level_error_after_a_batch() {
-        client_->run_command("admin", doc(R"({"configureFailPoint": "failCommand", "mode": {"skip": 1},
-            "data": {"failCommands": ["bulkWrite"], "errorCode": 8}})"));
+        trellis_test::fail_command(*client_, R"({"failCommands": ["bulkWrite"], "errorCode": 8})", R"({"skip": 1})");
         std::vector<trellis::namespace_write_model> models;
         for (int i = 1; i <= 5; ++i) models.push_back(insert("cbw.a", R"({"_id": )" + std::to_string(i) + "}"));
         try {
@@ -252,7 +252,7 @@ private slots:
                 QCOMPARE(top.reply()["code"].as_int64(), std::int64_t(8));
             }
         }
-        client_->run_command("admin", doc(R"({"configureFailPoint": "failCommand", "mode": "off"})"));
+        trellis_test::fail_command_off(*client_);
         QCOMPARE(ids((*client_)["cbw"]["a"]), (std::vector<std::int64_t>{1, 2, 3}));
     }
 

@@ -18,6 +18,7 @@
 #include "trellis/client.hpp"
 #include "trellis/errors.hpp"
 #include "trellis/sim/deployment.hpp"
+#include "fail_point.hpp"
 
 namespace asio = boost::asio;
 namespace bson = trellis::bson;
@@ -33,7 +34,7 @@ std::string with(std::string uri, const std::string& options) {
     return uri + (has_query ? "&" : has_path ? "?" : "/?") + options;
 }
 
-bson::document doc(std::string_view json) { return bson::from_json(json); }
+using trellis_test::doc;
 
 template <class F>
 std::string error_of(F&& f) {

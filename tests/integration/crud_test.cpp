@@ -19,6 +19,7 @@
 #include "trellis/sim/deployment.hpp"
 #include "command_recorder.hpp"
 #include "sim_rig.hpp"
+#include "fail_point.hpp"
 
 namespace asio = boost::asio;
 namespace bson = trellis::bson;
@@ -27,7 +28,7 @@ using trellis::errc;
 
 namespace {
 
-bson::document doc(std::string_view json) { return bson::from_json(json); }
+using trellis_test::doc;
 bson::array arr(std::string_view json) { return bson::array(bson::from_json(json)); }
 std::vector<bson::document> docs(std::initializer_list<std::string_view> jsons) {
     std::vector<bson::document> out;

@@ -10,7 +10,6 @@
 #include <chrono>
 #include <functional>
 #include <thread>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -23,6 +22,8 @@
 #include "trellis/errors.hpp"
 #include "trellis/sim/deployment.hpp"
 #include "trellis/uri.hpp"
+#include "command_recorder.hpp"
+#include "fail_point.hpp"
 
 namespace sim = trellis::sim;
 namespace bson = trellis::bson;
@@ -37,34 +38,13 @@ std::string with(std::string uri, const std::string& options) {
     return uri + (uri.find('?') == std::string::npos ? (uri.find('/', 10) == std::string::npos ? "/?" : "?") : "&") + options;
 }
 
-bson::document doc(const char* json) { return bson::from_json(json); }
+using trellis_test::doc;
 
-struct recorder {
-    std::mutex m;
-    std::vector<trellis::command_started_event> started;
-
-    void attach(trellis::client_settings& s) {
-        s.on_command = [this](const trellis::command_event& e) {
-            std::lock_guard lock(m);
-            if (const auto* st = std::get_if<trellis::command_started_event>(&e)) started.push_back(*st);
-        };
-    }
-    std::vector<trellis::command_started_event> named(std::string_view name) {
-        std::lock_guard lock(m);
-        std::vector<trellis::command_started_event> out;
-        for (const auto& e : started)
-            if (e.command_name == name) out.push_back(e);
-        return out;
-    }
-    void clear() {
-        std::lock_guard lock(m);
-        started.clear();
-    }
-};
+using recorder = trellis_test::command_recorder;
 
 // The maxTimeMS of a started command; -1 when it has none.
-std::int64_t max_time_of(const trellis::command_started_event& e) {
-    const auto v = e.command.find("maxTimeMS");
+std::int64_t max_time_of(const bson::document& command) {
+    const auto v = command.find("maxTimeMS");
     return v ? v->as_int64() : -1;
 }
 
@@ -84,16 +64,30 @@ void fail(trellis::client& c, const char* command, int times, std::optional<ms> 
     c.run_command("admin", b.extract());
 }
 
-void fail_off(trellis::client& c) {
-    c.run_command("admin", bson::make_document(bson::kvp("configureFailPoint", "failCommand"), bson::kvp("mode", "off")));
-}
-
 // A client of `d` with the given URI options and a command recorder.
 trellis::client client_of(sim::deployment& d, recorder& rec, const std::string& options) {
     trellis::client_settings settings;
     rec.attach(settings);
     return trellis::client(trellis::parse_uri(with(d.uri(), options)).options, std::move(settings));
 }
+
+// A standalone sim, a client of it with `options` and a recorder, a plain admin client for
+// fail points, and test.csot holding {_id: 1}.
+struct started_sim : sim::deployment {
+    started_sim() : sim::deployment(sim::sim_config{}) { start(); }
+};
+
+struct rig {
+    started_sim d;
+    recorder rec;
+    trellis::client c;
+    trellis::client admin;
+    trellis::collection coll;
+
+    explicit rig(const std::string& options) : c(client_of(d, rec, options)), admin(d.uri()), coll(c["test"]["csot"]) {
+        coll.insert_one(doc(R"({"_id": 1})"));
+    }
+};
 
 ms since(steady::time_point t) { return std::chrono::duration_cast<ms>(steady::now() - t); }
 
@@ -155,13 +149,8 @@ private slots:
     // A find blocked well past timeoutMS fails with the timeout error in about timeoutMS; its cause
     // is the socket timeout, and the connection it timed out on is closed (the next one is new).
     void blocked_operation_times_out_sync() {
-        sim::deployment d(sim::sim_config{});
-        d.start();
-        recorder rec;
-        auto c = client_of(d, rec, "timeoutMS=200");
-        auto coll = c["test"]["csot"];
-        coll.insert_one(doc(R"({"_id": 1})"));
-        trellis::client admin(d.uri());
+        rig r("timeoutMS=200");
+        auto& [d, rec, c, admin, coll] = r;
         fail(admin, "find", 1, ms(1500));
         ms took{};
         std::string text;
@@ -174,13 +163,8 @@ private slots:
     }
 
     void blocked_operation_times_out_async() {
-        sim::deployment d(sim::sim_config{});
-        d.start();
-        recorder rec;
-        auto c = client_of(d, rec, "timeoutMS=200");
-        auto coll = c["test"]["csot"];
-        coll.insert_one(doc(R"({"_id": 1})"));
-        trellis::client admin(d.uri());
+        rig r("timeoutMS=200");
+        auto& [d, rec, c, admin, coll] = r;
         fail(admin, "find", 1, ms(1500));
         ms took{};
         const auto cause = expect_timeout(
@@ -200,18 +184,14 @@ private slots:
     // maxTimeMS = remaining - minRTT: present and at most timeoutMS with it, absent without it;
     // the deprecated per-operation max_time gives way.
     void max_time_ms_follows_timeout() {
-        sim::deployment d(sim::sim_config{});
-        d.start();
-        recorder rec;
-        auto c = client_of(d, rec, "timeoutMS=300");
-        auto coll = c["test"]["csot"];
-        coll.insert_one(doc(R"({"_id": 1})"));
+        rig r("timeoutMS=300");
+        auto& [d, rec, c, admin, coll] = r;
         trellis::find_options fo;
         fo.max_time = ms(5000);
         coll.find_one({}, fo);
         coll.count_documents({});
         for (const char* name : {"insert", "find", "aggregate"}) {
-            const auto sent = rec.named(name);
+            const auto sent = rec.sent(name);
             QVERIFY2(!sent.empty(), name);
             const auto t = max_time_of(sent.back());
             QVERIFY2(t > 0 && t <= 300, (std::string(name) + ": " + std::to_string(t)).c_str());
@@ -220,8 +200,8 @@ private slots:
         auto plain = client_of(d, plain_rec, "heartbeatFrequencyMS=500");
         plain["test"]["csot"].insert_one(doc(R"({"_id": 2})"));
         plain["test"]["csot"].find_one({});
-        QCOMPARE(max_time_of(plain_rec.named("insert").back()), std::int64_t(-1));
-        QCOMPARE(max_time_of(plain_rec.named("find").back()), std::int64_t(-1));
+        QCOMPARE(max_time_of(plain_rec.sent("insert").back()), std::int64_t(-1));
+        QCOMPARE(max_time_of(plain_rec.sent("find").back()), std::int64_t(-1));
     }
 
     // The operation's timeout beats the collection's, which beats the database's, which beats the
@@ -232,7 +212,7 @@ private slots:
         recorder rec;
         auto c = client_of(d, rec, "timeoutMS=8000");
         auto in_range = [&](const char* name, std::int64_t low, std::int64_t high) {
-            const auto t = max_time_of(rec.named(name).back());
+            const auto t = max_time_of(rec.sent(name).back());
             QVERIFY2(t > low && t <= high, (std::string(name) + ": " + std::to_string(t)).c_str());
             rec.clear();
         };
@@ -262,7 +242,7 @@ private slots:
         trellis::update_options uo;
         uo.timeout = ms(0);
         coll.update_one(doc(R"({"_id": 1})"), doc(R"({"$set": {"x": 1}})"), uo);
-        QCOMPARE(max_time_of(rec.named("update").back()), std::int64_t(-1));
+        QCOMPARE(max_time_of(rec.sent("update").back()), std::int64_t(-1));
         // A negative one is refused, naming the option.
         trellis::delete_options bad;
         bad.timeout = ms(-5);
@@ -278,13 +258,8 @@ private slots:
     // timeoutMS 0 (per operation, or on a handle) means no limit: a find blocked past the client's
     // timeoutMS still succeeds.
     void zero_means_no_limit() {
-        sim::deployment d(sim::sim_config{});
-        d.start();
-        recorder rec;
-        auto c = client_of(d, rec, "timeoutMS=150");
-        auto coll = c["test"]["csot"];
-        coll.insert_one(doc(R"({"_id": 1})"));
-        trellis::client admin(d.uri());
+        rig r("timeoutMS=150");
+        auto& [d, rec, c, admin, coll] = r;
         fail(admin, "find", 1, ms(350));
         trellis::find_options fo;
         fo.timeout = ms(0);
@@ -295,7 +270,7 @@ private slots:
         unlimited.timeout = ms(0);
         fail(admin, "find", 1, ms(350));
         QVERIFY(c["test"].with_options(unlimited)["csot"].find_one({}).has_value());
-        QCOMPARE(max_time_of(rec.named("find").back()), std::int64_t(-1));
+        QCOMPARE(max_time_of(rec.sent("find").back()), std::int64_t(-1));
     }
 
     // No server: selection gives up at timeoutMS when that comes before serverSelectionTimeoutMS,
@@ -323,13 +298,8 @@ private slots:
     // With timeoutMS a retryable error is retried as long as time remains (not just once), and
     // the timeout error keeps the last failure; without it, one retry and the server's error.
     void retryable_error_retried_until_time_runs_out() {
-        sim::deployment d(sim::sim_config{});
-        d.start();
-        recorder rec;
-        auto c = client_of(d, rec, "timeoutMS=300");
-        auto coll = c["test"]["csot"];
-        coll.insert_one(doc(R"({"_id": 1})"));
-        trellis::client admin(d.uri());
+        rig r("timeoutMS=300");
+        auto& [d, rec, c, admin, coll] = r;
         fail(admin, "find", 0, std::nullopt, 89);  // NetworkTimeout: retryable, no state change
         rec.clear();
         ms took{};
@@ -338,7 +308,7 @@ private slots:
         QVERIFY2(cause == errc::operation_failure, text.c_str());
         QVERIFY2(text.find("code 89") != std::string::npos, text.c_str());
         QVERIFY2(took >= ms(290) && took < ms(1500), std::to_string(took.count()).c_str());
-        const auto attempts = rec.named("find").size();
+        const auto attempts = rec.sent("find").size();
         QVERIFY2(attempts >= 3, std::to_string(attempts).c_str());
         // Without timeoutMS: the first attempt and one retry.
         recorder plain_rec;
@@ -351,19 +321,14 @@ private slots:
             server_error = e.server_code() == 89;
         }
         QVERIFY(server_error);
-        QCOMPARE(plain_rec.named("find").size(), std::size_t(2));
-        fail_off(admin);
+        QCOMPARE(plain_rec.sent("find").size(), std::size_t(2));
+        trellis_test::fail_command_off(admin);
     }
 
     // closeConnection and ShutdownInProgress (91): retried while time remains, then the timeout error.
     void network_and_shutdown_errors_retried_within_timeout() {
-        sim::deployment d(sim::sim_config{});
-        d.start();
-        recorder rec;
-        auto c = client_of(d, rec, "timeoutMS=700&heartbeatFrequencyMS=500");
-        auto coll = c["test"]["csot"];
-        coll.insert_one(doc(R"({"_id": 1})"));
-        trellis::client admin(d.uri());
+        rig r("timeoutMS=700&heartbeatFrequencyMS=500");
+        auto& [d, rec, c, admin, coll] = r;
         // Each error marks the server Unknown; its check runs at once if the last one is older than
         // minHeartbeatFrequencyMS (500 ms), and the retry follows it.
         for (const bool close : {true, false}) {
@@ -375,8 +340,8 @@ private slots:
             const auto cause = expect_timeout([&] { coll.find_one({}); }, took, &text);
             QVERIFY2(cause != std::error_code(), text.c_str());
             QVERIFY2(took >= ms(690) && took < ms(2000), std::to_string(took.count()).c_str());
-            QVERIFY2(rec.named("find").size() >= 2, text.c_str());
-            fail_off(admin);
+            QVERIFY2(rec.sent("find").size() >= 2, text.c_str());
+            trellis_test::fail_command_off(admin);
         }
         // A single failure: the retry succeeds within the time.
         std::this_thread::sleep_for(600ms);
@@ -413,10 +378,10 @@ private slots:
             }
             // 200 + 180 > 300: the cursor's lifetime is over; a fresh 300 ms for the getMore is not.
             QCOMPARE(timed_out, mode == trellis::timeout_mode::cursor_lifetime);
-            QVERIFY(!rec.named("getMore").empty());
-            for (const auto& g : rec.named("getMore")) QCOMPARE(max_time_of(g), std::int64_t(-1));
+            QVERIFY(!rec.sent("getMore").empty());
+            for (const auto& g : rec.sent("getMore")) QCOMPARE(max_time_of(g), std::int64_t(-1));
             // Iteration mode: the find itself carries no maxTimeMS either.
-            QCOMPARE(max_time_of(rec.named("find").back()) == -1, mode == trellis::timeout_mode::iteration);
+            QCOMPARE(max_time_of(rec.sent("find").back()) == -1, mode == trellis::timeout_mode::iteration);
         }
         // Documents in hand are returned after the lifetime ends; only a getMore times out.
         trellis::find_options fo;

@@ -16,6 +16,7 @@
 #include "trellis/gridfs.hpp"
 #include "trellis/sim/deployment.hpp"
 #include "sim_rig.hpp"
+#include "fail_point.hpp"
 
 namespace asio = boost::asio;
 namespace bson = trellis::bson;
@@ -24,7 +25,7 @@ namespace sim = trellis::sim;
 
 namespace {
 
-bson::document doc(std::string_view json) { return bson::from_json(json); }
+using trellis_test::doc;
 
 using rig = trellis_test::sim_rig;
 

@@ -19,6 +19,7 @@
 #include "trellis/client.hpp"
 #include "trellis/errors.hpp"
 #include "trellis/sim/deployment.hpp"
+#include "fail_point.hpp"
 
 namespace asio = boost::asio;
 namespace bson = trellis::bson;
@@ -28,7 +29,7 @@ using trellis::errc;
 
 namespace {
 
-bson::document doc(std::string_view json) { return bson::from_json(json); }
+using trellis_test::doc;
 bson::document ping() { return bson::make_document(bson::kvp("ping", 1)); }
 
 std::string with(std::string uri, const std::string& options) {

@@ -14,6 +14,7 @@
 #include "trellis/client.hpp"
 #include "trellis/sim/deployment.hpp"
 #include "sim_rig.hpp"
+#include "fail_point.hpp"
 
 namespace asio = boost::asio;
 namespace bson = trellis::bson;
@@ -23,7 +24,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-bson::document doc(std::string_view json) { return bson::from_json(json); }
+using trellis_test::doc;
 bson::array arr(std::string_view json) { return bson::array(bson::from_json(json)); }
 std::string json(bson::document_view d) { return bson::to_json(d, bson::json_mode::canonical); }
 

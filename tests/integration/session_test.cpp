@@ -14,6 +14,7 @@
 #include "trellis/session.hpp"
 #include "trellis/sim/deployment.hpp"
 #include "command_recorder.hpp"
+#include "fail_point.hpp"
 
 namespace asio = boost::asio;
 namespace bson = trellis::bson;
@@ -22,7 +23,7 @@ using trellis::errc;
 
 namespace {
 
-bson::document doc(std::string_view json) { return bson::from_json(json); }
+using trellis_test::doc;
 
 using recorder = trellis_test::command_recorder;
 

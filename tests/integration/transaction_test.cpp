@@ -22,6 +22,7 @@
 #include "trellis/transaction_timeout.hpp"
 #include "client/session_knobs.hpp"
 #include "command_recorder.hpp"
+#include "fail_point.hpp"
 
 namespace asio = boost::asio;
 namespace bson = trellis::bson;
@@ -31,7 +32,7 @@ using trellis::transaction_state;
 
 namespace {
 
-bson::document doc(std::string_view json) { return bson::from_json(json); }
+using trellis_test::doc;
 
 using recorder = trellis_test::command_recorder;
 
@@ -46,19 +47,11 @@ void expect_invalid_argument(F&& f, std::string_view text) {
     }
 }
 
-// failCommand on the server `c` sends run_command to (a replica set's primary, or one mongos
-// through a direct client).
-void fail_command(trellis::client& c, std::string_view data, std::string_view mode = R"({"times": 1})") {
-    bson::builder b;
-    b.append("configureFailPoint", "failCommand").append("mode", doc(mode).view()).append("data", doc(data).view());
-    c.run_command("admin", b.extract());
-}
+// fail_command reaches the server `c` sends run_command to (a replica set's primary, or one
+// mongos through a direct client).
+using trellis_test::fail_command;
 
 std::int64_t count(trellis::collection c) { return c.count_documents({}); }
-
-void fail_point_off(trellis::client& c) {
-    c.run_command("admin", doc(R"({"configureFailPoint": "failCommand", "mode": "off"})"));
-}
 
 template <class F>
 trellis::operation_failure expect_failure(F&& f) {
@@ -557,7 +550,7 @@ private slots:
                 QCOMPARE(last.code(), make_error_code(errc::operation_failure));
             }
         }
-        fail_point_off(*client_);
+        trellis_test::fail_command_off(*client_);
         const auto took = std::chrono::steady_clock::now() - started;
         QVERIFY2(calls > 1, qPrintable(QString::number(calls)));
         QVERIFY(took < std::chrono::seconds(5));
@@ -582,7 +575,7 @@ private slots:
             QCOMPARE(e.server_code(), 112);
             QVERIFY(e.has_error_label("TransientTransactionError"));
         }
-        fail_point_off(*client_);
+        trellis_test::fail_command_off(*client_);
         QVERIFY(async_calls.load() > 1);
 
         // The commit fails with an unknown result each time: committed again until the limit,
@@ -600,7 +593,7 @@ private slots:
             QCOMPARE(e.server_code(), 262);
             QVERIFY2(e.has_error_label("UnknownTransactionCommitResult"), e.what());
         }
-        fail_point_off(*client_);
+        trellis_test::fail_command_off(*client_);
         QCOMPARE(calls, 1);
         s.commit_transaction();  // the application may still commit it
         QCOMPARE(count(base), std::int64_t(2));
@@ -793,7 +786,7 @@ private slots:
         QVERIFY2(std::string(gone.what()).find("aborted") != std::string::npos, gone.what());
         for (const auto& r : routers) {
             trellis::client direct("mongodb://" + r + "/?directConnection=true");
-            fail_point_off(direct);
+            trellis_test::fail_command_off(direct);
         }
         QCOMPARE(count(base), std::int64_t(5));
         lb.stop();

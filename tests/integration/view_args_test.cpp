@@ -12,6 +12,7 @@
 #include "trellis/bson/json.hpp"
 #include "trellis/client.hpp"
 #include "sim_rig.hpp"
+#include "fail_point.hpp"
 
 namespace bson = trellis::bson;
 
@@ -56,7 +57,7 @@ void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::f
 
 namespace {
 
-bson::document doc(std::string_view json) { return bson::from_json(json); }
+using trellis_test::doc;
 std::string json(bson::document_view d) { return bson::to_json(d, bson::json_mode::canonical); }
 
 // {_id: id, blob: <binary of n bytes>}: a document of an unusual size.

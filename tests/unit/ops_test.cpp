@@ -7,12 +7,13 @@
 #include "ops/find_and_modify.hpp"
 #include "ops/ops.hpp"
 #include "trellis/bson/json.hpp"
+#include "fail_point.hpp"
 
 using namespace trellis;
 namespace bson = trellis::bson;
 
 namespace {
-bson::document doc(std::string_view json) { return bson::from_json(json); }
+using trellis_test::doc;
 std::string_view errc_name(const error& e) {
     if (e.code() == errc::invalid_argument) return "invalid_argument";
     if (e.code() == errc::operation_failure) return "operation_failure";

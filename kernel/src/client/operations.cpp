@@ -65,11 +65,9 @@ bool timeout_cause(const std::exception_ptr& e) {
         for (const auto& w : x.write_errors())
             if (w.code == 50) return true;
         return x.write_concern_error() && x.write_concern_error()->code == 50;
-    } catch (const operation_failure& x) {
-        if (x.server_code() == 50) return true;
-        const auto c = x.code();
-        return c == errc::server_selection_timeout || c == errc::wait_queue_timeout || c == errc::network_timeout;
     } catch (const error& x) {
+        // MaxTimeMSExpired from the server, or a step of our own that ran out of time.
+        if (const auto* f = dynamic_cast<const operation_failure*>(&x); f && f->server_code() == 50) return true;
         const auto c = x.code();
         return c == errc::server_selection_timeout || c == errc::wait_queue_timeout || c == errc::network_timeout;
     } catch (...) {
