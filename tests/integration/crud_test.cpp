@@ -1039,6 +1039,19 @@ private slots:
                          std::string::npos,
                      e.what());
         }
+        // An update that grows a document past the limit: the same error, as mongod gives it.
+        try {
+            coll.update_one(doc(R"({"_id": 1})"), bson::make_document(bson::kvp(
+                                                      "$set", bson::make_document(bson::kvp("pad", std::string(5000, 'q'))))));
+            QFAIL("the server must refuse an update that grows a document over its maxBsonObjectSize");
+        } catch (const trellis::bulk_write_error& e) {
+            QCOMPARE(e.write_errors().size(), std::size_t(1));
+            QCOMPARE(e.write_errors().front().code, 10334);
+            QVERIFY2(e.write_errors().front().message.find("Resulting document after update is larger than 4096") !=
+                         std::string::npos,
+                     e.what());
+        }
+        QCOMPARE(coll.find_one(doc(R"({"_id": 1})"))->view()["pad"].get_string().size(), std::size_t(1000));
 
         // A message over maxMessageSizeBytes: the server closes the connection, as mongod does.
         boost::asio::io_context io;

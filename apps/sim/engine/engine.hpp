@@ -133,9 +133,10 @@ struct find_options {
 /// secondary's catalog::apply() of those entries reproduces the primary's state.
 using oplog = std::vector<bson::document>;
 
-/// The largest document a collection stores (mongod's BSONObjMaxUserSize, 16 MiB): a larger
-/// one, inserted or produced by an update, is refused with 10334 BSONObjectTooLarge.
-inline constexpr std::size_t max_document_size = 16 * 1024 * 1024;
+/// The largest document a collection stores unless its catalog says otherwise (mongod's
+/// BSONObjMaxUserSize, 16 MiB): a larger one, inserted or produced by an update, is refused with
+/// 10334 BSONObjectTooLarge.
+inline constexpr std::size_t default_max_document_size = 16 * 1024 * 1024;
 
 // ---------------------------------------------------------------- collections
 
@@ -314,6 +315,10 @@ public:
 
     /// A deep, independent copy (initial sync, rollback by resync).
     catalog clone() const;
+
+    /// The largest document this catalog's collections store (a deployment's maxBsonObjectSize),
+    /// for the collections there are and those to come.
+    void set_max_document_size(std::size_t bytes);
 
     /// The collection, or nullptr.
     collection* find(std::string_view db, std::string_view coll);

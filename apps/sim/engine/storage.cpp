@@ -77,6 +77,7 @@ struct collection::state {
     std::optional<capped_options> capped;
     std::uint64_t inserted = 0;  // documents ever added (not replaced)
     validation_options validation;
+    std::size_t max_document_size = default_max_document_size;
 
     void validate(const bson::document& doc, std::optional<std::size_t> at) const {
         if (validation.validator.empty() || validation.level == "off" || validation.action != "error" || bypassing) return;
@@ -750,6 +751,7 @@ std::vector<bson::document_view> collection::documents() const {
 struct catalog::impl {
     std::map<std::string, std::map<std::string, collection, std::less<>>, std::less<>> dbs;
     std::map<std::string, std::map<std::string, view_info, std::less<>>, std::less<>> views;
+    std::size_t max_document_size = default_max_document_size;
 };
 
 namespace {
@@ -779,6 +781,7 @@ catalog& catalog::operator=(catalog&&) noexcept = default;
 
 catalog catalog::clone() const {
     catalog copy;
+    copy.impl_->max_document_size = impl_->max_document_size;
     for (const auto& [db, views] : impl_->views)
         for (const auto& [name, v] : views)
             copy.impl_->views[db].emplace(name, view_info{v.view_on, bson::array(bson::document(v.pipeline.view()))});
@@ -791,6 +794,12 @@ catalog catalog::clone() const {
         }
     }
     return copy;
+}
+
+void catalog::set_max_document_size(std::size_t bytes) {
+    impl_->max_document_size = bytes;
+    for (auto& [db, colls] : impl_->dbs)
+        for (auto& [name, c] : colls) c.state_->max_document_size = bytes;
 }
 
 collection* catalog::find(std::string_view db, std::string_view coll) {
@@ -818,6 +827,7 @@ collection& catalog::create(std::string_view db, std::string_view coll, oplog& l
     collection& c =
         colls.emplace(std::string(coll), collection(std::string(db) + "." + std::string(coll))).first->second;
     c.state_->capped = capped;
+    c.state_->max_document_size = impl_->max_document_size;
     if (capped) {
         bson::builder b;
         b.append("create", coll).append("capped", true).append("size", capped->size);

@@ -478,15 +478,6 @@ std::optional<bson::array> run_statements(const context& c, std::string_view fie
     return bson::array(errors.extract());
 }
 
-// A document to insert over the configured maxBsonObjectSize: the write error the storage
-// engine gives at its own 16 MiB (10334 BSONObjectTooLarge), at the configured size.
-void check_insert_size(const context& c, bson::document_view doc) {
-    const auto max = c.self.dep.cfg.max_bson_object_size;
-    if (doc.size() > static_cast<std::size_t>(max))
-        throw command_error(10334, "BSONObjectTooLarge", "object to insert too large, max size: " + std::to_string(max) +
-                                                             " (size in bytes: " + std::to_string(doc.size()) + ")");
-}
-
 asio::awaitable<bson::document> cmd_insert(context& c) {
     const std::string coll = collection_arg(c.req);
     oplog log;
@@ -497,7 +488,6 @@ asio::awaitable<bson::document> cmd_insert(context& c) {
             c, i,
             [&] {
                 const bypass_guard bypass(c.req.body);
-                check_insert_size(c, doc);
                 if (!target) target = &write_collection(c, coll, log);
                 target->insert(bson::document(doc), log);
                 ++n;
@@ -768,7 +758,6 @@ asio::awaitable<bson::document> cmd_bulk_write(context& c) {
                         if (!d || d->type() != bson::type::document)
                             throw command_error(40414, "Location40414", "BSON field 'bulkWrite.ops.document' is missing but a required field");
                         const bypass_guard bypass(body);
-                        check_insert_size(c, d->get_document());
                         c.target.data.get_or_create(db, coll, log).insert(bson::document(d->get_document()), log);
                         count_op(c, "insert");
                         rb.append("n", 1);

@@ -96,6 +96,7 @@ member::member(deployment::impl& d, int i, role r, member_config mc)
       rng(d.rng()) {
     if (config.hidden) config.priority = 0;
     if (config.arbiter) current = role::arbiter;
+    data.set_max_document_size(static_cast<std::size_t>(d.cfg.max_bson_object_size));
 }
 
 void member::bump_topology_version() {
