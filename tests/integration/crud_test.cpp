@@ -742,8 +742,7 @@ private slots:
             trellis::client c(d.uri(), std::move(settings));
             auto coll = c["crud"]["w0"];
             coll.insert_one(doc(R"({"_id": 1})"));
-            trellis::handle_options h;
-            h.write_concern = trellis::write_concern{};
+            trellis::handle_options h{std::nullopt, std::nullopt, trellis::write_concern{}};  // positional: no warning
             h.write_concern->w = 0;
             auto w0 = coll.with_options(h);
             QVERIFY(!w0.insert_one(doc(R"({"_id": 1})")).acknowledged);  // a duplicate: the server's error is not read

@@ -88,11 +88,13 @@ struct read_concern {
 /// from database, database from client; the client's current setting when none sets it).
 /// with_options() returns a handle with some of them set; an operation's own option wins.
 struct handle_options {
-    std::optional<trellis::read_preference> read_preference;
-    std::optional<trellis::read_concern> read_concern;
-    std::optional<trellis::write_concern> write_concern;
+    // Default member initialisers: positional initialisation of the first fields stays quiet
+    // under -Wmissing-field-initializers as fields are added.
+    std::optional<trellis::read_preference> read_preference{};
+    std::optional<trellis::read_concern> read_concern{};
+    std::optional<trellis::write_concern> write_concern{};
     /// timeoutMS (client-side operations timeout) of the handle's operations; zero: no limit.
-    std::optional<std::chrono::milliseconds> timeout;
+    std::optional<std::chrono::milliseconds> timeout{};
 
     /// `over` where set, this otherwise.
     handle_options merged(const handle_options& over) const {
