@@ -20,6 +20,7 @@
 #include "trellis/cursor.hpp"
 #include "trellis/database.hpp"
 #include "trellis/errors.hpp"
+#include "trellis/gridfs.hpp"
 #include "trellis/sim/deployment.hpp"
 #include "trellis/uri.hpp"
 #include "command_recorder.hpp"
@@ -425,6 +426,77 @@ private slots:
         trellis::aggregate_options ao;
         ao.timeout_mode = trellis::timeout_mode::iteration;
         QVERIFY(refused([&] { coll.aggregate(bson::array(doc(R"({"0": {"$out": "other"}})")), ao); }, "$out or $merge"));
+    }
+    // GridFS: an upload is bounded as a whole by one deadline, not per chunk: three chunk inserts
+    // blocked 150 ms each (each well within 400 ms) exceed it together. Without timeoutMS the
+    // same upload succeeds. The chunks' maxTimeMS shrink as the deadline nears.
+    void gridfs_upload_bounded_as_a_whole() {
+        rig r("timeoutMS=400");
+        auto& [d, rec, c, admin, coll] = r;
+        trellis::gridfs::bucket_options bo;
+        bo.chunk_size_bytes = 4;
+        trellis::gridfs::bucket bucket(c["test"], bo);
+        const std::vector<std::uint8_t> bytes(20, 7);  // five chunks
+        bucket.upload_from_bytes("warm", std::span<const std::uint8_t>(bytes.data(), 4));  // makes the indexes
+        rec.clear();
+        fail(admin, "insert", 3, ms(150));
+        ms took{};
+        std::string text;
+        const auto cause = expect_timeout([&] { bucket.upload_from_bytes("slow", bytes); }, took, &text);
+        QVERIFY2(cause != std::error_code(), text.c_str());
+        QVERIFY2(took >= ms(390) && took < ms(1000), std::to_string(took.count()).c_str());
+        const auto inserts = rec.sent("insert");
+        QVERIFY2(inserts.size() >= 3, std::to_string(inserts.size()).c_str());
+        for (std::size_t i = 1; i < inserts.size(); ++i)
+            QVERIFY2(max_time_of(inserts[i]) < max_time_of(inserts[i - 1]), std::to_string(max_time_of(inserts[i])).c_str());
+        QVERIFY(max_time_of(inserts.front()) <= 400);
+
+        recorder plain_rec;
+        auto plain = client_of(d, plain_rec, "heartbeatFrequencyMS=500");
+        trellis::gridfs::bucket unlimited(plain["test"], bo);
+        fail(admin, "insert", 3, ms(150));
+        QVERIFY(unlimited.download(unlimited.upload_from_bytes("slow", bytes)) == bytes);
+    }
+
+    // An upload stream's deadline starts when it is opened: a write after it has passed fails
+    // with the timeout error at once (nothing sent); asynchronously too.
+    void gridfs_upload_stream_lifetime() {
+        rig r("timeoutMS=300");
+        auto& [d, rec, c, admin, coll] = r;
+        trellis::gridfs::bucket_options bo;
+        bo.chunk_size_bytes = 4;
+        trellis::gridfs::bucket bucket(c["test"], bo);
+        const std::vector<std::uint8_t> bytes(8, 1);
+        auto up = bucket.open_upload_stream("late");
+        up.write(bytes);  // in time
+        std::this_thread::sleep_for(350ms);
+        rec.clear();
+        ms took{};
+        QVERIFY(expect_timeout([&] { up.write(bytes); }, took) == errc::operation_timeout);
+        QVERIFY2(took < ms(100), std::to_string(took.count()).c_str());
+        QVERIFY(expect_timeout([&] { up.async_close(boost::asio::use_future).get(); }, took) == errc::operation_timeout);
+        QCOMPARE(rec.sent("insert").size(), std::size_t(0));
+    }
+
+    // A download is bounded as a whole: the files document's find and the chunks' find, blocked
+    // 250 ms each, exceed 400 ms together.
+    void gridfs_download_bounded_as_a_whole() {
+        rig r("timeoutMS=400");
+        auto& [d, rec, c, admin, coll] = r;
+        trellis::gridfs::bucket_options bo;
+        bo.chunk_size_bytes = 4;
+        trellis::gridfs::bucket bucket(c["test"], bo);
+        const std::vector<std::uint8_t> bytes(20, 3);
+        const auto id = bucket.upload_from_bytes("file", bytes);
+        fail(admin, "find", 2, ms(250));
+        ms took{};
+        std::string text;
+        const auto cause = expect_timeout(
+            [&] { bucket.async_download(id, trellis::gridfs::download_options{}, boost::asio::use_future).get(); }, took, &text);
+        QVERIFY2(cause != std::error_code(), text.c_str());
+        QVERIFY2(took >= ms(390) && took < ms(1000), std::to_string(took.count()).c_str());
+        trellis_test::fail_command_off(admin);
+        QVERIFY(bucket.download(id) == bytes);
     }
 };
 

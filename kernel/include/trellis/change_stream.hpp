@@ -64,6 +64,11 @@ public:
 
     /// The next event, waiting as long as it takes (getMore after getMore). nullopt once the
     /// stream has ended (after an invalidate event, or closed). Blocks; throws trellis::error.
+    /// With timeoutMS each call (its getMores and a resume) is bounded by it; a call that times
+    /// out throws trellis::operation_timeout and leaves the stream valid: call next() again (it
+    /// resumes first, with a new aggregate from the resume token), or close the stream and watch
+    /// again. A timeout before any event came suggests the server could not get through the
+    /// oplog in time: watch again with a higher timeout.
     std::optional<bson::document> next();
     /// The next event if one is in hand or one getMore brings it (which waits up to
     /// max_await_time on the server); nullopt otherwise. resume_token() is current after each

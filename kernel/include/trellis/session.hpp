@@ -96,6 +96,11 @@ struct session_options {
     std::optional<bson::timestamp> snapshot_time;
     /// What start_transaction() and with_transaction() use where their options are unset.
     transaction_options default_transaction_options;
+    /// The CSOT spec's defaultTimeoutMS: the timeoutMS of commit_transaction, abort_transaction,
+    /// with_transaction and of the abort end_session sends. Unset: the client's timeoutMS; zero:
+    /// no limit; negative: errc::invalid_argument from start_session. Other operations in the
+    /// session keep their own (handle's, client's) timeoutMS.
+    std::optional<std::chrono::milliseconds> default_timeout;
 };
 
 class client_session {
@@ -139,7 +144,8 @@ public:
     /// errc::invalid_argument when one is already starting or in progress, when the session has
     /// ended, in a snapshot session, or for an unacknowledged write concern.
     void start_transaction(transaction_options options = {});
-    /// Commits: nothing is sent when no operation ran in the transaction. Retried once (with
+    /// Commits: nothing is sent when no operation ran in the transaction. Bounded by
+    /// options().default_timeout, else the client's timeoutMS (one deadline for its retries). Retried once (with
     /// w: majority) on a retryable error; a failure whose outcome is unknown has the label
     /// UnknownTransactionCommitResult, and may be retried by calling commit_transaction() again
     /// (w: majority then too). errc::invalid_argument when no transaction was started ("No
@@ -168,6 +174,11 @@ public:
     /// The callback may run several times: it must be safe to repeat, and must let the errors of
     /// its operations out (a swallowed error leaves a transaction the server aborted).
     /// When the callback committed or aborted itself, nothing more is done.
+    /// With a timeoutMS (options().default_timeout, else the client's) it bounds the whole call
+    /// instead of 120 s: the callback's operations in this session and the commits get what
+    /// remains of it (a timeout of such an operation's own is refused, errc::invalid_argument),
+    /// and past it trellis::operation_timeout is thrown. Operations that do not use the session
+    /// are not bounded by it.
     void with_transaction(const std::function<void(client_session&)>& callback, std::optional<transaction_options> options = {});
     /// The same with an asynchronous callback (it runs on the client's strand: it must not block,
     /// and co_awaits the async forms of its operations). The session must outlive the operation.

@@ -66,6 +66,9 @@ struct change_stream_state {
     bool returned_any = false;
     bool resuming = false;
     bool ended = false;
+    // CSOT: a next() timed out; the stream stays valid and the next call resumes first.
+    bool resume_pending = false;
+    int wire_version = 0;  // of the server of the last aggregate
 
     static asio::awaitable<change_stream> open(std::shared_ptr<client_core> core, std::string db, std::string coll,
                                                bool cluster, client_core::op_settings settings, session_ptr session,
@@ -110,14 +113,15 @@ struct change_stream_state {
             if (options.start_at_operation_time) b.append("startAtOperationTime", *options.start_at_operation_time);
         } else if (resume_token) {
             b.append(options.start_after && !returned_any ? "startAfter" : "resumeAfter", resume_token->view());
-        } else if (operation_time && cursor && cursor->max_wire_version >= 7) {
+        } else if (operation_time && wire_version >= 7) {
             b.append("startAtOperationTime", *operation_time);
         }
         b.close_document();
         return b.extract();
     }
 
-    asio::awaitable<void> aggregate() {
+    // `deadline`: a resume's, the rest of its next() call's (CSOT); none when opening.
+    asio::awaitable<void> aggregate(std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt) {
         bson::builder all(bson::builder::root::array);
         all.append(stage().view());
         for (const auto& s : pipeline) all.append_value(s);
@@ -127,7 +131,15 @@ struct change_stream_state {
         o.comment = options.comment;
         // CSOT: a change stream is an awaitData cursor: each next() gets the whole timeoutMS.
         if (settings.timeout || core->options().timeout) o.timeout_mode = timeout_mode::iteration;
-        const bool first_open = !cursor;
+        if (deadline) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0)
+                throw operation_timeout("change stream: its timeoutMS (" +
+                                        std::to_string(core->effective_timeout(settings.timeout).count()) +
+                                        " ms) expired before the resume's aggregate was sent");
+            o.timeout = left;
+        }
+        const bool first_open = !cursor && !resuming;
         bson::array stages(all.extract());
         std::exception_ptr failed;
         try {
@@ -141,6 +153,8 @@ struct change_stream_state {
             std::rethrow_exception(failed);
         }
         if (!cursor) throw error(errc::protocol_error, "watch: the aggregate gave no cursor");
+        wire_version = cursor->max_wire_version;
+        cursor->timeout = core->effective_timeout(settings.timeout);  // a resume's was what remained
         // The stream keeps the implicit session; the cursor uses it without releasing it.
         if (implicit && !cursor->session && cursor->id != 0) cursor->session = implicit;
         if (cursor->session) {
@@ -181,16 +195,60 @@ struct change_stream_state {
         }
     }
 
+    // A resume: the new aggregate (errors are the caller's; after a timeout the stream stays
+    // valid and the next call tries again).
+    asio::awaitable<void> resume(std::optional<std::chrono::steady_clock::time_point> deadline) {
+        resuming = true;
+        std::exception_ptr again;
+        try {
+            co_await aggregate(deadline);
+        } catch (...) {
+            again = std::current_exception();
+        }
+        if (!again) co_return;
+        cursor.reset();
+        if (timed_out(again)) {
+            resume_pending = true;
+        } else {
+            finish();
+        }
+        std::rethrow_exception(again);
+    }
+
+    static bool timed_out(const std::exception_ptr& e) {
+        try {
+            std::rethrow_exception(e);
+        } catch (const operation_timeout&) {
+            return true;
+        } catch (...) {
+        }
+        return false;
+    }
+
     asio::awaitable<std::optional<bson::document>> next(bool wait) {
+        // CSOT: one deadline for this call, its getMores and a resume (the spec's cursors section).
+        const auto deadline = core->deadline_for(settings.timeout);
         for (;;) {
-            if (ended || !cursor) co_return std::nullopt;
+            if (ended || (!cursor && !resume_pending)) co_return std::nullopt;
+            if (resume_pending) {
+                resume_pending = false;
+                co_await resume(deadline);
+                continue;
+            }
             const auto c = cursor;
+            c->deadline = deadline;  // iteration mode: each getMore of this call shares it
             std::optional<bson::document> d;
             std::exception_ptr failure;
             try {
                 d = co_await core->cursor_next(c);
             } catch (...) {
                 failure = std::current_exception();
+            }
+            if (failure && timed_out(failure)) {
+                // The CSOT spec: a timeout does not invalidate the stream; the next call resumes.
+                let_go_of_cursor();
+                resume_pending = true;
+                std::rethrow_exception(failure);
             }
             if (failure) {
                 if (!resumable(failure, c->max_wire_version)) {
@@ -199,19 +257,7 @@ struct change_stream_state {
                 }
                 // Resume once: a failure of the new aggregate is the caller's.
                 let_go_of_cursor();
-                cursor = c;  // for the wire version stage() reads; replaced by aggregate()
-                resuming = true;
-                std::exception_ptr again;
-                try {
-                    co_await aggregate();
-                } catch (...) {
-                    again = std::current_exception();
-                }
-                if (again) {
-                    cursor.reset();
-                    finish();
-                    std::rethrow_exception(again);
-                }
+                co_await resume(deadline);
                 continue;
             }
             if (d) {

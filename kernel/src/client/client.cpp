@@ -125,6 +125,22 @@ std::shared_ptr<detail::session_state> bindable(const std::shared_ptr<detail::cl
     if (s.has_ended()) throw error(errc::invalid_argument, std::string(where) + ": the session has ended");
     return s.state();
 }
+
+// CSOT: an operation's timeoutMS, else its handle's. Inside with_transaction with a timeout, the
+// callback's operations in its session take what remains of it (execute() applies it), and a
+// timeoutMS of the operation's own is refused, as the spec says.
+std::optional<std::chrono::milliseconds> timeout_of(const std::shared_ptr<detail::session_state>& session,
+                                                    std::optional<std::chrono::milliseconds> own,
+                                                    const std::optional<std::chrono::milliseconds>& handle) {
+    if (own && session) {
+        std::lock_guard lock(session->mutex);
+        if (session->txn_deadline)
+            throw error(errc::invalid_argument,
+                        "timeoutMS cannot be set on an operation in a session inside with_transaction with a timeout: "
+                        "the operation takes what remains of with_transaction's timeoutMS");
+    }
+    return own ? own : handle;
+}
 }  // namespace
 
 bson::document client::run_command(const std::string& db, bson::document_view command) {
@@ -355,7 +371,7 @@ bson::document database::run_command(bson::document_view command, trellis::read_
 }
 
 asio::awaitable<cursor> database::run_cursor_command_impl(target t, bson::document command, run_cursor_command_options o) {
-    if (!o.timeout) o.timeout = t.settings.timeout;
+    o.timeout = timeout_of(t.session, o.timeout, t.settings.timeout);
     co_return co_await t.core->run_cursor_command(std::move(t.db), std::move(command), std::move(o), t.session);
 }
 cursor database::run_cursor_command(bson::document_view command, run_cursor_command_options options) {
@@ -363,7 +379,7 @@ cursor database::run_cursor_command(bson::document_view command, run_cursor_comm
 }
 
 asio::awaitable<cursor> database::list_collections_impl(target t, list_collections_options o) {
-    if (!o.timeout) o.timeout = t.settings.timeout;
+    o.timeout = timeout_of(t.session, o.timeout, t.settings.timeout);
     co_return co_await t.core->list_collections(std::move(t.db), std::move(o), t.session);
 }
 cursor database::list_collections(list_collections_options options) {
@@ -394,7 +410,7 @@ collection database::create_collection(std::string name, bson::document_view opt
 }
 
 asio::awaitable<cursor> database::aggregate_impl(target t, bson::array pipeline, aggregate_options o) {
-    if (!o.timeout) o.timeout = t.settings.timeout;
+    o.timeout = timeout_of(t.session, o.timeout, t.settings.timeout);
     const auto s = t.core->settings_for(t.settings);
     std::string none;  // a database aggregate
     co_return co_await t.core->aggregate(std::move(t.db), std::move(none), std::move(pipeline), std::move(o), s, t.session);
@@ -439,7 +455,7 @@ trellis::read_concern collection::read_concern() const { return t_.core->setting
 trellis::write_concern collection::write_concern() const { return t_.core->settings_for(t_.settings).wc; }
 
 asio::awaitable<insert_one_result> collection::insert_one_impl(target t, bson::document document, insert_one_options o) {
-    if (!o.timeout) o.timeout = t.settings.timeout;
+    o.timeout = timeout_of(t.session, o.timeout, t.settings.timeout);
     const auto wc = t.core->settings_for(t.settings).wc;
     co_return co_await t.core->insert_one(std::move(t.db), std::move(t.coll), std::move(document), std::move(o), wc, t.session);
 }
@@ -449,7 +465,7 @@ insert_one_result collection::insert_one(bson::document_view document, insert_on
 
 asio::awaitable<insert_many_result> collection::insert_many_impl(target t, std::vector<bson::document> documents,
                                                                  insert_many_options o) {
-    if (!o.timeout) o.timeout = t.settings.timeout;
+    o.timeout = timeout_of(t.session, o.timeout, t.settings.timeout);
     const auto wc = t.core->settings_for(t.settings).wc;
     co_return co_await t.core->insert_many(std::move(t.db), std::move(t.coll), std::move(documents), std::move(o), wc, t.session);
 }
@@ -462,7 +478,7 @@ insert_many_result collection::insert_many(std::span<const bson::document> docum
 
 asio::awaitable<update_result> collection::update_impl(target t, bson::document filter, update_spec update, update_options o,
                                                        bool multi, bool replace) {
-    if (!o.timeout) o.timeout = t.settings.timeout;
+    o.timeout = timeout_of(t.session, o.timeout, t.settings.timeout);
     const auto wc = t.core->settings_for(t.settings).wc;
     co_return co_await t.core->update(std::move(t.db), std::move(t.coll), std::move(filter), std::move(update), std::move(o),
                                       multi, replace, wc, t.session);
@@ -478,7 +494,7 @@ update_result collection::replace_one(bson::document_view filter, bson::document
 }
 
 asio::awaitable<delete_result> collection::delete_impl(target t, bson::document filter, delete_options o, bool multi) {
-    if (!o.timeout) o.timeout = t.settings.timeout;
+    o.timeout = timeout_of(t.session, o.timeout, t.settings.timeout);
     const auto wc = t.core->settings_for(t.settings).wc;
     co_return co_await t.core->remove(std::move(t.db), std::move(t.coll), std::move(filter), std::move(o), multi, wc, t.session);
 }
@@ -490,7 +506,7 @@ delete_result collection::delete_many(bson::document_view filter, delete_options
 }
 
 asio::awaitable<bulk_write_result> collection::bulk_write_impl(target t, std::vector<write_model> models, bulk_write_options o) {
-    if (!o.timeout) o.timeout = t.settings.timeout;
+    o.timeout = timeout_of(t.session, o.timeout, t.settings.timeout);
     const auto wc = t.core->settings_for(t.settings).wc;
     co_return co_await t.core->bulk_write(std::move(t.db), std::move(t.coll), std::move(models), std::move(o), wc, t.session);
 }
@@ -502,7 +518,7 @@ asio::awaitable<std::optional<bson::document>> collection::find_and_modify_impl(
                                                                                 update_spec change,
                                                                                 find_one_and_modify_options o,
                                                                                 modify_kind kind) {
-    if (!o.timeout) o.timeout = t.settings.timeout;
+    o.timeout = timeout_of(t.session, o.timeout, t.settings.timeout);
     ops::find_and_modify_op op;
     op.collection = std::move(t.coll);
     op.filter = std::move(filter);
@@ -529,7 +545,7 @@ std::optional<bson::document> collection::find_one_and_delete(bson::document_vie
 
 
 asio::awaitable<cursor> collection::find_impl(target t, bson::document filter, find_options o) {
-    if (!o.timeout) o.timeout = t.settings.timeout;
+    o.timeout = timeout_of(t.session, o.timeout, t.settings.timeout);
     if (!o.read_preference) o.read_preference = t.settings.read_preference;
     const auto rc = t.core->settings_for(t.settings).rc;
     // Named, not a temporary in the co_await expression: GCC 12 destroys such temporaries twice.
@@ -540,7 +556,7 @@ cursor collection::find(bson::document_view filter, find_options options) {
     return wait(t_.core, find_impl(t_, borrowed(filter), std::move(options)));
 }
 asio::awaitable<std::optional<bson::document>> collection::find_one_impl(target t, bson::document filter, find_options o) {
-    if (!o.timeout) o.timeout = t.settings.timeout;
+    o.timeout = timeout_of(t.session, o.timeout, t.settings.timeout);
     if (!o.read_preference) o.read_preference = t.settings.read_preference;
     const auto rc = t.core->settings_for(t.settings).rc;
     ops::find_op op{std::move(t.coll), std::move(filter), std::move(o), true};
@@ -551,7 +567,7 @@ std::optional<bson::document> collection::find_one(bson::document_view filter, f
 }
 
 asio::awaitable<std::int64_t> collection::count_documents_impl(target t, bson::document filter, count_options o) {
-    if (!o.timeout) o.timeout = t.settings.timeout;
+    o.timeout = timeout_of(t.session, o.timeout, t.settings.timeout);
     if (!o.read_preference) o.read_preference = t.settings.read_preference;
     const auto rc = t.core->settings_for(t.settings).rc;
     co_return co_await t.core->count_documents(std::move(t.db), std::move(t.coll), std::move(filter), std::move(o), rc, t.session);
@@ -560,7 +576,7 @@ std::int64_t collection::count_documents(bson::document_view filter, count_optio
     return wait(t_.core, count_documents_impl(t_, borrowed(filter), std::move(options)));
 }
 asio::awaitable<std::int64_t> collection::estimated_count_impl(target t, estimated_count_options o) {
-    if (!o.timeout) o.timeout = t.settings.timeout;
+    o.timeout = timeout_of(t.session, o.timeout, t.settings.timeout);
     if (!o.read_preference) o.read_preference = t.settings.read_preference;
     const auto rc = t.core->settings_for(t.settings).rc;
     co_return co_await t.core->estimated_count(std::move(t.db), std::move(t.coll), std::move(o), rc, t.session);
@@ -569,7 +585,7 @@ std::int64_t collection::estimated_document_count(estimated_count_options option
     return wait(t_.core, estimated_count_impl(t_, std::move(options)));
 }
 asio::awaitable<std::int64_t> collection::count_impl(target t, bson::document filter, count_options o) {
-    if (!o.timeout) o.timeout = t.settings.timeout;
+    o.timeout = timeout_of(t.session, o.timeout, t.settings.timeout);
     if (!o.read_preference) o.read_preference = t.settings.read_preference;
     const auto rc = t.core->settings_for(t.settings).rc;
     co_return co_await t.core->count(std::move(t.db), std::move(t.coll), std::move(filter), std::move(o), rc, t.session);
@@ -578,7 +594,7 @@ std::int64_t collection::count(bson::document_view filter, count_options options
     return wait(t_.core, count_impl(t_, borrowed(filter), std::move(options)));
 }
 asio::awaitable<bson::array> collection::distinct_impl(target t, std::string key, bson::document filter, distinct_options o) {
-    if (!o.timeout) o.timeout = t.settings.timeout;
+    o.timeout = timeout_of(t.session, o.timeout, t.settings.timeout);
     if (!o.read_preference) o.read_preference = t.settings.read_preference;
     const auto rc = t.core->settings_for(t.settings).rc;
     co_return co_await t.core->distinct(std::move(t.db), std::move(t.coll), std::move(key), std::move(filter), std::move(o), rc, t.session);
@@ -587,7 +603,7 @@ bson::array collection::distinct(std::string key, bson::document_view filter, di
     return wait(t_.core, distinct_impl(t_, std::move(key), borrowed(filter), std::move(options)));
 }
 asio::awaitable<cursor> collection::aggregate_impl(target t, bson::array pipeline, aggregate_options o) {
-    if (!o.timeout) o.timeout = t.settings.timeout;
+    o.timeout = timeout_of(t.session, o.timeout, t.settings.timeout);
     const auto s = t.core->settings_for(t.settings);
     co_return co_await t.core->aggregate(std::move(t.db), std::move(t.coll), std::move(pipeline), std::move(o), s, t.session);
 }
@@ -597,7 +613,7 @@ cursor collection::aggregate(bson::array_view pipeline, aggregate_options option
 
 asio::awaitable<std::vector<std::string>> collection::create_indexes_impl(target t, std::vector<index_model> indexes,
                                                                           create_indexes_options o) {
-    if (!o.timeout) o.timeout = t.settings.timeout;
+    o.timeout = timeout_of(t.session, o.timeout, t.settings.timeout);
     const auto wc = t.core->settings_for(t.settings).wc;
     co_return co_await t.core->create_indexes(std::move(t.db), std::move(t.coll), std::move(indexes), wc, t.session,
                                               std::move(o));
@@ -611,12 +627,12 @@ std::string collection::create_index(bson::document_view keys, bson::document_vi
     return wait(t_.core, create_indexes_impl(t_, std::move(one), {})).front();
 }
 asio::awaitable<cursor> collection::list_indexes_impl(target t, list_indexes_options o) {
-    if (!o.timeout) o.timeout = t.settings.timeout;
+    o.timeout = timeout_of(t.session, o.timeout, t.settings.timeout);
     co_return co_await t.core->list_indexes(std::move(t.db), std::move(t.coll), t.session, std::move(o));
 }
 cursor collection::list_indexes(list_indexes_options options) { return wait(t_.core, list_indexes_impl(t_, std::move(options))); }
 asio::awaitable<void> collection::drop_index_impl(target t, std::string index, drop_index_options o) {
-    if (!o.timeout) o.timeout = t.settings.timeout;
+    o.timeout = timeout_of(t.session, o.timeout, t.settings.timeout);
     const auto wc = t.core->settings_for(t.settings).wc;
     co_await t.core->drop_index(std::move(t.db), std::move(t.coll), std::move(index), wc, t.session, std::move(o));
 }

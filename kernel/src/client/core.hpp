@@ -136,6 +136,10 @@ struct session_state {
     std::optional<std::string> pinned;            // sharded: the mongos of the transaction (load balanced: the balancer)
     pinned_ptr pinned_connection;                 // load balanced: the connection of the transaction
     std::optional<bson::document> recovery_token;  // sharded: the last one a reply carried
+    // CSOT: while with_transaction runs with a timeout, its deadline; the operations of its
+    // callback in this session and its commits take what remains of it.
+    std::optional<std::chrono::steady_clock::time_point> txn_deadline;
+    std::chrono::milliseconds txn_timeout{0};
 };
 using session_ptr = std::shared_ptr<session_state>;
 
@@ -335,6 +339,9 @@ public:
         /// commitTransaction or abortTransaction: the session's lsid, txnNumber and autocommit:
         /// false whatever its transaction state (an ended session too: end_session's abort).
         bool transaction_control = false;
+        /// abortTransaction: its own timeoutMS even inside with_transaction, whose time may be up
+        /// (the CSOT spec refreshes it so that the transaction is cleaned up).
+        bool fresh_timeout = false;
         /// A user's command (run_command, run_cursor_command): sent as given; in a transaction its
         /// own readConcern is refused rather than dropped.
         bool user_command = false;
@@ -388,6 +395,11 @@ public:
         const auto t = effective_timeout(own);
         if (t.count() <= 0) return std::nullopt;
         return std::chrono::steady_clock::now() + t;
+    }
+    /// The timeoutMS of a session's commit, abort and with_transaction: its defaultTimeoutMS,
+    /// else the client's (unset: none; zero: no limit).
+    std::optional<std::chrono::milliseconds> session_timeout(const session_state& s) const {
+        return s.options.default_timeout ? s.options.default_timeout : options_.timeout;
     }
     op_settings settings_for(const handle_options& h) const;
     /// A write: to the primary, retryable when single_statement (and acknowledged, retryWrites).
@@ -599,6 +611,7 @@ private:
         std::optional<std::chrono::steady_clock::time_point> deadline;
         std::chrono::milliseconds timeout{0};
         bool out_of_time = false;  // the attempts stopped because the deadline passed
+        bool csot = false;         // timeoutMS set at some level (even zero): no deprecated wtimeout
     };
     asio::awaitable<outcome> attempt(server_state& s, const operation& op, const sdk::operation_requirements& req,
                                      attempt_state& st);

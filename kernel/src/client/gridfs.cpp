@@ -60,12 +60,37 @@ std::string file_id::to_string() const {
 
 namespace detail {
 
+// CSOT: one deadline for a whole upload or download, from open to close (the spec's GridFS
+// section); each of its commands gets what remains as its timeoutMS. None without timeoutMS.
+struct time_budget {
+    std::optional<std::chrono::steady_clock::time_point> deadline;
+    std::chrono::milliseconds timeout{0};
+};
+
 struct bucket_state {
     std::shared_ptr<trellis::detail::client_core> core;
     bucket_options options;
     collection files, chunks;
     bool indexes_checked = false;  // touched on the client's strand only
+    std::optional<std::chrono::milliseconds> timeout;  // the database handle's timeoutMS (unset: the client's)
     std::string where() const { return "GridFS bucket \"" + options.bucket_name + "\""; }
+    // A budget starting now.
+    time_budget budget() const {
+        time_budget b;
+        b.timeout = core->effective_timeout(timeout);
+        if (b.timeout.count() > 0) b.deadline = std::chrono::steady_clock::now() + b.timeout;
+        return b;
+    }
+    // The timeoutMS of `b`'s next command (unset without one: the handle's applies); the
+    // timeout error when none remains.
+    std::optional<std::chrono::milliseconds> left(const time_budget& b, std::string_view what) const {
+        if (!b.deadline) return std::nullopt;
+        const auto rest = std::chrono::duration_cast<std::chrono::milliseconds>(*b.deadline - std::chrono::steady_clock::now());
+        if (rest.count() <= 0)
+            throw operation_timeout(where() + ": " + std::string(what) + ": the timeoutMS (" + std::to_string(b.timeout.count()) +
+                                    " ms) of the whole upload or download expired");
+        return rest;
+    }
 };
 
 struct upload_state {
@@ -78,6 +103,7 @@ struct upload_state {
     std::int32_t next_n = 0;
     std::int64_t length = 0;
     bool done = false;  // closed or aborted
+    time_budget budget;  // from open_upload_stream (or the upload call) to close or abort
 };
 
 struct download_state {
@@ -94,6 +120,7 @@ struct download_state {
     std::vector<std::uint8_t> current;  // the chunk being read
     std::size_t pos = 0;
     bool finished = false;  // every chunk read and checked, or closed
+    time_budget budget;     // from the files document's find to the last chunk
 };
 
 }  // namespace detail
@@ -123,10 +150,12 @@ bool same_keys(bson::document_view a, bson::document_view b) {
     return i == a.end() && j == b.end();
 }
 
-asio::awaitable<bool> has_index(collection coll, bson::document keys) {
+asio::awaitable<bool> has_index(collection coll, bson::document keys, std::optional<std::chrono::milliseconds> timeout) {
     std::optional<cursor> c;
     try {
-        cursor listed = co_await coll.async_list_indexes(asio::use_awaitable);
+        list_indexes_options o;
+        o.timeout = timeout;
+        cursor listed = co_await coll.async_list_indexes(std::move(o), asio::use_awaitable);
         c.emplace(std::move(listed));
     } catch (const operation_failure& e) {
         if (e.server_code() == 26) co_return false;  // NamespaceNotFound: no collection, no index
@@ -138,28 +167,32 @@ asio::awaitable<bool> has_index(collection coll, bson::document keys) {
     co_return false;
 }
 
-asio::awaitable<void> ensure_index(collection coll, bson::document keys, bool unique) {
-    const bool exists = co_await has_index(coll, keys);
+asio::awaitable<void> ensure_index(const detail::bucket_state& s, const detail::time_budget& b, collection coll,
+                                   bson::document keys, bool unique) {
+    const bool exists = co_await has_index(coll, keys, s.left(b, "listIndexes"));
     if (exists) co_return;
     std::vector<index_model> models;
     models.push_back(index_model{std::move(keys), unique ? bson::make_document(bson::kvp("unique", true)) : bson::document()});
-    co_await coll.async_create_indexes(std::move(models), asio::use_awaitable);
+    create_indexes_options o;
+    o.timeout = s.left(b, "createIndexes");
+    co_await coll.async_create_indexes(std::move(models), std::move(o), asio::use_awaitable);
 }
 
 // The spec: before a bucket's first write, when the files collection is empty (asked of the
 // primary), make the indexes that do not exist yet.
-asio::awaitable<void> ensure_indexes(state_ptr s) {
+asio::awaitable<void> ensure_indexes(state_ptr s, const detail::time_budget& b) {
     if (s->indexes_checked) co_return;
     find_options probe;
     probe.projection = bson::make_document(bson::kvp("_id", 1));
     probe.read_preference = read_preference{};
+    probe.timeout = s->left(b, "the index check's find");
     bson::document all;
     const auto any = co_await s->files.async_find_one(std::move(all), std::move(probe), asio::use_awaitable);
     if (!any) {
         bson::document files_keys = bson::make_document(bson::kvp("filename", 1), bson::kvp("uploadDate", 1));
-        co_await ensure_index(s->files, std::move(files_keys), false);
+        co_await ensure_index(*s, b, s->files, std::move(files_keys), false);
         bson::document chunks_keys = bson::make_document(bson::kvp("files_id", 1), bson::kvp("n", 1));
-        co_await ensure_index(s->chunks, std::move(chunks_keys), true);
+        co_await ensure_index(*s, b, s->chunks, std::move(chunks_keys), true);
     }
     s->indexes_checked = true;
 }
@@ -171,13 +204,14 @@ asio::awaitable<void> ensure_indexes(state_ptr s) {
 }
 
 asio::awaitable<void> insert_chunk(detail::upload_state& u, std::span<const std::uint8_t> data) {
-    co_await ensure_indexes(u.bucket);
+    co_await ensure_indexes(u.bucket, u.budget);
     bson::builder b;
     b.append("_id", bson::oid::generate()).append("files_id", u.id.value()).append("n", u.next_n);
     b.append("data", bson::binary{bson::binary_subtype::generic, data});
     bson::document chunk = b.extract();
-    insert_one_options none;
-    co_await u.bucket->chunks.async_insert_one(std::move(chunk), std::move(none), asio::use_awaitable);
+    insert_one_options o;
+    o.timeout = u.bucket->left(u.budget, "inserting chunk " + std::to_string(u.next_n) + " of \"" + u.filename + "\"");
+    co_await u.bucket->chunks.async_insert_one(std::move(chunk), std::move(o), asio::use_awaitable);
     ++u.next_n;
 }
 
@@ -210,15 +244,16 @@ asio::awaitable<void> finish_upload(std::shared_ptr<detail::upload_state> u) {
         co_await insert_chunk(*u, u->buffer);
         u->buffer.clear();
     }
-    co_await ensure_indexes(u->bucket);  // a file without chunks still writes its files document
+    co_await ensure_indexes(u->bucket, u->budget);  // a file without chunks still writes its files document
     const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
     bson::builder b;
     b.append("_id", u->id.value()).append("length", u->length).append("chunkSize", u->chunk_size);
     b.append("uploadDate", bson::date_time(now.count())).append("filename", u->filename);
     if (u->metadata) b.append("metadata", u->metadata->view());
     bson::document files_doc = b.extract();
-    insert_one_options none;
-    co_await u->bucket->files.async_insert_one(std::move(files_doc), std::move(none), asio::use_awaitable);
+    insert_one_options o;
+    o.timeout = u->bucket->left(u->budget, "inserting the files document of \"" + u->filename + "\"");
+    co_await u->bucket->files.async_insert_one(std::move(files_doc), std::move(o), asio::use_awaitable);
     u->done = true;
 }
 
@@ -227,8 +262,9 @@ asio::awaitable<void> abort_upload(std::shared_ptr<detail::upload_state> u) {
     u->done = true;
     u->buffer.clear();
     bson::document filter = eq_filter("files_id", u->id);
-    delete_options none;
-    co_await u->bucket->chunks.async_delete_many(std::move(filter), std::move(none), asio::use_awaitable);
+    delete_options o;
+    o.timeout = u->bucket->left(u->budget, "deleting the chunks of the aborted upload \"" + u->filename + "\"");
+    co_await u->bucket->chunks.async_delete_many(std::move(filter), std::move(o), asio::use_awaitable);
 }
 
 std::shared_ptr<detail::upload_state> new_upload(state_ptr s, std::string filename, upload_options o) {
@@ -237,9 +273,10 @@ std::shared_ptr<detail::upload_state> new_upload(state_ptr s, std::string filena
         throw trellis::error(trellis::errc::invalid_argument, s->where() + ": upload of \"" + filename +
                                                                   "\": chunk_size_bytes must be positive, not " +
                                                                   std::to_string(size));
+    auto budget = s->budget();
     auto u = std::make_shared<detail::upload_state>(detail::upload_state{
         std::move(s), o.id ? std::move(*o.id) : file_id(bson::oid::generate()), std::move(filename), size,
-        std::move(o.metadata), {}, 0, 0, false});
+        std::move(o.metadata), {}, 0, 0, false, budget});
     return u;
 }
 
@@ -258,8 +295,10 @@ std::int64_t number_field(const detail::download_state& d, std::string_view key)
     throw corrupt_file(code, d.id, n, expected, actual, d.bucket->where() + ", file id " + d.id.to_string() + ": " + what);
 }
 
-asio::awaitable<std::shared_ptr<detail::download_state>> open_download(state_ptr s, bson::document files_doc, byte_range range) {
+asio::awaitable<std::shared_ptr<detail::download_state>> open_download(state_ptr s, bson::document files_doc, byte_range range,
+                                                                       detail::time_budget budget) {
     auto d = std::make_shared<detail::download_state>();
+    d->budget = budget;
     d->bucket = std::move(s);
     d->files_doc = std::move(files_doc);
     d->id = file_id(d->files_doc["_id"]);
@@ -294,6 +333,7 @@ asio::awaitable<std::shared_ptr<detail::download_state>> open_download(state_ptr
     // A part that stops before the last chunk asks for no more; one reaching the end reads on,
     // so that an extra chunk is still found.
     if (d->end_n < d->chunks) by_n.limit = d->end_n - d->next_n;
+    by_n.timeout = d->bucket->left(d->budget, "the chunks' find");  // its getMores share what remains
     bson::document wanted = filter.extract();
     cursor chunks = co_await d->bucket->chunks.async_find(std::move(wanted), std::move(by_n), asio::use_awaitable);
     d->chunk_cursor.emplace(std::move(chunks));
@@ -347,22 +387,26 @@ asio::awaitable<bool> next_chunk(detail::download_state& d) {
     co_return true;
 }
 
-asio::awaitable<bson::document> files_doc_by_id(state_ptr s, const file_id& id) {
+asio::awaitable<bson::document> files_doc_by_id(state_ptr s, const file_id& id, const detail::time_budget& b) {
     bson::document filter = eq_filter("_id", id);
-    find_options none;
-    auto doc = co_await s->files.async_find_one(std::move(filter), std::move(none), asio::use_awaitable);
+    find_options o;
+    o.timeout = s->left(b, "the files document's find");
+    auto doc = co_await s->files.async_find_one(std::move(filter), std::move(o), asio::use_awaitable);
     if (!doc) throw file_not_found(errc::file_not_found, id, {}, s->where() + ": no file with id " + id.to_string());
     co_return std::move(*doc);
 }
 
-asio::awaitable<bson::document> files_doc_by_name(state_ptr s, std::string filename, download_by_name_options o) {
+asio::awaitable<bson::document> files_doc_by_name(state_ptr s, std::string filename, download_by_name_options o,
+                                                  const detail::time_budget& b) {
     find_options pick;
+    pick.timeout = s->left(b, "the files document's find");
     pick.sort = bson::make_document(bson::kvp("uploadDate", o.revision >= 0 ? 1 : -1));
     pick.skip = o.revision >= 0 ? std::int64_t{o.revision} : -std::int64_t{o.revision} - 1;
     bson::document filter = bson::make_document(bson::kvp("filename", filename));
     auto doc = co_await s->files.async_find_one(filter, std::move(pick), asio::use_awaitable);
     if (doc) co_return std::move(*doc);
     count_options all;
+    all.timeout = s->left(b, "counting the revisions");
     const std::int64_t revisions = co_await s->files.async_count_documents(std::move(filter), std::move(all), asio::use_awaitable);
     if (revisions == 0)
         throw file_not_found(errc::file_not_found, std::nullopt, filename, s->where() + ": no file named \"" + filename + "\"");
@@ -465,7 +509,7 @@ bucket::bucket(const database& db, bucket_options options) {
     collection files = d.get_collection(options.bucket_name + ".files");
     collection chunks = d.get_collection(options.bucket_name + ".chunks");
     state_ = std::make_shared<detail::bucket_state>(
-        detail::bucket_state{db.t_.core, std::move(options), std::move(files), std::move(chunks), false});
+        detail::bucket_state{db.t_.core, std::move(options), std::move(files), std::move(chunks), false, db.t_.settings.timeout});
 }
 
 const bucket_options& bucket::options() const noexcept { return state_->options; }
@@ -513,24 +557,27 @@ upload_stream bucket::open_upload_stream(std::string filename, upload_options op
 }
 
 asio::awaitable<void> bucket::download_to_stream_impl(state_ptr s, file_id id, std::ostream* out, download_options o) {
-    bson::document doc = co_await files_doc_by_id(s, id);
-    auto d = co_await open_download(s, std::move(doc), o.range);
+    const auto budget = s->budget();
+    bson::document doc = co_await files_doc_by_id(s, id, budget);
+    auto d = co_await open_download(s, std::move(doc), o.range, budget);
     co_await to_stream(d, out);
 }
 void bucket::download_to_stream(file_id id, std::ostream& destination, download_options options) {
     trellis::detail::wait(state_->core, download_to_stream_impl(state_, std::move(id), &destination, options));
 }
 asio::awaitable<std::vector<std::uint8_t>> bucket::download_impl(state_ptr s, file_id id, download_options o) {
-    bson::document doc = co_await files_doc_by_id(s, id);
-    auto d = co_await open_download(s, std::move(doc), o.range);
+    const auto budget = s->budget();
+    bson::document doc = co_await files_doc_by_id(s, id, budget);
+    auto d = co_await open_download(s, std::move(doc), o.range, budget);
     co_return co_await all_bytes(d);
 }
 std::vector<std::uint8_t> bucket::download(file_id id, download_options options) {
     return trellis::detail::wait(state_->core, download_impl(state_, std::move(id), options));
 }
 asio::awaitable<download_stream> bucket::open_download_impl(state_ptr s, file_id id, download_options o) {
-    bson::document doc = co_await files_doc_by_id(s, id);
-    auto d = co_await open_download(s, std::move(doc), o.range);
+    const auto budget = s->budget();
+    bson::document doc = co_await files_doc_by_id(s, id, budget);
+    auto d = co_await open_download(s, std::move(doc), o.range, budget);
     co_return download_stream(std::move(d));
 }
 download_stream bucket::open_download_stream(file_id id, download_options options) {
@@ -539,8 +586,9 @@ download_stream bucket::open_download_stream(file_id id, download_options option
 
 asio::awaitable<std::vector<std::uint8_t>> bucket::download_by_name_impl(state_ptr s, std::string filename,
                                                                          download_by_name_options o) {
-    bson::document doc = co_await files_doc_by_name(s, std::move(filename), o);
-    auto d = co_await open_download(s, std::move(doc), o.range);
+    const auto budget = s->budget();
+    bson::document doc = co_await files_doc_by_name(s, std::move(filename), o, budget);
+    auto d = co_await open_download(s, std::move(doc), o.range, budget);
     co_return co_await all_bytes(d);
 }
 std::vector<std::uint8_t> bucket::download_by_name(std::string filename, download_by_name_options options) {
@@ -548,8 +596,9 @@ std::vector<std::uint8_t> bucket::download_by_name(std::string filename, downloa
 }
 asio::awaitable<void> bucket::download_to_stream_by_name_impl(state_ptr s, std::string filename, std::ostream* out,
                                                               download_by_name_options o) {
-    bson::document doc = co_await files_doc_by_name(s, std::move(filename), o);
-    auto d = co_await open_download(s, std::move(doc), o.range);
+    const auto budget = s->budget();
+    bson::document doc = co_await files_doc_by_name(s, std::move(filename), o, budget);
+    auto d = co_await open_download(s, std::move(doc), o.range, budget);
     co_await to_stream(d, out);
 }
 void bucket::download_to_stream_by_name(std::string filename, std::ostream& destination, download_by_name_options options) {
@@ -557,8 +606,9 @@ void bucket::download_to_stream_by_name(std::string filename, std::ostream& dest
 }
 asio::awaitable<download_stream> bucket::open_download_by_name_impl(state_ptr s, std::string filename,
                                                                     download_by_name_options o) {
-    bson::document doc = co_await files_doc_by_name(s, std::move(filename), o);
-    auto d = co_await open_download(s, std::move(doc), o.range);
+    const auto budget = s->budget();
+    bson::document doc = co_await files_doc_by_name(s, std::move(filename), o, budget);
+    auto d = co_await open_download(s, std::move(doc), o.range, budget);
     co_return download_stream(std::move(d));
 }
 download_stream bucket::open_download_stream_by_name(std::string filename, download_by_name_options options) {
@@ -568,18 +618,24 @@ download_stream bucket::open_download_stream_by_name(std::string filename, downl
 asio::awaitable<void> bucket::delete_impl(state_ptr s, file_id id) {
     // The spec: the files document first (a reader then fails early), then the chunks, even
     // when there was no files document; deletedCount, not a find, tells whether it existed.
+    // CSOT: one deadline for both.
+    const auto budget = s->budget();
     bson::document by_id = eq_filter("_id", id);
-    delete_options none;
-    const auto r = co_await s->files.async_delete_one(std::move(by_id), none, asio::use_awaitable);
+    delete_options o;
+    o.timeout = s->left(budget, "deleting the files document");
+    const auto r = co_await s->files.async_delete_one(std::move(by_id), o, asio::use_awaitable);
     bson::document by_files_id = eq_filter("files_id", id);
-    co_await s->chunks.async_delete_many(std::move(by_files_id), std::move(none), asio::use_awaitable);
+    o.timeout = s->left(budget, "deleting the chunks");
+    co_await s->chunks.async_delete_many(std::move(by_files_id), std::move(o), asio::use_awaitable);
     if (r.acknowledged && r.deleted_count == 0)
         throw file_not_found(errc::file_not_found, id, {}, s->where() + ": no file with id " + id.to_string() + " to delete");
 }
 void bucket::delete_file(file_id id) { trellis::detail::wait(state_->core, delete_impl(state_, std::move(id))); }
 
 asio::awaitable<void> bucket::delete_by_name_impl(state_ptr s, std::string filename) {
+    const auto budget = s->budget();  // CSOT: one deadline for the find and both deletes
     find_options ids_only;
+    ids_only.timeout = s->left(budget, "finding the files to delete");
     ids_only.projection = bson::make_document(bson::kvp("_id", 1));
     bson::document filter = bson::make_document(bson::kvp("filename", filename));
     auto c = co_await s->files.async_find(std::move(filter), std::move(ids_only), asio::use_awaitable);
@@ -596,9 +652,11 @@ asio::awaitable<void> bucket::delete_by_name_impl(state_ptr s, std::string filen
     fb.open_document("_id").append("$in", in.view()).close_document();
     cb.open_document("files_id").append("$in", in.view()).close_document();
     bson::document files_filter = fb.extract(), chunks_filter = cb.extract();
-    delete_options none;
-    co_await s->files.async_delete_many(std::move(files_filter), none, asio::use_awaitable);
-    co_await s->chunks.async_delete_many(std::move(chunks_filter), std::move(none), asio::use_awaitable);
+    delete_options o;
+    o.timeout = s->left(budget, "deleting the files documents");
+    co_await s->files.async_delete_many(std::move(files_filter), o, asio::use_awaitable);
+    o.timeout = s->left(budget, "deleting the chunks");
+    co_await s->chunks.async_delete_many(std::move(chunks_filter), std::move(o), asio::use_awaitable);
 }
 void bucket::delete_by_name(std::string filename) {
     trellis::detail::wait(state_->core, delete_by_name_impl(state_, std::move(filename)));

@@ -298,12 +298,24 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
     }
 
     bson::builder b;
-    if (st.deadline && !op.no_max_time) {
-        // The deprecated per-operation maxTimeMS gives way to the one timeoutMS gives.
-        for (const auto& e : op.command.view())
-            if (e.key() != "maxTimeMS") b.append(e);
-    } else {
+    const bool drop_max_time = st.deadline && !op.no_max_time;
+    if (!drop_max_time && !st.csot) {
         b.concat(op.command.view());
+    } else {
+        for (const auto& e : op.command.view()) {
+            // The deprecated per-operation maxTimeMS gives way to the one timeoutMS gives.
+            if (drop_max_time && e.key() == "maxTimeMS") continue;
+            if (st.csot && e.key() == "writeConcern" && e.type() == bson::type::document &&
+                e.get_document().find("wtimeout")) {
+                // CSOT: the deprecated wtimeout is not sent while timeoutMS is set (even to zero).
+                b.open_document("writeConcern");
+                for (const auto& f : e.get_document())
+                    if (f.key() != "wtimeout") b.append(f);
+                b.close_document();
+                continue;
+            }
+            b.append(e);
+        }
     }
     if (max_time) b.append("maxTimeMS", static_cast<std::int64_t>(max_time->count()));
     // rawData: for 8.2+ only; an older server, which would refuse it, never sees it (the CRUD spec).
@@ -552,6 +564,7 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
     // several commands), bounding selection, check-out, the round trip and every retry.
     st.timeout = effective_timeout(op.timeout);
     st.deadline = op.deadline ? op.deadline : deadline_for(op.timeout);
+    st.csot = op.timeout || op.deadline || options_.timeout;
     st.session = op.session;  // a cursor's, or an implicit one the first attempt takes
     bool txn_first = false;  // the transaction's first command (startTransaction)
     if (op.explicit_session) {
@@ -567,6 +580,13 @@ asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
             st.session = es.server;
             st.in_transaction = op.transaction_control || es.txn == transaction_state::starting ||
                                 es.txn == transaction_state::in_progress;
+            if (es.txn_deadline && !op.fresh_timeout) {
+                // CSOT: inside with_transaction its callback's operations and its commits take
+                // what remains of its deadline, whatever their handle's or client's timeout.
+                st.deadline = es.txn_deadline;
+                st.timeout = es.txn_timeout;
+                st.csot = true;
+            }
             if (st.in_transaction) {
                 if (op.user_command && op.command.view().find("readConcern"))
                     throw error(errc::invalid_argument, "Cannot set read concern after starting a transaction.");

@@ -50,6 +50,9 @@ session_ptr client_core::start_session(const session_options& o) {
         throw error(errc::invalid_argument, "start_session: snapshot and causal_consistency are mutually exclusive");
     if (o.snapshot_time && !o.snapshot)
         throw error(errc::invalid_argument, "start_session: snapshot_time is only valid with snapshot: true");
+    if (o.default_timeout && o.default_timeout->count() < 0)
+        throw error(errc::invalid_argument, "start_session: default_timeout (defaultTimeoutMS) must not be negative (got " +
+                                                std::to_string(o.default_timeout->count()) + " ms)");
     auto s = std::make_shared<session_state>();
     s->core = shared_from_this();
     s->options = o;
@@ -93,6 +96,16 @@ void client_core::end_session(const session_ptr& s) {
 namespace {
 
 bool has_fields(const write_concern& wc) { return wc.w || wc.wtimeout || wc.journal || wc.fsync; }
+
+std::string error_text(const std::exception_ptr& e) {
+    try {
+        if (e) std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        return x.what();
+    } catch (...) {
+    }
+    return "unknown error";
+}
 
 // The retryable writes spec's retryable errors: network errors, and the codes (or, from 4.4,
 // the RetryableWriteError label) of a retryable write.
@@ -172,8 +185,10 @@ void client_core::start_transaction(session_state& s, const transaction_options&
 
 namespace {
 
-// commitTransaction or abortTransaction as the session's transaction sends it.
-client_core::operation control_operation(const session_ptr& s, std::string_view name, bool majority) {
+// commitTransaction or abortTransaction as the session's transaction sends it, bounded by
+// `deadline` (CSOT: one for all of its attempts; none without timeoutMS).
+client_core::operation control_operation(const session_ptr& s, std::string_view name, bool majority,
+                                         std::optional<std::chrono::steady_clock::time_point> deadline) {
     bson::builder b;
     b.append(name, 1);
     std::lock_guard lock(s->mutex);
@@ -194,6 +209,9 @@ client_core::operation control_operation(const session_ptr& s, std::string_view 
     op.read_pref = read_preference{};
     op.explicit_session = s;
     op.transaction_control = true;
+    op.timeout = s->core->session_timeout(*s);
+    op.deadline = deadline;
+    op.fresh_timeout = name == "abortTransaction";
     return op;
 }
 
@@ -221,10 +239,24 @@ asio::awaitable<void> client_core::commit_transaction(session_ptr s) {
         s->commit_sent = true;
     }
     std::exception_ptr failure;
-    for (int attempt = 0; attempt < 2; ++attempt) {
+    // CSOT: the session's timeout bounds the commit and its retries, which go on while time
+    // remains (inside with_transaction, what remains of its deadline: execute() applies it).
+    auto deadline = deadline_for(session_timeout(*s));
+    {
+        std::lock_guard lock(s->mutex);
+        if (s->txn_deadline) deadline = s->txn_deadline;
+    }
+    for (int attempt = 0;; ++attempt) {
+        if (attempt > 0 && deadline && std::chrono::steady_clock::now() >= *deadline) {
+            failure = std::make_exception_ptr(operation_timeout(
+                "commitTransaction: its timeoutMS (" + std::to_string(effective_timeout(session_timeout(*s)).count()) +
+                    " ms) ran out while retrying; the last error: " + error_text(failure),
+                failure));
+            break;
+        }
         failure = nullptr;
         // Named first: GCC 12 may destroy a temporary in a co_await's arguments twice.
-        operation op = control_operation(s, "commitTransaction", retry || attempt > 0);
+        operation op = control_operation(s, "commitTransaction", retry || attempt > 0, deadline);
         try {
             co_await execute(std::move(op));
         } catch (...) {
@@ -237,7 +269,7 @@ asio::awaitable<void> client_core::commit_transaction(session_ptr s) {
             std::lock_guard lock(s->mutex);
             dropped = unpin(*s);  // the retry may go to any mongos (with the recovery token)
         }
-        if (attempt > 0 || !retryable_error(failure)) break;
+        if ((attempt > 0 && !deadline) || !retryable_error(failure)) break;
     }
     {
         pinned_ptr dropped;
@@ -273,9 +305,10 @@ asio::awaitable<void> client_core::abort_transaction(session_ptr s) {
 }
 
 asio::awaitable<void> client_core::send_abort(session_ptr s) {
+    const auto deadline = deadline_for(session_timeout(*s));  // CSOT: the abort and its retry
     for (int attempt = 0; attempt < 2; ++attempt) {
         std::exception_ptr failure;
-        operation op = control_operation(s, "abortTransaction", false);
+        operation op = control_operation(s, "abortTransaction", false, deadline);
         try {
             co_await execute(std::move(op));
         } catch (...) {
@@ -510,8 +543,9 @@ std::string millis(clock::duration d) {
 }
 
 // The convenient API spec's timeout error: the limit ran out while retrying; it wraps `last`,
-// the error that made with_transaction retry, with its code and labels.
-std::exception_ptr timed_out(const std::exception_ptr& last, clock::duration limit, clock::time_point started) {
+// the error that made with_transaction retry, with its code and labels. With timeoutMS (`csot`):
+// the CSOT spec's timeout error, `last` its cause.
+std::exception_ptr timed_out(const std::exception_ptr& last, clock::duration limit, clock::time_point started, bool csot) {
     int code = 0;
     std::string code_name;
     std::vector<std::string> labels;
@@ -527,18 +561,44 @@ std::exception_ptr timed_out(const std::exception_ptr& last, clock::duration lim
         what = x.what();
     } catch (...) {
     }
+    if (csot)
+        return std::make_exception_ptr(operation_timeout("with_transaction: its timeoutMS (" + millis(limit) + ") ran out (" +
+                                                             millis(clock::now() - started) +
+                                                             " since it started); the last error: " + what,
+                                                         last));
     return std::make_exception_ptr(transaction_timeout(
         last, code, std::move(code_name), std::move(labels),
         "with_transaction: its time limit of " + millis(limit) + " ran out while retrying (" +
             millis(clock::now() - started) + " since it started); the last error: " + what));
 }
 
-// The limit on with_transaction's retries: the client's timeoutMS when set (the CSOT spec), else
-// the convenient API's 120 s.
-clock::duration with_transaction_limit(const detail::session_state& s) {
-    const auto t = s.core->options().timeout;
-    return t && t->count() > 0 ? clock::duration(*t) : s.with_transaction_limit;
+// with_transaction's timeoutMS (the CSOT spec): the session's defaultTimeoutMS, else the client's;
+// zero when there is none (the convenient API's 120 s limit on retries applies then).
+std::chrono::milliseconds with_transaction_timeout(const detail::session_state& s) {
+    return s.core->effective_timeout(s.core->session_timeout(s));
 }
+
+// While with_transaction runs with a timeout, the session holds its deadline (execute() gives
+// the callback's operations and the commits what remains); cleared however it ends.
+class transaction_deadline {
+public:
+    transaction_deadline(detail::session_state& s, std::chrono::milliseconds timeout, clock::time_point started) : s_(s) {
+        if (timeout.count() <= 0) return;
+        std::lock_guard lock(s_.mutex);
+        s_.txn_deadline = started + timeout;
+        s_.txn_timeout = timeout;
+    }
+    ~transaction_deadline() {
+        std::lock_guard lock(s_.mutex);
+        s_.txn_deadline.reset();
+        s_.txn_timeout = std::chrono::milliseconds(0);
+    }
+    transaction_deadline(const transaction_deadline&) = delete;
+    transaction_deadline& operator=(const transaction_deadline&) = delete;
+
+private:
+    detail::session_state& s_;
+};
 
 bool open_transaction(transaction_state t) { return t == transaction_state::starting || t == transaction_state::in_progress; }
 
@@ -546,13 +606,18 @@ bool open_transaction(transaction_state t) { return t == transaction_state::star
 // step answers what to do next.
 class transaction_retries {
 public:
-    explicit transaction_retries(clock::duration limit) : limit_(limit), started_(clock::now()) {}
+    // `timeout`: with_transaction's timeoutMS (zero: none, the session's 120 s limit instead).
+    transaction_retries(const detail::session_state& s, std::chrono::milliseconds timeout)
+        : limit_(timeout.count() > 0 ? clock::duration(timeout) : s.with_transaction_limit),
+          started_(clock::now()),
+          csot_(timeout.count() > 0) {}
+    clock::time_point started() const { return started_; }
 
     // Before attempt `n` (n > 0): the backoff to wait, or the timeout error (the backoff would
     // end past the limit).
     std::chrono::microseconds backoff(int n) {
         const auto wait = transaction_backoff(n);
-        if (clock::now() + wait - started_ >= limit_) std::rethrow_exception(timed_out(last_, limit_, started_));
+        if (clock::now() + wait - started_ >= limit_) std::rethrow_exception(timed_out(last_, limit_, started_, csot_));
         return wait;
     }
     // After the callback failed (the transaction aborted): true to run it again; otherwise throws
@@ -560,7 +625,7 @@ public:
     bool callback_failed(const std::exception_ptr& e) {
         last_ = e;
         if (!detail::has_error_label(e, "TransientTransactionError")) std::rethrow_exception(e);
-        if (clock::now() - started_ >= limit_) std::rethrow_exception(timed_out(e, limit_, started_));
+        if (clock::now() - started_ >= limit_) std::rethrow_exception(timed_out(e, limit_, started_, csot_));
         return true;
     }
     enum class after_commit { retry_commit, retry_transaction };
@@ -571,13 +636,14 @@ public:
         const bool commit_again = !max_time_expired(e) && detail::has_error_label(e, "UnknownTransactionCommitResult");
         const bool again = commit_again || detail::has_error_label(e, "TransientTransactionError");
         if (!again) std::rethrow_exception(e);
-        if (clock::now() - started_ >= limit_) std::rethrow_exception(timed_out(e, limit_, started_));
+        if (clock::now() - started_ >= limit_) std::rethrow_exception(timed_out(e, limit_, started_, csot_));
         return commit_again ? after_commit::retry_commit : after_commit::retry_transaction;
     }
 
 private:
     clock::duration limit_;
     clock::time_point started_;
+    bool csot_;
     std::exception_ptr last_;
 };
 
@@ -585,7 +651,9 @@ private:
 
 void client_session::with_transaction(const std::function<void(client_session&)>& callback,
                                       std::optional<transaction_options> options) {
-    transaction_retries retries(with_transaction_limit(live(state_)));
+    const auto timeout = with_transaction_timeout(live(state_));
+    transaction_retries retries(*state_, timeout);
+    const transaction_deadline deadline(*state_, timeout, retries.started());
     for (int attempt = 0;; ++attempt) {
         if (attempt > 0) std::this_thread::sleep_for(retries.backoff(attempt));
         start_transaction(options.value_or(transaction_options{}));
@@ -617,7 +685,9 @@ asio::awaitable<void> client_session::with_transaction_impl(client_session* self
                                                              std::optional<transaction_options> options) {
     const auto state = self->state_;
     auto& core = *live(state).core;
-    transaction_retries retries(with_transaction_limit(*state));
+    const auto timeout = with_transaction_timeout(*state);
+    transaction_retries retries(*state, timeout);
+    const transaction_deadline deadline(*state, timeout, retries.started());
     for (int attempt = 0;; ++attempt) {
         if (attempt > 0) {
             asio::steady_timer timer(core.strand());
