@@ -219,7 +219,8 @@ rewrap_many_data_key_result client_encryption::rewrap_many_data_key(bson::docume
     auto ctx = encryption::context::rewrap(impl_->crypt, filter, kek ? &*kek : nullptr);
     const bson::document rewrapped = impl_->run(ctx);
     std::vector<write_model> models;
-    for (const auto& e : rewrapped["v"].get_array()) {
+    const auto keys = rewrapped.find("v");
+    for (const auto& e : keys ? keys->get_array() : bson::array_view()) {
         const bson::document_view key = e.get_document();
         bson::builder u;
         u.open_document("$set")

@@ -1,6 +1,9 @@
 #include "encryption/crypt_core.hpp"
 
+// mongocrypt.h declares its functions without extern "C".
+extern "C" {
 #include <mongocrypt/mongocrypt.h>
+}
 
 #include <map>
 #include <set>
@@ -263,8 +266,8 @@ next_action context::next() {
             return action::done{std::move(result)};
         }
         case MONGOCRYPT_CTX_ERROR: raise("run");
-        case MONGOCRYPT_CTX_DONE:
-            throw error(errc::configuration_error, "client encryption: the operation already finished");
+        case MONGOCRYPT_CTX_DONE:  // finished without a result (rewrap: no key matched)
+            return action::done{bson::document()};
         case MONGOCRYPT_CTX_NEED_MONGO_COLLINFO:
         case MONGOCRYPT_CTX_NEED_MONGO_MARKINGS:
         case MONGOCRYPT_CTX_NEED_KMS_CREDENTIALS: break;
