@@ -1,6 +1,6 @@
 // The unified runner's own checks, written in the unified test format (not specification
-// data): every test of the first document must pass, every test of the second must be reported
-// failing (trellis-spec unified --expect-failure). Each runs against in-process trellis-sim.
+// data): every test of the first and third documents must pass, every test of the second must be
+// reported failing (trellis-spec unified --expect-failure). Each runs against in-process trellis-sim.
 #include <QtTest/QtTest>
 
 #include <QProcess>
@@ -772,6 +772,384 @@ constexpr const char* must_fail = R"json({
  ]
 })json";
 
+// clientEncryption (local KMS, its key a $$placeholder): the initial key is the spec tests' local
+// data key, wrapped by the master key the runner puts in place of the placeholder.
+constexpr const char* must_pass_csfle = R"json({
+ "description": "the runner's clientEncryption entity and operations (its own checks, not spec data)",
+ "schemaVersion": "1.8",
+ "runOnRequirements": [
+  {
+   "csfle": true
+  }
+ ],
+ "createEntities": [
+  {
+   "client": {
+    "id": "client0"
+   }
+  },
+  {
+   "clientEncryption": {
+    "id": "ce0",
+    "clientEncryptionOpts": {
+     "keyVaultClient": "client0",
+     "keyVaultNamespace": "keyvault.datakeys",
+     "kmsProviders": {
+      "local": {
+       "key": {
+        "$$placeholder": 1
+       }
+      }
+     }
+    }
+   }
+  },
+  {
+   "database": {
+    "id": "db0",
+    "client": "client0",
+    "databaseName": "keyvault"
+   }
+  },
+  {
+   "collection": {
+    "id": "coll0",
+    "database": "db0",
+    "collectionName": "datakeys"
+   }
+  }
+ ],
+ "initialData": [
+  {
+   "databaseName": "keyvault",
+   "collectionName": "datakeys",
+   "documents": [
+    {
+     "_id": {
+      "$binary": {
+       "base64": "bG9jYWxrZXlsb2NhbGtleQ==",
+       "subType": "04"
+      }
+     },
+     "keyMaterial": {
+      "$binary": {
+       "base64": "ABKBldDEoDW323yejOnIRk6YQmlD9d3eQthd16scKL75nz2LjNL9fgPDZWrFFOlqlhMCFaSrNJfGrFUjYk5JFDO7soG5Syb50k1niJoKg4ilsj0L4mpimFUtTpOr2nzZOeQtvAksEXc7gsFgq8gV7t/U3lsaXPY7I0t42DfSE8EGlPdxRjFdHnxh+OR8h7U9b8Qs5K5UuhgyeyxaBZ1Hgw==",
+       "subType": "00"
+      }
+     },
+     "creationDate": {
+      "$date": {
+       "$numberLong": "1641024000000"
+      }
+     },
+     "updateDate": {
+      "$date": {
+       "$numberLong": "1641024000000"
+      }
+     },
+     "status": 1,
+     "masterKey": {
+      "provider": "local"
+     }
+    }
+   ]
+  }
+ ],
+ "tests": [
+  {
+   "description": "createDataKey, encrypt, a missing key, key alt names, getKey(s), rewrap, deleteKey",
+   "operations": [
+    {
+     "name": "createDataKey",
+     "object": "ce0",
+     "arguments": {
+      "kmsProvider": "local",
+      "opts": {
+       "keyAltNames": [
+        "abc"
+       ]
+      }
+     },
+     "expectResult": {
+      "$$type": "binData"
+     },
+     "saveResultAsEntity": "key0"
+    },
+    {
+     "name": "encrypt",
+     "object": "ce0",
+     "arguments": {
+      "value": "hello",
+      "opts": {
+       "keyAltName": "abc",
+       "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"
+      }
+     },
+     "expectResult": {
+      "$$type": "binData"
+     },
+     "saveResultAsEntity": "ct"
+    },
+    {
+     "name": "encrypt",
+     "object": "ce0",
+     "arguments": {
+      "value": "hello",
+      "opts": {
+       "keyId": {
+        "$binary": {
+         "base64": "AAAjYWxrZXlsb2NhbGtleQ==",
+         "subType": "04"
+        }
+       },
+       "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Random"
+      }
+     },
+     "expectError": {
+      "isError": true
+     }
+    },
+    {
+     "name": "getKeyByAltName",
+     "object": "ce0",
+     "arguments": {
+      "keyAltName": "abc"
+     },
+     "expectResult": {
+      "keyAltNames": [
+       "abc"
+      ]
+     }
+    },
+    {
+     "name": "getKeys",
+     "object": "ce0",
+     "expectResult": [
+      {
+       "_id": {
+        "$binary": {
+         "base64": "bG9jYWxrZXlsb2NhbGtleQ==",
+         "subType": "04"
+        }
+       }
+      },
+      {
+       "keyAltNames": [
+        "abc"
+       ]
+      }
+     ]
+    },
+    {
+     "name": "encrypt",
+     "object": "ce0",
+     "arguments": {
+      "value": {
+       "$numberInt": "7"
+      },
+      "opts": {
+       "keyId": {
+        "$binary": {
+         "base64": "bG9jYWxrZXlsb2NhbGtleQ==",
+         "subType": "04"
+        }
+       },
+       "algorithm": "AEAD_AES_256_CBC_HMAC_SHA_512-Deterministic"
+      }
+     },
+     "expectResult": {
+      "$$type": "binData"
+     }
+    },
+    {
+     "name": "addKeyAltName",
+     "object": "ce0",
+     "arguments": {
+      "id": {
+       "$binary": {
+        "base64": "bG9jYWxrZXlsb2NhbGtleQ==",
+        "subType": "04"
+       }
+      },
+      "keyAltName": "x"
+     },
+     "expectResult": {
+      "_id": {
+       "$binary": {
+        "base64": "bG9jYWxrZXlsb2NhbGtleQ==",
+        "subType": "04"
+       }
+      },
+      "keyAltNames": {
+       "$$exists": false
+      }
+     }
+    },
+    {
+     "name": "addKeyAltName",
+     "object": "ce0",
+     "arguments": {
+      "id": {
+       "$binary": {
+        "base64": "bG9jYWxrZXlsb2NhbGtleQ==",
+        "subType": "04"
+       }
+      },
+      "keyAltName": "y"
+     },
+     "expectResult": {
+      "keyAltNames": [
+       "x"
+      ]
+     }
+    },
+    {
+     "name": "removeKeyAltName",
+     "object": "ce0",
+     "arguments": {
+      "id": {
+       "$binary": {
+        "base64": "bG9jYWxrZXlsb2NhbGtleQ==",
+        "subType": "04"
+       }
+      },
+      "keyAltName": "x"
+     },
+     "expectResult": {
+      "keyAltNames": [
+       "x",
+       "y"
+      ]
+     }
+    },
+    {
+     "name": "removeKeyAltName",
+     "object": "ce0",
+     "arguments": {
+      "id": {
+       "$binary": {
+        "base64": "bG9jYWxrZXlsb2NhbGtleQ==",
+        "subType": "04"
+       }
+      },
+      "keyAltName": "y"
+     },
+     "expectResult": {
+      "keyAltNames": [
+       "y"
+      ]
+     }
+    },
+    {
+     "name": "getKey",
+     "object": "ce0",
+     "arguments": {
+      "id": {
+       "$binary": {
+        "base64": "bG9jYWxrZXlsb2NhbGtleQ==",
+        "subType": "04"
+       }
+      }
+     },
+     "expectResult": {
+      "_id": {
+       "$binary": {
+        "base64": "bG9jYWxrZXlsb2NhbGtleQ==",
+        "subType": "04"
+       }
+      },
+      "keyAltNames": {
+       "$$exists": false
+      }
+     }
+    },
+    {
+     "name": "rewrapManyDataKey",
+     "object": "ce0",
+     "arguments": {
+      "filter": {},
+      "opts": {
+       "provider": "local"
+      }
+     },
+     "expectResult": {
+      "bulkWriteResult": {
+       "insertedCount": 0,
+       "matchedCount": 2,
+       "modifiedCount": 2,
+       "deletedCount": 0,
+       "upsertedCount": 0,
+       "upsertedIds": {},
+       "insertedIds": {}
+      }
+     }
+    },
+    {
+     "name": "rewrapManyDataKey",
+     "object": "ce0",
+     "arguments": {
+      "filter": {
+       "keyAltNames": "zzz"
+      }
+     },
+     "expectResult": {
+      "bulkWriteResult": {
+       "$$exists": false
+      }
+     }
+    },
+    {
+     "name": "find",
+     "object": "coll0",
+     "arguments": {
+      "filter": {},
+      "projection": {
+       "_id": 0,
+       "keyAltNames": 1
+      }
+     },
+     "expectResult": [
+      {},
+      {
+       "keyAltNames": [
+        "abc"
+       ]
+      }
+     ]
+    },
+    {
+     "name": "deleteKey",
+     "object": "ce0",
+     "arguments": {
+      "id": {
+       "$binary": {
+        "base64": "bG9jYWxrZXlsb2NhbGtleQ==",
+        "subType": "04"
+       }
+      }
+     },
+     "expectResult": {
+      "deletedCount": 1
+     }
+    },
+    {
+     "name": "getKey",
+     "object": "ce0",
+     "arguments": {
+      "id": {
+       "$binary": {
+        "base64": "bG9jYWxrZXlsb2NhbGtleQ==",
+        "subType": "04"
+       }
+      }
+     },
+     "expectResult": null
+    }
+   ]
+  }
+ ]
+})json";
+
 }  // namespace
 
 class UnifiedSelftest : public QObject {
@@ -796,6 +1174,7 @@ class UnifiedSelftest : public QObject {
 private slots:
     void every_check_passes() { run(must_pass, {}, 6); }
     void every_mismatch_is_caught() { run(must_fail, {"--expect-failure"}, 19); }
+    void client_encryption_operations() { run(must_pass_csfle, {}, 1); }
 };
 
 QTEST_GUILESS_MAIN(UnifiedSelftest)
