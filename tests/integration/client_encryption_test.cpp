@@ -232,6 +232,7 @@ private slots:
         QCOMPARE(ce.delete_key(id).deleted_count, std::int64_t(1));
         trellis::client_encryption fresh(options(providers));
         EXPECT_ERROR(fresh.decrypt(secret.get().get_binary()), errc::invalid_argument, "not all keys requested were satisfied");
+        EXPECT_ERROR(fresh.decrypt(secret.get().get_binary()), errc::invalid_argument, "(key vault keyvault.datakeys, filter {");
         // Another local master key cannot unwrap the key.
         trellis::client_encryption wrong(options(local_providers(96, 7)));
         const bson::uuid id2 = ce.create_data_key("local");

@@ -5,6 +5,7 @@
 #include <variant>
 
 #include "encryption/crypt_core.hpp"
+#include "trellis/bson/json.hpp"
 #include "trellis/client.hpp"
 #include "trellis/database.hpp"
 #include "trellis/errors.hpp"
@@ -65,18 +66,36 @@ struct client_encryption::impl {
 
     // The one loop over a context's states.
     bson::document run(encryption::context& ctx) const {
+        std::string looked_up;  // the last key vault filter, for errors about a missing key
+        auto with_context = [&](const error& e) {
+            std::string what = e.what();  // "<text>: <the code's message>": keep the text
+            const std::string suffix = ": " + e.code().message();
+            if (what.ends_with(suffix)) what.resize(what.size() - suffix.size());
+            return error(e.code(), what + " (key vault " + options.key_vault_namespace + ", filter " + looked_up + ")");
+        };
         for (;;) {
-            encryption::next_action next = ctx.next();
+            encryption::next_action next;
+            try {
+                next = ctx.next();
+            } catch (const error& e) {
+                if (looked_up.empty()) throw;
+                throw with_context(e);
+            }
             if (auto* d = std::get_if<encryption::action::done>(&next)) return std::move(d->result);
             if (auto* k = std::get_if<encryption::action::need_kms>(&next))
                 throw configuration_error("client encryption: the \"" + k->provider +
                                           "\" KMS provider needs a request to its KMS, which this build does not make "
                                           "(only the local provider works)");
             auto& keys = std::get<encryption::action::need_keys>(next);
+            looked_up = bson::to_json(keys.filter, bson::json_mode::relaxed);
             collection vault = key_vault();
             cursor found = vault.find(keys.filter);
             while (auto key = found.next_view()) ctx.feed_key(*key);
-            ctx.keys_done();
+            try {
+                ctx.keys_done();
+            } catch (const error& e) {
+                throw with_context(e);
+            }
         }
     }
 };
