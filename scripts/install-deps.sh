@@ -18,7 +18,7 @@ packages=(
   dpkg-dev file
   libboost1.81-dev libboost-json1.81-dev libboost-filesystem1.81-dev
   qt6-base-dev qt6-charts-dev libqt6opengl6-dev xvfb
-  libbson-dev libmongoc-dev
+  libbson-dev libmongoc-dev libmongocrypt-dev
   libssl-dev openssl zlib1g-dev libsnappy-dev libzstd-dev
   libtomlplusplus-dev libutf8proc-dev
   libc-ares-dev dnsmasq

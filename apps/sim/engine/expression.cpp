@@ -40,17 +40,18 @@ enum class op_code {
     set_field,
     get_field,
     rand,
+    filter,
 };
 
 struct expr_node {
-    enum class kind { literal, path, object, array, op, remove } k = kind::literal;
+    enum class kind { literal, path, object, array, op, remove, local } k = kind::literal;
     value literal;
     std::vector<std::string> path;   // field path from the root document; empty: the root itself
     std::vector<std::string> names;  // object field names
     std::vector<expr_node> args;     // object values, array elements or operator arguments
     op_code op = op_code::add;
     std::string op_name;
-    std::string field;  // $setField / $getField: the field name
+    std::string field;  // $setField / $getField: the field name; local: the variable; $filter: `as`
 };
 
 namespace {
@@ -92,10 +93,16 @@ const op_info operators[] = {
     {"$setField", op_code::set_field, 0, 0},
     {"$getField", op_code::get_field, 0, 0},
     {"$rand", op_code::rand, 0, 0},
+    {"$filter", op_code::filter, 0, 0},
 };
 
 expr_node compile_node(const bson::element& spec, const variables* vars);
 result eval_path(const bson::element& cur, const std::vector<std::string>& path, std::size_t i);
+
+// Variables an enclosing operator binds per element ($filter's `as`, "this" by default): the
+// names in scope while compiling, and their values while evaluating (innermost last).
+thread_local std::vector<std::string> compile_locals;
+thread_local std::vector<std::pair<std::string_view, const value*>> eval_locals;
 
 expr_node compile_string(std::string_view s, const variables* vars) {
     expr_node n;
@@ -108,6 +115,12 @@ expr_node compile_string(std::string_view s, const variables* vars) {
         }
         std::vector<std::string> path;
         if (var.size() < rest.size()) path = split_path(rest.substr(var.size() + 1));
+        if (std::find(compile_locals.begin(), compile_locals.end(), var) != compile_locals.end()) {
+            n.k = expr_node::kind::local;
+            n.field = std::string(var);
+            n.path = std::move(path);
+            return n;
+        }
         if (var != "ROOT" && var != "CURRENT") {
             // A user variable is constant for the command: its value (or the path below it) is a literal.
             const auto it = vars ? vars->find(var) : variables::const_iterator();
@@ -199,6 +212,35 @@ expr_node compile_node(const bson::element& spec, const variables* vars) {
         n.op_name = std::string(name);
         if (info->op == op_code::set_field || info->op == op_code::get_field) {
             compile_field_op(n, arg, vars);
+            return n;
+        }
+        if (info->op == op_code::filter) {
+            // {$filter: {input, as, cond, limit}}
+            if (arg.type() != bson::type::document) fail(28646, "$filter only supports an object as its argument");
+            const bson::document_view f = arg.get_document();
+            std::string as = "this";
+            for (const bson::element& x : f) {
+                if (x.key() == "as") {
+                    if (x.type() != bson::type::string) fail(28647, "$filter 'as' must be a string");
+                    as = std::string(x.get_string());
+                } else if (x.key() != "input" && x.key() != "cond" && x.key() != "limit") {
+                    fail(28647, "Unrecognized parameter to $filter: " + std::string(x.key()));
+                }
+            }
+            const auto input = f.find("input"), cond = f.find("cond");
+            if (!input) fail(28648, "Missing 'input' parameter to $filter");
+            if (!cond) fail(28650, "Missing 'cond' parameter to $filter");
+            n.field = as;
+            n.args.push_back(compile_node(*input, vars));
+            compile_locals.push_back(as);
+            try {
+                n.args.push_back(compile_node(*cond, vars));
+            } catch (...) {
+                compile_locals.pop_back();
+                throw;
+            }
+            compile_locals.pop_back();
+            if (const auto limit = f.find("limit")) n.args.push_back(compile_node(*limit, vars));
             return n;
         }
         if (info->op == op_code::rand) {
@@ -504,6 +546,37 @@ result eval_op(const expr_node& n, bson::document_view root) {
             if (!x) return std::nullopt;
             return value(*x);
         }
+        case op_code::filter: {
+            const result input = arg(0);
+            if (nullish(input)) return null_value();
+            if (input->type() != bson::type::array)
+                fail(28651, "input to $filter must be an array not " + type_of(input));
+            std::optional<std::int64_t> limit;
+            if (n.args.size() > 2) {
+                const result l = arg(2);
+                if (!nullish(l)) {
+                    if (!is_numeric(l->type())) fail(327391, "$filter: limit must be a number, got " + type_of(l));
+                    limit = static_cast<std::int64_t>(number::of(l->get()).to_double());
+                    if (*limit < 1) fail(327392, "$filter: limit must be greater than 0");
+                }
+            }
+            std::vector<value> kept;
+            for (const bson::element& x : input->get().get_array()) {
+                if (limit && static_cast<std::int64_t>(kept.size()) >= *limit) break;
+                value item(x);
+                eval_locals.emplace_back(n.field, &item);
+                result keep;
+                try {
+                    keep = eval(n.args[1], root);
+                } catch (...) {
+                    eval_locals.pop_back();
+                    throw;
+                }
+                eval_locals.pop_back();
+                if (keep && truthy(keep->get())) kept.push_back(std::move(item));
+            }
+            return array_of(kept);
+        }
         case op_code::rand: {
             thread_local std::mt19937_64 gen{std::random_device{}()};
             return value::of(std::uniform_real_distribution<double>(0.0, 1.0)(gen));
@@ -539,6 +612,13 @@ result eval(const expr_node& n, bson::document_view root) {
             return array_of(items);
         }
         case expr_node::kind::op: return eval_op(n, root);
+        case expr_node::kind::local:
+            for (auto it = eval_locals.rbegin(); it != eval_locals.rend(); ++it)
+                if (it->first == n.field) {
+                    if (n.path.empty()) return *it->second;
+                    return eval_path(it->second->get(), n.path, 0);
+                }
+            fail(17276, "Use of undefined variable: " + n.field);
     }
     return std::nullopt;
 }

@@ -5,6 +5,7 @@
 // numerically), whatever order the update document lists them in; paths that
 // overlap are a conflict (40).
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
 
@@ -30,6 +31,7 @@ const std::pair<std::string_view, op_kind> op_names[] = {
     {"$pullAll", op_kind::pull_all},
     {"$rename", op_kind::rename},
     {"$setOnInsert", op_kind::set_on_insert},
+    {"$currentDate", op_kind::set},  // sets the time of the update (see current_date)
 };
 
 struct action {
@@ -234,6 +236,25 @@ node* slot(node& parent, const std::string& parent_key, const std::string& key, 
     }
     if (!create) return nullptr;
     fail(28, "Cannot create field '" + key + "' in element " + element_text(parent_key, parent));
+}
+
+// $currentDate's argument: true, or {$type: "date" | "timestamp"}: the value it sets now.
+value current_date(const bson::element& f) {
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now).count();
+    if (f.type() == bson::type::boolean) return value::of(bson::date_time(ms));
+    if (f.type() == bson::type::document) {
+        const bson::document_view d = f.get_document();
+        const auto t = d.find("$type");
+        if (d.count() == 1 && t && t->type() == bson::type::string) {
+            if (t->get_string() == "date") return value::of(bson::date_time(ms));
+            if (t->get_string() == "timestamp")
+                return value::of(bson::timestamp{static_cast<std::uint32_t>(ms / 1000), 1});
+            fail(2, "The '$type' string field is required to be 'date' or 'timestamp': {$currentDate: {field : {$type: 'date'}}}");
+        }
+        fail(2, "Unrecognized $currentDate option: " + shell(f));
+    }
+    fail(2, std::string(type_alias(f.type())) + " is not valid type for $currentDate. Please use a boolean ('true') or a $type expression ({$type: 'timestamp/date'}).");
 }
 
 bool creates(op_kind k) {
@@ -497,7 +518,7 @@ update_plan update_plan::compile(bson::document_view update, bson::array_view ar
             a.op_name = std::string(e.key());
             a.text = std::string(f.key());
             a.path = check_path(f.key(), &p.filters);
-            a.arg = value(f);
+            a.arg = e.key() == "$currentDate" ? current_date(f) : value(f);
             switch (a.kind) {
                 case op_kind::inc:
                 case op_kind::mul:

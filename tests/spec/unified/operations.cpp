@@ -1038,6 +1038,106 @@ op_result assert_event_count(call& c) {
 
 // ---------------------------------------------------------------- the tables
 
+// ---------------------------------------------------------------- clientEncryption operations
+
+trellis::client_encryption& encryption_of(call& c) { return *c.object->encryption; }
+
+// A single value argument as BSON ({v: value}).
+bson::document boxed(const json::value& v) { return to_bson(json::object{{"v", v}}); }
+
+bson::uuid key_id_of(const json::value& v, std::string_view what) {
+    const bson::document box = boxed(v);
+    if (box["v"].type() != bson::type::binary || box["v"].get_binary().subtype != bson::binary_subtype::uuid)
+        fail(std::string(what) + " is not a UUID (binary subtype 4): " + show(v));
+    return box["v"].get_uuid();
+}
+
+json::value optional_doc(const std::optional<bson::document>& d) { return d ? from_bson(*d) : json::value(nullptr); }
+
+op_result create_data_key(call& c) {
+    trellis::data_key_options o;
+    if (const auto* opts = c.opt("opts")) {
+        for (const auto& [key, value] : object_of(*opts, "opts")) {
+            if (key == "masterKey") {
+                o.master_key = to_bson(object_of(value, "masterKey"));
+            } else if (key == "keyAltNames") {
+                for (const auto& n : array_of(value, "keyAltNames")) o.key_alt_names.push_back(string_of(n, "keyAltNames"));
+            } else if (key == "keyMaterial") {
+                const bson::document box = boxed(value);
+                if (box["v"].type() != bson::type::binary) fail("keyMaterial is not binary");
+                const auto b = box["v"].get_binary();
+                o.key_material = std::vector<std::uint8_t>(b.bytes.begin(), b.bytes.end());
+            } else {
+                skip("createDataKey option " + std::string(key) + " not supported");
+            }
+        }
+    }
+    const bson::uuid id = encryption_of(c).create_data_key(string_of(c.arg("kmsProvider"), "kmsProvider"), o);
+    bson::builder b;
+    b.append("v", id);
+    return value_result(from_bson(b.extract()).as_object().at("v"));
+}
+
+op_result encrypt_value(call& c) {
+    trellis::encrypt_options o;
+    for (const auto& [key, value] : object_of(c.arg("opts"), "opts")) {
+        if (key == "keyId") o.key_id = key_id_of(value, "opts.keyId");
+        else if (key == "keyAltName") o.key_alt_name = string_of(value, "opts.keyAltName");
+        else if (key == "algorithm") o.algorithm = string_of(value, "opts.algorithm");
+        else skip("encrypt option " + std::string(key) + " not supported (queryable encryption)");
+    }
+    const bson::document box = boxed(c.arg("value"));
+    const auto out = encryption_of(c).encrypt(box["v"], o);
+    return value_result(from_bson(out.box()).as_object().at("v"));
+}
+
+op_result decrypt_value(call& c) {
+    const bson::document box = boxed(c.arg("value"));
+    if (box["v"].type() != bson::type::binary) fail("decrypt: value is not binary: " + show(c.arg("value")));
+    const auto out = encryption_of(c).decrypt(box["v"].get_binary());
+    return value_result(from_bson(out.box()).as_object().at("v"));
+}
+
+op_result get_key(call& c) { return value_result(optional_doc(encryption_of(c).get_key(key_id_of(c.arg("id"), "id")))); }
+
+op_result get_keys(call& c) {
+    cursor cur = encryption_of(c).get_keys();
+    return value_result(cursor_documents(cur), true);
+}
+
+op_result delete_key(call& c) {
+    const delete_result r = encryption_of(c).delete_key(key_id_of(c.arg("id"), "id"));
+    return value_result(json::object{{"deletedCount", r.deleted_count}});
+}
+
+op_result add_key_alt_name(call& c) {
+    return value_result(optional_doc(
+        encryption_of(c).add_key_alt_name(key_id_of(c.arg("id"), "id"), string_of(c.arg("keyAltName"), "keyAltName"))));
+}
+
+op_result remove_key_alt_name(call& c) {
+    return value_result(optional_doc(
+        encryption_of(c).remove_key_alt_name(key_id_of(c.arg("id"), "id"), string_of(c.arg("keyAltName"), "keyAltName"))));
+}
+
+op_result get_key_by_alt_name(call& c) {
+    return value_result(optional_doc(encryption_of(c).get_key_by_alt_name(string_of(c.arg("keyAltName"), "keyAltName"))));
+}
+
+op_result rewrap_many_data_key(call& c) {
+    trellis::rewrap_many_data_key_options o;
+    if (const auto* opts = c.opt("opts"))
+        for (const auto& [key, value] : object_of(*opts, "opts")) {
+            if (key == "provider") o.provider = string_of(value, "opts.provider");
+            else if (key == "masterKey") o.master_key = to_bson(object_of(value, "opts.masterKey"));
+            else skip("rewrapManyDataKey option " + std::string(key) + " not supported");
+        }
+    const auto r = encryption_of(c).rewrap_many_data_key(to_bson(c.arg("filter")), o);
+    json::object out;
+    if (r.bulk_write_result) out["bulkWriteResult"] = bulk_result_json(*r.bulk_write_result);
+    return value_result(std::move(out));
+}
+
 // To map a new client API call (collection::update_one, ...): write a handler that takes its
 // arguments from call::arg/opt and returns the result as the format describes it (e.g.
 // {matchedCount, modifiedCount, upsertedId} for updateOne; value_result(docs, true) for an
@@ -1105,6 +1205,16 @@ const table& entity_operations() {
         {{k::bucket, "renameByName"}, {{"filename", "newFilename"}, {}, rename_by_name}},
         {{k::bucket, "drop"}, {{}, {}, drop_bucket}},
         {{k::bucket, "find"}, {{"filter"}, find_arguments, find_files}},
+        {{k::client_encryption, "createDataKey"}, {{"kmsProvider"}, {"opts"}, create_data_key}},
+        {{k::client_encryption, "encrypt"}, {{"value", "opts"}, {}, encrypt_value}},
+        {{k::client_encryption, "decrypt"}, {{"value"}, {}, decrypt_value}},
+        {{k::client_encryption, "getKey"}, {{"id"}, {}, get_key}},
+        {{k::client_encryption, "getKeys"}, {{}, {}, get_keys}},
+        {{k::client_encryption, "deleteKey"}, {{"id"}, {}, delete_key}},
+        {{k::client_encryption, "addKeyAltName"}, {{"id", "keyAltName"}, {}, add_key_alt_name}},
+        {{k::client_encryption, "removeKeyAltName"}, {{"id", "keyAltName"}, {}, remove_key_alt_name}},
+        {{k::client_encryption, "getKeyByAltName"}, {{"keyAltName"}, {}, get_key_by_alt_name}},
+        {{k::client_encryption, "rewrapManyDataKey"}, {{"filter"}, {"opts"}, rewrap_many_data_key}},
 
         {{k::session, "startTransaction"}, {{}, {"readConcern", "writeConcern", "readPreference", "maxCommitTimeMS"}, start_transaction}},
         {{k::session, "commitTransaction"}, {{}, {}, commit_transaction}},

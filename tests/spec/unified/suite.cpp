@@ -236,7 +236,18 @@ verdict check(const json::object& req, const candidate& c) {
     if (const auto* a = req.if_contains("auth"); a && a->is_bool() && a->get_bool() != c.auth)
         return no(a->get_bool() ? "auth required" : "auth must be off");
     if (req.contains("authMechanism")) return no("authMechanism not checkable");
-    if (const auto* e = req.if_contains("csfle"); e && e->is_bool() && e->get_bool()) return no("csfle: client-side encryption not implemented");
+    // csfle: explicit encryption (client_encryption, libmongocrypt) is here; automatic encryption
+    // is not, and entities that need it skip themselves (autoEncryptOpts).
+    if (const auto* e = req.if_contains("csfle")) {
+        if (e->is_bool() && !e->get_bool()) return no("csfle: false, but client-side encryption is supported");
+        if (e->is_object())
+            if (const auto* min = e->get_object().if_contains("minLibmongocryptVersion")) {
+                const std::string have = trellis::client_encryption::libmongocrypt_version();
+                const std::string want = string_of(*min, "minLibmongocryptVersion");
+                if (version_parts(have) < version_parts(want))
+                    return no("csfle: minLibmongocryptVersion " + want + " (this build has libmongocrypt " + have + ")");
+            }
+    }
     if (const auto* p = req.if_contains("serverParameters")) {
         if (c.sim || !c.started) return no("serverParameters not available from trellis-sim");
         for (const auto& [name, value] : object_of(*p, "serverParameters")) {

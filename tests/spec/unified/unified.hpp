@@ -24,6 +24,7 @@
 #include "trellis/bson/document.hpp"
 #include "trellis/change_stream.hpp"
 #include "trellis/client.hpp"
+#include "trellis/client_encryption.hpp"
 #include "trellis/collection.hpp"
 #include "trellis/cursor.hpp"
 #include "trellis/database.hpp"
@@ -81,7 +82,8 @@ struct client_entity {
 };
 
 struct entity {
-    enum class kind { client, database, collection, cursor, session, bucket, value, change_stream } k = kind::value;
+    enum class kind { client, database, collection, cursor, session, bucket, value, change_stream, client_encryption } k =
+        kind::value;
     std::shared_ptr<client_entity> client;
     std::optional<trellis::database> db;
     std::optional<trellis::collection> coll;
@@ -89,6 +91,7 @@ struct entity {
     std::shared_ptr<trellis::change_stream> stream;
     std::shared_ptr<trellis::client_session> session;
     std::shared_ptr<trellis::gridfs::bucket> bucket;
+    std::shared_ptr<trellis::client_encryption> encryption;
     json::value value;  // a BSON entity (saveResultAsEntity), canonical
     std::string client_id;  // for database and collection entities
 };

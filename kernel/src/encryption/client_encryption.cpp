@@ -1,0 +1,264 @@
+// The shell of client_encryption: drives a crypt_core context, doing its key vault reads with the
+// key vault client, and the key management queries of the spec.
+#include "trellis/client_encryption.hpp"
+
+#include <variant>
+
+#include "encryption/crypt_core.hpp"
+#include "trellis/bson/json.hpp"
+#include "trellis/client.hpp"
+#include "trellis/database.hpp"
+#include "trellis/errors.hpp"
+
+namespace trellis {
+
+namespace {
+
+bson::document box_of(bson::element value) {
+    bson::builder b;
+    b.append("v", value);
+    return b.extract();
+}
+
+bson::document id_filter(const bson::uuid& id) {
+    bson::builder b;
+    b.append("_id", id);
+    return b.extract();
+}
+
+}  // namespace
+
+owned_value::owned_value(bson::document box) : box_(std::move(box)) {
+    if (!box_.contains("v")) throw error(errc::invalid_argument, "owned_value: the document has no field \"v\"");
+}
+
+struct client_encryption::impl {
+    client_encryption_options options;
+    std::string db, coll;
+    encryption::crypt crypt;
+
+    explicit impl(client_encryption_options o)
+        : options(std::move(o)), crypt((check(options), options.kms_providers.view())) {
+        const auto dot = options.key_vault_namespace.find('.');
+        db = options.key_vault_namespace.substr(0, dot);
+        coll = options.key_vault_namespace.substr(dot + 1);
+    }
+
+    static int check(const client_encryption_options& o) {
+        if (!o.key_vault_client) throw configuration_error("client_encryption_options: key_vault_client is not set");
+        const auto& ns = o.key_vault_namespace;
+        const auto dot = ns.find('.');
+        if (dot == std::string::npos || dot == 0 || dot + 1 == ns.size())
+            throw configuration_error("client_encryption_options: key_vault_namespace \"" + ns +
+                                      "\" is not of the form \"database.collection\"");
+        return 0;
+    }
+
+    // The key vault with readConcern and writeConcern majority, as the spec asks.
+    collection key_vault() const {
+        handle_options h;
+        h.read_concern = read_concern{std::string("majority")};
+        write_concern wc;
+        wc.w = std::string("majority");
+        h.write_concern = wc;
+        return (*options.key_vault_client)[db][coll].with_options(h);
+    }
+
+    // The one loop over a context's states.
+    bson::document run(encryption::context& ctx) const {
+        std::string looked_up;  // the last key vault filter, for errors about a missing key
+        auto with_context = [&](const error& e) {
+            std::string what = e.what();  // "<text>: <the code's message>": keep the text
+            const std::string suffix = ": " + e.code().message();
+            if (what.ends_with(suffix)) what.resize(what.size() - suffix.size());
+            return error(e.code(), what + " (key vault " + options.key_vault_namespace + ", filter " + looked_up + ")");
+        };
+        for (;;) {
+            encryption::next_action next;
+            try {
+                next = ctx.next();
+            } catch (const error& e) {
+                if (looked_up.empty()) throw;
+                throw with_context(e);
+            }
+            if (auto* d = std::get_if<encryption::action::done>(&next)) return std::move(d->result);
+            if (auto* k = std::get_if<encryption::action::need_kms>(&next))
+                throw configuration_error("client encryption: the \"" + k->provider +
+                                          "\" KMS provider needs a request to its KMS, which this build does not make "
+                                          "(only the local provider works)");
+            auto& keys = std::get<encryption::action::need_keys>(next);
+            looked_up = bson::to_json(keys.filter, bson::json_mode::relaxed);
+            collection vault = key_vault();
+            cursor found = vault.find(keys.filter);
+            while (auto key = found.next_view()) ctx.feed_key(*key);
+            try {
+                ctx.keys_done();
+            } catch (const error& e) {
+                throw with_context(e);
+            }
+        }
+    }
+};
+
+client_encryption::client_encryption(client_encryption_options options)
+    : impl_(std::make_unique<impl>(std::move(options))) {}
+client_encryption::~client_encryption() = default;
+std::string client_encryption::libmongocrypt_version() { return encryption::libmongocrypt_version(); }
+client_encryption::client_encryption(client_encryption&&) noexcept = default;
+client_encryption& client_encryption::operator=(client_encryption&&) noexcept = default;
+
+bson::uuid client_encryption::create_data_key(std::string_view kms_provider, const data_key_options& options) {
+    const auto& providers = impl_->options.kms_providers;
+    if (!providers.contains(kms_provider))
+        throw error(errc::invalid_argument, "create_data_key: KMS provider \"" + std::string(kms_provider) +
+                                                "\" is not configured in kms_providers");
+    if (kms_provider == "local" && options.master_key && !options.master_key->empty())
+        throw error(errc::invalid_argument, "create_data_key: the local provider takes no master_key");
+    if (options.key_material && options.key_material->size() != 96)
+        throw error(errc::invalid_argument, "create_data_key: key_material must be 96 bytes, got " +
+                                                std::to_string(options.key_material->size()));
+    for (const auto& name : options.key_alt_names)
+        if (name.empty()) throw error(errc::invalid_argument, "create_data_key: a key_alt_name is empty");
+    bson::builder kek;
+    kek.append("provider", kms_provider);
+    if (options.master_key) {
+        if (options.master_key->contains("provider"))
+            throw error(errc::invalid_argument, "create_data_key: master_key must not name the provider");
+        kek.concat(*options.master_key);
+    }
+    const bson::document master_key = kek.extract();
+    auto ctx = encryption::context::data_key(impl_->crypt, master_key, options.key_alt_names,
+                                             options.key_material ? &*options.key_material : nullptr);
+    const bson::document key = impl_->run(ctx);
+    impl_->key_vault().insert_one(key);
+    return key["_id"].get_uuid();
+}
+
+owned_value client_encryption::encrypt(bson::element value, const encrypt_options& options) {
+    if (options.key_id.has_value() == options.key_alt_name.has_value())
+        throw error(errc::invalid_argument, "encrypt: give exactly one of key_id and key_alt_name");
+    if (options.algorithm != encryption_algorithm::deterministic && options.algorithm != encryption_algorithm::random)
+        throw error(errc::invalid_argument,
+                    "encrypt: algorithm \"" + options.algorithm + "\" is not supported (use " +
+                        std::string(encryption_algorithm::deterministic) + " or " +
+                        std::string(encryption_algorithm::random) + "; Indexed, Unindexed and Range need queryable encryption)");
+    if (value.type() == bson::type::binary && value.get_binary().subtype == bson::binary_subtype::encrypted)
+        throw error(errc::invalid_argument, "encrypt: the value is already encrypted (binary subtype 6)");
+    const bson::document box = box_of(value);
+    std::vector<std::uint8_t> id;
+    if (options.key_id) id.assign(options.key_id->bytes.begin(), options.key_id->bytes.end());
+    auto ctx = encryption::context::explicit_encrypt(impl_->crypt, box, options.key_id ? &id : nullptr,
+                                                     options.key_alt_name ? &*options.key_alt_name : nullptr,
+                                                     options.algorithm);
+    return owned_value(impl_->run(ctx));
+}
+
+owned_value client_encryption::decrypt(bson::binary ciphertext) {
+    if (ciphertext.subtype != bson::binary_subtype::encrypted)
+        throw error(errc::invalid_argument, "decrypt: the value is binary subtype " + std::to_string(ciphertext.subtype) +
+                                                ", not 6 (encrypted)");
+    bson::builder b;
+    b.append("v", ciphertext);
+    const bson::document box = b.extract();
+    auto ctx = encryption::context::explicit_decrypt(impl_->crypt, box);
+    return owned_value(impl_->run(ctx));
+}
+
+std::optional<bson::document> client_encryption::get_key(const bson::uuid& id) {
+    return impl_->key_vault().find_one(id_filter(id));
+}
+
+cursor client_encryption::get_keys() { return impl_->key_vault().find(); }
+
+delete_result client_encryption::delete_key(const bson::uuid& id) { return impl_->key_vault().delete_one(id_filter(id)); }
+
+std::optional<bson::document> client_encryption::add_key_alt_name(const bson::uuid& id, std::string_view name) {
+    bson::builder u;
+    u.open_document("$addToSet").append("keyAltNames", name).close_document();
+    const bson::document update = u.extract();
+    return impl_->key_vault().find_one_and_update(id_filter(id), update);
+}
+
+std::optional<bson::document> client_encryption::remove_key_alt_name(const bson::uuid& id, std::string_view name) {
+    // The spec's pipeline: drop the name, and the field itself when the name was its only entry.
+    bson::builder p(bson::builder::root::array);
+    p.open_document()
+        .open_document("$set")
+        .open_document("keyAltNames")
+        .open_array("$cond")
+        .open_document()
+        .open_array("$eq")
+        .append("$keyAltNames")
+        .open_array()
+        .append(name)
+        .close_array()
+        .close_array()
+        .close_document()
+        .append("$$REMOVE")
+        .open_document()
+        .open_document("$filter")
+        .append("input", "$keyAltNames")
+        .open_document("cond")
+        .open_array("$ne")
+        .append("$$this")
+        .append(name)
+        .close_array()
+        .close_document()
+        .close_document()
+        .close_document()
+        .close_array()
+        .close_document()
+        .close_document()
+        .close_document();
+    const bson::array pipeline(p.extract());
+    return impl_->key_vault().find_one_and_update(id_filter(id), pipeline);
+}
+
+std::optional<bson::document> client_encryption::get_key_by_alt_name(std::string_view name) {
+    bson::builder f;
+    f.append("keyAltNames", name);
+    const bson::document filter = f.extract();
+    return impl_->key_vault().find_one(filter);
+}
+
+rewrap_many_data_key_result client_encryption::rewrap_many_data_key(bson::document_view filter,
+                                                                     const rewrap_many_data_key_options& options) {
+    if (options.provider.empty() && options.master_key)
+        throw error(errc::invalid_argument, "rewrap_many_data_key: master_key needs a provider");
+    std::optional<bson::document> kek;
+    if (!options.provider.empty()) {
+        if (!impl_->options.kms_providers.contains(options.provider))
+            throw error(errc::invalid_argument, "rewrap_many_data_key: KMS provider \"" + options.provider +
+                                                    "\" is not configured in kms_providers");
+        bson::builder b;
+        b.append("provider", options.provider);
+        if (options.master_key) b.concat(*options.master_key);
+        kek = b.extract();
+    }
+    auto ctx = encryption::context::rewrap(impl_->crypt, filter, kek ? &*kek : nullptr);
+    const bson::document rewrapped = impl_->run(ctx);
+    std::vector<write_model> models;
+    const auto keys = rewrapped.find("v");
+    for (const auto& e : keys ? keys->get_array() : bson::array_view()) {
+        const bson::document_view key = e.get_document();
+        bson::builder u;
+        u.open_document("$set")
+            .append("masterKey", key["masterKey"])
+            .append("keyMaterial", key["keyMaterial"])
+            .close_document()
+            .open_document("$currentDate")
+            .append("updateDate", true)
+            .close_document();
+        bson::builder f;
+        f.append("_id", key["_id"]);
+        update_one_model m;
+        m.filter = f.extract();
+        m.update = u.extract();
+        models.push_back(std::move(m));
+    }
+    rewrap_many_data_key_result result;
+    if (!models.empty()) result.bulk_write_result = impl_->key_vault().bulk_write(models);
+    return result;
+}
+
+}  // namespace trellis

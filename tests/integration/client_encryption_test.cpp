@@ -1,0 +1,373 @@
+// Explicit client-side field-level encryption (trellis::client_encryption) against trellis-sim:
+// kmsProviders validation, data keys in the key vault (local KMS), deterministic and random
+// encryption, decryption, a missing key, the key management queries, rewrap local -> local, and
+// a typed error for every bad input.
+#include <QtTest/QtTest>
+
+#include <random>
+#include <set>
+
+#include "trellis/bson/builder.hpp"
+#include "trellis/bson/json.hpp"
+#include "trellis/client.hpp"
+#include "trellis/client_encryption.hpp"
+#include "trellis/sim/deployment.hpp"
+#include "fail_point.hpp"
+#include "sim_rig.hpp"
+
+namespace bson = trellis::bson;
+using trellis::errc;
+
+namespace {
+
+using trellis_test::doc;
+
+std::vector<std::uint8_t> random_bytes(std::size_t n, unsigned seed = 0) {
+    std::mt19937 gen(12345 + seed + static_cast<unsigned>(n));
+    std::vector<std::uint8_t> out(n);
+    for (auto& b : out) b = static_cast<std::uint8_t>(gen());
+    return out;
+}
+
+// A local master key (the same for the same seed).
+bson::document local_providers(std::size_t key_size = 96, unsigned seed = 0) {
+    bson::builder b;
+    b.open_document("local").append("key", bson::binary{bson::binary_subtype::generic, random_bytes(key_size, seed)}).close_document();
+    return b.extract();
+}
+
+// The error code and message of what f throws (fails the test when it throws nothing).
+template <class F>
+std::pair<std::error_code, std::string> thrown(F&& f) {
+    try {
+        f();
+    } catch (const trellis::error& e) {
+        return {e.code(), e.what()};
+    }
+    return {};
+}
+
+#define EXPECT_ERROR(expr, code, text)                                                        \
+    do {                                                                                      \
+        const auto [ec_, what_] = thrown([&] { (void)(expr); });                              \
+        QVERIFY2(ec_ == trellis::make_error_code(code), (std::string("got: ") + what_).c_str()); \
+        QVERIFY2(what_.find(text) != std::string::npos, what_.c_str());                       \
+    } while (0)
+
+}  // namespace
+
+class ClientEncryptionTest : public QObject {
+    Q_OBJECT
+
+    std::unique_ptr<trellis_test::sim_rig> rig_;
+
+    trellis::client_encryption_options options(bson::document providers, std::string ns = "keyvault.datakeys") {
+        trellis::client_encryption_options o;
+        o.key_vault_client = rig_->client.get();
+        o.key_vault_namespace = std::move(ns);
+        o.kms_providers = std::move(providers);
+        return o;
+    }
+    trellis::collection vault() { return (*rig_->client)["keyvault"]["datakeys"]; }
+
+private slots:
+    void initTestCase() { rig_ = std::make_unique<trellis_test::sim_rig>(); }
+    void cleanupTestCase() { rig_.reset(); }
+    void init() { vault().drop(); }
+
+    void options_are_validated() {
+        auto no_client = options(local_providers());
+        no_client.key_vault_client = nullptr;
+        EXPECT_ERROR(trellis::client_encryption(no_client), errc::configuration_error, "key_vault_client");
+        for (const char* ns : {"datakeys", ".coll", "db.", ""})
+            EXPECT_ERROR(trellis::client_encryption(options(local_providers(), ns)), errc::configuration_error,
+                         "key_vault_namespace");
+        EXPECT_ERROR(trellis::client_encryption(options(bson::document())), errc::configuration_error,
+                     "no KMS provider");
+        EXPECT_ERROR(trellis::client_encryption(options(local_providers(95))), errc::configuration_error,
+                     "kmsProviders.local: key must be 96 bytes, got 95");
+        struct bad {
+            const char* json;
+            const char* message;
+        };
+        const bad cases[] = {
+            {R"({"local": {}})", "kmsProviders.local: empty: on-demand KMS credentials are not supported"},
+            {R"({"aws": {}})", "kmsProviders.aws: empty"},
+            {R"({"local": {"key": "not base64!"}})", "kmsProviders.local: key is not valid base64"},
+            {R"({"local": {"key": 5}})", "kmsProviders.local: key must be binary or a base64 string"},
+            {R"({"aws": {"accessKeyId": "a"}})", "kmsProviders.aws: missing required field \"secretAccessKey\""},
+            {R"({"aws": {"accessKeyId": "a", "secretAccessKey": 1}})", "kmsProviders.aws: secretAccessKey must be a string"},
+            {R"({"aws": {"accessKeyId": "a", "secretAccessKey": "b", "region": "x"}})",
+             "kmsProviders.aws: unknown field \"region\""},
+            {R"({"azure": {"tenantId": "t", "clientId": "c"}})", "kmsProviders.azure: missing required field \"clientSecret\""},
+            {R"({"azure": {"accessToken": "x", "tenantId": "t"}})", "kmsProviders.azure: accessToken excludes"},
+            {R"({"gcp": {"email": "e"}})", "kmsProviders.gcp: missing required field \"privateKey\""},
+            {R"({"kmip": {"foo": "x"}})", "kmsProviders.kmip: unknown field \"foo\""},
+            {R"({"kmip": {"endpoint": ""}})", "kmsProviders.kmip: endpoint is empty"},
+            {R"({"vault": {"key": "x"}})", "kmsProviders.vault: unknown KMS provider"},
+            {R"({"local:name1": {"key": "x"}})", "kmsProviders.local:name1: named KMS providers"},
+            {R"({"local": 1})", "kmsProviders.local: must be a document"},
+        };
+        for (const auto& c : cases)
+            EXPECT_ERROR(trellis::client_encryption(options(doc(c.json))), errc::configuration_error, c.message);
+        // Every provider with its credentials is accepted (remote ones are not contacted).
+        bson::builder all;
+        all.open_document("aws").append("accessKeyId", "a").append("secretAccessKey", "s").close_document();
+        all.open_document("azure").append("tenantId", "t").append("clientId", "c").append("clientSecret", "s").close_document();
+        all.open_document("gcp").append("email", "e").append("privateKey", "cHJpdmF0ZUtleQo=").close_document();
+        all.open_document("kmip").append("endpoint", "localhost:5698").close_document();
+        all.concat(local_providers());
+        trellis::client_encryption ok(options(all.extract()));
+        Q_UNUSED(ok);
+    }
+
+    void create_data_key_stores_the_key() {
+        trellis::client_encryption ce(options(local_providers()));
+        trellis::data_key_options o;
+        o.key_alt_names = {"alpha", "beta"};
+        const bson::uuid id = ce.create_data_key("local", o);
+        const auto stored = vault().find_one(doc("{}"));
+        QVERIFY(stored);
+        QCOMPARE((*stored)["_id"].type(), bson::type::binary);
+        QCOMPARE((*stored)["_id"].get_binary().subtype, bson::binary_subtype::uuid);
+        QVERIFY((*stored)["_id"].get_uuid() == id);
+        QCOMPARE((*stored)["masterKey"].get_document()["provider"].get_string(), std::string_view("local"));
+        QCOMPARE((*stored)["keyAltNames"].get_array().size(), std::size_t(2));
+        std::set<std::string_view> names;
+        for (const auto& n : (*stored)["keyAltNames"].get_array()) names.insert(n.get_string());
+        QVERIFY((names == std::set<std::string_view>{"alpha", "beta"}));
+        QCOMPARE((*stored)["keyMaterial"].type(), bson::type::binary);
+        // The insert went with writeConcern majority.
+        const auto inserts = rig_->sent("insert");
+        QVERIFY(!inserts.empty());
+        QCOMPARE(inserts.back()["writeConcern"].get_document()["w"].get_string(), std::string_view("majority"));
+        // A key from given material works.
+        trellis::data_key_options m;
+        m.key_material = random_bytes(96);
+        const bson::uuid id2 = ce.create_data_key("local", m);
+        trellis::encrypt_options e;
+        e.key_id = id2;
+        e.algorithm = std::string(trellis::encryption_algorithm::random);
+        const auto c = ce.encrypt(std::string("with material"), e);
+        QCOMPARE(ce.decrypt(c.get().get_binary()).get().get_string(), std::string_view("with material"));
+    }
+
+    void create_data_key_bad_input() {
+        trellis::client_encryption ce(options(local_providers()));
+        EXPECT_ERROR(ce.create_data_key("aws"), errc::invalid_argument, "\"aws\" is not configured");
+        trellis::data_key_options short_material;
+        short_material.key_material = random_bytes(10);
+        EXPECT_ERROR(ce.create_data_key("local", short_material), errc::invalid_argument, "key_material must be 96 bytes, got 10");
+        trellis::data_key_options mk;
+        mk.master_key = doc(R"({"region": "x"})");
+        EXPECT_ERROR(ce.create_data_key("local", mk), errc::invalid_argument, "local provider takes no master_key");
+        trellis::data_key_options empty_name;
+        empty_name.key_alt_names = {""};
+        EXPECT_ERROR(ce.create_data_key("local", empty_name), errc::invalid_argument, "key_alt_name is empty");
+        QCOMPARE(vault().count_documents(doc("{}")), std::int64_t(0));
+    }
+
+    void remote_provider_needs_kms_and_says_so() {
+        bson::builder p;
+        p.open_document("aws").append("accessKeyId", "a").append("secretAccessKey", "s").close_document();
+        trellis::client_encryption ce(options(p.extract()));
+        trellis::data_key_options o;
+        o.master_key = doc(R"({"region": "us-east-1", "key": "arn:aws:kms:us-east-1:579766882180:key/89fcc2c4"})");
+        EXPECT_ERROR(ce.create_data_key("aws", o), errc::configuration_error, "\"aws\" KMS provider needs a request to its KMS");
+        trellis::data_key_options no_key;
+        EXPECT_ERROR(ce.create_data_key("aws", no_key), errc::invalid_argument, "masterKey");
+        QCOMPARE(vault().count_documents(doc("{}")), std::int64_t(0));
+    }
+
+    void encrypt_and_decrypt() {
+        trellis::client_encryption ce(options(local_providers()));
+        trellis::data_key_options o;
+        o.key_alt_names = {"name"};
+        const bson::uuid id = ce.create_data_key("local", o);
+        trellis::encrypt_options det;
+        det.key_id = id;
+        det.algorithm = std::string(trellis::encryption_algorithm::deterministic);
+        const auto a = ce.encrypt(std::string("secret"), det);
+        const auto b = ce.encrypt(std::string("secret"), det);
+        QCOMPARE(a.type(), bson::type::binary);
+        QCOMPARE(a.get().get_binary().subtype, bson::binary_subtype::encrypted);
+        QVERIFY(a.box() == b.box());  // deterministic: the same ciphertext
+        trellis::encrypt_options rnd;
+        rnd.key_alt_name = "name";
+        rnd.algorithm = std::string(trellis::encryption_algorithm::random);
+        const auto c = ce.encrypt(std::string("secret"), rnd);
+        const auto d = ce.encrypt(std::string("secret"), rnd);
+        QCOMPARE(c.get().get_binary().subtype, bson::binary_subtype::encrypted);
+        QVERIFY(!(c.box() == d.box()));  // random: a new IV each time
+        QVERIFY(!(a.box() == c.box()));
+        for (const auto* x : {&a, &c, &d})
+            QCOMPARE(ce.decrypt(x->get().get_binary()).get().get_string(), std::string_view("secret"));
+        // Other types come back as they were.
+        const auto n = ce.encrypt(std::int64_t(42), rnd);
+        const auto nd = ce.decrypt(n.get().get_binary());
+        QCOMPARE(nd.type(), bson::type::int64);
+        QCOMPARE(nd.get().get_int64(), std::int64_t(42));
+        const bson::document sub = doc(R"({"a": [1, {"b": "c"}]})");
+        const auto s = ce.encrypt(sub.view()["a"], rnd);
+        QVERIFY(ce.decrypt(s.get().get_binary()).get().get_array() == sub.view()["a"].get_array());
+    }
+
+    void missing_key_is_an_error() {
+        const bson::document providers = local_providers();
+        trellis::client_encryption ce(options(providers));
+        const bson::uuid id = ce.create_data_key("local");
+        trellis::encrypt_options o;
+        o.key_id = id;
+        o.algorithm = std::string(trellis::encryption_algorithm::deterministic);
+        const auto secret = ce.encrypt(std::string("v"), o);
+        // No such key id, no such alt name.
+        trellis::encrypt_options unknown = o;
+        unknown.key_id = bson::uuid::parse("00000000-0000-4000-8000-000000000000");
+        EXPECT_ERROR(ce.encrypt(std::string("v"), unknown), errc::invalid_argument, "not all keys requested were satisfied");
+        trellis::encrypt_options unknown_name;
+        unknown_name.key_alt_name = "nobody";
+        unknown_name.algorithm = o.algorithm;
+        EXPECT_ERROR(ce.encrypt(std::string("v"), unknown_name), errc::invalid_argument, "not all keys requested were satisfied");
+        // The key deleted: a client_encryption without it cached cannot decrypt.
+        QCOMPARE(ce.delete_key(id).deleted_count, std::int64_t(1));
+        trellis::client_encryption fresh(options(providers));
+        EXPECT_ERROR(fresh.decrypt(secret.get().get_binary()), errc::invalid_argument, "not all keys requested were satisfied");
+        EXPECT_ERROR(fresh.decrypt(secret.get().get_binary()), errc::invalid_argument, "(key vault keyvault.datakeys, filter {");
+        // Another local master key cannot unwrap the key.
+        trellis::client_encryption wrong(options(local_providers(96, 7)));
+        const bson::uuid id2 = ce.create_data_key("local");
+        trellis::encrypt_options o2 = o;
+        o2.key_id = id2;
+        EXPECT_ERROR(wrong.encrypt(std::string("v"), o2), errc::invalid_argument, "HMAC validation failure");
+    }
+
+    void encrypt_decrypt_bad_input() {
+        trellis::client_encryption ce(options(local_providers()));
+        const bson::uuid id = ce.create_data_key("local");
+        trellis::encrypt_options none;
+        none.algorithm = std::string(trellis::encryption_algorithm::random);
+        EXPECT_ERROR(ce.encrypt(1, none), errc::invalid_argument, "exactly one of key_id and key_alt_name");
+        trellis::encrypt_options both = none;
+        both.key_id = id;
+        both.key_alt_name = "x";
+        EXPECT_ERROR(ce.encrypt(1, both), errc::invalid_argument, "exactly one of key_id and key_alt_name");
+        trellis::encrypt_options alg;
+        alg.key_id = id;
+        alg.algorithm = "Indexed";
+        EXPECT_ERROR(ce.encrypt(1, alg), errc::invalid_argument, "algorithm \"Indexed\" is not supported");
+        alg.algorithm = "";
+        EXPECT_ERROR(ce.encrypt(1, alg), errc::invalid_argument, "is not supported");
+        const std::vector<std::uint8_t> bytes{1, 2, 3};
+        EXPECT_ERROR(ce.decrypt(bson::binary{bson::binary_subtype::generic, bytes}), errc::invalid_argument,
+                     "binary subtype 0, not 6");
+        EXPECT_ERROR(ce.decrypt(bson::binary{bson::binary_subtype::encrypted, bytes}), errc::invalid_argument, "decrypt");
+        // Deterministic encryption refuses values it cannot encrypt deterministically (a document).
+        trellis::encrypt_options det;
+        det.key_id = id;
+        det.algorithm = std::string(trellis::encryption_algorithm::deterministic);
+        EXPECT_ERROR(ce.encrypt(doc(R"({"a": 1})").view(), det), errc::invalid_argument, "encrypt");
+        // Already encrypted.
+        const auto once = ce.encrypt(1, det);
+        EXPECT_ERROR(ce.encrypt(once.get(), det), errc::invalid_argument, "already encrypted");
+    }
+
+    void key_management() {
+        trellis::client_encryption ce(options(local_providers()));
+        const bson::uuid a = ce.create_data_key("local");
+        trellis::data_key_options named;
+        named.key_alt_names = {"one"};
+        const bson::uuid b = ce.create_data_key("local", named);
+        QVERIFY(ce.get_key(a));
+        QVERIFY((*ce.get_key(a))["_id"].get_uuid() == a);
+        QVERIFY(!ce.get_key(*bson::uuid::parse("00000000-0000-4000-8000-000000000000")));
+        std::size_t n = 0;
+        for (const auto& k : ce.get_keys()) {
+            Q_UNUSED(k);
+            ++n;
+        }
+        QCOMPARE(n, std::size_t(2));
+        // add: the key as it was; $addToSet keeps names unique.
+        const auto before = ce.add_key_alt_name(a, "first");
+        QVERIFY(before);
+        QVERIFY(!before->contains("keyAltNames"));
+        QVERIFY(ce.add_key_alt_name(a, "second"));
+        const auto again = ce.add_key_alt_name(a, "second");
+        QCOMPARE((*again)["keyAltNames"].get_array().size(), std::size_t(2));
+        QVERIFY(!ce.add_key_alt_name(*bson::uuid::parse("00000000-0000-4000-8000-000000000000"), "x"));
+        QVERIFY((*ce.get_key_by_alt_name("first"))["_id"].get_uuid() == a);
+        QVERIFY((*ce.get_key_by_alt_name("one"))["_id"].get_uuid() == b);
+        QVERIFY(!ce.get_key_by_alt_name("none"));
+        // remove: one name goes; the last one takes the field with it.
+        const auto r1 = ce.remove_key_alt_name(a, "first");
+        QCOMPARE((*r1)["keyAltNames"].get_array().size(), std::size_t(2));
+        QCOMPARE((*ce.get_key(a))["keyAltNames"].get_array().size(), std::size_t(1));
+        QCOMPARE((*ce.get_key(a))["keyAltNames"].get_array()[0].get_string(), std::string_view("second"));
+        QVERIFY(ce.remove_key_alt_name(a, "absent"));
+        QCOMPARE((*ce.get_key(a))["keyAltNames"].get_array().size(), std::size_t(1));
+        ce.remove_key_alt_name(a, "second");
+        QVERIFY(!ce.get_key(a)->contains("keyAltNames"));
+        QVERIFY(!ce.get_key_by_alt_name("second"));
+        // The update went as the spec's pipeline.
+        const auto fam = rig_->sent("findAndModify").back();
+        QCOMPARE(fam["update"].type(), bson::type::array);
+        const bson::document spec = doc(
+            R"({"u": [{"$set": {"keyAltNames": {"$cond": [{"$eq": ["$keyAltNames", ["second"]]}, "$$REMOVE", {"$filter": {"input": "$keyAltNames", "cond": {"$ne": ["$$this", "second"]}}}]}}}]})");
+        QVERIFY2(fam["update"].get_array() == spec["u"].get_array(),
+                 bson::to_json(fam["update"].get_array(), bson::json_mode::relaxed).c_str());
+        // delete
+        QCOMPARE(ce.delete_key(b).deleted_count, std::int64_t(1));
+        QCOMPARE(ce.delete_key(b).deleted_count, std::int64_t(0));
+        QVERIFY(!ce.get_key(b));
+    }
+
+    void rewrap_local_to_local() {
+        const bson::document providers = local_providers();
+        trellis::client_encryption ce(options(providers));
+        trellis::data_key_options named;
+        named.key_alt_names = {"k"};
+        const bson::uuid id = ce.create_data_key("local", named);
+        ce.create_data_key("local");
+        trellis::encrypt_options o;
+        o.key_id = id;
+        o.algorithm = std::string(trellis::encryption_algorithm::deterministic);
+        const auto secret = ce.encrypt(std::string("kept"), o);
+        const bson::document material = (*ce.get_key(id));
+        rig_->forget();
+        trellis::rewrap_many_data_key_options to_local;
+        to_local.provider = "local";
+        const auto result = ce.rewrap_many_data_key(doc(R"({"keyAltNames": "k"})"), to_local);
+        QVERIFY(result.bulk_write_result);
+        QCOMPARE(result.bulk_write_result->matched_count, std::int64_t(1));
+        QCOMPARE(result.bulk_write_result->modified_count, std::int64_t(1));
+        const bson::document after = *ce.get_key(id);
+        QVERIFY(!(after["keyMaterial"].get_binary().bytes.size() == material["keyMaterial"].get_binary().bytes.size() &&
+                  std::equal(after["keyMaterial"].get_binary().bytes.begin(), after["keyMaterial"].get_binary().bytes.end(),
+                             material["keyMaterial"].get_binary().bytes.begin())));
+        QCOMPARE(after["updateDate"].type(), bson::type::date_time);
+        QVERIFY(after["updateDate"].get_date_time().milliseconds >= material["updateDate"].get_date_time().milliseconds);
+        // The update is the spec's: $set masterKey and keyMaterial, $currentDate updateDate.
+        const auto update = rig_->sent("update").back()["updates"].get_array()[0].get_document()["u"].get_document();
+        QVERIFY(update["$set"].get_document().contains("keyMaterial"));
+        QVERIFY(update["$set"].get_document().contains("masterKey"));
+        QVERIFY(update["$currentDate"].get_document()["updateDate"].get_bool());
+        // The value encrypted before still decrypts, with a fresh cache.
+        trellis::client_encryption fresh(options(providers));
+        QCOMPARE(fresh.decrypt(secret.get().get_binary()).get().get_string(), std::string_view("kept"));
+        // Without a provider every key keeps its own; an empty filter rewraps both.
+        const auto all = ce.rewrap_many_data_key(doc("{}"));
+        QCOMPARE(all.bulk_write_result->matched_count, std::int64_t(2));
+        // Nothing matched: no bulk write.
+        const auto none = ce.rewrap_many_data_key(doc(R"({"keyAltNames": "nobody"})"), to_local);
+        QVERIFY(!none.bulk_write_result);
+        // Bad input.
+        trellis::rewrap_many_data_key_options mk_only;
+        mk_only.master_key = doc(R"({"key": "x"})");
+        EXPECT_ERROR(ce.rewrap_many_data_key(doc("{}"), mk_only), errc::invalid_argument, "master_key needs a provider");
+        trellis::rewrap_many_data_key_options gcp;
+        gcp.provider = "gcp";
+        EXPECT_ERROR(ce.rewrap_many_data_key(doc("{}"), gcp), errc::invalid_argument, "\"gcp\" is not configured");
+    }
+};
+
+QTEST_GUILESS_MAIN(ClientEncryptionTest)
+#include "client_encryption_test.moc"
