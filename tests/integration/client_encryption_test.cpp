@@ -346,7 +346,8 @@ private slots:
         QCOMPARE(after["updateDate"].type(), bson::type::date_time);
         QVERIFY(after["updateDate"].get_date_time().milliseconds >= material["updateDate"].get_date_time().milliseconds);
         // The update is the spec's: $set masterKey and keyMaterial, $currentDate updateDate.
-        const auto update = rig_->sent("update").back()["updates"].get_array()[0].get_document()["u"].get_document();
+        const auto updates = rig_->sent("update");  // owns what `update` views
+        const auto update = updates.back()["updates"].get_array()[0].get_document()["u"].get_document();
         QVERIFY(update["$set"].get_document().contains("keyMaterial"));
         QVERIFY(update["$set"].get_document().contains("masterKey"));
         QVERIFY(update["$currentDate"].get_document()["updateDate"].get_bool());
