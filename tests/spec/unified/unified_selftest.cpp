@@ -1,11 +1,23 @@
 // The unified runner's own checks, written in the unified test format (not specification
-// data): every test of the first document (and of selftest_csfle.json) must pass, every test of
+// data): every test of the first document (and of selftest_csfle.hpp's) must pass, every test of
 // the second must be reported failing (trellis-spec unified --expect-failure). Each runs against
 // in-process trellis-sim.
 #include <QtTest/QtTest>
 
 #include <QProcess>
+#include <QProcessEnvironment>
 #include <QTemporaryDir>
+
+#include <string>
+
+#ifndef Q_MOC_RUN  // moc cannot parse the raw string in it
+#include "selftest_csfle.hpp"
+#endif
+#include "trellis/bson/builder.hpp"
+#include "trellis/bson/json.hpp"
+#include "trellis/client.hpp"
+#include "trellis/client_encryption.hpp"
+#include "trellis/sim/deployment.hpp"
 
 namespace {
 
@@ -778,7 +790,8 @@ constexpr const char* must_fail = R"json({
 class UnifiedSelftest : public QObject {
     Q_OBJECT
 
-    void run(const char* document, QStringList flags, int expected_passed) {
+    void run(const char* document, QStringList flags, int expected_passed,
+             const QProcessEnvironment& env = QProcessEnvironment::systemEnvironment()) {
         QTemporaryDir dir;
         QVERIFY(dir.isValid());
         QFile f(dir.filePath("selftest.json"));
@@ -786,6 +799,7 @@ class UnifiedSelftest : public QObject {
         f.write(document);
         f.close();
         QProcess p;
+        p.setProcessEnvironment(env);
         p.setProcessChannelMode(QProcess::MergedChannels);
         p.start(QStringLiteral(TRELLIS_SPEC_PATH), QStringList{"unified"} + flags + QStringList{f.fileName()});
         QVERIFY(p.waitForFinished(60000));
@@ -797,13 +811,38 @@ class UnifiedSelftest : public QObject {
 private slots:
     void every_check_passes() { run(must_pass, {}, 6); }
     void every_mismatch_is_caught() { run(must_fail, {"--expect-failure"}, 19); }
-    // clientEncryption (local KMS, its key a $$placeholder): the initial key is the spec tests'
-    // local data key, wrapped by the master key the runner puts in place of the placeholder. Kept
-    // in a file: moc does not parse this source with a third raw string in it.
+    // clientEncryption (local KMS, its key a $$placeholder the runner takes from the
+    // environment): the key vault starts with a data key made here under that master key.
     void client_encryption_operations() {
-        QFile f(QStringLiteral(TRELLIS_SELFTEST_CSFLE));
-        QVERIFY(f.open(QIODevice::ReadOnly));
-        run(f.readAll().constData(), {}, 1);
+        QByteArray master(96, 0);
+        for (int i = 0; i < master.size(); ++i) master[i] = static_cast<char>(i * 37 + 11);
+        trellis::sim::deployment d(trellis::sim::sim_config{});
+        d.start();
+        trellis::client c(d.uri());
+        trellis::bson::builder providers;
+        const auto* bytes = reinterpret_cast<const std::uint8_t*>(master.constData());
+        providers.open_document("local")
+            .append("key", trellis::bson::binary{trellis::bson::binary_subtype::generic,
+                                                 std::span<const std::uint8_t>(bytes, static_cast<std::size_t>(master.size()))})
+            .close_document();
+        trellis::client_encryption_options o;
+        o.key_vault_client = &c;
+        o.key_vault_namespace = "keyvault.datakeys";
+        o.kms_providers = providers.extract();
+        trellis::client_encryption ce(std::move(o));
+        const auto id = ce.create_data_key("local");
+        const auto key = ce.get_key(id);
+        QVERIFY(key.has_value());
+        std::string document = selftest::csfle_template;
+        const auto replace_all = [&](const std::string& token, const std::string& with) {
+            for (auto at = document.find(token); at != std::string::npos; at = document.find(token, at + with.size()))
+                document.replace(at, token.size(), with);
+        };
+        replace_all("@KEY_DOCUMENT@", trellis::bson::to_json(*key, trellis::bson::json_mode::canonical));
+        replace_all("@KEY_ID@", QByteArray(reinterpret_cast<const char*>(id.bytes.data()), 16).toBase64().toStdString());
+        auto env = QProcessEnvironment::systemEnvironment();
+        env.insert(QStringLiteral("TRELLIS_TEST_KMS_LOCAL_KEY"), QString::fromLatin1(master.toBase64()));
+        run(document.c_str(), {}, 1, env);
     }
 };
 
