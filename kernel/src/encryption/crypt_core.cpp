@@ -6,7 +6,10 @@ extern "C" {
 }
 
 #include <map>
+#include <memory>
+#include <optional>
 #include <set>
+#include <span>
 
 #include "trellis/base64.hpp"
 #include "trellis/bson/builder.hpp"
@@ -39,8 +42,14 @@ struct status_holder {
     }
 };
 
-bson::document copy_out(mongocrypt_binary_t* b) {
-    const std::span<const std::uint8_t> bytes(mongocrypt_binary_data(b), mongocrypt_binary_len(b));
+// The document a libmongocrypt call writes into a binary it is given (`fill` returns its success);
+// nullopt when the call failed.
+template <class F>
+std::optional<bson::document> filled(F&& fill) {
+    const std::unique_ptr<mongocrypt_binary_t, void (*)(mongocrypt_binary_t*)> out(mongocrypt_binary_new(),
+                                                                                 mongocrypt_binary_destroy);
+    if (!fill(out.get())) return std::nullopt;
+    const std::span<const std::uint8_t> bytes(mongocrypt_binary_data(out.get()), mongocrypt_binary_len(out.get()));
     return bson::document::from_bytes(bytes);
 }
 
@@ -242,13 +251,9 @@ context context::rewrap(const crypt& c, bson::document_view filter, const bson::
 next_action context::next() {
     switch (mongocrypt_ctx_state(ctx_)) {
         case MONGOCRYPT_CTX_NEED_MONGO_KEYS: {
-            mongocrypt_binary_t* op = mongocrypt_binary_new();
-            const bool ok = mongocrypt_ctx_mongo_op(ctx_, op);
-            bson::document filter;
-            if (ok) filter = copy_out(op);
-            mongocrypt_binary_destroy(op);
-            if (!ok) raise("run");
-            return action::need_keys{std::move(filter)};
+            auto filter = filled([this](mongocrypt_binary_t* b) { return mongocrypt_ctx_mongo_op(ctx_, b); });
+            if (!filter) raise("run");
+            return action::need_keys{std::move(*filter)};
         }
         case MONGOCRYPT_CTX_NEED_KMS: {
             mongocrypt_kms_ctx_t* kms = mongocrypt_ctx_next_kms_ctx(ctx_);
@@ -257,13 +262,9 @@ next_action context::next() {
             return action::need_kms{name ? std::string(name, len) : std::string("unknown")};
         }
         case MONGOCRYPT_CTX_READY: {
-            mongocrypt_binary_t* out = mongocrypt_binary_new();
-            const bool ok = mongocrypt_ctx_finalize(ctx_, out);
-            bson::document result;
-            if (ok) result = copy_out(out);
-            mongocrypt_binary_destroy(out);
-            if (!ok) raise("run");
-            return action::done{std::move(result)};
+            auto result = filled([this](mongocrypt_binary_t* b) { return mongocrypt_ctx_finalize(ctx_, b); });
+            if (!result) raise("run");
+            return action::done{std::move(*result)};
         }
         case MONGOCRYPT_CTX_ERROR: raise("run");
         case MONGOCRYPT_CTX_DONE:  // finished without a result (rewrap: no key matched)
