@@ -227,7 +227,7 @@ private:
 
     const workload& w_;
     trellis::client blocking_;
-    asio::io_context io_;
+    asio::io_context io_{1};  // run by one thread: the client needs no strands on it
     trellis::client async_;
 };
 

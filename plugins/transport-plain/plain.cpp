@@ -23,6 +23,15 @@ public:
             std::move(h)(ec, n);
         });
     }
+    // One send(2) on the socket in non-blocking mode: a command usually fits the send buffer.
+    std::size_t try_write_some(sdk::asio::const_buffer buffer, std::error_code& ec) override {
+        boost::system::error_code e;
+        if (!socket_.non_blocking()) socket_.non_blocking(true, e);
+        const std::size_t n = e ? 0 : socket_.write_some(buffer, e);
+        if (e == boost::asio::error::would_block || e == boost::asio::error::try_again) e.clear();
+        ec = e;
+        return n;
+    }
     void close() override {
         boost::system::error_code ignored;
         socket_.shutdown(tcp::socket::shutdown_both, ignored);

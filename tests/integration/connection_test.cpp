@@ -392,6 +392,47 @@ private slots:
         QVERIFY2(!insecure.failure, insecure.failure.message.c_str());
     }
 
+    // A command started from the connection's own executor starts in the call (its started
+    // event and its bytes go out before the call returns); a completion during the start
+    // (here: the connection is busy) still comes after the call, never inside it.
+    void a_command_started_on_its_executor_starts_at_once() {
+        asio::io_context io{1};
+        auto c = establish(io, settings_for(sim_->uri()));
+        QVERIFY2(!c.failure, c.failure.message.c_str());
+        events_.clear();
+        bool in_call = false, ping_inside = false, busy_inside = false;
+        std::size_t events_in_call = 0;
+        ran ping, busy;
+        asio::post(io, [&] {
+            const auto request = [] {
+                conn::command_request r;
+                r.database = "admin";
+                r.command = bson::make_document(bson::kvp("ping", 1));
+                return r;
+            };
+            in_call = true;
+            c.connection->async_run_command(request(), [&](std::error_code ec, conn::command_reply reply) {
+                ping_inside = in_call;
+                ping = {ec, std::move(reply)};
+            });
+            events_in_call = events_.size();
+            c.connection->async_run_command(request(), [&](std::error_code ec, conn::command_reply reply) {
+                busy_inside = in_call;
+                busy = {ec, std::move(reply)};
+            });
+            in_call = false;
+        });
+        io.restart();
+        io.run();
+        QCOMPARE(events_in_call, std::size_t(1));  // started in the call
+        QVERIFY(std::holds_alternative<trellis::command_started_event>(events_.at(0)));
+        QVERIFY(!ping.ec);
+        QVERIFY(ping.reply.ok());
+        QCOMPARE(busy.ec, make_error_code(errc::connection_failure));
+        QVERIFY(!ping_inside);
+        QVERIFY(!busy_inside);
+    }
+
     void pool_uses_the_real_establisher() {
         asio::io_context io;
         auto s = settings_for(sim_->uri());

@@ -6,6 +6,7 @@
 #include <QTemporaryDir>
 #include <boost/asio.hpp>
 #include <future>
+#include <thread>
 
 #include "trellis/bson/builder.hpp"
 #include "trellis/plugins.hpp"
@@ -107,6 +108,43 @@ private slots:
         c.stream->close();
     }
 
+    // try_write_some: what the socket takes at once, 0 (no error) when it takes nothing, an
+    // error once the peer is gone. The peer here is a socket that reads only when told to.
+    void plain_try_write_some() {
+        auto t = registry_.create_as<sdk::transport>(sdk::plugin_kind::transport, "plain");
+        asio::io_context io;
+        asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+        auto c = open_stream(*t, io, {"127.0.0.1", acceptor.local_endpoint().port(), 5000ms, {}});
+        QVERIFY2(!c.error.code, c.error.message.c_str());
+        asio::ip::tcp::socket peer = acceptor.accept();
+        const std::vector<char> chunk(64 * 1024, 'x');
+        std::size_t total = 0, last = 1;
+        std::error_code ec;
+        for (int i = 0; i < 10000 && last != 0; ++i) {
+            last = c.stream->try_write_some(asio::buffer(chunk), ec);
+            QVERIFY2(!ec, ec.message().c_str());
+            total += last;
+        }
+        QCOMPARE(last, std::size_t(0));  // the socket's buffers are full: nothing taken, no error
+        QVERIFY(total > 0);
+        std::vector<char> sink(1024 * 1024);
+        std::size_t drained = 0;
+        while (drained < total / 2) drained += peer.read_some(asio::buffer(sink));
+        last = 0;
+        for (int i = 0; i < 1000 && last == 0 && !ec; ++i) {  // once the peer's window update is in
+            last = c.stream->try_write_some(asio::buffer(chunk), ec);
+            if (last == 0) std::this_thread::sleep_for(1ms);
+        }
+        QVERIFY2(!ec, ec.message().c_str());
+        QVERIFY(last > 0);
+        peer.close();
+        for (int i = 0; i < 1000 && !ec; ++i) {
+            c.stream->try_write_some(asio::buffer(chunk), ec);
+            if (!ec) std::this_thread::sleep_for(1ms);
+        }
+        QVERIFY2(ec, "writing to a closed peer never failed");
+    }
+
     void plain_refused_names_the_address() {
         auto t = registry_.create_as<sdk::transport>(sdk::plugin_kind::transport, "plain");
         asio::io_context io;
@@ -130,6 +168,10 @@ private slots:
         QVERIFY2(!c.error.code, c.error.message.c_str());
         QVERIFY2(c.stream->description().find("TLSv1.") != std::string::npos, c.stream->description().c_str());
         QCOMPARE(c.stream->peer_subject().value_or(""), std::string("CN=sim"));
+        // TLS writes records asynchronously only: nothing is taken at once, and nothing is lost.
+        std::error_code ec;
+        QCOMPARE(c.stream->try_write_some(asio::buffer("x", 1), ec), std::size_t(0));
+        QVERIFY(!ec);
         QCOMPARE(hello(*c.stream, io)["ok"].as_double(), 1.0);
     }
 

@@ -18,6 +18,7 @@
 #include <boost/asio.hpp>
 
 #include "pool/connection_pool.hpp"
+#include "pool/strand.hpp"
 #include "pool/pool_core.hpp"
 #include "trellis/errors.hpp"
 #include "trellis/errors.hpp"
@@ -587,6 +588,64 @@ private slots:
         p.close();
         QVERIFY(pump(io, [&] { return events.count("ConnectionPoolClosed") == 1; }));
         QCOMPARE(log->closed.load(), 4);
+    }
+
+    // On an io_context run by one thread (concurrency hint 1) the pool needs no strand, and a
+    // caller on that thread takes an available connection on the spot, with CMAP's events.
+    void try_check_out_on_a_serial_executor() {
+        {
+            asio::io_context serial{1}, shared;
+            QVERIFY(trellis::detail::is_serial(serial.get_executor()));
+            QVERIFY(!trellis::detail::is_serial(shared.get_executor()));
+            QVERIFY(trellis::detail::make_erased_strand(serial.get_executor()) == asio::any_io_executor(serial.get_executor()));
+            QVERIFY(trellis::detail::make_erased_strand(shared.get_executor()) != asio::any_io_executor(shared.get_executor()));
+        }
+        asio::io_context io{1};
+        auto log = std::make_shared<connection_log>();
+        event_recorder events;
+        pool::connection_pool p(io.get_executor(), make_config(immediate_establisher(log), events.handler()));
+        p.ready();
+        QVERIFY(pump(io, [&] { return events.count("ConnectionPoolReady") == 1; }));
+        // Nothing available: nothing happens (no request, no connection started).
+        bool tried = false;
+        asio::post(io, [&] {
+            QVERIFY(!p.try_check_out());
+            tried = true;
+        });
+        QVERIFY(pump(io, [&] { return tried; }));
+        QCOMPARE(events.count("ConnectionCheckOutStarted"), 0);
+        QCOMPARE(events.count("ConnectionCreated"), 0);
+
+        pool::checked_out_connection first;
+        p.async_check_out([&](std::error_code, pool::checked_out_connection c) { first = std::move(c); });
+        QVERIFY(pump(io, [&] { return bool(first); }));
+        const auto id = first->id();
+        first.reset();
+        QVERIFY(pump(io, [&] { return events.count("ConnectionCheckedIn") == 1; }));
+
+        // Not on the pool's executor (this thread is not running it): empty.
+        QVERIFY(!p.try_check_out());
+        pool::checked_out_connection again;
+        asio::post(io, [&] { again = p.try_check_out(); });
+        QVERIFY(pump(io, [&] { return bool(again); }));
+        QCOMPARE(again->id(), id);
+        QCOMPARE(events.count("ConnectionCheckOutStarted"), 2);
+        QCOMPARE(events.count("ConnectionCheckedOut"), 2);
+        QCOMPARE(events.count("ConnectionCreated"), 1);
+        again.reset();
+        QVERIFY(pump(io, [&] { return events.count("ConnectionCheckedIn") == 2; }));
+
+        // A paused pool hands out nothing on the spot.
+        p.clear();
+        tried = false;
+        asio::post(io, [&] {
+            QVERIFY(!p.try_check_out());
+            tried = true;
+        });
+        QVERIFY(pump(io, [&] { return tried; }));
+        QCOMPARE(events.count("ConnectionCheckOutStarted"), 2);
+        p.close();
+        QVERIFY(pump(io, [&] { return events.count("ConnectionPoolClosed") == 1; }));
     }
 
     void establishment_failure_end_to_end() {

@@ -169,8 +169,8 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
         connection = static_cast<conn::connection*>(op.pinned_connection->connection.get());
     } else {
         std::error_code labelled_ec;
-        pool::checked_out_connection c;
-        if (st.deadline) {
+        pool::checked_out_connection c = s.pool->try_check_out();  // an available one, on the spot
+        if (!c && st.deadline) {
             // CSOT: the wait for a connection ends at the deadline (the pool drops the request).
             struct watch {
                 asio::cancellation_signal signal;
@@ -193,7 +193,7 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
                        false);
                 co_return out;
             }
-        } else {
+        } else if (!c) {
             std::tie(labelled_ec, c) = co_await s.pool->async_check_out(asio::as_tuple(asio::use_awaitable));
         }
         if (labelled_ec) {

@@ -62,7 +62,7 @@ private:
     /// One blocking call in progress, asleep: it may run the io_context itself.
     bool lone_caller_waits() const { return callers_ == 1 && waiting_.size() == 1; }
 
-    boost::asio::io_context io_{1};
+    boost::asio::io_context io_{1};  // one thread at a time: see is_serial()
     std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{io_.get_executor()};
     std::mutex m_;
     std::condition_variable thread_wake_;

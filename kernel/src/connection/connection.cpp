@@ -13,6 +13,7 @@
 
 #include "trellis/bson/builder.hpp"
 #include "trellis/errors.hpp"
+#include "pool/strand.hpp"
 #include "wire/frame_decoder.hpp"
 
 namespace trellis::conn {
@@ -75,6 +76,14 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
     steady_time started{};
     // For events.
     bool sensitive = false;
+    bool starting = false;  // inside an inline start: a completion now is posted, not run
+
+    /// Runs f on the handler's executor `work` later, never now: through the connection's
+    /// executor, as an Asio operation completes (a completion executor cannot be posted to).
+    template <class F>
+    void post_to(asio::any_completion_executor work, F f) {
+        asio::post(executor, [work = std::move(work), f = std::move(f)]() mutable { asio::dispatch(work, std::move(f)); });
+    }
     std::string command_name, database;
 
     void set_error(std::string text) {
@@ -128,7 +137,9 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
         last_used_ns.store(std::chrono::steady_clock::now().time_since_epoch().count());
         asio::any_completion_executor work(std::move(*handler_work));
         handler_work.reset();
-        asio::dispatch(work, [h = std::move(h), ec, reply = std::move(reply)]() mutable { std::move(h)(ec, std::move(reply)); });
+        auto complete = [h = std::move(h), ec, reply = std::move(reply)]() mutable { std::move(h)(ec, std::move(reply)); };
+        if (starting) post_to(work, std::move(complete));  // never inside the initiating call
+        else asio::dispatch(work, std::move(complete));
     }
 
     // A network, timeout or protocol failure: the connection is done for.
@@ -205,7 +216,7 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
         if (busy) {
             // A caller error: one operation at a time. Reported, not undefined.
             auto work = asio::prefer(asio::get_associated_executor(h, executor), asio::execution::outstanding_work.tracked);
-            asio::dispatch(work, [h = std::move(h)]() mutable {
+            post_to(work, [h = std::move(h)]() mutable {  // perhaps inside the initiating call
                 std::move(h)(make_error_code(errc::connection_failure), command_reply{});
             });
             return;
@@ -292,26 +303,38 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
         return error_text;
     }
 
+    // What the stream takes at once is written here; the rest asynchronously.
     void write_some() {
+        while (written < out.size()) {
+            std::error_code ec;
+            const std::size_t n = stream->try_write_some(asio::buffer(out.data() + written, out.size() - written), ec);
+            if (ec) return fail_io(ec);
+            if (n == 0) break;
+            written += n;
+        }
+        if (written == out.size()) return sent();
         stream->async_write_some(asio::buffer(out.data() + written, out.size() - written),
                                  [self = shared_from_this()](std::error_code ec, std::size_t n) {
                                      if (ec) return self->fail_io(ec);
                                      self->written += n;
-                                     if (self->written < self->out.size()) return self->write_some();
-                                     if (self->unacknowledged) {
-                                         command_reply r;
-                                         r.duration = std::chrono::steady_clock::now() - self->started;
-                                         self->emit_succeeded(r);
-                                         return self->finish({}, std::move(r));
-                                     }
-                                     self->read();
+                                     self->write_some();
                                  });
+    }
+
+    void sent() {
+        if (unacknowledged) {
+            command_reply r;
+            r.duration = std::chrono::steady_clock::now() - started;
+            emit_succeeded(r);
+            return finish({}, std::move(r));
+        }
+        read();
     }
 
     void start_read_more(std::optional<std::chrono::milliseconds> t, handler_type h) {
         if (busy || !expecting_more) {
             auto work = asio::prefer(asio::get_associated_executor(h, executor), asio::execution::outstanding_work.tracked);
-            asio::dispatch(work, [h = std::move(h)]() mutable {
+            post_to(work, [h = std::move(h)]() mutable {  // perhaps inside the initiating call
                 std::move(h)(make_error_code(errc::protocol_error), command_reply{});
             });
             return;
@@ -376,6 +399,16 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
     }
 };
 
+
+/// Marks a start run inline, in the initiating call (exceptions included).
+struct starting_scope {
+    connection_state& s;
+    explicit starting_scope(connection_state& state) : s(state) { s.starting = true; }
+    ~starting_scope() { s.starting = false; }
+    starting_scope(const starting_scope&) = delete;
+    starting_scope& operator=(const starting_scope&) = delete;
+};
+
 }  // namespace detail
 
 connection::connection(std::unique_ptr<sdk::stream> stream, connection_settings settings)
@@ -432,7 +465,15 @@ void connection::interrupt() noexcept {
     }
 }
 
+// Started at once when the caller already runs on the connection's executor (a client's own
+// io_context, where that is every executor): no hop through the io_context's queue. A completion
+// that comes during the start (an error) is still posted, never run inside the initiating call.
 void connection::start_command(command_request request, asio::any_completion_handler<command_signature> handler) {
+    if (trellis::detail::strand_running_here(state_->executor)) {
+        const detail::starting_scope scope(*state_);
+        state_->start_command(std::move(request), std::move(handler));
+        return;
+    }
     asio::post(state_->executor, [s = state_, r = std::move(request), h = std::move(handler)]() mutable {
         s->start_command(std::move(r), std::move(h));
     });
@@ -440,6 +481,11 @@ void connection::start_command(command_request request, asio::any_completion_han
 
 void connection::start_read_more(std::optional<std::chrono::milliseconds> timeout,
                                  asio::any_completion_handler<command_signature> handler) {
+    if (trellis::detail::strand_running_here(state_->executor)) {
+        const detail::starting_scope scope(*state_);
+        state_->start_read_more(timeout, std::move(handler));
+        return;
+    }
     asio::post(state_->executor, [s = state_, timeout, h = std::move(handler)]() mutable {
         s->start_read_more(timeout, std::move(h));
     });

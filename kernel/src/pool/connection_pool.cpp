@@ -87,6 +87,26 @@ public:
         run(std::move(actions));
     }
 
+    // A connection handed out now, with no handler (connection_pool::try_check_out), or none.
+    // Not while a handler runs inside deliver(): the pool is not re-entered mid-change.
+    checked_out_connection try_check_out() {
+        if (delivering_ > 0 || !core_.can_hand_out(now())) return {};
+        const request_id r = next_request();
+        pool_actions actions;
+        core_.check_out(r, now(), actions);
+        std::unique_ptr<pooled_connection> got;
+        for (auto it = actions.begin(); it != actions.end(); ++it) {
+            auto* c = std::get_if<action::complete>(&*it);
+            if (c && c->request == r && c->connection) {
+                got = std::move(c->connection);
+                actions.erase(it);
+                break;
+            }
+        }
+        run(std::move(actions));
+        return checked_out_connection(got.release(), check_in_deleter{weak_from_this()});
+    }
+
     void abandon(request_id r, std::error_code error) {
         pool_actions actions;
         core_.abandon(r, error, now(), actions);
@@ -226,6 +246,13 @@ private:
         // Dispatched to the handler's executor (we are on the strand, not in the initiating
         // function, so running it here when that executor is ours is allowed). Whatever the
         // handler then does to the pool is posted, so it cannot re-enter the pool mid-change.
+        struct delivering {
+            int& depth;
+            explicit delivering(int& d) : depth(d) { ++depth; }
+            ~delivering() { --depth; }
+            delivering(const delivering&) = delete;
+            delivering& operator=(const delivering&) = delete;
+        } scope(delivering_);
         asio::dispatch(w.work, [h = std::move(w.handler), error, result = std::move(result)]() mutable {
             asio::get_associated_cancellation_slot(h).clear();
             std::move(h)(error, std::move(result));
@@ -255,6 +282,7 @@ private:
     }
 
     connection_pool::executor_type strand_;
+    int delivering_ = 0;  // handlers running inside deliver()
     pool_config config_;
     pool_core core_;
     std::atomic<request_id> next_request_{1};
@@ -311,6 +339,11 @@ void connection_pool::start_check_out(const std::shared_ptr<detail::pool_impl>& 
         });
     }
     asio::post(impl->strand(), [impl, r, h = std::move(handler)]() mutable { impl->check_out(r, std::move(h)); });
+}
+
+checked_out_connection connection_pool::try_check_out() {
+    if (!trellis::detail::strand_running_here(impl_->strand())) return {};
+    return impl_->try_check_out();
 }
 
 void connection_pool::check_in(checked_out_connection connection) { connection.reset(); }

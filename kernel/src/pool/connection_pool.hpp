@@ -145,6 +145,10 @@ public:
             token, impl_);
     }
 
+    /// A connection at once when the caller runs on the pool's executor and an available one can
+    /// be handed out now (with CMAP's events, as any check-out); otherwise empty: use
+    /// async_check_out. Spares the check-out a trip through the io_context.
+    checked_out_connection try_check_out();
     /// Same as letting go of the connection.
     void check_in(checked_out_connection connection);
     /// paused -> ready; no-op otherwise.

@@ -4,7 +4,6 @@
 #include <utility>
 
 #include "trellis/errors.hpp"
-#include "trellis/errors.hpp"
 
 namespace trellis::pool {
 
@@ -138,6 +137,11 @@ std::unique_ptr<pooled_connection> pool_core::take_available(time_point now) {
         return std::move(a.connection);
     }
     return nullptr;
+}
+
+bool pool_core::can_hand_out(time_point now) const noexcept {
+    if (state_ != pool_state::ready || !wait_queue_.empty()) return false;
+    return std::any_of(available_.begin(), available_.end(), [&](const available_connection& a) { return !perished(a, now); });
 }
 
 std::optional<connection_closed_reason> pool_core::perished(const available_connection& a,

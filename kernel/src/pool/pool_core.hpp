@@ -147,6 +147,9 @@ public:
     std::size_t service_connections(const bson::oid& service) const noexcept;
     pool_counts counts() const noexcept;
     bool is_waiting(request_id request) const noexcept;
+    /// Whether a check_out() now hands out an available connection at once: the pool is ready,
+    /// nobody waits, and an available connection has not perished.
+    bool can_hand_out(time_point now) const noexcept;
     /// The generation of a connection being established, if `id` is one.
     std::optional<std::uint64_t> pending_generation(connection_id id) const noexcept;
     const std::string& address() const noexcept { return address_; }

@@ -38,6 +38,16 @@ public:
     virtual std::string description() const = 0;
     /// The verified peer certificate's subject (RFC 2253), for TLS streams.
     virtual std::optional<std::string> peer_subject() const { return std::nullopt; }
+    /// Writes what the stream takes at once, without blocking or waiting, and returns the bytes
+    /// written: 0 when it takes nothing now, or when it only writes asynchronously (the default).
+    /// Called on get_executor(), never while an async_write_some is outstanding; a failure is set
+    /// in `ec` as async_write_some would report it. The caller writes the rest asynchronously:
+    /// a stream that implements it spares each small write a trip through the io_context.
+    virtual std::size_t try_write_some(asio::const_buffer buffer, std::error_code& ec) {
+        (void)buffer;
+        ec.clear();
+        return 0;
+    }
 };
 
 /// TLS settings, as the URI options give them.
