@@ -498,6 +498,27 @@ private slots:
         trellis_test::fail_command_off(admin);
         QVERIFY(bucket.download(id) == bytes);
     }
+
+    // Dropping a bucket is bounded as a whole: two drops blocked 250 ms each exceed 400 ms
+    // together (each alone is well within it); the second drop's maxTimeMS is what remained.
+    void gridfs_drop_bounded_as_a_whole() {
+        rig r("timeoutMS=400");
+        auto& [d, rec, c, admin, coll] = r;
+        trellis::gridfs::bucket bucket(c["test"]);
+        bucket.upload_from_bytes("file", std::vector<std::uint8_t>(10, 5));
+        rec.clear();
+        fail(admin, "drop", 2, ms(250));
+        ms took{};
+        std::string text;
+        const auto cause = expect_timeout([&] { bucket.drop(); }, took, &text);
+        QVERIFY2(cause != std::error_code(), text.c_str());
+        QVERIFY2(took >= ms(390) && took < ms(1000), std::to_string(took.count()).c_str());
+        const auto drops = rec.sent("drop");
+        QCOMPARE(drops.size(), std::size_t(2));
+        QVERIFY2(max_time_of(drops[1]) < 200, std::to_string(max_time_of(drops[1])).c_str());
+        trellis_test::fail_command_off(admin);
+        bucket.drop();
+    }
 };
 
 QTEST_GUILESS_MAIN(CsotTest)

@@ -702,8 +702,14 @@ void bucket::rename_by_name(std::string filename, std::string new_filename) {
 }
 
 asio::awaitable<void> bucket::drop_impl(state_ptr s) {
-    co_await s->files.async_drop(asio::use_awaitable);
-    co_await s->chunks.async_drop(asio::use_awaitable);
+    const auto budget = s->budget();  // CSOT: one deadline for both drops
+    handle_options o;
+    o.timeout = s->left(budget, "dropping the files collection");
+    collection files = s->files.with_options(o);
+    co_await files.async_drop(asio::use_awaitable);
+    o.timeout = s->left(budget, "dropping the chunks collection");
+    collection chunks = s->chunks.with_options(o);
+    co_await chunks.async_drop(asio::use_awaitable);
     s->indexes_checked = false;
 }
 void bucket::drop() { trellis::detail::wait(state_->core, drop_impl(state_)); }
