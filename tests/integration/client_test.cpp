@@ -219,6 +219,67 @@ private slots:
         d.stop();
     }
 
+    // On an io_context with concurrency hint 1 the client runs without strands (its pools and
+    // connections on the executor itself): many operations in flight, cursors with getMores and
+    // typed errors behave as on any executor.
+    void async_on_a_single_threaded_io_context() {
+        sim::deployment d(sim::sim_config{});
+        d.start();
+        asio::io_context io{1};
+        trellis::client c(io.get_executor(), d.uri());
+        auto coll = c["test"]["serial"];
+        constexpr int n = 16;
+        int inserted = 0, found = 0, duplicates = 0, counted = 0, finished = 0;
+        std::exception_ptr failure;
+        const auto run_until = [&io](const std::function<bool()>& done) {
+            const auto until = std::chrono::steady_clock::now() + 10s;
+            while (!done() && std::chrono::steady_clock::now() < until) io.run_for(20ms);
+        };
+        for (int i = 0; i < n; ++i)
+            asio::co_spawn(
+                io,
+                [&, i]() -> asio::awaitable<void> {
+                    auto mine = bson::make_document(bson::kvp("_id", i), bson::kvp("v", i * 10));
+                    co_await coll.async_insert_one(std::move(mine), asio::use_awaitable);
+                    ++inserted;
+                    auto again = bson::make_document(bson::kvp("_id", i));
+                    try {
+                        co_await coll.async_insert_one(std::move(again), asio::use_awaitable);
+                    } catch (const trellis::bulk_write_error& e) {
+                        if (e.code() == trellis::errc::duplicate_key) ++duplicates;
+                    }
+                    auto filter = bson::make_document(bson::kvp("_id", i));
+                    const auto doc = co_await coll.async_find_one(std::move(filter), asio::use_awaitable);
+                    if (doc && (*doc)["v"].as_int64() == i * 10) ++found;
+                },
+                [&](std::exception_ptr e) {
+                    if (e) failure = e;
+                    ++finished;
+                });
+        run_until([&] { return finished == n; });
+        QVERIFY(!failure);
+        QCOMPARE(inserted, n);
+        QCOMPARE(duplicates, n);
+        QCOMPARE(found, n);
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+                trellis::find_options o;
+                o.batch_size = 3;
+                auto cursor = co_await coll.async_find(bson::document{}, o, asio::use_awaitable);
+                while (co_await cursor.async_next(asio::use_awaitable)) ++counted;
+                c.close();
+            },
+            [&](std::exception_ptr e) {
+                failure = e;
+                ++finished;
+            });
+        run_until([&] { return finished == n + 1; });
+        QVERIFY(!failure);
+        QCOMPARE(counted, n);
+        d.stop();
+    }
+
     void dead_server_times_out_with_reasons() {
         asio::io_context io;
         asio::ip::tcp::acceptor probe(io, {asio::ip::make_address("127.0.0.1"), 0});
