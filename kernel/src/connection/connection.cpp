@@ -74,9 +74,10 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
     bool unacknowledged = false;            // sent with moreToCome: no reply to wait for
     std::optional<std::chrono::milliseconds> op_timeout;
     steady_time started{};
+    bool starting = false;  // inside an inline start: a completion now is posted, not run
     // For events.
     bool sensitive = false;
-    bool starting = false;  // inside an inline start: a completion now is posted, not run
+    std::string command_name, database;
 
     /// Runs f on the handler's executor `work` later, never now: through the connection's
     /// executor, as an Asio operation completes (a completion executor cannot be posted to).
@@ -84,7 +85,6 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
     void post_to(asio::any_completion_executor work, F f) {
         asio::post(executor, [work = std::move(work), f = std::move(f)]() mutable { asio::dispatch(work, std::move(f)); });
     }
-    std::string command_name, database;
 
     void set_error(std::string text) {
         std::lock_guard lock(error_mutex);
@@ -398,7 +398,6 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
         finish({}, std::move(r));
     }
 };
-
 
 /// Marks a start run inline, in the initiating call (exceptions included).
 struct starting_scope {
