@@ -2,15 +2,16 @@
 // ClientEncryption (data keys, explicit encrypt and decrypt, key management), on libmongocrypt.
 //
 // Data keys live in the key vault collection (key_vault_namespace, "db.coll") of the key vault
-// client; each is wrapped by a KMS provider's master key. The local provider works everywhere;
-// aws, azure, gcp and kmip are accepted and validated, but an operation that needs a request to
-// their KMS fails with configuration_error naming the provider (no KMS network round trip yet).
-// Automatic encryption (autoEncryptOpts on a client) is not implemented.
+// client; each is wrapped by a KMS provider's master key: local, or a remote KMS (aws, azure, gcp,
+// kmip) that libmongocrypt's requests reach over TLS (the server certificate and host name are
+// verified; per-provider tls_options). Automatic encryption (autoEncryptOpts on a client) is not
+// implemented.
 //
 // The calls are blocking and throw the typed trellis error. A client_encryption is used from one
 // thread at a time; the key vault client must outlive it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -38,6 +39,14 @@ struct client_encryption_options {
     ///  gcp: {email, privateKey[, endpoint]}, kmip: {endpoint}}. Credentials must be given: an
     /// empty provider document (on-demand credentials) is refused.
     bson::document kms_providers;
+    /// The spec's tlsOptions for KMS connections: {<provider>: {tlsCAFile, tlsCertificateKeyFile,
+    /// tlsCertificateKeyFilePassword, tlsDisableOCSPEndpointCheck}}; a provider not named uses the
+    /// system's trust store. tlsInsecure, tlsAllowInvalidCertificates, tlsAllowInvalidHostnames and
+    /// tlsDisableCertificateRevocationCheck are refused ("Insecure TLS options prohibited").
+    bson::document tls_options;
+    /// The limit of one KMS round trip (resolve, connect, TLS handshake, request and reply) when the
+    /// key vault client has no timeoutMS; with one, timeoutMS bounds it instead.
+    std::chrono::milliseconds kms_timeout{10'000};
 };
 
 /// The spec's algorithms for explicit encryption.

@@ -1,10 +1,13 @@
 // The shell of client_encryption: drives a crypt_core context, doing its key vault reads with the
-// key vault client, and the key management queries of the spec.
+// key vault client and its KMS round trips over TLS, and the key management queries of the spec.
 #include "trellis/client_encryption.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 #include <variant>
 
 #include "encryption/crypt_core.hpp"
+#include "encryption/kms_io.hpp"
 #include "trellis/bson/json.hpp"
 #include "trellis/client.hpp"
 #include "trellis/database.hpp"
@@ -26,6 +29,16 @@ bson::document id_filter(const bson::uuid& id) {
     return b.extract();
 }
 
+// A need_kms round, one request after the other.
+boost::asio::awaitable<void> kms_requests(encryption::context& ctx, const std::vector<encryption::kms_request>& requests,
+                                          const encryption::kms_tls_contexts& tls, std::chrono::milliseconds timeout,
+                                          errc timeout_code) {
+    for (const auto& r : requests) {
+        const auto& settings = tls.for_provider(r.provider);
+        co_await encryption::kms_round_trip(ctx, r, settings, timeout, timeout_code);
+    }
+}
+
 }  // namespace
 
 owned_value::owned_value(bson::document box) : box_(std::move(box)) {
@@ -36,9 +49,12 @@ struct client_encryption::impl {
     client_encryption_options options;
     std::string db, coll;
     encryption::crypt crypt;
+    encryption::kms_tls_contexts tls;
 
     explicit impl(client_encryption_options o)
-        : options(std::move(o)), crypt((check(options), options.kms_providers.view())) {
+        : options(std::move(o)),
+          crypt((check(options), options.kms_providers.view())),
+          tls(encryption::parse_kms_tls_options(options.tls_options, options.kms_providers), options.kms_providers) {
         const auto dot = options.key_vault_namespace.find('.');
         db = options.key_vault_namespace.substr(0, dot);
         coll = options.key_vault_namespace.substr(dot + 1);
@@ -51,6 +67,8 @@ struct client_encryption::impl {
         if (dot == std::string::npos || dot == 0 || dot + 1 == ns.size())
             throw configuration_error("client_encryption_options: key_vault_namespace \"" + ns +
                                       "\" is not of the form \"database.collection\"");
+        if (o.kms_timeout <= std::chrono::milliseconds::zero())
+            throw configuration_error("client_encryption_options: kms_timeout must be positive");
         return 0;
     }
 
@@ -62,6 +80,21 @@ struct client_encryption::impl {
         wc.w = std::string("majority");
         h.write_concern = wc;
         return (*options.key_vault_client)[db][coll].with_options(h);
+    }
+
+    // One need_kms round on a private io_context: the calls are blocking. The key vault client's
+    // timeoutMS bounds each round trip when it has one, kms_timeout otherwise.
+    void kms_round(encryption::context& ctx, const std::vector<encryption::kms_request>& requests) const {
+        const auto csot = key_vault().options().timeout;
+        const bool bounded = csot && csot->count() > 0;
+        const std::chrono::milliseconds timeout = bounded ? *csot : options.kms_timeout;
+        boost::asio::io_context io;
+        std::exception_ptr failure;
+        boost::asio::co_spawn(io, kms_requests(ctx, requests, tls, timeout, bounded ? errc::operation_timeout : errc::network_timeout),
+                              [&failure](std::exception_ptr e) { failure = e; });
+        io.run();
+        if (failure) std::rethrow_exception(failure);
+        ctx.kms_done();
     }
 
     // The one loop over a context's states.
@@ -82,10 +115,10 @@ struct client_encryption::impl {
                 throw with_context(e);
             }
             if (auto* d = std::get_if<encryption::action::done>(&next)) return std::move(d->result);
-            if (auto* k = std::get_if<encryption::action::need_kms>(&next))
-                throw configuration_error("client encryption: the \"" + k->provider +
-                                          "\" KMS provider needs a request to its KMS, which this build does not make "
-                                          "(only the local provider works)");
+            if (auto* k = std::get_if<encryption::action::need_kms>(&next)) {
+                kms_round(ctx, k->requests);
+                continue;
+            }
             auto& keys = std::get<encryption::action::need_keys>(next);
             looked_up = bson::to_json(keys.filter, bson::json_mode::relaxed);
             collection vault = key_vault();
