@@ -85,7 +85,7 @@ struct client_encryption::impl {
     // One need_kms round on a private io_context: the calls are blocking. The key vault client's
     // timeoutMS bounds each round trip when it has one, kms_timeout otherwise.
     void kms_round(encryption::context& ctx, const std::vector<encryption::kms_request>& requests) const {
-        const auto csot = key_vault().options().timeout;
+        const auto csot = options.key_vault_client->timeout();
         const bool bounded = csot && csot->count() > 0;
         const std::chrono::milliseconds timeout = bounded ? *csot : options.kms_timeout;
         boost::asio::io_context io;

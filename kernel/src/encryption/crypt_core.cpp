@@ -341,9 +341,11 @@ void context::keys_done() {
 void context::raise_kms(_mongocrypt_kms_ctx_t* kms, const kms_request& r, std::string_view during) {
     status_holder st;
     mongocrypt_kms_ctx_status(kms, st.s);
-    // An error reply of the KMS is the remote service refusing; the rest is a broken request.
-    const errc code = mongocrypt_status_type(st.s) == MONGOCRYPT_STATUS_ERROR_KMS ? errc::operation_failure
-                                                                                   : errc::configuration_error;
+    // A reply refused (the KMS's error reply, or one libmongocrypt cannot parse) is the remote
+    // service failing; a request that cannot be made is configuration.
+    const errc code = during == "reply" || mongocrypt_status_type(st.s) == MONGOCRYPT_STATUS_ERROR_KMS
+                          ? errc::operation_failure
+                          : errc::configuration_error;
     throw error(code, "KMS provider \"" + r.provider + "\" at " + r.endpoint + " (" + std::string(during) +
                           "): " + st.message());
 }
