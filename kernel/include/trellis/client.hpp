@@ -181,8 +181,6 @@ public:
     /// master's, which the client inherits).
     void set_write_concern(trellis::write_concern wc);
     std::chrono::milliseconds local_threshold() const noexcept;
-    /// timeoutMS as configured (client-side operations timeout); unset or zero: none.
-    std::optional<std::chrono::milliseconds> timeout() const noexcept;
 
     /// True when the server in use answers a ping now (no waiting for selection beyond the
     /// connect timeout).

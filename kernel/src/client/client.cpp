@@ -197,7 +197,6 @@ void client::set_read_preference(trellis::read_preference rp) {
 trellis::write_concern client::write_concern() const { return core_->current_write_concern(); }
 void client::set_write_concern(trellis::write_concern wc) { core_->set_write_concern(std::move(wc)); }
 std::chrono::milliseconds client::local_threshold() const noexcept { return core_->options().local_threshold; }
-std::optional<std::chrono::milliseconds> client::timeout() const noexcept { return core_->options().timeout; }
 
 bool client::alive() {
     // No waiting for a server to appear: with none known to be up, the answer is no.
