@@ -1,9 +1,17 @@
 // Explicit client-side field-level encryption (trellis::client_encryption) against trellis-sim:
-// kmsProviders validation, data keys in the key vault (local KMS), deterministic and random
-// encryption, decryption, a missing key, the key management queries, rewrap local -> local, and
-// a typed error for every bad input.
+// kmsProviders and tlsOptions validation, data keys in the key vault (local KMS, and aws and azure
+// through tests/support/mock_kms.py over verified TLS), deterministic and random encryption,
+// decryption, a missing key, the key management queries, rewrap local -> local and local -> aws ->
+// local, KMS failures (untrusted or misnamed certificate, error reply, refused, silent), the async
+// faces, and a typed error for every bad input.
 #include <QtTest/QtTest>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <future>
 #include <random>
 #include <set>
 
@@ -63,6 +71,12 @@ bson::document local_and_aws() {
 bson::document aws_master_key(const std::string& endpoint, const std::string& key = "mock-key") {
     bson::builder b;
     b.append("region", "us-east-1").append("key", "arn:aws:kms:us-east-1:000000000000:key/" + key).append("endpoint", endpoint);
+    return b.extract();
+}
+
+bson::document id_filter_of(const bson::uuid& id) {
+    bson::builder b;
+    b.append("_id", id);
     return b.extract();
 }
 
@@ -579,6 +593,87 @@ private slots:
         trellis::client_encryption_options zero = options(local_providers());
         zero.kms_timeout = std::chrono::milliseconds(0);
         EXPECT_ERROR(trellis::client_encryption(std::move(zero)), errc::configuration_error, "kms_timeout must be positive");
+    }
+
+    void async_faces() {
+        namespace asio = boost::asio;
+        trellis::client_encryption ce(aws_options());
+        trellis::data_key_options dk;
+        dk.master_key = aws_master_key(kms_->endpoint());
+        dk.key_alt_names = {"async"};
+        const bson::uuid id = ce.async_create_data_key("aws", dk, asio::use_future).get();
+        trellis::encrypt_options eo;
+        eo.key_id = id;
+        eo.algorithm = std::string(trellis::encryption_algorithm::deterministic);
+        const auto secret = ce.async_encrypt(trellis::owned_value::of(std::string("async")), eo, asio::use_future).get();
+        QCOMPARE(secret.get().get_binary().subtype, bson::binary_subtype::encrypted);
+        {
+            trellis::client_encryption fresh(aws_options());  // no key cache: the mock's Decrypt
+            QCOMPARE(fresh.async_decrypt(secret, asio::use_future).get().get().get_string(), std::string_view("async"));
+        }
+        QVERIFY(ce.async_get_key(id, asio::use_future).get());
+        trellis::cursor keys = ce.async_get_keys(asio::use_future).get();
+        int n = 0;
+        for (const auto& k : keys) n += k["_id"].get_uuid() == id ? 1 : 0;
+        QCOMPARE(n, 1);
+        const auto before = ce.async_add_key_alt_name(id, "second", asio::use_future).get();
+        QCOMPARE(before->view()["keyAltNames"].get_array().count(), std::size_t(1));
+        QCOMPARE(ce.async_get_key_by_alt_name("second", asio::use_future).get()->view()["_id"].get_uuid(), id);
+        ce.async_remove_key_alt_name(id, "second", asio::use_future).get();
+        QVERIFY(!ce.async_get_key_by_alt_name("second", asio::use_future).get());
+        trellis::rewrap_many_data_key_options to_local;
+        to_local.provider = "local";
+        const auto rewrapped = ce.async_rewrap_many_data_key(doc(R"({"keyAltNames": "async"})"), to_local, asio::use_future).get();
+        QCOMPARE(rewrapped.bulk_write_result->modified_count, std::int64_t(1));
+        QCOMPARE(ce.async_delete_key(id, asio::use_future).get().deleted_count, std::int64_t(1));
+
+        // Errors arrive through the completion, typed.
+        auto unknown = ce.async_create_data_key("gcp", {}, asio::use_future);
+        EXPECT_ERROR(unknown.get(), errc::invalid_argument, "\"gcp\" is not configured");
+        dk.master_key = aws_master_key(kms_->endpoint(), "fail-async");
+        auto refused = ce.async_create_data_key("aws", dk, asio::use_future);
+        EXPECT_ERROR(refused.get(), errc::operation_failure, "mock KMS: key arn:aws:kms:us-east-1:000000000000:key/fail-async");
+
+        // use_awaitable from a coroutine on an io_context of the caller's, and a plain callback.
+        asio::io_context io;
+        std::string round_trip;
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+                const bson::uuid local = co_await ce.async_create_data_key("local", {}, asio::use_awaitable);
+                trellis::encrypt_options o;
+                o.key_id = local;
+                o.algorithm = std::string(trellis::encryption_algorithm::random);
+                const trellis::owned_value plain = trellis::owned_value::of(std::string("awaited"));
+                const trellis::owned_value c = co_await ce.async_encrypt(plain, o, asio::use_awaitable);
+                const trellis::owned_value back = co_await ce.async_decrypt(c, asio::use_awaitable);
+                round_trip = std::string(back.get().get_string());
+            },
+            asio::detached);
+        io.run();
+        QCOMPARE(round_trip, std::string("awaited"));
+        std::promise<std::string> called;
+        ce.async_decrypt(trellis::owned_value::of(std::string("not ciphertext")),
+                         [&called](std::exception_ptr e, trellis::owned_value) {
+                             try {
+                                 if (e) std::rethrow_exception(e);
+                                 called.set_value("no error");
+                             } catch (const trellis::error& err) {
+                                 called.set_value(err.what());
+                             }
+                         });
+        const std::string what = called.get_future().get();
+        QVERIFY2(what.find("decrypt: the value is not binary") != std::string::npos, what.c_str());
+    }
+
+    void async_operation_outlives_its_client_encryption() {
+        auto ce = std::make_unique<trellis::client_encryption>(aws_options());
+        trellis::data_key_options dk;
+        dk.master_key = aws_master_key(kms_->endpoint());
+        auto pending = ce->async_create_data_key("aws", dk, boost::asio::use_future);
+        ce.reset();  // the operation keeps what it needs
+        const bson::uuid id = pending.get();
+        QCOMPARE(vault().count_documents(id_filter_of(id)), std::int64_t(1));
     }
 };
 
