@@ -20,6 +20,7 @@
 #include "trellis/client.hpp"
 #include "trellis/client_encryption.hpp"
 #include "trellis/sim/deployment.hpp"
+#include "encryption/crypt_core.hpp"
 #include "fail_point.hpp"
 #include "mock_kms.hpp"
 #include "sim_rig.hpp"
@@ -564,6 +565,18 @@ private slots:
         bounded.key_vault_client = &csot;
         trellis::client_encryption with_csot(std::move(bounded));
         EXPECT_ERROR(with_csot.create_data_key("aws", o), errc::operation_timeout, "no reply within 400 ms");
+    }
+
+    void kms_endpoints_are_split() {
+        using trellis::encryption::split_endpoint;
+        using hp = std::pair<std::string, std::uint16_t>;
+        QCOMPARE(split_endpoint("kms.us-east-1.amazonaws.com"), hp("kms.us-east-1.amazonaws.com", 443));
+        QCOMPARE(split_endpoint("127.0.0.1:8443"), hp("127.0.0.1", 8443));
+        QCOMPARE(split_endpoint("[::1]:5696"), hp("::1", 5696));
+        QCOMPARE(split_endpoint("[::1]"), hp("::1", 443));
+        QCOMPARE(split_endpoint("kmip.example", 5696), hp("kmip.example", 5696));
+        for (const char* bad : {"", ":443", "host:", "host:x1", "host:65536", "host:0", "::1:443", "[::1", "[::1]x"})
+            EXPECT_ERROR(split_endpoint(bad), errc::invalid_argument, "KMS endpoint \"" + std::string(bad) + "\"");
     }
 
     void tls_options_are_validated() {
