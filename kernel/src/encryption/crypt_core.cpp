@@ -10,6 +10,7 @@ extern "C" {
 #include <optional>
 #include <set>
 #include <span>
+#include <tuple>
 
 #include "trellis/base64.hpp"
 #include "trellis/bson/builder.hpp"
@@ -92,6 +93,40 @@ std::vector<std::uint8_t> bytes_of(std::string_view provider, std::string_view f
 
 std::string libmongocrypt_version() { return mongocrypt_version(nullptr); }
 
+std::pair<std::string, std::uint16_t> split_endpoint(std::string_view endpoint, std::uint16_t default_port) {
+    auto bad = [&](const std::string& why) -> std::pair<std::string, std::uint16_t> {
+        throw error(errc::invalid_argument, "KMS endpoint \"" + std::string(endpoint) + "\": " + why);
+    };
+    std::string_view host = endpoint;
+    std::string_view port;
+    if (endpoint.starts_with('[')) {  // [IPv6]:port
+        const auto close = endpoint.find(']');
+        if (close == std::string_view::npos) return bad("no closing ']'");
+        host = endpoint.substr(1, close - 1);
+        const std::string_view rest = endpoint.substr(close + 1);
+        if (!rest.empty()) {
+            if (!rest.starts_with(':')) return bad("unexpected text after ']'");
+            port = rest.substr(1);
+            if (port.empty()) return bad("empty port");
+        }
+    } else if (const auto colon = endpoint.rfind(':'); colon != std::string_view::npos) {
+        if (endpoint.find(':') != colon) return bad("an IPv6 address must be in brackets");
+        host = endpoint.substr(0, colon);
+        port = endpoint.substr(colon + 1);
+        if (port.empty()) return bad("empty port");
+    }
+    if (host.empty()) return bad("empty host");
+    if (port.empty()) return {std::string(host), default_port};
+    unsigned value = 0;
+    for (const char c : port) {
+        if (c < '0' || c > '9') return bad("port is not a number");
+        value = value * 10 + static_cast<unsigned>(c - '0');
+        if (value > 65535) return bad("port out of range");
+    }
+    if (value == 0) return bad("port out of range");
+    return {std::string(host), static_cast<std::uint16_t>(value)};
+}
+
 void validate_kms_providers(bson::document_view providers) {
     if (providers.empty()) throw configuration_error("kmsProviders: no KMS provider is configured");
     std::set<std::string_view> seen;
@@ -173,7 +208,7 @@ context::context(const crypt& c) : ctx_(mongocrypt_ctx_new(c.get())) {
 
 context::~context() { mongocrypt_ctx_destroy(ctx_); }
 
-context::context(context&& other) noexcept : ctx_(std::exchange(other.ctx_, nullptr)) {}
+context::context(context&& other) noexcept : ctx_(std::exchange(other.ctx_, nullptr)), kms_(std::move(other.kms_)) {}
 
 void context::raise(std::string_view during) const {
     status_holder st;
@@ -256,10 +291,27 @@ next_action context::next() {
             return action::need_keys{std::move(*filter)};
         }
         case MONGOCRYPT_CTX_NEED_KMS: {
-            mongocrypt_kms_ctx_t* kms = mongocrypt_ctx_next_kms_ctx(ctx_);
-            uint32_t len = 0;
-            const char* name = kms ? mongocrypt_kms_ctx_get_kms_provider(kms, &len) : nullptr;
-            return action::need_kms{name ? std::string(name, len) : std::string("unknown")};
+            kms_.clear();
+            action::need_kms need;
+            while (mongocrypt_kms_ctx_t* kms = mongocrypt_ctx_next_kms_ctx(ctx_)) {
+                kms_request r;
+                r.index = kms_.size();
+                uint32_t len = 0;
+                const char* name = mongocrypt_kms_ctx_get_kms_provider(kms, &len);
+                r.provider = name ? std::string(name, len) : std::string("unknown");
+                const char* endpoint = nullptr;
+                if (!mongocrypt_kms_ctx_endpoint(kms, &endpoint) || !endpoint) raise_kms(kms, r, "endpoint");
+                r.endpoint = endpoint;
+                std::tie(r.host, r.port) = split_endpoint(r.endpoint);
+                const std::unique_ptr<mongocrypt_binary_t, void (*)(mongocrypt_binary_t*)> msg(mongocrypt_binary_new(),
+                                                                                             mongocrypt_binary_destroy);
+                if (!mongocrypt_kms_ctx_message(kms, msg.get())) raise_kms(kms, r, "message");
+                const std::uint8_t* data = mongocrypt_binary_data(msg.get());
+                r.message.assign(data, data + mongocrypt_binary_len(msg.get()));
+                kms_.emplace_back(kms, r);
+                need.requests.push_back(std::move(r));
+            }
+            return need;
         }
         case MONGOCRYPT_CTX_READY: {
             auto result = filled([this](mongocrypt_binary_t* b) { return mongocrypt_ctx_finalize(ctx_, b); });
@@ -284,6 +336,37 @@ void context::feed_key(bson::document_view key) {
 
 void context::keys_done() {
     if (!mongocrypt_ctx_mongo_done(ctx_)) raise("run");
+}
+
+void context::raise_kms(_mongocrypt_kms_ctx_t* kms, const kms_request& r, std::string_view during) {
+    status_holder st;
+    mongocrypt_kms_ctx_status(kms, st.s);
+    // A reply refused (the KMS's error reply, or one libmongocrypt cannot parse) is the remote
+    // service failing; a request that cannot be made is configuration.
+    const errc code = during == "reply" || mongocrypt_status_type(st.s) == MONGOCRYPT_STATUS_ERROR_KMS
+                          ? errc::operation_failure
+                          : errc::configuration_error;
+    throw error(code, "KMS provider \"" + r.provider + "\" at " + r.endpoint + " (" + std::string(during) +
+                          "): " + st.message());
+}
+
+std::size_t context::kms_bytes_needed(std::size_t index) const {
+    return mongocrypt_kms_ctx_bytes_needed(kms_.at(index).first);
+}
+
+void context::feed_kms(std::size_t index, std::span<const std::uint8_t> reply) {
+    auto& [kms, r] = kms_.at(index);
+    const binary_ref bytes(reply);
+    if (!mongocrypt_kms_ctx_feed(kms, bytes.b)) raise_kms(kms, r, "reply");
+}
+
+void context::kms_done() {
+    for (const auto& [kms, r] : kms_)
+        if (mongocrypt_kms_ctx_bytes_needed(kms) != 0)
+            throw error(errc::configuration_error, "KMS provider \"" + r.provider + "\" at " + r.endpoint +
+                                                       ": kms_done() before its reply was complete");
+    kms_.clear();
+    if (!mongocrypt_ctx_kms_done(ctx_)) raise("KMS");
 }
 
 }  // namespace trellis::encryption

@@ -2,13 +2,16 @@
 // context per operation whose state machine the caller drives through next():
 //
 //   need_keys{filter}  find the filter in the key vault, feed_key() each document, keys_done()
-//   need_kms{provider} a request to that provider's KMS is needed (the shell refuses it)
+//   need_kms{requests} send each request to its KMS over TLS, feed_kms() the reply until
+//                      kms_bytes_needed() is 0, then kms_done()
 //   done{result}       the operation's result document
 //
-// client_encryption.cpp is the shell that does the key vault I/O. Not thread-safe.
+// client_encryption.cpp is the shell that does the key vault and KMS I/O. Not thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -18,6 +21,7 @@
 
 struct _mongocrypt_t;
 struct _mongocrypt_ctx_t;
+struct _mongocrypt_kms_ctx_t;
 
 namespace trellis::encryption {
 
@@ -28,12 +32,26 @@ std::string libmongocrypt_version();
 /// naming the provider and the field.
 void validate_kms_providers(bson::document_view providers);
 
+/// One HTTP (or KMIP) request to a KMS: send message over TLS to host:port, feed the reply back.
+struct kms_request {
+    std::size_t index = 0;  ///< for feed_kms and kms_bytes_needed
+    std::string provider;   ///< "aws", "azure", "gcp", "kmip"
+    std::string endpoint;   ///< as libmongocrypt gives it: "host[:port]"
+    std::string host;
+    std::uint16_t port = 443;
+    std::vector<std::uint8_t> message;
+};
+
+/// "host[:port]" (IPv6 as "[addr]:port") split; port 443 when none is given. invalid_argument for a
+/// malformed endpoint.
+std::pair<std::string, std::uint16_t> split_endpoint(std::string_view endpoint, std::uint16_t default_port = 443);
+
 namespace action {
 struct need_keys {
     bson::document filter;
 };
 struct need_kms {
-    std::string provider;
+    std::vector<kms_request> requests;
 };
 struct done {
     bson::document result;
@@ -77,11 +95,20 @@ public:
     next_action next();
     void feed_key(bson::document_view key);
     void keys_done();
+    /// How many more reply bytes request index needs; 0: its reply is complete.
+    std::size_t kms_bytes_needed(std::size_t index) const;
+    /// Reply bytes for request index (at most kms_bytes_needed). Throws when the reply is an error
+    /// (errc::operation_failure with libmongocrypt's message, the provider and the endpoint named).
+    void feed_kms(std::size_t index, std::span<const std::uint8_t> reply);
+    /// Every request of the last need_kms is answered.
+    void kms_done();
 
 private:
     explicit context(const crypt& c);
     [[noreturn]] void raise(std::string_view during) const;
+    [[noreturn]] static void raise_kms(_mongocrypt_kms_ctx_t* kms, const kms_request& r, std::string_view during);
     _mongocrypt_ctx_t* ctx_ = nullptr;
+    std::vector<std::pair<_mongocrypt_kms_ctx_t*, kms_request>> kms_;  // the current need_kms round
 };
 
 }  // namespace trellis::encryption
