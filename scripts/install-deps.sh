@@ -22,7 +22,7 @@ packages=(
   libssl-dev openssl zlib1g-dev libsnappy-dev libzstd-dev
   libtomlplusplus-dev libutf8proc-dev
   libc-ares-dev dnsmasq
-  python3 python3-pymongo python3-mockupdb python3-snappy python3-zstandard
+  python3 python3-pymongo python3-mockupdb python3-snappy python3-zstandard python3-cryptography
 )
 if [[ $fuzz -eq 1 ]]; then
   packages=(clang-16 libclang-rt-16-dev libfuzzer-16-dev)
