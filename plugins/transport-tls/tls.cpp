@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 
 #include "../transport-plain/connect.hpp"
+#include "trellis/sdk/tls_diagnostics.hpp"
 
 namespace {
 
@@ -19,28 +20,9 @@ namespace ssl = boost::asio::ssl;
 // OpenSSL's text, then the cause in the terms of the options that govern it.
 std::string openssl_reason(const boost::system::error_code& ec, SSL* handle, const std::string& host, const std::string& ca_file) {
     std::string why = ec.message();
-    if (handle) {
-        const long verify = SSL_get_verify_result(handle);
-        if (verify != X509_V_OK) {
-            why += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
-            switch (verify) {
-                case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-                case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-                case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-                case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-                    why += ": the server's certificate is not issued by a trusted CA (" +
-                           (ca_file.empty() ? std::string("the system's trust store") : "tlsCAFile " + ca_file) + ")";
-                    break;
-                case X509_V_ERR_CERT_HAS_EXPIRED: why += ": the server's certificate has expired"; break;
-                case X509_V_ERR_CERT_NOT_YET_VALID: why += ": the server's certificate is not valid yet"; break;
-                case X509_V_ERR_HOSTNAME_MISMATCH:
-                case X509_V_ERR_IP_ADDRESS_MISMATCH:
-                    why += ": the server's certificate does not name \"" + host + "\"";
-                    break;
-                default: break;
-            }
-        }
-    }
+    if (handle)
+        why += sdk::explain_verify_failure(SSL_get_verify_result(handle), "the server's certificate", host,
+                                           ca_file.empty() ? std::string("the system's trust store") : "tlsCAFile " + ca_file);
     if (ec.category() == asio::error::get_ssl_category()) {
         const int reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
         if (reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION || reason == SSL_R_UNSUPPORTED_PROTOCOL)

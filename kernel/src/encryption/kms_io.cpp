@@ -12,6 +12,8 @@
 #include <openssl/x509v3.h>
 #include <vector>
 
+#include "trellis/sdk/tls_diagnostics.hpp"
+
 namespace trellis::encryption {
 
 namespace asio = boost::asio;
@@ -32,24 +34,10 @@ bool is_ip_address(const std::string& host) {
 
 // OpenSSL's text, with the verification failure in terms of the option that governs it.
 std::string tls_reason(const boost::system::error_code& ec, SSL* handle, const std::string& host, const std::string& ca_file) {
-    std::string why = ec.message();
-    const long verify = handle ? SSL_get_verify_result(handle) : X509_V_OK;
-    if (verify == X509_V_OK) return why;
-    why += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
-    switch (verify) {
-        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-        case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-        case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-            return why + ": the KMS certificate is not issued by a trusted CA (" +
-                   (ca_file.empty() ? std::string("the system's trust store; set tlsOptions tlsCAFile")
-                                    : "tlsCAFile " + ca_file) +
-                   ")";
-        case X509_V_ERR_HOSTNAME_MISMATCH:
-        case X509_V_ERR_IP_ADDRESS_MISMATCH: return why + ": the KMS certificate does not name \"" + host + "\"";
-        case X509_V_ERR_CERT_HAS_EXPIRED: return why + ": the KMS certificate has expired";
-        default: return why;
-    }
+    if (!handle) return ec.message();
+    return ec.message() + sdk::explain_verify_failure(SSL_get_verify_result(handle), "the KMS certificate", host,
+                                                      ca_file.empty() ? std::string("the system's trust store; set tlsOptions tlsCAFile")
+                                                                      : "tlsCAFile " + ca_file);
 }
 
 // What the timer and the steps share: the timer's handler may run after the coroutine is gone.
