@@ -217,7 +217,8 @@ asio::awaitable<bool> session::handle(const wire::message& msg) {
 
         co_await reply_delay();
         if (closed_) co_return false;
-        std::vector<std::uint8_t> out;
+        std::vector<std::uint8_t>& out = reply_buffer_;
+        out.clear();
         const bool is_hello = is_hello_command(req.name);
         // Exhaust: an awaitable hello streams topology changes; a getMore streams the batches
         // of its cursor until the cursor is exhausted (OP_MSG moreToCome).
