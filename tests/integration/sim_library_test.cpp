@@ -174,6 +174,36 @@ private slots:
         d.stop();
     }
 
+    // As mongod, a session keeps the record of its newest retryable write only: a retry of an
+    // older txnNumber is refused (TransactionTooOld), not run again; other sessions are untouched.
+    void a_session_keeps_its_newest_retry_record_only() {
+        sim::sim_config cfg;
+        cfg.topology = sim::topology_kind::replica_set;
+        cfg.nodes = 1;
+        sim::deployment d(cfg);
+        d.start();
+        QVERIFY(d.wait_for_primary(std::chrono::seconds(10)));
+        const std::string primary = *d.primary();
+        const auto insert = [&](std::uint8_t session, std::int64_t txn, int id) {
+            const trellis::bson::uuid lsid{{session, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}};
+            bson::builder b;
+            b.append("insert", "c").open_array("documents").open_document().append("_id", id).close_document().close_array();
+            b.open_document("lsid").append("id", lsid).close_document().append("txnNumber", txn).append("$db", "lib");
+            return run(primary, b.extract());
+        };
+        QCOMPARE(insert(1, 1, 1)["n"].as_int64(), std::int64_t(1));
+        QCOMPARE(insert(1, 1, 1)["n"].as_int64(), std::int64_t(1));  // the record: not run again (no E11000)
+        QCOMPARE(insert(2, 1, 2)["n"].as_int64(), std::int64_t(1));  // another session
+        QCOMPARE(insert(1, 2, 3)["n"].as_int64(), std::int64_t(1));
+        QCOMPARE(insert(1, 2, 3)["n"].as_int64(), std::int64_t(1));
+        const bson::document too_old = insert(1, 1, 1);
+        QCOMPARE(too_old["ok"].as_double(), 0.0);
+        QCOMPARE(too_old["code"].as_int64(), std::int64_t(225));
+        QCOMPARE(std::string(too_old["codeName"].get_string()), std::string("TransactionTooOld"));
+        QCOMPARE(insert(2, 1, 2)["n"].as_int64(), std::int64_t(1));  // session 2's record is still there
+        d.stop();
+    }
+
     // A voter grants its vote only to a candidate at least as up to date as itself. With the
     // freshest survivor in its step-down period, a lagging member must not win: it would
     // roll back a write a majority acknowledged.

@@ -2955,6 +2955,14 @@ asio::awaitable<command_result> run_command(session& s, request& req, const comm
         // Retryable writes: the same lsid + txnNumber is applied once; of one cut short, the
         // statements that committed are not applied again.
         if (auto key = retry_key_of(req)) {
+            if (const auto newer = target->retries.upper_bound(*key);
+                newer != target->retries.end() && newer->first.lsid == key->lsid) {
+                out.reply = error_reply(225, "TransactionTooOld",
+                                        "Retryable write with txnNumber " + std::to_string(key->txn_number) +
+                                            " is prohibited on this session because a newer retryable write with txnNumber " +
+                                            std::to_string(newer->first.txn_number) + " has already started on this session.");
+                co_return out;
+            }
             if (auto it = target->retries.find(*key); it != target->retries.end()) {
                 if (auto statements = partial_statements(it->second)) {
                     done = std::move(*statements);  // cut short: the rest of the statements run below

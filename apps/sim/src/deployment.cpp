@@ -455,7 +455,7 @@ asio::awaitable<void> deployment::impl::replicate(member& m) {
                 ++m.opcounters_repl[o == "i" ? "insert" : o == "u" ? "update" : o == "d" ? "delete" : "command"];
             }
         }
-        if (rec.retry) m.retries[rec.retry->first] = rec.retry->second;
+        if (rec.retry) remember_retry(m.retries, rec.retry->first, rec.retry->second);
         m.log.push_back(rec);
         data_changed.notify();
     }
@@ -503,8 +503,11 @@ optime deployment::impl::record_write(member& p, std::vector<bson::document> ent
     if (!open) p.doc_writes.clear();
     else
         for (auto& k : written_keys(rec.entries)) p.doc_writes[std::move(k)] = p.write_seq;
-    if (retry) p.retries[retry->first] = retry->second;
+    if (retry) remember_retry(p.retries, retry->first, retry->second);
     rec.retry = std::move(retry);
+    // A standalone has no oplog (as mongod): it keeps its last record only, for the optime and
+    // wall time its replies carry. Kept whole, its memory grew with every write, without end.
+    if (cfg.topology == topology_kind::standalone && !p.log.empty()) p.log.clear();
     p.log.push_back(std::move(rec));
     data_changed.notify();
     return p.log.back().op;

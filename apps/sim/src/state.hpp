@@ -7,6 +7,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <list>
 #include <map>
 #include <memory>
@@ -59,6 +60,16 @@ struct retry_key {
     std::int64_t txn_number = 0;
     friend auto operator<=>(const retry_key&, const retry_key&) = default;
 };
+
+/// Records the reply of `key`'s write. As mongod, a session keeps the records of its newest
+/// txnNumber only (a retry of an older one is refused: TransactionTooOld), so the records do
+/// not grow with every write.
+template <class Map, class Reply>
+void remember_retry(Map& records, const retry_key& key, Reply&& reply) {
+    records.erase(records.lower_bound(retry_key{key.lsid, std::numeric_limits<std::int64_t>::min()}),
+                  records.lower_bound(key));
+    records[key] = std::forward<Reply>(reply);
+}
 
 /// A logical session a member has seen (its local session cache, as $listLocalSessions shows).
 struct local_session {
