@@ -463,6 +463,21 @@ private slots:
         QCOMPARE(all(c.async_list_indexes(asio::use_future).get()).size(), std::size_t(2));
         c.async_drop_index("email_1", asio::use_future).get();
         QCOMPARE(all(c.list_indexes()).size(), std::size_t(1));
+        QCOMPARE(c.async_create_index(doc(R"({"z": -1})"), doc(R"({"name": "by_z"})"), asio::use_future).get(),
+                 std::string("by_z"));
+        QCOMPARE(c.async_create_index(doc(R"({"y": 1})"), {}, asio::use_future).get(), std::string("y_1"));
+        QCOMPARE(all(c.list_indexes()).size(), std::size_t(3));
+        c.async_drop_indexes({}, asio::use_future).get();
+        QCOMPARE(all(c.list_indexes()).size(), std::size_t(1));
+        c.create_index(doc(R"({"w": 1})"));
+        c.drop_indexes();
+        QCOMPARE(all(c.list_indexes()).size(), std::size_t(1));
+        try {
+            c.async_create_index(doc(R"({"v": 0})"), {}, asio::use_future).get();
+            QFAIL("a key pattern of 0 must be refused");
+        } catch (const trellis::operation_failure& e) {
+            QCOMPARE(e.server_code(), 67);  // CannotCreateIndex, as mongod
+        }
         c.async_drop(asio::use_future).get();
         QCOMPARE(c.estimated_document_count(), std::int64_t(0));
     }

@@ -333,6 +333,7 @@ public:
     using count_signature = void(std::exception_ptr, std::int64_t);
     using distinct_signature = void(std::exception_ptr, bson::array);
     using names_signature = void(std::exception_ptr, std::vector<std::string>);
+    using name_signature = void(std::exception_ptr, std::string);
     using done_signature = void(std::exception_ptr);
 
     /// An empty handle (what an async create_collection completes with on failure); assign
@@ -542,6 +543,11 @@ public:
     std::vector<std::string> create_indexes(std::initializer_list<index_model> indexes, create_indexes_options options = {}) {
         return create_indexes(std::span<const index_model>(indexes.begin(), indexes.size()), std::move(options));
     }
+    /// One index; its name.
+    template <boost::asio::completion_token_for<name_signature> T = boost::asio::deferred_t>
+    auto async_create_index(bson::document keys, bson::document options = {}, T&& token = {}) {
+        return spawn(create_index_impl(t_, std::move(keys), std::move(options)), std::forward<T>(token));
+    }
     std::string create_index(bson::document_view keys, bson::document_view options = {});
     /// A cursor over the index descriptions ({v, key, name, ...}).
     template <boost::asio::completion_token_for<find_signature> T = boost::asio::deferred_t>
@@ -563,6 +569,11 @@ public:
         return spawn(drop_index_impl(t_, std::move(index_name), std::move(options)), std::forward<T>(token));
     }
     void drop_index(std::string index_name, drop_index_options options = {});
+    /// Every index but _id's.
+    template <boost::asio::completion_token_for<done_signature> T = boost::asio::deferred_t>
+    auto async_drop_indexes(drop_index_options options = {}, T&& token = {}) {
+        return async_drop_index("*", std::move(options), std::forward<T>(token));
+    }
     void drop_indexes(drop_index_options options = {}) { drop_index("*", std::move(options)); }
 
     /// Drops the collection; dropping one that does not exist is not an error.
@@ -619,6 +630,7 @@ private:
     static boost::asio::awaitable<change_stream> watch_impl(target t, bson::array pipeline, change_stream_options o);
     static boost::asio::awaitable<std::vector<std::string>> create_indexes_impl(target t, std::vector<index_model> indexes,
                                                                                 create_indexes_options o);
+    static boost::asio::awaitable<std::string> create_index_impl(target t, bson::document keys, bson::document options);
     static boost::asio::awaitable<cursor> list_indexes_impl(target t, list_indexes_options o);
     static boost::asio::awaitable<void> drop_index_impl(target t, std::string index, drop_index_options o);
     static boost::asio::awaitable<void> drop_impl(target t);

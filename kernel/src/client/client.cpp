@@ -621,6 +621,11 @@ asio::awaitable<std::vector<std::string>> collection::create_indexes_impl(target
 std::vector<std::string> collection::create_indexes(std::span<const index_model> indexes, create_indexes_options options) {
     return wait(t_.core, create_indexes_impl(t_, borrowed(indexes), std::move(options)));
 }
+asio::awaitable<std::string> collection::create_index_impl(target t, bson::document keys, bson::document options) {
+    std::vector<index_model> one;
+    one.push_back(index_model{std::move(keys), std::move(options)});
+    co_return (co_await create_indexes_impl(std::move(t), std::move(one), {})).front();
+}
 std::string collection::create_index(bson::document_view keys, bson::document_view options) {
     std::vector<index_model> one;
     one.push_back(index_model{borrowed(keys), borrowed(options)});
