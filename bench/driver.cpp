@@ -1,5 +1,7 @@
 #include "driver.hpp"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -31,7 +33,7 @@ constexpr int exit_failure = 1;
 
 constexpr std::string_view usage_text =
     "usage: trellis-bench driver [--tasks T,...] [--peers P,...] [--faces F,...] [--rounds R] [--ops N]\n"
-    "                            [--json FILE] [--data DIR] [--smoke]\n"
+    "                            [--json FILE] [--data DIR] [--smoke] [--glibc-malloc-defaults]\n"
     "\n"
     "The driver benchmark spec's single- and multi-document tasks against one trellis-sim\n"
     "standalone (its own process), on Trellis and its peers in the same run, interleaved;\n"
@@ -48,6 +50,11 @@ constexpr std::string_view usage_text =
     "                  \"raw\", \"unit\", \"ratio_libmongoc\", ...}]} to FILE\n"
     "  --data DIR      DIR/single_and_multi_document/{tweet,small_doc,large_doc}.json; default:\n"
     "                  $TRELLIS_BENCH_DATA_DIR, else " TRELLIS_DEFAULT_BENCH_DATA_DIR "\n"
+    "  --glibc-malloc-defaults  leave glibc's heap as it is: it then hands memory back to the\n"
+    "                  kernel and takes it again as the peers, who share this process, allocate,\n"
+    "                  and a 16 MB reply may land on fresh pages or not depending on who ran\n"
+    "                  before (by default the heap keeps its memory: blocks up to 32 MB from the\n"
+    "                  heap, trimmed beyond 1 GB free)\n"
     "  --smoke         a few hundred operations per task and one round: checks that every\n"
     "                  peer runs every task and gets the same documents back (CTest)\n"
     "\n"
@@ -68,6 +75,7 @@ struct options {
     std::size_t rounds = 5;
     std::size_t ops = 10000;
     bool smoke = false;
+    bool malloc_defaults = false;
     std::optional<std::string> json_file;
     std::optional<std::string> data_dir;
 };
@@ -104,6 +112,7 @@ std::optional<options> parse_arguments(int argc, char** argv) {
         else if (name == "--rounds") o.rounds = parse_count(name, w.take_value(), 1), rounds_given = true;
         else if (name == "--ops") o.ops = parse_count(name, w.take_value(), 64), ops_given = true;
         else if (name == "--smoke" && !w.has_inline_value()) o.smoke = true;
+        else if (name == "--glibc-malloc-defaults" && !w.has_inline_value()) o.malloc_defaults = true;
         else if (name == "--json") {
             o.json_file = std::string(w.take_value());
             if (o.json_file->empty()) throw failure{exit_usage_error, "--json needs a file name"};
@@ -348,6 +357,7 @@ public:
             doc["tasks"] = std::move(tasks);
             doc["rounds"] = o_.rounds;
             doc["ops"] = w_.ops;
+            doc["malloc"] = o_.malloc_defaults ? "glibc defaults" : "steady heap";
             std::ofstream f(*o_.json_file);
             f << boost::json::serialize(doc) << "\n";
             if (!f) throw failure{exit_failure, "cannot write " + *o_.json_file};
@@ -426,6 +436,13 @@ int run(int argc, char** argv) {
         return exit_ok;
     }
     const options& o = *parsed;
+    // The Trellis and libmongoc peers share this process's heap. With glibc's defaults, whether
+    // a peer's 16 MB find batch lands on fresh pages (page faults cost ~5 us each on this VM)
+    // depended on what the other peer had allocated and freed before: libmongoc's find_many
+    // took 45-90 ms of CPU per run in a full run and 4.4 ms with this setting, Trellis's 8-63 ms
+    // and 9 ms. A steady heap measures the drivers, not the order they ran in.
+    if (!o.malloc_defaults && (mallopt(M_MMAP_THRESHOLD, 32 << 20) != 1 || mallopt(M_TRIM_THRESHOLD, 1 << 30) != 1))
+        throw failure{exit_failure, "glibc refused the heap settings (mallopt); run with --glibc-malloc-defaults"};
     const std::string dir = data_directory(o);
     const std::string docs_dir = dir + "/single_and_multi_document";
 
@@ -453,8 +470,10 @@ int run(int argc, char** argv) {
         w.host = hostport.substr(0, colon);
         w.port = std::stoi(hostport.substr(colon + 1, hostport.find_first_of("/?", colon) - colon - 1));
     }
-    std::printf("trellis-bench driver: trellis-sim (pid %d) at %s; %zu ops per single-document run, %zu tweets, %zu round(s)\n",
-                static_cast<int>(sim.pid()), w.uri.c_str(), w.ops, w.tweets, o.rounds);
+    std::printf("trellis-bench driver: trellis-sim (pid %d) at %s; %zu ops per single-document run, %zu tweets, %zu round(s);\n"
+                "  heap: %s\n",
+                static_cast<int>(sim.pid()), w.uri.c_str(), w.ops, w.tweets, o.rounds,
+                o.malloc_defaults ? "glibc defaults" : "steady (blocks up to 32 MB from the heap, trimmed beyond 1 GB free)");
     std::fflush(stdout);
 
     mongoc_init();
