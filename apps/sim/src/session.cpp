@@ -217,8 +217,8 @@ asio::awaitable<bool> session::handle(const wire::message& msg) {
 
         co_await reply_delay();
         if (closed_) co_return false;
-        std::vector<std::uint8_t>& out = reply_buffer_;
-        out.clear();
+        // Reused from reply to reply: a fresh 16 MB buffer per find batch cost 2,000 page faults.
+        std::vector<std::uint8_t> out = owner.dep.take_reply_buffer(result.reply.size() + 64);
         const bool is_hello = is_hello_command(req.name);
         // Exhaust: an awaitable hello streams topology changes; a getMore streams the batches
         // of its cursor until the cursor is exhausted (OP_MSG moreToCome).
@@ -252,6 +252,7 @@ asio::awaitable<bool> session::handle(const wire::message& msg) {
                 out.swap(wrapped);
             }
         co_await send(out);
+        owner.dep.return_reply_buffer(std::move(out));
         if (result.close_after_reply) {
             fail("the client came through the load balancer without loadBalanced: true");
             co_return false;

@@ -69,9 +69,6 @@ private:
 
     std::variant<tcp::socket, tls_stream> stream_;
     bool closed_ = false;
-    // The encoded reply. Kept from reply to reply: a fresh 16 MB buffer per find batch cost
-    // 2,000 page faults each time (docs/performance.md, find_many).
-    std::vector<std::uint8_t> reply_buffer_;
 };
 
 /// Runs one command on a member (commands.cpp).

@@ -4,6 +4,7 @@
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -286,6 +287,33 @@ struct deployment::impl {
     std::vector<std::string> startup_warnings;  // getLog startupWarnings (mongod's JSON log lines)
     std::optional<asio::steady_timer> election_timer;
     signal data_changed;   // oplog grew, a member applied, topology changed
+    // Encoded replies' buffers, shared by every connection: a connection that had not sent a
+    // large reply before would otherwise take fresh pages for its first 16 MB find batch (a
+    // client's pool hands out a different connection now and then).
+    std::vector<std::vector<std::uint8_t>> spare_reply_buffers;
+    /// The smallest spare that holds `need` bytes, else the largest (it grows from there).
+    std::vector<std::uint8_t> take_reply_buffer(std::size_t need) {
+        auto& spares = spare_reply_buffers;
+        if (spares.empty()) return {};
+        auto pick = spares.begin();
+        for (auto it = spares.begin(); it != spares.end(); ++it) {
+            const bool fits = it->capacity() >= need, picked_fits = pick->capacity() >= need;
+            if (fits ? !picked_fits || it->capacity() < pick->capacity() : !picked_fits && it->capacity() > pick->capacity())
+                pick = it;
+        }
+        std::vector<std::uint8_t> b = std::move(*pick);
+        spares.erase(pick);
+        b.clear();
+        return b;
+    }
+    /// Keeps the four largest.
+    void return_reply_buffer(std::vector<std::uint8_t> b) {
+        auto& spares = spare_reply_buffers;
+        if (spares.size() < 4) return spares.push_back(std::move(b));
+        auto smallest = std::min_element(spares.begin(), spares.end(),
+                                         [](const auto& x, const auto& y) { return x.capacity() < y.capacity(); });
+        if (smallest->capacity() < b.capacity()) *smallest = std::move(b);
+    }
     std::uint32_t ts_increment = 0;
     std::uint32_t ts_seconds = 0;
 
