@@ -176,9 +176,9 @@ private:
             document filter;
             trellis::find_options options;
             auto cursor = co_await coll.async_find(std::move(filter), std::move(options), asio::use_awaitable);
-            for (auto doc = co_await cursor.async_next(asio::use_awaitable); doc;
-                 doc = co_await cursor.async_next(asio::use_awaitable))
-                if (check) t.add(doc->view());
+            // In place, as the blocking face's next_view and mongoc_cursor_next's borrowed bson_t.
+            while (const auto doc = co_await cursor.async_next_view(asio::use_awaitable))
+                if (check) t.add(*doc);
         } else if (task == task_id::insert_many) {
             auto coll = db[w_.insert_coll];
             trellis::insert_many_options options;

@@ -3,6 +3,10 @@
 #include <QtTest/QtTest>
 
 #include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <cstdlib>
 #include <new>
@@ -211,6 +215,62 @@ private slots:
         const auto by_view = blocks_of_its_size(d, [&] {
             auto k = c.find();
             const auto v = k.next_view();
+            QVERIFY(v && v->size() == d.size());
+        });
+        QCOMPARE(by_view, by_copy - 1);
+    }
+
+    void a_cursor_hands_out_views_asynchronously() {
+        using boost::asio::use_future;
+        auto c = coll();
+        std::vector<bson::document> docs;
+        for (int i = 1; i <= 10; ++i) docs.push_back(bson::make_document(bson::kvp("_id", i), bson::kvp("sq", i * i)));
+        c.insert_many(docs);
+        trellis::find_options o;
+        o.batch_size = 3;  // four batches: firstBatch and three getMores
+        o.sort = doc(R"({"_id": 1})");
+        const std::size_t getmores_before = rig_->sent("getMore").size();
+        {
+            auto cur = c.find({}, o);
+            std::vector<int> ids;
+            while (const auto v = cur.async_next_view(use_future).get()) {
+                QCOMPARE((*v)["sq"].get_int32(), (*v)["_id"].get_int32() * (*v)["_id"].get_int32());
+                ids.push_back((*v)["_id"].get_int32());
+            }
+            QCOMPARE(ids, (std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+            QCOMPARE(rig_->sent("getMore").size() - getmores_before, std::size_t{3});
+            QVERIFY(!cur.async_next_view(use_future).get());
+        }
+        {
+            // In a coroutine on the caller's own io_context, mixed with async_next, within a limit.
+            o.limit = 5;
+            auto cur = c.find({}, o);
+            std::vector<int> ids;
+            boost::asio::io_context io{1};
+            boost::asio::co_spawn(
+                io,
+                [&]() -> boost::asio::awaitable<void> {
+                    using boost::asio::use_awaitable;
+                    ids.push_back((*co_await cur.async_next(use_awaitable))["_id"].get_int32());
+                    for (int k = 0; k < 2; ++k) ids.push_back((*co_await cur.async_next_view(use_awaitable))["_id"].get_int32());
+                    ids.push_back((*co_await cur.async_next(use_awaitable))["_id"].get_int32());
+                    while (const auto v = co_await cur.async_next_view(use_awaitable)) ids.push_back((*v)["_id"].get_int32());
+                },
+                boost::asio::detached);
+            io.run();
+            QCOMPARE(ids, (std::vector<int>{1, 2, 3, 4, 5}));
+        }
+        // No copy of a document: async_next makes one block of its size, async_next_view none.
+        c.drop();
+        const auto d = big(1, 1'234'566);
+        c.insert_one(d);
+        const auto by_copy = blocks_of_its_size(d, [&] {
+            auto k = c.find();
+            QVERIFY(k.async_next(use_future).get());
+        });
+        const auto by_view = blocks_of_its_size(d, [&] {
+            auto k = c.find();
+            const auto v = k.async_next_view(use_future).get();
             QVERIFY(v && v->size() == d.size());
         });
         QCOMPARE(by_view, by_copy - 1);

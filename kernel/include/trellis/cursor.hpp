@@ -42,6 +42,7 @@ struct cursor_state;
 class cursor {
 public:
     using next_signature = void(std::exception_ptr, std::optional<bson::document>);
+    using next_view_signature = void(std::exception_ptr, std::optional<bson::document_view>);
 
     cursor() = default;
     cursor(cursor&&) noexcept = default;
@@ -55,8 +56,8 @@ public:
     /// server keeps the cursor: alive() is then still true and a later next() looks again.
     std::optional<bson::document> next();
     /// The next document as a view into the batch in hand, or nullopt at the end, as next() but
-    /// without a copy: it stays valid until this cursor's next call to next(), next_view() or
-    /// async_next(), or its end (take a bson::document of it to keep it longer).
+    /// without a copy: it stays valid until this cursor's next call to next(), next_view(),
+    /// async_next() or async_next_view(), or its end (take a bson::document of it to keep it longer).
     std::optional<bson::document_view> next_view();
 
     /// An input iterator over the remaining documents (blocking, as next()).
@@ -108,6 +109,29 @@ public:
         }
     }
 
+    /// As async_next, the document as a view into the batch in hand (as next_view(): valid until
+    /// this cursor's next call), so iterating copies nothing.
+    template <boost::asio::completion_token_for<next_view_signature> CompletionToken = boost::asio::deferred_t>
+    auto async_next_view(CompletionToken&& token = {}) {
+        if (!state_) throw_empty();
+        if constexpr (std::is_same_v<std::decay_t<CompletionToken>, boost::asio::use_awaitable_t<boost::asio::any_io_executor>>) {
+            (void)token;
+            return next_view_awaitable(state_, executor());
+        } else {
+            return boost::asio::async_initiate<CompletionToken, next_view_signature>(
+                [](auto handler, std::shared_ptr<detail::cursor_state> state, boost::asio::any_io_executor strand) {
+                    if (auto v = take_buffered_view(*state)) {
+                        // Posted, never run inline: a handler is not called from its initiating function.
+                        auto ex = boost::asio::get_associated_executor(handler, strand);
+                        boost::asio::post(ex, boost::asio::append(std::move(handler), std::exception_ptr(), v));
+                        return;
+                    }
+                    boost::asio::co_spawn(strand, next_view_impl(std::move(state)), std::move(handler));
+                },
+                token, state_, executor());
+        }
+    }
+
     /// The server-side id; 0 once the server has no more results.
     std::int64_t id() const noexcept;
     /// "db.collection".
@@ -128,6 +152,10 @@ private:
     boost::asio::any_io_executor executor() const;
     /// The next document of the batch in hand, if any (the limit allowing).
     static std::optional<bson::document> take_buffered(detail::cursor_state& state);
+    static std::optional<bson::document_view> take_buffered_view(detail::cursor_state& state);
+    static boost::asio::awaitable<std::optional<bson::document_view>> next_view_impl(std::shared_ptr<detail::cursor_state> state);
+    static boost::asio::awaitable<std::optional<bson::document_view>> next_view_awaitable(
+        std::shared_ptr<detail::cursor_state> state, boost::asio::any_io_executor strand);
     static boost::asio::awaitable<std::optional<bson::document>> next_impl(std::shared_ptr<detail::cursor_state> state);
     static boost::asio::awaitable<bool> fill_impl(std::shared_ptr<detail::cursor_state> state);
     static boost::asio::awaitable<std::optional<bson::document>> next_awaitable(std::shared_ptr<detail::cursor_state> state,

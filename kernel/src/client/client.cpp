@@ -701,9 +701,28 @@ asio::awaitable<bool> cursor::fill_impl(std::shared_ptr<detail::cursor_state> st
 
 std::optional<bson::document_view> cursor::next_view() {
     if (!state_) return std::nullopt;
-    if (!state_->buffered() && !wait(state_->core, fill_impl(state_))) return std::nullopt;
-    ++state_->returned;
-    return state_->batch.take_view();
+    if (auto v = take_buffered_view(*state_)) return v;
+    if (!wait(state_->core, fill_impl(state_))) return std::nullopt;
+    return take_buffered_view(*state_);
+}
+
+std::optional<bson::document_view> cursor::take_buffered_view(detail::cursor_state& state) {
+    if (!state.buffered()) return std::nullopt;
+    ++state.returned;
+    return state.batch.take_view();
+}
+
+// On the client's strand: a getMore first when the batch in hand is used up.
+asio::awaitable<std::optional<bson::document_view>> cursor::next_view_impl(std::shared_ptr<detail::cursor_state> state) {
+    if (auto v = take_buffered_view(*state)) co_return v;
+    if (!co_await state->core->cursor_fill(state)) co_return std::nullopt;
+    co_return take_buffered_view(*state);
+}
+
+asio::awaitable<std::optional<bson::document_view>> cursor::next_view_awaitable(std::shared_ptr<detail::cursor_state> state,
+                                                                                asio::any_io_executor strand) {
+    if (auto v = take_buffered_view(*state)) co_return v;
+    co_return co_await asio::co_spawn(std::move(strand), next_view_impl(std::move(state)), asio::use_awaitable);
 }
 
 std::int64_t cursor::id() const noexcept { return state_ ? state_->id : 0; }
