@@ -87,6 +87,17 @@ class ViewArgsTest : public QObject {
 
     std::unique_ptr<trellis_test::sim_rig> rig_;
     trellis::collection coll() { return (*rig_->client)["views"]["c"]; }
+    /// Inserts {_id: i, sq: i * i} for i = 1..10; the options read them in order, 3 a batch
+    /// (firstBatch and three getMores).
+    trellis::find_options ten_squares(trellis::collection& c) {
+        std::vector<bson::document> docs;
+        for (int i = 1; i <= 10; ++i) docs.push_back(bson::make_document(bson::kvp("_id", i), bson::kvp("sq", i * i)));
+        c.insert_many(docs);
+        trellis::find_options o;
+        o.batch_size = 3;
+        o.sort = doc(R"({"_id": 1})");
+        return o;
+    }
 
 private slots:
     void initTestCase() { rig_ = std::make_unique<trellis_test::sim_rig>(); }
@@ -170,12 +181,7 @@ private slots:
 
     void a_cursor_hands_out_views() {
         auto c = coll();
-        std::vector<bson::document> docs;
-        for (int i = 1; i <= 10; ++i) docs.push_back(bson::make_document(bson::kvp("_id", i), bson::kvp("sq", i * i)));
-        c.insert_many(docs);
-        trellis::find_options o;
-        o.batch_size = 3;  // four batches: firstBatch and three getMores
-        o.sort = doc(R"({"_id": 1})");
+        trellis::find_options o = ten_squares(c);
         auto cur = c.find({}, o);
         std::vector<int> ids;
         std::optional<bson::document_view> previous;
@@ -223,12 +229,7 @@ private slots:
     void a_cursor_hands_out_views_asynchronously() {
         using boost::asio::use_future;
         auto c = coll();
-        std::vector<bson::document> docs;
-        for (int i = 1; i <= 10; ++i) docs.push_back(bson::make_document(bson::kvp("_id", i), bson::kvp("sq", i * i)));
-        c.insert_many(docs);
-        trellis::find_options o;
-        o.batch_size = 3;  // four batches: firstBatch and three getMores
-        o.sort = doc(R"({"_id": 1})");
+        trellis::find_options o = ten_squares(c);
         const std::size_t getmores_before = rig_->sent("getMore").size();
         {
             auto cur = c.find({}, o);
