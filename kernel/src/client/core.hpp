@@ -26,6 +26,7 @@
 #include "connection/establisher.hpp"
 #include "ops/bulk_write.hpp"
 #include "ops/find_and_modify.hpp"
+#include "ops/find.hpp"
 #include "pool/connection_pool.hpp"
 #include "pool/strand.hpp"
 #include "trellis/client.hpp"

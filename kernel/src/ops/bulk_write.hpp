@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "ops/ops.hpp"
+#include "ops/update.hpp"
 
 namespace trellis::ops {
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "ops/ops.hpp"
+#include "ops/common.hpp"
 #include "trellis/client_bulk_write.hpp"
 
 namespace trellis::ops {

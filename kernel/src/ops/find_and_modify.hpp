@@ -4,7 +4,7 @@
 #include <optional>
 #include <string>
 
-#include "ops/ops.hpp"
+#include "ops/update.hpp"
 
 namespace trellis::ops {
 
