@@ -65,11 +65,10 @@ struct retry_key {
 /// Records the reply of `key`'s write. As mongod, a session keeps the records of its newest
 /// txnNumber only (a retry of an older one is refused: TransactionTooOld), so the records do
 /// not grow with every write.
-template <class Map, class Reply>
-void remember_retry(Map& records, const retry_key& key, Reply&& reply) {
+inline void remember_retry(std::map<retry_key, bson::document>& records, const retry_key& key, bson::document reply) {
     records.erase(records.lower_bound(retry_key{key.lsid, std::numeric_limits<std::int64_t>::min()}),
                   records.lower_bound(key));
-    records[key] = std::forward<Reply>(reply);
+    records[key] = std::move(reply);
 }
 
 /// A logical session a member has seen (its local session cache, as $listLocalSessions shows).
@@ -295,12 +294,11 @@ struct deployment::impl {
     std::vector<std::uint8_t> take_reply_buffer(std::size_t need) {
         auto& spares = spare_reply_buffers;
         if (spares.empty()) return {};
-        auto pick = spares.begin();
-        for (auto it = spares.begin(); it != spares.end(); ++it) {
-            const bool fits = it->capacity() >= need, picked_fits = pick->capacity() >= need;
-            if (fits ? !picked_fits || it->capacity() < pick->capacity() : !picked_fits && it->capacity() > pick->capacity())
-                pick = it;
-        }
+        const auto by_capacity = [](const auto& x, const auto& y) { return x.capacity() < y.capacity(); };
+        auto pick = spares.end();
+        for (auto it = spares.begin(); it != spares.end(); ++it)
+            if (it->capacity() >= need && (pick == spares.end() || by_capacity(*it, *pick))) pick = it;
+        if (pick == spares.end()) pick = std::max_element(spares.begin(), spares.end(), by_capacity);
         std::vector<std::uint8_t> b = std::move(*pick);
         spares.erase(pick);
         b.clear();
