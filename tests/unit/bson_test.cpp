@@ -202,6 +202,46 @@ private slots:
         QVERIFY(std::string(e.what()).find("at byte 7") != std::string::npos);
     }
 
+    void keys_of_every_length_are_checked_byte_by_byte() {
+        // The key scan reads eight bytes at a time: put the NUL, a bad byte and a good
+        // multi-byte character at every position of keys up to 19 bytes long.
+        const auto doc_with_key = [](const std::vector<std::uint8_t>& key) {
+            std::vector<std::uint8_t> d(key.size() + 11, 0x80);  // {key: int32 0x80808080}
+            d[0] = static_cast<std::uint8_t>(d.size());
+            d[1] = d[2] = d[3] = 0;
+            d[4] = 0x10;
+            std::copy(key.begin(), key.end(), d.begin() + 5);
+            d[5 + key.size()] = 0;
+            d.back() = 0;
+            return d;
+        };
+        for (std::size_t length = 0; length < 20; ++length) {
+            std::vector<std::uint8_t> key(length, 'k');
+            const auto plain = doc_with_key(key);
+            QVERIFY2(!find_error(plain), qPrintable(QString("ASCII key of %1 bytes").arg(length)));
+            QCOMPARE(document_view(plain.data()).begin()->key().size(), length);
+            for (std::size_t at = 0; at < length; ++at) {
+                auto bad = key;
+                bad[at] = 0xFF;
+                const auto failure = find_error(doc_with_key(bad));
+                QVERIFY2(failure, qPrintable(QString("0xFF at %1 of a %2-byte key").arg(at).arg(length)));
+                QCOMPARE(failure->offset, 5 + at);
+                QVERIFY(failure->message.find("key is not valid UTF-8") != std::string::npos);
+                if (at + 1 < length) {
+                    auto good = key;
+                    good[at] = 0xC3;  // é
+                    good[at + 1] = 0xA9;
+                    QVERIFY2(!find_error(doc_with_key(good)), qPrintable(QString("é at %1 of %2").arg(at).arg(length)));
+                }
+            }
+        }
+        // A key that runs to the end of its document.
+        auto unterminated = bytes_of({0x10, 0, 0, 0, 0x0A, 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 0});
+        const auto failure = find_error(unterminated);
+        QVERIFY(failure);
+        QVERIFY(failure->message.find("not terminated") != std::string::npos);
+    }
+
     void validation_limits_depth_and_size() {
         builder b;
         for (int i = 0; i < 30; ++i) b.open_document("d");

@@ -1,6 +1,8 @@
 #include "trellis/bson/document.hpp"
 
+#include <bit>
 #include <charconv>
+#include <cstring>
 #include <cmath>
 
 #include "bson/hex.hpp"
@@ -58,6 +60,29 @@ struct label {
     std::string str() const { return std::string(prefix).append(key).append(suffix); }
 };
 
+// The NUL that ends the key at k (or `last` if none comes before it), every byte before it OR-ed
+// into `seen`: only a key with a non-ASCII byte needs the UTF-8 check. Keys are short (a dozen
+// bytes in a tweet, where they are half of what validation reads): eight bytes at a time, with
+// the zero-byte test (w - 0x01..) & ~w & 0x80.., whose lowest set bit is the first NUL.
+inline const std::uint8_t* key_end(const std::uint8_t* k, const std::uint8_t* last, std::uint64_t& seen) noexcept {
+    if constexpr (std::endian::native == std::endian::little) {
+        constexpr std::uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+        while (last - k >= 8) {
+            std::uint64_t w;
+            std::memcpy(&w, k, 8);
+            if (const std::uint64_t zero = (w - ones) & ~w & highs; zero != 0) {
+                const int before = std::countr_zero(zero) / 8;
+                if (before != 0) seen |= w & (~std::uint64_t{0} >> (64 - 8 * before));
+                return k + before;
+            }
+            seen |= w;
+            k += 8;
+        }
+    }
+    while (k < last && *k != 0) seen |= *k++;
+    return k;
+}
+
 class validator {
 public:
     validator(const std::uint8_t* base, const validation_options& options) : base_(base), options_(options) {}
@@ -88,16 +113,13 @@ public:
                 return fail(q, "unexpected 0x00 before the end of the document (the stated length is too long)");
             if (!is_known_type(t)) [[unlikely]]
                 return fail(q, "unknown element type " + hex_byte(t));
-            // Keys are short: a plain loop beats memchr over the rest of the document. It also
-            // notes whether any byte is non-ASCII: only such a key needs the UTF-8 check.
             const std::uint8_t* key = q + 1;
-            const std::uint8_t* k = key;
-            std::uint8_t seen = 0;
-            while (k < last && *k != 0) seen |= *k++;
+            std::uint64_t seen = 0;
+            const std::uint8_t* k = key_end(key, last, seen);
             if (k == last) [[unlikely]]
                 return fail(key, "element key is not terminated inside the document");
             const std::size_t key_size = static_cast<std::size_t>(k - key);
-            if (options_.check_utf8 && (seen & 0x80) != 0 && !detail::utf8_valid(key, key_size)) [[unlikely]]
+            if (options_.check_utf8 && (seen & 0x8080808080808080ULL) != 0 && !detail::utf8_valid(key, key_size)) [[unlikely]]
                 return fail(key + detail::utf8_valid_prefix(key, key_size), "element key is not valid UTF-8");
             const std::uint8_t* after =
                 value(t, k + 1, last, depth, std::string_view(reinterpret_cast<const char*>(key), key_size));
