@@ -1,5 +1,7 @@
 // BSON validation and the Extended JSON round trip. Input: any bytes, taken as one BSON document.
 //   - find_error() and validate() agree; a failure names an offset inside the input;
+//   - the validator fed the input in pieces (one byte, then pieces of 1 to 40 bytes chosen by
+//     the input itself) accepts exactly what find_error() accepts, and only at the last piece;
 //   - a document the validator accepts never makes a typed accessor or the JSON writer fail;
 //   - what Trellis writes it reads back: canonical Extended JSON -> BSON -> canonical Extended
 //     JSON gives the same text, and the same bytes wherever the corpus spec says canonical JSON
@@ -10,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "bson/validator.hpp"
 #include "bson_walk.hpp"
 #include "fuzz_check.hpp"
 #include "trellis/bson/json.hpp"
@@ -18,9 +21,41 @@ namespace bson = trellis::bson;
 using trellis::fuzz::hex;
 
 
+namespace {
+
+// The validator as a connection runs it: the bytes received so far, a longer prefix each time.
+void check_in_pieces(std::span<const std::uint8_t> in, bool valid) {
+    for (const bool bytewise : {true, false}) {
+        bson::detail::validator v;
+        std::size_t given = 0, step = 0;
+        auto status = bson::detail::validator::status::incomplete;
+        while (given < in.size()) {
+            const std::size_t piece = bytewise ? 1 : 1 + (in[step++ % in.size()] + given) % 40;
+            given = std::min(in.size(), given + piece);
+            status = v.advance(in.first(given), in.size());
+            if (status == bson::detail::validator::status::invalid) break;
+            FUZZ_CHECK(status != bson::detail::validator::status::valid || given == in.size(),
+                       "the validator accepted " + std::to_string(given) + " of " + std::to_string(in.size()) +
+                           " bytes as a whole document: " + hex(in));
+        }
+        if (valid)
+            FUZZ_CHECK(status == bson::detail::validator::status::valid,
+                       std::string("in pieces, the validator did not accept a valid document (") +
+                           (v.failure() ? v.failure()->message : "incomplete") + "): " + hex(in));
+        else
+            FUZZ_CHECK(status == bson::detail::validator::status::invalid,
+                       "in pieces, the validator accepted what find_error() refuses: " + hex(in));
+    }
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::span<const std::uint8_t> in(data, size);
     const auto failure = bson::find_error(in);
+    // Pieces of a document whose stated length is the input's (a frame sets the length apart).
+    if (size >= 5 && size <= 0x7FFFFFFF && trellis::bson::detail::load_le<std::int32_t>(data) == static_cast<std::int32_t>(size))
+        check_in_pieces(in, !failure);
     bool threw = false;
     try {
         bson::validate(in);
