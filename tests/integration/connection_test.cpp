@@ -6,6 +6,8 @@
 
 #include <QTemporaryDir>
 #include <boost/asio.hpp>
+#include <algorithm>
+#include <optional>
 #include <thread>
 
 #include "connection/establisher.hpp"
@@ -16,6 +18,8 @@
 #include "trellis/plugins.hpp"
 #include "trellis/sim/deployment.hpp"
 #include "trellis/uri.hpp"
+#include "wire/bytes.hpp"
+#include "wire/codec.hpp"
 #include "wire_helpers.hpp"
 
 namespace asio = boost::asio;
@@ -30,6 +34,95 @@ namespace {
 using trellis::test::established;
 using trellis::test::ran;
 using trellis::test::run;
+
+// Answers the handshake, then every command with `reply` (an OP_MSG body), written in pieces of
+// 32 KB with a pause after each, as a slow network hands over a large reply. One connection.
+class slow_replier {
+public:
+    explicit slow_replier(bson::document reply)
+        : reply_(std::move(reply)), acceptor_(io_, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+        address_ = "127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port());
+        thread_ = std::thread([this] { serve(); });
+    }
+    // The client hangs up first (it is destroyed before this), which ends serve(); if it never
+    // connected, a connection of our own ends the wait in accept().
+    ~slow_replier() {
+        if (!accepted_) {
+            boost::system::error_code ignored;
+            asio::ip::tcp::socket poke(io_);
+            poke.connect(acceptor_.local_endpoint(), ignored);
+        }
+        thread_.join();
+    }
+    std::string uri() const { return "mongodb://" + address_ + "/?directConnection=true"; }
+
+private:
+    void serve() {
+        boost::system::error_code ec;
+        socket_.emplace(acceptor_.accept(ec));
+        accepted_ = true;
+        if (ec) return;
+        for (;;) {
+            std::vector<std::uint8_t> frame(4);
+            asio::read(*socket_, asio::buffer(frame), ec);
+            if (ec) return;
+            const auto length = trellis::wire::load_le<std::int32_t>(frame.data());
+            if (length < 16 || length > 48'000'000) return;
+            frame.resize(static_cast<std::size_t>(length));
+            asio::read(*socket_, asio::buffer(frame.data() + 4, frame.size() - 4), ec);
+            if (ec) return;
+            const auto m = trellis::wire::decode_message(frame);
+            std::vector<std::uint8_t> out;
+            if (m.as_query()) {  // the handshake's hello
+                const auto hello = bson::make_document(
+                    bson::kvp("ok", 1), bson::kvp("isWritablePrimary", true), bson::kvp("minWireVersion", 0),
+                    bson::kvp("maxWireVersion", 21), bson::kvp("maxBsonObjectSize", 16 * 1024 * 1024),
+                    bson::kvp("maxMessageSizeBytes", 48'000'000), bson::kvp("maxWriteBatchSize", 100'000));
+                trellis::wire::op_reply r;
+                r.documents.push_back(hello.bytes());
+                trellis::wire::encode_op_reply(out, 1, m.header.request_id, r);
+                asio::write(*socket_, asio::buffer(out), ec);
+                continue;
+            }
+            trellis::wire::encode_op_msg(out, 2, m.header.request_id, 0, reply_.bytes());
+            for (std::size_t at = 0; at < out.size() && !ec; at += 32 * 1024) {
+                asio::write(*socket_, asio::buffer(out.data() + at, std::min<std::size_t>(32 * 1024, out.size() - at)), ec);
+                std::this_thread::sleep_for(1ms);
+            }
+            if (ec) return;
+        }
+    }
+
+    bson::document reply_;
+    asio::io_context io_;
+    asio::ip::tcp::acceptor acceptor_;
+    std::optional<asio::ip::tcp::socket> socket_;
+    std::atomic<bool> accepted_{false};
+    std::string address_;
+    std::thread thread_;
+};
+
+// A find reply of 20,000 small documents (about 1 MB); the string of document `broken`, if any,
+// holds a byte that is not UTF-8. Returns the body and the offset of that byte.
+std::pair<bson::document, std::size_t> large_reply(std::optional<int> broken = std::nullopt) {
+    bson::builder b;
+    b.append("ok", 1);
+    b.open_document("cursor").append("id", std::int64_t{0}).append("ns", "test.x").open_array("firstBatch");
+    for (int i = 0; i < 20'000; ++i) {
+        b.open_document();
+        b.append("i", i).append("s", "caf\u00e9 au lait, number " + std::to_string(i));
+        b.close_document();
+    }
+    b.close_array().close_document();
+    bson::document body = b.extract();
+    if (!broken) return {std::move(body), 0};
+    auto bytes = std::vector<std::uint8_t>(body.bytes().begin(), body.bytes().end());
+    const std::string needle = "number " + std::to_string(*broken);
+    const auto it = std::search(bytes.begin(), bytes.end(), needle.begin(), needle.end());
+    const auto at = static_cast<std::size_t>(it - bytes.begin());
+    bytes[at] = 0xFF;
+    return {bson::document::from_bytes(bytes, {.max_depth = 200, .max_size = 0x7FFFFFFF, .check_utf8 = false}), at};
+}
 
 // PLAIN over saslStart: enough of a conversation to prove the authentication hook, its
 // failures and the redaction of its commands.
@@ -431,6 +524,41 @@ private slots:
         QCOMPARE(busy.ec, make_error_code(errc::connection_failure));
         QVERIFY(!ping_inside);
         QVERIFY(!busy_inside);
+    }
+
+    void a_large_reply_is_checked_as_it_arrives() {
+        // Checked between the reads of its pieces (the connection validates a reply that takes
+        // several reads as it comes): a good one is taken whole; a bad byte early or late in it
+        // is refused with the same report as a reply checked at once.
+        {
+            const auto [body, unused] = large_reply();
+            slow_replier server(body);
+            asio::io_context io;
+            auto c = establish(io, settings_for(server.uri()));
+            QVERIFY2(!c.failure, c.failure.message.c_str());
+            for (int round = 0; round < 2; ++round) {
+                auto r = run(io, *c.connection, "test", bson::make_document(bson::kvp("find", "x")));
+                QVERIFY2(!r.ec, c.connection->last_error().c_str());
+                QVERIFY(r.reply.body == body.view());
+            }
+        }
+        for (const int broken : {100, 19'000}) {
+            const auto [body, at] = large_reply(broken);
+            const auto expected = bson::find_error(body.bytes());
+            QVERIFY(expected);
+            QCOMPARE(expected->offset, at);
+            slow_replier server(body);
+            asio::io_context io;
+            auto c = establish(io, settings_for(server.uri()));
+            QVERIFY2(!c.failure, c.failure.message.c_str());
+            auto r = run(io, *c.connection, "test", bson::make_document(bson::kvp("find", "x")));
+            QCOMPARE(r.ec, make_error_code(errc::bson_invalid));
+            const std::string why = c.connection->last_error();
+            QVERIFY2(why.find("bad reply") != std::string::npos && why.find(expected->message) != std::string::npos &&
+                         why.find("at byte " + std::to_string(at)) != std::string::npos,
+                     why.c_str());
+            QVERIFY(c.connection->is_perished());
+        }
     }
 
     void pool_uses_the_real_establisher() {

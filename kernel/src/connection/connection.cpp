@@ -9,10 +9,12 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <algorithm>
 #include <mutex>
 
 #include "trellis/bson/builder.hpp"
 #include "trellis/errors.hpp"
+#include "bson/validator.hpp"
 #include "pool/strand.hpp"
 #include "wire/frame_decoder.hpp"
 
@@ -51,6 +53,9 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
     handshake::connection_description description;
     std::shared_ptr<const wire::compressor> compressor;  // negotiated
     wire::frame_decoder decoder;
+    // A reply that takes several reads is validated as it comes (check_ahead).
+    bson::detail::validator ahead;
+    bool checking_ahead = false;
     std::int64_t event_id = 0;
 
     std::atomic<bool> perished{false};
@@ -351,18 +356,49 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
         } catch (const trellis::error& e) {
             return fail(e.code(), settings.address + ": " + e.what());
         }
-        if (m) return on_message(std::move(*m));
-        const std::size_t want = std::max<std::size_t>(decoder.bytes_needed(), 16 * 1024);
+        if (m) {
+            const bool checked = checking_ahead && ahead.accepted();
+            checking_ahead = false;
+            return on_message(std::move(*m), checked);
+        }
+        // A large reply is read in steps (loopback hands over 64 KB a read anyway): each step's
+        // space is zero-filled just before it is written, and stays in cache in between.
+        const std::size_t want = std::clamp<std::size_t>(decoder.bytes_needed(), 16 * 1024, 256 * 1024);
         auto space = decoder.prepare(want);
         stream->async_read_some(asio::buffer(space.data(), space.size()),
                                 [self = shared_from_this()](std::error_code ec, std::size_t n) {
                                     if (ec) return self->fail_io(ec);
                                     self->decoder.commit(n);
+                                    self->check_ahead();
                                     self->read();
                                 });
     }
 
-    void on_message(wire::message m) {
+    // The body of an OP_MSG reply that has not all come (a batch of a large find) is validated
+    // as far as it has, between reads: when its last bytes arrive, only they are left to check.
+    void check_ahead() {
+        constexpr std::size_t body_at = wire::header_size + 5;  // flagBits, then the kind-0 section
+        const wire::bytes_view pending = decoder.pending();
+        if (pending.size() < body_at) return;
+        const auto length = wire::load_le<std::int32_t>(pending.data());
+        if (length < static_cast<std::int32_t>(body_at) + 5 || wire::load_le<std::int32_t>(pending.data() + 12) !=
+                                                                    static_cast<std::int32_t>(wire::opcode::msg) ||
+            pending[body_at - 1] != 0)
+            return;  // not a plain OP_MSG led by its body: decode_message judges it
+        const auto frame = static_cast<std::size_t>(length);
+        if (!checking_ahead) {
+            if (pending.size() >= frame) return;  // it came in one read
+            ahead.reset();
+            checking_ahead = true;
+        }
+        const bool checksum = (wire::load_le<std::uint32_t>(pending.data() + wire::header_size) &
+                               wire::msg_flags::checksum_present) != 0;
+        const std::size_t limit = frame - body_at - (checksum ? 4 : 0);
+        ahead.advance(pending.subspan(body_at, std::min(pending.size(), frame) - body_at), limit);
+    }
+
+    /// `checked`: check_ahead validated its body already.
+    void on_message(wire::message m, bool checked = false) {
         if (m.header.response_to != expected_response_to)
             return fail(make_error_code(errc::protocol_error),
                         settings.address + ": reply answers request " + std::to_string(m.header.response_to) + ", expected " +
@@ -370,7 +406,8 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
         command_reply r;
         try {
             if (const auto* msg = m.as_msg()) {
-                r.body = bson::document_view::validated(msg->body);
+                r.body = checked && !m.compressor_id ? bson::document_view(msg->body.data())
+                                                     : bson::document_view::validated(msg->body);
                 r.more_to_come = (msg->flags & wire::msg_flags::more_to_come) != 0;
             } else if (const auto* rep = m.as_reply()) {
                 if (rep->documents.empty())

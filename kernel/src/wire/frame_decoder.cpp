@@ -27,7 +27,12 @@ std::span<byte> frame_decoder::prepare(std::size_t n) {
         end_ -= begin_;
         begin_ = 0;
     }
-    if (buf_.size() - end_ < n) buf_.resize(end_ + n);  // grows capacity geometrically
+    if (buf_.size() - end_ < n) {
+        // Room for the whole frame in progress at once, so that growing step by step never
+        // moves what came; each step is zero-filled (std::vector) just before it is written.
+        if (const std::size_t whole = end_ + bytes_needed(); whole > buf_.capacity()) buf_.reserve(whole);
+        buf_.resize(end_ + n);  // beyond the frame: grows capacity geometrically
+    }
     prepared_ = buf_.size() - end_;
     return {buf_.data() + end_, prepared_};
 }

@@ -49,6 +49,8 @@ public:
 
     /// Bytes received but not yet returned as messages.
     std::size_t buffered() const noexcept { return end_ - begin_; }
+    /// Those bytes (the next frame, as much of it as came), valid until the next non-const call.
+    bytes_view pending() const noexcept { return {buf_.data() + begin_, end_ - begin_}; }
 
     /// A lower bound on the bytes still to arrive before next() can return a
     /// message (0 when one is complete, or when next() will report an error).
