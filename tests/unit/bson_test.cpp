@@ -242,6 +242,37 @@ private slots:
         QVERIFY(failure->message.find("not terminated") != std::string::npos);
     }
 
+    void strings_of_every_length_are_checked_byte_by_byte() {
+        // The ASCII test reads eight (or four) bytes at a time with an overlapping last word:
+        // a bad byte and a good two-byte character at every position of strings up to 20 bytes.
+        const auto doc_with_string = [](const std::vector<std::uint8_t>& text) {
+            std::vector<std::uint8_t> d(text.size() + 13, 0);  // {"s": text}
+            d[0] = static_cast<std::uint8_t>(d.size());
+            d[4] = 0x02;
+            d[5] = 's';
+            d[7] = static_cast<std::uint8_t>(text.size() + 1);
+            std::copy(text.begin(), text.end(), d.begin() + 11);
+            return d;
+        };
+        for (std::size_t length = 0; length <= 20; ++length) {
+            const std::vector<std::uint8_t> text(length, 't');
+            QVERIFY2(!find_error(doc_with_string(text)), qPrintable(QString("ASCII string of %1 bytes").arg(length)));
+            for (std::size_t at = 0; at < length; ++at) {
+                auto bad = text;
+                bad[at] = 0x80;
+                const auto failure = find_error(doc_with_string(bad));
+                QVERIFY2(failure, qPrintable(QString("0x80 at %1 of a %2-byte string").arg(at).arg(length)));
+                QCOMPARE(failure->offset, 11 + at);
+                if (at + 1 < length) {
+                    auto good = text;
+                    good[at] = 0xC3;  // é
+                    good[at + 1] = 0xA9;
+                    QVERIFY2(!find_error(doc_with_string(good)), qPrintable(QString("é at %1 of %2").arg(at).arg(length)));
+                }
+            }
+        }
+    }
+
     void validation_limits_depth_and_size() {
         builder b;
         for (int i = 0; i < 30; ++i) b.open_document("d");
