@@ -32,6 +32,32 @@ bson_error expect_error(F&& f, errc code) {
     qFatal("expected a bson_error, none was thrown");
 }
 
+// Text of every length up to `longest` put in a document by `make` at byte `at_byte`: all
+// ASCII it passes; a bad byte at any position is refused at that byte, with `why`; a good
+// two-byte character at any position passes.
+template <class Make>
+void check_every_position(Make make, std::size_t at_byte, std::size_t longest, std::uint8_t bad_byte,
+                          const char* why) {
+    for (std::size_t length = 0; length <= longest; ++length) {
+        const std::vector<std::uint8_t> text(length, 't');
+        QVERIFY2(!find_error(make(text)), qPrintable(QString("ASCII text of %1 bytes").arg(length)));
+        for (std::size_t at = 0; at < length; ++at) {
+            auto bad = text;
+            bad[at] = bad_byte;
+            const auto failure = find_error(make(bad));
+            QVERIFY2(failure, qPrintable(QString("a bad byte at %1 of %2").arg(at).arg(length)));
+            QCOMPARE(failure->offset, at_byte + at);
+            QVERIFY2(failure->message.find(why) != std::string::npos, failure->message.c_str());
+            if (at + 1 < length) {
+                auto good = text;
+                good[at] = 0xC3;  // é
+                good[at + 1] = 0xA9;
+                QVERIFY2(!find_error(make(good)), qPrintable(QString("é at %1 of %2").arg(at).arg(length)));
+            }
+        }
+    }
+}
+
 }  // namespace
 
 class BsonTest : public QObject {
@@ -203,38 +229,20 @@ private slots:
     }
 
     void keys_of_every_length_are_checked_byte_by_byte() {
-        // The key scan reads eight bytes at a time: put the NUL, a bad byte and a good
-        // multi-byte character at every position of keys up to 19 bytes long.
-        const auto doc_with_key = [](const std::vector<std::uint8_t>& key) {
-            std::vector<std::uint8_t> d(key.size() + 11, 0x80);  // {key: int32 0x80808080}
-            d[0] = static_cast<std::uint8_t>(d.size());
-            d[1] = d[2] = d[3] = 0;
-            d[4] = 0x10;
-            std::copy(key.begin(), key.end(), d.begin() + 5);
-            d[5 + key.size()] = 0;
-            d.back() = 0;
-            return d;
-        };
-        for (std::size_t length = 0; length < 20; ++length) {
-            std::vector<std::uint8_t> key(length, 'k');
-            const auto plain = doc_with_key(key);
-            QVERIFY2(!find_error(plain), qPrintable(QString("ASCII key of %1 bytes").arg(length)));
-            QCOMPARE(document_view(plain.data()).begin()->key().size(), length);
-            for (std::size_t at = 0; at < length; ++at) {
-                auto bad = key;
-                bad[at] = 0xFF;
-                const auto failure = find_error(doc_with_key(bad));
-                QVERIFY2(failure, qPrintable(QString("0xFF at %1 of a %2-byte key").arg(at).arg(length)));
-                QCOMPARE(failure->offset, 5 + at);
-                QVERIFY(failure->message.find("key is not valid UTF-8") != std::string::npos);
-                if (at + 1 < length) {
-                    auto good = key;
-                    good[at] = 0xC3;  // é
-                    good[at + 1] = 0xA9;
-                    QVERIFY2(!find_error(doc_with_key(good)), qPrintable(QString("é at %1 of %2").arg(at).arg(length)));
-                }
-            }
-        }
+        // The key scan reads eight bytes at a time, up to the NUL; the value after it has bytes
+        // of 0x80 and more, which must not count as the key's.
+        check_every_position(
+            [](const std::vector<std::uint8_t>& key) {
+                std::vector<std::uint8_t> d(key.size() + 11, 0x80);  // {key: int32 0x80808080}
+                d[0] = static_cast<std::uint8_t>(d.size());
+                d[1] = d[2] = d[3] = 0;
+                d[4] = 0x10;
+                std::copy(key.begin(), key.end(), d.begin() + 5);
+                d[5 + key.size()] = 0;
+                d.back() = 0;
+                return d;
+            },
+            5, 19, 0xFF, "key is not valid UTF-8");
         // A key that runs to the end of its document.
         auto unterminated = bytes_of({0x10, 0, 0, 0, 0x0A, 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 0});
         const auto failure = find_error(unterminated);
@@ -243,34 +251,18 @@ private slots:
     }
 
     void strings_of_every_length_are_checked_byte_by_byte() {
-        // The ASCII test reads eight (or four) bytes at a time with an overlapping last word:
-        // a bad byte and a good two-byte character at every position of strings up to 20 bytes.
-        const auto doc_with_string = [](const std::vector<std::uint8_t>& text) {
-            std::vector<std::uint8_t> d(text.size() + 13, 0);  // {"s": text}
-            d[0] = static_cast<std::uint8_t>(d.size());
-            d[4] = 0x02;
-            d[5] = 's';
-            d[7] = static_cast<std::uint8_t>(text.size() + 1);
-            std::copy(text.begin(), text.end(), d.begin() + 11);
-            return d;
-        };
-        for (std::size_t length = 0; length <= 20; ++length) {
-            const std::vector<std::uint8_t> text(length, 't');
-            QVERIFY2(!find_error(doc_with_string(text)), qPrintable(QString("ASCII string of %1 bytes").arg(length)));
-            for (std::size_t at = 0; at < length; ++at) {
-                auto bad = text;
-                bad[at] = 0x80;
-                const auto failure = find_error(doc_with_string(bad));
-                QVERIFY2(failure, qPrintable(QString("0x80 at %1 of a %2-byte string").arg(at).arg(length)));
-                QCOMPARE(failure->offset, 11 + at);
-                if (at + 1 < length) {
-                    auto good = text;
-                    good[at] = 0xC3;  // é
-                    good[at + 1] = 0xA9;
-                    QVERIFY2(!find_error(doc_with_string(good)), qPrintable(QString("é at %1 of %2").arg(at).arg(length)));
-                }
-            }
-        }
+        // The ASCII test reads eight (or four) bytes at a time, the last word overlapping.
+        check_every_position(
+            [](const std::vector<std::uint8_t>& text) {
+                std::vector<std::uint8_t> d(text.size() + 13, 0);  // {"s": text}
+                d[0] = static_cast<std::uint8_t>(d.size());
+                d[4] = 0x02;
+                d[5] = 's';
+                d[7] = static_cast<std::uint8_t>(text.size() + 1);
+                std::copy(text.begin(), text.end(), d.begin() + 11);
+                return d;
+            },
+            11, 20, 0x80, "is not valid UTF-8");
     }
 
     void validation_limits_depth_and_size() {
