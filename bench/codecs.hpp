@@ -73,6 +73,12 @@ std::uint64_t trellis_decode(std::span<const std::uint8_t> bytes);
 /// Throws std::runtime_error when the bytes are invalid.
 std::uint64_t libbson_decode(std::span<const std::uint8_t> bytes);
 
+// Validation alone (the decoders' first step; what a driver does to a reply before it hands out
+// its documents): structure and UTF-8. Both return 1, or throw as the decoders do.
+
+std::uint64_t trellis_validate(std::span<const std::uint8_t> bytes);
+std::uint64_t libbson_validate(std::span<const std::uint8_t> bytes);
+
 /// "1.23.1", from bson_get_version().
 std::string libbson_version();
 

@@ -281,14 +281,24 @@ void visit(bson_iter_t* it, std::uint64_t& sum) {
     }
 }
 
+// bson_init_static points `b` at itself: it must stay where it was made (no copies).
+void init_validated(bson_t* b, std::span<const std::uint8_t> bytes) {
+    if (!bson_init_static(b, bytes.data(), bytes.size())) corrupt("bson_init_static refused the bytes");
+    std::size_t offset = 0;
+    if (!bson_validate(b, BSON_VALIDATE_UTF8, &offset))
+        throw std::runtime_error("libbson: bson_validate failed at byte " + std::to_string(offset));
+}
 }  // namespace
+
+std::uint64_t libbson_validate(std::span<const std::uint8_t> bytes) {
+    bson_t b;
+    init_validated(&b, bytes);
+    return 1;
+}
 
 std::uint64_t libbson_decode(std::span<const std::uint8_t> bytes) {
     bson_t b;
-    if (!bson_init_static(&b, bytes.data(), bytes.size())) corrupt("bson_init_static refused the bytes");
-    std::size_t offset = 0;
-    if (!bson_validate(&b, BSON_VALIDATE_UTF8, &offset))
-        throw std::runtime_error("libbson: bson_validate failed at byte " + std::to_string(offset));
+    init_validated(&b, bytes);
     bson_iter_t it;
     if (!bson_iter_init(&it, &b)) corrupt("bson_iter_init refused the document");
     std::uint64_t sum = 0;
