@@ -380,12 +380,11 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
         constexpr std::size_t body_at = wire::header_size + 5;  // flagBits, then the kind-0 section
         const wire::bytes_view pending = decoder.pending();
         if (pending.size() < body_at) return;
-        const auto length = wire::load_le<std::int32_t>(pending.data());
-        if (length < static_cast<std::int32_t>(body_at) + 5 || wire::load_le<std::int32_t>(pending.data() + 12) !=
-                                                                    static_cast<std::int32_t>(wire::opcode::msg) ||
+        const wire::message_header h = wire::read_header(pending);
+        if (h.message_length < static_cast<std::int32_t>(body_at) + 5 || h.op_code != wire::opcode::msg ||
             pending[body_at - 1] != 0)
             return;  // not a plain OP_MSG led by its body: decode_message judges it
-        const auto frame = static_cast<std::size_t>(length);
+        const auto frame = static_cast<std::size_t>(h.message_length);
         if (!checking_ahead) {
             if (pending.size() >= frame) return;  // it came in one read
             ahead.reset();
