@@ -8,7 +8,8 @@ using transport_detail::tcp;
 
 class plain_stream final : public sdk::stream {
 public:
-    plain_stream(tcp::socket socket, std::string where) : socket_(std::move(socket)), where_(std::move(where)) {}
+    plain_stream(tcp::socket socket, std::string where)
+        : socket_(std::move(socket)), handle_(socket_.native_handle()), where_(std::move(where)) {}
 
     sdk::asio::any_io_executor get_executor() override { return socket_.get_executor(); }
     void async_read_some(sdk::asio::mutable_buffer buffer,
@@ -32,15 +33,25 @@ public:
         ec = e;
         return n;
     }
+    std::size_t try_read_some(sdk::asio::mutable_buffer buffer, std::error_code& ec) override {
+        boost::system::error_code e;
+        if (!socket_.non_blocking()) socket_.non_blocking(true, e);
+        const std::size_t n = e ? 0 : socket_.read_some(buffer, e);
+        if (e == boost::asio::error::would_block || e == boost::asio::error::try_again) e.clear();
+        ec = e;
+        return n;
+    }
     void close() override {
         boost::system::error_code ignored;
         socket_.shutdown(tcp::socket::shutdown_both, ignored);
         socket_.close(ignored);
     }
     std::string description() const override { return where_; }
+    int wait_handle() const noexcept override { return handle_; }
 
 private:
     tcp::socket socket_;
+    int handle_;
     std::string where_;
 };
 

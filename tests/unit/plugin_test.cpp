@@ -224,7 +224,7 @@ private slots:
         QCOMPARE(build_key_mismatch(other, host), std::string("built with Boost 1.83, this Trellis uses 1.81"));
         other = host;
         other.trellis_abi = 1;
-        QCOMPARE(build_key_mismatch(other, host), std::string("built for Trellis SDK ABI 1, this Trellis uses 3"));
+        QCOMPARE(build_key_mismatch(other, host), "built for Trellis SDK ABI 1, this Trellis uses " + std::to_string(trellis::sdk::abi_version));
         other = host;
         other.standard_library = "libc++";
         QCOMPARE(build_key_mismatch(other, host), std::string("built with libc++, this Trellis with libstdc++"));

@@ -32,7 +32,7 @@
 namespace trellis::sdk {
 
 /// Changes whenever a declaration of this SDK changes incompatibly.
-inline constexpr std::uint32_t abi_version = 3;
+inline constexpr std::uint32_t abi_version = 4;
 
 /// How a binary was built, as far as the SDK's C++ types depend on it. Plain data: the host
 /// compares it field by field before it trusts anything else in the descriptor.

@@ -40,10 +40,25 @@ public:
     virtual std::optional<std::string> peer_subject() const { return std::nullopt; }
     /// Writes what the stream takes at once, without blocking or waiting, and returns the bytes
     /// written: 0 when it takes nothing now, or when it only writes asynchronously (the default).
-    /// Called on get_executor(), never while an async_write_some is outstanding; a failure is set
+    /// Called on get_executor() (or, for a stream with a wait_handle, from any one thread at a time),
+    /// never while an async_write_some is outstanding; a failure is set
     /// in `ec` as async_write_some would report it. The caller writes the rest asynchronously:
     /// a stream that implements it spares each small write a trip through the io_context.
     virtual std::size_t try_write_some(asio::const_buffer buffer, std::error_code& ec) {
+        (void)buffer;
+        ec.clear();
+        return 0;
+    }
+    /// The descriptor whose readiness try_read_some and try_write_some wait for, or -1 (the
+    /// default) when there is none to offer (a TLS stream may hold bytes the socket no longer
+    /// shows). A stream that offers one implements both calls: a blocking caller then does its
+    /// operation's I/O on its own thread with them, sleeping in poll(2) on this descriptor; it
+    /// never reads, writes or closes the descriptor itself.
+    virtual int wait_handle() const noexcept { return -1; }
+    /// Reads what has arrived, without blocking or waiting: 0 bytes (no error) when nothing has.
+    /// End of stream and failures are set in `ec` as async_read_some reports them. Called with no
+    /// async operation outstanding, from any one thread at a time.
+    virtual std::size_t try_read_some(asio::mutable_buffer buffer, std::error_code& ec) {
         (void)buffer;
         ec.clear();
         return 0;
