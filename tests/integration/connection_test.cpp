@@ -6,7 +6,11 @@
 
 #include <QTemporaryDir>
 #include <boost/asio.hpp>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <functional>
 #include <optional>
 #include <thread>
 
@@ -122,6 +126,55 @@ std::pair<bson::document, std::size_t> large_reply(std::optional<int> broken = s
     const auto at = static_cast<std::size_t>(it - bytes.begin());
     bytes[at] = 0xFF;
     return {bson::document::from_bytes(bytes, {.max_depth = 200, .max_size = 0x7FFFFFFF, .check_utf8 = false}), at};
+}
+
+// Where a command parks its I/O (connection/deferred_io.hpp), as a blocking caller: the test's
+// thread performs it, then resumes the connection.
+class test_parking final : public conn::io_parking {
+public:
+    test_parking() : wake_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+    ~test_parking() { ::close(wake_fd); }
+    void park(std::shared_ptr<conn::deferred_io> io) override {
+        parked = std::move(io);
+        ++parks;
+    }
+    void wake() noexcept override {
+        ++wakes;
+        const std::uint64_t one = 1;
+        (void)!::write(wake_fd, &one, sizeof one);
+    }
+
+    const int wake_fd;
+    std::shared_ptr<conn::deferred_io> parked;
+    int parks = 0;
+    std::atomic<int> wakes{0};
+};
+
+// The command with its I/O parked at `p`. `perform`: whether this thread does the I/O (if not,
+// the resume does it the usual way); `meanwhile` runs beside the I/O, on a thread that may run
+// the io_context, and is joined before the resume.
+ran run_parked(asio::io_context& io, conn::connection& c, test_parking& p, const std::string& db, bson::document cmd,
+               bool perform = true, std::function<void()> meanwhile = {}) {
+    std::optional<ran> out;
+    conn::command_request r;
+    r.database = db;
+    r.command = std::move(cmd);
+    r.parking = &p;
+    c.async_run_command(std::move(r), [&out](std::error_code ec, conn::command_reply reply) { out = ran{ec, std::move(reply)}; });
+    io.restart();
+    while (!p.parked && !out && io.run_one() != 0) {
+    }
+    if (auto parked = std::exchange(p.parked, nullptr)) {
+        std::thread side;
+        if (meanwhile) side = std::thread(meanwhile);
+        if (perform) parked->perform(p.wake_fd);
+        if (side.joinable()) side.join();
+        io.restart();
+        parked->resume();
+    }
+    while (!out && io.run_one() != 0) {
+    }
+    return out.value_or(ran{make_error_code(errc::protocol_error), {}});  // never completed: a failure of the test
 }
 
 // PLAIN over saslStart: enough of a conversation to prove the authentication hook, its
@@ -559,6 +612,116 @@ private slots:
                      why.c_str());
             QVERIFY(c.connection->is_perished());
         }
+    }
+
+    // A blocking caller's thread does the command's I/O (deferred_io.hpp): the connection parks
+    // after encoding, the caller writes and reads with the stream's non-blocking calls, and the
+    // resume completes the command as a read on the io_context would.
+    void parked_io_is_done_by_the_caller() {
+        asio::io_context io;
+        auto c = establish(io, settings_for(sim_->uri()));
+        QVERIFY2(!c.failure, c.failure.message.c_str());
+        for (int round = 0; round < 3; ++round) {
+            test_parking p;
+            events_.clear();
+            auto r = run_parked(io, *c.connection, p, "admin", bson::make_document(bson::kvp("ping", 1)));
+            QVERIFY2(!r.ec, c.connection->last_error().c_str());
+            QVERIFY(r.reply.ok());
+            QCOMPARE(p.parks, 1);
+            QCOMPARE(events_.size(), std::size_t(2));
+            QVERIFY(std::holds_alternative<trellis::command_succeeded_event>(events_.back()));
+        }
+        // Left unperformed (the caller went away), the resume does the I/O the usual way.
+        test_parking p;
+        auto r = run_parked(io, *c.connection, p, "admin", bson::make_document(bson::kvp("ping", 1)), false);
+        QVERIFY2(!r.ec, c.connection->last_error().c_str());
+        QVERIFY(r.reply.ok());
+        // A TLS stream offers no wait handle: nothing is parked, the I/O is the io_context's.
+        auto t = establish(io, settings_for("mongodb://" + tls_sim_->members()[0] + "/?tls=true&tlsCAFile=" + path("ca.pem")));
+        QVERIFY2(!t.failure, t.failure.message.c_str());
+        test_parking tp;
+        auto tr = run_parked(io, *t.connection, tp, "admin", bson::make_document(bson::kvp("ping", 1)));
+        QVERIFY2(!tr.ec, t.connection->last_error().c_str());
+        QVERIFY(tr.reply.ok());
+        QCOMPARE(tp.parks, 0);
+    }
+
+    void parked_io_keeps_the_socket_timeout() {
+        admin(bson::make_document(
+            bson::kvp("configureFailPoint", "failCommand"), bson::kvp("mode", bson::make_document(bson::kvp("times", 1))),
+            bson::kvp("data", bson::make_document(bson::kvp("failCommands", bson::make_array("count")),
+                                                  bson::kvp("blockConnection", true), bson::kvp("blockTimeMS", 1500)))));
+        asio::io_context io;
+        auto c = establish(io, settings_for(sim_->uri(), "socketTimeoutMS=200"));
+        QVERIFY(!c.failure);
+        test_parking p;
+        const auto t0 = std::chrono::steady_clock::now();
+        auto r = run_parked(io, *c.connection, p, "test", bson::make_document(bson::kvp("count", "x")));
+        const auto took = std::chrono::steady_clock::now() - t0;
+        QVERIFY(r.ec == errc::network_timeout);
+        QVERIFY2(took >= 190ms && took < 1200ms, std::to_string(took.count()).c_str());
+        QVERIFY(c.connection->is_perished());
+        QVERIFY2(c.connection->last_error().find("socket timeout of 200 ms") != std::string::npos, c.connection->last_error().c_str());
+        QVERIFY(std::get<trellis::command_failed_event>(events_.back()).code == errc::network_timeout);
+    }
+
+    // Closed or interrupted from the io_context while the caller waits for the reply: the
+    // caller is woken, stops, and the command fails saying why (the socket is left to the resume).
+    void parked_io_is_stopped_by_close_and_interrupt() {
+        for (const bool interrupt : {false, true}) {
+            admin(bson::make_document(
+                bson::kvp("configureFailPoint", "failCommand"), bson::kvp("mode", bson::make_document(bson::kvp("times", 1))),
+                bson::kvp("data", bson::make_document(bson::kvp("failCommands", bson::make_array("count")),
+                                                      bson::kvp("blockConnection", true), bson::kvp("blockTimeMS", 1500)))));
+            asio::io_context io;
+            auto c = establish(io, settings_for(sim_->uri()));
+            QVERIFY(!c.failure);
+            test_parking p;
+            auto& connection = *c.connection;
+            const auto t0 = std::chrono::steady_clock::now();
+            auto r = run_parked(io, connection, p, "test", bson::make_document(bson::kvp("count", "x")), true, [&] {
+                std::this_thread::sleep_for(100ms);
+                if (interrupt) connection.interrupt();
+                else connection.close();
+                io.restart();
+                io.poll();  // the close or interrupt runs on the io_context
+            });
+            const auto took = std::chrono::steady_clock::now() - t0;
+            QVERIFY2(took < 1000ms, std::to_string(took.count()).c_str());
+            QVERIFY(p.wakes.load() >= 1);
+            QCOMPARE(r.ec, make_error_code(errc::connection_failure));
+            const std::string why = connection.last_error();
+            QVERIFY2(why.find(interrupt ? "interrupted" : "connection closed") != std::string::npos, why.c_str());
+            QVERIFY(connection.is_perished());
+        }
+    }
+
+    // A large reply read by the caller in pieces is checked as it comes, as on the io_context.
+    void parked_io_checks_a_large_reply() {
+        {
+            const auto [body, unused] = large_reply();
+            slow_replier server(body);
+            asio::io_context io;
+            auto c = establish(io, settings_for(server.uri()));
+            QVERIFY2(!c.failure, c.failure.message.c_str());
+            test_parking p;
+            auto r = run_parked(io, *c.connection, p, "test", bson::make_document(bson::kvp("find", "x")));
+            QVERIFY2(!r.ec, c.connection->last_error().c_str());
+            QVERIFY(r.reply.body == body.view());
+        }
+        const auto [body, at] = large_reply(19'000);
+        const auto expected = bson::find_error(body.bytes());
+        QVERIFY(expected);
+        slow_replier server(body);
+        asio::io_context io;
+        auto c = establish(io, settings_for(server.uri()));
+        QVERIFY2(!c.failure, c.failure.message.c_str());
+        test_parking p;
+        auto r = run_parked(io, *c.connection, p, "test", bson::make_document(bson::kvp("find", "x")));
+        QCOMPARE(r.ec, make_error_code(errc::bson_invalid));
+        const std::string why = c.connection->last_error();
+        QVERIFY2(why.find(expected->message) != std::string::npos && why.find("at byte " + std::to_string(at)) != std::string::npos,
+                 why.c_str());
     }
 
     void pool_uses_the_real_establisher() {

@@ -9,8 +9,13 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <poll.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <mutex>
+#include <utility>
 
 #include "trellis/bson/builder.hpp"
 #include "trellis/errors.hpp"
@@ -39,7 +44,7 @@ namespace detail {
 
 using handler_type = asio::any_completion_handler<connection::command_signature>;
 
-struct connection_state : std::enable_shared_from_this<connection_state> {
+struct connection_state final : std::enable_shared_from_this<connection_state>, deferred_io {
     connection_state(std::unique_ptr<sdk::stream> s, connection_settings cfg)
         : stream(std::move(s)), executor(stream->get_executor()), timer(executor), settings(std::move(cfg)),
           decoder(wire::limits{}, settings.compressors) {
@@ -47,6 +52,7 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
     }
 
     std::unique_ptr<sdk::stream> stream;
+    const int wait_handle = stream->wait_handle();
     asio::any_io_executor executor;
     asio::steady_timer timer;
     connection_settings settings;
@@ -80,6 +86,12 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
     std::optional<std::chrono::milliseconds> op_timeout;
     steady_time started{};
     bool starting = false;  // inside an inline start: a completion now is posted, not run
+    // Parked: the blocking caller does the I/O (deferred_io). While it may be at it, close and
+    // interrupt leave the stream open and wake it instead; it stops and the resume fails.
+    io_parking* parking = nullptr;
+    bool performed = false;
+    std::atomic<bool> abort_parked{false};
+    std::error_code parked_error;
     // For events.
     bool sensitive = false;
     std::string command_name, database;
@@ -118,19 +130,28 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
                     asio::post(self->executor, [self] {
                         if (!self->busy) return;
                         self->interrupted = true;
-                        self->stream->close();
+                        self->close_stream();
                     });
             });
         }
-        const auto ms = timeout_ms();
-        if (ms.count() > 0) {
-            timer.expires_after(ms);
-            timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-                if (ec || !self->busy) return;
-                self->timed_out = true;
-                self->stream->close();
-            });
-        }
+        arm_timer(timeout_ms());
+    }
+
+    void arm_timer(std::chrono::nanoseconds t) {
+        if (t.count() <= 0) return;
+        timer.expires_after(t);
+        timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+            if (ec || !self->busy) return;
+            self->timed_out = true;
+            self->stream->close();
+        });
+    }
+
+    /// Closes the stream, or, with the I/O parked, has the caller stop (the resume closes it).
+    void close_stream() {
+        if (!parking) return stream->close();
+        abort_parked = true;
+        parking->wake();
     }
 
     void finish(std::error_code ec, command_reply reply) {
@@ -300,7 +321,110 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
         emit_started(full);
         expected_response_to = request_id;
         unacknowledged = req.more_to_come;
+        if (req.parking && wait_handle >= 0 && !unacknowledged && !req.exhaust_allowed) {
+            timer.cancel();  // the caller's poll keeps the time
+            parking = req.parking;
+            performed = false;
+            abort_parked = false;
+            parked_error.clear();
+            parking->park(std::shared_ptr<deferred_io>(shared_from_this(), this));
+            return;
+        }
         write_some();
+    }
+
+    // ---- parked I/O (deferred_io.hpp)
+
+    void perform(int wake_fd) noexcept override {
+        performed = true;
+        const auto limit = timeout_ms();
+        const auto deadline = started + limit;
+        // Waits for `events` on the socket; false on timeout, abort or a failed poll.
+        const auto wait_for = [&](short events) {
+            for (;;) {
+                if (abort_parked.load()) return false;
+                int ms = -1;
+                if (limit.count() > 0) {
+                    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+                    if (left.count() <= 0) {
+                        timed_out = true;
+                        return false;
+                    }
+                    ms = static_cast<int>(std::min<std::int64_t>(left.count(), 1'000'000));
+                }
+                pollfd fds[2] = {{wait_handle, events, 0}, {wake_fd, POLLIN, 0}};
+                const int r = ::poll(fds, 2, ms);
+                if (r < 0) {
+                    if (errno == EINTR) continue;
+                    parked_error = std::error_code(errno, std::system_category());
+                    return false;
+                }
+                if (fds[1].revents & POLLIN) {
+                    std::uint64_t count = 0;
+                    (void)!::read(wake_fd, &count, sizeof count);
+                }
+                if (fds[0].revents) return true;
+            }
+        };
+        try {
+            while (written < out.size()) {
+                std::error_code ec;
+                const std::size_t n = stream->try_write_some(asio::buffer(out.data() + written, out.size() - written), ec);
+                if (ec) {
+                    parked_error = ec;
+                    return;
+                }
+                written += n;
+                if (n == 0 && !wait_for(POLLOUT)) return;
+            }
+            // The reply cannot be there yet: sleep first, then read what came.
+            if (!wait_for(POLLIN)) return;
+            while (decoder.bytes_needed() != 0) {
+                const std::size_t want = std::clamp<std::size_t>(decoder.bytes_needed(), 16 * 1024, 256 * 1024);
+                auto space = decoder.prepare(want);
+                std::error_code ec;
+                const std::size_t n = stream->try_read_some(asio::buffer(space.data(), space.size()), ec);
+                decoder.commit(n);
+                if (ec) {
+                    parked_error = ec;
+                    return;
+                }
+                if (n == 0) {
+                    if (!wait_for(POLLIN)) return;
+                    continue;
+                }
+                check_ahead();
+            }
+        } catch (const std::exception&) {
+            parked_error = make_error_code(errc::protocol_error);  // std::bad_alloc in prepare()
+        }
+    }
+
+    // Through the operation's own executor (a strand of the same io_context): its completion,
+    // dispatched there, then runs in the same handler.
+    void resume() override {
+        asio::dispatch(*handler_work, [self = shared_from_this()] { self->resume_here(); });
+    }
+
+    void resume_here() {
+        parking = nullptr;
+        const bool was_performed = std::exchange(performed, false);
+        if (abort_parked && !timed_out) {
+            if (interrupted) return fail_io({});
+            return fail(make_error_code(errc::connection_failure), settings.address + ": connection closed");
+        }
+        if (!was_performed) {  // the caller left it: the usual way, in the time left
+            const auto limit = timeout_ms();
+            const auto left = limit - (std::chrono::steady_clock::now() - started);
+            if (limit.count() > 0 && left.count() <= 0) {
+                timed_out = true;
+                return fail_io({});
+            }
+            if (limit.count() > 0) arm_timer(left);
+            return write_some();
+        }
+        if (parked_error || timed_out) return fail_io(parked_error);
+        read();
     }
 
     std::string last_error_text() const {
@@ -481,7 +605,7 @@ void connection::close() noexcept {
     try {
         asio::dispatch(s->executor, [s] {
             s->timer.cancel();
-            s->stream->close();
+            s->close_stream();
         });
     } catch (...) {
         // The executor is gone (its context destroyed): nothing can still be running on it.
@@ -494,7 +618,7 @@ void connection::interrupt() noexcept {
         asio::post(s->executor, [s] {
             s->perished = true;
             if (s->busy) s->interrupted = true;
-            s->stream->close();
+            s->close_stream();
         });
     } catch (...) {
     }

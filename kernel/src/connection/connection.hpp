@@ -28,6 +28,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/deferred.hpp>
 
+#include "connection/deferred_io.hpp"
 #include "connection/handshake.hpp"
 #include "pool/pooled_connection.hpp"
 #include "trellis/bson/document.hpp"
@@ -56,6 +57,9 @@ struct command_request {
     std::optional<std::chrono::milliseconds> timeout;
     /// Send as OP_QUERY on admin.$cmd (the initial legacy hello only).
     bool op_query = false;
+    /// The blocking caller this command runs for, which does its socket I/O when the stream
+    /// allows (deferred_io.hpp); null: none. It outlives the command.
+    io_parking* parking = nullptr;
 };
 
 struct command_reply {
