@@ -317,6 +317,41 @@ private slots:
         QCOMPARE(coll.count_documents({}), std::int64_t(threads * each));
     }
 
+    // Blocking callers that wait for their replies on their own sockets (the I/O a blocking call
+    // does on its thread) keep their operations' deadlines: each times out on time while the
+    // server holds its reply, and the client goes on serving the others.
+    void callers_waiting_on_their_sockets_time_out_on_time() {
+        sim::deployment d(sim::sim_config{});
+        d.start();
+        trellis::client c(with(d.uri(), "timeoutMS=500"));
+        c.run_command("admin", doc(R"({"configureFailPoint": "failCommand", "mode": {"times": 4},
+                                      "data": {"failCommands": ["count"], "blockConnection": true, "blockTimeMS": 3000}})"));
+        std::atomic<int> timed_out{0}, pings{0};
+        std::vector<std::chrono::milliseconds> took(4);
+        std::vector<std::thread> workers;
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int t = 0; t < 4; ++t)
+            workers.emplace_back([&, t] {
+                try {
+                    c.run_command("life", doc(R"({"count": "x"})"));
+                } catch (const trellis::error& e) {
+                    if (e.code() == errc::operation_timeout) ++timed_out;
+                    else qWarning("%s", e.what());
+                }
+                took[static_cast<std::size_t>(t)] =
+                    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+            });
+        std::thread other([&] {  // meanwhile, other blocking calls go through
+            while (std::chrono::steady_clock::now() - t0 < 400ms)
+                if (c.run_command("admin", ping())["ok"].as_double() == 1.0) ++pings;
+        });
+        for (auto& w : workers) w.join();
+        other.join();
+        QCOMPARE(timed_out.load(), 4);
+        for (const auto ms : took) QVERIFY2(ms >= 450ms && ms < 1500ms, std::to_string(ms.count()).c_str());
+        QVERIFY2(pings.load() > 10, std::to_string(pings.load()).c_str());
+    }
+
     void a_failed_operation_returns_its_session() {
         sim::deployment d(sim::sim_config{});
         d.start();

@@ -611,6 +611,9 @@ private:
         // CSOT: the operation's deadline and timeoutMS (for messages); none without timeoutMS.
         std::optional<std::chrono::steady_clock::time_point> deadline;
         std::chrono::milliseconds timeout{0};
+        /// The blocking call this operation runs for, if any: its commands' I/O may be parked
+        /// there, for the caller's thread to do (runtime.hpp).
+        conn::io_parking* parking = nullptr;
         bool out_of_time = false;  // the attempts stopped because the deadline passed
         bool csot = false;         // timeoutMS set at some level (even zero): no deprecated wtimeout
     };

@@ -13,6 +13,7 @@
 
 #include "client/core.hpp"
 #include "client/failures.hpp"
+#include "client/runtime.hpp"
 #include "ops/ops.hpp"
 #include "plugin/guard.hpp"
 #include "trellis/bson/builder.hpp"
@@ -377,6 +378,7 @@ asio::awaitable<client_core::outcome> client_core::attempt(server_state& s, cons
     request.has_db = true;
     request.more_to_come = op.unacknowledged;  // w: 0: nothing to wait for (OP_MSG moreToCome)
     request.timeout = socket_limit;
+    request.parking = st.parking;
     // The document sequence's spans point into `whole`, which lives until the reply is in.
     bson::document whole;
     if (!op.sequence_fields.empty()) {
@@ -558,6 +560,7 @@ bool has_error_label(const std::exception_ptr& e, std::string_view label) {
 
 asio::awaitable<client_core::reply_on> client_core::execute(operation op) {
     attempt_state st;
+    st.parking = detail::take_starting_parking();
     if (op.timeout && op.timeout->count() < 0)
         throw error(errc::invalid_argument, "timeoutMS: must not be negative (got " + ms_text(*op.timeout) + ")");
     // CSOT: one deadline for the whole operation, from here (or the caller's, computed once for

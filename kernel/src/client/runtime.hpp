@@ -1,16 +1,24 @@
 // The io_context and thread of a client that was given no executor, and how its blocking calls
-// wait: the calling thread runs the io_context itself while its operation is in flight, so a
-// blocking call costs no hand-off between threads (no wake-up of the client's thread to start
-// it, none of the caller to finish it), as a driver that does its I/O on the caller's thread.
+// wait: on the caller's thread, with no hand-off to another thread to start an operation or to
+// finish it, and with the operation's socket I/O done there too.
 //
 // One thread at a time runs the io_context: whoever holds the baton, the client's own thread or
-// a blocking caller. A caller alone (no other blocking call in progress) takes it when it is free;
-// when the client's thread holds it (asleep in epoll), the caller's operation, posted first, wakes
-// it, and it hands the baton over after that handler. After a caller lets go, the client's thread
-// leaves the baton alone for `linger` (back-to-back blocking calls keep it without waking anyone)
-// and then runs the io_context again, so timers and monitors wait at most that long between
-// blocking calls. With several blocking calls at once, the client's thread runs the io_context
-// and wakes each caller when its operation is done, as a future would.
+// a blocking caller. A caller takes the baton when it is free and runs what is ready, its own
+// operation's start included (selection, check-out, encoding). The connection then parks the
+// command's I/O with the caller (connection/deferred_io.hpp) when its stream allows: the caller
+// lets the baton go, writes the request and reads the reply itself, asleep in poll(2) on the
+// socket meanwhile, and takes the baton again to finish the operation. So threads sharing one
+// client each wait on their own socket, as with a pool of single-threaded clients, and hold the
+// shared state only for the work around the round trip.
+//
+// A caller alone keeps the baton in between and sleeps in the io_context itself (epoll) until its
+// operation is done, parks, or another caller comes. A caller whose operation waits for anything
+// else (a connection being opened, a server to select, a stream without a wait handle) leaves
+// the io_context to the client's thread, which runs it for as long as such a caller waits;
+// whoever completes an operation wakes its caller (an eventfd of the caller's thread). With no
+// caller, the client's thread runs the io_context, except for `linger` after a caller let go
+// (back-to-back blocking calls keep the baton without waking anyone); while callers take turns,
+// it runs what is due (timers, monitors) when none has held the baton for `linger`.
 #pragma once
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -22,15 +30,34 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
+
+#include "connection/deferred_io.hpp"
 
 namespace trellis::detail {
 
-/// One blocking call's wait: its operation's completion calls own_runtime::complete.
-struct blocking_call {
-    std::condition_variable wake;
-    bool done = false;  // under own_runtime's mutex
+class own_runtime;
+
+/// One blocking call's wait: its operation's completion calls own_runtime::complete, and its
+/// commands may park their I/O here.
+struct blocking_call final : conn::io_parking {
+    explicit blocking_call(own_runtime& rt);
+    void park(std::shared_ptr<conn::deferred_io> io) override;
+    void wake() noexcept override;
+
+    own_runtime* runtime;
+    int wake_fd;  // the caller thread's eventfd
+    // Under own_runtime's mutex:
+    std::shared_ptr<conn::deferred_io> parked;  // I/O this thread is to do
+    bool done = false;
+    enum class sleep { awake, for_baton, for_reactor } sleeping = sleep::awake;
 };
+
+/// The blocking call whose operation starts on this thread now: set by the blocking face around
+/// the operation's first step, in which execute() takes it (null afterwards).
+conn::io_parking*& starting_parking() noexcept;
+inline conn::io_parking* take_starting_parking() noexcept { return std::exchange(starting_parking(), nullptr); }
 
 class own_runtime {
 public:
@@ -43,9 +70,14 @@ public:
     own_runtime& operator=(const own_runtime&) = delete;
 
     boost::asio::io_context& io() noexcept { return io_; }
-    /// Returns once `call` is complete, running the io_context meanwhile when no other thread
-    /// does. The call's operation must have been started (posted) first. Exceptions thrown by
-    /// handlers it runs propagate, as from io_context::run.
+    /// A blocking call begins: before its operation is posted, so that whoever runs the
+    /// operation's start knows that a caller waits for it.
+    void enter();
+    /// enter() with no wait() to follow (the post failed).
+    void abandon();
+    /// After enter() and the post: returns once `call` is complete, doing its I/O and running
+    /// the io_context meanwhile when no other thread does. Exceptions thrown by handlers it runs
+    /// propagate, as from io_context::run.
     void wait(blocking_call& call);
     /// The operation of `call` has finished (on the thread that runs the io_context).
     void complete(blocking_call& call);
@@ -56,11 +88,15 @@ public:
     bool running_here() { return io_.get_executor().running_in_this_thread(); }
 
 private:
+    friend struct blocking_call;
     enum class holder { none, thread, caller };
     void thread_main();
-    void hand_over(std::unique_lock<std::mutex>& lock);
-    /// One blocking call in progress, asleep: it may run the io_context itself.
-    bool lone_caller_waits() const { return callers_ == 1 && waiting_.size() == 1; }
+    /// The baton is free (lock held): wakes a caller waiting for it, or the client's thread when
+    /// a caller needs the io_context run for it.
+    void pass_baton();
+    void park(blocking_call& call, std::shared_ptr<conn::deferred_io> io);
+    static void sleep(const blocking_call& call);
+    static void wake(const blocking_call& call);
 
     boost::asio::io_context io_{1};  // one thread at a time: see is_serial()
     std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{io_.get_executor()};
@@ -69,8 +105,10 @@ private:
     holder holder_ = holder::none;
     std::vector<blocking_call*> waiting_;  // callers asleep, their operation not done
     std::atomic<int> callers_{0};           // blocking calls in progress (changed under m_)
+    std::atomic<int> for_reactor_{0};       // callers asleep until the io_context runs for them
+    std::atomic<int> for_baton_{0};         // callers asleep until the baton is free
     std::chrono::steady_clock::time_point released_;  // when a caller last let go
-    bool stopping_ = false;
+    std::atomic<bool> stopping_{false};  // set under m_; the run loop looks without it
     std::promise<void> finished_;
     std::shared_future<void> done_ = finished_.get_future().share();
     std::thread thread_;
