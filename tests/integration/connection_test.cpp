@@ -134,6 +134,7 @@ class test_parking final : public conn::io_parking {
 public:
     test_parking() : wake_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
     ~test_parking() { ::close(wake_fd); }
+    bool wants_io() const noexcept override { return true; }
     void park(std::shared_ptr<conn::deferred_io> io) override {
         parked = std::move(io);
         ++parks;

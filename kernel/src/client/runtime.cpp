@@ -46,6 +46,8 @@ conn::io_parking*& starting_parking() noexcept {
 
 blocking_call::blocking_call(own_runtime& rt) : runtime(&rt), wake_fd(this_thread_wake_fd()) {}
 
+bool blocking_call::wants_io() const noexcept { return runtime->callers_.load(std::memory_order_relaxed) > 1; }
+
 void blocking_call::park(std::shared_ptr<conn::deferred_io> io) { runtime->park(*this, std::move(io)); }
 
 void blocking_call::wake() noexcept { own_runtime::wake(*this); }
@@ -96,25 +98,28 @@ void own_runtime::thread_main() {
         lock.lock();
         holder_ = holder::none;
         if (ran == 0) break;  // stopped, or out of work after stop()
-        pass_baton();
+        // A caller woken for the baton gets it: taken back at once, it would never be free.
+        if (pass_baton()) thread_wake_.wait_for(lock, linger);
     }
     for (auto* c : waiting_) wake(*c);  // they find the io_context stopped
     lock.unlock();
     finished_.set_value();
 }
 
-void own_runtime::pass_baton() {
+bool own_runtime::pass_baton() {
     for (auto* c : waiting_)
         if (c->sleeping == blocking_call::sleep::for_baton) {
             wake(*c);
-            return;
+            return true;
         }
     if (for_reactor_ > 0 || stopping_) thread_wake_.notify_one();
+    return false;
 }
 
 void own_runtime::park(blocking_call& call, std::shared_ptr<conn::deferred_io> io) {
     std::lock_guard lock(m_);
     call.parked = std::move(io);
+    call.moved = true;
     if (call.sleeping != blocking_call::sleep::awake) wake(call);
 }
 
@@ -212,9 +217,14 @@ void own_runtime::wait(blocking_call& call) {
                     lock.lock();
                     if (stopped) break;
                 }
-            } else {  // what is ready (this call's start, its resume), then let go
+            } else {
+                // What is ready, up to this call's next step (its start parks, its resume
+                // completes it), then let go: handler by handler, for io_context::poll would
+                // poll the reactor once more at the end, with nothing to gain for this call.
+                call.moved = false;
                 lock.unlock();
-                io_.poll();
+                while (!call.moved.load(std::memory_order_acquire) && io_.poll_one() != 0) {
+                }
                 stopped = io_.stopped();
                 lock.lock();
             }
@@ -244,6 +254,7 @@ void own_runtime::wait(blocking_call& call) {
 void own_runtime::complete(blocking_call& call) {
     std::lock_guard lock(m_);
     call.done = true;
+    call.moved = true;
     if (call.sleeping != blocking_call::sleep::awake) wake(call);
 }
 

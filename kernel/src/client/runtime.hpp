@@ -11,8 +11,8 @@
 // client each wait on their own socket, as with a pool of single-threaded clients, and hold the
 // shared state only for the work around the round trip.
 //
-// A caller alone keeps the baton in between and sleeps in the io_context itself (epoll) until its
-// operation is done, parks, or another caller comes. A caller whose operation waits for anything
+// A caller alone keeps its I/O on the io_context and the baton throughout, asleep in the
+// io_context itself (epoll) until its operation is done or another caller comes. A caller whose operation waits for anything
 // else (a connection being opened, a server to select, a stream without a wait handle) leaves
 // the io_context to the client's thread, which runs it for as long as such a caller waits;
 // whoever completes an operation wakes its caller (an eventfd of the caller's thread). With no
@@ -43,6 +43,7 @@ class own_runtime;
 /// commands may park their I/O here.
 struct blocking_call final : conn::io_parking {
     explicit blocking_call(own_runtime& rt);
+    bool wants_io() const noexcept override;
     void park(std::shared_ptr<conn::deferred_io> io) override;
     void wake() noexcept override;
 
@@ -51,6 +52,7 @@ struct blocking_call final : conn::io_parking {
     // Under own_runtime's mutex:
     std::shared_ptr<conn::deferred_io> parked;  // I/O this thread is to do
     bool done = false;
+    std::atomic<bool> moved{false};  // parked or done since the caller took the baton
     enum class sleep { awake, for_baton, for_reactor } sleeping = sleep::awake;
 };
 
@@ -91,9 +93,9 @@ private:
     friend struct blocking_call;
     enum class holder { none, thread, caller };
     void thread_main();
-    /// The baton is free (lock held): wakes a caller waiting for it, or the client's thread when
-    /// a caller needs the io_context run for it.
-    void pass_baton();
+    /// The baton is free (lock held): wakes a caller waiting for it (true), or the client's
+    /// thread when a caller needs the io_context run for it.
+    bool pass_baton();
     void park(blocking_call& call, std::shared_ptr<conn::deferred_io> io);
     static void sleep(const blocking_call& call);
     static void wake(const blocking_call& call);

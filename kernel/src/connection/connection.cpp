@@ -321,7 +321,7 @@ struct connection_state final : std::enable_shared_from_this<connection_state>, 
         emit_started(full);
         expected_response_to = request_id;
         unacknowledged = req.more_to_come;
-        if (req.parking && wait_handle >= 0 && !unacknowledged && !req.exhaust_allowed) {
+        if (req.parking && wait_handle >= 0 && !unacknowledged && !req.exhaust_allowed && req.parking->wants_io()) {
             timer.cancel();  // the caller's poll keeps the time
             parking = req.parking;
             performed = false;

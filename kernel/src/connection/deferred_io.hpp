@@ -26,6 +26,9 @@ protected:
 /// Where a command's connection parks its I/O: the blocking call it runs for.
 class io_parking {
 public:
+    /// Whether the caller takes the I/O now (a caller alone runs the io_context itself while it
+    /// waits, so it gains nothing from it).
+    virtual bool wants_io() const noexcept = 0;
     /// From the io_context, inside the command's start.
     virtual void park(std::shared_ptr<deferred_io> io) = 0;
     /// From the io_context: wakes the caller out of perform()'s poll (an abort).
