@@ -26,20 +26,11 @@ public:
     }
     // One send(2) on the socket in non-blocking mode: a command usually fits the send buffer.
     std::size_t try_write_some(sdk::asio::const_buffer buffer, std::error_code& ec) override {
-        boost::system::error_code e;
-        if (!socket_.non_blocking()) socket_.non_blocking(true, e);
-        const std::size_t n = e ? 0 : socket_.write_some(buffer, e);
-        if (e == boost::asio::error::would_block || e == boost::asio::error::try_again) e.clear();
-        ec = e;
-        return n;
+        return at_once(ec, [&](boost::system::error_code& e) { return socket_.write_some(buffer, e); });
     }
+    // One recv(2), the same way.
     std::size_t try_read_some(sdk::asio::mutable_buffer buffer, std::error_code& ec) override {
-        boost::system::error_code e;
-        if (!socket_.non_blocking()) socket_.non_blocking(true, e);
-        const std::size_t n = e ? 0 : socket_.read_some(buffer, e);
-        if (e == boost::asio::error::would_block || e == boost::asio::error::try_again) e.clear();
-        ec = e;
-        return n;
+        return at_once(ec, [&](boost::system::error_code& e) { return socket_.read_some(buffer, e); });
     }
     void close() override {
         boost::system::error_code ignored;
@@ -50,6 +41,17 @@ public:
     int wait_handle() const noexcept override { return handle_; }
 
 private:
+    // `io` on the socket in non-blocking mode; "it would block" is 0 bytes, not an error.
+    template <class Io>
+    std::size_t at_once(std::error_code& ec, Io io) {
+        boost::system::error_code e;
+        if (!socket_.non_blocking()) socket_.non_blocking(true, e);
+        const std::size_t n = e ? 0 : io(e);
+        if (e == boost::asio::error::would_block || e == boost::asio::error::try_again) e.clear();
+        ec = e;
+        return n;
+    }
+
     tcp::socket socket_;
     int handle_;
     std::string where_;

@@ -247,6 +247,14 @@ class ConnectionTest : public QObject {
         QVERIFY2(r.reply.ok(), bson::to_json(r.reply.body).c_str());
     }
 
+    // The sim holds the reply to the next count for 1.5 s.
+    void hold_next_count_for_1500ms() {
+        admin(bson::make_document(
+            bson::kvp("configureFailPoint", "failCommand"), bson::kvp("mode", bson::make_document(bson::kvp("times", 1))),
+            bson::kvp("data", bson::make_document(bson::kvp("failCommands", bson::make_array("count")),
+                                                  bson::kvp("blockConnection", true), bson::kvp("blockTimeMS", 1500)))));
+    }
+
 private slots:
     void initTestCase() {
         compressors_ = std::make_shared<trellis::wire::compressor_registry>(trellis::wire::compressor_registry::with_builtins());
@@ -386,10 +394,7 @@ private slots:
     }
 
     void socket_timeout_closes_the_connection() {
-        admin(bson::make_document(
-            bson::kvp("configureFailPoint", "failCommand"), bson::kvp("mode", bson::make_document(bson::kvp("times", 1))),
-            bson::kvp("data", bson::make_document(bson::kvp("failCommands", bson::make_array("count")),
-                                                  bson::kvp("blockConnection", true), bson::kvp("blockTimeMS", 1500)))));
+        hold_next_count_for_1500ms();
         asio::io_context io;
         auto c = establish(io, settings_for(sim_->uri(), "socketTimeoutMS=200"));
         QVERIFY(!c.failure);
@@ -648,10 +653,7 @@ private slots:
     }
 
     void parked_io_keeps_the_socket_timeout() {
-        admin(bson::make_document(
-            bson::kvp("configureFailPoint", "failCommand"), bson::kvp("mode", bson::make_document(bson::kvp("times", 1))),
-            bson::kvp("data", bson::make_document(bson::kvp("failCommands", bson::make_array("count")),
-                                                  bson::kvp("blockConnection", true), bson::kvp("blockTimeMS", 1500)))));
+        hold_next_count_for_1500ms();
         asio::io_context io;
         auto c = establish(io, settings_for(sim_->uri(), "socketTimeoutMS=200"));
         QVERIFY(!c.failure);
@@ -670,10 +672,7 @@ private slots:
     // caller is woken, stops, and the command fails saying why (the socket is left to the resume).
     void parked_io_is_stopped_by_close_and_interrupt() {
         for (const bool interrupt : {false, true}) {
-            admin(bson::make_document(
-                bson::kvp("configureFailPoint", "failCommand"), bson::kvp("mode", bson::make_document(bson::kvp("times", 1))),
-                bson::kvp("data", bson::make_document(bson::kvp("failCommands", bson::make_array("count")),
-                                                      bson::kvp("blockConnection", true), bson::kvp("blockTimeMS", 1500)))));
+            hold_next_count_for_1500ms();
             asio::io_context io;
             auto c = establish(io, settings_for(sim_->uri()));
             QVERIFY(!c.failure);
