@@ -352,6 +352,67 @@ private slots:
         QVERIFY2(pings.load() > 10, std::to_string(pings.load()).c_str());
     }
 
+    // A completion handler that throws on the client's own io_context is the application's bug:
+    // it goes to on_callback_failure, on the client's thread and on a blocking caller's alike,
+    // and no blocking call gets another's exception.
+    void a_throwing_completion_handler_reaches_no_blocking_call() {
+        sim::deployment d(sim::sim_config{});
+        d.start();
+        std::mutex m;
+        std::vector<trellis::callback_failure> failures;
+        trellis::client_settings settings;
+        settings.on_callback_failure = [&](const trellis::callback_failure& f) {
+            std::lock_guard lock(m);
+            failures.push_back(f);
+        };
+        trellis::client c(d.uri(), std::move(settings));
+        thread_local bool on_caller = false;
+        std::atomic<int> handled{0}, handled_by_callers{0};
+        const auto throw_from_handlers = [&](int n) {
+            const int target = handled.load() + n;
+            for (int i = 0; i < n; ++i) {
+                c.async_run_command("admin", ping(), [&, i](std::exception_ptr e, trellis::bson::document) {
+                    ++handled;
+                    if (on_caller) ++handled_by_callers;
+                    if (e) std::rethrow_exception(e);
+                    throw std::runtime_error("handler " + std::to_string(i) + " threw");
+                });
+                std::this_thread::sleep_for(1ms);
+            }
+            const auto deadline = std::chrono::steady_clock::now() + 10s;
+            while (handled.load() < target && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+        };
+        throw_from_handlers(20);  // nobody else: the client's thread runs them
+        QCOMPARE(handled.load(), 20);
+        std::atomic<bool> stop{false};
+        std::atomic<int> pings{0};
+        std::vector<std::thread> callers;
+        for (int t = 0; t < 3; ++t)
+            callers.emplace_back([&] {
+                on_caller = true;
+                try {
+                    while (!stop)
+                        if (c.run_command("admin", ping())["ok"].as_double() == 1.0) ++pings;
+                } catch (const std::exception& e) {
+                    qWarning("a blocking call failed: %s", e.what());
+                }
+            });
+        throw_from_handlers(100);  // callers hold the baton most of the time: they run most of them
+        stop = true;
+        for (auto& t : callers) t.join();
+        QCOMPARE(handled.load(), 120);
+        qInfo("%d of 100 handlers ran on a blocking caller; %d pings", handled_by_callers.load(), pings.load());
+        QVERIFY2(handled_by_callers.load() > 0, "no handler ran on a blocking caller");
+        QVERIFY2(pings.load() > 100, std::to_string(pings.load()).c_str());
+        std::lock_guard lock(m);
+        QCOMPARE(failures.size(), std::size_t{120});
+        for (const auto& f : failures) {
+            QVERIFY2(f.where.find("completion handler") != std::string::npos, f.where.c_str());
+            QVERIFY2(f.what.find(" threw") != std::string::npos, f.what.c_str());
+        }
+        QCOMPARE(c.run_command("admin", ping())["ok"].as_double(), 1.0);  // the client carries on
+    }
+
     void a_failed_operation_returns_its_session() {
         sim::deployment d(sim::sim_config{});
         d.start();

@@ -64,7 +64,8 @@ struct client_settings {
     sdam_event_handler on_sdam;
     cmap_event_handler on_cmap;
     command_event_handler on_command;
-    /// A plugin or one of the handlers above threw (the client carried on); standard error when empty.
+    /// A plugin or one of the handlers above threw, or a completion handler run on the client's
+    /// own thread did (the client carried on); standard error when empty.
     callback_failure_handler on_callback_failure;
     /// The plugins to use; empty: a registry of the client's own, searching plugins.paths.
     std::shared_ptr<plugin_registry> registry;

@@ -30,10 +30,11 @@ using detail::borrowed;
 // its core share it: the io_context lives until the last handle (database, collection, cursor)
 // goes, the thread until the client goes.
 struct client::runtime : detail::own_runtime {
+    using detail::own_runtime::own_runtime;
     /// The last owner may let go while running the io_context (a handler destroying the client):
     /// the io_context cannot be destroyed under its own run, so another thread does it.
-    static std::shared_ptr<runtime> make() {
-        return std::shared_ptr<runtime>(new runtime, [](runtime* r) {
+    static std::shared_ptr<runtime> make(callback_failure_handler on_failure) {
+        return std::shared_ptr<runtime>(new runtime(std::move(on_failure)), [](runtime* r) {
             if (r->running_here()) std::thread([r] { delete r; }).detach();
             else delete r;
         });
@@ -58,7 +59,7 @@ client::client(std::string_view uri, client_settings settings) : client(parse_ur
 client::client(asio::any_io_executor executor, std::string_view uri, client_settings settings)
     : client(std::move(executor), parse_uri(uri).options, std::move(settings)) {}
 client::client(client_options options, client_settings settings) {
-    auto rt = runtime::make();
+    auto rt = runtime::make(settings.on_callback_failure);
     *this = client(new_core(rt->io().get_executor(), std::move(options), std::move(settings), rt), rt);
 }
 client::client(asio::any_io_executor executor, client_options options, client_settings settings)

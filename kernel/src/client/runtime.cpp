@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "plugin/guard.hpp"
 #include "trellis/errors.hpp"
 
 namespace trellis::detail {
@@ -52,11 +53,22 @@ void blocking_call::park(std::shared_ptr<conn::deferred_io> io) { runtime->park(
 
 void blocking_call::wake() noexcept { own_runtime::wake(*this); }
 
-own_runtime::own_runtime() {
+own_runtime::own_runtime(callback_failure_handler on_failure) : on_failure_(std::move(on_failure)) {
     thread_ = std::thread([this] { thread_main(); });
 }
 
 own_runtime::~own_runtime() { stop(); }
+
+template <class F>
+std::size_t own_runtime::run_guarded(F run) noexcept {
+    try {
+        return run();
+    } catch (...) {
+        report_callback_failure(on_failure_, "a completion handler run on the client's own thread",
+                                current_exception_text());
+        return 1;
+    }
+}
 
 void own_runtime::thread_main() {
     std::unique_lock lock(m_);
@@ -72,7 +84,7 @@ void own_runtime::thread_main() {
             if (now - released_ >= linger) {
                 holder_ = holder::thread;
                 lock.unlock();
-                io_.poll();
+                run_guarded([this] { return io_.poll(); });
                 lock.lock();
                 holder_ = holder::none;
                 released_ = std::chrono::steady_clock::now();
@@ -91,7 +103,7 @@ void own_runtime::thread_main() {
         // Handler after handler while no blocking call wants the baton, or while one needs the
         // io_context run for it and none waits for the baton (atomic loads).
         std::size_t ran = 0;
-        do ran = io_.run_one();
+        do ran = run_guarded([this] { return io_.run_one(); });
         while (ran != 0 && for_baton_.load(std::memory_order_relaxed) == 0 &&
                (callers_.load(std::memory_order_relaxed) == 0 || for_reactor_.load(std::memory_order_relaxed) > 0 ||
                 stopping_.load(std::memory_order_relaxed)));
@@ -209,31 +221,23 @@ void own_runtime::wait(blocking_call& call) {
         }
         performed = false;
         bool stopped = false;
-        try {
-            if (callers_ == 1) {  // alone: sleep in the io_context until done, parked, or another caller comes
-                while (!call.done && !call.parked && callers_ == 1) {
-                    lock.unlock();
-                    stopped = io_.run_one() == 0;
-                    lock.lock();
-                    if (stopped) break;
-                }
-            } else {
-                // What is ready, up to this call's next step (its start parks, its resume
-                // completes it), then let go: handler by handler, for io_context::poll would
-                // poll the reactor once more at the end, with nothing to gain for this call.
-                call.moved = false;
+        if (callers_ == 1) {  // alone: sleep in the io_context until done, parked, or another caller comes
+            while (!call.done && !call.parked && callers_ == 1) {
                 lock.unlock();
-                while (!call.moved.load(std::memory_order_acquire) && io_.poll_one() != 0) {
-                }
-                stopped = io_.stopped();
+                stopped = run_guarded([this] { return io_.run_one(); }) == 0;
                 lock.lock();
+                if (stopped) break;
             }
-        } catch (...) {
-            if (!lock.owns_lock()) lock.lock();
-            holder_ = holder::none;
-            released_ = std::chrono::steady_clock::now();
-            leave();
-            throw;
+        } else {
+            // What is ready, up to this call's next step (its start parks, its resume completes
+            // it), then let go: handler by handler, for io_context::poll would poll the reactor
+            // once more at the end, with nothing to gain for this call.
+            call.moved = false;
+            lock.unlock();
+            while (!call.moved.load(std::memory_order_acquire) && run_guarded([this] { return io_.poll_one(); }) != 0) {
+            }
+            stopped = io_.stopped();
+            lock.lock();
         }
         holder_ = holder::none;
         released_ = std::chrono::steady_clock::now();

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "connection/deferred_io.hpp"
+#include "trellis/events.hpp"
 
 namespace trellis::detail {
 
@@ -66,7 +67,9 @@ public:
     /// How long the client's thread leaves the io_context to blocking callers after one let go.
     static constexpr std::chrono::milliseconds linger{2};
 
-    own_runtime();
+    /// `on_failure` hears of handlers that throw out of the io_context (the application's
+    /// completion handlers): reported there, they stop neither the thread nor a blocking call.
+    explicit own_runtime(callback_failure_handler on_failure = {});
     ~own_runtime();
     own_runtime(const own_runtime&) = delete;
     own_runtime& operator=(const own_runtime&) = delete;
@@ -78,8 +81,8 @@ public:
     /// enter() with no wait() to follow (the post failed).
     void abandon();
     /// After enter() and the post: returns once `call` is complete, doing its I/O and running
-    /// the io_context meanwhile when no other thread does. Exceptions thrown by handlers it runs
-    /// propagate, as from io_context::run.
+    /// the io_context meanwhile when no other thread does. A handler it runs that throws is
+    /// reported (the constructor's `on_failure`), not thrown to this caller.
     void wait(blocking_call& call);
     /// The operation of `call` has finished (on the thread that runs the io_context).
     void complete(blocking_call& call);
@@ -97,9 +100,14 @@ private:
     /// thread when a caller needs the io_context run for it.
     bool pass_baton();
     void park(blocking_call& call, std::shared_ptr<conn::deferred_io> io);
+    /// One call into the io_context (run_one, poll_one, poll): a handler that throws is reported
+    /// and counts as run.
+    template <class F>
+    std::size_t run_guarded(F run) noexcept;
     static void sleep(const blocking_call& call);
     static void wake(const blocking_call& call);
 
+    const callback_failure_handler on_failure_;
     boost::asio::io_context io_{1};  // one thread at a time: see is_serial()
     std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{io_.get_executor()};
     std::mutex m_;
