@@ -24,6 +24,7 @@
 #include "trellis/uri.hpp"
 #include "wire/bytes.hpp"
 #include "wire/codec.hpp"
+#include "wire/frame_decoder.hpp"
 #include "wire_helpers.hpp"
 
 namespace asio = boost::asio;
@@ -722,6 +723,33 @@ private slots:
         const std::string why = c.connection->last_error();
         QVERIFY2(why.find(expected->message) != std::string::npos && why.find("at byte " + std::to_string(at)) != std::string::npos,
                  why.c_str());
+    }
+
+    // A large reply's buffer goes back to the client's cache when the reply is released, and the
+    // next large reply on any of its connections is read into it, asynchronously or parked.
+    void large_replies_reuse_one_buffer() {
+        const auto [body, unused] = large_reply();
+        slow_replier server(body);
+        asio::io_context io;
+        auto s = settings_for(server.uri());
+        auto cache = std::make_shared<trellis::wire::buffer_cache>();
+        s->connection.buffers = cache;
+        auto c = establish(io, s);
+        QVERIFY2(!c.failure, c.failure.message.c_str());
+        test_parking p;
+        const auto find = [] { return bson::make_document(bson::kvp("find", "x")); };
+        auto first = run_parked(io, *c.connection, p, "test", find(), false);  // the I/O the usual way
+        QVERIFY2(!first.ec, c.connection->last_error().c_str());
+        QVERIFY(first.reply.body == body.view());
+        const std::uint8_t* const where = first.reply.message.bytes().data();
+        QCOMPARE(cache->spare_capacity(), std::size_t{0});
+        first = ran{};
+        QVERIFY(cache->spare_capacity() > body.bytes().size());
+        const auto second = run_parked(io, *c.connection, p, "test", find());  // done by this thread
+        QVERIFY2(!second.ec, c.connection->last_error().c_str());
+        QVERIFY(second.reply.body == body.view());
+        QCOMPARE(second.reply.message.bytes().data(), where);
+        QCOMPARE(cache->spare_capacity(), std::size_t{0});
     }
 
     void pool_uses_the_real_establisher() {

@@ -36,6 +36,7 @@
 #include "trellis/session.hpp"
 #include "trellis/sdk/cursor_manager.hpp"
 #include "trellis/sdk/topology_strategy.hpp"
+#include "wire/frame_decoder.hpp"
 #include "wire/compression.hpp"
 
 namespace trellis::detail {
@@ -652,6 +653,8 @@ private:
     std::shared_ptr<sdk::cursor_manager> cursor_manager_;  // mutex_
     std::string cursor_manager_name_;                     // mutex_
     std::shared_ptr<wire::compressor_registry> compressors_;
+    // One spare buffer for large replies, kept for the next (at most 32 MB; wire::buffer_cache).
+    std::shared_ptr<wire::buffer_cache> receive_buffers_ = std::make_shared<wire::buffer_cache>();
     handshake::hello_options hello_;  // every connection's initial hello, computed once
     std::shared_ptr<const sdk::topology_description> initial_;  // what (re)opening starts from
     std::shared_ptr<sdk::transport> transport_;

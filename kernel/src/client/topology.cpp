@@ -549,6 +549,7 @@ std::shared_ptr<server_state> client_core::add_server(const std::string& address
     settings->connection.address = address;
     settings->connection.socket_timeout = options_.socket_timeout;
     settings->connection.compressors = compressors_;
+    settings->connection.buffers = receive_buffers_;
     settings->connection.on_command = settings_.on_command;
     if (options_.server_api) settings->connection.server_api = handshake::server_api_fields(*options_.server_api);
     settings->hello = hello_;  // metadata, compressors, loadBalanced, saslSupportedMechs: made once

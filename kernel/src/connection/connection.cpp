@@ -47,7 +47,7 @@ using handler_type = asio::any_completion_handler<connection::command_signature>
 struct connection_state final : std::enable_shared_from_this<connection_state>, deferred_io {
     connection_state(std::unique_ptr<sdk::stream> s, connection_settings cfg)
         : stream(std::move(s)), executor(stream->get_executor()), timer(executor), settings(std::move(cfg)),
-          decoder(wire::limits{}, settings.compressors) {
+          decoder(wire::limits{}, settings.compressors, settings.buffers) {
         last_used_ns.store(std::chrono::steady_clock::now().time_since_epoch().count());
     }
 

@@ -36,6 +36,10 @@
 #include "trellis/sdk/transport.hpp"
 #include "wire/codec.hpp"
 
+namespace trellis::wire {
+class buffer_cache;  // wire/frame_decoder.hpp
+}
+
 namespace trellis::conn {
 
 using steady_time = std::chrono::steady_clock::time_point;
@@ -76,6 +80,8 @@ struct connection_settings {
     std::string address;                                     // "host:port"
     std::optional<std::chrono::milliseconds> socket_timeout;  // unset or zero: none
     std::shared_ptr<const wire::compressor_registry> compressors;
+    /// Where large replies' buffers are kept for the next one (shared by a client's connections); may be null.
+    std::shared_ptr<wire::buffer_cache> buffers;
     command_event_handler on_command;                          // may be empty
     /// The Stable API's apiVersion (apiStrict, apiDeprecationErrors), added to every OP_MSG
     /// command, the handshake's hello included; empty: no API declared, nothing added.

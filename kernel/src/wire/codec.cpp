@@ -527,6 +527,12 @@ void encode_compressed(std::vector<byte>& out, bytes_view uncompressed, const co
 // ---- decoding -------------------------------------------------------------
 
 message decode_message(std::vector<byte> frame, const limits& lim, const compressor_registry* registry) {
+    return decode_message(std::make_shared<std::vector<byte>>(std::move(frame)), lim, registry);
+}
+
+message decode_message(std::shared_ptr<std::vector<byte>> shared_frame, const limits& lim,
+                       const compressor_registry* registry) {
+    const std::vector<byte>& frame = *shared_frame;
     if (frame.size() < header_size) {
         throw protocol_error(errc::protocol_error, "frame of " + to_string(frame.size()) +
                                                        " bytes is shorter than the 16-byte message header");
@@ -549,7 +555,7 @@ message decode_message(std::vector<byte> frame, const limits& lim, const compres
     }
     message m;
     m.header = h;
-    m.buffer = std::make_shared<const std::vector<byte>>(std::move(frame));
+    m.buffer = std::move(shared_frame);
     parse_body(m, lim, opcode_name(h.op_code));
     return m;
 }

@@ -143,6 +143,10 @@ void encode_compressed(std::vector<byte>& out, bytes_view uncompressed, const co
 /// when null). Takes ownership of frame, so no copy is made.
 message decode_message(std::vector<byte> frame, const limits& lim = {}, const compressor_registry* registry = nullptr);
 
+/// Same, with the frame in a shared_ptr the caller made (whose deleter may recycle the buffer).
+message decode_message(std::shared_ptr<std::vector<byte>> frame, const limits& lim = {},
+                       const compressor_registry* registry = nullptr);
+
 /// Same, copying the bytes.
 message decode_message(bytes_view frame, const limits& lim = {}, const compressor_registry* registry = nullptr);
 

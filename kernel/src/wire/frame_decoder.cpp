@@ -4,13 +4,54 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 #include "trellis/errors.hpp"
 
 namespace trellis::wire {
 
-frame_decoder::frame_decoder(limits lim, std::shared_ptr<const compressor_registry> registry)
-    : lim_(lim), registry_(std::move(registry)) {}
+namespace {
+// Frames at least this large are handed over with the buffer rather than copied out of it.
+constexpr std::size_t handover_threshold = 256 * 1024;
+
+// A handed-over frame's buffer goes back to the cache (if the client still has it) when the
+// message's last reference goes.
+struct return_to {
+    std::weak_ptr<buffer_cache> cache;
+    void operator()(std::vector<byte>* buffer) const noexcept {
+        if (auto c = cache.lock()) c->give(std::move(*buffer));
+        delete buffer;
+    }
+};
+}  // namespace
+
+std::vector<byte> buffer_cache::take(std::size_t n) {
+    std::lock_guard lock(m_);
+    if (spare_.capacity() < n) return {};
+    std::vector<byte> out = std::move(spare_);
+    spare_ = std::vector<byte>();
+    out.clear();
+    return out;
+}
+
+void buffer_cache::give(std::vector<byte>&& buffer) noexcept {
+    if (buffer.capacity() > max_) return;
+    std::vector<byte> smaller = std::move(buffer);  // freed outside the lock
+    try {
+        std::lock_guard lock(m_);
+        if (smaller.capacity() > spare_.capacity()) spare_.swap(smaller);
+    } catch (const std::system_error&) {  // the mutex failed: the buffer is freed instead
+    }
+}
+
+std::size_t buffer_cache::spare_capacity() const {
+    std::lock_guard lock(m_);
+    return spare_.capacity();
+}
+
+frame_decoder::frame_decoder(limits lim, std::shared_ptr<const compressor_registry> registry,
+                             std::shared_ptr<buffer_cache> buffers)
+    : lim_(lim), registry_(std::move(registry)), buffers_(std::move(buffers)) {}
 
 void frame_decoder::feed(bytes_view chunk) {
     if (chunk.empty()) return;
@@ -30,7 +71,16 @@ std::span<byte> frame_decoder::prepare(std::size_t n) {
     if (buf_.size() - end_ < n) {
         // Room for the whole frame in progress at once, so that growing step by step never
         // moves what came; each step is zero-filled (std::vector) just before it is written.
-        if (const std::size_t whole = end_ + bytes_needed(); whole > buf_.capacity()) buf_.reserve(whole);
+        if (const std::size_t whole = end_ + bytes_needed(); whole > buf_.capacity()) {
+            std::vector<byte> spare;
+            if (buffers_ && whole >= handover_threshold) spare = buffers_->take(whole);
+            if (spare.capacity() >= whole) {  // memory written before: no page faults
+                spare.assign(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(end_));
+                buf_.swap(spare);
+            } else {
+                buf_.reserve(whole);
+            }
+        }
         buf_.resize(end_ + n);  // beyond the frame: grows capacity geometrically
     }
     prepared_ = buf_.size() - end_;
@@ -45,11 +95,6 @@ void frame_decoder::commit(std::size_t n) {
     end_ += n;
     prepared_ = 0;
 }
-
-namespace {
-// Frames at least this large are handed over with the buffer rather than copied out of it.
-constexpr std::size_t handover_threshold = 256 * 1024;
-}  // namespace
 
 std::optional<message> frame_decoder::next() {
     if (failure_) std::rethrow_exception(failure_);
@@ -67,9 +112,14 @@ std::optional<message> frame_decoder::next() {
             // copying. A small frame is copied, so the buffer, already grown,
             // serves the next reply without a new allocation and zero fill.
             buf_.resize(length);
+            end_ = 0;
+            if (buffers_) {  // ...and back to the cache when the message is released
+                std::shared_ptr<std::vector<byte>> shared(new std::vector<byte>(std::move(buf_)), return_to{buffers_});
+                buf_ = std::vector<byte>();
+                return decode_message(std::move(shared), lim_, registry_.get());
+            }
             frame = std::move(buf_);
             buf_ = std::vector<byte>();
-            end_ = 0;
         } else {
             frame.assign(buf_.begin() + static_cast<std::ptrdiff_t>(begin_),
                          buf_.begin() + static_cast<std::ptrdiff_t>(begin_ + length));
