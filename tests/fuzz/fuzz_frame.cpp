@@ -52,7 +52,7 @@ const codecs& load() {
     return c;
 }
 
-bool in(std::span<const std::uint8_t> inner, const std::vector<std::uint8_t>& outer) {
+bool in(std::span<const std::uint8_t> inner, std::span<const std::uint8_t> outer) {
     if (inner.empty()) return true;
     return inner.data() >= outer.data() && inner.data() + inner.size() <= outer.data() + outer.size();
 }
@@ -60,7 +60,7 @@ bool in(std::span<const std::uint8_t> inner, const std::vector<std::uint8_t>& ou
 // A message's spans lie inside its buffer, which is exactly as long as its header says.
 void check_message(const wire::message& m) {
     FUZZ_CHECK(m.buffer != nullptr, "a message without a buffer");
-    const auto& buf = *m.buffer;
+    const std::span<const std::uint8_t> buf = m.bytes();
     FUZZ_CHECK(buf.size() == static_cast<std::size_t>(m.header.message_length),
                "buffer of " + std::to_string(buf.size()) + " bytes, messageLength " + std::to_string(m.header.message_length));
     if (const auto* msg = m.as_msg()) {

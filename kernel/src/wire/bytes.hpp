@@ -11,13 +11,36 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <memory>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace trellis::wire {
 
 using byte = std::uint8_t;
 using bytes_view = std::span<const byte>;
+
+/// An allocator whose value-less construct leaves the object uninitialized: a vector of bytes
+/// grown with it is not zero-filled first (a receive buffer is written by the read at once).
+template <class T>
+struct uninitialized_allocator : std::allocator<T> {
+    template <class U>
+    struct rebind {
+        using other = uninitialized_allocator<U>;
+    };
+    uninitialized_allocator() noexcept = default;
+    template <class U>
+    uninitialized_allocator(const uninitialized_allocator<U>&) noexcept {}
+    template <class U, class... Args>
+    void construct(U* p, Args&&... args) {
+        if constexpr (sizeof...(Args) == 0) ::new (static_cast<void*>(p)) U;
+        else ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+};
+
+/// The bytes of a received frame.
+using frame_bytes = std::vector<byte, uninitialized_allocator<byte>>;
 
 namespace detail {
 

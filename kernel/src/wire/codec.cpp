@@ -261,7 +261,7 @@ bool is_plain_opcode(opcode op) noexcept { return op == opcode::msg || op == opc
 
 // Parses the body of m (whose header and buffer are set) in place.
 void parse_body(message& m, const limits& lim, std::string context) {
-    const reader r(bytes_view(*m.buffer), std::move(context), lim);
+    const reader r(m.frame, std::move(context), lim);
     switch (m.header.op_code) {
         case opcode::msg: m.body = parse_op_msg(r); return;
         case opcode::query: m.body = parse_op_query(r); return;
@@ -272,9 +272,9 @@ void parse_body(message& m, const limits& lim, std::string context) {
                                      " (at byte 12)");
 }
 
-message decode_compressed(const std::vector<byte>& frame, const message_header& outer, const limits& lim,
+message decode_compressed(bytes_view frame, const message_header& outer, const limits& lim,
                           const compressor_registry& registry) {
-    const reader r(bytes_view(frame), "OP_COMPRESSED", lim);
+    const reader r(frame, "OP_COMPRESSED", lim);
     std::size_t pos = header_size;
     const auto original = static_cast<opcode>(r.read<std::int32_t>(pos, frame.size(), "originalOpcode"));
     const std::int32_t uncompressed_size = r.read<std::int32_t>(pos, frame.size(), "uncompressedSize");
@@ -307,7 +307,7 @@ message decode_compressed(const std::vector<byte>& frame, const message_header& 
                                             (known.empty() ? "none" : known));
     }
 
-    const bytes_view payload = bytes_view(frame).subspan(pos);
+    const bytes_view payload = frame.subspan(pos);
     auto inner = std::make_shared<std::vector<byte>>();
     inner->reserve(inner_length);
     inner->resize(header_size);
@@ -325,6 +325,7 @@ message decode_compressed(const std::vector<byte>& frame, const message_header& 
     m.header = {static_cast<std::int32_t>(inner_length), outer.request_id, outer.response_to, original};
     write_header(inner->data(), m.header);
     m.compressor_id = compressor_id;
+    m.frame = bytes_view(*inner);
     m.buffer = std::move(inner);
     parse_body(m, lim,
                opcode_name(original) + " inside OP_COMPRESSED (byte offsets are within the decompressed message, "
@@ -526,13 +527,13 @@ void encode_compressed(std::vector<byte>& out, bytes_view uncompressed, const co
 
 // ---- decoding -------------------------------------------------------------
 
-message decode_message(std::vector<byte> frame, const limits& lim, const compressor_registry* registry) {
-    return decode_message(std::make_shared<std::vector<byte>>(std::move(frame)), lim, registry);
+message decode_message(frame_bytes frame, const limits& lim, const compressor_registry* registry) {
+    return decode_message(std::make_shared<frame_bytes>(std::move(frame)), lim, registry);
 }
 
-message decode_message(std::shared_ptr<std::vector<byte>> shared_frame, const limits& lim,
+message decode_message(std::shared_ptr<frame_bytes> shared_frame, const limits& lim,
                        const compressor_registry* registry) {
-    const std::vector<byte>& frame = *shared_frame;
+    const bytes_view frame(*shared_frame);
     if (frame.size() < header_size) {
         throw protocol_error(errc::protocol_error, "frame of " + to_string(frame.size()) +
                                                        " bytes is shorter than the 16-byte message header");
@@ -555,13 +556,14 @@ message decode_message(std::shared_ptr<std::vector<byte>> shared_frame, const li
     }
     message m;
     m.header = h;
+    m.frame = frame;
     m.buffer = std::move(shared_frame);
     parse_body(m, lim, opcode_name(h.op_code));
     return m;
 }
 
 message decode_message(bytes_view frame, const limits& lim, const compressor_registry* registry) {
-    return decode_message(std::vector<byte>(frame.begin(), frame.end()), lim, registry);
+    return decode_message(frame_bytes(frame.begin(), frame.end()), lim, registry);
 }
 
 }  // namespace trellis::wire

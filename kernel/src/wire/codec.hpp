@@ -103,10 +103,11 @@ struct message {
     /// the same compressor).
     std::optional<std::uint8_t> compressor_id;
     std::variant<op_msg, op_query, op_reply> body;
-    /// The whole uncompressed message, header included.
-    std::shared_ptr<const std::vector<byte>> buffer;
+    /// Owns the whole uncompressed message, header included (`bytes()`).
+    std::shared_ptr<const void> buffer;
+    bytes_view frame;
 
-    bytes_view bytes() const noexcept { return buffer ? bytes_view(*buffer) : bytes_view(); }
+    bytes_view bytes() const noexcept { return frame; }
     const op_msg* as_msg() const noexcept { return std::get_if<op_msg>(&body); }
     const op_query* as_query() const noexcept { return std::get_if<op_query>(&body); }
     const op_reply* as_reply() const noexcept { return std::get_if<op_reply>(&body); }
@@ -141,10 +142,10 @@ void encode_compressed(std::vector<byte>& out, bytes_view uncompressed, const co
 /// Decodes one complete message; frame must hold exactly messageLength bytes.
 /// OP_COMPRESSED is unwrapped using registry (default_compressor_registry()
 /// when null). Takes ownership of frame, so no copy is made.
-message decode_message(std::vector<byte> frame, const limits& lim = {}, const compressor_registry* registry = nullptr);
+message decode_message(frame_bytes frame, const limits& lim = {}, const compressor_registry* registry = nullptr);
 
 /// Same, with the frame in a shared_ptr the caller made (whose deleter may recycle the buffer).
-message decode_message(std::shared_ptr<std::vector<byte>> frame, const limits& lim = {},
+message decode_message(std::shared_ptr<frame_bytes> frame, const limits& lim = {},
                        const compressor_registry* registry = nullptr);
 
 /// Same, copying the bytes.

@@ -18,25 +18,25 @@ constexpr std::size_t handover_threshold = 256 * 1024;
 // message's last reference goes.
 struct return_to {
     std::weak_ptr<buffer_cache> cache;
-    void operator()(std::vector<byte>* buffer) const noexcept {
+    void operator()(frame_bytes* buffer) const noexcept {
         if (auto c = cache.lock()) c->give(std::move(*buffer));
         delete buffer;
     }
 };
 }  // namespace
 
-std::vector<byte> buffer_cache::take(std::size_t n) {
+frame_bytes buffer_cache::take(std::size_t n) {
     std::lock_guard lock(m_);
     if (spare_.capacity() < n) return {};
-    std::vector<byte> out = std::move(spare_);
-    spare_ = std::vector<byte>();
+    frame_bytes out = std::move(spare_);
+    spare_ = frame_bytes();
     out.clear();
     return out;
 }
 
-void buffer_cache::give(std::vector<byte>&& buffer) noexcept {
+void buffer_cache::give(frame_bytes&& buffer) noexcept {
     if (buffer.capacity() > max_) return;
-    std::vector<byte> smaller = std::move(buffer);  // freed outside the lock
+    frame_bytes smaller = std::move(buffer);  // freed outside the lock
     try {
         std::lock_guard lock(m_);
         if (smaller.capacity() > spare_.capacity()) spare_.swap(smaller);
@@ -70,9 +70,9 @@ std::span<byte> frame_decoder::prepare(std::size_t n) {
     }
     if (buf_.size() - end_ < n) {
         // Room for the whole frame in progress at once, so that growing step by step never
-        // moves what came; each step is zero-filled (std::vector) just before it is written.
+        // moves what came; a step is not zero-filled (frame_bytes): the read writes it.
         if (const std::size_t whole = end_ + bytes_needed(); whole > buf_.capacity()) {
-            std::vector<byte> spare;
+            frame_bytes spare;
             if (buffers_ && whole >= handover_threshold) spare = buffers_->take(whole);
             if (spare.capacity() >= whole) {  // memory written before: no page faults
                 spare.assign(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(end_));
@@ -106,7 +106,7 @@ std::optional<message> frame_decoder::next() {
         const std::size_t length = check_message_length(load_le<std::int32_t>(buf_.data() + begin_), lim_);
         if (available < length) return std::nullopt;
 
-        std::vector<byte> frame;
+        frame_bytes frame;
         if (begin_ == 0 && end_ == length && length >= handover_threshold) {
             // The buffer holds exactly this large frame: hand it over instead of
             // copying. A small frame is copied, so the buffer, already grown,
@@ -114,12 +114,12 @@ std::optional<message> frame_decoder::next() {
             buf_.resize(length);
             end_ = 0;
             if (buffers_) {  // ...and back to the cache when the message is released
-                std::shared_ptr<std::vector<byte>> shared(new std::vector<byte>(std::move(buf_)), return_to{buffers_});
-                buf_ = std::vector<byte>();
+                std::shared_ptr<frame_bytes> shared(new frame_bytes(std::move(buf_)), return_to{buffers_});
+                buf_ = frame_bytes();
                 return decode_message(std::move(shared), lim_, registry_.get());
             }
             frame = std::move(buf_);
-            buf_ = std::vector<byte>();
+            buf_ = frame_bytes();
         } else {
             frame.assign(buf_.begin() + static_cast<std::ptrdiff_t>(begin_),
                          buf_.begin() + static_cast<std::ptrdiff_t>(begin_ + length));

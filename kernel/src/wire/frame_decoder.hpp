@@ -27,16 +27,16 @@ public:
     explicit buffer_cache(std::size_t max_bytes = default_max_bytes) noexcept : max_(max_bytes) {}
 
     /// The spare buffer (empty, its capacity kept) when its capacity is at least n; else an empty vector.
-    std::vector<byte> take(std::size_t n);
+    frame_bytes take(std::size_t n);
     /// Offers a buffer; kept when it is larger than the spare and at most max_bytes.
-    void give(std::vector<byte>&& buffer) noexcept;
+    void give(frame_bytes&& buffer) noexcept;
     /// The spare's capacity (0: none).
     std::size_t spare_capacity() const;
 
 private:
     const std::size_t max_;
     mutable std::mutex m_;
-    std::vector<byte> spare_;
+    frame_bytes spare_;
 };
 
 /// Turns arbitrary chunks of a byte stream into decoded messages.
@@ -94,7 +94,7 @@ private:
     limits lim_;
     std::shared_ptr<const compressor_registry> registry_;
     std::shared_ptr<buffer_cache> buffers_;
-    std::vector<byte> buf_;  // [begin_, end_) is unread data; beyond end_ is prepared space
+    frame_bytes buf_;  // [begin_, end_) is unread data; beyond end_ is prepared space (uninitialized)
     std::size_t begin_ = 0;
     std::size_t end_ = 0;
     std::size_t prepared_ = 0;
