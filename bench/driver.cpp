@@ -443,8 +443,8 @@ int run(int argc, char** argv) {
     }
     const options& o = *parsed;
     // The Trellis and libmongoc peers share this process's heap. With glibc's defaults, whether
-    // a peer's 16 MB find batch lands on fresh pages (the first write to a page costs 11-19 us
-    // on this VM: 45-77 ms for 16 MB) depended on what the other peer had allocated and freed
+    // a peer's 16 MB find batch lands on fresh pages (the first write to a page costs ~10 us
+    // on this VM: `trellis-bench pages`) depended on what the other peer had allocated and freed
     // before: libmongoc's find_many took 45-90 ms of CPU per run in a full run and 4.4 ms with
     // this setting, Trellis's 8-63 ms and 9 ms. A steady heap, and an untimed find_many before
     // each timed one (time()), measure the drivers, not the order they ran in.

@@ -29,6 +29,7 @@
 #include "driver.hpp"
 #include "failover.hpp"
 #include "monitoring.hpp"
+#include "pages.hpp"
 #include "scale.hpp"
 #include "trellis/bson/json.hpp"
 #include "trellis/errors.hpp"
@@ -51,6 +52,7 @@ constexpr std::string_view usage_text =
     "       trellis-bench driver [--tasks ...] [--peers ...] [--json FILE] (see driver --help)\n"
     "       trellis-bench monitoring [--servers N] [--seconds S] [--json FILE] (see monitoring --help)\n"
     "       trellis-bench chaos [--seconds N] [--writers W] [--seed S] [--json FILE] (see chaos --help)\n"
+    "       trellis-bench pages [--mb N] [--runs R] (see pages --help)\n"
     "\n"
     "Runs the MongoDB driver benchmark spec's BSON micro-benchmarks (flat, deep and\n"
     "full BSON; encode and decode) on Trellis and on libbson, interleaved in one\n"
@@ -84,9 +86,9 @@ std::optional<options> parse_arguments(int argc, char** argv) {
     std::vector<std::string_view> args(argv + 1, argv + argc);
     for (const std::string_view a : args)
         if (a == "-h" || a == "--help") return std::nullopt;
-    if (args.empty()) throw failure{exit_usage_error, "no benchmark suite given (\"bson\", \"driver\", \"failover\", \"monitoring\", \"scale\" or \"chaos\"; see --help)"};
+    if (args.empty()) throw failure{exit_usage_error, "no benchmark suite given (\"bson\", \"driver\", \"failover\", \"monitoring\", \"scale\", \"chaos\" or \"pages\"; see --help)"};
     if (args[0] != "bson")
-        throw failure{exit_usage_error, "unknown benchmark suite \"" + std::string(args[0]) + "\" (\"bson\", \"driver\", \"failover\", \"monitoring\", \"scale\" or \"chaos\")"};
+        throw failure{exit_usage_error, "unknown benchmark suite \"" + std::string(args[0]) + "\" (\"bson\", \"driver\", \"failover\", \"monitoring\", \"scale\", \"chaos\" or \"pages\")"};
 
     options o;
     arg_walker w(args, 1);
@@ -377,6 +379,7 @@ int run(int argc, char** argv) {
     if (argc > 1 && std::string_view(argv[1]) == "monitoring") return trellis_bench::monitoring::run(argc - 1, argv + 1);
     if (argc > 1 && std::string_view(argv[1]) == "scale") return trellis_bench::scale::run(argc - 1, argv + 1);
     if (argc > 1 && std::string_view(argv[1]) == "chaos") return trellis_bench::chaos::run(argc - 1, argv + 1);
+    if (argc > 1 && std::string_view(argv[1]) == "pages") return trellis_bench::pages::run(argc - 1, argv + 1);
     const std::optional<options> o = parse_arguments(argc, argv);
     if (!o) {
         std::cout << usage_text;
