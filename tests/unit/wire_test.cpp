@@ -825,11 +825,18 @@ bytes op_msg_with_string(std::size_t n) {
     return out;
 }
 
-// Reads `frame` through prepare/commit in pieces of 64 KB, as a connection does.
+// Reads `frame` through prepare/commit in pieces of 64 KB, as a connection does (the last
+// prepare asks for more than is left). Once the frame's length is known, the buffer must not
+// move: what came is never copied again.
 wire::message read_through(wire::frame_decoder& d, const bytes& frame) {
     std::size_t at = 0;
+    const std::uint8_t* base = nullptr;
     while (at < frame.size()) {
         const std::span<std::uint8_t> space = d.prepare(64 * 1024);
+        if (at >= 16) {
+            if (!base) base = space.data() - at;
+            else if (space.data() - at != base) throw std::runtime_error("the buffer moved at byte " + std::to_string(at));
+        }
         const std::size_t n = std::min(space.size(), frame.size() - at);
         std::memcpy(space.data(), frame.data() + at, n);
         d.commit(n);
@@ -837,6 +844,7 @@ wire::message read_through(wire::frame_decoder& d, const bytes& frame) {
     }
     auto m = d.next();
     if (!m) throw std::runtime_error("the frame did not come out whole");
+    if (base && m->bytes().data() != base) throw std::runtime_error("the frame was copied out of its buffer");
     return std::move(*m);
 }
 }  // namespace

@@ -69,19 +69,21 @@ std::span<byte> frame_decoder::prepare(std::size_t n) {
         begin_ = 0;
     }
     if (buf_.size() - end_ < n) {
-        // Room for the whole frame in progress at once, so that growing step by step never
-        // moves what came; a step is not zero-filled (frame_bytes): the read writes it.
-        if (const std::size_t whole = end_ + bytes_needed(); whole > buf_.capacity()) {
+        // Room for the whole frame in progress and one more read of n past it, at once, so that
+        // growing step by step does not move what came (a read near the frame's end asks for
+        // more than the frame has left). A step is not zero-filled (frame_bytes): the read writes it.
+        const std::size_t whole = end_ + bytes_needed();
+        if (const std::size_t room = whole + n; room > buf_.capacity()) {
             frame_bytes spare;
-            if (buffers_ && whole >= handover_threshold) spare = buffers_->take(whole);
-            if (spare.capacity() >= whole) {  // memory written before: no page faults
+            if (buffers_ && whole >= handover_threshold) spare = buffers_->take(room);
+            if (spare.capacity() >= room) {  // memory written before: no page faults
                 spare.assign(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(end_));
                 buf_.swap(spare);
             } else {
-                buf_.reserve(whole);
+                buf_.reserve(room);
             }
         }
-        buf_.resize(end_ + n);  // beyond the frame: grows capacity geometrically
+        buf_.resize(end_ + n);  // within that room, unless n grew (then geometrically)
     }
     prepared_ = buf_.size() - end_;
     return {buf_.data() + end_, prepared_};
