@@ -347,9 +347,10 @@ inline const std::string* event_address(const sdam_event& e) noexcept {
 /// Receives every SDAM event of a topology, in order (see the top of this file).
 using sdam_event_handler = std::function<void(const sdam_event&)>;
 
-/// A plugin or an event handler threw into the client. The client carried on: the call was
-/// abandoned (an event not delivered, a topology update not applied, a cursor killed at once
-/// instead of as the manager wanted) and this report says where and why.
+/// A plugin, an event handler, or a completion handler run on the client's own io_context threw
+/// into the client. The client carried on: the call was abandoned (an event not delivered, a
+/// topology update not applied, a cursor killed at once instead of as the manager wanted, the
+/// rest of a completion handler) and this report says where and why.
 struct callback_failure {
     std::string where;  // e.g. "SDAM event handler", "cursor_manager \"deferred\": on_cursor_closed"
     std::string what;   // the exception's message

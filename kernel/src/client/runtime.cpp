@@ -64,7 +64,7 @@ std::size_t own_runtime::run_guarded(F run) noexcept {
     try {
         return run();
     } catch (...) {
-        report_callback_failure(on_failure_, "a completion handler run on the client's own thread",
+        report_callback_failure(on_failure_, "a completion handler on the client's own io_context",
                                 current_exception_text());
         return 1;
     }
