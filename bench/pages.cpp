@@ -3,7 +3,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "args.hpp"
+#include "failover_report.hpp"  // median
 
 namespace trellis_bench::pages {
 
@@ -53,11 +53,6 @@ std::optional<options> parse_arguments(int argc, char** argv) {
     return o;
 }
 
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
-
 // Milliseconds that writing every byte of [p, p + n) took.
 double write_ms(unsigned char* p, std::size_t n, int value) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -89,7 +84,7 @@ int run(int argc, char** argv) {
         second.push_back(write_ms(p, bytes, 2));
         ::munmap(m, bytes);
     }
-    const double f = median(first), s = median(second);
+    const double f = failover::median(first), s = failover::median(second);
     std::printf("%zu MB (%zu pages of %ld bytes), median of %zu runs:\n", o->mb, pages, page, o->runs);
     std::printf("  first write (fresh pages):  %8.2f ms  (%.2f us a page)\n", f, f * 1000 / static_cast<double>(pages));
     std::printf("  second write (same memory): %8.2f ms  (%.2f us a page)\n", s, s * 1000 / static_cast<double>(pages));
