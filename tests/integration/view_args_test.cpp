@@ -1,5 +1,7 @@
 // The blocking calls take filters, documents and pipelines as views (collection.hpp): views of
 // every origin work against trellis-sim, and the operation path does not copy what it is given.
+// A large reply is read into the buffer the client kept from the last one, up to
+// client_options::max_kept_reply_buffer.
 #include <QtTest/QtTest>
 
 #include <atomic>
@@ -15,6 +17,7 @@
 #include "trellis/bson/builder.hpp"
 #include "trellis/bson/json.hpp"
 #include "trellis/client.hpp"
+#include "trellis/uri.hpp"
 #include "sim_rig.hpp"
 #include "fail_point.hpp"
 
@@ -22,13 +25,20 @@ namespace bson = trellis::bson;
 
 // Counts the heap blocks of exactly one size (all threads): a copy of a document is one block of
 // its size, and nothing else in an operation has that (odd) size by chance.
+// Also counts the blocks of 512 KB and more that a thread asks for: in a blocking find on a
+// connection already open, the reply's receive buffer is the only one the calling thread takes
+// (the in-process sim builds its replies on threads of its own).
 namespace {
 std::atomic<std::size_t> watched_size{0};
 std::atomic<int> watched_blocks{0};
+constexpr std::size_t large_block = 512 * 1024;
+thread_local bool counting_large = false;
+thread_local int large_blocks = 0;
 }  // namespace
 
 void* operator new(std::size_t n) {
     if (n != 0 && n == watched_size.load(std::memory_order_relaxed)) watched_blocks.fetch_add(1, std::memory_order_relaxed);
+    if (n >= large_block && counting_large) ++large_blocks;
     if (void* p = std::malloc(n ? n : 1)) return p;
     throw std::bad_alloc();
 }
@@ -177,6 +187,36 @@ private slots:
                 for (const auto& d : docs->get_array())
                     if (json(d.get_document()) == json(mine)) saw_mine = true;
         QVERIFY2(saw_mine, "the hand-written document did not reach the server as it was");
+    }
+
+    void large_replies_reuse_the_kept_buffer() {
+        // 16 documents of 64 KB: one reply of ~1 MB to a find.
+        auto c = coll();
+        std::vector<bson::document> docs;
+        for (int i = 0; i < 16; ++i) docs.push_back(big(i, 64 * 1024));
+        c.insert_many(docs);
+        // The large blocks the second of two whole finds allocates, with the client's options.
+        const auto second_find = [this](std::optional<std::size_t> kept) {
+            auto options = trellis::parse_uri(rig_->deployment->uri()).options;
+            if (kept) options.max_kept_reply_buffer = *kept;
+            trellis::client client(options);
+            auto items = client["views"]["c"];
+            const auto find_all = [&] {
+                std::size_t n = 0;
+                auto cur = items.find({});
+                while (cur.next_view()) ++n;
+                QCOMPARE(n, std::size_t{16});
+            };
+            find_all();  // its buffer goes back to the client when the cursor goes
+            large_blocks = 0;
+            counting_large = true;
+            find_all();
+            counting_large = false;
+            return large_blocks;
+        };
+        QCOMPARE(second_find(std::nullopt), 0);  // the default keeps up to 32 MiB
+        QVERIFY(second_find(512 * 1024) >= 1);   // a buffer larger than the limit is not kept
+        QVERIFY(second_find(0) >= 1);            // none is
     }
 
     void a_cursor_hands_out_views() {

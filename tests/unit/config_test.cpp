@@ -110,6 +110,7 @@ private slots:
             "zlib_compression_level = 6\nread_concern = \"majority\"\nreplica_set = \"rs1\"\n"
             "direct_connection = false\ndatabase = \"app\"\ntimeout_ms = 1500\n"
             "[pool]\nmin_size = 2\nmax_connecting = 3\nmax_idle_time_ms = 60000\nwait_queue_timeout_ms = 500\n"
+            "max_kept_reply_buffer_mb = 4\n"
             "[monitoring]\nheartbeat_frequency_ms = 500\nserver_monitoring_mode = \"poll\"\n"
             "connect_timeout_ms = 0\nsocket_timeout_ms = 9000\n"
             "[selection]\nserver_selection_timeout_ms = 4000\nlocal_threshold_ms = 0\nserver_selection_try_once = true\n"
@@ -134,6 +135,7 @@ private slots:
         QCOMPARE(o.max_connecting, 3u);
         QCOMPARE(o.max_idle_time, std::optional<std::chrono::milliseconds>(60000ms));
         QCOMPARE(o.wait_queue_timeout, std::optional<std::chrono::milliseconds>(500ms));
+        QCOMPARE(o.max_kept_reply_buffer, std::size_t{4} << 20);
         QCOMPARE(o.heartbeat_frequency, 500ms);
         QCOMPARE(o.server_monitoring_mode, trellis::monitoring_mode::poll);
         QCOMPARE(o.connect_timeout, 0ms);
@@ -242,6 +244,10 @@ private slots:
                     "trellis.toml:2:12: pool.max_size must be a positive integer, got 0");
         COMPARE_STR(diagnostic("[pool]\nmax_size = 3000000000\n"),
                     "trellis.toml:2:12: pool.max_size must be at most 2147483647, got 3000000000");
+        COMPARE_STR(diagnostic("[pool]\nmax_kept_reply_buffer_mb = 65\n"),
+                    "trellis.toml:2:28: pool.max_kept_reply_buffer_mb must be an integer from 0 to 64, got 65");
+        COMPARE_STR(diagnostic("[pool]\nmax_kept_reply_buffer_mb = -1\n"),
+                    "trellis.toml:2:28: pool.max_kept_reply_buffer_mb must be an integer from 0 to 64, got -1");
         COMPARE_STR(diagnostic("[monitoring]\nheartbeat_frequency_ms = 100\n"),
                     "trellis.toml:2:26: monitoring.heartbeat_frequency_ms must be an integer of at least 500, got 100");
         COMPARE_STR(diagnostic("[client]\nretry_writes = \"yes\"\n"),

@@ -238,6 +238,10 @@ struct client_options {
     std::optional<std::chrono::milliseconds> max_idle_time;       ///< unset or zero: no limit
     std::optional<std::chrono::milliseconds> wait_queue_timeout;  ///< unset: bounded by server selection
     std::optional<std::uint32_t> wait_queue_multiple;             ///< legacy; unset: no limit
+    /// The largest receive buffer the client keeps between large replies (256 KB and more), in
+    /// bytes: one buffer, shared by its connections, read into again rather than fresh memory
+    /// (whose first write costs a page fault a page). Zero: none is kept.
+    std::size_t max_kept_reply_buffer = std::size_t{32} << 20;
     std::optional<std::string> app_name;  ///< sent in the handshake; at most max_app_name_bytes
     /// "snappy", "zlib", "zstd", in order of preference.
     std::vector<std::string> compressors;

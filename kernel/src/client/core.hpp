@@ -653,8 +653,9 @@ private:
     std::shared_ptr<sdk::cursor_manager> cursor_manager_;  // mutex_
     std::string cursor_manager_name_;                     // mutex_
     std::shared_ptr<wire::compressor_registry> compressors_;
-    // One spare buffer for large replies, kept for the next (at most 32 MB; wire::buffer_cache).
-    std::shared_ptr<wire::buffer_cache> receive_buffers_ = std::make_shared<wire::buffer_cache>();
+    // One spare buffer for large replies, kept for the next (wire::buffer_cache).
+    std::shared_ptr<wire::buffer_cache> receive_buffers_ =
+        std::make_shared<wire::buffer_cache>(options_.max_kept_reply_buffer);
     handshake::hello_options hello_;  // every connection's initial hello, computed once
     std::shared_ptr<const sdk::topology_description> initial_;  // what (re)opening starts from
     std::shared_ptr<sdk::transport> transport_;

@@ -308,6 +308,10 @@ const std::vector<key_def>& key_defs() {
          [](reader& r, const field& f) { r.options().max_idle_time = f.millis(0); }},
         {"pool", "wait_queue_timeout_ms", "waitQueueTimeoutMS",
          [](reader& r, const field& f) { r.options().wait_queue_timeout = f.millis(1); }},
+        {"pool", "max_kept_reply_buffer_mb", "",
+         [](reader& r, const field& f) {
+             r.options().max_kept_reply_buffer = static_cast<std::size_t>(f.integer(0, 64)) << 20;
+         }},
 
         {"monitoring", "heartbeat_frequency_ms", "heartbeatFrequencyMS",
          [](reader& r, const field& f) {
