@@ -732,7 +732,7 @@ private slots:
         slow_replier server(body);
         asio::io_context io;
         auto s = settings_for(server.uri());
-        auto cache = std::make_shared<trellis::wire::buffer_cache>();
+        auto cache = std::make_shared<trellis::wire::buffer_cache>(trellis::client_options{}.max_kept_reply_buffer);
         s->connection.buffers = cache;
         auto c = establish(io, s);
         QVERIFY2(!c.failure, c.failure.message.c_str());

@@ -853,7 +853,7 @@ wire::message read_through(wire::frame_decoder& d, const bytes& frame) {
 // next large reply is read into it (memory written before: no page faults).
 void WireTest::large_frames_reuse_the_cached_buffer() {
     const bytes frame = op_msg_with_string(300 * 1024);
-    auto cache = std::make_shared<wire::buffer_cache>();
+    auto cache = std::make_shared<wire::buffer_cache>(std::size_t{1} << 20);  // room for the 300 KB frames
     wire::frame_decoder d({}, nullptr, cache);
     wire::message m1 = read_through(d, frame);
     QVERIFY_BYTES(m1.bytes(), frame);
@@ -891,7 +891,7 @@ void WireTest::large_frames_reuse_the_cached_buffer() {
     // A message that outlives its decoder and cache frees its buffer (checked under ASan).
     wire::message outliving;
     {
-        auto gone = std::make_shared<wire::buffer_cache>();
+        auto gone = std::make_shared<wire::buffer_cache>(std::size_t{1} << 20);
         wire::frame_decoder d3({}, nullptr, gone);
         outliving = read_through(d3, frame);
     }

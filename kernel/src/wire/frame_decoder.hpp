@@ -20,11 +20,11 @@ namespace trellis::wire {
 /// here when the last reference to the reply goes, and the next large reply is read into it.
 /// Memory the process has not written yet costs a page fault per 4 KB page on first write (on
 /// this project's VMs ~10 µs each, `trellis-bench pages`); a buffer written before, none. Keeps
-/// the largest buffer it is given, up to `max_bytes`. Thread-safe.
+/// the largest buffer it is given, up to `max_bytes` (a client's is
+/// client_options::max_kept_reply_buffer). Thread-safe.
 class buffer_cache {
 public:
-    static constexpr std::size_t default_max_bytes = std::size_t{32} << 20;
-    explicit buffer_cache(std::size_t max_bytes = default_max_bytes) noexcept : max_(max_bytes) {}
+    explicit buffer_cache(std::size_t max_bytes) noexcept : max_(max_bytes) {}
 
     /// The spare buffer (empty, its capacity kept) when its capacity is at least n; else an empty vector.
     frame_bytes take(std::size_t n);
