@@ -265,6 +265,65 @@ private slots:
             11, 20, 0x80, "is not valid UTF-8");
     }
 
+    void every_type_byte_is_sized_or_refused() {
+        // {"k": value, "z": null}: a fixed-size value of the wrong size would put "z" elsewhere.
+        const std::pair<type, std::size_t> fixed[] = {
+            {type::double_, 8}, {type::undefined, 0}, {type::oid, 12}, {type::boolean, 1},  {type::date_time, 8},
+            {type::null, 0},    {type::int32, 4},     {type::timestamp, 8}, {type::int64, 8}, {type::decimal128, 16},
+            {type::min_key, 0}, {type::max_key, 0}};
+        for (const auto& [t, n] : fixed) {
+            std::vector<std::uint8_t> d{0, 0, 0, 0, static_cast<std::uint8_t>(t), 'k', 0};
+            d.insert(d.end(), n, t == type::boolean ? 1 : 0x20);  // 0x20 is no type
+            d.insert(d.end(), {0x0A, 'z', 0, 0});
+            d[0] = static_cast<std::uint8_t>(d.size());
+            QVERIFY2(!find_error(d), qPrintable(QString("type 0x%1").arg(static_cast<int>(t), 2, 16, QChar('0'))));
+            const document_view v(d.data(), d.size());
+            QCOMPARE(v.count(), std::size_t(2));
+            QCOMPARE((*v.begin()).raw_value().size(), n);
+            QVERIFY(v["z"].is_null());
+        }
+        // Every byte that is no type, and 0x00 where an element should start.
+        for (int b = 0; b < 256; ++b) {
+            if (b != 0 && is_known_type(static_cast<std::uint8_t>(b))) continue;
+            const auto d = bytes_of({0x0C, 0, 0, 0, b, 'k', 0, 0, 0, 0, 0, 0});
+            const auto failure = find_error(d);
+            QVERIFY2(failure, qPrintable(QString("byte 0x%1").arg(b, 2, 16, QChar('0'))));
+            QCOMPARE(failure->offset, std::size_t(4));
+            const std::string why = b == 0 ? "unexpected 0x00" : "unknown element type 0x";
+            QVERIFY2(failure->message.find(why) != std::string::npos, failure->message.c_str());
+        }
+    }
+
+    void iteration_reads_keys_of_every_length_up_to_the_last_byte() {
+        // The iterator reads a key eight bytes at a time while eight remain: keys of every length
+        // as the last element of an exactly sized buffer (ASan sees any read past it), with the
+        // bytes after their NUL non-zero.
+        for (std::size_t length = 0; length <= 20; ++length) {
+            std::string key;
+            for (std::size_t i = 0; i < length; ++i) key += static_cast<char>('a' + i % 26);
+            for (const bool boolean : {false, true}) {
+                builder b;
+                b.append("first", std::int32_t{-1});
+                if (boolean) b.append(key, true);
+                else b.append(key, bson::null);
+                const document doc = b.extract();
+                const std::vector<std::uint8_t> exact(doc.bytes().begin(), doc.bytes().end());
+                const document_view v(exact.data(), exact.size());
+                std::vector<std::string_view> keys;
+                std::size_t bytes = 0;
+                for (const element& e : v) {
+                    keys.push_back(e.key());
+                    bytes += e.raw().size();
+                }
+                QCOMPARE(keys.size(), std::size_t(2));
+                QCOMPARE(keys[1], std::string_view(key));
+                QCOMPARE(bytes, exact.size() - 5);
+                QVERIFY(v.find(key).has_value());
+                QCOMPARE(v["first"].get_int32(), -1);
+            }
+        }
+    }
+
     void validation_limits_depth_and_size() {
         builder b;
         for (int i = 0; i < 30; ++i) b.open_document("d");

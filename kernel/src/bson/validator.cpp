@@ -1,5 +1,6 @@
 #include "bson/validator.hpp"
 
+#include <array>
 #include <bit>
 #include <cstring>
 
@@ -35,6 +36,23 @@ inline const std::uint8_t* key_end(const std::uint8_t* k, const std::uint8_t* la
     while (k < last && *k != 0) seen |= *k++;
     return k;
 }
+
+// What the element loop needs to know of a type byte, in one load: the value's size when it is
+// fixed and needs no other check (below 0x80), `other` for the kinds value() looks into, and
+// `unknown` for a byte that is no type (0x00 included). A switch per element cost an indirect,
+// mostly mispredicted, jump: in full_bson, 83 of the 131 elements have fixed-size values.
+constexpr std::uint8_t other = 0x80, unknown = 0xFF;
+constexpr std::array<std::uint8_t, 256> type_class = [] {
+    std::array<std::uint8_t, 256> c{};
+    for (std::size_t t = 0; t < c.size(); ++t) {
+        const auto b = static_cast<std::uint8_t>(t);
+        const std::uint8_t size = detail::fixed_value_sizes.size[t];
+        c[t] = b == 0 || !is_known_type(b) ? unknown
+               : size == detail::variable_size || b == static_cast<std::uint8_t>(type::boolean) ? other
+                                                                                                  : size;
+    }
+    return c;
+}();
 
 // Error text is only built on the failure path: the checks below run for every element of every
 // document read, and building messages eagerly cost a heap allocation per string value
@@ -93,10 +111,9 @@ public:
     // The same, inlined in document()'s loop.
     [[gnu::always_inline]] const std::uint8_t* next(const std::uint8_t* q, const std::uint8_t* last, std::size_t depth) {
         const std::uint8_t t = *q;
-        if (t == 0) [[unlikely]]
-            return fail_null(q, "unexpected 0x00 before the end of the document (the stated length is too long)");
-        if (!is_known_type(t)) [[unlikely]]
-            return fail_null(q, "unknown element type " + hex_byte(t));
+        const std::uint8_t c = type_class[t];
+        if (c == unknown) [[unlikely]]
+            return bad_type(q);
         const std::uint8_t* key = q + 1;
         std::uint64_t seen = 0;
         const std::uint8_t* k = key_end(key, last, seen);
@@ -104,8 +121,9 @@ public:
             return fail_null(key, "element key is not terminated inside the document");
         if ((seen & 0x8080808080808080ULL) != 0 && !key_valid(key, k)) [[unlikely]]
             return nullptr;
-        return value(t, k + 1, last, depth,
-                     std::string_view(reinterpret_cast<const char*>(key), static_cast<std::size_t>(k - key)));
+        const std::string_view name(reinterpret_cast<const char*>(key), static_cast<std::size_t>(k - key));
+        if (c != other) return fixed(k + 1, last, c, name);
+        return value(t, k + 1, last, depth, name);
     }
 
     // The UTF-8 check of the key [key, nul).
@@ -114,6 +132,12 @@ public:
         if (options_.check_utf8 && !detail::utf8_valid(key, size)) [[unlikely]]
             return fail(key + detail::utf8_valid_prefix(key, size), "element key is not valid UTF-8");
         return true;
+    }
+
+    [[gnu::cold, gnu::noinline]] std::nullptr_t bad_type(const std::uint8_t* q) {
+        if (*q == 0) fail(q, "unexpected 0x00 before the end of the document (the stated length is too long)");
+        else fail(q, "unknown element type " + hex_byte(*q));
+        return nullptr;
     }
 
     [[gnu::cold, gnu::noinline]] std::nullptr_t bad_terminator(const std::uint8_t* at) {

@@ -36,36 +36,58 @@ inline T load_le(const std::uint8_t* p) noexcept {
 }  // namespace detail
 
 namespace detail {
+inline constexpr std::uint8_t variable_size = 0xFF;
+
+/// The value size of each type byte whose values all have one size (0 for a byte that is no
+/// type); variable_size for the others. One load instead of a switch per element.
+inline constexpr auto fixed_value_sizes = [] {
+    struct table {
+        std::uint8_t size[256];
+    } t{};
+    for (const bson::type v : {bson::type::string, bson::type::code, bson::type::symbol, bson::type::document,
+                               bson::type::array, bson::type::code_w_scope, bson::type::binary, bson::type::regex,
+                               bson::type::db_pointer})
+        t.size[static_cast<std::uint8_t>(v)] = variable_size;
+    for (const bson::type v : {bson::type::double_, bson::type::date_time, bson::type::timestamp, bson::type::int64})
+        t.size[static_cast<std::uint8_t>(v)] = 8;
+    t.size[static_cast<std::uint8_t>(bson::type::int32)] = 4;
+    t.size[static_cast<std::uint8_t>(bson::type::oid)] = 12;
+    t.size[static_cast<std::uint8_t>(bson::type::boolean)] = 1;
+    t.size[static_cast<std::uint8_t>(bson::type::decimal128)] = 16;
+    return t;
+}();
+
 /// Size of the value part of an element of type t starting at p. Assumes valid bytes.
 /// Inline: the iterator calls it for every element it steps over.
 inline std::size_t value_size(std::uint8_t t, const std::uint8_t* p) noexcept {
+    if (const std::uint8_t n = fixed_value_sizes.size[t]; n != variable_size) return n;
     switch (static_cast<bson::type>(t)) {
-        case bson::type::double_:
-        case bson::type::date_time:
-        case bson::type::timestamp:
-        case bson::type::int64: return 8;
         case bson::type::string:
         case bson::type::code:
         case bson::type::symbol: return 4 + static_cast<std::size_t>(load_le<std::int32_t>(p));
-        case bson::type::document:
-        case bson::type::array:
-        case bson::type::code_w_scope: return static_cast<std::size_t>(load_le<std::int32_t>(p));
         case bson::type::binary: return 5 + static_cast<std::size_t>(load_le<std::int32_t>(p));
-        case bson::type::undefined:
-        case bson::type::null:
-        case bson::type::min_key:
-        case bson::type::max_key: return 0;
-        case bson::type::oid: return 12;
-        case bson::type::boolean: return 1;
         case bson::type::regex: {
             const std::size_t a = std::strlen(reinterpret_cast<const char*>(p)) + 1;
             return a + std::strlen(reinterpret_cast<const char*>(p + a)) + 1;
         }
         case bson::type::db_pointer: return 4 + static_cast<std::size_t>(load_le<std::int32_t>(p)) + 12;
-        case bson::type::int32: return 4;
-        case bson::type::decimal128: return 16;
+        default: return static_cast<std::size_t>(load_le<std::int32_t>(p));  // document, array, code_w_scope
     }
-    return 0;
+}
+
+/// Length of the NUL-terminated key at k in a document that ends at `end`: eight bytes at a time
+/// while eight remain (the zero-byte test (w - 0x01..) & ~w & 0x80.., whose lowest set bit is the
+/// first NUL), so a short key costs one load and no call.
+inline std::size_t key_length(const std::uint8_t* k, const std::uint8_t* end) noexcept {
+    const std::uint8_t* s = k;
+    while (end - s >= 8) {
+        std::uint64_t w;
+        std::memcpy(&w, s, 8);
+        if (const std::uint64_t zero = (w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL; zero != 0)
+            return static_cast<std::size_t>(s - k) + static_cast<std::size_t>(std::countr_zero(zero) / 8);
+        s += 8;
+    }
+    return static_cast<std::size_t>(s - k) + std::strlen(reinterpret_cast<const char*>(s));
 }
 }  // namespace detail
 
@@ -166,7 +188,8 @@ public:
         using reference = const element&;
 
         iterator() noexcept = default;
-        explicit iterator(const std::uint8_t* p) noexcept : p_(p) { load(); }
+        /// At the element p of a document whose bytes end at `end`.
+        iterator(const std::uint8_t* p, const std::uint8_t* end) noexcept : p_(p), end_(end) { load(); }
 
         reference operator*() const noexcept { return current_; }
         pointer operator->() const noexcept { return &current_; }
@@ -188,12 +211,13 @@ public:
                 p_ = nullptr;  // end
                 return;
             }
-            const std::size_t key_size = std::strlen(reinterpret_cast<const char*>(p_ + 1));
+            const std::size_t key_size = detail::key_length(p_ + 1, end_);
             const std::uint8_t* value = p_ + 2 + key_size;
             current_ = element(p_, key_size, detail::value_size(*p_, value));
         }
 
         const std::uint8_t* p_ = nullptr;
+        const std::uint8_t* end_ = nullptr;
         element current_;
     };
     using const_iterator = iterator;
@@ -212,7 +236,7 @@ public:
         return {bytes.data(), bytes.size()};
     }
 
-    iterator begin() const noexcept { return iterator(data_ + 4); }
+    iterator begin() const noexcept { return iterator(data_ + 4, data_ + size_); }
     iterator end() const noexcept { return {}; }
 
     /// The first element with this key, if any.
