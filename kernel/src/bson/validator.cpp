@@ -111,8 +111,7 @@ public:
     // The same, inlined in document()'s loop.
     [[gnu::always_inline]] const std::uint8_t* next(const std::uint8_t* q, const std::uint8_t* last, std::size_t depth) {
         const std::uint8_t t = *q;
-        const std::uint8_t c = type_class[t];
-        if (c == unknown) [[unlikely]]
+        if (type_class[t] == unknown) [[unlikely]]
             return bad_type(q);
         const std::uint8_t* key = q + 1;
         std::uint64_t seen = 0;
@@ -121,9 +120,8 @@ public:
             return fail_null(key, "element key is not terminated inside the document");
         if ((seen & 0x8080808080808080ULL) != 0 && !key_valid(key, k)) [[unlikely]]
             return nullptr;
-        const std::string_view name(reinterpret_cast<const char*>(key), static_cast<std::size_t>(k - key));
-        if (c != other) return fixed(k + 1, last, c, name);
-        return value(t, k + 1, last, depth, name);
+        return value(t, k + 1, last, depth,
+                     std::string_view(reinterpret_cast<const char*>(key), static_cast<std::size_t>(k - key)));
     }
 
     // The UTF-8 check of the key [key, nul).
@@ -198,21 +196,12 @@ private:
         return v + n;
     }
 
-    // Validates one value; returns the byte after it, or nullptr on failure.
+    // Validates one value of a known type t; returns the byte after it, or nullptr on failure.
+    // A value of a fixed size with nothing else to check is sized by type_class, without the switch.
     [[gnu::always_inline]] const std::uint8_t* value(std::uint8_t t, const std::uint8_t* v, const std::uint8_t* limit, std::size_t depth,
                               std::string_view key) {
+        if (const std::uint8_t size = type_class[t]; size < other) return fixed(v, limit, size, key);
         switch (static_cast<type>(t)) {
-            case type::double_:
-            case type::date_time:
-            case type::timestamp:
-            case type::int64: return fixed(v, limit, 8, key);
-            case type::int32: return fixed(v, limit, 4, key);
-            case type::decimal128: return fixed(v, limit, 16, key);
-            case type::oid: return fixed(v, limit, 12, key);
-            case type::undefined:
-            case type::null:
-            case type::min_key:
-            case type::max_key: return v;
             case type::boolean:
                 if (fixed(v, limit, 1, key) == nullptr) return nullptr;
                 if (*v > 1) [[unlikely]]
@@ -238,8 +227,9 @@ private:
                 return fixed(id, limit, 12, key);
             }
             case type::code_w_scope: return code_w_scope(v, limit, depth, key);
+            default: break;  // sized by type_class above
         }
-        return fail_null(v - 1, "unknown element type " + hex_byte(t));
+        return fail_null(v - 1, "unknown element type " + hex_byte(t));  // next() refuses these first
     }
 
     const std::uint8_t* binary(const std::uint8_t* v, const std::uint8_t* limit, std::string_view key) {
