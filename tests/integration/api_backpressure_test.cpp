@@ -326,12 +326,16 @@ private slots:
             trellis::client c(with(d.uri(), std::string("readPreference=primaryPreferred&enableOverloadRetargeting=") +
                                                  (retarget ? "true" : "false")),
                               std::move(settings));
-            // The secondary must be known for the retry to have somewhere else to go.
+            // The primary must be known for the first attempt to go there (primaryPreferred picks
+            // the secondary while it is not), and the secondary for the retry to go elsewhere.
             QTRY_VERIFY_WITH_TIMEOUT(([&] {
                                          const auto t = c.topology();
-                                         return std::any_of(t->servers.begin(), t->servers.end(), [](const auto& s) {
-                                             return s.type == trellis::sdk::server_type::rs_secondary;
-                                         });
+                                         const auto known = [&](trellis::sdk::server_type type) {
+                                             return std::any_of(t->servers.begin(), t->servers.end(),
+                                                                [&](const auto& s) { return s.type == type; });
+                                         };
+                                         return known(trellis::sdk::server_type::rs_primary) &&
+                                                known(trellis::sdk::server_type::rs_secondary);
                                      }()),
                                      5000);
             const int code = code_of([&] { (void)c["test"]["rt"].find_one({}); });
