@@ -164,7 +164,16 @@ private slots:
             if (std::holds_alternative<trellis::server_description_changed_event>(e))
                 attempt(sdam_tried, [](trellis::client& c) { c.wait_for_discovery(); });
         };
-        trellis::client c(d.uri(), std::move(settings));
+        // The handlers need the client, which exists only once its constructor returns; the
+        // monitor's first check could finish before that and its event would find no client. So
+        // the server holds that check's handshake (the first of this application) for 300 ms.
+        {
+            trellis::client setup(d.uri());
+            setup.run_command("admin", doc(R"({"configureFailPoint": "failCommand", "mode": {"times": 1},
+                                               "data": {"failCommands": ["hello", "isMaster", "ismaster"], "appName": "handlers",
+                                                        "blockConnection": true, "blockTimeMS": 300}})"));
+        }
+        trellis::client c(with(d.uri(), "appname=handlers"), std::move(settings));
         self = &c;
         const auto started = std::chrono::steady_clock::now();
         auto op = std::async(std::launch::async, [&] { return c.run_command("admin", ping()); });
