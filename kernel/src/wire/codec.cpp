@@ -1,6 +1,7 @@
 #include "wire/codec.hpp"
 
 #include <algorithm>
+#include <concepts>
 #include <functional>
 #include <limits>
 #include <string>
@@ -16,6 +17,15 @@ using std::to_string;
 
 [[noreturn]] void fail(errc code, const std::string& context, const std::string& what) {
     throw protocol_error(code, context + ": " + what);
+}
+
+// What an error message calls a field: a fixed name, or a callable that builds one ("document 7
+// of sequence \"documents\"") only when there is an error to report. Built eagerly, those names
+// cost every document of every message a few heap allocations.
+inline std::string name_of(std::string_view field) { return std::string(field); }
+template <std::invocable F>
+std::string name_of(const F& field) {
+    return field();
 }
 
 // A message can never be larger than what its int32 messageLength can say,
@@ -84,31 +94,33 @@ public:
 
     // Framing checks only: the length prefix, the bounds of the enclosing
     // region [pos, end), the size limit and the trailing 0x00.
-    bytes_view read_document(std::size_t& pos, std::size_t end, const std::string& field) const {
+    template <class Field>
+    bytes_view read_document(std::size_t& pos, std::size_t end, const Field& field_name) const {
+        const auto field = [&] { return name_of(field_name); };
         if (end - pos < 4) {
-            fail(errc::protocol_error, "truncated " + field + ": its 4-byte length at byte " + to_string(pos) +
+            fail(errc::protocol_error, "truncated " + field() + ": its 4-byte length at byte " + to_string(pos) +
                                            " is cut off, only " + to_string(end - pos) + " bytes remain before byte " +
                                            to_string(end));
         }
         const std::int32_t length = load_le<std::int32_t>(msg_.data() + pos);
         if (length < 5) {
-            fail(errc::protocol_error, field + " at byte " + to_string(pos) + " has length " + to_string(length) +
+            fail(errc::protocol_error, field() + " at byte " + to_string(pos) + " has length " + to_string(length) +
                                            ", below the minimum of 5");
         }
         const auto size = static_cast<std::size_t>(length);
         if (size > lim_.max_document_size()) {
-            fail(errc::message_too_large, field + " at byte " + to_string(pos) + " has length " + to_string(size) +
+            fail(errc::message_too_large, field() + " at byte " + to_string(pos) + " has length " + to_string(size) +
                                               ", over the document size limit of " +
                                               to_string(lim_.max_document_size()) + " bytes");
         }
         if (size > end - pos) {
-            fail(errc::protocol_error, field + " at byte " + to_string(pos) + " has length " + to_string(size) +
+            fail(errc::protocol_error, field() + " at byte " + to_string(pos) + " has length " + to_string(size) +
                                            " but only " + to_string(end - pos) + " bytes remain before byte " +
                                            to_string(end) + " (end of its section)");
         }
         const byte last = msg_[pos + size - 1];
         if (last != 0) {
-            fail(errc::protocol_error, field + " at byte " + to_string(pos) + " does not end with 0x00 (found " +
+            fail(errc::protocol_error, field() + " at byte " + to_string(pos) + " does not end with 0x00 (found " +
                                            hex_byte(last) + " at byte " + to_string(pos + size - 1) + ")");
         }
         bytes_view doc = msg_.subspan(pos, size);
@@ -195,9 +207,9 @@ op_msg parse_op_msg(const reader& r) {
                 }
             }
             while (pos < section_end) {
-                seq.documents.push_back(r.read_document(pos, section_end,
-                                                        "document " + to_string(seq.documents.size()) +
-                                                            " of sequence " + quoted(seq.identifier)));
+                seq.documents.push_back(r.read_document(pos, section_end, [&, k = seq.documents.size()] {
+                    return "document " + to_string(k) + " of sequence " + quoted(seq.identifier);
+                }));
             }
             out.sequences.push_back(std::move(seq));
         } else {
@@ -248,7 +260,8 @@ op_reply parse_op_reply(const reader& r) {
             r.fail(errc::protocol_error, "numberReturned (at byte 32) is " + to_string(number_returned) +
                                              " but more documents follow at byte " + to_string(doc_at));
         }
-        out.documents.push_back(r.read_document(pos, end, "document " + to_string(out.documents.size())));
+        out.documents.push_back(
+            r.read_document(pos, end, [k = out.documents.size()] { return "document " + to_string(k); }));
     }
     if (out.documents.size() != static_cast<std::size_t>(number_returned)) {
         r.fail(errc::protocol_error, "numberReturned (at byte 32) is " + to_string(number_returned) +
@@ -334,22 +347,24 @@ message decode_compressed(bytes_view frame, const message_header& outer, const l
 }
 
 // Checks a document handed to an encoder.
-void check_outgoing_document(bytes_view doc, const std::string& field, const limits& lim, const std::string& ctx) {
+template <class Field>
+void check_outgoing_document(bytes_view doc, const Field& field_name, const limits& lim, const std::string& ctx) {
+    const auto field = [&] { return name_of(field_name); };
     if (doc.size() < 5) {
-        fail(errc::protocol_error, ctx, field + " is " + to_string(doc.size()) + " bytes, below the BSON minimum of 5");
+        fail(errc::protocol_error, ctx, field() + " is " + to_string(doc.size()) + " bytes, below the BSON minimum of 5");
     }
     if (doc.size() > lim.max_document_size()) {
-        fail(errc::message_too_large, ctx, field + " is " + to_string(doc.size()) +
+        fail(errc::message_too_large, ctx, field() + " is " + to_string(doc.size()) +
                                                " bytes, over the document size limit of " +
                                                to_string(lim.max_document_size()) + " bytes");
     }
     const std::int32_t length = load_le<std::int32_t>(doc.data());
     if (length < 0 || static_cast<std::size_t>(length) != doc.size()) {
-        fail(errc::protocol_error, ctx, field + " has length field " + to_string(length) + " (at its byte 0) but spans " +
+        fail(errc::protocol_error, ctx, field() + " has length field " + to_string(length) + " (at its byte 0) but spans " +
                                             to_string(doc.size()) + " bytes");
     }
     if (doc.back() != 0) {
-        fail(errc::protocol_error, ctx, field + " does not end with 0x00 (found " + hex_byte(doc.back()) +
+        fail(errc::protocol_error, ctx, field() + " does not end with 0x00 (found " + hex_byte(doc.back()) +
                                             " at its byte " + to_string(doc.size() - 1) + ")");
     }
 }
@@ -362,9 +377,10 @@ void check_outgoing_size(std::size_t total, const limits& lim, const std::string
     }
 }
 
-void check_cstring(std::string_view s, const std::string& field, const std::string& ctx) {
+template <class Field>
+void check_cstring(std::string_view s, const Field& field, const std::string& ctx) {
     if (const auto nul = s.find('\0'); nul != std::string_view::npos) {
-        fail(errc::protocol_error, ctx, field + " contains a NUL byte at its offset " + to_string(nul) +
+        fail(errc::protocol_error, ctx, name_of(field) + " contains a NUL byte at its offset " + to_string(nul) +
                                             ", which cannot be encoded as a cstring");
     }
 }
@@ -407,7 +423,7 @@ void encode_op_msg(std::vector<byte>& out, std::int32_t request_id, std::int32_t
     std::size_t total = header_size + 4 + 1 + body.size();
     for (std::size_t i = 0; i < sequences.size(); ++i) {
         const auto& seq = sequences[i];
-        check_cstring(seq.identifier, "document sequence identifier " + quoted(seq.identifier), ctx);
+        check_cstring(seq.identifier, [&] { return "document sequence identifier " + quoted(seq.identifier); }, ctx);
         for (std::size_t j = 0; j < i; ++j) {
             if (sequences[j].identifier == seq.identifier) {
                 fail(errc::protocol_error, ctx, "document sequences " + to_string(j) + " and " + to_string(i) +
@@ -415,8 +431,9 @@ void encode_op_msg(std::vector<byte>& out, std::int32_t request_id, std::int32_t
             }
         }
         for (std::size_t k = 0; k < seq.documents.size(); ++k) {
-            check_outgoing_document(seq.documents[k],
-                                    "document " + to_string(k) + " of sequence " + quoted(seq.identifier), lim, ctx);
+            check_outgoing_document(
+                seq.documents[k], [&] { return "document " + to_string(k) + " of sequence " + quoted(seq.identifier); },
+                lim, ctx);
         }
         total += 1 + sequence_section_size(seq);
     }
@@ -469,7 +486,7 @@ void encode_op_reply(std::vector<byte>& out, std::int32_t request_id, std::int32
     const std::string ctx = "encode OP_REPLY";
     std::size_t total = header_size + 4 + 8 + 4 + 4;
     for (std::size_t i = 0; i < reply.documents.size(); ++i) {
-        check_outgoing_document(reply.documents[i], "document " + to_string(i), lim, ctx);
+        check_outgoing_document(reply.documents[i], [i] { return "document " + to_string(i); }, lim, ctx);
         total += reply.documents[i].size();
     }
     // Every document is >= 5 bytes and total is bounded by an int32 below,
