@@ -156,7 +156,8 @@ std::vector<bson::document> bulk_write_op::statements(const batch& b) const {
             [&](const auto& m) {
                 using T = std::decay_t<decltype(m)>;
                 if constexpr (std::is_same_v<T, insert_one_model>) {
-                    out.push_back(m.document);
+                    // The model's own bytes, not a copy: the batch is sent while this op lives.
+                    out.push_back(bson::detail::borrow(m.document.view()));
                 } else if constexpr (std::is_same_v<T, delete_one_model> || std::is_same_v<T, delete_many_model>) {
                     bson::builder c;
                     c.append("q", m.filter.view());

@@ -40,6 +40,8 @@ struct bulk_write_op {
     bson::document head(kind k) const;
     static const char* sequence_of(kind k);
     kind kind_at(std::size_t from) const;  ///< the kind of the model at `from` in `order`
+    /// The batch's statements; an insert's is the model's document itself, borrowed: the
+    /// result must not outlive this op.
     std::vector<bson::document> statements(const batch& b) const;
     bson::document command(const batch& b) const;
 

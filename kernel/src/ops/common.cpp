@@ -48,6 +48,7 @@ void append_max_time(bson::builder& b, const std::optional<std::chrono::millisec
 }
 
 void append_write_concern(bson::builder& b, const write_concern& wc) {
+    if (wc == write_concern{}) return;  // the server's default: nothing to send, nothing to build
     const auto d = write_concern_document(wc);
     if (!d.view().empty()) b.append("writeConcern", d.view());
 }
@@ -124,7 +125,7 @@ std::pair<bson::document, bson::document> with_id(bson::document doc) {
         return {std::move(doc), id.extract()};
     }
     const auto oid = bson::oid::generate();
-    bson::builder b;
+    bson::builder b(bson::builder::root::document, doc.size() + 17);  // + the _id element: no regrowth
     b.append("_id", oid).concat(doc.view());
     id.append("_id", oid);
     return {b.extract(), id.extract()};
