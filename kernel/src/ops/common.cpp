@@ -48,9 +48,8 @@ void append_max_time(bson::builder& b, const std::optional<std::chrono::millisec
 }
 
 void append_write_concern(bson::builder& b, const write_concern& wc) {
-    if (wc == write_concern{}) return;  // the server's default: nothing to send, nothing to build
-    const auto d = write_concern_document(wc);
-    if (!d.view().empty()) b.append("writeConcern", d.view());
+    // The server's default: nothing to send, nothing to build. Any field set makes the document.
+    if (wc != write_concern{}) b.append("writeConcern", write_concern_document(wc).view());
 }
 
 bson::document write_concern_document(const write_concern& wc) {
@@ -125,7 +124,8 @@ std::pair<bson::document, bson::document> with_id(bson::document doc) {
         return {std::move(doc), id.extract()};
     }
     const auto oid = bson::oid::generate();
-    bson::builder b(bson::builder::root::document, doc.size() + 17);  // + the _id element: no regrowth
+    // Room for the _id element too (type, "_id\0", 12 bytes), so the buffer never grows.
+    bson::builder b(bson::builder::root::document, doc.size() + 1 + 4 + 12);
     b.append("_id", oid).concat(doc.view());
     id.append("_id", oid);
     return {b.extract(), id.extract()};

@@ -95,32 +95,31 @@ public:
     // Framing checks only: the length prefix, the bounds of the enclosing
     // region [pos, end), the size limit and the trailing 0x00.
     template <class Field>
-    bytes_view read_document(std::size_t& pos, std::size_t end, const Field& field_name) const {
-        const auto field = [&] { return name_of(field_name); };
+    bytes_view read_document(std::size_t& pos, std::size_t end, const Field& field) const {
         if (end - pos < 4) {
-            fail(errc::protocol_error, "truncated " + field() + ": its 4-byte length at byte " + to_string(pos) +
+            fail(errc::protocol_error, "truncated " + name_of(field) + ": its 4-byte length at byte " + to_string(pos) +
                                            " is cut off, only " + to_string(end - pos) + " bytes remain before byte " +
                                            to_string(end));
         }
         const std::int32_t length = load_le<std::int32_t>(msg_.data() + pos);
         if (length < 5) {
-            fail(errc::protocol_error, field() + " at byte " + to_string(pos) + " has length " + to_string(length) +
+            fail(errc::protocol_error, name_of(field) + " at byte " + to_string(pos) + " has length " + to_string(length) +
                                            ", below the minimum of 5");
         }
         const auto size = static_cast<std::size_t>(length);
         if (size > lim_.max_document_size()) {
-            fail(errc::message_too_large, field() + " at byte " + to_string(pos) + " has length " + to_string(size) +
+            fail(errc::message_too_large, name_of(field) + " at byte " + to_string(pos) + " has length " + to_string(size) +
                                               ", over the document size limit of " +
                                               to_string(lim_.max_document_size()) + " bytes");
         }
         if (size > end - pos) {
-            fail(errc::protocol_error, field() + " at byte " + to_string(pos) + " has length " + to_string(size) +
+            fail(errc::protocol_error, name_of(field) + " at byte " + to_string(pos) + " has length " + to_string(size) +
                                            " but only " + to_string(end - pos) + " bytes remain before byte " +
                                            to_string(end) + " (end of its section)");
         }
         const byte last = msg_[pos + size - 1];
         if (last != 0) {
-            fail(errc::protocol_error, field() + " at byte " + to_string(pos) + " does not end with 0x00 (found " +
+            fail(errc::protocol_error, name_of(field) + " at byte " + to_string(pos) + " does not end with 0x00 (found " +
                                            hex_byte(last) + " at byte " + to_string(pos + size - 1) + ")");
         }
         bytes_view doc = msg_.subspan(pos, size);
@@ -348,23 +347,22 @@ message decode_compressed(bytes_view frame, const message_header& outer, const l
 
 // Checks a document handed to an encoder.
 template <class Field>
-void check_outgoing_document(bytes_view doc, const Field& field_name, const limits& lim, const std::string& ctx) {
-    const auto field = [&] { return name_of(field_name); };
+void check_outgoing_document(bytes_view doc, const Field& field, const limits& lim, const std::string& ctx) {
     if (doc.size() < 5) {
-        fail(errc::protocol_error, ctx, field() + " is " + to_string(doc.size()) + " bytes, below the BSON minimum of 5");
+        fail(errc::protocol_error, ctx, name_of(field) + " is " + to_string(doc.size()) + " bytes, below the BSON minimum of 5");
     }
     if (doc.size() > lim.max_document_size()) {
-        fail(errc::message_too_large, ctx, field() + " is " + to_string(doc.size()) +
+        fail(errc::message_too_large, ctx, name_of(field) + " is " + to_string(doc.size()) +
                                                " bytes, over the document size limit of " +
                                                to_string(lim.max_document_size()) + " bytes");
     }
     const std::int32_t length = load_le<std::int32_t>(doc.data());
     if (length < 0 || static_cast<std::size_t>(length) != doc.size()) {
-        fail(errc::protocol_error, ctx, field() + " has length field " + to_string(length) + " (at its byte 0) but spans " +
+        fail(errc::protocol_error, ctx, name_of(field) + " has length field " + to_string(length) + " (at its byte 0) but spans " +
                                             to_string(doc.size()) + " bytes");
     }
     if (doc.back() != 0) {
-        fail(errc::protocol_error, ctx, field() + " does not end with 0x00 (found " + hex_byte(doc.back()) +
+        fail(errc::protocol_error, ctx, name_of(field) + " does not end with 0x00 (found " + hex_byte(doc.back()) +
                                             " at its byte " + to_string(doc.size() - 1) + ")");
     }
 }
